@@ -3,9 +3,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    CallDirection, CallId, CallState, CallTranscriptionState, Extra, IdentitySet,
-    InvitationParticipantInfo, MediaState, Modality, ParticipantId, ParticipantInfo, ResultInfo,
-    RoutingType, TenantId, Tone,
+    CallDirection, CallId, CallState, CallTranscriptionState, Extra, IdentitySet, InvitationParticipantInfo,
+    MediaState, Modality, ParticipantId, ParticipantInfo, ResultInfo, RoutingType, TenantId, Tone,
 };
 
 /// The `call` resource, as created, fetched, and carried in notifications.

@@ -33,7 +33,12 @@ pub struct GraphError {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct InnerError {
     /// The request id Graph assigned (`request-id`; the errors doc spells it `requestId`).
-    #[serde(rename = "request-id", alias = "requestId", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "request-id",
+        alias = "requestId",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub request_id: Option<String>,
     /// The `client-request-id` the caller sent.
     #[serde(

@@ -82,9 +82,9 @@ pub struct IdentitySet {
     /// An application instance (a resource account with a phone number).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub application_instance: Option<Identity>,
-    /// The asserted identity.
+    /// The asserted identity (an `identity` in the schema, not a set).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub asserted_identity: Option<Box<IdentitySet>>,
+    pub asserted_identity: Option<Identity>,
     /// An Azure Communication Services user.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub azure_communication_services_user: Option<Identity>,

@@ -189,9 +189,7 @@ impl ResourceUrl {
         let rest: Vec<&str> = segments.collect();
         let target = match rest.as_slice() {
             [] => ResourceTarget::Call,
-            [kind, id] if kind.eq_ignore_ascii_case("operations") => {
-                ResourceTarget::Operation(OperationId::new(*id))
-            }
+            [kind, id] if kind.eq_ignore_ascii_case("operations") => ResourceTarget::Operation(OperationId::new(*id)),
             [kind] if kind.eq_ignore_ascii_case("participants") => ResourceTarget::Participants,
             [kind, id] if kind.eq_ignore_ascii_case("participants") => {
                 ResourceTarget::Participant(ParticipantId::new(*id))
@@ -247,7 +245,8 @@ mod tests {
         );
         let roster = ResourceUrl::parse("/communications/calls/abc/participants").unwrap();
         assert_eq!(roster.target, ResourceTarget::Participants);
-        let one = ResourceUrl::parse("https://graph.microsoft.com/v1.0/Communications/Calls/abc/Participants/p1").unwrap();
+        let one =
+            ResourceUrl::parse("https://graph.microsoft.com/v1.0/Communications/Calls/abc/Participants/p1").unwrap();
         assert_eq!(one.target, ResourceTarget::Participant(ParticipantId::new("p1")));
         let other = ResourceUrl::parse("/communications/calls/abc/contentsharingsessions/s1").unwrap();
         assert_eq!(other.target, ResourceTarget::Other("contentsharingsessions/s1".into()));
@@ -255,7 +254,14 @@ mod tests {
 
     #[test]
     fn resource_urls_that_name_no_call_are_refused() {
-        for bad in ["", "/", "/communications", "/communications/calls", "/users/abc", "https://x/"] {
+        for bad in [
+            "",
+            "/",
+            "/communications",
+            "/communications/calls",
+            "/users/abc",
+            "https://x/",
+        ] {
             assert!(ResourceUrl::parse(bad).is_err(), "{bad:?} parsed");
         }
     }

@@ -29,21 +29,25 @@ pub use enums::{
 };
 pub use error::{GraphError, GraphErrorBody, InnerError};
 pub use identity::{Identity, IdentitySet};
-pub use ids::{AppId, CallId, OperationId, ParticipantId, ResourceTarget, ResourceUrl, ResourceUrlError, TenantId, UserId};
+pub use ids::{
+    AppId, CallId, OperationId, ParticipantId, ResourceTarget, ResourceUrl, ResourceUrlError, TenantId, UserId,
+};
 pub use notification::{CommsNotification, CommsNotifications, ResourceData};
 pub use operation::{CommsOperation, MediaPrompt, OperationKind, Prompt};
-pub use parse::{from_slice, from_str, ParseError, ParseErrorCategory};
+pub use parse::{ParseError, ParseErrorCategory, from_slice, from_str};
 pub use participant::{
     InvitationParticipantInfo, MediaStream, OnlineMeetingRestricted, Participant, ParticipantInfo, RecordingInfo,
     RemovedState,
 };
 pub use phone::{PhoneNumber, PhoneNumberError};
 pub use requests::{
-    AnswerRequest, CancelMediaProcessingRequest, ClientContextRequest, CreateCallRequest, InviteParticipantsRequest,
-    MuteRequest, PlayPromptRequest, RedirectRequest, RejectRequest, SendDtmfTonesRequest, SubscribeToToneRequest,
-    TransferBuilder, TransferKind, TransferRequest, UnmuteRequest, UpdateRecordingStatusRequest,
+    AddLargeGalleryViewRequest, AnswerRequest, CancelMediaProcessingRequest, ChangeScreenSharingRoleRequest,
+    ClientContextRequest, CreateCallRequest, InviteParticipantsRequest, MuteRequest, PlayPromptRequest,
+    RecordResponseRequest, RedirectRequest, RejectRequest, SendDtmfTonesRequest, StartHoldMusicRequest,
+    StopHoldMusicRequest, SubscribeToToneRequest, TransferBuilder, TransferKind, TransferRequest, UnmuteRequest,
+    UpdateRecordingStatusRequest,
 };
-pub use result_info::{subcodes, ResultInfo};
+pub use result_info::{ResultInfo, subcodes};
 
 /// Properties a type does not declare, kept in order to write them back.
 pub type Extra = serde_json::Map<String, serde_json::Value>;

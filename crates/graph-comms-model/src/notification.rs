@@ -2,7 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Call, ChangeType, CommsOperation, Extra, OperationKind, Participant, ParseError, ResourceUrl, ResourceUrlError};
+use crate::{
+    Call, ChangeType, CommsOperation, Extra, OperationKind, ParseError, Participant, ResourceUrl, ResourceUrlError,
+};
 
 /// `commsNotifications`: one POST body, carrying one or more notifications.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -145,7 +147,11 @@ impl<'de> Deserialize<'de> for ResourceData {
 impl ResourceData {
     fn from_value(raw: serde_json::Value) -> Result<Self, serde_json::Error> {
         if let serde_json::Value::Array(items) = raw {
-            return items.into_iter().map(Self::from_value).collect::<Result<_, _>>().map(Self::Collection);
+            return items
+                .into_iter()
+                .map(Self::from_value)
+                .collect::<Result<_, _>>()
+                .map(Self::Collection);
         }
         let Some(odata) = raw.get("@odata.type").and_then(serde_json::Value::as_str) else {
             return Ok(Self::Unknown(raw));
@@ -154,7 +160,10 @@ impl ResourceData {
             serde_json::from_value(raw).map(|c| Self::Call(Box::new(c)))
         } else if odata.eq_ignore_ascii_case(PARTICIPANT_TYPE) {
             serde_json::from_value(raw).map(|p| Self::Participant(Box::new(p)))
-        } else if OperationKind::ODATA_TYPES.iter().any(|(_, t)| t.eq_ignore_ascii_case(odata)) {
+        } else if OperationKind::ODATA_TYPES
+            .iter()
+            .any(|(_, t)| t.eq_ignore_ascii_case(odata))
+        {
             serde_json::from_value(raw).map(|o| Self::Operation(Box::new(o)))
         } else {
             Ok(Self::Unknown(raw))

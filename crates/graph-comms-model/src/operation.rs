@@ -2,7 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Extra, InvitationParticipantInfo, MediaInfo, OperationId, OperationStatus, ResultInfo, SendDtmfCompletionReason};
+use crate::{
+    Extra, InvitationParticipantInfo, MediaInfo, OperationId, OperationStatus, ResultInfo, SendDtmfCompletionReason,
+};
 
 /// `commsOperation` and every subtype, as one type told apart by `@odata.type`.
 ///
@@ -80,8 +82,14 @@ pub enum OperationKind {
 impl OperationKind {
     /// Every subtype with its `@odata.type`.
     pub const ODATA_TYPES: &'static [(OperationKind, &'static str)] = &[
-        (Self::AddLargeGalleryView, "#microsoft.graph.addLargeGalleryViewOperation"),
-        (Self::CancelMediaProcessing, "#microsoft.graph.cancelMediaProcessingOperation"),
+        (
+            Self::AddLargeGalleryView,
+            "#microsoft.graph.addLargeGalleryViewOperation",
+        ),
+        (
+            Self::CancelMediaProcessing,
+            "#microsoft.graph.cancelMediaProcessingOperation",
+        ),
         (Self::InviteParticipants, "#microsoft.graph.inviteParticipantsOperation"),
         (Self::MuteParticipant, "#microsoft.graph.muteParticipantOperation"),
         (Self::PlayPrompt, "#microsoft.graph.playPromptOperation"),
@@ -91,7 +99,10 @@ impl OperationKind {
         (Self::StopHoldMusic, "#microsoft.graph.stopHoldMusicOperation"),
         (Self::SubscribeToTone, "#microsoft.graph.subscribeToToneOperation"),
         (Self::UnmuteParticipant, "#microsoft.graph.unmuteParticipantOperation"),
-        (Self::UpdateRecordingStatus, "#microsoft.graph.updateRecordingStatusOperation"),
+        (
+            Self::UpdateRecordingStatus,
+            "#microsoft.graph.updateRecordingStatusOperation",
+        ),
         (Self::Generic, "#microsoft.graph.commsOperation"),
     ];
 

@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     CallId, CallOptions, EndpointType, Extra, Identity, IdentitySet, InvitationParticipantInfo, MediaConfig, Modality,
-    ParticipantInfo, PhoneNumber, Prompt, RecordingStatus, RejectReason, TenantId, Tone,
+    ParticipantInfo, PhoneNumber, Prompt, RecordingStatus, RejectReason, ScreenSharingRole, TenantId, Tone,
 };
 
 /// Create call: `POST /communications/calls` takes a [`crate::Call`].
@@ -121,7 +121,11 @@ impl TransferRequest {
 
     /// The kind of transfer this body asks for.
     pub fn kind(&self) -> TransferKind {
-        let to_phone = self.transfer_target.identity.as_ref().is_some_and(|i| i.phone.is_some());
+        let to_phone = self
+            .transfer_target
+            .identity
+            .as_ref()
+            .is_some_and(|i| i.phone.is_some());
         match (&self.transfer_target.replaces_call_id, &self.transferee, to_phone) {
             (_, Some(_), _) => TransferKind::FromGroupCall,
             (Some(_), None, _) => TransferKind::Consultative,
@@ -182,9 +186,13 @@ impl TransferBuilder {
     /// Sets the target's display name.
     pub fn display_name(mut self, name: impl Into<String>) -> Self {
         if let Some(identity) = self.request.transfer_target.identity.as_mut() {
-            let slot = [&mut identity.user, &mut identity.phone, &mut identity.application_instance]
-                .into_iter()
-                .find_map(Option::as_mut);
+            let slot = [
+                &mut identity.user,
+                &mut identity.phone,
+                &mut identity.application_instance,
+            ]
+            .into_iter()
+            .find_map(Option::as_mut);
             if let Some(id) = slot {
                 id.display_name = Some(name.into());
             }
@@ -231,7 +239,8 @@ pub struct PlayPromptRequest {
 }
 
 /// A request body that carries only `clientContext`: cancelMediaProcessing,
-/// mute, unmute, subscribeToTone, addLargeGalleryView.
+/// mute, unmute, subscribeToTone, addLargeGalleryView, and a participant's
+/// mute and stopHoldMusic.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ClientContextRequest {
@@ -296,3 +305,68 @@ pub struct InviteParticipantsRequest {
     #[serde(flatten)]
     pub extra: Extra,
 }
+
+/// `POST /communications/calls/{id}/recordResponse`: play prompts, then record
+/// the caller's answer.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RecordResponseRequest {
+    /// Prompts to play before recording.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompts: Option<Vec<Prompt>>,
+    /// Whether the caller may interrupt the prompts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub barge_in_allowed: Option<bool>,
+    /// Seconds of silence allowed before the caller starts speaking.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub initial_silence_timeout_in_seconds: Option<i32>,
+    /// Seconds of silence that end the recording.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_silence_timeout_in_seconds: Option<i32>,
+    /// Longest recording, in seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_record_duration_in_seconds: Option<i32>,
+    /// Whether to beep before recording.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub play_beep: Option<bool>,
+    /// DTMF characters that stop the recording.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_tones: Option<Vec<String>>,
+    /// Echoed back in the operation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_context: Option<String>,
+    /// Properties beyond the schema's parameters.
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// `POST /communications/calls/{id}/changeScreenSharingRole`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChangeScreenSharingRoleRequest {
+    /// The bot's new role.
+    pub role: ScreenSharingRole,
+    /// Properties beyond the schema's parameters.
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// `POST /communications/calls/{id}/participants/{id}/startHoldMusic`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StartHoldMusicRequest {
+    /// Audio to play instead of the default hold music.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub custom_prompt: Option<Prompt>,
+    /// Echoed back in the operation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_context: Option<String>,
+    /// Properties beyond the schema's parameters.
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// `POST /communications/calls/{id}/participants/{id}/stopHoldMusic`.
+pub type StopHoldMusicRequest = ClientContextRequest;
+/// `POST /communications/calls/{id}/addLargeGalleryView`.
+pub type AddLargeGalleryViewRequest = ClientContextRequest;

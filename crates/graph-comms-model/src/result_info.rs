@@ -75,9 +75,10 @@ fn lenient_i32<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<i32>
     let number = match value {
         None => return Ok(None),
         Some(NumOrString::Num(n)) => n,
-        Some(NumOrString::Str(s)) => s.trim().parse::<i64>().map_err(|_| {
-            serde::de::Error::custom(format_args!("expected a number or numeric string, got {s:?}"))
-        })?,
+        Some(NumOrString::Str(s)) => s
+            .trim()
+            .parse::<i64>()
+            .map_err(|_| serde::de::Error::custom(format_args!("expected a number or numeric string, got {s:?}")))?,
     };
     i32::try_from(number)
         .map(Some)

@@ -1,1 +1,16 @@
 #![doc = include_str!("../README.md")]
+
+mod auth;
+mod config;
+mod endpoint;
+mod error;
+mod events;
+mod keys;
+mod metrics;
+
+pub use config::{DEFAULT_ISSUERS, DEFAULT_OPENID_CONFIGURATION_URL, NotifyConfig};
+pub use endpoint::NotifyEndpoint;
+pub use error::NotifyError;
+pub use events::{EventReceiver, NotificationEvent};
+pub use keys::{HttpKeySource, Jwks, KeySource};
+pub use metrics::{NotifyMetrics, RejectReason};

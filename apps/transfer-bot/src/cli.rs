@@ -1,0 +1,125 @@
+//! The command line: `serve`, `demo` and `inspect`.
+
+use std::io::Read as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::{Config, LogFormat};
+
+/// Sample Microsoft Teams transfer bot.
+#[derive(Debug, Parser)]
+#[command(name = "transfer-bot", version, about)]
+pub struct Cli {
+    /// Log format (overrides `log_format` in the config).
+    #[arg(long, global = true, value_enum)]
+    pub log_format: Option<LogFormat>,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run against Microsoft Graph with the configuration file and environment.
+    Serve {
+        /// The TOML configuration file (default `transfer-bot.toml`, optional).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Run scripted calls against the embedded Graph emulator and print a result table.
+    Demo {
+        /// Instead of the scripted calls, run this many randomised calls and report throughput and latency.
+        #[arg(long)]
+        calls: Option<usize>,
+        /// Calls in flight at once with `--calls`.
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
+        /// Seed for the randomised mix with `--calls`.
+        #[arg(long)]
+        seed: Option<u64>,
+    },
+    /// Show how a notification body (a file, or `-` for stdin) is read and which hook it fires.
+    Inspect {
+        /// The file holding the body as Graph POSTs it, or `-` for stdin.
+        file: PathBuf,
+    },
+}
+
+/// Parses the arguments and runs the command; the process exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Inspect { file } => Ok(inspect_command(&file)),
+        Command::Serve { config } => {
+            let config = Config::load(config.as_deref())?;
+            crate::logging::init(cli.log_format.unwrap_or(config.log_format))?;
+            runtime()?.block_on(crate::server::serve(config))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Demo {
+            calls,
+            concurrency,
+            seed,
+        } => {
+            crate::logging::init_with_default(cli.log_format.unwrap_or_default(), "warn")?;
+            let runtime = runtime()?;
+            let ok = match calls {
+                None => runtime.block_on(crate::demo::run_scripted_demo())?.print_and_check(),
+                Some(n) => runtime
+                    .block_on(crate::demo::run_load(crate::demo::LoadOptions {
+                        calls: n,
+                        concurrency: concurrency.max(1),
+                        seed,
+                    }))?
+                    .print_and_check(),
+            };
+            Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        }
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
+}
+
+/// `inspect`: prints the report to stdout, or a precise error to stderr.
+fn inspect_command(file: &std::path::Path) -> ExitCode {
+    let name = file.display().to_string();
+    let body = if name == "-" {
+        let mut body = Vec::new();
+        std::io::stdin().read_to_end(&mut body).map(|_| body)
+    } else {
+        std::fs::read(file)
+    };
+    let body = match body {
+        Ok(body) => body,
+        Err(e) => {
+            eprintln!("error: cannot read {name}: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match crate::inspect::inspect(&body) {
+        Ok(report) => {
+            print!("{report}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {name}: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

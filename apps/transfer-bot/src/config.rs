@@ -1,0 +1,666 @@
+//! Configuration: built-in defaults, then a TOML file, then `TRANSFER_BOT_*`
+//! environment variables (nested keys split on `__`). Everything is checked at
+//! start-up and every problem is reported at once, each naming its key.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use graph_comms_model::{AppId, PhoneNumber, TenantId};
+use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::routing::{Destination, Route, RoutingPolicy, Target, TransferMode};
+
+/// Prefix of the environment variables that override the file.
+pub const ENV_PREFIX: &str = "TRANSFER_BOT_";
+/// The only place besides `client_secret_file` the client secret may come from.
+pub const SECRET_ENV: &str = "TRANSFER_BOT_CLIENT_SECRET";
+/// Read when `--config` is not given; may be absent.
+pub const DEFAULT_CONFIG_FILE: &str = "transfer-bot.toml";
+
+/// Validated configuration for `serve`.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The bot's tenant.
+    pub tenant_id: TenantId,
+    /// The bot's application (client) id.
+    pub app_id: AppId,
+    /// The application's client secret.
+    pub client_secret: Secret,
+    /// Microsoft Graph, up to and including the version segment.
+    pub graph_base_url: String,
+    /// The Entra ID login host.
+    pub login_base_url: String,
+    /// Where notification signing keys are published.
+    pub openid_configuration_url: String,
+    /// The local address the HTTP server binds.
+    pub listen: SocketAddr,
+    /// The public https URL Graph posts notifications to.
+    pub public_callback_url: String,
+    /// The local path notifications arrive on.
+    pub callback_path: String,
+    /// Played to the caller while the first transfer is set up.
+    pub hold_prompt_uri: Option<String>,
+    /// Played before hanging up when every target failed.
+    pub apology_prompt_uri: Option<String>,
+    /// How long one transfer attempt may take before it counts as failed.
+    pub transfer_timeout: Duration,
+    /// How often established calls are kept alive (Graph drops idle calls after 45 minutes).
+    pub keep_alive_interval: Duration,
+    /// Log output format.
+    pub log_format: LogFormat,
+    /// Graph HTTP client tuning.
+    pub graph_client: GraphClientSettings,
+    /// Where calls go.
+    pub routing: RoutingPolicy,
+}
+
+/// Tuning for the Graph HTTP client (`[graph_client]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GraphClientSettings {
+    /// Per-request timeout.
+    pub request_timeout: Duration,
+    /// Sent as `User-Agent`.
+    pub user_agent: String,
+}
+
+impl Default for GraphClientSettings {
+    fn default() -> Self {
+        Self {
+            request_timeout: Duration::from_secs(DEFAULT_REQUEST_TIMEOUT_SECS),
+            user_agent: default_user_agent(),
+        }
+    }
+}
+
+fn default_user_agent() -> String {
+    format!("transfer-bot/{}", env!("CARGO_PKG_VERSION"))
+}
+
+/// A secret that never shows up in `Debug` output or logs.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret.
+    pub fn new(secret: impl Into<String>) -> Self {
+        Self(secret.into())
+    }
+
+    /// The secret itself, for handing to the token endpoint only.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Plain,
+    /// One JSON object per line.
+    Json,
+}
+
+impl LogFormat {
+    fn parse(value: &str) -> Option<Self> {
+        match value.to_ascii_lowercase().as_str() {
+            "plain" => Some(Self::Plain),
+            "json" => Some(Self::Json),
+            _ => None,
+        }
+    }
+}
+
+/// One configuration problem.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The key, e.g. `default_targets[1].id`.
+    pub key: String,
+    /// What is wrong with it.
+    pub problem: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.key, self.problem)
+    }
+}
+
+/// Every configuration problem found.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl ConfigErrors {
+    /// Whether some error is about this key.
+    pub fn mentions(&self, key: &str) -> bool {
+        self.0.iter().any(|e| e.key == key)
+    }
+}
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid configuration ({} problem(s)):", self.0.len())?;
+        for error in &self.0 {
+            write!(f, "\n  - {error}")?;
+        }
+        Ok(())
+    }
+}
+
+const DEFAULT_GRAPH_BASE_URL: &str = "https://graph.microsoft.com/v1.0";
+const DEFAULT_LOGIN_BASE_URL: &str = "https://login.microsoftonline.com";
+const DEFAULT_OPENID_CONFIGURATION_URL: &str = "https://api.aps.skype.com/v1/.well-known/OpenIdConfiguration";
+const DEFAULT_LISTEN: &str = "0.0.0.0:8080";
+const DEFAULT_CALLBACK_PATH: &str = "/api/calls";
+const DEFAULT_TRANSFER_TIMEOUT_SECS: u64 = 60;
+const DEFAULT_KEEP_ALIVE_INTERVAL_SECS: u64 = 15 * 60;
+const DEFAULT_REQUEST_TIMEOUT_SECS: u64 = 30;
+/// Graph ends calls that see no keepAlive for 45 minutes.
+const MAX_KEEP_ALIVE_INTERVAL_SECS: u64 = 45 * 60 - 60;
+
+const KNOWN_KEYS: &[&str] = &[
+    "tenant_id",
+    "app_id",
+    "client_secret",
+    "client_secret_file",
+    "graph_base_url",
+    "login_base_url",
+    "openid_configuration_url",
+    "listen",
+    "public_callback_url",
+    "callback_path",
+    "hold_prompt_uri",
+    "apology_prompt_uri",
+    "transfer_timeout_secs",
+    "keep_alive_interval_secs",
+    "log_format",
+    "graph_client",
+    "routes",
+    "default_targets",
+];
+
+/// The configuration as read, before validation. Ids accept numbers too,
+/// because environment values that look numeric are parsed as numbers.
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
+struct RawConfig {
+    #[serde(deserialize_with = "lenient_string", skip_serializing_if = "Option::is_none")]
+    tenant_id: Option<String>,
+    #[serde(deserialize_with = "lenient_string", skip_serializing_if = "Option::is_none")]
+    app_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client_secret_file: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    graph_base_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    login_base_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    openid_configuration_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    listen: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    public_callback_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    callback_path: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    hold_prompt_uri: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    apology_prompt_uri: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    transfer_timeout_secs: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    keep_alive_interval_secs: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    log_format: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    graph_client: Option<RawGraphClient>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    routes: Option<Vec<RawRoute>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    default_targets: Option<Vec<RawTarget>>,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct RawGraphClient {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    request_timeout_secs: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user_agent: Option<String>,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct RawRoute {
+    #[serde(deserialize_with = "lenient_string")]
+    match_called_id: Option<String>,
+    targets: Option<Vec<RawTarget>>,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct RawTarget {
+    kind: Option<String>,
+    #[serde(deserialize_with = "lenient_string")]
+    id: Option<String>,
+    #[serde(deserialize_with = "lenient_string")]
+    tenant_id: Option<String>,
+    display_name: Option<String>,
+    mode: Option<String>,
+}
+
+fn lenient_string<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Scalar {
+        Text(String),
+        Signed(i64),
+        Unsigned(u64),
+        Float(f64),
+        Bool(bool),
+    }
+    Ok(Option::<Scalar>::deserialize(deserializer)?.map(|value| match value {
+        Scalar::Text(s) => s,
+        Scalar::Signed(n) => n.to_string(),
+        Scalar::Unsigned(n) => n.to_string(),
+        Scalar::Float(n) => n.to_string(),
+        Scalar::Bool(b) => b.to_string(),
+    }))
+}
+
+fn defaults() -> RawConfig {
+    RawConfig {
+        graph_base_url: Some(DEFAULT_GRAPH_BASE_URL.into()),
+        login_base_url: Some(DEFAULT_LOGIN_BASE_URL.into()),
+        openid_configuration_url: Some(DEFAULT_OPENID_CONFIGURATION_URL.into()),
+        listen: Some(DEFAULT_LISTEN.into()),
+        callback_path: Some(DEFAULT_CALLBACK_PATH.into()),
+        transfer_timeout_secs: Some(DEFAULT_TRANSFER_TIMEOUT_SECS),
+        keep_alive_interval_secs: Some(DEFAULT_KEEP_ALIVE_INTERVAL_SECS),
+        log_format: Some("plain".into()),
+        ..RawConfig::default()
+    }
+}
+
+impl Config {
+    /// Loads and validates the configuration.
+    ///
+    /// `file` is the `--config` argument: when given, the file must exist;
+    /// when `None`, [`DEFAULT_CONFIG_FILE`] is read if it exists.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigErrors> {
+        let (path, explicit) = match file {
+            Some(path) => (path.to_path_buf(), true),
+            None => (PathBuf::from(DEFAULT_CONFIG_FILE), false),
+        };
+        let mut errors = Vec::new();
+        let use_file = if path.is_file() {
+            true
+        } else if explicit {
+            errors.push(err("--config", format!("file {} does not exist", path.display())));
+            return Err(ConfigErrors(errors));
+        } else {
+            false
+        };
+
+        let mut figment = Figment::from(Serialized::defaults(defaults()));
+        if use_file {
+            let file = Figment::from(Toml::file_exact(&path));
+            if file.contains("client_secret") {
+                errors.push(err(
+                    "client_secret",
+                    format!(
+                        "found in {}; secrets must not be kept in the config file: set {SECRET_ENV} or client_secret_file",
+                        path.display()
+                    ),
+                ));
+            }
+            figment = figment.merge(Toml::file_exact(&path));
+        }
+        // The secret is read verbatim below, never parsed as a config value.
+        let figment = figment.merge(Env::prefixed(ENV_PREFIX).split("__").ignore(&["client_secret"]));
+
+        match figment.extract::<BTreeMap<String, figment::value::Value>>() {
+            Ok(map) => {
+                for key in map.keys().filter(|k| !KNOWN_KEYS.contains(&k.as_str())) {
+                    errors.push(err(key, "unknown key"));
+                }
+            }
+            Err(e) => errors.extend(figment_errors(e)),
+        }
+        let raw = match figment.extract::<RawConfig>() {
+            Ok(raw) => raw,
+            Err(e) => {
+                errors.extend(figment_errors(e));
+                return Err(ConfigErrors(errors));
+            }
+        };
+        let secret = std::env::var(SECRET_ENV).ok();
+        match validate(raw, secret, &mut errors) {
+            Some(config) if errors.is_empty() => Ok(config),
+            _ => Err(ConfigErrors(errors)),
+        }
+    }
+}
+
+fn err(key: impl Into<String>, problem: impl Into<String>) -> ConfigError {
+    ConfigError {
+        key: key.into(),
+        problem: problem.into(),
+    }
+}
+
+fn figment_errors(error: figment::Error) -> Vec<ConfigError> {
+    error
+        .into_iter()
+        .map(|e| {
+            let key = if e.path.is_empty() { "(config)".to_owned() } else { e.path.join(".") };
+            let source = e
+                .metadata
+                .as_ref()
+                .map(|m| match &m.source {
+                    Some(source) => format!(" (from {source})"),
+                    None => format!(" (from {})", m.name),
+                })
+                .unwrap_or_default();
+            err(key, format!("{}{source}", e.kind))
+        })
+        .collect()
+}
+
+/// Checks every field, pushing one error per problem. Returns a config when
+/// every required value could be built (errors may still have been pushed).
+fn validate(raw: RawConfig, env_secret: Option<String>, errors: &mut Vec<ConfigError>) -> Option<Config> {
+    let tenant_id = required(errors, "tenant_id", raw.tenant_id);
+    let app_id = required(errors, "app_id", raw.app_id);
+    let client_secret = resolve_secret(errors, env_secret, raw.client_secret_file.as_deref());
+
+    let graph_base_url = url_key(errors, "graph_base_url", raw.graph_base_url);
+    let login_base_url = url_key(errors, "login_base_url", raw.login_base_url);
+    let openid_configuration_url = url_key(errors, "openid_configuration_url", raw.openid_configuration_url);
+    let public_callback_url = url_key(errors, "public_callback_url", raw.public_callback_url);
+    let hold_prompt_uri = raw.hold_prompt_uri.and_then(|uri| check_url(errors, "hold_prompt_uri", uri));
+    let apology_prompt_uri = raw
+        .apology_prompt_uri
+        .and_then(|uri| check_url(errors, "apology_prompt_uri", uri));
+
+    let listen = required(errors, "listen", raw.listen).and_then(|text| match text.parse::<SocketAddr>() {
+        Ok(addr) => Some(addr),
+        Err(_) => {
+            errors.push(err("listen", format!("{text:?} is not a socket address like 0.0.0.0:8080")));
+            None
+        }
+    });
+    let callback_path = required(errors, "callback_path", raw.callback_path).and_then(|path| {
+        if path.starts_with('/') {
+            Some(path)
+        } else {
+            errors.push(err("callback_path", format!("{path:?} must start with '/'")));
+            None
+        }
+    });
+    let transfer_timeout = seconds(errors, "transfer_timeout_secs", raw.transfer_timeout_secs, 1, u64::MAX);
+    let keep_alive_interval = seconds(
+        errors,
+        "keep_alive_interval_secs",
+        raw.keep_alive_interval_secs,
+        1,
+        MAX_KEEP_ALIVE_INTERVAL_SECS,
+    );
+    let log_format = required(errors, "log_format", raw.log_format).and_then(|f| {
+        LogFormat::parse(&f).or_else(|| {
+            errors.push(err("log_format", format!("{f:?} is not one of plain, json")));
+            None
+        })
+    });
+    let graph_client = raw.graph_client.unwrap_or_default();
+    let graph_client = GraphClientSettings {
+        request_timeout: seconds(
+            errors,
+            "graph_client.request_timeout_secs",
+            Some(graph_client.request_timeout_secs.unwrap_or(DEFAULT_REQUEST_TIMEOUT_SECS)),
+            1,
+            600,
+        )
+        .unwrap_or_default(),
+        user_agent: graph_client.user_agent.unwrap_or_else(default_user_agent),
+    };
+
+    let routing = validate_routing(errors, raw.routes.unwrap_or_default(), raw.default_targets);
+
+    Some(Config {
+        tenant_id: TenantId::new(tenant_id?),
+        app_id: AppId::new(app_id?),
+        client_secret: client_secret?,
+        graph_base_url: graph_base_url?,
+        login_base_url: login_base_url?,
+        openid_configuration_url: openid_configuration_url?,
+        listen: listen?,
+        public_callback_url: public_callback_url?,
+        callback_path: callback_path?,
+        hold_prompt_uri,
+        apology_prompt_uri,
+        transfer_timeout: transfer_timeout?,
+        keep_alive_interval: keep_alive_interval?,
+        log_format: log_format?,
+        graph_client,
+        routing,
+    })
+}
+
+fn required(errors: &mut Vec<ConfigError>, key: &str, value: Option<String>) -> Option<String> {
+    match value {
+        Some(v) if !v.trim().is_empty() => Some(v),
+        Some(_) => {
+            errors.push(err(key, "must not be empty"));
+            None
+        }
+        None => {
+            errors.push(err(key, "missing (required)"));
+            None
+        }
+    }
+}
+
+fn seconds(errors: &mut Vec<ConfigError>, key: &str, value: Option<u64>, min: u64, max: u64) -> Option<Duration> {
+    match value {
+        Some(n) if (min..=max).contains(&n) => Some(Duration::from_secs(n)),
+        Some(n) => {
+            let range = if max == u64::MAX { format!("at least {min}") } else { format!("{min} to {max}") };
+            errors.push(err(key, format!("{n} is out of range: must be {range} seconds")));
+            None
+        }
+        None => {
+            errors.push(err(key, "missing (required)"));
+            None
+        }
+    }
+}
+
+fn url_key(errors: &mut Vec<ConfigError>, key: &str, value: Option<String>) -> Option<String> {
+    required(errors, key, value).and_then(|v| check_url(errors, key, v))
+}
+
+/// An absolute https URL; plain http only to a loopback host (the local emulator).
+fn check_url(errors: &mut Vec<ConfigError>, key: &str, value: String) -> Option<String> {
+    match url::Url::parse(&value) {
+        Ok(url) if url.scheme() == "https" && url.host().is_some() => Some(value),
+        Ok(url) if url.scheme() == "http" && is_loopback(&url) => Some(value),
+        Ok(url) if url.scheme() == "http" => {
+            errors.push(err(key, format!("{value:?} must use https (http is allowed only for loopback hosts)")));
+            None
+        }
+        Ok(url) => {
+            errors.push(err(key, format!("{value:?} has scheme {:?}; expected https", url.scheme())));
+            None
+        }
+        Err(e) => {
+            errors.push(err(key, format!("{value:?} is not a valid URL: {e}")));
+            None
+        }
+    }
+}
+
+fn is_loopback(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
+fn resolve_secret(errors: &mut Vec<ConfigError>, env_secret: Option<String>, file: Option<&Path>) -> Option<Secret> {
+    match (env_secret, file) {
+        (Some(_), Some(_)) => {
+            errors.push(err(
+                "client_secret",
+                format!("both {SECRET_ENV} and client_secret_file are set; set only one"),
+            ));
+            None
+        }
+        (Some(secret), None) if secret.trim().is_empty() => {
+            errors.push(err("client_secret", format!("{SECRET_ENV} is empty")));
+            None
+        }
+        (Some(secret), None) => Some(Secret::new(secret)),
+        (None, Some(path)) => match std::fs::read_to_string(path) {
+            Ok(text) if text.trim().is_empty() => {
+                errors.push(err("client_secret_file", format!("{} is empty", path.display())));
+                None
+            }
+            Ok(text) => Some(Secret::new(text.trim_end_matches(['\r', '\n']))),
+            Err(e) => {
+                errors.push(err("client_secret_file", format!("cannot read {}: {e}", path.display())));
+                None
+            }
+        },
+        (None, None) => {
+            errors.push(err(
+                "client_secret",
+                format!("missing (required): set {SECRET_ENV} or client_secret_file"),
+            ));
+            None
+        }
+    }
+}
+
+fn validate_routing(
+    errors: &mut Vec<ConfigError>,
+    routes: Vec<RawRoute>,
+    default_targets: Option<Vec<RawTarget>>,
+) -> RoutingPolicy {
+    let mut policy = RoutingPolicy::default();
+    for (i, route) in routes.into_iter().enumerate() {
+        let key = format!("routes[{i}]");
+        let called = required(errors, &format!("{key}.match_called_id"), route.match_called_id);
+        if let Some(called) = &called
+            && let Some(first) = policy.routes.iter().position(|r| r.match_called_id == *called)
+        {
+            errors.push(err(
+                format!("{key}.match_called_id"),
+                format!("{called:?} is already matched by routes[{first}]"),
+            ));
+        }
+        let targets = validate_targets(errors, &format!("{key}.targets"), route.targets);
+        if let Some(called) = called {
+            policy.routes.push(Route {
+                match_called_id: called,
+                targets,
+            });
+        }
+    }
+    policy.default_targets = validate_targets(errors, "default_targets", default_targets);
+    policy
+}
+
+fn validate_targets(errors: &mut Vec<ConfigError>, key: &str, targets: Option<Vec<RawTarget>>) -> Vec<Target> {
+    match targets {
+        None => {
+            errors.push(err(key, "missing (required): list at least one target"));
+            Vec::new()
+        }
+        Some(list) if list.is_empty() => {
+            errors.push(err(key, "is empty: list at least one target"));
+            Vec::new()
+        }
+        Some(list) => list
+            .into_iter()
+            .enumerate()
+            .filter_map(|(i, raw)| validate_target(errors, &format!("{key}[{i}]"), raw))
+            .collect(),
+    }
+}
+
+fn validate_target(errors: &mut Vec<ConfigError>, key: &str, raw: RawTarget) -> Option<Target> {
+    let mode = match raw.mode.as_deref().map(str::to_ascii_lowercase).as_deref() {
+        None | Some("blind") => Some(TransferMode::Blind),
+        Some("consultative") => Some(TransferMode::Consultative),
+        Some(other) => {
+            errors.push(err(format!("{key}.mode"), format!("{other:?} is not one of blind, consultative")));
+            None
+        }
+    };
+    let id = required(errors, &format!("{key}.id"), raw.id);
+    let tenant_id = raw.tenant_id.map(TenantId::new);
+    let kind = required(errors, &format!("{key}.kind"), raw.kind);
+    let destination = match (kind.as_deref().map(str::to_ascii_lowercase).as_deref(), id) {
+        (Some("user"), Some(id)) => Some(Destination::User { id, tenant_id }),
+        (Some("application_instance"), Some(id)) => Some(Destination::ApplicationInstance { id, tenant_id }),
+        (Some("phone"), Some(id)) => match PhoneNumber::parse(&id) {
+            Ok(number) => Some(Destination::Phone(number)),
+            Err(e) => {
+                // The reason only; the number itself stays out of the message.
+                errors.push(err(format!("{key}.id"), format!("not an E.164 phone number: {}", e.reason)));
+                None
+            }
+        },
+        (Some("user" | "application_instance" | "phone"), None) | (None, _) => None,
+        (Some(other), _) => {
+            errors.push(err(
+                format!("{key}.kind"),
+                format!("{other:?} is not one of user, phone, application_instance"),
+            ));
+            None
+        }
+    };
+    Some(Target {
+        destination: destination?,
+        display_name: raw.display_name,
+        mode: mode?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_never_show_in_debug_output() {
+        let secret = Secret::new("hunter2");
+        assert!(!format!("{secret:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn http_is_accepted_only_for_loopback_hosts() {
+        let mut errors = Vec::new();
+        assert!(check_url(&mut errors, "k", "http://127.0.0.1:8080/x".into()).is_some());
+        assert!(check_url(&mut errors, "k", "http://localhost/x".into()).is_some());
+        assert!(errors.is_empty());
+        assert!(check_url(&mut errors, "k", "http://example.com/x".into()).is_none());
+        assert!(check_url(&mut errors, "k", "ftp://example.com/x".into()).is_none());
+        assert!(check_url(&mut errors, "k", "not a url".into()).is_none());
+        assert_eq!(errors.len(), 3);
+    }
+}

@@ -1,0 +1,437 @@
+//! App-only access tokens: the provider trait, the client-credentials
+//! provider, and the cache every request goes through.
+
+use std::fmt;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use graph_comms_model::{AppId, TenantId};
+use serde::Deserialize;
+use tracing::Instrument;
+
+use crate::error::{TokenError, text_excerpt};
+
+/// The Graph scope for app-only tokens.
+pub(crate) const GRAPH_SCOPE: &str = "https://graph.microsoft.com/.default";
+
+/// Gets access tokens for Graph. The client caches what it returns, so an
+/// implementation may fetch a new token on every call.
+#[async_trait]
+pub trait TokenProvider: Send + Sync {
+    /// A token valid for Graph, and when it expires.
+    async fn token(&self) -> Result<AccessToken, TokenError>;
+}
+
+/// A bearer token and its expiry.
+#[derive(Clone)]
+pub struct AccessToken {
+    /// The token itself (redacted in `Debug`).
+    pub secret: String,
+    /// When Graph stops accepting it.
+    pub expires_at: Instant,
+}
+
+impl AccessToken {
+    /// A token that expires `lifetime` from now.
+    pub fn expiring_in(secret: impl Into<String>, lifetime: Duration) -> Self {
+        Self {
+            secret: secret.into(),
+            expires_at: Instant::now() + lifetime,
+        }
+    }
+}
+
+impl fmt::Debug for AccessToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AccessToken")
+            .field("secret", &"<redacted>")
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
+}
+
+/// The OAuth2 client-credentials flow against Microsoft Entra ID:
+/// `POST {login}/{tenant}/oauth2/v2.0/token` with the app id and secret,
+/// scope `https://graph.microsoft.com/.default`.
+pub struct ClientSecretCredential {
+    http: reqwest::Client,
+    token_url: String,
+    app_id: AppId,
+    client_secret: String,
+    timeout: Duration,
+}
+
+impl fmt::Debug for ClientSecretCredential {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientSecretCredential")
+            .field("token_url", &self.token_url)
+            .field("app_id", &self.app_id)
+            .field("client_secret", &"<redacted>")
+            .finish()
+    }
+}
+
+impl ClientSecretCredential {
+    /// A credential for this app in this tenant. `login_base_url` is
+    /// `https://login.microsoftonline.com` for the public cloud.
+    pub fn new(
+        login_base_url: &str,
+        tenant: &TenantId,
+        app_id: AppId,
+        client_secret: impl Into<String>,
+    ) -> Result<Self, crate::GraphClientError> {
+        let http = crate::client::http_client(crate::client::DEFAULT_USER_AGENT)?;
+        Ok(Self::with_http(
+            http,
+            login_base_url,
+            tenant,
+            app_id,
+            client_secret.into(),
+            crate::client::DEFAULT_TIMEOUT,
+        ))
+    }
+
+    pub(crate) fn with_http(
+        http: reqwest::Client,
+        login_base_url: &str,
+        tenant: &TenantId,
+        app_id: AppId,
+        client_secret: String,
+        timeout: Duration,
+    ) -> Self {
+        let token_url = format!(
+            "{}/{}/oauth2/v2.0/token",
+            login_base_url.trim_end_matches('/'),
+            crate::client::encode_segment(tenant.as_str())
+        );
+        Self {
+            http,
+            token_url,
+            app_id,
+            client_secret,
+            timeout,
+        }
+    }
+
+    async fn request(&self) -> Result<AccessToken, TokenError> {
+        let form = [
+            ("client_id", self.app_id.as_str()),
+            ("client_secret", self.client_secret.as_str()),
+            ("scope", GRAPH_SCOPE),
+            ("grant_type", "client_credentials"),
+        ];
+        let exchange = async {
+            let response = self.http.post(&self.token_url).form(&form).send().await?;
+            let status = response.status().as_u16();
+            let body = response.bytes().await?;
+            Ok::<_, reqwest::Error>((status, body))
+        };
+        let (status, body) = match tokio::time::timeout(self.timeout, exchange).await {
+            Err(_) => return Err(TokenError::Timeout(self.timeout)),
+            Ok(Err(err)) => return Err(TokenError::Network(self.scrub(&crate::client::error_chain(&err)))),
+            Ok(Ok(reply)) => reply,
+        };
+        tracing::Span::current().record("status", status);
+        if !(200..300).contains(&status) {
+            return Err(self.rejection(status, &body));
+        }
+        let reply: TokenReply =
+            serde_json::from_slice(&body).map_err(|err| TokenError::Decode(format!("not a token response: {err}")))?;
+        let lifetime = reply
+            .expires_in
+            .as_ref()
+            .and_then(seconds_of)
+            .ok_or_else(|| TokenError::Decode("no usable expires_in".into()))?;
+        Ok(AccessToken::expiring_in(reply.access_token, lifetime))
+    }
+
+    /// A rejection with the Entra ID code; the secret never survives into it.
+    fn rejection(&self, status: u16, body: &[u8]) -> TokenError {
+        let reply: TokenErrorReply = serde_json::from_slice(body).unwrap_or_default();
+        let description = reply.error_description.unwrap_or_else(|| text_excerpt(body));
+        let aad_code = reply
+            .error_codes
+            .first()
+            .map(|code| format!("AADSTS{code}"))
+            .or_else(|| aadsts_in(&description));
+        TokenError::Rejected {
+            status,
+            error: reply.error.unwrap_or_else(|| format!("HTTP {status}")),
+            aad_code,
+            description: self.scrub(&description),
+            trace_id: reply.trace_id,
+            correlation_id: reply.correlation_id,
+        }
+    }
+
+    fn scrub(&self, text: &str) -> String {
+        if self.client_secret.is_empty() {
+            text.to_owned()
+        } else {
+            text.replace(&self.client_secret, "<redacted>")
+        }
+    }
+}
+
+#[async_trait]
+impl TokenProvider for ClientSecretCredential {
+    async fn token(&self) -> Result<AccessToken, TokenError> {
+        let span = tracing::info_span!("graph_token", url = %self.token_url, status = tracing::field::Empty);
+        let result = self.request().instrument(span.clone()).await;
+        match &result {
+            Ok(_) => tracing::debug!(parent: &span, "token acquired"),
+            Err(err) => tracing::warn!(parent: &span, error = %err, "token request failed"),
+        }
+        result
+    }
+}
+
+#[derive(Deserialize)]
+struct TokenReply {
+    access_token: String,
+    #[serde(default)]
+    expires_in: Option<serde_json::Value>,
+}
+
+#[derive(Deserialize, Default)]
+struct TokenErrorReply {
+    error: Option<String>,
+    error_description: Option<String>,
+    #[serde(default)]
+    error_codes: Vec<u64>,
+    trace_id: Option<String>,
+    correlation_id: Option<String>,
+}
+
+/// `expires_in` as Entra ID sends it: a number, or (v1 endpoint) a numeric string.
+fn seconds_of(value: &serde_json::Value) -> Option<Duration> {
+    let seconds = match value {
+        serde_json::Value::Number(n) => n.as_f64()?,
+        serde_json::Value::String(s) => s.trim().parse().ok()?,
+        _ => return None,
+    };
+    Duration::try_from_secs_f64(seconds).ok()
+}
+
+/// The first `AADSTS<digits>` in a description.
+fn aadsts_in(text: &str) -> Option<String> {
+    let start = text.find("AADSTS")?;
+    let digits: String = text[start + 6..].chars().take_while(char::is_ascii_digit).collect();
+    (!digits.is_empty()).then(|| format!("AADSTS{digits}"))
+}
+
+/// Caches the provider's token, refreshes it ahead of expiry, and makes sure
+/// only one fetch runs however many requests need a token at once.
+pub(crate) struct TokenCache {
+    provider: Arc<dyn TokenProvider>,
+    current: Mutex<Option<Cached>>,
+    /// Held while fetching: waiters queue here and then find the fresh token.
+    fetching: tokio::sync::Mutex<()>,
+}
+
+#[derive(Clone)]
+struct Cached {
+    token: AccessToken,
+    refresh_at: Instant,
+}
+
+/// Refresh 10% of the lifetime before expiry, at most 5 minutes before.
+fn refresh_time(token: &AccessToken, now: Instant) -> Instant {
+    let lifetime = token.expires_at.saturating_duration_since(now);
+    let margin = (lifetime / 10).min(Duration::from_secs(300));
+    token.expires_at.checked_sub(margin).unwrap_or(now)
+}
+
+/// After a failed refresh with a still-valid token, wait this long before trying again.
+const REFRESH_RETRY: Duration = Duration::from_secs(5);
+
+impl TokenCache {
+    pub(crate) fn new(provider: Arc<dyn TokenProvider>) -> Self {
+        Self {
+            provider,
+            current: Mutex::new(None),
+            fetching: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    fn snapshot(&self) -> Option<Cached> {
+        self.current.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    fn store(&self, cached: Option<Cached>) {
+        *self.current.lock().unwrap_or_else(PoisonError::into_inner) = cached;
+    }
+
+    /// A token to send now.
+    pub(crate) async fn get(&self) -> Result<String, TokenError> {
+        if let Some(cached) = self.snapshot().filter(|c| Instant::now() < c.refresh_at) {
+            return Ok(cached.token.secret);
+        }
+        let _fetching = match self.fetching.try_lock() {
+            Ok(guard) => guard,
+            Err(_) => {
+                // Another request is fetching; a token that is still valid serves meanwhile.
+                if let Some(cached) = self.snapshot().filter(|c| Instant::now() < c.token.expires_at) {
+                    return Ok(cached.token.secret);
+                }
+                self.fetching.lock().await
+            }
+        };
+        // Whoever held the lock before us may have stored a fresh token.
+        let previous = self.snapshot();
+        if let Some(cached) = previous.clone().filter(|c| Instant::now() < c.refresh_at) {
+            return Ok(cached.token.secret);
+        }
+        match self.provider.token().await {
+            Ok(token) => {
+                let refresh_at = refresh_time(&token, Instant::now());
+                let secret = token.secret.clone();
+                self.store(Some(Cached { token, refresh_at }));
+                Ok(secret)
+            }
+            Err(err) => match previous.filter(|c| Instant::now() < c.token.expires_at) {
+                Some(mut cached) => {
+                    tracing::warn!(error = %err, "token refresh failed; using the current token until it expires");
+                    cached.refresh_at = (Instant::now() + REFRESH_RETRY).min(cached.token.expires_at);
+                    let secret = cached.token.secret.clone();
+                    self.store(Some(cached));
+                    Ok(secret)
+                }
+                None => Err(err),
+            },
+        }
+    }
+
+    /// Drops the cached token if it is the one Graph refused.
+    pub(crate) fn invalidate(&self, refused: &str) {
+        let mut current = self.current.lock().unwrap_or_else(PoisonError::into_inner);
+        if current.as_ref().is_some_and(|c| c.token.secret == refused) {
+            *current = None;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use super::*;
+
+    struct Counting {
+        calls: AtomicU32,
+        lifetime: Duration,
+        fail: bool,
+    }
+
+    #[async_trait]
+    impl TokenProvider for Counting {
+        async fn token(&self) -> Result<AccessToken, TokenError> {
+            let n = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            if self.fail {
+                return Err(TokenError::provider("down"));
+            }
+            Ok(AccessToken::expiring_in(format!("token-{n}"), self.lifetime))
+        }
+    }
+
+    fn counting(lifetime: Duration, fail: bool) -> Arc<Counting> {
+        Arc::new(Counting {
+            calls: AtomicU32::new(0),
+            lifetime,
+            fail,
+        })
+    }
+
+    #[tokio::test]
+    async fn concurrent_requests_share_one_fetch() {
+        let provider = counting(Duration::from_secs(3600), false);
+        let cache = Arc::new(TokenCache::new(provider.clone()));
+        let tasks: Vec<_> = (0..20)
+            .map(|_| {
+                let cache = cache.clone();
+                tokio::spawn(async move { cache.get().await })
+            })
+            .collect();
+        for task in tasks {
+            assert_eq!(task.await.unwrap().unwrap(), "token-1");
+        }
+        assert_eq!(provider.calls.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn refreshes_ahead_of_expiry_and_after_invalidation() {
+        let provider = counting(Duration::from_millis(300), false);
+        let cache = TokenCache::new(provider.clone());
+        assert_eq!(cache.get().await.unwrap(), "token-1");
+        assert_eq!(cache.get().await.unwrap(), "token-1");
+        // Refresh is due 10% (30 ms) before the 300 ms expiry.
+        tokio::time::sleep(Duration::from_millis(290)).await;
+        assert_eq!(cache.get().await.unwrap(), "token-2");
+        cache.invalidate("token-1");
+        assert_eq!(cache.get().await.unwrap(), "token-2", "only the refused token is dropped");
+        cache.invalidate("token-2");
+        assert_eq!(cache.get().await.unwrap(), "token-3");
+    }
+
+    #[tokio::test]
+    async fn failures_are_returned_and_not_cached() {
+        let provider = counting(Duration::from_secs(3600), true);
+        let cache = TokenCache::new(provider.clone());
+        assert!(matches!(cache.get().await, Err(TokenError::Provider(_))));
+        assert!(cache.get().await.is_err());
+        assert_eq!(provider.calls.load(Ordering::SeqCst), 2);
+    }
+
+    #[test]
+    fn refresh_margin_is_a_tenth_capped_at_five_minutes() {
+        let now = Instant::now();
+        let hour = AccessToken::expiring_in("a", Duration::from_secs(3600));
+        let margin = hour.expires_at - refresh_time(&hour, now);
+        assert!(margin <= Duration::from_secs(300) && margin >= Duration::from_secs(299));
+        let short = AccessToken::expiring_in("b", Duration::from_secs(10));
+        let margin = short.expires_at - refresh_time(&short, now);
+        assert!(margin <= Duration::from_secs(1) && margin >= Duration::from_millis(990));
+    }
+
+    #[test]
+    fn aad_codes_are_found_in_descriptions() {
+        assert_eq!(
+            aadsts_in("AADSTS7000215: Invalid client secret provided.").as_deref(),
+            Some("AADSTS7000215")
+        );
+        assert_eq!(aadsts_in("no code here"), None);
+        assert_eq!(aadsts_in("AADSTS"), None);
+    }
+
+    #[test]
+    fn expires_in_may_be_a_number_or_a_string() {
+        assert_eq!(seconds_of(&serde_json::json!(3599)), Some(Duration::from_secs(3599)));
+        assert_eq!(seconds_of(&serde_json::json!("3599")), Some(Duration::from_secs(3599)));
+        assert_eq!(seconds_of(&serde_json::json!(-1)), None);
+        assert_eq!(seconds_of(&serde_json::json!(null)), None);
+    }
+
+    #[test]
+    fn debug_output_hides_secrets() {
+        let token = AccessToken::expiring_in("eyJ.very.secret", Duration::from_secs(1));
+        assert!(!format!("{token:?}").contains("secret."));
+        let credential = ClientSecretCredential::with_http(
+            reqwest::Client::new(),
+            "https://login.example",
+            &TenantId::new("t"),
+            AppId::new("a"),
+            "s3cr3t-value".into(),
+            Duration::from_secs(1),
+        );
+        assert!(!format!("{credential:?}").contains("s3cr3t-value"));
+        let rejected = credential.rejection(
+            401,
+            br#"{"error":"invalid_client","error_description":"bad secret s3cr3t-value","error_codes":[7000215]}"#,
+        );
+        assert_eq!(rejected.aad_code(), Some("AADSTS7000215"));
+        assert!(!rejected.to_string().contains("s3cr3t-value"));
+        assert!(!format!("{rejected:?}").contains("s3cr3t-value"));
+    }
+}

@@ -1,0 +1,755 @@
+//! The client, its builder, the call actions, and the request loop.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+use graph_comms_model::{
+    AnswerRequest, AppId, Call, CallId, ClientContextRequest, CommsOperation, InviteParticipantsRequest,
+    PlayPromptRequest, RedirectRequest, RejectRequest, TenantId, TransferRequest,
+};
+use http::{HeaderMap, HeaderValue, Method};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tracing::Instrument;
+use tracing::field::Empty;
+
+use crate::auth::{ClientSecretCredential, TokenCache, TokenProvider};
+use crate::error::GraphClientError;
+use crate::retry::{AttemptOutcome, Idempotency, RetryPolicy, Verdict, parse_retry_after, verdict};
+
+pub(crate) const DEFAULT_USER_AGENT: &str = concat!("graph-comms-client/", env!("CARGO_PKG_VERSION"));
+pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+const DEFAULT_GRAPH: &str = "https://graph.microsoft.com/v1.0";
+const DEFAULT_LOGIN: &str = "https://login.microsoftonline.com";
+
+/// Sees every attempt of every request, for metrics.
+pub trait RequestObserver: Send + Sync {
+    /// Called once per attempt, when it has an answer or has failed.
+    fn on_response(&self, info: &RequestInfo);
+}
+
+/// One attempt, as a [`RequestObserver`] sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestInfo {
+    /// The action, for example `transfer` or `get_call`.
+    pub action: &'static str,
+    /// The HTTP method.
+    pub method: String,
+    /// The path below the Graph base URL.
+    pub path: String,
+    /// The status Graph answered with; `None` for a timeout or network failure.
+    pub status: Option<u16>,
+    /// How long this attempt took.
+    pub elapsed: Duration,
+    /// 1 for the first attempt, 2 for the first retry, ...
+    pub attempt: u32,
+}
+
+/// A successful answer from Graph.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GraphResponse<T> {
+    /// The decoded body (`()` for actions that return none).
+    pub value: T,
+    /// The HTTP status (200, 201, 202 or 204).
+    pub status: u16,
+    /// Graph's `request-id` header, for support requests.
+    pub request_id: Option<String>,
+    /// The `client-request-id` this client sent (the same on every retry).
+    pub client_request_id: String,
+}
+
+/// A Microsoft Graph calls client: app-only auth, typed call actions, safe retries.
+///
+/// Cheap to clone; clones share the connection pool and the token cache.
+#[derive(Clone)]
+pub struct GraphClient {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    http: reqwest::Client,
+    graph_base_url: String,
+    tokens: TokenCache,
+    request_timeout: Duration,
+    scenario_id: Option<HeaderValue>,
+    retry: RetryPolicy,
+    observer: Option<Arc<dyn RequestObserver>>,
+}
+
+impl fmt::Debug for GraphClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GraphClient")
+            .field("graph_base_url", &self.inner.graph_base_url)
+            .field("request_timeout", &self.inner.request_timeout)
+            .field("retry", &self.inner.retry)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Settings for a [`GraphClient`]; start with [`GraphClient::builder`].
+#[must_use]
+pub struct GraphClientBuilder {
+    credentials: Option<(TenantId, AppId, String)>,
+    token_provider: Option<Arc<dyn TokenProvider>>,
+    graph_base_url: String,
+    login_base_url: String,
+    request_timeout: Duration,
+    user_agent: String,
+    scenario_id: Option<String>,
+    retry: RetryPolicy,
+    observer: Option<Arc<dyn RequestObserver>>,
+}
+
+impl fmt::Debug for GraphClientBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GraphClientBuilder")
+            .field("credentials", &self.credentials.as_ref().map(|(t, a, _)| (t, a, "<redacted>")))
+            .field("graph_base_url", &self.graph_base_url)
+            .field("login_base_url", &self.login_base_url)
+            .field("request_timeout", &self.request_timeout)
+            .field("user_agent", &self.user_agent)
+            .field("scenario_id", &self.scenario_id)
+            .field("retry", &self.retry)
+            .finish_non_exhaustive()
+    }
+}
+
+impl GraphClient {
+    /// A builder with public-cloud URLs, a 30 s request timeout and the default [`RetryPolicy`].
+    pub fn builder() -> GraphClientBuilder {
+        GraphClientBuilder {
+            credentials: None,
+            token_provider: None,
+            graph_base_url: DEFAULT_GRAPH.into(),
+            login_base_url: DEFAULT_LOGIN.into(),
+            request_timeout: DEFAULT_TIMEOUT,
+            user_agent: DEFAULT_USER_AGENT.into(),
+            scenario_id: None,
+            retry: RetryPolicy::default(),
+            observer: None,
+        }
+    }
+}
+
+impl GraphClientBuilder {
+    /// Authenticate as this app with a client secret (client-credentials flow).
+    pub fn credentials(mut self, tenant: TenantId, app_id: AppId, client_secret: impl Into<String>) -> Self {
+        self.credentials = Some((tenant, app_id, client_secret.into()));
+        self
+    }
+
+    /// Get tokens from this provider instead (takes precedence over [`Self::credentials`]).
+    pub fn token_provider(mut self, provider: Arc<dyn TokenProvider>) -> Self {
+        self.token_provider = Some(provider);
+        self
+    }
+
+    /// The Graph base URL; default `https://graph.microsoft.com/v1.0`.
+    pub fn graph_base_url(mut self, url: impl Into<String>) -> Self {
+        self.graph_base_url = url.into();
+        self
+    }
+
+    /// The Entra ID base URL; default `https://login.microsoftonline.com`.
+    pub fn login_base_url(mut self, url: impl Into<String>) -> Self {
+        self.login_base_url = url.into();
+        self
+    }
+
+    /// How long one attempt (and one token request) may take; default 30 s.
+    pub fn request_timeout(mut self, d: Duration) -> Self {
+        self.request_timeout = d;
+        self
+    }
+
+    /// The `User-Agent` header.
+    pub fn user_agent(mut self, ua: impl Into<String>) -> Self {
+        self.user_agent = ua.into();
+        self
+    }
+
+    /// A `scenario-id` header sent with every request, to correlate in Graph's logs.
+    pub fn scenario_id(mut self, id: impl Into<String>) -> Self {
+        self.scenario_id = Some(id.into());
+        self
+    }
+
+    /// How retries are bounded.
+    pub fn retry_policy(mut self, p: RetryPolicy) -> Self {
+        self.retry = p;
+        self
+    }
+
+    /// Called once per attempt, for metrics.
+    pub fn observer(mut self, o: Arc<dyn RequestObserver>) -> Self {
+        self.observer = Some(o);
+        self
+    }
+
+    /// The client. Fails on missing credentials, bad URLs or headers, or a zero budget.
+    pub fn build(self) -> Result<GraphClient, GraphClientError> {
+        let graph_base_url = base_url("graph_base_url", &self.graph_base_url)?;
+        let login_base_url = base_url("login_base_url", &self.login_base_url)?;
+        if self.request_timeout.is_zero() {
+            return Err(GraphClientError::Config("request_timeout must be more than zero".into()));
+        }
+        if self.retry.max_attempts == 0 {
+            return Err(GraphClientError::Config("retry_policy.max_attempts must be at least 1".into()));
+        }
+        let scenario_id = self
+            .scenario_id
+            .map(|id| HeaderValue::from_str(&id))
+            .transpose()
+            .map_err(|_| GraphClientError::Config("scenario_id is not a valid header value".into()))?;
+        let http = http_client(&self.user_agent)?;
+        let provider: Arc<dyn TokenProvider> = match (self.token_provider, self.credentials) {
+            (Some(provider), _) => provider,
+            (None, Some((tenant, app_id, secret))) => Arc::new(ClientSecretCredential::with_http(
+                http.clone(),
+                &login_base_url,
+                &tenant,
+                app_id,
+                secret,
+                self.request_timeout,
+            )),
+            (None, None) => {
+                return Err(GraphClientError::Config(
+                    "no credentials: call credentials() or token_provider()".into(),
+                ));
+            }
+        };
+        Ok(GraphClient {
+            inner: Arc::new(Inner {
+                http,
+                graph_base_url,
+                tokens: TokenCache::new(provider),
+                request_timeout: self.request_timeout,
+                scenario_id,
+                retry: self.retry,
+                observer: self.observer,
+            }),
+        })
+    }
+}
+
+fn base_url(name: &str, url: &str) -> Result<String, GraphClientError> {
+    let url = url.trim().trim_end_matches('/');
+    if url.starts_with("https://") || url.starts_with("http://") {
+        Ok(url.to_owned())
+    } else {
+        Err(GraphClientError::Config(format!("{name} must be an http(s) URL, got {url:?}")))
+    }
+}
+
+/// The HTTP client every request uses: no redirects (a redirected POST would
+/// change meaning), timeouts applied per attempt by the caller.
+pub(crate) fn http_client(user_agent: &str) -> Result<reqwest::Client, GraphClientError> {
+    reqwest::Client::builder()
+        .user_agent(user_agent)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(|err| GraphClientError::Config(format!("HTTP client: {}", error_chain(&err))))
+}
+
+/// An error and its sources, as one line.
+pub(crate) fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+/// Percent-encodes one path segment (call ids are opaque strings).
+pub(crate) fn encode_segment(segment: &str) -> String {
+    let mut out = String::with_capacity(segment.len());
+    for byte in segment.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+/// One call action: what it is called, where it goes, and whether it may be re-sent.
+struct Action {
+    name: &'static str,
+    method: Method,
+    path: String,
+    idempotency: Idempotency,
+}
+
+impl Action {
+    fn on_call(name: &'static str, method: Method, call: &CallId, suffix: &str, idempotency: Idempotency) -> Self {
+        Self {
+            name,
+            method,
+            path: format!("/communications/calls/{}{suffix}", encode_segment(call.as_str())),
+            idempotency,
+        }
+    }
+
+    /// A POST on a call: never re-sent after an ambiguous failure.
+    fn post(name: &'static str, call: &CallId, suffix: &str) -> Self {
+        Self::on_call(name, Method::POST, call, suffix, Idempotency::NonIdempotent)
+    }
+}
+
+/// A 2xx answer before decoding.
+struct Reply {
+    status: u16,
+    headers: HeaderMap,
+    body: Bytes,
+    client_request_id: String,
+}
+
+impl Reply {
+    fn request_id(&self) -> Option<String> {
+        header_text(&self.headers, "request-id")
+    }
+
+    fn empty(self) -> GraphResponse<()> {
+        GraphResponse {
+            value: (),
+            status: self.status,
+            request_id: self.request_id(),
+            client_request_id: self.client_request_id,
+        }
+    }
+
+    fn json<T: DeserializeOwned>(self, action: &'static str) -> Result<GraphResponse<T>, GraphClientError> {
+        let value = graph_comms_model::from_slice(&self.body).map_err(|err| GraphClientError::Decode {
+            action,
+            status: self.status,
+            client_request_id: self.client_request_id.clone(),
+            message: err.to_string(),
+        })?;
+        Ok(GraphResponse {
+            value,
+            status: self.status,
+            request_id: self.request_id(),
+            client_request_id: self.client_request_id,
+        })
+    }
+
+    fn optional_json(self, action: &'static str) -> Result<GraphResponse<Option<serde_json::Value>>, GraphClientError> {
+        if self.body.iter().all(u8::is_ascii_whitespace) {
+            let empty = self.empty();
+            return Ok(GraphResponse {
+                value: None,
+                status: empty.status,
+                request_id: empty.request_id,
+                client_request_id: empty.client_request_id,
+            });
+        }
+        self.json(action)
+    }
+}
+
+fn header_text(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned)
+}
+
+/// What one attempt produced.
+enum Attempt {
+    Answered { status: u16, headers: HeaderMap, body: Bytes },
+    TimedOut,
+    NotSent(String),
+    Interrupted(String),
+}
+
+impl Attempt {
+    fn outcome(&self) -> AttemptOutcome {
+        match self {
+            Self::Answered { status, .. } => AttemptOutcome::Status(*status),
+            Self::TimedOut => AttemptOutcome::Timeout,
+            Self::NotSent(_) => AttemptOutcome::NotSent,
+            Self::Interrupted(_) => AttemptOutcome::Interrupted,
+        }
+    }
+
+    fn status(&self) -> Option<u16> {
+        match self {
+            Self::Answered { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::Answered { headers, .. } => headers
+                .get(http::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| parse_retry_after(v, SystemTime::now())),
+            _ => None,
+        }
+    }
+
+    fn describe(&self, timeout: Duration) -> String {
+        match self {
+            Self::Answered { status, .. } => format!("Graph answered {status}, which does not say whether it acted"),
+            Self::TimedOut => format!("no answer within {timeout:?}"),
+            Self::NotSent(message) => format!("not sent: {message}"),
+            Self::Interrupted(message) => format!("connection failed after sending: {message}"),
+        }
+    }
+
+    /// The final result once no retry follows.
+    fn finish(self, action: &Action, client_request_id: String, timeout: Duration) -> Result<Reply, GraphClientError> {
+        match self {
+            Self::Answered { status, headers, body } if (200..300).contains(&status) => Ok(Reply {
+                status,
+                headers,
+                body,
+                client_request_id,
+            }),
+            Self::Answered { status, headers, body } => Err(GraphClientError::from_response(
+                status,
+                &headers,
+                &body,
+                client_request_id,
+            )),
+            Self::TimedOut => Err(GraphClientError::Timeout {
+                action: action.name,
+                client_request_id,
+                timeout,
+            }),
+            Self::NotSent(message) | Self::Interrupted(message) => Err(GraphClientError::Network {
+                action: action.name,
+                client_request_id,
+                message,
+            }),
+        }
+    }
+}
+
+impl GraphClient {
+    /// Sends `action` with retries as the action's [`Idempotency`] and the
+    /// [`RetryPolicy`] allow. The `client-request-id` is the same on every attempt.
+    async fn execute(&self, action: Action, body: Option<Bytes>) -> Result<Reply, GraphClientError> {
+        let client_request_id = uuid::Uuid::new_v4().to_string();
+        let span = tracing::info_span!(
+            "graph_request",
+            action = action.name,
+            method = %action.method,
+            path = %action.path,
+            client_request_id = %client_request_id,
+            attempt = Empty,
+            status = Empty,
+            request_id = Empty,
+        );
+        self.execute_in_span(action, body, client_request_id).instrument(span).await
+    }
+
+    async fn execute_in_span(
+        &self,
+        action: Action,
+        body: Option<Bytes>,
+        client_request_id: String,
+    ) -> Result<Reply, GraphClientError> {
+        let inner = &self.inner;
+        let url = format!("{}{}", inner.graph_base_url, action.path);
+        let started = Instant::now();
+        let mut reauthenticated = false;
+        for attempt in 1.. {
+            let span = tracing::Span::current();
+            span.record("attempt", attempt);
+            let token = inner.tokens.get().await?;
+            let attempt_started = Instant::now();
+            let result = self.send_once(&action, &url, body.clone(), &token, &client_request_id, attempt).await;
+            if let Attempt::Answered { status, headers, .. } = &result {
+                span.record("status", status);
+                if let Some(id) = header_text(headers, "request-id") {
+                    span.record("request_id", id);
+                }
+            }
+            if let Some(observer) = &inner.observer {
+                observer.on_response(&RequestInfo {
+                    action: action.name,
+                    method: action.method.to_string(),
+                    path: action.path.clone(),
+                    status: result.status(),
+                    elapsed: attempt_started.elapsed(),
+                    attempt,
+                });
+            }
+            let wait = match verdict(result.outcome(), action.idempotency) {
+                Verdict::Finish => None,
+                Verdict::OutcomeUnknown => {
+                    let reason = result.describe(inner.request_timeout);
+                    tracing::warn!(%reason, "outcome unknown; not re-sending a non-idempotent request");
+                    return Err(GraphClientError::OutcomeUnknown {
+                        action: action.name,
+                        client_request_id,
+                        reason,
+                    });
+                }
+                Verdict::Reauthenticate if !reauthenticated => {
+                    reauthenticated = true;
+                    inner.tokens.invalidate(&token);
+                    inner.retry.wait_before(attempt, Some(Duration::ZERO), started.elapsed())
+                }
+                Verdict::Reauthenticate => None,
+                Verdict::Retry => inner.retry.wait_before(attempt, result.retry_after(), started.elapsed()),
+            };
+            match wait {
+                Some(wait) => {
+                    tracing::info!(status = ?result.status(), wait_ms = wait.as_millis(), "retrying");
+                    tokio::time::sleep(wait).await;
+                }
+                None => {
+                    let finished = result.finish(&action, client_request_id, inner.request_timeout);
+                    if let Err(err) = &finished {
+                        tracing::warn!(error = %err, "request failed");
+                    }
+                    return finished;
+                }
+            }
+        }
+        unreachable!("the attempt loop only ends by returning")
+    }
+
+    async fn send_once(
+        &self,
+        action: &Action,
+        url: &str,
+        body: Option<Bytes>,
+        token: &str,
+        client_request_id: &str,
+        attempt: u32,
+    ) -> Attempt {
+        let inner = &self.inner;
+        let mut authorization = match HeaderValue::from_str(&format!("Bearer {token}")) {
+            Ok(value) => value,
+            Err(_) => return Attempt::NotSent("the access token is not a valid header value".into()),
+        };
+        authorization.set_sensitive(true);
+        let mut request = inner
+            .http
+            .request(action.method.clone(), url)
+            .header(http::header::AUTHORIZATION, authorization)
+            .header(http::header::ACCEPT, "application/json")
+            .header("client-request-id", client_request_id);
+        if let Some(scenario) = &inner.scenario_id {
+            request = request.header("scenario-id", scenario.clone());
+        }
+        if attempt > 1 {
+            request = request.header("retry-attempt", (attempt - 1).to_string());
+        }
+        request = match body {
+            Some(body) => request.header(http::header::CONTENT_TYPE, "application/json").body(body),
+            // An explicit empty body sends `Content-Length: 0` on bodiless POSTs.
+            None if action.method == Method::POST => request.body(Bytes::new()),
+            None => request,
+        };
+        let exchange = async {
+            let response = request.send().await.map_err(|err| {
+                if err.is_connect() {
+                    Attempt::NotSent(error_chain(&err))
+                } else {
+                    Attempt::Interrupted(error_chain(&err))
+                }
+            })?;
+            let status = response.status().as_u16();
+            let headers = response.headers().clone();
+            let body = response
+                .bytes()
+                .await
+                .map_err(|err| Attempt::Interrupted(error_chain(&err)))?;
+            Ok(Attempt::Answered { status, headers, body })
+        };
+        match tokio::time::timeout(inner.request_timeout, exchange).await {
+            Ok(Ok(answered)) => answered,
+            Ok(Err(failed)) => failed,
+            Err(_) => Attempt::TimedOut,
+        }
+    }
+
+    async fn send_json<B: Serialize>(&self, action: Action, body: &B) -> Result<Reply, GraphClientError> {
+        let body = serde_json::to_vec(body)
+            .map_err(|err| GraphClientError::InvalidRequest(format!("{} body: {err}", action.name)))?;
+        self.execute(action, Some(Bytes::from(body))).await
+    }
+
+    /// Places an outgoing call (`POST /communications/calls`; 201 with the new call).
+    pub async fn create_call(&self, call: &Call) -> Result<GraphResponse<Call>, GraphClientError> {
+        let action = Action {
+            name: "create_call",
+            method: Method::POST,
+            path: "/communications/calls".into(),
+            idempotency: Idempotency::NonIdempotent,
+        };
+        self.send_json(action, call).await?.json("create_call")
+    }
+
+    /// Reads a call (`GET /communications/calls/{id}`).
+    pub async fn get_call(&self, call: &CallId) -> Result<GraphResponse<Call>, GraphClientError> {
+        let action = Action::on_call("get_call", Method::GET, call, "", Idempotency::Idempotent);
+        self.execute(action, None).await?.json("get_call")
+    }
+
+    /// Answers an incoming call (202; the outcome arrives as notifications).
+    pub async fn answer(&self, call: &CallId, request: &AnswerRequest) -> Result<GraphResponse<()>, GraphClientError> {
+        Ok(self.send_json(Action::post("answer", call, "/answer"), request).await?.empty())
+    }
+
+    /// Rejects an incoming call (202).
+    pub async fn reject(&self, call: &CallId, request: &RejectRequest) -> Result<GraphResponse<()>, GraphClientError> {
+        Ok(self.send_json(Action::post("reject", call, "/reject"), request).await?.empty())
+    }
+
+    /// Redirects an incoming call before it is answered (202).
+    pub async fn redirect(
+        &self,
+        call: &CallId,
+        request: &RedirectRequest,
+    ) -> Result<GraphResponse<()>, GraphClientError> {
+        Ok(self.send_json(Action::post("redirect", call, "/redirect"), request).await?.empty())
+    }
+
+    /// Transfers an established call (202; the outcome arrives as notifications).
+    ///
+    /// Never re-sent after an ambiguous failure: that gives
+    /// [`GraphClientError::OutcomeUnknown`], and the notifications tell what happened.
+    pub async fn transfer(
+        &self,
+        call: &CallId,
+        request: &TransferRequest,
+    ) -> Result<GraphResponse<()>, GraphClientError> {
+        Ok(self.send_json(Action::post("transfer", call, "/transfer"), request).await?.empty())
+    }
+
+    /// Keeps a call alive (200); a 404 means the call has ended. Safe to repeat.
+    pub async fn keep_alive(&self, call: &CallId) -> Result<GraphResponse<()>, GraphClientError> {
+        let action = Action::on_call("keep_alive", Method::POST, call, "/keepAlive", Idempotency::Idempotent);
+        Ok(self.execute(action, None).await?.empty())
+    }
+
+    /// Hangs up (`DELETE /communications/calls/{id}`; 204). Safe to repeat
+    /// (a repeat may find the call gone: 404).
+    pub async fn hang_up(&self, call: &CallId) -> Result<GraphResponse<()>, GraphClientError> {
+        let action = Action::on_call("hang_up", Method::DELETE, call, "", Idempotency::Idempotent);
+        Ok(self.execute(action, None).await?.empty())
+    }
+
+    /// Plays prompts (200 with a running `playPromptOperation`).
+    pub async fn play_prompt(
+        &self,
+        call: &CallId,
+        request: &PlayPromptRequest,
+    ) -> Result<GraphResponse<CommsOperation>, GraphClientError> {
+        let action = Action::post("play_prompt", call, "/playPrompt");
+        self.send_json(action, request).await?.json("play_prompt")
+    }
+
+    /// Cancels queued and running prompts and recordings.
+    pub async fn cancel_media_processing(
+        &self,
+        call: &CallId,
+        request: &ClientContextRequest,
+    ) -> Result<GraphResponse<CommsOperation>, GraphClientError> {
+        let action = Action::post("cancel_media_processing", call, "/cancelMediaProcessing");
+        self.send_json(action, request).await?.json("cancel_media_processing")
+    }
+
+    /// Invites participants into a group call.
+    pub async fn invite_participants(
+        &self,
+        call: &CallId,
+        request: &InviteParticipantsRequest,
+    ) -> Result<GraphResponse<CommsOperation>, GraphClientError> {
+        let action = Action::post("invite_participants", call, "/participants/invite");
+        self.send_json(action, request).await?.json("invite_participants")
+    }
+
+    /// Mutes the bot.
+    pub async fn mute(
+        &self,
+        call: &CallId,
+        request: &ClientContextRequest,
+    ) -> Result<GraphResponse<CommsOperation>, GraphClientError> {
+        self.send_json(Action::post("mute", call, "/mute"), request).await?.json("mute")
+    }
+
+    /// Unmutes the bot.
+    pub async fn unmute(
+        &self,
+        call: &CallId,
+        request: &ClientContextRequest,
+    ) -> Result<GraphResponse<CommsOperation>, GraphClientError> {
+        self.send_json(Action::post("unmute", call, "/unmute"), request).await?.json("unmute")
+    }
+
+    /// Any request below the Graph base URL (`path` like `/communications/calls/{id}/...`),
+    /// with the same auth, headers and retry rules. `idempotent` decides whether
+    /// an ambiguous failure is retried or becomes [`GraphClientError::OutcomeUnknown`].
+    /// An empty response body gives `None`.
+    pub async fn send_raw(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+        idempotent: bool,
+    ) -> Result<GraphResponse<Option<serde_json::Value>>, GraphClientError> {
+        if path.contains("://") || path.contains('?') && path.contains('#') {
+            return Err(GraphClientError::InvalidRequest(format!(
+                "send_raw takes a path below the Graph base URL, got {path:?}"
+            )));
+        }
+        let action = Action {
+            name: "send_raw",
+            method,
+            path: if path.starts_with('/') { path.to_owned() } else { format!("/{path}") },
+            idempotency: if idempotent { Idempotency::Idempotent } else { Idempotency::NonIdempotent },
+        };
+        let reply = match body {
+            Some(body) => self.send_json(action, &body).await?,
+            None => self.execute(action, None).await?,
+        };
+        reply.optional_json("send_raw")
+    }
+
+    /// Gets a token now (from the cache if it is fresh): a readiness probe
+    /// that fails with [`GraphClientError::Auth`] when the credentials are wrong.
+    pub async fn ensure_token(&self) -> Result<(), GraphClientError> {
+        self.inner.tokens.get().await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segments_are_percent_encoded() {
+        assert_eq!(encode_segment("491f0b00-ffff-4bc9-a43e-b226498ec22a"), "491f0b00-ffff-4bc9-a43e-b226498ec22a");
+        assert_eq!(encode_segment("a/b c?"), "a%2Fb%20c%3F");
+    }
+
+    #[test]
+    fn build_checks_its_settings() {
+        assert!(matches!(GraphClient::builder().build(), Err(GraphClientError::Config(_))));
+        let with = || GraphClient::builder().credentials("t".into(), "a".into(), "s");
+        assert!(with().build().is_ok());
+        assert!(matches!(with().graph_base_url("localhost:1").build(), Err(GraphClientError::Config(_))));
+        assert!(matches!(with().request_timeout(Duration::ZERO).build(), Err(GraphClientError::Config(_))));
+        assert!(matches!(
+            with().retry_policy(RetryPolicy { max_attempts: 0, ..RetryPolicy::default() }).build(),
+            Err(GraphClientError::Config(_))
+        ));
+        assert!(matches!(with().scenario_id("bad\nvalue").build(), Err(GraphClientError::Config(_))));
+        let builder = with();
+        assert!(!format!("{builder:?}").contains("\"s\""));
+    }
+}

@@ -1,0 +1,319 @@
+//! The emulator's public data types: configuration, scripting and inspection.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use graph_comms_model::{AppId, CallId, CallState, IdentitySet, ParticipantInfo, TenantId};
+use serde::{Deserialize, Serialize};
+
+/// How an emulator runs.
+#[derive(Debug, Clone)]
+pub struct EmulatorConfig {
+    /// Where to listen; port 0 picks a free port.
+    pub listen: SocketAddr,
+    /// `iss` of notification JWTs and of the OpenID configuration.
+    pub issuer: String,
+    /// Lifetime of access tokens from the token endpoint (real time).
+    pub access_token_lifetime: Duration,
+    /// Lifetime of a notification JWT; one token is reused per (app, tenant) until near its expiry.
+    pub notification_token_lifetime: Duration,
+    /// A call without keepAlive for this long (on the emulator clock) ends with 408/8537.
+    pub keep_alive_timeout: Duration,
+    /// Pause before each scripted notification.
+    pub step_delay: Duration,
+    /// Timeout of one notification POST.
+    pub delivery_timeout: Duration,
+    /// Attempts per notification POST when the receiver answers non-2xx or times out.
+    pub delivery_attempts: u32,
+}
+
+impl Default for EmulatorConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+            issuer: "https://api.botframework.com".into(),
+            access_token_lifetime: Duration::from_secs(3600),
+            notification_token_lifetime: Duration::from_secs(3600),
+            keep_alive_timeout: Duration::from_secs(45 * 60),
+            step_delay: Duration::from_millis(2),
+            delivery_timeout: Duration::from_secs(5),
+            delivery_attempts: 4,
+        }
+    }
+}
+
+/// An app registration: the client-credentials identity a bot uses.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RegisteredApp {
+    /// The tenant the app is registered in.
+    pub tenant_id: TenantId,
+    /// The app (client) id; `aud` of its notification JWTs.
+    pub app_id: AppId,
+    /// The client secret the token endpoint checks.
+    pub client_secret: String,
+}
+
+impl RegisteredApp {
+    /// An app with random tenant id, app id and secret.
+    pub fn random() -> Self {
+        Self {
+            tenant_id: TenantId::new(uuid::Uuid::new_v4().to_string()),
+            app_id: AppId::new(uuid::Uuid::new_v4().to_string()),
+            client_secret: format!("emu~{}", uuid::Uuid::new_v4().simple()),
+        }
+    }
+}
+
+/// Who places an incoming call.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub enum Caller {
+    /// A Teams user.
+    User {
+        /// The user's object id.
+        id: String,
+        /// The user's display name.
+        #[serde(rename = "displayName")]
+        display_name: String,
+    },
+    /// A phone number (E.164).
+    Phone(String),
+}
+
+/// An incoming call to offer a bot; build one with [`IncomingCall::from_user`] or [`IncomingCall::from_phone`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IncomingCall {
+    /// The bot the call is for.
+    pub app_id: AppId,
+    /// The tenant of the call.
+    pub tenant_id: TenantId,
+    /// The bot's global calling webhook: where the `created`/`incoming` notification goes.
+    pub callback_uri: String,
+    /// The caller.
+    pub from: Caller,
+    /// The called identity (bot or application instance); defaults to the bot's application identity.
+    #[serde(default)]
+    pub to: Option<IdentitySet>,
+    /// The other participants when this is a group call (a transfer then needs `transferee`).
+    #[serde(default)]
+    pub group: Option<Vec<ParticipantInfo>>,
+    /// Delivery faults for this call's notifications.
+    #[serde(default)]
+    pub faults: DeliveryFaults,
+}
+
+impl IncomingCall {
+    fn new(app: &RegisteredApp, callback_uri: String, from: Caller) -> Self {
+        Self {
+            app_id: app.app_id.clone(),
+            tenant_id: app.tenant_id.clone(),
+            callback_uri,
+            from,
+            to: None,
+            group: None,
+            faults: DeliveryFaults::default(),
+        }
+    }
+
+    /// A call from a Teams user to `app`'s bot.
+    pub fn from_user(app: &RegisteredApp, callback_uri: impl Into<String>, user_id: &str, display_name: &str) -> Self {
+        Self::new(
+            app,
+            callback_uri.into(),
+            Caller::User {
+                id: user_id.to_owned(),
+                display_name: display_name.to_owned(),
+            },
+        )
+    }
+
+    /// A call from a phone number to `app`'s bot.
+    pub fn from_phone(app: &RegisteredApp, callback_uri: impl Into<String>, number: &str) -> Self {
+        Self::new(app, callback_uri.into(), Caller::Phone(number.to_owned()))
+    }
+
+    /// Sets the called identity.
+    #[must_use]
+    pub fn to(mut self, called: IdentitySet) -> Self {
+        self.to = Some(called);
+        self
+    }
+
+    /// Makes it a group call with these other participants.
+    #[must_use]
+    pub fn group(mut self, others: Vec<ParticipantInfo>) -> Self {
+        self.group = Some(others);
+        self
+    }
+
+    /// Sets the delivery faults.
+    #[must_use]
+    pub fn faults(mut self, faults: DeliveryFaults) -> Self {
+        self.faults = faults;
+        self
+    }
+}
+
+/// How a transfer (or outgoing call) target responds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "camelCase")]
+#[non_exhaustive]
+pub enum TargetBehavior {
+    /// Picks up: the transfer completes.
+    Accept,
+    /// Declines: the transfer fails with 500/7000 and the call is back to `established`.
+    Decline,
+    /// Busy: fails like `Decline`.
+    Busy,
+    /// Rings without answer, then fails like `Decline`.
+    NoAnswer {
+        /// How long it rings before the failure notification.
+        #[serde(rename = "afterMs", with = "duration_ms")]
+        after: Duration,
+    },
+    /// Fails like `Decline` but with the consultative-transfer subcode 7700.
+    ConsultativeFails,
+}
+
+/// Faults applied to one call's notification deliveries.
+#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct DeliveryFaults {
+    /// Swap adjacent pairs: `transferAccepted` before `transferring`, `established` before `establishing`.
+    pub reorder: bool,
+    /// POST every notification twice.
+    pub duplicate: bool,
+    /// Extra delay before each POST.
+    #[serde(rename = "delayMs", with = "duration_ms")]
+    pub delay: Duration,
+    /// Send the notifications of one scripted action in one POST (several `value` items).
+    pub batch: bool,
+    /// Drop (never deliver) the first notification whose `resourceData.state` is each of these.
+    pub drop: Vec<CallState>,
+}
+
+/// A fault for the next `count` requests to `endpoint`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiFault {
+    /// Which requests it hits.
+    pub endpoint: Endpoint,
+    /// What happens to them.
+    pub kind: FaultKind,
+    /// How many matching requests it hits.
+    pub count: u32,
+}
+
+/// The endpoints the emulator serves, for faults and the request log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub enum Endpoint {
+    /// `POST /{tenant}/oauth2/v2.0/token`.
+    Token,
+    /// `POST /communications/calls`.
+    CreateCall,
+    /// `GET /communications/calls/{id}`.
+    GetCall,
+    /// `POST .../answer`.
+    Answer,
+    /// `POST .../reject`.
+    Reject,
+    /// `POST .../redirect`.
+    Redirect,
+    /// `POST .../transfer`.
+    Transfer,
+    /// `POST .../keepAlive`.
+    KeepAlive,
+    /// `DELETE /communications/calls/{id}`.
+    HangUp,
+    /// `POST .../playPrompt`.
+    PlayPrompt,
+    /// `POST .../cancelMediaProcessing`.
+    CancelMediaProcessing,
+    /// `POST .../participants/invite`.
+    Invite,
+    /// `POST .../mute`.
+    Mute,
+    /// `POST .../unmute`.
+    Unmute,
+    /// Matches every endpoint (as a fault target).
+    Any,
+    /// `GET /v1/.well-known/OpenIdConfiguration`.
+    OpenIdConfiguration,
+    /// `GET` of the JWKS.
+    Jwks,
+    /// Any other path (unknown routes).
+    Other,
+}
+
+/// What an [`ApiFault`] does.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub enum FaultKind {
+    /// 429 with `Retry-After` exactly as given ("0.2", or an HTTP date); the request is not processed.
+    TooManyRequests {
+        /// The `Retry-After` header value.
+        #[serde(rename = "retryAfter")]
+        retry_after: String,
+    },
+    /// This status with an error body; the request is not processed.
+    Status(u16),
+    /// The request is processed; the response is sent after this delay.
+    Delay(#[serde(with = "duration_ms")] Duration),
+}
+
+/// One HTTP request the emulator received.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RecordedRequest {
+    /// HTTP method.
+    pub method: String,
+    /// Path (without query).
+    pub path: String,
+    /// Which endpoint it hit.
+    pub endpoint: Endpoint,
+    /// The call in the path, if any.
+    pub call_id: Option<CallId>,
+    /// The JSON body, if it had one (token requests are not recorded, to keep secrets out).
+    pub body: Option<serde_json::Value>,
+    /// The caller's `client-request-id` header.
+    pub client_request_id: Option<String>,
+    /// The status returned.
+    pub status: u16,
+}
+
+/// One notification delivery attempt.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SentNotification {
+    /// The POSTed body (`commsNotifications`).
+    pub body: serde_json::Value,
+    /// The `Authorization` header sent (`Bearer <jwt>`).
+    pub authorization: String,
+    /// 1 for the first attempt of a POST, 2 for its first retry, ...
+    pub attempt: u32,
+    /// The receiver's status; `None` on timeout or connection error.
+    pub response_status: Option<u16>,
+    /// Where it was POSTed.
+    pub url: String,
+}
+
+/// Durations as integer milliseconds in JSON.
+pub(crate) mod duration_ms {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(crate) fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        u64::deserialize(d).map(Duration::from_millis)
+    }
+}

@@ -1,0 +1,340 @@
+//! The transfer attempt state machine: pure, no I/O, no clocks.
+//!
+//! The runtime turns notifications, the POST result and timers into
+//! [`AttemptInput`]s; the machine answers with the [`AttemptEffect`]s (hooks) to
+//! run. Whatever order, duplicates or gaps the inputs have, it yields exactly
+//! one final effect ([`AttemptEffect::Completed`] or [`AttemptEffect::Failed`]),
+//! at most one [`AttemptEffect::Accepted`] and at most one
+//! [`AttemptEffect::Transferring`], both before the final one.
+
+use graph_comms_model::{ResultInfo, subcodes};
+
+use crate::outcome::{ClientErrorSummary, TransferFailure, TransferOutcome};
+
+/// The `terminationReason` a consultative transfer ends the call with.
+pub const APP_TRANSFERRED: &str = "AppTransferred";
+
+/// What happened to a transfer attempt.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum AttemptInput {
+    /// The call reported `state: transferring`.
+    Transferring,
+    /// The call reported `state: transferAccepted`.
+    TransferAccepted,
+    /// The call reported `state: established`.
+    Established {
+        /// The `resultInfo` it carried; a failure has a non-zero subcode.
+        result_info: Option<ResultInfo>,
+    },
+    /// The call reported `state: terminated`, or was deleted.
+    Terminated {
+        /// The `resultInfo` it carried.
+        result_info: Option<ResultInfo>,
+        /// The undeclared `terminationReason` (`AppTransferred` after a consultative transfer).
+        termination_reason: Option<String>,
+    },
+    /// The call ended, learned from something that is not this attempt's own
+    /// notification (a notification older than the attempt, a 404 on keep-alive).
+    CallGone {
+        /// The end `resultInfo`, if known.
+        result_info: Option<ResultInfo>,
+    },
+    /// Graph answered the `POST /transfer` with an error: nothing was transferred.
+    PostRejected(ClientErrorSummary),
+    /// The `POST /transfer` result is ambiguous (timeout, connection loss).
+    PostOutcomeUnknown,
+    /// The unknown-outcome window after [`AttemptInput::PostOutcomeUnknown`] has passed.
+    UnknownOutcomeExpired,
+    /// The attempt's overall timeout has passed.
+    TimedOut,
+    /// A newer attempt replaced this one.
+    Superseded,
+    /// The runtime stops tracking the attempt (shutdown).
+    Abandoned,
+}
+
+/// What the runtime must do in reaction to an input, in order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AttemptEffect {
+    /// Fire `on_transferring`.
+    Transferring,
+    /// Fire `on_transfer_accepted`; `inferred` when the completion arrived first.
+    Accepted {
+        /// True when no `transferAccepted` was seen before the completion.
+        inferred: bool,
+    },
+    /// Fire `on_transfer_completed`; the attempt is over.
+    Completed,
+    /// Fire `on_transfer_failed`; the attempt is over.
+    Failed(TransferFailure),
+}
+
+/// One transfer attempt's progress.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct TransferMachine {
+    consultative: bool,
+    transferring_fired: bool,
+    accepted_fired: bool,
+    post_outcome_unknown: bool,
+    seen_notification: bool,
+    outcome: Option<TransferOutcome>,
+}
+
+impl TransferMachine {
+    /// A machine for a new attempt. `consultative` is true when the request
+    /// carries `replacesCallId`: only then does `terminationReason: AppTransferred`
+    /// mean success.
+    pub fn new(consultative: bool) -> Self {
+        Self {
+            consultative,
+            ..Self::default()
+        }
+    }
+
+    /// The final outcome, once there is one.
+    pub fn outcome(&self) -> Option<&TransferOutcome> {
+        self.outcome.as_ref()
+    }
+
+    /// Whether the attempt has its final outcome.
+    pub fn is_finished(&self) -> bool {
+        self.outcome.is_some()
+    }
+
+    /// Whether `on_transfer_accepted` has fired.
+    pub fn accepted(&self) -> bool {
+        self.accepted_fired
+    }
+
+    /// Feeds one input and returns the effects to run, in order. After the
+    /// outcome every input is ignored (returns nothing).
+    pub fn handle(&mut self, input: AttemptInput) -> Vec<AttemptEffect> {
+        let mut effects = Vec::new();
+        if self.is_finished() {
+            return effects;
+        }
+        match input {
+            AttemptInput::Transferring => {
+                self.seen_notification = true;
+                self.fire_transferring(&mut effects);
+            }
+            AttemptInput::TransferAccepted => {
+                self.seen_notification = true;
+                self.fire_transferring(&mut effects);
+                self.fire_accepted(false, &mut effects);
+            }
+            AttemptInput::Established { result_info } => {
+                // Only a failure resultInfo says something about the transfer; a bare
+                // `established` is typically a late duplicate of the answer's.
+                if let Some(result) = result_info.filter(|r| r.subcode.is_some_and(|s| s != 0)) {
+                    self.seen_notification = true;
+                    self.finish(TransferOutcome::Failed(TransferFailure::ReturnedToEstablished { result }), &mut effects);
+                }
+            }
+            AttemptInput::Terminated {
+                result_info,
+                termination_reason,
+            } => {
+                self.seen_notification = true;
+                let completed_code = result_info
+                    .as_ref()
+                    .is_some_and(|r| r.subcode == Some(subcodes::TRANSFER_COMPLETED));
+                let app_transferred = self.consultative
+                    && termination_reason
+                        .as_deref()
+                        .is_some_and(|r| r.eq_ignore_ascii_case(APP_TRANSFERRED));
+                if completed_code || app_transferred {
+                    self.fire_transferring(&mut effects);
+                    self.fire_accepted(true, &mut effects);
+                    self.finish(TransferOutcome::Completed, &mut effects);
+                } else {
+                    let failure = TransferFailure::CallEnded { result: result_info };
+                    self.finish(TransferOutcome::Failed(failure), &mut effects);
+                }
+            }
+            AttemptInput::CallGone { result_info } => {
+                let failure = TransferFailure::CallEnded { result: result_info };
+                self.finish(TransferOutcome::Failed(failure), &mut effects);
+            }
+            AttemptInput::PostRejected(error) => {
+                self.finish(TransferOutcome::Failed(TransferFailure::Rejected { error }), &mut effects);
+            }
+            AttemptInput::PostOutcomeUnknown => self.post_outcome_unknown = true,
+            AttemptInput::UnknownOutcomeExpired => {
+                if self.post_outcome_unknown && !self.seen_notification {
+                    let failure = TransferFailure::OutcomeUnknownNoNotification;
+                    self.finish(TransferOutcome::Failed(failure), &mut effects);
+                }
+            }
+            AttemptInput::TimedOut => self.finish(TransferOutcome::Failed(TransferFailure::TimedOut), &mut effects),
+            AttemptInput::Superseded => {
+                self.finish(TransferOutcome::Failed(TransferFailure::Superseded), &mut effects);
+            }
+            AttemptInput::Abandoned => self.finish(TransferOutcome::Failed(TransferFailure::Abandoned), &mut effects),
+        }
+        effects
+    }
+
+    fn fire_transferring(&mut self, effects: &mut Vec<AttemptEffect>) {
+        if !self.transferring_fired {
+            self.transferring_fired = true;
+            effects.push(AttemptEffect::Transferring);
+        }
+    }
+
+    fn fire_accepted(&mut self, inferred: bool, effects: &mut Vec<AttemptEffect>) {
+        if !self.accepted_fired {
+            self.accepted_fired = true;
+            effects.push(AttemptEffect::Accepted { inferred });
+        }
+    }
+
+    fn finish(&mut self, outcome: TransferOutcome, effects: &mut Vec<AttemptEffect>) {
+        effects.push(match &outcome {
+            TransferOutcome::Completed => AttemptEffect::Completed,
+            TransferOutcome::Failed(failure) => AttemptEffect::Failed(failure.clone()),
+        });
+        self.outcome = Some(outcome);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(consultative: bool, inputs: Vec<AttemptInput>) -> Vec<AttemptEffect> {
+        let mut machine = TransferMachine::new(consultative);
+        inputs.into_iter().flat_map(|i| machine.handle(i)).collect()
+    }
+
+    #[test]
+    fn the_documented_success_sequence_fires_every_hook_once() {
+        let effects = run(
+            false,
+            vec![
+                AttemptInput::Transferring,
+                AttemptInput::TransferAccepted,
+                AttemptInput::Terminated {
+                    result_info: Some(ResultInfo::new(0, 7015, "GracefulTransferCompleted")),
+                    termination_reason: None,
+                },
+            ],
+        );
+        assert_eq!(
+            effects,
+            vec![
+                AttemptEffect::Transferring,
+                AttemptEffect::Accepted { inferred: false },
+                AttemptEffect::Completed
+            ]
+        );
+    }
+
+    #[test]
+    fn completion_first_infers_accepted() {
+        let effects = run(
+            true,
+            vec![AttemptInput::Terminated {
+                result_info: None,
+                termination_reason: Some("AppTransferred".into()),
+            }],
+        );
+        assert_eq!(
+            effects,
+            vec![
+                AttemptEffect::Transferring,
+                AttemptEffect::Accepted { inferred: true },
+                AttemptEffect::Completed
+            ]
+        );
+    }
+
+    #[test]
+    fn app_transferred_without_replaces_call_id_is_a_call_end() {
+        let effects = run(
+            false,
+            vec![AttemptInput::Terminated {
+                result_info: None,
+                termination_reason: Some("AppTransferred".into()),
+            }],
+        );
+        assert_eq!(effects, vec![AttemptEffect::Failed(TransferFailure::CallEnded { result: None })]);
+    }
+
+    #[test]
+    fn bare_established_is_ignored_and_failure_keeps_the_subcode() {
+        let odd = ResultInfo::new(500, 7123, "odd");
+        let effects = run(
+            false,
+            vec![
+                AttemptInput::Established { result_info: None },
+                AttemptInput::Established {
+                    result_info: Some(ResultInfo::new(200, 0, "ok")),
+                },
+                AttemptInput::Established {
+                    result_info: Some(odd.clone()),
+                },
+            ],
+        );
+        assert_eq!(
+            effects,
+            vec![AttemptEffect::Failed(TransferFailure::ReturnedToEstablished { result: odd })]
+        );
+    }
+
+    #[test]
+    fn code_alone_never_decides() {
+        // code 0 with a non-7015 subcode on terminated is a call end, not success.
+        let end = ResultInfo::new(0, 5001, "ended");
+        let effects = run(
+            false,
+            vec![AttemptInput::Terminated {
+                result_info: Some(end.clone()),
+                termination_reason: None,
+            }],
+        );
+        assert_eq!(effects, vec![AttemptEffect::Failed(TransferFailure::CallEnded { result: Some(end) })]);
+    }
+
+    #[test]
+    fn unknown_post_outcome_fails_only_without_notifications() {
+        let silent = run(false, vec![AttemptInput::PostOutcomeUnknown, AttemptInput::UnknownOutcomeExpired]);
+        assert_eq!(
+            silent,
+            vec![AttemptEffect::Failed(TransferFailure::OutcomeUnknownNoNotification)]
+        );
+        let heard = run(
+            false,
+            vec![
+                AttemptInput::PostOutcomeUnknown,
+                AttemptInput::Transferring,
+                AttemptInput::UnknownOutcomeExpired,
+            ],
+        );
+        assert_eq!(heard, vec![AttemptEffect::Transferring]);
+        let unambiguous = run(false, vec![AttemptInput::UnknownOutcomeExpired]);
+        assert!(unambiguous.is_empty());
+    }
+
+    #[test]
+    fn nothing_happens_after_the_outcome() {
+        let mut machine = TransferMachine::new(false);
+        assert_eq!(
+            machine.handle(AttemptInput::TimedOut),
+            vec![AttemptEffect::Failed(TransferFailure::TimedOut)]
+        );
+        for input in [
+            AttemptInput::Transferring,
+            AttemptInput::TransferAccepted,
+            AttemptInput::TimedOut,
+            AttemptInput::Terminated {
+                result_info: Some(ResultInfo::new(0, 7015, "")),
+                termination_reason: None,
+            },
+        ] {
+            assert!(machine.handle(input).is_empty());
+        }
+        assert_eq!(machine.outcome(), Some(&TransferOutcome::Failed(TransferFailure::TimedOut)));
+    }
+}

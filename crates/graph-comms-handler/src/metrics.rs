@@ -1,0 +1,91 @@
+//! Counters the runtime keeps, and the snapshot an app exports.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::runtime::lock;
+
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) calls_seen: AtomicU64,
+    pub(crate) calls_ended: AtomicU64,
+    pub(crate) events: AtomicU64,
+    pub(crate) transfers_started: AtomicU64,
+    pub(crate) transfers_completed: AtomicU64,
+    pub(crate) transfers_failed: Mutex<BTreeMap<&'static str, u64>>,
+    pub(crate) hook_errors: AtomicU64,
+    pub(crate) hook_panics: AtomicU64,
+    pub(crate) keep_alives: AtomicU64,
+    pub(crate) late_incoming_decisions: AtomicU64,
+}
+
+impl Counters {
+    pub(crate) fn transfer_completed(&self) {
+        self.transfers_completed.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn transfer_failed(&self, reason: &'static str) {
+        *lock(&self.transfers_failed).entry(reason).or_default() += 1;
+    }
+}
+
+/// A snapshot of the bot's counters, for an app's `/metrics`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct BotMetrics {
+    /// Calls the bot tracks now.
+    pub calls_active: usize,
+    /// Calls seen since start.
+    pub calls_seen: u64,
+    /// Calls that ended since start.
+    pub calls_ended: u64,
+    /// Per-call workers running now (calls with queued or recent events).
+    pub workers_active: usize,
+    /// Events queued or being handled now.
+    pub events_in_flight: usize,
+    /// Notification events handled since start.
+    pub events_handled: u64,
+    /// Transfer attempts started (POSTs sent).
+    pub transfers_started: u64,
+    /// Attempts that completed.
+    pub transfers_completed: u64,
+    /// Attempts that failed, by [`TransferFailure::label`](crate::TransferFailure::label).
+    pub transfers_failed: BTreeMap<&'static str, u64>,
+    /// Hooks that returned an error.
+    pub hook_errors: u64,
+    /// Hooks that panicked.
+    pub hook_panics: u64,
+    /// Successful keep-alive requests.
+    pub keep_alives_sent: u64,
+    /// Incoming calls whose decision took longer than the deadline.
+    pub late_incoming_decisions: u64,
+}
+
+impl BotMetrics {
+    /// All failed attempts, whatever the reason.
+    pub fn transfers_failed_total(&self) -> u64 {
+        self.transfers_failed.values().sum()
+    }
+}
+
+impl Counters {
+    pub(crate) fn snapshot(&self, calls_active: usize, workers_active: usize, events_in_flight: usize) -> BotMetrics {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        BotMetrics {
+            calls_active,
+            calls_seen: get(&self.calls_seen),
+            calls_ended: get(&self.calls_ended),
+            workers_active,
+            events_in_flight,
+            events_handled: get(&self.events),
+            transfers_started: get(&self.transfers_started),
+            transfers_completed: get(&self.transfers_completed),
+            transfers_failed: lock(&self.transfers_failed).clone(),
+            hook_errors: get(&self.hook_errors),
+            hook_panics: get(&self.hook_panics),
+            keep_alives_sent: get(&self.keep_alives),
+            late_incoming_decisions: get(&self.late_incoming_decisions),
+        }
+    }
+}
