@@ -84,7 +84,7 @@ pub struct IdentitySet {
     pub application_instance: Option<Identity>,
     /// The asserted identity (an `identity` in the schema, not a set).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub asserted_identity: Option<Identity>,
+    pub asserted_identity: Option<Box<Identity>>,
     /// An Azure Communication Services user.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub azure_communication_services_user: Option<Identity>,

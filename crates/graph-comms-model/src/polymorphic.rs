@@ -15,6 +15,9 @@ macro_rules! polymorphic {
         $(#[$meta])*
         #[derive(Debug, Clone, PartialEq)]
         #[non_exhaustive]
+        // Variants hold the Graph types by value so callers can match and
+        // build them directly; the size is that of an identity set or two.
+        #[allow(clippy::large_enum_variant)]
         pub enum $name {
             $( $(#[$vmeta])* $variant($ty), )+
             /// An `@odata.type` this version does not know, kept as raw JSON.
