@@ -2,6 +2,7 @@
 
 use std::fmt;
 
+use graph_comms_handler::HookName;
 use graph_comms_model::{
     ChangeType, CommsNotification, CommsNotifications, ParseError, ResourceData, ResourceTarget, ResultInfo,
 };
@@ -39,8 +40,9 @@ pub struct InspectedItem {
 pub struct Classification {
     /// The event's name.
     pub event: &'static str,
-    /// The hook, or `None` when the event only updates state.
-    pub hook: Option<&'static str>,
+    /// The typed hook, or `None` when the event only updates state.
+    /// (`on_notification` runs first for every item.)
+    pub hook: Option<HookName>,
     /// A note on conditions (e.g. "only while a transfer is pending").
     pub note: Option<&'static str>,
 }
@@ -108,7 +110,7 @@ pub fn classify(item: &CommsNotification) -> Classification {
                 .as_ref()
                 .is_some_and(|s| matches!(s.as_str(), "completed" | "failed"));
         return if done {
-            c("OperationFinished", Some("on_operation_completed"), None)
+            c("OperationFinished", Some(HookName::OperationCompleted), None)
         } else {
             c("OperationUpdated", None, None)
         };
@@ -119,7 +121,7 @@ pub fn classify(item: &CommsNotification) -> Classification {
                 c("ParticipantsUpdated", None, Some("roster changes are not forwarded to hooks"))
             }
             Ok(ResourceTarget::Call) if item.change_type == ChangeType::Deleted => {
-                c("CallTerminated", Some("on_call_ended"), None)
+                c("CallTerminated", Some(HookName::CallTerminated), None)
             }
             _ => c("Ignored", None, Some("no call or operation in resourceData")),
         };
@@ -127,33 +129,33 @@ pub fn classify(item: &CommsNotification) -> Classification {
     let subcode = call.result_info.as_ref().and_then(|r| r.subcode);
     let state = call.state.clone();
     match (state, &item.change_type) {
-        (Some(S::Incoming), _) => c("IncomingCall", Some("on_incoming_call"), None),
+        (Some(S::Incoming), _) => c("IncomingCall", Some(HookName::IncomingCall), None),
         (Some(S::Establishing), _) => c("CallEstablishing", None, None),
         (Some(S::Established), _) if subcode.is_some_and(|s| s != 0) => c(
             "TransferFailed",
-            Some("on_transfer_failed"),
+            Some(HookName::TransferFailed),
             Some("returned to established with a non-zero subcode; fails the pending transfer"),
         ),
-        (Some(S::Established), _) => c("CallEstablished", Some("on_call_established"), None),
-        (Some(S::Transferring), _) => c("Transferring", Some("on_transferring"), None),
-        (Some(S::TransferAccepted), _) => c("TransferAccepted", Some("on_transfer_accepted"), None),
+        (Some(S::Established), _) => c("CallEstablished", Some(HookName::CallEstablished), None),
+        (Some(S::Transferring), _) => c("Transferring", Some(HookName::Transferring), None),
+        (Some(S::TransferAccepted), _) => c("TransferAccepted", Some(HookName::TransferAccepted), None),
         (Some(S::Terminating), _) => c("CallTerminating", None, None),
         (Some(S::Terminated), _) | (None, ChangeType::Deleted) => {
             let app_transferred = call
                 .termination_reason()
                 .is_some_and(|r| r.eq_ignore_ascii_case("AppTransferred"));
             if subcode == Some(graph_comms_model::subcodes::TRANSFER_COMPLETED) {
-                c("TransferCompleted", Some("on_transfer_completed"), None)
+                c("TransferCompleted", Some(HookName::TransferCompleted), None)
             } else if app_transferred {
                 c(
                     "TransferCompleted",
-                    Some("on_transfer_completed"),
+                    Some(HookName::TransferCompleted),
                     Some("terminationReason AppTransferred: success for a consultative transfer"),
                 )
             } else {
                 c(
                     "CallTerminated",
-                    Some("on_call_ended"),
+                    Some(HookName::CallTerminated),
                     Some("fails a pending transfer (call ended)"),
                 )
             }
@@ -201,7 +203,8 @@ impl fmt::Display for InspectedItem {
             writeln!(f, "  termination: {reason}")?;
         }
         let c = &self.classification;
-        write!(f, "  event:       {}\n  hook:        {}", c.event, c.hook.unwrap_or("(none)"))?;
+        let hook = c.hook.map_or_else(|| "(none)".to_owned(), |h| h.to_string());
+        write!(f, "  event:       {}\n  hook:        {hook}", c.event)?;
         if let Some(note) = c.note {
             write!(f, " [{note}]")?;
         }

@@ -1,8 +1,11 @@
 #![doc = include_str!("../README.md")]
 
+pub mod bot;
 pub mod cli;
 pub mod config;
+pub mod demo;
 pub mod inspect;
 pub mod logging;
 pub mod metrics;
 pub mod routing;
+pub mod server;

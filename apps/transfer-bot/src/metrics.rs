@@ -15,6 +15,17 @@ pub struct Metrics {
     latency: Mutex<BTreeMap<String, Histogram>>,
 }
 
+/// Notification deliveries with one verdict, as the endpoint counted them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verdict {
+    /// `accepted` or `rejected`.
+    pub verdict: &'static str,
+    /// Why it was rejected (empty when accepted).
+    pub reason: String,
+    /// How many.
+    pub count: u64,
+}
+
 /// A metric name plus its label pairs.
 type Series = (&'static str, Vec<(&'static str, String)>);
 
@@ -128,22 +139,27 @@ impl Metrics {
         histogram.count += 1;
     }
 
-    /// The Prometheus text exposition. `notifications` are (verdict, count)
-    /// pairs read from the notification endpoint at scrape time.
-    pub fn render(&self, notifications: &[(String, u64)]) -> String {
+    /// The Prometheus text exposition. `notifications` are (verdict, reason,
+    /// count) read from the notification endpoint at scrape time; `gauges` are
+    /// (name, help, value) read from the bot runtime.
+    pub fn render(&self, notifications: &[Verdict], gauges: &[(&str, &str, u64)]) -> String {
         let mut out = String::new();
         let counters = lock(&self.counters).clone();
         for (name, help) in HELP {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
             if *name == "transfer_bot_notifications_total" {
-                for (verdict, count) in notifications {
-                    let _ = writeln!(out, "{name}{{verdict=\"{}\"}} {count}", escape(verdict));
+                for v in notifications {
+                    let labels = vec![("verdict", v.verdict.to_owned()), ("reason", v.reason.clone())];
+                    let _ = writeln!(out, "{name}{} {}", label_text(&labels, None), v.count);
                 }
                 continue;
             }
             for ((_, labels), value) in counters.iter().filter(|((n, _), _)| n == name) {
                 let _ = writeln!(out, "{name}{} {value}", label_text(labels, None));
             }
+        }
+        for (name, help, value) in gauges {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}");
         }
         let name = "transfer_bot_graph_request_duration_seconds";
         let _ = writeln!(
@@ -191,11 +207,17 @@ mod tests {
         metrics.transfer_failed("declined \"7000\"");
         metrics.transfer_completed();
         metrics.graph_request("transfer", Duration::from_millis(30));
-        let text = metrics.render(&[("accepted".into(), 3)]);
+        let verdicts = [Verdict {
+            verdict: "accepted",
+            reason: String::new(),
+            count: 3,
+        }];
+        let text = metrics.render(&verdicts, &[("transfer_bot_calls_active", "Calls tracked now.", 2)]);
         assert!(text.contains("transfer_bot_calls_total 1\n"), "{text}");
         assert!(text.contains("transfer_bot_transfers_started_total{mode=\"blind\"} 1"));
         assert!(text.contains("transfer_bot_transfers_total{outcome=\"failed\",reason=\"declined \\\"7000\\\"\"} 1"));
-        assert!(text.contains("transfer_bot_notifications_total{verdict=\"accepted\"} 3"));
+        assert!(text.contains("transfer_bot_notifications_total{verdict=\"accepted\",reason=\"\"} 3"));
+        assert!(text.contains("# TYPE transfer_bot_calls_active gauge\ntransfer_bot_calls_active 2\n"));
         assert!(text.contains("transfer_bot_graph_request_duration_seconds_bucket{action=\"transfer\",le=\"0.025\"} 0"));
         assert!(text.contains("transfer_bot_graph_request_duration_seconds_bucket{action=\"transfer\",le=\"0.05\"} 1"));
         assert!(text.contains("transfer_bot_graph_request_duration_seconds_count{action=\"transfer\"} 1"));

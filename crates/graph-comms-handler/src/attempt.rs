@@ -101,12 +101,13 @@ impl TransferAttempt {
     /// Do not await this inside a hook of the same call (see the type's docs).
     pub async fn outcome(&self) -> TransferOutcome {
         let mut receiver = self.outcome.clone();
-        match receiver.wait_for(Option::is_some).await {
-            Ok(value) => value.clone().unwrap_or(TransferOutcome::Failed(TransferFailure::Abandoned)),
-            Err(_) => receiver
-                .borrow()
-                .clone()
-                .unwrap_or(TransferOutcome::Failed(TransferFailure::Abandoned)),
-        }
+        let decided = match receiver.wait_for(Option::is_some).await {
+            Ok(value) => value.clone(),
+            // The sender is gone: the bot dropped the attempt.
+            Err(_) => None,
+        };
+        decided
+            .or_else(|| receiver.borrow().clone())
+            .unwrap_or(TransferOutcome::Failed(TransferFailure::Abandoned))
     }
 }

@@ -1,0 +1,724 @@
+//! The receptionist: answers, optionally plays a hold prompt, then walks the
+//! routed target list until a transfer completes; apologises and hangs up when
+//! no target takes the call.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use graph_comms_handler::model::{
+    Call, CallId, CommsOperation, InvitationParticipantInfo, MediaConfig, Modality, OperationId, OperationStatus,
+    ParticipantInfo, Prompt,
+};
+use graph_comms_handler::{
+    AnswerOptions, CallContext, CallEnd, CallHandler, HookError, IncomingDecision, TransferFailure, TransferInfo,
+    async_trait,
+};
+use tokio::sync::mpsc::UnboundedSender;
+use tracing::Instrument as _;
+
+use crate::metrics::Metrics;
+use crate::routing::{RoutingPolicy, Target, TransferMode};
+
+/// What the receptionist needs besides the routing policy.
+#[derive(Debug, Clone)]
+pub struct ReceptionistSettings {
+    /// Played after answering, while the first target is tried.
+    pub hold_prompt_uri: Option<String>,
+    /// Played before hanging up when no target took the call.
+    pub apology_prompt_uri: Option<String>,
+    /// The bot's public callback URL, used as `callbackUri` of consultation calls.
+    pub callback_uri: String,
+    /// Hang up this long after starting the apology even if its completion never arrives.
+    pub apology_timeout: Duration,
+}
+
+/// How the bot finished with a call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallOutcome {
+    /// A transfer completed to this target.
+    Transferred {
+        /// The target (log-safe label).
+        target: String,
+    },
+    /// Every target failed; the bot apologised (if a prompt is configured) and hung up.
+    Apologised,
+    /// The call ended before any transfer completed (e.g. the caller hung up).
+    Dropped {
+        /// The end code, `code/subcode`.
+        reason: String,
+    },
+}
+
+impl fmt::Display for CallOutcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Transferred { target } => write!(f, "transferred to {target}"),
+            Self::Apologised => f.write_str("apologised, hung up"),
+            Self::Dropped { reason } => write!(f, "dropped ({reason})"),
+        }
+    }
+}
+
+impl CallOutcome {
+    /// A short stable label for metrics.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::Transferred { .. } => "transferred",
+            Self::Apologised => "apologised",
+            Self::Dropped { .. } => "dropped",
+        }
+    }
+}
+
+/// One step of a call's handling, for progress output and tests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BotEvent {
+    /// The incoming call this is about.
+    pub call_id: CallId,
+    /// What happened.
+    pub kind: BotEventKind,
+}
+
+/// What happened to a call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BotEventKind {
+    /// A call came in; this many targets are routed for it.
+    Incoming {
+        /// Number of targets.
+        targets: usize,
+    },
+    /// The call is established and the hold prompt (if any) started.
+    Established,
+    /// A consultation call to the target is being placed.
+    Consulting {
+        /// The target.
+        target: String,
+    },
+    /// A transfer to the target was requested.
+    TransferStarted {
+        /// The target.
+        target: String,
+        /// Blind or consultative.
+        mode: TransferMode,
+    },
+    /// The target accepted.
+    TransferAccepted {
+        /// The target.
+        target: String,
+    },
+    /// The transfer completed.
+    TransferCompleted {
+        /// The target.
+        target: String,
+    },
+    /// The attempt on the target failed.
+    TransferFailed {
+        /// The target.
+        target: String,
+        /// Why.
+        reason: String,
+    },
+    /// No target left; apologising.
+    Apologising,
+    /// The bot hung up.
+    HangingUp,
+    /// The bot is done with the call.
+    Finished {
+        /// How it ended.
+        outcome: CallOutcome,
+        /// The targets tried, in order.
+        tried: Vec<String>,
+    },
+}
+
+impl fmt::Display for BotEvent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let id = self.call_id.as_str();
+        let short = id.get(..8).unwrap_or(id);
+        write!(f, "[{short}] ")?;
+        match &self.kind {
+            BotEventKind::Incoming { targets } => write!(f, "incoming call, {targets} target(s) routed"),
+            BotEventKind::Established => f.write_str("answered, call established"),
+            BotEventKind::Consulting { target } => write!(f, "calling {target} to consult"),
+            BotEventKind::TransferStarted { target, mode } => write!(f, "{} transfer to {target}", mode.as_str()),
+            BotEventKind::TransferAccepted { target } => write!(f, "{target} accepted"),
+            BotEventKind::TransferCompleted { target } => write!(f, "transfer to {target} completed"),
+            BotEventKind::TransferFailed { target, reason } => write!(f, "transfer to {target} failed: {reason}"),
+            BotEventKind::Apologising => f.write_str("no target left, apologising"),
+            BotEventKind::HangingUp => f.write_str("hanging up"),
+            BotEventKind::Finished { outcome, tried } => {
+                write!(f, "finished: {outcome}; tried [{}]", tried.join(", "))
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Phase {
+    /// Answered, waiting for `established`.
+    Ringing,
+    /// Placing or waiting on a consultation call.
+    Consulting(Option<CallId>),
+    /// A transfer request is out.
+    Transferring,
+    /// Playing the apology; hang up when this operation completes.
+    Apologising(Option<OperationId>),
+    /// Hung up; waiting for the end.
+    HangingUp,
+}
+
+struct Plan {
+    ctx: CallContext,
+    targets: Vec<Target>,
+    next: usize,
+    tried: Vec<String>,
+    current: Option<Target>,
+    consultation: Option<CallId>,
+    transferee: Option<ParticipantInfo>,
+    phase: Phase,
+    outcome: Option<CallOutcome>,
+    finished_operations: HashSet<OperationId>,
+}
+
+/// What happened to a consultation call before its inbound call knew its id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Early {
+    Established,
+    Ended(String),
+}
+
+#[derive(Default)]
+struct Consultation {
+    inbound: Option<CallId>,
+    early: Option<Early>,
+}
+
+#[derive(Default)]
+struct State {
+    calls: HashMap<CallId, Plan>,
+    consultations: HashMap<CallId, Consultation>,
+}
+
+/// The bot's [`CallHandler`]: a receptionist driven by a [`RoutingPolicy`].
+pub struct Receptionist {
+    policy: RoutingPolicy,
+    settings: ReceptionistSettings,
+    metrics: Arc<Metrics>,
+    events: Option<UnboundedSender<BotEvent>>,
+    state: Mutex<State>,
+}
+
+impl fmt::Debug for Receptionist {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Receptionist").field("policy", &self.policy).finish_non_exhaustive()
+    }
+}
+
+fn span(call_id: &CallId) -> tracing::Span {
+    tracing::info_span!("call", call_id = %call_id)
+}
+
+fn end_code(end: &CallEnd) -> String {
+    match &end.result_info {
+        Some(r) => format!(
+            "{}/{}",
+            r.code.map_or_else(|| "-".into(), |c| c.to_string()),
+            r.subcode.map_or_else(|| "-".into(), |c| c.to_string())
+        ),
+        None => end.termination_reason.clone().unwrap_or_else(|| "no resultInfo".into()),
+    }
+}
+
+impl Receptionist {
+    /// A receptionist for this policy.
+    pub fn new(policy: RoutingPolicy, settings: ReceptionistSettings, metrics: Arc<Metrics>) -> Self {
+        Self {
+            policy,
+            settings,
+            metrics,
+            events: None,
+            state: Mutex::new(State::default()),
+        }
+    }
+
+    /// Also reports every step to `events` (the demo's progress output).
+    #[must_use]
+    pub fn with_events(mut self, events: UnboundedSender<BotEvent>) -> Self {
+        self.events = Some(events);
+        self
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn emit(&self, call_id: &CallId, kind: BotEventKind) {
+        if let Some(events) = &self.events {
+            let _ = events.send(BotEvent {
+                call_id: call_id.clone(),
+                kind,
+            });
+        }
+    }
+
+    /// Moves the call to its next target, or to the apology when none is left.
+    async fn advance(&self, call_id: &CallId) {
+        loop {
+            let step = {
+                let mut state = self.state();
+                let Some(plan) = state.calls.get_mut(call_id) else { return };
+                if matches!(plan.phase, Phase::Apologising(_) | Phase::HangingUp) {
+                    return;
+                }
+                plan.consultation = None;
+                match plan.targets.get(plan.next).cloned() {
+                    Some(target) => {
+                        plan.next += 1;
+                        plan.tried.push(target.to_string());
+                        plan.current = Some(target.clone());
+                        plan.phase = match target.mode {
+                            TransferMode::Blind => Phase::Transferring,
+                            TransferMode::Consultative => Phase::Consulting(None),
+                        };
+                        Some((plan.ctx.clone(), target, plan.transferee.clone()))
+                    }
+                    None => {
+                        plan.phase = Phase::Apologising(None);
+                        plan.current = None;
+                        None
+                    }
+                }
+            };
+            let Some((ctx, target, transferee)) = step else {
+                let ctx = self.state().calls.get(call_id).map(|p| p.ctx.clone());
+                if let Some(ctx) = ctx {
+                    self.apologise(&ctx).await;
+                }
+                return;
+            };
+            let started = match target.mode {
+                TransferMode::Blind => self.start_transfer(&ctx, &target, transferee, None).await,
+                TransferMode::Consultative => self.start_consultation(&ctx, &target).await,
+            };
+            match started {
+                Ok(()) => return,
+                Err(reason) => self.record_failure(call_id, &target, "not_started", &reason),
+            }
+        }
+    }
+
+    fn record_failure(&self, call_id: &CallId, target: &Target, label: &str, reason: &str) {
+        tracing::info!(target = %target, reason, "transfer attempt failed; trying the next target");
+        self.metrics.transfer_failed(label);
+        self.emit(
+            call_id,
+            BotEventKind::TransferFailed {
+                target: target.to_string(),
+                reason: reason.to_owned(),
+            },
+        );
+    }
+
+    async fn start_transfer(
+        &self,
+        ctx: &CallContext,
+        target: &Target,
+        transferee: Option<ParticipantInfo>,
+        replaces: Option<CallId>,
+    ) -> Result<(), String> {
+        let mut request = target.transfer_request();
+        if let Some(replaces) = replaces {
+            request = request.replaces_call(replaces);
+        }
+        if let Some(transferee) = transferee {
+            request = request.transferee(transferee);
+        }
+        self.metrics.transfer_started(target.mode.as_str());
+        tracing::info!(target = %target, mode = target.mode.as_str(), "transferring");
+        self.emit(
+            ctx.call_id(),
+            BotEventKind::TransferStarted {
+                target: target.to_string(),
+                mode: target.mode,
+            },
+        );
+        ctx.transfer(request.build()).await.map(|_| ()).map_err(|e| e.to_string())
+    }
+
+    /// Places the consultation call; the transfer follows once it is established.
+    async fn start_consultation(&self, ctx: &CallContext, target: &Target) -> Result<(), String> {
+        self.emit(
+            ctx.call_id(),
+            BotEventKind::Consulting {
+                target: target.to_string(),
+            },
+        );
+        let call = Call {
+            odata_type: Some("#microsoft.graph.call".into()),
+            callback_uri: Some(self.settings.callback_uri.clone()),
+            targets: Some(vec![InvitationParticipantInfo::new(target.identity_set())]),
+            requested_modalities: Some(vec![Modality::Audio]),
+            media_config: Some(MediaConfig::service_hosted()),
+            tenant_id: Some(ctx.tenant_id().clone()),
+            ..Call::default()
+        };
+        let created = ctx
+            .client()
+            .create_call(&call)
+            .await
+            .map_err(|e| format!("consultation call failed: {e}"))?;
+        let consult_id = created
+            .value
+            .id
+            .ok_or_else(|| "consultation call created without an id".to_owned())?;
+        tracing::info!(consultation = %consult_id, target = %target, "consultation call placed");
+        let early = {
+            let mut state = self.state();
+            let early = state.consultations.remove(&consult_id).and_then(|c| c.early);
+            if let Some(plan) = state.calls.get_mut(ctx.call_id()) {
+                plan.phase = Phase::Consulting(Some(consult_id.clone()));
+                plan.consultation = Some(consult_id.clone());
+            }
+            state.consultations.insert(
+                consult_id.clone(),
+                Consultation {
+                    inbound: Some(ctx.call_id().clone()),
+                    early: None,
+                },
+            );
+            early
+        };
+        match early {
+            Some(Early::Ended(reason)) => {
+                self.state().consultations.remove(&consult_id);
+                Err(format!("consultation call ended ({reason})"))
+            }
+            Some(Early::Established) => match self.transfer_replacing(&consult_id).await {
+                Some((_, _, Err(reason))) => Err(reason),
+                _ => Ok(()),
+            },
+            None => Ok(()),
+        }
+    }
+
+    /// Transfers the inbound call to replace the established consultation call.
+    /// `None` when no inbound call waits for this consultation any more.
+    async fn transfer_replacing(&self, consult_id: &CallId) -> Option<(CallId, Target, Result<(), String>)> {
+        let (ctx, target, transferee, inbound) = {
+            let mut state = self.state();
+            let inbound = state.consultations.get(consult_id).and_then(|c| c.inbound.clone())?;
+            let plan = state.calls.get_mut(&inbound)?;
+            if plan.phase != Phase::Consulting(Some(consult_id.clone())) {
+                return None;
+            }
+            plan.phase = Phase::Transferring;
+            (plan.ctx.clone(), plan.current.clone()?, plan.transferee.clone(), inbound)
+        };
+        let result = self
+            .start_transfer(&ctx, &target, transferee, Some(consult_id.clone()))
+            .instrument(span(&inbound))
+            .await;
+        if result.is_err() {
+            self.hang_up_consultation(&ctx, consult_id).await;
+        }
+        Some((inbound, target, result))
+    }
+
+    /// The consultation call is up: transfer, or move on if that cannot start.
+    async fn consultation_established(&self, consult_id: &CallId) {
+        if let Some((inbound, target, Err(reason))) = self.transfer_replacing(consult_id).await {
+            self.record_failure(&inbound, &target, "not_started", &reason);
+            self.advance(&inbound).instrument(span(&inbound)).await;
+        }
+    }
+
+    /// The consultation call ended; if the inbound call was still waiting for it, try the next target.
+    async fn consultation_ended(&self, consult_id: &CallId, reason: String) {
+        let step = {
+            let mut state = self.state();
+            let Some(consultation) = state.consultations.remove(consult_id) else {
+                return;
+            };
+            let Some(inbound) = consultation.inbound else {
+                return;
+            };
+            let Some(plan) = state.calls.get_mut(&inbound) else { return };
+            if plan.phase != Phase::Consulting(Some(consult_id.clone())) {
+                return;
+            }
+            plan.phase = Phase::Transferring;
+            plan.current.clone().map(|target| (target, inbound))
+        };
+        let Some((target, inbound)) = step else { return };
+        self.record_failure(
+            &inbound,
+            &target,
+            "consultation_ended",
+            &format!("consultation call ended ({reason})"),
+        );
+        self.advance(&inbound).instrument(span(&inbound)).await;
+    }
+
+    async fn hang_up_consultation(&self, ctx: &CallContext, consult_id: &CallId) {
+        self.state().consultations.remove(consult_id);
+        if let Err(e) = ctx.client().hang_up(consult_id).await
+            && !e.is_not_found()
+        {
+            tracing::warn!(consultation = %consult_id, error = %e, "could not hang up the consultation call");
+        }
+    }
+
+    async fn apologise(&self, ctx: &CallContext) {
+        let call_id = ctx.call_id();
+        self.emit(call_id, BotEventKind::Apologising);
+        tracing::info!("no target took the call; apologising");
+        let Some(uri) = self.settings.apology_prompt_uri.clone() else {
+            self.hang_up(ctx).await;
+            return;
+        };
+        match ctx.play_prompt(vec![Prompt::media(uri)]).await {
+            Ok(operation) => {
+                let finished_now = matches!(
+                    operation.status,
+                    Some(OperationStatus::Completed | OperationStatus::Failed)
+                );
+                let already = {
+                    let mut state = self.state();
+                    match (state.calls.get_mut(call_id), operation.id) {
+                        (Some(plan), Some(id)) => {
+                            let done = plan.finished_operations.contains(&id);
+                            plan.phase = Phase::Apologising(Some(id));
+                            done
+                        }
+                        _ => true,
+                    }
+                };
+                if finished_now || already {
+                    self.hang_up(ctx).await;
+                } else {
+                    // If the completion never arrives, hang up anyway.
+                    let ctx = ctx.clone();
+                    let timeout = self.settings.apology_timeout;
+                    tokio::spawn(async move {
+                        tokio::time::sleep(timeout).await;
+                        if let Err(e) = ctx.hang_up().await
+                            && !e.is_not_found()
+                        {
+                            tracing::warn!(call_id = %ctx.call_id(), error = %e, "hang-up after the apology failed");
+                        }
+                    });
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "apology prompt failed; hanging up");
+                self.hang_up(ctx).await;
+            }
+        }
+    }
+
+    async fn hang_up(&self, ctx: &CallContext) {
+        if let Some(plan) = self.state().calls.get_mut(ctx.call_id()) {
+            plan.phase = Phase::HangingUp;
+        }
+        self.emit(ctx.call_id(), BotEventKind::HangingUp);
+        if let Err(e) = ctx.hang_up().await
+            && !e.is_not_found()
+        {
+            tracing::warn!(error = %e, "hang-up failed");
+        }
+    }
+
+    fn current_target(&self, call_id: &CallId) -> String {
+        self.state()
+            .calls
+            .get(call_id)
+            .and_then(|p| p.current.as_ref())
+            .map_or_else(|| "?".into(), ToString::to_string)
+    }
+}
+
+#[async_trait]
+impl CallHandler for Receptionist {
+    async fn on_incoming_call(&self, ctx: &CallContext, call: &Call) -> Result<IncomingDecision, HookError> {
+        let targets = self.policy.targets_for(call).to_vec();
+        async {
+            tracing::info!(targets = targets.len(), "incoming call; answering");
+            self.metrics.call_received();
+            self.emit(ctx.call_id(), BotEventKind::Incoming { targets: targets.len() });
+            let is_group = call.chat_info.as_ref().is_some_and(|c| c.thread_id.is_some());
+            // Out of a group call, the caller is the one who moves.
+            let transferee = is_group.then(|| call.source.clone()).flatten();
+            self.state().calls.insert(
+                ctx.call_id().clone(),
+                Plan {
+                    ctx: ctx.clone(),
+                    targets,
+                    next: 0,
+                    tried: Vec::new(),
+                    current: None,
+                    consultation: None,
+                    transferee,
+                    phase: Phase::Ringing,
+                    outcome: None,
+                    finished_operations: HashSet::new(),
+                },
+            );
+        }
+        .instrument(span(ctx.call_id()))
+        .await;
+        Ok(IncomingDecision::Answer(AnswerOptions::audio()))
+    }
+
+    async fn on_call_established(&self, ctx: &CallContext) -> Result<(), HookError> {
+        let call_id = ctx.call_id();
+        let inbound = self.state().calls.contains_key(call_id);
+        if !inbound {
+            // Not one of ours: a consultation call (possibly before its creator knows its id).
+            let known = {
+                let mut state = self.state();
+                let entry = state.consultations.entry(call_id.clone()).or_default();
+                if entry.inbound.is_none() {
+                    entry.early = Some(Early::Established);
+                }
+                entry.inbound.is_some()
+            };
+            if known {
+                self.consultation_established(call_id).await;
+            }
+            return Ok(());
+        }
+        async {
+            self.emit(call_id, BotEventKind::Established);
+            if let Some(uri) = self.settings.hold_prompt_uri.clone()
+                && let Err(e) = ctx.play_prompt(vec![Prompt::media(uri)]).await
+            {
+                tracing::warn!(error = %e, "hold prompt failed; transferring anyway");
+            }
+            self.advance(call_id).await;
+        }
+        .instrument(span(call_id))
+        .await;
+        Ok(())
+    }
+
+    async fn on_transfer_accepted(
+        &self,
+        ctx: &CallContext,
+        attempt: &TransferInfo,
+        inferred: bool,
+    ) -> Result<(), HookError> {
+        let target = self.current_target(ctx.call_id());
+        let _span = span(ctx.call_id()).entered();
+        tracing::info!(attempt = %attempt.id, target = %target, inferred, "transfer accepted");
+        self.metrics.transfer_accepted();
+        self.emit(ctx.call_id(), BotEventKind::TransferAccepted { target });
+        Ok(())
+    }
+
+    async fn on_transfer_completed(&self, ctx: &CallContext, attempt: &TransferInfo) -> Result<(), HookError> {
+        let target = self.current_target(ctx.call_id());
+        let _span = span(ctx.call_id()).entered();
+        tracing::info!(attempt = %attempt.id, target = %target, "transfer completed");
+        self.metrics.transfer_completed();
+        if let Some(plan) = self.state().calls.get_mut(ctx.call_id()) {
+            plan.outcome = Some(CallOutcome::Transferred { target: target.clone() });
+        }
+        self.emit(ctx.call_id(), BotEventKind::TransferCompleted { target });
+        Ok(())
+    }
+
+    async fn on_transfer_failed(
+        &self,
+        ctx: &CallContext,
+        attempt: &TransferInfo,
+        failure: &TransferFailure,
+    ) -> Result<(), HookError> {
+        let call_id = ctx.call_id();
+        async {
+            let (target, consultation) = {
+                let state = self.state();
+                let plan = state.calls.get(call_id);
+                (
+                    plan.and_then(|p| p.current.clone()),
+                    plan.and_then(|p| p.consultation.clone()),
+                )
+            };
+            let label = target.as_ref().map_or_else(|| "?".into(), ToString::to_string);
+            tracing::info!(attempt = %attempt.id, target = %label, reason = %failure, "transfer failed");
+            self.metrics.transfer_failed(failure.label());
+            self.emit(
+                call_id,
+                BotEventKind::TransferFailed {
+                    target: label,
+                    reason: failure.to_string(),
+                },
+            );
+            if let Some(consultation) = consultation {
+                self.hang_up_consultation(ctx, &consultation).await;
+            }
+            // When the call itself is gone there is nothing left to transfer.
+            if !matches!(failure, TransferFailure::CallEnded { .. } | TransferFailure::Abandoned) {
+                self.advance(call_id).await;
+            }
+        }
+        .instrument(span(call_id))
+        .await;
+        Ok(())
+    }
+
+    async fn on_call_terminated(&self, ctx: &CallContext, end: &CallEnd) -> Result<(), HookError> {
+        let call_id = ctx.call_id();
+        let plan = self.state().calls.remove(call_id);
+        let Some(plan) = plan else {
+            // A consultation call ended.
+            let code = end_code(end);
+            let known = {
+                let mut state = self.state();
+                let entry = state.consultations.entry(call_id.clone()).or_default();
+                if entry.inbound.is_none() {
+                    entry.early = Some(Early::Ended(code.clone()));
+                }
+                entry.inbound.is_some()
+            };
+            if known {
+                self.consultation_ended(call_id, code).await;
+            }
+            return Ok(());
+        };
+        let outcome = plan.outcome.unwrap_or_else(|| match plan.phase {
+            Phase::Apologising(_) | Phase::HangingUp => CallOutcome::Apologised,
+            _ => CallOutcome::Dropped { reason: end_code(end) },
+        });
+        if let Some(consultation) = &plan.consultation {
+            self.hang_up_consultation(ctx, consultation).await;
+        }
+        let _span = span(call_id).entered();
+        tracing::info!(outcome = %outcome, tried = plan.tried.len(), "call finished");
+        self.metrics.call_ended(outcome.label());
+        self.emit(
+            call_id,
+            BotEventKind::Finished {
+                outcome,
+                tried: plan.tried,
+            },
+        );
+        Ok(())
+    }
+
+    async fn on_operation_completed(&self, ctx: &CallContext, operation: &CommsOperation) -> Result<(), HookError> {
+        let Some(id) = operation.id.clone() else { return Ok(()) };
+        let apology_done = {
+            let mut state = self.state();
+            let Some(plan) = state.calls.get_mut(ctx.call_id()) else { return Ok(()) };
+            plan.finished_operations.insert(id.clone());
+            plan.phase == Phase::Apologising(Some(id))
+        };
+        if apology_done {
+            self.hang_up(ctx).instrument(span(ctx.call_id())).await;
+        }
+        Ok(())
+    }
+}

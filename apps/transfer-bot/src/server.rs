@@ -1,0 +1,293 @@
+//! Wiring: the Graph client, the bot, the health/readiness/metrics routes, and
+//! graceful shutdown.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use graph_comms_handler::client::{GraphClient, RequestInfo, RequestObserver};
+use graph_comms_handler::notify::NotifyConfig;
+use graph_comms_handler::{Bot, ShutdownReport, Timings};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+use crate::bot::{BotEvent, Receptionist, ReceptionistSettings};
+use crate::config::Config;
+use crate::metrics::{Metrics, Verdict};
+
+/// Feeds Graph request latencies into [`Metrics`].
+struct LatencyObserver(Arc<Metrics>);
+
+impl RequestObserver for LatencyObserver {
+    fn on_response(&self, info: &RequestInfo) {
+        self.0.graph_request(info.action, info.elapsed);
+    }
+}
+
+/// A bot serving on a listener, with its app routes.
+#[derive(Debug)]
+pub struct RunningBot {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// The framework's bot.
+    pub bot: Bot,
+    /// The app's counters.
+    pub metrics: Arc<Metrics>,
+    ready: Arc<Readiness>,
+    stop: watch::Sender<bool>,
+    server: JoinHandle<std::io::Result<()>>,
+    warmup: JoinHandle<()>,
+}
+
+#[derive(Debug, Default)]
+struct Readiness {
+    token: AtomicBool,
+}
+
+#[derive(Clone)]
+struct AppState {
+    bot: Bot,
+    metrics: Arc<Metrics>,
+    ready: Arc<Readiness>,
+}
+
+impl RunningBot {
+    /// Builds the client and the bot from `config` and serves on `listener`.
+    /// `events` receives the receptionist's progress (the demo uses it).
+    pub async fn start(
+        config: &Config,
+        listener: tokio::net::TcpListener,
+        events: Option<mpsc::UnboundedSender<BotEvent>>,
+    ) -> anyhow::Result<Self> {
+        let addr = listener.local_addr()?;
+        let metrics = Arc::new(Metrics::new());
+        let client = GraphClient::builder()
+            .credentials(
+                config.tenant_id.clone(),
+                config.app_id.clone(),
+                config.client_secret.expose().to_owned(),
+            )
+            .graph_base_url(config.graph_base_url.clone())
+            .login_base_url(config.login_base_url.clone())
+            .request_timeout(config.graph_client.request_timeout)
+            .user_agent(config.graph_client.user_agent.clone())
+            .observer(Arc::new(LatencyObserver(Arc::clone(&metrics))))
+            .build()
+            .context("building the Graph client")?;
+        let mut notify = NotifyConfig::new(config.app_id.clone());
+        notify.openid_configuration_url = config.openid_configuration_url.clone();
+        let settings = ReceptionistSettings {
+            hold_prompt_uri: config.hold_prompt_uri.clone(),
+            apology_prompt_uri: config.apology_prompt_uri.clone(),
+            callback_uri: config.public_callback_url.clone(),
+            apology_timeout: Duration::from_secs(30),
+        };
+        let mut receptionist = Receptionist::new(config.routing.clone(), settings, Arc::clone(&metrics));
+        if let Some(events) = events {
+            receptionist = receptionist.with_events(events);
+        }
+        let timings = Timings::default()
+            .transfer_timeout(config.transfer_timeout)
+            .keep_alive_interval(config.keep_alive_interval);
+        let bot = Bot::builder()
+            .client(client)
+            .notify(notify)
+            .handler(Arc::new(receptionist))
+            .callback_uri(config.public_callback_url.clone())
+            .callback_path(config.callback_path.clone())
+            .timings(timings)
+            .build()
+            .context("building the bot")?;
+
+        let ready = Arc::new(Readiness::default());
+        let (stop, stopped) = watch::channel(false);
+        let warmup = tokio::spawn(warm_up(bot.clone(), Arc::clone(&ready), stopped.clone()));
+        let state = AppState {
+            bot: bot.clone(),
+            metrics: Arc::clone(&metrics),
+            ready: Arc::clone(&ready),
+        };
+        let router = app_routes(state).merge(bot.router());
+        let endpoint = bot.notify_endpoint().clone();
+        let mut stopped = stopped;
+        let server = tokio::spawn(async move {
+            axum::serve(listener, router)
+                .with_graceful_shutdown(async move {
+                    let _ = stopped.wait_for(|s| *s).await;
+                    // New notifications get 503 so Graph redelivers them elsewhere or later.
+                    endpoint.close();
+                })
+                .await
+        });
+        tracing::info!(%addr, callback_path = %config.callback_path, "listening");
+        Ok(Self {
+            addr,
+            bot,
+            metrics,
+            ready,
+            stop,
+            server,
+            warmup,
+        })
+    }
+
+    /// Whether signing keys are loaded and a Graph token was obtained.
+    pub fn is_ready(&self) -> bool {
+        self.bot.notify_endpoint().keys_loaded() && self.ready.token.load(Ordering::Relaxed)
+    }
+
+    /// Waits until [`RunningBot::is_ready`], at most `timeout`.
+    pub async fn wait_ready(&self, timeout: Duration) -> anyhow::Result<()> {
+        tokio::time::timeout(timeout, async {
+            while !self.is_ready() {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await
+        .map_err(|_| anyhow::anyhow!("the bot was not ready within {timeout:?} (keys or token missing)"))
+    }
+
+    /// Stops the server (requests in progress finish), then lets the bot handle
+    /// every notification already acknowledged.
+    pub async fn shutdown(self) -> ShutdownReport {
+        self.stop.send_replace(true);
+        self.warmup.abort();
+        match self.server.await {
+            Ok(Err(e)) => tracing::warn!(error = %e, "server error during shutdown"),
+            Err(e) => tracing::warn!(error = %e, "server task failed"),
+            Ok(Ok(())) => {}
+        }
+        self.bot.shutdown().await
+    }
+}
+
+/// Fetches the notification keys and a Graph token, retrying until both work.
+async fn warm_up(bot: Bot, ready: Arc<Readiness>, mut stopped: watch::Receiver<bool>) {
+    let mut delay = Duration::from_millis(200);
+    loop {
+        let keys = bot.notify_endpoint().keys_loaded() || {
+            match bot.notify_endpoint().refresh_keys().await {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::warn!(error = %e, "fetching notification signing keys failed; retrying");
+                    false
+                }
+            }
+        };
+        let token = ready.token.load(Ordering::Relaxed) || {
+            match bot.client().ensure_token().await {
+                Ok(()) => {
+                    ready.token.store(true, Ordering::Relaxed);
+                    true
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "getting a Graph token failed; retrying");
+                    false
+                }
+            }
+        };
+        if keys && token {
+            tracing::info!("ready: signing keys loaded and Graph token obtained");
+            return;
+        }
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            _ = stopped.wait_for(|s| *s) => return,
+        }
+        delay = (delay * 2).min(Duration::from_secs(30));
+    }
+}
+
+fn app_routes(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .with_state(state)
+}
+
+async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
+    let keys = state.bot.notify_endpoint().keys_loaded();
+    let token = state.ready.token.load(Ordering::Relaxed);
+    let status = if keys && token { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, format!("signing_keys: {keys}\ngraph_token: {token}\n"))
+}
+
+async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    let notify = state.bot.notify_endpoint().metrics();
+    let mut verdicts = vec![Verdict {
+        verdict: "accepted",
+        reason: String::new(),
+        count: notify.accepted_requests,
+    }];
+    verdicts.extend(notify.rejections().map(|(reason, count)| Verdict {
+        verdict: "rejected",
+        reason: reason.as_str().to_owned(),
+        count,
+    }));
+    let bot = state.bot.metrics();
+    let gauges = [
+        (
+            "transfer_bot_calls_active",
+            "Calls the bot tracks now.",
+            bot.calls_active as u64,
+        ),
+        (
+            "transfer_bot_events_in_flight",
+            "Notification events queued or being handled now.",
+            bot.events_in_flight as u64,
+        ),
+    ];
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        state.metrics.render(&verdicts, &gauges),
+    )
+}
+
+/// `serve`: runs against the configured Graph until SIGTERM or Ctrl-C.
+pub async fn serve(config: Config) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("binding {}", config.listen))?;
+    let running = RunningBot::start(&config, listener, None).await?;
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    let report = running.shutdown().await;
+    tracing::info!(drained = report.drained, events_left = report.events_left, "stopped");
+    Ok(())
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::warn!(error = %e, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+}

@@ -1,0 +1,216 @@
+//! Configuration loading: layering (defaults, file, environment with `__`
+//! nesting), and one test per kind of validation error.
+// figment's Jail closures return figment::Error, which is large.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::result_large_err)]
+
+use std::path::Path;
+use std::time::Duration;
+
+use figment::Jail;
+use transfer_bot::config::{Config, ConfigErrors, DEFAULT_CONFIG_FILE, LogFormat, SECRET_ENV};
+use transfer_bot::routing::{Destination, TransferMode};
+
+const EXAMPLE: &str = include_str!("../transfer-bot.example.toml");
+
+const MINIMAL: &str = r#"
+tenant_id = "tenant-1"
+app_id = "app-1"
+public_callback_url = "https://bot.example.com/api/calls"
+
+[[default_targets]]
+kind = "user"
+id = "operator"
+"#;
+
+fn load_errors(file: Option<&Path>) -> ConfigErrors {
+    match Config::load(file) {
+        Ok(config) => panic!("expected errors, got {config:?}"),
+        Err(errors) => errors,
+    }
+}
+
+fn problem(errors: &ConfigErrors, key: &str) -> String {
+    errors
+        .0
+        .iter()
+        .find(|e| e.key == key)
+        .map(|e| e.problem.clone())
+        .unwrap_or_else(|| panic!("no error for {key}: {errors}"))
+}
+
+#[test]
+fn the_example_file_parses_and_validates() {
+    Jail::expect_with(|jail| {
+        jail.create_file("example.toml", EXAMPLE)?;
+        jail.set_env(SECRET_ENV, "s3cret");
+        let config = Config::load(Some(Path::new("example.toml"))).unwrap();
+        assert_eq!(config.app_id.as_str(), "66666666-7777-8888-9999-000000000000");
+        assert_eq!(config.client_secret.expose(), "s3cret");
+        assert_eq!(config.routing.routes.len(), 1);
+        let sales = &config.routing.routes[0].targets;
+        assert_eq!(sales[0].mode, TransferMode::Consultative);
+        assert!(matches!(sales[1].destination, Destination::Phone(_)));
+        assert_eq!(config.routing.default_targets.len(), 2);
+        assert_eq!(config.keep_alive_interval, Duration::from_secs(900));
+        assert!(config.apology_prompt_uri.is_some());
+        Ok(())
+    });
+}
+
+#[test]
+fn defaults_fill_what_the_file_leaves_out() {
+    Jail::expect_with(|jail| {
+        jail.create_file(DEFAULT_CONFIG_FILE, MINIMAL)?;
+        jail.set_env(SECRET_ENV, "s3cret");
+        let config = Config::load(None).unwrap();
+        assert_eq!(config.graph_base_url, "https://graph.microsoft.com/v1.0");
+        assert_eq!(config.callback_path, "/api/calls");
+        assert_eq!(config.listen.port(), 8080);
+        assert_eq!(config.transfer_timeout, Duration::from_secs(60));
+        assert_eq!(config.log_format, LogFormat::Plain);
+        assert!(config.hold_prompt_uri.is_none());
+        Ok(())
+    });
+}
+
+#[test]
+fn missing_keys_are_all_reported_by_name() {
+    Jail::expect_with(|_jail| {
+        // No file (the default one may be absent) and no environment.
+        let errors = load_errors(None);
+        for key in ["tenant_id", "app_id", "client_secret", "public_callback_url", "default_targets"] {
+            assert!(problem(&errors, key).contains("missing"), "{key}: {errors}");
+        }
+        Ok(())
+    });
+}
+
+#[test]
+fn an_explicit_config_file_must_exist() {
+    Jail::expect_with(|_jail| {
+        let errors = load_errors(Some(Path::new("nope.toml")));
+        assert!(problem(&errors, "--config").contains("nope.toml"));
+        Ok(())
+    });
+}
+
+#[test]
+fn bad_urls_name_their_key() {
+    Jail::expect_with(|jail| {
+        jail.create_file(
+            "bot.toml",
+            &format!(
+                "{MINIMAL}\ngraph_base_url = \"http://graph.example.com/v1.0\"\nhold_prompt_uri = \"not a url\"\n"
+            )
+            .replace("https://bot.example.com/api/calls", "ftp://bot.example.com/x"),
+        )?;
+        jail.set_env(SECRET_ENV, "s3cret");
+        let errors = load_errors(Some(Path::new("bot.toml")));
+        assert!(problem(&errors, "graph_base_url").contains("https"));
+        assert!(problem(&errors, "hold_prompt_uri").contains("not a valid URL"));
+        assert!(problem(&errors, "public_callback_url").contains("ftp"));
+        assert_eq!(errors.0.len(), 3, "{errors}");
+        Ok(())
+    });
+}
+
+#[test]
+fn bad_e164_numbers_name_the_target() {
+    Jail::expect_with(|jail| {
+        let file = format!(
+            "{MINIMAL}\n[[default_targets]]\nkind = \"phone\"\nid = \"4255550100\"\n\n[[default_targets]]\nkind = \"phone\"\nid = \"+0123\"\n"
+        );
+        jail.create_file("bot.toml", &file)?;
+        jail.set_env(SECRET_ENV, "s3cret");
+        let errors = load_errors(Some(Path::new("bot.toml")));
+        assert!(problem(&errors, "default_targets[1].id").contains("E.164"));
+        assert!(problem(&errors, "default_targets[2].id").contains("E.164"));
+        // The rejected number itself stays out of the message.
+        assert!(!errors.to_string().contains("4255550100"));
+        Ok(())
+    });
+}
+
+#[test]
+fn a_secret_in_the_file_is_refused() {
+    Jail::expect_with(|jail| {
+        jail.create_file("bot.toml", &format!("client_secret = \"oops\"\n{MINIMAL}"))?;
+        let errors = load_errors(Some(Path::new("bot.toml")));
+        let why = problem(&errors, "client_secret");
+        assert!(why.contains("must not be kept in the config file"), "{why}");
+        assert!(!errors.to_string().contains("oops"));
+        Ok(())
+    });
+}
+
+#[test]
+fn the_secret_can_come_from_a_file() {
+    Jail::expect_with(|jail| {
+        jail.create_file("secret.txt", "from-file\n")?;
+        jail.create_file("bot.toml", &format!("client_secret_file = \"secret.txt\"\n{MINIMAL}"))?;
+        let config = Config::load(Some(Path::new("bot.toml"))).unwrap();
+        assert_eq!(config.client_secret.expose(), "from-file");
+        // Both sources at once is ambiguous.
+        jail.set_env(SECRET_ENV, "from-env");
+        assert!(problem(&load_errors(Some(Path::new("bot.toml"))), "client_secret").contains("only one"));
+        Ok(())
+    });
+}
+
+#[test]
+fn environment_overrides_the_file_with_nested_keys() {
+    Jail::expect_with(|jail| {
+        jail.create_file(
+            "bot.toml",
+            &format!("{MINIMAL}\n[graph_client]\nrequest_timeout_secs = 30\nuser_agent = \"from-file\"\n"),
+        )?;
+        jail.set_env(SECRET_ENV, "s3cret");
+        jail.set_env("TRANSFER_BOT_GRAPH_CLIENT__REQUEST_TIMEOUT_SECS", "7");
+        jail.set_env("TRANSFER_BOT_TENANT_ID", "tenant-from-env");
+        jail.set_env("TRANSFER_BOT_LOG_FORMAT", "json");
+        jail.set_env("TRANSFER_BOT_APP_ID", "12345");
+        let config = Config::load(Some(Path::new("bot.toml"))).unwrap();
+        assert_eq!(config.graph_client.request_timeout, Duration::from_secs(7));
+        assert_eq!(config.graph_client.user_agent, "from-file", "the rest of the table is kept");
+        assert_eq!(config.tenant_id.as_str(), "tenant-from-env");
+        assert_eq!(config.log_format, LogFormat::Json);
+        assert_eq!(config.app_id.as_str(), "12345", "numeric-looking ids stay text");
+        Ok(())
+    });
+}
+
+#[test]
+fn empty_target_lists_and_unknown_values_are_refused() {
+    Jail::expect_with(|jail| {
+        let file = r#"
+tenant_id = "t"
+app_id = "a"
+public_callback_url = "https://bot.example.com/api/calls"
+default_targets = []
+listen = "nowhere"
+log_format = "xml"
+keep_alive_interval_secs = 3600
+tenat_id = "typo"
+
+[[routes]]
+match_called_id = "sales"
+targets = []
+
+[[routes]]
+match_called_id = "support"
+targets = [{ kind = "robot", id = "r2" }, { kind = "user", id = "u", mode = "sideways" }]
+"#;
+        jail.create_file("bot.toml", file)?;
+        jail.set_env(SECRET_ENV, "s3cret");
+        let errors = load_errors(Some(Path::new("bot.toml")));
+        assert!(problem(&errors, "default_targets").contains("empty"));
+        assert!(problem(&errors, "routes[0].targets").contains("empty"));
+        assert!(problem(&errors, "routes[1].targets[0].kind").contains("robot"));
+        assert!(problem(&errors, "routes[1].targets[1].mode").contains("sideways"));
+        assert!(problem(&errors, "listen").contains("socket address"));
+        assert!(problem(&errors, "log_format").contains("xml"));
+        assert!(problem(&errors, "keep_alive_interval_secs").contains("out of range"));
+        assert!(problem(&errors, "tenat_id").contains("unknown"));
+        Ok(())
+    });
+}

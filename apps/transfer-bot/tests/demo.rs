@@ -1,0 +1,132 @@
+//! The scripted demo end to end against the Graph emulator over real HTTP, plus
+//! the bot's HTTP endpoints and the request bodies it sends.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use graph_comms_emulator::Endpoint;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use transfer_bot::bot::{BotEventKind, CallOutcome};
+use transfer_bot::demo::{DemoEnvironment, LoadOptions, run_load, run_scenarios, scenarios};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_scripted_call_ends_as_scripted() {
+    let report = tokio::time::timeout(Duration::from_secs(60), run_scenarios(false))
+        .await
+        .expect("demo timed out")
+        .expect("demo failed to start");
+    let table = report.table();
+    assert_eq!(report.rows.len(), scenarios().unwrap().len(), "{table}");
+    for row in &report.rows {
+        assert!(row.ok, "{} did not end as scripted:\n{table}", row.scenario);
+    }
+    let by_name = |name: &str| report.rows.iter().find(|r| r.scenario == name).unwrap();
+    let fallback = by_name("declined, falls back");
+    assert_eq!(fallback.path, ["user:bob", "user:carol"]);
+    assert_eq!(
+        fallback.outcome,
+        Ok(CallOutcome::Transferred {
+            target: "user:carol".into()
+        })
+    );
+    let all_fail = by_name("all targets fail");
+    assert_eq!(all_fail.outcome, Ok(CallOutcome::Apologised));
+    assert_eq!(all_fail.path.len(), 3);
+    assert!(all_fail.path[1].starts_with("phone:+*"), "phone numbers are masked: {:?}", all_fail.path);
+    assert_eq!(by_name("reordered + duplicated").completions, 1);
+    assert_eq!(by_name("consult declined, falls back").path, ["user:ivan (consultative)", "user:judy"]);
+    assert!(report.all_ok());
+    assert!(table.contains("scenario") && table.contains("expected"), "{table}");
+}
+
+async fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    let status = response.split(' ').nth(1).unwrap().parse().unwrap();
+    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    (status, body)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transfers_carry_transferee_and_replaces_call_id_and_metrics_count_them() {
+    let all = scenarios().unwrap();
+    let pick = |name: &str| all.iter().find(|s| s.name == name).unwrap().clone();
+    let chosen = [pick("group call (transferee)"), pick("consultative transfer"), pick("declined, falls back")];
+    let mut env = tokio::time::timeout(Duration::from_secs(20), DemoEnvironment::start(&chosen))
+        .await
+        .unwrap()
+        .unwrap();
+
+    let (status, body) = http_get(env.bot.addr, "/healthz").await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = http_get(env.bot.addr, "/readyz").await;
+    assert_eq!(status, 200, "{body}");
+
+    for (i, scenario) in chosen.iter().enumerate() {
+        let call = env.placer.place(scenario, i).await.unwrap();
+        tokio::time::timeout(Duration::from_secs(20), async {
+            loop {
+                let event = env.events.recv().await.unwrap();
+                if event.call_id == call && matches!(event.kind, BotEventKind::Finished { .. }) {
+                    break;
+                }
+            }
+        })
+        .await
+        .expect("call did not finish");
+    }
+
+    let transfers: Vec<_> = env
+        .emulator
+        .requests()
+        .into_iter()
+        .filter(|r| matches!(r.endpoint, Endpoint::Transfer))
+        .collect();
+    assert_eq!(transfers.len(), 4, "group, consultative, declined + fallback");
+    let group = transfers[0].body.as_ref().unwrap();
+    assert!(group.get("transferee").is_some(), "group transfer without transferee: {group}");
+    let consult = transfers[1].body.as_ref().unwrap();
+    let replaces = consult["transferTarget"]["replacesCallId"].as_str().expect("replacesCallId");
+    let created: Vec<_> = env
+        .emulator
+        .requests()
+        .into_iter()
+        .filter(|r| matches!(r.endpoint, Endpoint::CreateCall))
+        .collect();
+    assert_eq!(created.len(), 1, "one consultation call");
+    assert!(transfers[2].body.as_ref().unwrap().get("transferee").is_none());
+    assert!(!replaces.is_empty());
+
+    let (status, metrics) = http_get(env.bot.addr, "/metrics").await;
+    assert_eq!(status, 200);
+    assert!(metrics.contains("transfer_bot_calls_total 3"), "{metrics}");
+    assert!(metrics.contains("transfer_bot_transfers_total{outcome=\"completed\",reason=\"\"} 3"), "{metrics}");
+    assert!(
+        metrics.contains("transfer_bot_transfers_total{outcome=\"failed\",reason=\"returned_to_established\"} 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("transfer_bot_notifications_total{verdict=\"accepted\",reason=\"\"}"), "{metrics}");
+    assert!(metrics.contains("transfer_bot_graph_request_duration_seconds_count{action="), "{metrics}");
+    env.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_small_randomised_load_ends_as_scripted() {
+    let options = LoadOptions {
+        calls: 24,
+        concurrency: 8,
+        seed: Some(7),
+    };
+    let report = tokio::time::timeout(Duration::from_secs(60), run_load(options))
+        .await
+        .expect("load timed out")
+        .unwrap();
+    assert_eq!(report.calls, 24);
+    assert_eq!(report.ok, 24, "calls that did not end as scripted");
+    assert_eq!(report.latency.len(), 24);
+    assert!(report.transfers > 0);
+    assert_eq!(report.mix.iter().map(|(_, n)| n).sum::<usize>(), 24);
+}

@@ -1,0 +1,137 @@
+//! `inspect` on every notification fixture (as Graph POSTs them) and on broken
+//! input, through the library and through the built binary.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use transfer_bot::inspect::inspect;
+
+fn fixtures() -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().unwrap().to_string_lossy().contains(".notify"))
+        .collect();
+    files.sort();
+    files
+}
+
+/// The event each fixture must map to, by what its name says it is.
+fn expected_event(name: &str) -> (&'static str, Option<&'static str>) {
+    let table: &[(&str, &str, Option<&str>)] = &[
+        ("transfer-completed", "TransferCompleted", Some("on_transfer_completed")),
+        ("transfer-failed", "TransferFailed", Some("on_transfer_failed")),
+        ("transfer-accepted", "TransferAccepted", Some("on_transfer_accepted")),
+        ("transferring", "Transferring", Some("on_transferring")),
+        ("incoming", "IncomingCall", Some("on_incoming_call")),
+        ("establishing", "CallEstablishing", None),
+        ("established", "CallEstablished", Some("on_call_established")),
+        ("terminating", "CallTerminating", None),
+        ("terminated", "CallTerminated", Some("on_call_terminated")),
+        ("operation-completed", "OperationFinished", Some("on_operation_completed")),
+        ("operation-canceled", "OperationFinished", Some("on_operation_completed")),
+        ("content-sharing", "Ignored", None),
+    ];
+    table
+        .iter()
+        .find(|(part, _, _)| name.contains(part))
+        .map(|(_, event, hook)| (*event, *hook))
+        .unwrap_or_else(|| panic!("no expectation for {name}"))
+}
+
+#[test]
+fn every_fixture_is_read_and_classified() {
+    let files = fixtures();
+    assert!(files.len() >= 30, "fixtures missing: {}", files.len());
+    for file in files {
+        let name = file.file_name().unwrap().to_string_lossy().into_owned();
+        let report = inspect(&std::fs::read(&file).unwrap()).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(report.items.len(), 1, "{name}");
+        let item = &report.items[0];
+        let call_id = item.call_id.as_ref().unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(!call_id.is_empty());
+        let (event, hook) = expected_event(&name);
+        assert_eq!(item.classification.event, event, "{name}");
+        assert_eq!(item.classification.hook.map(|h| h.to_string()).as_deref(), hook, "{name}");
+        if name.contains("transfer-failed") {
+            let result = item.result_info.as_ref().expect("failure carries resultInfo");
+            assert!(matches!(result.subcode, Some(7000 | 7700)), "{name}: {result:?}");
+        }
+    }
+}
+
+#[test]
+fn the_report_shows_codes_and_the_hook() {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/call-transfer.ex1.notify.transfer-failed.json");
+    let text = inspect(&std::fs::read(file).unwrap()).unwrap().to_string();
+    assert!(text.contains("change type: updated"), "{text}");
+    assert!(text.contains("state:       established"), "{text}");
+    assert!(text.contains("subcode 7000"), "{text}");
+    assert!(text.contains("hook:        on_transfer_failed"), "{text}");
+}
+
+#[test]
+fn a_batched_body_lists_every_item() {
+    let body = br##"{"value": [
+        {"changeType": "updated", "resourceUrl": "/communications/calls/a1",
+         "resourceData": {"@odata.type": "#microsoft.graph.call", "state": "transferring"}},
+        {"changeType": "deleted", "resourceUrl": "/communications/calls/a1",
+         "resourceData": {"@odata.type": "#microsoft.graph.call", "state": "terminated", "terminationReason": "AppTransferred"}},
+        {"changeType": "updated", "resourceUrl": "/users/nobody"}
+    ]}"##;
+    let report = inspect(body).unwrap();
+    let events: Vec<_> = report.items.iter().map(|i| i.classification.event).collect();
+    assert_eq!(events, ["Transferring", "TransferCompleted", "Ignored"]);
+    assert!(report.items[2].call_id.is_err());
+}
+
+#[test]
+fn broken_input_reports_line_and_column() {
+    let body = b"{\n  \"value\": [\n    {\"changeType\": \"updated\",}\n  ]\n}\n";
+    let err = inspect(body).unwrap_err();
+    assert_eq!((err.line, err.column), (3, 30), "{err}");
+    // The envelope without `value` is the wrong shape.
+    let err = inspect(b"{\"values\": []}").unwrap_err();
+    assert!(err.to_string().contains("value"), "{err}");
+}
+
+fn binary() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_transfer-bot"))
+}
+
+#[test]
+fn the_binary_inspects_a_file_and_exits_zero() {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/incoming-call.notify.json");
+    let out = binary().arg("inspect").arg(file).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(stdout.contains("hook:        on_incoming_call"), "{stdout}");
+}
+
+#[test]
+fn the_binary_rejects_broken_input_with_position_and_non_zero_exit() {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/broken.legacy-sample.json");
+    let out = binary().arg("inspect").arg(&file).output().unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.contains("line 1, column 8"), "{stderr}");
+
+    let mut child = binary()
+        .args(["inspect", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"{\n  \"value\": [\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.contains("truncated JSON at line 3"), "{stderr}");
+
+    let out = binary().args(["inspect", "does-not-exist.json"]).output().unwrap();
+    assert!(!out.status.success());
+}

@@ -1,0 +1,99 @@
+//! Minimal HTTP/1.1 over std sockets: no client library between the load and the server.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+
+/// The notification body with `call_id` in its `resourceUrl`.
+pub fn notification_body(call_id: &str) -> String {
+    const FIXTURE: &str = include_str!("../fixtures/call-transfer.ex1.notify.transfer-accepted.json");
+    FIXTURE.replace("341a0500-d4bf-4224-8b19-1581168d328b", call_id)
+}
+
+/// The token and call ids a server wrote.
+pub struct Setup {
+    /// The bearer token.
+    pub token: String,
+    /// The calls to spread the load over.
+    pub call_ids: Vec<String>,
+}
+
+impl Setup {
+    /// Reads a setup file: the token, then one call id a line.
+    pub fn read(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let mut lines = text.lines();
+        let token = lines.next().context("empty setup file")?.to_owned();
+        let call_ids: Vec<String> = lines.filter(|l| !l.is_empty()).map(str::to_owned).collect();
+        if call_ids.is_empty() {
+            bail!("no call ids in {}", path.display());
+        }
+        Ok(Self { token, call_ids })
+    }
+
+    /// One complete POST request per call.
+    pub fn requests(&self) -> Vec<Vec<u8>> {
+        self.call_ids
+            .iter()
+            .map(|id| {
+                let body = notification_body(id);
+                format!(
+                    "POST /api/calls HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\
+                     Authorization: Bearer {}\r\nContent-Length: {}\r\n\r\n{body}",
+                    self.token,
+                    body.len()
+                )
+                .into_bytes()
+            })
+            .collect()
+    }
+}
+
+/// Where a complete response ends in `buf`, and its status, if it is complete.
+pub fn complete_response(buf: &[u8]) -> Option<(usize, u16)> {
+    let head_end = buf.windows(4).position(|w| w == b"\r\n\r\n")? + 4;
+    let head = std::str::from_utf8(buf.get(..head_end)?).ok()?;
+    let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let length = head
+        .lines()
+        .filter_map(|l| l.split_once(':'))
+        .find(|(name, _)| name.trim().eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, v)| v.trim().parse::<usize>().ok())
+        .unwrap_or(0);
+    let end = head_end + length;
+    (buf.len() >= end).then_some((end, status))
+}
+
+/// One request on a fresh connection; the status and body.
+pub fn request(addr: SocketAddr, method: &str, path: &str, timeout: Duration) -> anyhow::Result<(u16, String)> {
+    let mut stream = TcpStream::connect_timeout(&addr, timeout)?;
+    stream.set_read_timeout(Some(timeout))?;
+    stream.set_write_timeout(Some(timeout))?;
+    write!(stream, "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")?;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        if let Some((end, status)) = complete_response(&buf) {
+            let head_end = buf.windows(4).position(|w| w == b"\r\n\r\n").map_or(0, |p| p + 4);
+            let body = String::from_utf8_lossy(buf.get(head_end..end).unwrap_or_default()).into_owned();
+            return Ok((status, body));
+        }
+        let n = stream.read(&mut chunk)?;
+        if n == 0 {
+            bail!("connection closed before a full response from {addr}{path}");
+        }
+        buf.extend_from_slice(chunk.get(..n).unwrap_or_default());
+    }
+}
+
+/// `GET` a JSON document.
+pub fn get_json(addr: SocketAddr, path: &str) -> anyhow::Result<serde_json::Value> {
+    let (status, body) = request(addr, "GET", path, Duration::from_secs(5))?;
+    if status != 200 {
+        bail!("GET {path}: HTTP {status}");
+    }
+    Ok(serde_json::from_str(&body)?)
+}

@@ -1,0 +1,161 @@
+//! `bench memory`: resident memory with N established calls tracked by a `Bot`
+//! (its live records, the `InMemoryCallStore` copy and keep-alive timers), against
+//! the floor of a bare `HashMap<CallId, ()>` holding the same ids.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use graph_comms_client::GraphClient;
+use graph_comms_handler::{Bot, CallContext, CallHandler, HookError, IncomingDecision, InMemoryCallStore, Timings, CallStore};
+use graph_comms_model::{Call, CallId};
+use graph_comms_notify::{NotifyConfig, NotifyEndpoint};
+use tower::ServiceExt as _;
+
+use crate::token::{BenchKey, StaticKeys};
+
+const INCOMING: &str = include_str!("../fixtures/call-answer.ex1.notify.incoming.json");
+const ESTABLISHED: &str = include_str!("../fixtures/call-answer.ex1.notify.established.json");
+const FIXTURE_CALL_ID: &str = "57DAB8B1894C409AB240BD8BEAE78896";
+const ISSUER: &str = "https://api.botframework.com";
+
+/// What holds the calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Holder {
+    /// A `Bot` with the default `InMemoryCallStore`.
+    Bot,
+    /// `HashMap<CallId, ()>`.
+    Floor,
+}
+
+/// Arguments of `bench memory`.
+#[derive(Debug, clap::Args)]
+pub struct MemoryArgs {
+    /// What holds the calls.
+    #[arg(long, value_enum)]
+    pub holder: Holder,
+    /// Established calls.
+    #[arg(long)]
+    pub calls: usize,
+}
+
+/// Ignores incoming calls (no Graph request), does nothing else.
+struct Quiet;
+
+#[async_trait::async_trait]
+impl CallHandler for Quiet {
+    async fn on_incoming_call(&self, _ctx: &CallContext, _call: &Call) -> Result<IncomingDecision, HookError> {
+        Ok(IncomingDecision::Ignore)
+    }
+}
+
+fn call_id(i: usize) -> String {
+    format!("{:08x}-0000-4000-8000-{i:012x}", i.wrapping_mul(2_654_435_761) & 0xffff_ffff)
+}
+
+/// `VmRSS` and `VmHWM` of this process, in bytes.
+pub fn rss() -> anyhow::Result<(u64, u64)> {
+    let status = std::fs::read_to_string("/proc/self/status").context("reading /proc/self/status")?;
+    let field = |name: &str| -> anyhow::Result<u64> {
+        let line = status.lines().find(|l| l.starts_with(name)).with_context(|| format!("no {name}"))?;
+        let kb: u64 = line.split_whitespace().nth(1).context("malformed")?.parse()?;
+        Ok(kb * 1024)
+    };
+    Ok((field("VmRSS:")?, field("VmHWM:")?))
+}
+
+/// Fills the holder, waits until the bot is idle, and prints one JSON line.
+pub fn run(args: MemoryArgs) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let started = Instant::now();
+    let tracked = match args.holder {
+        Holder::Floor => {
+            let mut map: HashMap<CallId, ()> = HashMap::new();
+            for i in 0..args.calls {
+                map.insert(CallId::from(call_id(i)), ());
+            }
+            let (rss, hwm) = rss()?;
+            print_result(&args, rss, hwm, map.len(), started);
+            std::hint::black_box(&map);
+            return Ok(());
+        }
+        Holder::Bot => runtime.block_on(fill_bot(args.calls))?,
+    };
+    let (rss, hwm) = rss()?;
+    print_result(&args, rss, hwm, tracked, started);
+    Ok(())
+}
+
+fn print_result(args: &MemoryArgs, rss: u64, hwm: u64, tracked: usize, started: Instant) {
+    let result = serde_json::json!({
+        "holder": format!("{:?}", args.holder).to_lowercase(),
+        "calls": args.calls, "tracked": tracked, "vm_rss": rss, "vm_hwm": hwm,
+        "seconds": started.elapsed().as_secs_f64(),
+    });
+    println!("{result}");
+}
+
+async fn fill_bot(calls: usize) -> anyhow::Result<usize> {
+    let key = BenchKey::generate()?;
+    let (app_id, tenant) = ("bench-app", "bench-tenant");
+    let token = format!("Bearer {}", key.sign(ISSUER, app_id, tenant, 3600)?);
+    let mut config = NotifyConfig::new(app_id);
+    config.queue_capacity = 4096;
+    let keys = StaticKeys { keys: key.jwks()?, also: None };
+    let (endpoint, events) = NotifyEndpoint::with_key_source(config, Arc::new(keys))?;
+    endpoint.refresh_keys().await?;
+    // Never contacted: incoming calls are ignored and keep-alive is hours away.
+    let client = GraphClient::builder()
+        .credentials(tenant.into(), app_id.into(), "unused")
+        .graph_base_url("http://127.0.0.1:9/v1.0")
+        .login_base_url("http://127.0.0.1:9")
+        .build()?;
+    let store = Arc::new(InMemoryCallStore::new());
+    let bot = Bot::builder()
+        .client(client)
+        .notify_endpoint(endpoint, events)
+        .handler(Arc::new(Quiet))
+        .store(Arc::clone(&store) as Arc<dyn CallStore>)
+        .timings(Timings::default().worker_idle_timeout(Duration::from_millis(200)))
+        .build()?;
+    let router = bot.router();
+    for i in 0..calls {
+        let id = call_id(i);
+        for body in [INCOMING, ESTABLISHED] {
+            let body = body.replace(FIXTURE_CALL_ID, &id);
+            loop {
+                let request = Request::post("/api/calls")
+                    .header("content-type", "application/json")
+                    .header("authorization", &token)
+                    .body(Body::from(body.clone()))?;
+                let status = router.clone().oneshot(request).await?.status();
+                match status {
+                    StatusCode::ACCEPTED => break,
+                    // The queue is full: let the workers catch up.
+                    StatusCode::SERVICE_UNAVAILABLE => tokio::time::sleep(Duration::from_millis(2)).await,
+                    other => bail!("notification refused: HTTP {other}"),
+                }
+            }
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let m = bot.metrics();
+        let stored = store.len().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        if m.calls_active == calls && stored == calls && m.workers_active == 0 && m.events_in_flight == 0 {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!("the bot did not settle: {m:?}, {stored} stored");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let tracked = bot.metrics().calls_active;
+    // Keep everything alive while the caller reads the RSS.
+    std::mem::forget(bot);
+    std::mem::forget(store);
+    Ok(tracked)
+}

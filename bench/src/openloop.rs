@@ -1,0 +1,186 @@
+//! `bench openloop`: a fixed-schedule (open-loop) load generator.
+//!
+//! Request k is due at start + k/rate. Latency is measured from that intended time,
+//! not from when a connection was free to send it, so a stalled server shows up in the
+//! tail instead of slowing the load (no coordinated omission). One thread busy-polls
+//! non-blocking sockets, so the schedule does not depend on timer granularity.
+
+use std::collections::VecDeque;
+use std::io::{ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use hdrhistogram::Histogram;
+
+use crate::httpc::{Setup, complete_response};
+
+/// Arguments of `bench openloop`.
+#[derive(Debug, clap::Args)]
+pub struct OpenLoopArgs {
+    /// The server.
+    #[arg(long)]
+    pub addr: SocketAddr,
+    /// The server's setup file (token and call ids).
+    #[arg(long)]
+    pub setup_file: PathBuf,
+    /// Requests per second.
+    #[arg(long)]
+    pub rate: f64,
+    /// Measured seconds (after the warm-up).
+    #[arg(long, default_value_t = 5.0)]
+    pub seconds: f64,
+    /// Warm-up seconds, not recorded.
+    #[arg(long, default_value_t = 1.0)]
+    pub warmup: f64,
+    /// Connections available to the schedule.
+    #[arg(long, default_value_t = 64)]
+    pub connections: usize,
+}
+
+struct Conn {
+    stream: TcpStream,
+    /// The intended send time of the request in flight, and whether it is recorded.
+    in_flight: Option<(Instant, bool)>,
+    buf: Vec<u8>,
+}
+
+fn connect(addr: SocketAddr) -> anyhow::Result<TcpStream> {
+    let stream = TcpStream::connect(addr).with_context(|| format!("connecting to {addr}"))?;
+    stream.set_nodelay(true)?;
+    stream.set_nonblocking(true)?;
+    Ok(stream)
+}
+
+/// Runs the schedule and prints one JSON line with the client-side latency.
+pub fn run(args: OpenLoopArgs) -> anyhow::Result<()> {
+    if !(args.rate > 0.0) {
+        bail!("--rate must be positive");
+    }
+    let setup = Setup::read(&args.setup_file)?;
+    let requests = setup.requests();
+    let mut conns = (0..args.connections)
+        .map(|_| {
+            Ok(Conn {
+                stream: connect(args.addr)?,
+                in_flight: None,
+                buf: Vec::with_capacity(1024),
+            })
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let mut idle: Vec<usize> = (0..conns.len()).collect();
+    let mut busy: Vec<usize> = Vec::with_capacity(conns.len());
+    let mut due: VecDeque<(Instant, bool)> = VecDeque::new();
+    let mut latency = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3)?;
+    let interval_ns = 1e9 / args.rate;
+    let start = Instant::now() + Duration::from_millis(10);
+    let record_from = start + Duration::from_secs_f64(args.warmup);
+    let end = record_from + Duration::from_secs_f64(args.seconds);
+    let hard_stop = end + Duration::from_secs(10);
+    let (mut scheduled, mut completed, mut errors, mut non_202) = (0u64, 0u64, 0u64, 0u64);
+    let mut server_reset = false;
+    let mut next_request = 0usize;
+    let mut chunk = [0u8; 4096];
+    loop {
+        let now = Instant::now();
+        if now > hard_stop {
+            break;
+        }
+        if !server_reset && now >= record_from {
+            // Server-side histogram: count the same window as ours (roughly).
+            crate::httpc::request(args.addr, "POST", "/stats/reset", Duration::from_secs(2))?;
+            server_reset = true;
+        }
+        loop {
+            let at = start + Duration::from_nanos((scheduled as f64 * interval_ns) as u64);
+            if at > now || at >= end {
+                break;
+            }
+            due.push_back((at, at >= record_from));
+            scheduled += 1;
+        }
+        let finished_schedule = start + Duration::from_nanos((scheduled as f64 * interval_ns) as u64) >= end;
+        if finished_schedule && due.is_empty() && busy.is_empty() {
+            break;
+        }
+        while !due.is_empty() {
+            let Some(c) = idle.pop() else { break };
+            let Some(job) = due.pop_front() else { break };
+            let conn = &mut conns[c];
+            let request = &requests[next_request % requests.len()];
+            next_request += 1;
+            if let Err(e) = write_all(&mut conn.stream, request) {
+                bail!("write failed: {e}");
+            }
+            conn.in_flight = Some(job);
+            busy.push(c);
+        }
+        let mut i = 0;
+        while i < busy.len() {
+            let c = busy[i];
+            let conn = &mut conns[c];
+            match conn.stream.read(&mut chunk) {
+                Ok(0) => {
+                    errors += 1;
+                    conn.stream = connect(args.addr)?;
+                    conn.buf.clear();
+                    conn.in_flight = None;
+                    busy.swap_remove(i);
+                    idle.push(c);
+                    continue;
+                }
+                Ok(n) => conn.buf.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+                Err(e) => bail!("read failed: {e}"),
+            }
+            if let Some((end_at, status)) = complete_response(&conn.buf) {
+                let done = Instant::now();
+                conn.buf.drain(..end_at);
+                if let Some((intended, record)) = conn.in_flight.take() {
+                    if status != 202 {
+                        non_202 += 1;
+                    }
+                    if record {
+                        completed += 1;
+                        let ns = u64::try_from(done.duration_since(intended).as_nanos()).unwrap_or(u64::MAX);
+                        latency.saturating_record(ns.max(1));
+                    }
+                }
+                busy.swap_remove(i);
+                idle.push(c);
+                continue;
+            }
+            i += 1;
+        }
+    }
+    let recorded_target = (args.rate * args.seconds) as u64;
+    let result = serde_json::json!({
+        "rate": args.rate,
+        "scheduled": scheduled,
+        "recorded": completed,
+        "recorded_target": recorded_target,
+        "unfinished": busy.len() + due.len(),
+        "errors": errors,
+        "non_202": non_202,
+        "p50_ns": latency.value_at_quantile(0.50),
+        "p99_ns": latency.value_at_quantile(0.99),
+        "p999_ns": latency.value_at_quantile(0.999),
+        "max_ns": latency.max(),
+    });
+    println!("{result}");
+    Ok(())
+}
+
+/// Writes a whole request; the socket buffer normally takes it in one go.
+fn write_all(stream: &mut TcpStream, mut bytes: &[u8]) -> std::io::Result<()> {
+    while !bytes.is_empty() {
+        match stream.write(bytes) {
+            Ok(0) => return Err(ErrorKind::WriteZero.into()),
+            Ok(n) => bytes = &bytes[n..],
+            Err(e) if e.kind() == ErrorKind::WouldBlock => std::hint::spin_loop(),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}

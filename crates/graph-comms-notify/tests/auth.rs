@@ -1,0 +1,313 @@
+//! Token checks through the router without a socket: what is accepted, what is
+//! refused and counted under which reason, key refetching and the token cache.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use common::*;
+use graph_comms_model::{CallId, TenantId};
+use graph_comms_notify::{NotifyEndpoint, RejectReason};
+use http::StatusCode;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde_json::json;
+
+/// Sends the transfer-accepted body with this token and expects a 401 counted under `reason`.
+async fn assert_refused(endpoint: &NotifyEndpoint, token: &str, reason: RejectReason) {
+    let before = endpoint.metrics().rejected(reason);
+    let (status, response) = send(endpoint, json_post(token, TRANSFER_ACCEPTED)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "expected {reason}");
+    assert_eq!(
+        response.headers().get("www-authenticate").unwrap(),
+        r#"Bearer error="invalid_token""#
+    );
+    let body = body_text(response).await;
+    assert_eq!(body, "invalid or missing bearer token", "the body names no reason");
+    assert_eq!(endpoint.metrics().rejected(reason), before + 1, "counted as {reason}");
+}
+
+#[tokio::test]
+async fn a_valid_token_is_accepted_and_its_event_queued() {
+    let source = TestKeySource::new(&[A]);
+    let (endpoint, mut events) = endpoint(config(), &source);
+    let (status, _) = send(&endpoint, json_post(&A.sign(&claims()), TRANSFER_ACCEPTED)).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let event = events.try_recv().expect("one event queued");
+    assert_eq!(event.call_id, CallId::from("341a0500-d4bf-4224-8b19-1581168d328b"));
+    assert_eq!(event.tenant_id, TenantId::from(TENANT));
+    assert_eq!(event.sequence, 0);
+    assert!(events.try_recv().is_none());
+    let metrics = endpoint.metrics();
+    assert_eq!((metrics.accepted_requests, metrics.queued_events), (1, 1));
+    assert_eq!(metrics.rejected_total(), 0);
+    assert!(endpoint.keys_loaded());
+}
+
+#[tokio::test]
+async fn tokens_with_bad_claims_are_refused_with_their_reason() {
+    let source = TestKeySource::new(&[A]);
+    let mut config = config();
+    config.clock_skew = Duration::from_secs(60);
+    let (endpoint, _events) = endpoint(config, &source);
+    let now = now();
+    let cases = [
+        (claims_with("exp", json!(now - 120)), RejectReason::Expired),
+        (claims_with("nbf", json!(now + 600)), RejectReason::NotYetValid),
+        (claims_with("aud", json!("00000000-0000-0000-0000-000000000000")), RejectReason::WrongAudience),
+        (claims_with("aud", json!(["other", "another"])), RejectReason::WrongAudience),
+        (claims_without("aud"), RejectReason::WrongAudience),
+        (claims_with("iss", json!("https://evil.example")), RejectReason::WrongIssuer),
+        (claims_without("iss"), RejectReason::WrongIssuer),
+        (claims_without("tid"), RejectReason::MissingTenant),
+        (claims_with("tid", json!("")), RejectReason::MissingTenant),
+        (claims_without("exp"), RejectReason::BadToken),
+    ];
+    for (claims, reason) in cases {
+        assert_refused(&endpoint, &A.sign(&claims), reason).await;
+    }
+    // Within the skew is still fine.
+    let (status, _) = send(&endpoint, json_post(&A.sign(&claims_with("exp", json!(now - 5))), TRANSFER_ACCEPTED)).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    // An audience list that holds the app id (in another spelling) is fine too.
+    let aud = json!(["x", APP_ID.to_uppercase()]);
+    let (status, _) = send(&endpoint, json_post(&A.sign(&claims_with("aud", aud)), TRANSFER_ACCEPTED)).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+}
+
+#[tokio::test]
+async fn only_allowed_tenants_get_in_when_a_list_is_set() {
+    let source = TestKeySource::new(&[A]);
+    let mut config = config();
+    config.allowed_tenants = Some(vec![TenantId::from(TENANT)]);
+    let (endpoint, _events) = endpoint(config, &source);
+    let other = claims_with("tid", json!("9b0c2d4e-0000-4000-8000-000000000001"));
+    assert_refused(&endpoint, &A.sign(&other), RejectReason::TenantNotAllowed).await;
+    let (status, _) = send(&endpoint, json_post(&A.sign(&claims()), TRANSFER_ACCEPTED)).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+}
+
+#[tokio::test]
+async fn forged_and_malformed_tokens_are_refused() {
+    let source = TestKeySource::new(&[A, B]);
+    let (endpoint, _events) = endpoint(config(), &source);
+    let claims = claims();
+
+    // Signed by B but claiming A's kid.
+    assert_refused(&endpoint, &B.sign_as(A.kid, &claims), RejectReason::BadSignature).await;
+    // A valid token with its payload swapped.
+    let valid = A.sign(&claims);
+    let parts: Vec<&str> = valid.split('.').collect();
+    let forged_payload = URL_SAFE_NO_PAD.encode(claims_with("tid", json!("evil")).to_string());
+    let tampered = format!("{}.{}.{}", parts[0], forged_payload, parts[2]);
+    assert_refused(&endpoint, &tampered, RejectReason::BadSignature).await;
+
+    // alg none, with and without a signature part.
+    let none_header = URL_SAFE_NO_PAD.encode(json!({"alg": "none", "typ": "JWT", "kid": A.kid}).to_string());
+    let payload = URL_SAFE_NO_PAD.encode(claims.to_string());
+    assert_refused(&endpoint, &format!("{none_header}.{payload}."), RejectReason::BadAlgorithm).await;
+    assert_refused(&endpoint, &format!("{none_header}.{payload}.{}", parts[2]), RejectReason::BadAlgorithm).await;
+
+    // HS256 keyed with the public key (the classic key-confusion attack), in two encodings.
+    let mut hs = Header::new(Algorithm::HS256);
+    hs.kid = Some(A.kid.into());
+    for secret in [A.public_der(), A.jwk()["n"].as_str().unwrap().as_bytes().to_vec()] {
+        let token = jsonwebtoken::encode(&hs, &claims, &EncodingKey::from_secret(&secret)).unwrap();
+        assert_refused(&endpoint, &token, RejectReason::BadAlgorithm).await;
+    }
+    // Other RSA flavours are refused as well: RS256 only.
+    let mut ps = Header::new(Algorithm::PS256);
+    ps.kid = Some(A.kid.into());
+    let token = jsonwebtoken::encode(&ps, &claims, &EncodingKey::from_rsa_der(A.der)).unwrap();
+    assert_refused(&endpoint, &token, RejectReason::BadAlgorithm).await;
+
+    // Garbage in the token or the header.
+    for garbage in ["garbage", "a.b", "a.b.c.d", "!!!.!!!.!!!", "e30.e30.e30", "eyJhbGciOiJSUzI1NiJ9.e30."] {
+        assert_refused(&endpoint, garbage, RejectReason::BadToken).await;
+    }
+    // A header without kid.
+    let no_kid = URL_SAFE_NO_PAD.encode(json!({"alg": "RS256"}).to_string());
+    assert_refused(&endpoint, &format!("{no_kid}.{payload}.{}", parts[2]), RejectReason::UnknownKey).await;
+
+    // Authorization headers that carry no bearer token.
+    let cases = [
+        (None, RejectReason::MissingToken),
+        (Some("Basic dXNlcjpwYXNz"), RejectReason::BadToken),
+        (Some(valid.as_str()), RejectReason::BadToken), // no scheme
+        (Some("Bearer"), RejectReason::BadToken),
+        (Some("Bearer    "), RejectReason::BadToken),
+    ];
+    for (header, reason) in cases {
+        let mut request = http::Request::post(PATH).header("content-type", "application/json");
+        if let Some(header) = header {
+            request = request.header("authorization", header);
+        }
+        let before = endpoint.metrics().rejected(reason);
+        let (status, response) = send(&endpoint, request.body(TRANSFER_ACCEPTED.into()).unwrap()).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{header:?}");
+        assert!(response.headers().contains_key("www-authenticate"));
+        assert_eq!(endpoint.metrics().rejected(reason), before + 1, "{header:?} counted as {reason}");
+    }
+    assert_eq!(endpoint.metrics().accepted_requests, 0);
+}
+
+#[tokio::test]
+async fn an_unknown_kid_triggers_a_refetch_that_can_find_it() {
+    let source = TestKeySource::new(&[A]);
+    let mut config = config();
+    config.min_key_refetch_interval = Duration::ZERO;
+    let (endpoint, _events) = endpoint(config, &source);
+    endpoint.refresh_keys().await.unwrap();
+    assert_eq!(source.fetches(), 1);
+
+    // B is not published yet: one refetch, then refused.
+    assert_refused(&endpoint, &B.sign(&claims()), RejectReason::UnknownKey).await;
+    assert_eq!(source.fetches(), 2);
+
+    // Once published, the next unknown-kid refetch finds it.
+    source.set(&[A, B]);
+    let (status, _) = send(&endpoint, json_post(&B.sign(&claims()), TRANSFER_ACCEPTED)).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    assert_eq!(source.fetches(), 3);
+    // Known kids cause no fetch.
+    let (status, _) = send(&endpoint, json_post(&A.sign(&claims()), TRANSFER_ACCEPTED)).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    assert_eq!(source.fetches(), 3);
+}
+
+#[tokio::test]
+async fn a_flood_of_unknown_kids_causes_one_fetch_per_interval() {
+    // The fetch is slow, so the flood arrives while it runs.
+    let source = TestKeySource::slow(&[A], Duration::from_millis(100));
+    let (endpoint, _events) = endpoint(config(), &source);
+    let claims = claims();
+    let requests = (0..100).map(|i| {
+        let endpoint = endpoint.clone();
+        let token = B.sign_as(&format!("unknown-{i}"), &claims);
+        tokio::spawn(async move { send(&endpoint, json_post(&token, TRANSFER_ACCEPTED)).await.0 })
+    });
+    for status in futures::future::join_all(requests).await {
+        assert_eq!(status.unwrap(), StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(source.fetches(), 1, "one fetch for the whole flood");
+    assert_eq!(endpoint.metrics().rejected(RejectReason::UnknownKey), 100);
+    assert_eq!(endpoint.metrics().key_fetches, 1);
+    // The fetch that did happen loaded the keys, so valid tokens pass without another fetch.
+    let (status, _) = send(&endpoint, json_post(&A.sign(&claims), TRANSFER_ACCEPTED)).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    assert_eq!(source.fetches(), 1);
+}
+
+#[tokio::test]
+async fn a_key_endpoint_that_is_down_keeps_the_last_good_keys() {
+    let source = TestKeySource::new(&[A]);
+    let mut config = config();
+    config.min_key_refetch_interval = Duration::ZERO;
+    let (endpoint, _events) = endpoint(config, &source);
+    assert!(!endpoint.keys_loaded());
+    endpoint.refresh_keys().await.unwrap();
+    source.failing.store(true, Ordering::SeqCst);
+    assert!(endpoint.refresh_keys().await.is_err());
+    assert!(endpoint.keys_loaded());
+    // A valid token still verifies with the kept key; an unknown kid tries once more and is refused.
+    let (status, _) = send(&endpoint, json_post(&A.sign(&claims()), TRANSFER_ACCEPTED)).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    assert_refused(&endpoint, &B.sign(&claims()), RejectReason::UnknownKey).await;
+    let metrics = endpoint.metrics();
+    assert_eq!(metrics.key_fetches, 3);
+    assert_eq!(metrics.key_fetch_failures, 2);
+    // An empty key set counts as a failure too, and the keys stay.
+    source.failing.store(false, Ordering::SeqCst);
+    source.set(&[]);
+    assert!(endpoint.refresh_keys().await.is_err());
+    let (status, _) = send(&endpoint, json_post(&A.sign(&claims()), TRANSFER_ACCEPTED)).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+}
+
+#[tokio::test]
+async fn keys_are_refreshed_once_older_than_the_refresh_interval() {
+    let source = TestKeySource::new(&[A]);
+    let mut config = config();
+    config.key_refresh_interval = Duration::ZERO;
+    config.min_key_refetch_interval = Duration::ZERO;
+    config.token_cache = false;
+    let (endpoint, _events) = endpoint(config, &source);
+    endpoint.refresh_keys().await.unwrap();
+    let (status, _) = send(&endpoint, json_post(&A.sign(&claims()), TRANSFER_ACCEPTED)).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    // The refresh runs beside the request; wait for it, bounded.
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while source.fetches() < 2 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("a background refresh happened");
+}
+
+#[tokio::test]
+async fn the_token_cache_skips_the_signature_check_and_still_honours_exp() {
+    let source = TestKeySource::new(&[A]);
+    let mut config = config();
+    config.clock_skew = Duration::ZERO;
+    let (endpoint, _events) = endpoint(config, &source);
+    let token = A.sign(&claims_with("exp", json!(now() + 1)));
+    for _ in 0..3 {
+        let (status, _) = send(&endpoint, json_post(&token, TRANSFER_ACCEPTED)).await;
+        assert_eq!(status, StatusCode::ACCEPTED);
+    }
+    let metrics = endpoint.metrics();
+    assert_eq!(metrics.token_verifications, 1, "only the first request checks the signature");
+    assert_eq!(metrics.token_cache_hits, 2);
+    // Once past exp the cached verdict no longer admits the token.
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while now() <= token_exp(&token) {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .unwrap();
+    assert_refused(&endpoint, &token, RejectReason::Expired).await;
+    assert_eq!(endpoint.metrics().token_cache_hits, 3, "refused from the cache");
+    assert_eq!(endpoint.metrics().token_verifications, 1);
+}
+
+#[tokio::test]
+async fn without_the_token_cache_every_request_is_verified() {
+    let source = TestKeySource::new(&[A]);
+    let mut config = config();
+    config.token_cache = false;
+    let (endpoint, _events) = endpoint(config, &source);
+    let token = A.sign(&claims());
+    for _ in 0..3 {
+        let (status, _) = send(&endpoint, json_post(&token, TRANSFER_ACCEPTED)).await;
+        assert_eq!(status, StatusCode::ACCEPTED);
+    }
+    let metrics = endpoint.metrics();
+    assert_eq!((metrics.token_verifications, metrics.token_cache_hits), (3, 0));
+}
+
+fn token_exp(token: &str) -> i64 {
+    let payload = token.split('.').nth(1).unwrap();
+    let claims: serde_json::Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
+    claims["exp"].as_i64().unwrap()
+}
+
+#[tokio::test]
+async fn a_cached_forgery_of_a_good_token_is_still_refused() {
+    // The cache is keyed by the whole token string, so changing any byte misses it.
+    let source = TestKeySource::new(&[A]);
+    let (endpoint, _events) = endpoint(config(), &source);
+    let token = A.sign(&claims());
+    let (status, _) = send(&endpoint, json_post(&token, TRANSFER_ACCEPTED)).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let mut forged = token.clone().into_bytes();
+    let i = forged.len() - 10;
+    forged[i] = if forged[i] == b'A' { b'B' } else { b'A' };
+    let forged = String::from_utf8(forged).unwrap();
+    let (status, _) = send(&endpoint, json_post(&forged, TRANSFER_ACCEPTED)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
