@@ -152,7 +152,8 @@ impl ClientSecretCredential {
         let description = reply.error_description.unwrap_or_else(|| text_excerpt(body));
         let aad_code = reply
             .error_codes
-            .first()
+            .iter()
+            .find(|code| **code != 0)
             .map(|code| format!("AADSTS{code}"))
             .or_else(|| aadsts_in(&description));
         TokenError::Rejected {

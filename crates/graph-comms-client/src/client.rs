@@ -461,7 +461,9 @@ impl GraphClient {
         let url = format!("{}{}", inner.graph_base_url, action.path);
         let started = Instant::now();
         let mut reauthenticated = false;
-        for attempt in 1.. {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
             let span = tracing::Span::current();
             span.record("attempt", attempt);
             let token = inner.tokens.get().await?;
@@ -516,7 +518,6 @@ impl GraphClient {
                 }
             }
         }
-        unreachable!("the attempt loop only ends by returning")
     }
 
     async fn send_once(
@@ -701,7 +702,7 @@ impl GraphClient {
         body: Option<serde_json::Value>,
         idempotent: bool,
     ) -> Result<GraphResponse<Option<serde_json::Value>>, GraphClientError> {
-        if path.contains("://") || path.contains('?') && path.contains('#') {
+        if path.contains("://") {
             return Err(GraphClientError::InvalidRequest(format!(
                 "send_raw takes a path below the Graph base URL, got {path:?}"
             )));

@@ -49,7 +49,10 @@ fn call_data(state: Option<&str>, fields: Value) -> Value {
 /// An `updated` call notification in the answer examples' shape (`@odata.id`, `@odata.etag`).
 fn answer_step(call: &CallId, state: CallState) -> Step {
     let url = compact_url(call);
-    let data = call_data(Some(state.as_str()), json!({ "@odata.id": url, "@odata.etag": "W/\"5445\"" }));
+    let data = call_data(
+        Some(state.as_str()),
+        json!({ "@odata.id": url, "@odata.etag": "W/\"5445\"" }),
+    );
     Step {
         delay: Duration::ZERO,
         item: item("updated", &url, data),
@@ -72,7 +75,11 @@ fn update_step(call: &CallId, state: CallState, fields: Value) -> Step {
 fn end_step(call: &CallId, state: Option<CallState>, fields: Value) -> Step {
     Step {
         delay: Duration::ZERO,
-        item: item("deleted", &plain_url(call), call_data(state.as_ref().map(CallState::as_str), fields)),
+        item: item(
+            "deleted",
+            &plain_url(call),
+            call_data(state.as_ref().map(CallState::as_str), fields),
+        ),
         state: Some(CallState::Terminated),
         terminal: true,
     }
@@ -84,12 +91,19 @@ fn result_info(code: Value, subcode_key: &str, subcode: Value, message: &str) ->
 
 /// The `deleted` notification of an operation that completed.
 fn operation_done(call: &CallId, odata_type: &str, op_id: &str, client_context: Option<&str>, extra: Value) -> Step {
-    let url = format!("{}/operations/{}", compact_url(call), op_id.replace('-', "").to_uppercase());
+    let url = format!(
+        "{}/operations/{}",
+        compact_url(call),
+        op_id.replace('-', "").to_uppercase()
+    );
     let mut data = Map::new();
     data.insert("@odata.type".into(), json!(odata_type));
     data.insert("@odata.id".into(), json!(url));
     data.insert("@odata.etag".into(), json!("W/\"54451\""));
-    data.insert("resultInfo".into(), result_info(json!(200), "subcode", json!(0), "Action completed successfully."));
+    data.insert(
+        "resultInfo".into(),
+        result_info(json!(200), "subcode", json!(0), "Action completed successfully."),
+    );
     if let Some(context) = client_context {
         data.insert("clientContext".into(), json!(context));
     }
@@ -211,7 +225,9 @@ pub(crate) async fn handle(
         Endpoint::Answer => answer(inner, &call, &snapshot, &body),
         Endpoint::Reject => {
             expect_state(&snapshot, &[CallState::Incoming], "reject")?;
-            let url = str_field(&body, "callbackUri").unwrap_or(&snapshot.callback_uri).to_owned();
+            let url = str_field(&body, "callbackUri")
+                .unwrap_or(&snapshot.callback_uri)
+                .to_owned();
             set_state(inner, &call, CallState::Terminating);
             play(inner, &call, url, vec![end_step(&call, None, json!({}))]);
             Ok(Reply::empty(StatusCode::ACCEPTED))
@@ -221,9 +237,16 @@ pub(crate) async fn handle(
             if body.get("targets").and_then(Value::as_array).is_none_or(Vec::is_empty) {
                 return Err(ApiError::bad_request("targets is required."));
             }
-            let url = str_field(&body, "callbackUri").unwrap_or(&snapshot.callback_uri).to_owned();
+            let url = str_field(&body, "callbackUri")
+                .unwrap_or(&snapshot.callback_uri)
+                .to_owned();
             set_state(inner, &call, CallState::Redirecting);
-            play(inner, &call, url, vec![end_step(&call, Some(CallState::Terminated), json!({}))]);
+            play(
+                inner,
+                &call,
+                url,
+                vec![end_step(&call, Some(CallState::Terminated), json!({}))],
+            );
             Ok(Reply::empty(StatusCode::ACCEPTED))
         }
         Endpoint::Transfer => transfer(inner, grant, &call, &snapshot, body),
@@ -254,15 +277,35 @@ pub(crate) async fn handle(
                 return Err(ApiError::bad_request("prompts is required."));
             }
             let context = str_field(&body, "clientContext");
-            let (reply, op_id) = operation_reply(inner, &call, "#microsoft.graph.playPromptOperation", "running", context, None);
-            let done = operation_done(&call, "#microsoft.graph.playPromptOperation", &op_id, context, json!({}));
+            let (reply, op_id) = operation_reply(
+                inner,
+                &call,
+                "#microsoft.graph.playPromptOperation",
+                "running",
+                context,
+                None,
+            );
+            let done = operation_done(
+                &call,
+                "#microsoft.graph.playPromptOperation",
+                &op_id,
+                context,
+                json!({}),
+            );
             play(inner, &call, snapshot.callback_uri.clone(), vec![done]);
             Ok(reply)
         }
         Endpoint::CancelMediaProcessing => {
             expect_media(&snapshot)?;
             let context = str_field(&body, "clientContext");
-            let (reply, _) = operation_reply(inner, &call, "#microsoft.graph.cancelMediaProcessingOperation", "completed", context, None);
+            let (reply, _) = operation_reply(
+                inner,
+                &call,
+                "#microsoft.graph.cancelMediaProcessingOperation",
+                "completed",
+                context,
+                None,
+            );
             Ok(reply)
         }
         Endpoint::Mute | Endpoint::Unmute => {
@@ -278,17 +321,30 @@ pub(crate) async fn handle(
         }
         Endpoint::Invite => {
             expect_media(&snapshot)?;
-            let Some(participants) = body.get("participants").filter(|p| p.as_array().is_some_and(|a| !a.is_empty())) else {
+            let Some(participants) = body
+                .get("participants")
+                .filter(|p| p.as_array().is_some_and(|a| !a.is_empty()))
+            else {
                 return Err(ApiError::bad_request("participants is required."));
             };
             let context = str_field(&body, "clientContext");
             let odata_type = "#microsoft.graph.inviteParticipantsOperation";
             let (reply, op_id) = operation_reply(inner, &call, odata_type, "Running", context, Some(participants));
-            let done = operation_done(&call, odata_type, &op_id, context, json!({ "participants": participants }));
+            let done = operation_done(
+                &call,
+                odata_type,
+                &op_id,
+                context,
+                json!({ "participants": participants }),
+            );
             play(inner, &call, snapshot.callback_uri.clone(), vec![done]);
             Ok(reply)
         }
-        _ => Err(ApiError::new(StatusCode::NOT_FOUND, "UnknownError", "Resource not found for the segment.")),
+        _ => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "UnknownError",
+            "Resource not found for the segment.",
+        )),
     }
 }
 
@@ -303,7 +359,10 @@ struct Snapshot {
 
 fn owned_call(inner: &Inner, grant: &Grant, call: &CallId) -> Result<Snapshot, ApiError> {
     let calls = lock(&inner.calls);
-    let record = calls.get(call).filter(|r| !r.is_gone()).ok_or_else(|| ApiError::not_found(call))?;
+    let record = calls
+        .get(call)
+        .filter(|r| !r.is_gone())
+        .ok_or_else(|| ApiError::not_found(call))?;
     if record.app_id != grant.app_id || record.tenant_id != grant.tenant_id {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
@@ -362,7 +421,12 @@ fn expect_state(snapshot: &Snapshot, allowed: &[CallState], action: &str) -> Res
 fn expect_media(snapshot: &Snapshot) -> Result<(), ApiError> {
     expect_state(
         snapshot,
-        &[CallState::Established, CallState::Transferring, CallState::TransferAccepted, CallState::Hold],
+        &[
+            CallState::Established,
+            CallState::Transferring,
+            CallState::TransferAccepted,
+            CallState::Hold,
+        ],
         "run a media operation on",
     )
 }
@@ -428,7 +492,13 @@ fn answer(inner: &Arc<Inner>, call: &CallId, snapshot: &Snapshot, body: &Value) 
     Ok(Reply::empty(StatusCode::ACCEPTED))
 }
 
-fn transfer(inner: &Arc<Inner>, grant: &Grant, call: &CallId, snapshot: &Snapshot, body: Value) -> Result<Reply, ApiError> {
+fn transfer(
+    inner: &Arc<Inner>,
+    grant: &Grant,
+    call: &CallId,
+    snapshot: &Snapshot,
+    body: Value,
+) -> Result<Reply, ApiError> {
     if !body.get("transferTarget").is_some_and(Value::is_object) {
         return Err(ApiError::bad_request("transferTarget is required."));
     }
@@ -467,7 +537,11 @@ fn transfer(inner: &Arc<Inner>, grant: &Grant, call: &CallId, snapshot: &Snapsho
     let steps = match behavior {
         TargetBehavior::Accept => {
             let completed = match &replaced {
-                Some(_) => end_step(call, Some(CallState::Terminated), json!({ "terminationReason": "AppTransferred" })),
+                Some(_) => end_step(
+                    call,
+                    Some(CallState::Terminated),
+                    json!({ "terminationReason": "AppTransferred" }),
+                ),
                 None => end_step(
                     call,
                     Some(CallState::Terminated),
@@ -477,15 +551,43 @@ fn transfer(inner: &Arc<Inner>, grant: &Grant, call: &CallId, snapshot: &Snapsho
             if let Some(replaced) = &replaced {
                 end_replaced_call(inner, grant, replaced);
             }
-            vec![transferring, update_step(call, CallState::TransferAccepted, json!({})), completed]
+            vec![
+                transferring,
+                update_step(call, CallState::TransferAccepted, json!({})),
+                completed,
+            ]
         }
-        TargetBehavior::Decline => vec![transferring, failed(consultative_subcode, "Call transfer failed: the target declined.", Duration::ZERO)],
-        TargetBehavior::Busy => vec![transferring, failed(consultative_subcode, "Call transfer failed: the target is busy.", Duration::ZERO)],
+        TargetBehavior::Decline => vec![
+            transferring,
+            failed(
+                consultative_subcode,
+                "Call transfer failed: the target declined.",
+                Duration::ZERO,
+            ),
+        ],
+        TargetBehavior::Busy => vec![
+            transferring,
+            failed(
+                consultative_subcode,
+                "Call transfer failed: the target is busy.",
+                Duration::ZERO,
+            ),
+        ],
         TargetBehavior::NoAnswer { after } => {
-            vec![transferring, failed(consultative_subcode, "Call transfer failed: the target did not answer.", after)]
+            vec![
+                transferring,
+                failed(
+                    consultative_subcode,
+                    "Call transfer failed: the target did not answer.",
+                    after,
+                ),
+            ]
         }
         TargetBehavior::ConsultativeFails => {
-            vec![transferring, failed(7700, "Consultative call transfer failed.", Duration::ZERO)]
+            vec![
+                transferring,
+                failed(7700, "Consultative call transfer failed.", Duration::ZERO),
+            ]
         }
     };
     play(inner, call, snapshot.callback_uri.clone(), steps);
@@ -502,7 +604,11 @@ fn end_replaced_call(inner: &Inner, grant: &Grant, replaced: &CallId) {
         }
     };
     if let Some((id, url)) = url {
-        let mut step = end_step(&id, Some(CallState::Terminated), json!({ "terminationReason": "AppTransferred" }));
+        let mut step = end_step(
+            &id,
+            Some(CallState::Terminated),
+            json!({ "terminationReason": "AppTransferred" }),
+        );
         // After the transferred call's own three notifications.
         step.delay = inner.config.step_delay * 3;
         play(inner, &id, url, vec![step]);
@@ -513,7 +619,10 @@ fn create_call(inner: &Arc<Inner>, grant: &Grant, body: &Value) -> Result<Reply,
     let Some(url) = str_field(body, "callbackUri") else {
         return Err(ApiError::bad_request("callbackUri is required."));
     };
-    let Some(targets) = body.get("targets").filter(|t| t.as_array().is_some_and(|a| !a.is_empty())) else {
+    let Some(targets) = body
+        .get("targets")
+        .filter(|t| t.as_array().is_some_and(|a| !a.is_empty()))
+    else {
         return Err(ApiError::bad_request("targets is required."));
     };
     let target_id = targets
@@ -522,9 +631,10 @@ fn create_call(inner: &Arc<Inner>, grant: &Grant, body: &Value) -> Result<Reply,
         .and_then(|i| i.primary().and_then(|p| p.id.clone()));
     let behavior = target_id.map_or(TargetBehavior::Accept, |id| inner.target_behavior(&id));
     let id = CallId::new(uuid::Uuid::new_v4().to_string());
-    let source = body.get("source").cloned().unwrap_or_else(|| {
-        json!({ "identity": { "application": { "id": grant.app_id.as_str() } } })
-    });
+    let source = body
+        .get("source")
+        .cloned()
+        .unwrap_or_else(|| json!({ "identity": { "application": { "id": grant.app_id.as_str() } } }));
     insert_call(
         inner,
         CallRecord {
@@ -557,10 +667,16 @@ fn create_call(inner: &Arc<Inner>, grant: &Grant, body: &Value) -> Result<Reply,
     };
     let establishing = answer_step(&id, CallState::Establishing);
     let steps = match behavior {
-        TargetBehavior::Decline => vec![establishing, unanswered(603, 0, "The callee declined the call.", Duration::ZERO)],
+        TargetBehavior::Decline => vec![
+            establishing,
+            unanswered(603, 0, "The callee declined the call.", Duration::ZERO),
+        ],
         TargetBehavior::Busy => vec![establishing, unanswered(486, 0, "The callee is busy.", Duration::ZERO)],
         TargetBehavior::NoAnswer { after } => {
-            vec![establishing, unanswered(480, 10076, "The callee is unreachable.", after)]
+            vec![
+                establishing,
+                unanswered(480, 10076, "The callee is unreachable.", after),
+            ]
         }
         _ => vec![establishing, answer_step(&id, CallState::Established)],
     };

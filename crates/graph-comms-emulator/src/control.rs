@@ -82,7 +82,11 @@ async fn call_state(State(inner): Shared, Path(id): Path<String>) -> Response {
     }
 }
 
-async fn delivery_faults(State(inner): Shared, Path(id): Path<String>, Json(faults): Json<DeliveryFaults>) -> StatusCode {
+async fn delivery_faults(
+    State(inner): Shared,
+    Path(id): Path<String>,
+    Json(faults): Json<DeliveryFaults>,
+) -> StatusCode {
     emulator(inner).set_delivery_faults(&CallId::new(id), faults);
     StatusCode::NO_CONTENT
 }
@@ -129,7 +133,9 @@ struct Rotate {
 }
 
 async fn rotate_keys(State(inner): Shared, body: Option<Json<Rotate>>) -> StatusCode {
-    let grace = body.and_then(|b| b.0.grace_ms).map_or(DEFAULT_KEY_GRACE, Duration::from_millis);
+    let grace = body
+        .and_then(|b| b.0.grace_ms)
+        .map_or(DEFAULT_KEY_GRACE, Duration::from_millis);
     let emu = emulator(inner);
     // Key generation is CPU work; keep it off the async workers.
     let _ = tokio::task::spawn_blocking(move || emu.rotate_signing_key_with_grace(grace)).await;

@@ -96,7 +96,11 @@ fn apply(inner: &Inner, call: &CallId, group: &[Step]) -> (Vec<Value>, bool) {
             }
             record.state = state.clone();
         }
-        let item_state = step.item.pointer("/resourceData/state").and_then(Value::as_str).map(CallState::from_wire);
+        let item_state = step
+            .item
+            .pointer("/resourceData/state")
+            .and_then(Value::as_str)
+            .map(CallState::from_wire);
         let dropped = item_state.and_then(|s| record.faults.drop.iter().position(|d| *d == s));
         match dropped {
             Some(index) => {

@@ -47,7 +47,12 @@ impl SigningKey {
         );
         let mut signature = vec![0; self.pair.public_modulus_len()];
         self.pair
-            .sign(&RSA_PKCS1_SHA256, &SystemRandom::new(), input.as_bytes(), &mut signature)
+            .sign(
+                &RSA_PKCS1_SHA256,
+                &SystemRandom::new(),
+                input.as_bytes(),
+                &mut signature,
+            )
             .map_err(|_| EmulatorError::Key("RS256 signing failed"))?;
         Ok(format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature)))
     }
@@ -115,7 +120,13 @@ impl KeyRing {
             "iat": now, "nbf": now, "exp": exp,
         });
         let token = self.current.sign(&claims)?;
-        self.tokens.insert(key, CachedToken { token: token.clone(), exp });
+        self.tokens.insert(
+            key,
+            CachedToken {
+                token: token.clone(),
+                exp,
+            },
+        );
         Ok(token)
     }
 }

@@ -18,8 +18,8 @@ use tokio::sync::watch;
 
 pub use error::EmulatorError;
 pub use types::{
-    ApiFault, Caller, DeliveryFaults, EmulatorConfig, Endpoint, FaultKind, IncomingCall, RecordedRequest, RegisteredApp,
-    SentNotification, TargetBehavior,
+    ApiFault, Caller, DeliveryFaults, EmulatorConfig, Endpoint, FaultKind, IncomingCall, RecordedRequest,
+    RegisteredApp, SentNotification, TargetBehavior,
 };
 
 use crate::keys::{KeyRing, SigningKey};
@@ -37,7 +37,9 @@ pub struct Emulator {
 
 impl std::fmt::Debug for Emulator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Emulator").field("base_url", &self.inner.base_url).finish_non_exhaustive()
+        f.debug_struct("Emulator")
+            .field("base_url", &self.inner.base_url)
+            .finish_non_exhaustive()
     }
 }
 
@@ -80,9 +82,7 @@ impl Emulator {
             shutdown,
             http,
         });
-        let router = control::router()
-            .fallback(server::entry)
-            .with_state(Arc::clone(&inner));
+        let router = control::router().fallback(server::entry).with_state(Arc::clone(&inner));
         let server = tokio::spawn(async move {
             let stopped = async move {
                 let _ = stop.wait_for(|s| *s).await;
@@ -161,7 +161,10 @@ impl Emulator {
     /// Offers a call to a bot: a `created` `incoming` notification goes to `call.callback_uri`.
     pub async fn place_incoming_call(&self, call: IncomingCall) -> Result<CallId, EmulatorError> {
         if self.inner.find_app(&call.tenant_id, &call.app_id).is_none() {
-            return Err(EmulatorError::UnknownApp(format!("{} in tenant {}", call.app_id, call.tenant_id)));
+            return Err(EmulatorError::UnknownApp(format!(
+                "{} in tenant {}",
+                call.app_id, call.tenant_id
+            )));
         }
         Ok(calls::place_incoming(&self.inner, call))
     }
@@ -205,7 +208,12 @@ impl Emulator {
     }
 
     /// Waits until a call is in `state`.
-    pub async fn wait_for_state(&self, call: &CallId, state: CallState, timeout: Duration) -> Result<(), EmulatorError> {
+    pub async fn wait_for_state(
+        &self,
+        call: &CallId,
+        state: CallState,
+        timeout: Duration,
+    ) -> Result<(), EmulatorError> {
         let mut changes = self.inner.changes.subscribe();
         let reached = tokio::time::timeout(timeout, async {
             loop {
@@ -225,7 +233,9 @@ impl Emulator {
             Err(_) => Err(EmulatorError::StateTimeout {
                 call: call.clone(),
                 state,
-                current: self.call_state(call).map_or_else(|| "unknown".into(), |s| s.to_string()),
+                current: self
+                    .call_state(call)
+                    .map_or_else(|| "unknown".into(), |s| s.to_string()),
                 timeout,
             }),
         }

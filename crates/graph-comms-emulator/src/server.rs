@@ -194,7 +194,11 @@ pub(crate) async fn entry(State(inner): State<Arc<Inner>>, request: Request) -> 
                 delay = Some(d);
             }
             if unparsable {
-                error_response(&ctx, endpoint, &ApiError::bad_request("The request body is not valid JSON."))
+                error_response(
+                    &ctx,
+                    endpoint,
+                    &ApiError::bad_request("The request body is not valid JSON."),
+                )
             } else {
                 let bytes = bytes.unwrap_or_default();
                 serve(&inner, &ctx, route, &parts.headers, &bytes, json_body.clone()).await
@@ -224,7 +228,14 @@ pub(crate) async fn entry(State(inner): State<Arc<Inner>>, request: Request) -> 
     response
 }
 
-async fn serve(inner: &Arc<Inner>, ctx: &Ctx, route: Route, headers: &HeaderMap, bytes: &[u8], body: Option<Value>) -> Response {
+async fn serve(
+    inner: &Arc<Inner>,
+    ctx: &Ctx,
+    route: Route,
+    headers: &HeaderMap,
+    bytes: &[u8],
+    body: Option<Value>,
+) -> Response {
     match route {
         Route::Token(tenant) => token(inner, &tenant, bytes),
         Route::OpenId => axum::Json(json!({
@@ -251,7 +262,11 @@ async fn serve(inner: &Arc<Inner>, ctx: &Ctx, route: Route, headers: &HeaderMap,
         Route::Unknown => error_response(
             ctx,
             Endpoint::Other,
-            &ApiError::new(StatusCode::NOT_FOUND, "UnknownError", "Resource not found for the segment."),
+            &ApiError::new(
+                StatusCode::NOT_FOUND,
+                "UnknownError",
+                "Resource not found for the segment.",
+            ),
         ),
     }
 }
@@ -308,26 +323,70 @@ fn token(inner: &Inner, tenant: &TenantId, bytes: &[u8]) -> Response {
     let form: Vec<(String, String)> = match serde_urlencoded_pairs(bytes) {
         Some(f) => f,
         None => {
-            return aad_error(&ctx, StatusCode::BAD_REQUEST, "invalid_request", 900144, "AADSTS900144: The request body must contain the following parameter: 'grant_type'.");
+            return aad_error(
+                &ctx,
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                900144,
+                "AADSTS900144: The request body must contain the following parameter: 'grant_type'.",
+            );
         }
     };
     let field = |name: &str| form.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
     if field("grant_type") != Some("client_credentials") {
-        return aad_error(&ctx, StatusCode::BAD_REQUEST, "unsupported_grant_type", 70003, "AADSTS70003: The app requested an unsupported grant type.");
+        return aad_error(
+            &ctx,
+            StatusCode::BAD_REQUEST,
+            "unsupported_grant_type",
+            70003,
+            "AADSTS70003: The app requested an unsupported grant type.",
+        );
     }
     if field("scope").is_none_or(|s| !s.ends_with("/.default")) {
-        return aad_error(&ctx, StatusCode::BAD_REQUEST, "invalid_scope", 1002012, "AADSTS1002012: The provided value for scope is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI).");
+        return aad_error(
+            &ctx,
+            StatusCode::BAD_REQUEST,
+            "invalid_scope",
+            1002012,
+            "AADSTS1002012: The provided value for scope is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI).",
+        );
     }
     let Some(client_id) = field("client_id") else {
-        return aad_error(&ctx, StatusCode::BAD_REQUEST, "invalid_request", 900144, "AADSTS900144: The request body must contain the following parameter: 'client_id'.");
+        return aad_error(
+            &ctx,
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            900144,
+            "AADSTS900144: The request body must contain the following parameter: 'client_id'.",
+        );
     };
     let Some(app) = inner.find_app(tenant, &client_id.into()) else {
-        return aad_error(&ctx, StatusCode::BAD_REQUEST, "unauthorized_client", 700016, &format!("AADSTS700016: Application with identifier '{client_id}' was not found in the directory '{tenant}'."));
+        return aad_error(
+            &ctx,
+            StatusCode::BAD_REQUEST,
+            "unauthorized_client",
+            700016,
+            &format!(
+                "AADSTS700016: Application with identifier '{client_id}' was not found in the directory '{tenant}'."
+            ),
+        );
     };
     if field("client_secret") != Some(app.client_secret.as_str()) {
-        return aad_error(&ctx, StatusCode::UNAUTHORIZED, "invalid_client", 7000215, &format!("AADSTS7000215: Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '{client_id}'."));
+        return aad_error(
+            &ctx,
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            7000215,
+            &format!(
+                "AADSTS7000215: Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '{client_id}'."
+            ),
+        );
     }
-    let access_token = format!("emu.{}.{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
+    let access_token = format!(
+        "emu.{}.{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    );
     let lifetime = inner.config.access_token_lifetime;
     lock(&inner.grants).insert(
         access_token.clone(),
@@ -425,12 +484,16 @@ mod tests {
 
     #[test]
     fn dates_are_iso_utc() {
-        assert_eq!(iso_date(UNIX_EPOCH + Duration::from_secs(1_597_755_111)), "2020-08-18T12:51:51");
+        assert_eq!(
+            iso_date(UNIX_EPOCH + Duration::from_secs(1_597_755_111)),
+            "2020-08-18T12:51:51"
+        );
     }
 
     #[test]
     fn form_bodies_decode() {
-        let pairs = serde_urlencoded_pairs(b"a=b%2Fc&scope=https%3A%2F%2Fgraph.microsoft.com%2F.default&x=1+2").unwrap();
+        let pairs =
+            serde_urlencoded_pairs(b"a=b%2Fc&scope=https%3A%2F%2Fgraph.microsoft.com%2F.default&x=1+2").unwrap();
         assert_eq!(pairs[1].1, "https://graph.microsoft.com/.default");
         assert_eq!(pairs[2].1, "1 2");
     }

@@ -9,7 +9,10 @@ use serde_json::Value;
 use tokio::sync::{mpsc, watch};
 
 use crate::keys::KeyRing;
-use crate::{ApiFault, DeliveryFaults, EmulatorConfig, Endpoint, RecordedRequest, RegisteredApp, SentNotification, TargetBehavior};
+use crate::{
+    ApiFault, DeliveryFaults, EmulatorConfig, Endpoint, RecordedRequest, RegisteredApp, SentNotification,
+    TargetBehavior,
+};
 
 /// Locks a mutex, ignoring poisoning: the data stays usable after a panicking test thread.
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -143,5 +146,8 @@ impl Inner {
 
 /// Target ids match without case or dashes, like every Graph id.
 pub(crate) fn target_key(id: &str) -> String {
-    id.chars().filter(|c| *c != '-').map(|c| c.to_ascii_lowercase()).collect()
+    id.chars()
+        .filter(|c| *c != '-')
+        .map(|c| c.to_ascii_lowercase())
+        .collect()
 }

@@ -1,0 +1,110 @@
+//! Shared set-up for the end-to-end tests: an emulator, a callback receiver
+//! for its notifications, and a client pointed at both.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use graph_comms_client::{GraphClient, GraphClientBuilder, RetryPolicy};
+use graph_comms_emulator::{Emulator, EmulatorConfig, Endpoint, IncomingCall, RecordedRequest};
+use graph_comms_model::{AnswerRequest, CallId, CallState};
+
+/// An upper bound for every wait, so a broken test fails instead of hanging.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+/// A running emulator plus a callback receiver that accepts every notification.
+pub struct Setup {
+    pub emulator: Emulator,
+    pub callback_uri: String,
+    receiver: tokio::task::JoinHandle<()>,
+}
+
+impl Setup {
+    pub async fn start() -> Self {
+        Self::with_config(EmulatorConfig::default()).await
+    }
+
+    pub async fn with_config(config: EmulatorConfig) -> Self {
+        let emulator = Emulator::start(config).await.expect("emulator starts");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let callback_uri = format!("http://{}/api/calls", listener.local_addr().unwrap());
+        let router = axum::Router::new().fallback(|| async { axum::http::StatusCode::ACCEPTED });
+        let receiver = tokio::spawn(async move {
+            let _ = axum::serve(listener, router).await;
+        });
+        Self {
+            emulator,
+            callback_uri,
+            receiver,
+        }
+    }
+
+    /// A client for the emulator's default app, with fast retries.
+    pub fn client_builder(&self) -> GraphClientBuilder {
+        let app = self.emulator.default_app();
+        GraphClient::builder()
+            .credentials(app.tenant_id, app.app_id, app.client_secret)
+            .graph_base_url(self.emulator.graph_base_url())
+            .login_base_url(self.emulator.login_base_url())
+            .request_timeout(Duration::from_secs(5))
+            .retry_policy(RetryPolicy {
+                max_attempts: 4,
+                max_elapsed: Duration::from_secs(10),
+                base_delay: Duration::from_millis(20),
+                max_delay: Duration::from_millis(100),
+            })
+    }
+
+    pub fn client(&self) -> GraphClient {
+        self.client_builder().build().expect("client builds")
+    }
+
+    /// An incoming call from a Teams user, not yet answered.
+    pub async fn incoming_call(&self) -> CallId {
+        let app = self.emulator.default_app();
+        let call = IncomingCall::from_user(&app, self.callback_uri.clone(), "caller-user-id", "Caller");
+        let id = self.emulator.place_incoming_call(call).await.expect("call placed");
+        self.emulator
+            .wait_for_state(&id, CallState::Incoming, WAIT)
+            .await
+            .expect("call is incoming");
+        id
+    }
+
+    /// An incoming call answered with `client` and established.
+    pub async fn established_call(&self, client: &GraphClient) -> CallId {
+        let id = self.incoming_call().await;
+        client
+            .answer(&id, &AnswerRequest::audio(self.callback_uri.clone()))
+            .await
+            .expect("answered");
+        self.emulator
+            .wait_for_state(&id, CallState::Established, WAIT)
+            .await
+            .expect("call established");
+        id
+    }
+
+    /// The requests the emulator received for one endpoint.
+    pub fn requests_to(&self, endpoint: Endpoint) -> Vec<RecordedRequest> {
+        self.emulator.requests().into_iter().filter(|r| r.endpoint == endpoint).collect()
+    }
+
+    /// Waits until the emulator has logged `count` requests to `endpoint`
+    /// (a delayed request is logged when its response goes out).
+    pub async fn wait_for_requests(&self, endpoint: Endpoint, count: usize) -> Vec<RecordedRequest> {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let seen = self.requests_to(endpoint);
+            if seen.len() >= count || tokio::time::Instant::now() >= deadline {
+                return seen;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    pub async fn shutdown(self) {
+        self.receiver.abort();
+        self.emulator.shutdown().await;
+    }
+}

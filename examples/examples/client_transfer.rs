@@ -1,0 +1,211 @@
+//! Answers and transfers calls with `graph-comms-client` against the local
+//! Graph emulator: a blind transfer, then a consultative one.
+//!
+//! The emulator runs in-process, and a tiny callback receiver prints the
+//! notifications Graph would send the bot. Run it with
+//! `cargo run -p examples --example client_transfer`.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use graph_comms_client::{GraphClient, GraphClientError};
+use graph_comms_emulator::{Emulator, EmulatorConfig, IncomingCall};
+use graph_comms_model::{
+    AnswerRequest, Call, CallId, CallState, CommsNotifications, Identity, IdentitySet, InvitationParticipantInfo, MediaConfig, Modality,
+    TransferRequest,
+};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+
+const WAIT: Duration = Duration::from_secs(5);
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .init();
+
+    let emulator = Emulator::start(EmulatorConfig::default()).await?;
+    let (callback_uri, mut notifications) = start_callback_receiver().await?;
+    let app = emulator.default_app();
+    println!("emulator at {}, callbacks to {callback_uri}", emulator.base_url());
+
+    let client = GraphClient::builder()
+        .credentials(app.tenant_id.clone(), app.app_id.clone(), app.client_secret.clone())
+        .graph_base_url(emulator.graph_base_url())
+        .login_base_url(emulator.login_base_url())
+        .scenario_id("client-transfer-example")
+        .build()?;
+
+    // Blind transfer: answer an incoming call, then hand it to a user.
+    let call = answered_call(&emulator, &client, &callback_uri, "caller-1").await?;
+    let blind = TransferRequest::to_user("heidi-user-id", None).display_name("Heidi").build();
+    let accepted = client.transfer(&call, &blind).await?;
+    println!(
+        "blind transfer of {call}: HTTP {}, request-id {}",
+        accepted.status,
+        accepted.request_id.as_deref().unwrap_or("-")
+    );
+    emulator.wait_for_state(&call, CallState::Terminated, WAIT).await?;
+    print_notifications(&mut notifications).await;
+
+    // Consultative transfer: call the target first, then replace that call.
+    let caller_call = answered_call(&emulator, &client, &callback_uri, "caller-2").await?;
+    let consultation = Call {
+        odata_type: Some("#microsoft.graph.call".into()),
+        callback_uri: Some(callback_uri.clone()),
+        targets: Some(vec![InvitationParticipantInfo::new(IdentitySet::user(
+            Identity::with_id("heidi-user-id").display_name("Heidi"),
+        ))]),
+        requested_modalities: Some(vec![Modality::Audio]),
+        media_config: Some(MediaConfig::service_hosted()),
+        ..Call::default()
+    };
+    let created = client.create_call(&consultation).await?;
+    let consultation_id = created.value.id.context("created call has no id")?;
+    emulator.wait_for_state(&consultation_id, CallState::Established, WAIT).await?;
+    println!("consultation call {consultation_id} established");
+    let consultative = TransferRequest::to_user("heidi-user-id", None)
+        .replaces_call(consultation_id.clone())
+        .build();
+    match client.transfer(&caller_call, &consultative).await {
+        Ok(accepted) => println!("consultative transfer of {caller_call}: HTTP {}", accepted.status),
+        // Graph may have acted: the notifications tell, never a second POST.
+        Err(err @ GraphClientError::OutcomeUnknown { .. }) => println!("waiting for notifications: {err}"),
+        Err(err) => return Err(err.into()),
+    }
+    emulator.wait_for_state(&caller_call, CallState::Terminated, WAIT).await?;
+    print_notifications(&mut notifications).await;
+
+    // A Graph error keeps its code and request id.
+    let err = client.transfer(&caller_call, &blind).await.err().context("transfer of an ended call")?;
+    println!(
+        "transfer of the ended call: {} {} (request-id {})",
+        err.status().unwrap_or_default(),
+        err.graph_code().unwrap_or("-"),
+        err.request_id().unwrap_or("-")
+    );
+
+    println!("requests the emulator received:");
+    for request in emulator.requests() {
+        println!("  {} {} -> {}", request.method, request.path, request.status);
+    }
+    emulator.shutdown().await;
+    Ok(())
+}
+
+/// Places an incoming call and answers it; returns once it is established.
+async fn answered_call(
+    emulator: &Emulator,
+    client: &GraphClient,
+    callback_uri: &str,
+    caller: &str,
+) -> anyhow::Result<CallId> {
+    let app = emulator.default_app();
+    let call = emulator
+        .place_incoming_call(IncomingCall::from_user(&app, callback_uri, caller, "A caller"))
+        .await?;
+    client.answer(&call, &AnswerRequest::audio(callback_uri)).await?;
+    emulator.wait_for_state(&call, CallState::Established, WAIT).await?;
+    println!("answered {call}");
+    Ok(call)
+}
+
+/// Prints the notifications received so far, one line each.
+async fn print_notifications(notifications: &mut mpsc::UnboundedReceiver<CommsNotifications>) {
+    // Deliveries are asynchronous; give the last ones a moment to arrive.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    while let Ok(batch) = notifications.try_recv() {
+        for item in batch.value {
+            let call = item.call();
+            let state = call.and_then(|c| c.state.as_ref()).map_or("-".into(), ToString::to_string);
+            let result = call
+                .and_then(|c| c.result_info.as_ref())
+                .map(|r| format!("{}/{}", r.code.unwrap_or_default(), r.subcode.unwrap_or_default()))
+                .unwrap_or_default();
+            println!(
+                "  notification {:<7} {:<58} {:<16} {} {}",
+                item.change_type.to_string(),
+                item.resource_path().unwrap_or("?"),
+                state,
+                result,
+                call.and_then(Call::termination_reason).unwrap_or(""),
+            );
+        }
+    }
+}
+
+/// A minimal HTTP endpoint that answers every POST with 202 and forwards the JSON bodies.
+async fn start_callback_receiver() -> anyhow::Result<(String, mpsc::UnboundedReceiver<CommsNotifications>)> {
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let uri = format!("http://{}/api/calls", listener.local_addr()?);
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                while let Ok(body) = read_request(&stream).await {
+                    if let Ok(batch) = CommsNotifications::from_slice(&body) {
+                        let _ = tx.send(batch);
+                    }
+                    if write_all(&stream, b"HTTP/1.1 202 Accepted\r\ncontent-length: 0\r\n\r\n").await.is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    Ok((uri, rx))
+}
+
+/// Reads one request from a keep-alive connection and returns its body.
+async fn read_request(stream: &TcpStream) -> std::io::Result<Vec<u8>> {
+    let mut buf = Vec::new();
+    let head_end = loop {
+        if let Some(pos) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break pos + 4;
+        }
+        read_some(stream, &mut buf).await?;
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
+    let length: usize = head
+        .lines()
+        .find_map(|line| line.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    while buf.len() < head_end + length {
+        read_some(stream, &mut buf).await?;
+    }
+    Ok(buf[head_end..head_end + length].to_vec())
+}
+
+async fn read_some(stream: &TcpStream, buf: &mut Vec<u8>) -> std::io::Result<()> {
+    let mut chunk = [0u8; 8192];
+    loop {
+        stream.readable().await?;
+        match stream.try_read(&mut chunk) {
+            Ok(0) => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+            Ok(n) => {
+                buf.extend_from_slice(&chunk[..n]);
+                return Ok(());
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+async fn write_all(stream: &TcpStream, mut bytes: &[u8]) -> std::io::Result<()> {
+    while !bytes.is_empty() {
+        stream.writable().await?;
+        match stream.try_write(bytes) {
+            Ok(n) => bytes = &bytes[n..],
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
