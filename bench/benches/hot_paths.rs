@@ -1,1 +1,94 @@
-fn main() {}
+//! Micro-benchmarks of the per-notification hot paths, each next to its baseline:
+//! envelope parsing vs `serde_json::Value`, a token-cache hit through the notify
+//! router vs a bare axum router, and one step of the pure transfer machine.
+//! Under `cargo test` criterion runs each once, as a smoke test.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "../src/token.rs"]
+#[allow(dead_code, unreachable_pub)]
+mod token;
+
+use std::hint::black_box;
+use std::sync::Arc;
+
+use axum::body::Body;
+use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+use graph_comms_handler::machine::{AttemptInput, TransferMachine};
+use graph_comms_model::CommsNotifications;
+use graph_comms_notify::{NotifyConfig, NotifyEndpoint};
+use http::Request;
+use tower::ServiceExt as _;
+
+const BODY: &[u8] = include_bytes!("../fixtures/call-transfer.ex1.notify.transfer-accepted.json");
+
+fn parse(c: &mut Criterion) {
+    let mut group = c.benchmark_group("envelope_parse");
+    group.bench_function("CommsNotifications::from_slice", |b| {
+        b.iter(|| CommsNotifications::from_slice(black_box(BODY)).unwrap())
+    });
+    group.bench_function("baseline serde_json::Value", |b| {
+        b.iter(|| serde_json::from_slice::<serde_json::Value>(black_box(BODY)).unwrap())
+    });
+    group.finish();
+}
+
+fn request(token: &str) -> Request<Body> {
+    Request::post("/api/calls")
+        .header("content-type", "application/json")
+        .header("authorization", token)
+        .body(Body::from(BODY))
+        .unwrap()
+}
+
+fn token_cache_hit(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let key = token::BenchKey::generate().unwrap();
+    let token = format!("Bearer {}", key.sign("https://api.botframework.com", "bench-app", "bench-tenant", 3600).unwrap());
+    let keys = token::StaticKeys { keys: key.jwks().unwrap(), also: None };
+    let (endpoint, mut events) = NotifyEndpoint::with_key_source(NotifyConfig::new("bench-app"), Arc::new(keys)).unwrap();
+    runtime.block_on(endpoint.refresh_keys()).unwrap();
+    let notify = endpoint.router_at("/api/calls");
+    let bare = axum::Router::new().route(
+        "/api/calls",
+        axum::routing::post(|body: bytes::Bytes| async move {
+            black_box(body);
+            http::StatusCode::ACCEPTED
+        }),
+    );
+    // The first request verifies the signature and fills the cache.
+    let first = runtime.block_on(notify.clone().oneshot(request(&token))).unwrap();
+    assert_eq!(first.status(), http::StatusCode::ACCEPTED);
+    let mut group = c.benchmark_group("webhook_request");
+    group.bench_function("notify router, cached token", |b| {
+        b.iter(|| {
+            let response = runtime.block_on(notify.clone().oneshot(request(&token))).unwrap();
+            assert_eq!(response.status(), http::StatusCode::ACCEPTED);
+            while events.try_recv().is_some() {}
+        })
+    });
+    group.bench_function("baseline bare axum router", |b| {
+        b.iter(|| {
+            let response = runtime.block_on(bare.clone().oneshot(request(&token))).unwrap();
+            assert_eq!(response.status(), http::StatusCode::ACCEPTED);
+        })
+    });
+    group.finish();
+}
+
+fn machine_step(c: &mut Criterion) {
+    let mut transferring = TransferMachine::new(false);
+    transferring.handle(AttemptInput::Transferring);
+    let mut group = c.benchmark_group("transfer_machine");
+    group.bench_function("transferring -> transferAccepted", |b| {
+        b.iter_batched(
+            || transferring.clone(),
+            |mut machine| machine.handle(black_box(AttemptInput::TransferAccepted)),
+            BatchSize::SmallInput,
+        )
+    });
+    group.finish();
+}
+
+criterion_group!(benches, parse, token_cache_hit, machine_step);
+criterion_main!(benches);

@@ -8,22 +8,22 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 
 /// The notification body with `call_id` in its `resourceUrl`.
-pub fn notification_body(call_id: &str) -> String {
+pub(crate) fn notification_body(call_id: &str) -> String {
     const FIXTURE: &str = include_str!("../fixtures/call-transfer.ex1.notify.transfer-accepted.json");
     FIXTURE.replace("341a0500-d4bf-4224-8b19-1581168d328b", call_id)
 }
 
 /// The token and call ids a server wrote.
-pub struct Setup {
+pub(crate) struct Setup {
     /// The bearer token.
-    pub token: String,
+    pub(crate) token: String,
     /// The calls to spread the load over.
-    pub call_ids: Vec<String>,
+    pub(crate) call_ids: Vec<String>,
 }
 
 impl Setup {
     /// Reads a setup file: the token, then one call id a line.
-    pub fn read(path: &Path) -> anyhow::Result<Self> {
+    pub(crate) fn read(path: &Path) -> anyhow::Result<Self> {
         let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         let mut lines = text.lines();
         let token = lines.next().context("empty setup file")?.to_owned();
@@ -35,7 +35,7 @@ impl Setup {
     }
 
     /// One complete POST request per call.
-    pub fn requests(&self) -> Vec<Vec<u8>> {
+    pub(crate) fn requests(&self) -> Vec<Vec<u8>> {
         self.call_ids
             .iter()
             .map(|id| {
@@ -53,7 +53,7 @@ impl Setup {
 }
 
 /// Where a complete response ends in `buf`, and its status, if it is complete.
-pub fn complete_response(buf: &[u8]) -> Option<(usize, u16)> {
+pub(crate) fn complete_response(buf: &[u8]) -> Option<(usize, u16)> {
     let head_end = buf.windows(4).position(|w| w == b"\r\n\r\n")? + 4;
     let head = std::str::from_utf8(buf.get(..head_end)?).ok()?;
     let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
@@ -68,7 +68,7 @@ pub fn complete_response(buf: &[u8]) -> Option<(usize, u16)> {
 }
 
 /// One request on a fresh connection; the status and body.
-pub fn request(addr: SocketAddr, method: &str, path: &str, timeout: Duration) -> anyhow::Result<(u16, String)> {
+pub(crate) fn request(addr: SocketAddr, method: &str, path: &str, timeout: Duration) -> anyhow::Result<(u16, String)> {
     let mut stream = TcpStream::connect_timeout(&addr, timeout)?;
     stream.set_read_timeout(Some(timeout))?;
     stream.set_write_timeout(Some(timeout))?;
@@ -90,7 +90,7 @@ pub fn request(addr: SocketAddr, method: &str, path: &str, timeout: Duration) ->
 }
 
 /// `GET` a JSON document.
-pub fn get_json(addr: SocketAddr, path: &str) -> anyhow::Result<serde_json::Value> {
+pub(crate) fn get_json(addr: SocketAddr, path: &str) -> anyhow::Result<serde_json::Value> {
     let (status, body) = request(addr, "GET", path, Duration::from_secs(5))?;
     if status != 200 {
         bail!("GET {path}: HTTP {status}");

@@ -24,7 +24,7 @@ const ISSUER: &str = "https://api.botframework.com";
 
 /// What holds the calls.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Holder {
+pub(crate) enum Holder {
     /// A `Bot` with the default `InMemoryCallStore`.
     Bot,
     /// `HashMap<CallId, ()>`.
@@ -33,13 +33,13 @@ pub enum Holder {
 
 /// Arguments of `bench memory`.
 #[derive(Debug, clap::Args)]
-pub struct MemoryArgs {
+pub(crate) struct MemoryArgs {
     /// What holds the calls.
     #[arg(long, value_enum)]
-    pub holder: Holder,
+    pub(crate) holder: Holder,
     /// Established calls.
     #[arg(long)]
-    pub calls: usize,
+    pub(crate) calls: usize,
 }
 
 /// Ignores incoming calls (no Graph request), does nothing else.
@@ -57,7 +57,7 @@ fn call_id(i: usize) -> String {
 }
 
 /// `VmRSS` and `VmHWM` of this process, in bytes.
-pub fn rss() -> anyhow::Result<(u64, u64)> {
+pub(crate) fn rss() -> anyhow::Result<(u64, u64)> {
     let status = std::fs::read_to_string("/proc/self/status").context("reading /proc/self/status")?;
     let field = |name: &str| -> anyhow::Result<u64> {
         let line = status.lines().find(|l| l.starts_with(name)).with_context(|| format!("no {name}"))?;
@@ -68,7 +68,7 @@ pub fn rss() -> anyhow::Result<(u64, u64)> {
 }
 
 /// Fills the holder, waits until the bot is idle, and prints one JSON line.
-pub fn run(args: MemoryArgs) -> anyhow::Result<()> {
+pub(crate) fn run(args: MemoryArgs) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let started = Instant::now();
     let tracked = match args.holder {

@@ -18,25 +18,25 @@ use crate::httpc::{Setup, complete_response};
 
 /// Arguments of `bench openloop`.
 #[derive(Debug, clap::Args)]
-pub struct OpenLoopArgs {
+pub(crate) struct OpenLoopArgs {
     /// The server.
     #[arg(long)]
-    pub addr: SocketAddr,
+    pub(crate) addr: SocketAddr,
     /// The server's setup file (token and call ids).
     #[arg(long)]
-    pub setup_file: PathBuf,
+    pub(crate) setup_file: PathBuf,
     /// Requests per second.
     #[arg(long)]
-    pub rate: f64,
+    pub(crate) rate: f64,
     /// Measured seconds (after the warm-up).
     #[arg(long, default_value_t = 5.0)]
-    pub seconds: f64,
+    pub(crate) seconds: f64,
     /// Warm-up seconds, not recorded.
     #[arg(long, default_value_t = 1.0)]
-    pub warmup: f64,
+    pub(crate) warmup: f64,
     /// Connections available to the schedule.
     #[arg(long, default_value_t = 64)]
-    pub connections: usize,
+    pub(crate) connections: usize,
 }
 
 struct Conn {
@@ -54,7 +54,7 @@ fn connect(addr: SocketAddr) -> anyhow::Result<TcpStream> {
 }
 
 /// Runs the schedule and prints one JSON line with the client-side latency.
-pub fn run(args: OpenLoopArgs) -> anyhow::Result<()> {
+pub(crate) fn run(args: OpenLoopArgs) -> anyhow::Result<()> {
     if !(args.rate > 0.0) {
         bail!("--rate must be positive");
     }

@@ -32,7 +32,7 @@ use hdrhistogram::Histogram;
 use crate::token::{BenchKey, StaticKeys};
 
 /// Path the notifications are POSTed to.
-pub const CALLBACK_PATH: &str = "/api/calls";
+pub(crate) const CALLBACK_PATH: &str = "/api/calls";
 /// The transfer target scripted to never answer, so attempts stay pending.
 const SILENT_TARGET: &str = "bench-silent-target";
 /// Issuer and audience used by the bare server's token (it checks nothing).
@@ -40,7 +40,7 @@ const BARE_ISSUER: &str = "https://api.botframework.com";
 
 /// Which server to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Mode {
+pub(crate) enum Mode {
     /// Read the body, answer 202.
     Bare,
     /// The full webhook path with the token cache.
@@ -51,23 +51,23 @@ pub enum Mode {
 
 /// Arguments of `bench serve`.
 #[derive(Debug, clap::Args)]
-pub struct ServeArgs {
+pub(crate) struct ServeArgs {
     /// Which server.
     #[arg(long, value_enum)]
-    pub mode: Mode,
+    pub(crate) mode: Mode,
     /// Calls the load is spread over (round-robin).
     #[arg(long, default_value_t = 1000)]
-    pub calls: usize,
+    pub(crate) calls: usize,
     /// Where to write the token (line 1) and call ids (one a line) for the load generators.
     #[arg(long)]
-    pub setup_file: PathBuf,
+    pub(crate) setup_file: PathBuf,
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:0")]
-    pub listen: SocketAddr,
+    pub(crate) listen: SocketAddr,
 }
 
 /// What the hooks saw, exposed at `GET /stats`.
-pub struct Stats {
+pub(crate) struct Stats {
     started: Instant,
     latency_ns: Mutex<Histogram<u64>>,
     notifications: AtomicU64,
@@ -162,7 +162,7 @@ fn stats_router(stats: Arc<Stats>) -> Router {
 }
 
 /// The baseline: read the whole body, answer 202.
-pub fn bare_router() -> Router {
+pub(crate) fn bare_router() -> Router {
     Router::new().route(
         CALLBACK_PATH,
         post(|body: bytes::Bytes| async move {
@@ -173,7 +173,7 @@ pub fn bare_router() -> Router {
 }
 
 /// Runs the server until killed.
-pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
+pub(crate) fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(run(args))
 }

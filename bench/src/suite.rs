@@ -16,25 +16,25 @@ use crate::server::Mode;
 
 /// Arguments of `bench suite`.
 #[derive(Debug, clap::Args)]
-pub struct SuiteArgs {
+pub(crate) struct SuiteArgs {
     /// Where to write the Markdown report.
     #[arg(long, default_value = "bench/report.md")]
-    pub out: PathBuf,
+    pub(crate) out: PathBuf,
     /// Seconds per wrk measurement.
     #[arg(long, default_value_t = 5)]
-    pub seconds: u64,
+    pub(crate) seconds: u64,
     /// Calls the webhook load is spread over.
     #[arg(long, default_value_t = 1000)]
-    pub calls: usize,
+    pub(crate) calls: usize,
     /// Calls for `transfer-bot demo --calls N`.
     #[arg(long, default_value_t = 2000)]
-    pub demo_calls: usize,
+    pub(crate) demo_calls: usize,
     /// Largest call count of the memory benchmark.
     #[arg(long, default_value_t = 100_000)]
-    pub memory_calls: usize,
+    pub(crate) memory_calls: usize,
     /// Skip the perf profiles.
     #[arg(long)]
-    pub no_profile: bool,
+    pub(crate) no_profile: bool,
 }
 
 /// Which cores the server and the load generator run on.
@@ -306,7 +306,7 @@ fn verdict(ok: bool) -> &'static str {
 }
 
 /// Runs everything and writes the report.
-pub fn run(args: SuiteArgs) -> anyhow::Result<()> {
+pub(crate) fn run(args: SuiteArgs) -> anyhow::Result<()> {
     let suite_started = Instant::now();
     let exe = std::env::current_exe()?;
     let bin_dir = exe.parent().context("no bin dir")?.to_path_buf();

@@ -13,17 +13,17 @@ use graph_comms_notify::{Jwks, KeySource, NotifyError};
 use serde_json::json;
 
 /// The `kid` of the bench key.
-pub const KID: &str = "bench-key";
+pub(crate) const KID: &str = "bench-key";
 
 /// A freshly generated RSA-2048 key.
-pub struct BenchKey {
+pub(crate) struct BenchKey {
     pair: KeyPair,
     jwk: serde_json::Value,
 }
 
 impl BenchKey {
     /// Generates the key.
-    pub fn generate() -> anyhow::Result<Self> {
+    pub(crate) fn generate() -> anyhow::Result<Self> {
         let pair = KeyPair::generate(KeySize::Rsa2048).map_err(|_| anyhow!("RSA key generation failed"))?;
         let parts = PublicKeyComponents::<Vec<u8>>::from(pair.public_key());
         let jwk = json!({
@@ -34,12 +34,12 @@ impl BenchKey {
     }
 
     /// The public key as a JWKS.
-    pub fn jwks(&self) -> anyhow::Result<Jwks> {
+    pub(crate) fn jwks(&self) -> anyhow::Result<Jwks> {
         serde_json::from_value(json!({ "keys": [self.jwk] })).context("bench JWKS")
     }
 
     /// A notification token as Graph sends it: iss, aud = app id, tid, valid for `lifetime_secs`.
-    pub fn sign(&self, issuer: &str, app_id: &str, tenant_id: &str, lifetime_secs: u64) -> anyhow::Result<String> {
+    pub(crate) fn sign(&self, issuer: &str, app_id: &str, tenant_id: &str, lifetime_secs: u64) -> anyhow::Result<String> {
         let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
         let header = json!({ "alg": "RS256", "typ": "JWT", "kid": KID });
         let claims = json!({
@@ -60,11 +60,11 @@ impl BenchKey {
 }
 
 /// A key source that always answers with the same keys (plus, optionally, those of another source).
-pub struct StaticKeys {
+pub(crate) struct StaticKeys {
     /// The fixed keys.
-    pub keys: Jwks,
+    pub(crate) keys: Jwks,
     /// Keys fetched on each call and merged in (the emulator's, in the full server).
-    pub also: Option<Box<dyn KeySource>>,
+    pub(crate) also: Option<Box<dyn KeySource>>,
 }
 
 #[async_trait::async_trait]

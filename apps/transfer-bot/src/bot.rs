@@ -688,13 +688,16 @@ impl CallHandler for Receptionist {
             }
             return Ok(());
         };
+        // After a completed consultative transfer Graph ends the consultation call itself.
+        if plan.outcome.is_none()
+            && let Some(consultation) = &plan.consultation
+        {
+            self.hang_up_consultation(ctx, consultation).await;
+        }
         let outcome = plan.outcome.unwrap_or_else(|| match plan.phase {
             Phase::Apologising(_) | Phase::HangingUp => CallOutcome::Apologised,
             _ => CallOutcome::Dropped { reason: end_code(end) },
         });
-        if let Some(consultation) = &plan.consultation {
-            self.hang_up_consultation(ctx, consultation).await;
-        }
         let _span = span(call_id).entered();
         tracing::info!(outcome = %outcome, tried = plan.tried.len(), "call finished");
         self.metrics.call_ended(outcome.label());

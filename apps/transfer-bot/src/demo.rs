@@ -486,7 +486,8 @@ pub async fn run_load(options: LoadOptions) -> anyhow::Result<LoadReport> {
     }
     let mut env = DemoEnvironment::start(&scenarios).await?;
     let started = Instant::now();
-    let (placed_tx, mut placed_rx) = mpsc::unbounded_channel::<(CallId, usize, Instant)>();
+    // Some((call, scenario, placed at)), or None when placing failed.
+    let (placed_tx, mut placed_rx) = mpsc::unbounded_channel::<Option<(CallId, usize, Instant)>>();
     let semaphore = Arc::new(tokio::sync::Semaphore::new(options.concurrency));
     let scenarios = Arc::new(scenarios);
     let mut pending: HashMap<CallId, (usize, Instant)> = HashMap::new();
@@ -509,12 +510,12 @@ pub async fn run_load(options: LoadOptions) -> anyhow::Result<LoadReport> {
                 permit.forget();
                 match placed {
                     Ok(id) => {
-                        let _ = placed_tx.send((id, pick, at));
+                        let _ = placed_tx.send(Some((id, pick, at)));
                     }
                     Err(e) => {
                         eprintln!("could not place call {n}: {e}");
                         semaphore.add_permits(1);
-                        let _ = placed_tx.send((CallId::new(format!("unplaced-{n}")), usize::MAX, at));
+                        let _ = placed_tx.send(None);
                     }
                 }
             }
@@ -522,12 +523,13 @@ pub async fn run_load(options: LoadOptions) -> anyhow::Result<LoadReport> {
     };
 
     let deadline = tokio::time::Instant::now() + CALL_TIMEOUT + Duration::from_millis(50) * options.calls as u32;
+    let mut placing = true;
     while finished + failed_to_place < options.calls {
         tokio::select! {
-            placed = placed_rx.recv() => match placed {
-                Some((_, usize::MAX, _)) => failed_to_place += 1,
-                Some((id, pick, at)) => { pending.insert(id, (pick, at)); }
-                None => {}
+            placed = placed_rx.recv(), if placing => match placed {
+                Some(None) => failed_to_place += 1,
+                Some(Some((id, pick, at))) => { pending.insert(id, (pick, at)); }
+                None => placing = false,
             },
             event = env.events.recv() => match event {
                 Some(event) => absorb(&mut logs, &event),

@@ -388,12 +388,14 @@ mod tests {
     #[test]
     fn refresh_margin_is_a_tenth_capped_at_five_minutes() {
         let now = Instant::now();
-        let hour = AccessToken::expiring_in("a", Duration::from_secs(3600));
-        let margin = hour.expires_at - refresh_time(&hour, now);
-        assert!(margin <= Duration::from_secs(300) && margin >= Duration::from_secs(299));
-        let short = AccessToken::expiring_in("b", Duration::from_secs(10));
-        let margin = short.expires_at - refresh_time(&short, now);
-        assert!(margin <= Duration::from_secs(1) && margin >= Duration::from_millis(990));
+        let token = |lifetime| AccessToken {
+            secret: "t".into(),
+            expires_at: now + lifetime,
+        };
+        let hour = token(Duration::from_secs(3600));
+        assert_eq!(hour.expires_at - refresh_time(&hour, now), Duration::from_secs(300));
+        let short = token(Duration::from_secs(10));
+        assert_eq!(short.expires_at - refresh_time(&short, now), Duration::from_secs(1));
     }
 
     #[test]

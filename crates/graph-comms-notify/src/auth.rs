@@ -77,7 +77,10 @@ impl Authenticator {
     }
 
     /// The tenant of a request whose `Authorization` header carries a valid token.
-    pub(crate) async fn authenticate(&self, authorization: Option<&http::HeaderValue>) -> Result<TenantId, AuthFailure> {
+    pub(crate) async fn authenticate(
+        &self,
+        authorization: Option<&http::HeaderValue>,
+    ) -> Result<TenantId, AuthFailure> {
         let Some(value) = authorization else {
             return fail(RejectReason::MissingToken, "no Authorization header");
         };
@@ -114,29 +117,34 @@ impl Authenticator {
             return fail(RejectReason::UnknownKey, format!("no signing key with kid {kid:?}"));
         };
         Counters::bump(&self.counters.token_verifications, 1);
-        let claims = match jsonwebtoken::decode::<serde_json::Map<String, serde_json::Value>>(
-            token,
-            &key,
-            &self.signature_only,
-        ) {
-            Ok(data) => data.claims,
-            Err(err) => {
-                use jsonwebtoken::errors::ErrorKind;
-                let reason = match err.kind() {
-                    ErrorKind::InvalidSignature => RejectReason::BadSignature,
-                    ErrorKind::InvalidAlgorithm | ErrorKind::MissingAlgorithm => RejectReason::BadAlgorithm,
-                    _ => RejectReason::BadToken,
-                };
-                return fail(reason, format!("token rejected by the verifier: {err}"));
-            }
-        };
+        let claims =
+            match jsonwebtoken::decode::<serde_json::Map<String, serde_json::Value>>(token, &key, &self.signature_only)
+            {
+                Ok(data) => data.claims,
+                Err(err) => {
+                    use jsonwebtoken::errors::ErrorKind;
+                    let reason = match err.kind() {
+                        ErrorKind::InvalidSignature => RejectReason::BadSignature,
+                        ErrorKind::InvalidAlgorithm | ErrorKind::MissingAlgorithm => RejectReason::BadAlgorithm,
+                        _ => RejectReason::BadToken,
+                    };
+                    return fail(reason, format!("token rejected by the verifier: {err}"));
+                }
+            };
         self.check_claims(&claims, now)
     }
 
-    fn check_claims(&self, claims: &serde_json::Map<String, serde_json::Value>, now: i64) -> Result<Verdict, AuthFailure> {
+    fn check_claims(
+        &self,
+        claims: &serde_json::Map<String, serde_json::Value>,
+        now: i64,
+    ) -> Result<Verdict, AuthFailure> {
         let iss = claims.get("iss").and_then(serde_json::Value::as_str);
         if !iss.is_some_and(|iss| self.issuers.iter().any(|allowed| allowed == iss)) {
-            return fail(RejectReason::WrongIssuer, format!("iss {iss:?} is not an accepted issuer"));
+            return fail(
+                RejectReason::WrongIssuer,
+                format!("iss {iss:?} is not an accepted issuer"),
+            );
         }
         let audience_ok = match claims.get("aud") {
             Some(serde_json::Value::String(aud)) => AppId::from(aud.as_str()) == self.app_id,
@@ -168,7 +176,10 @@ impl Authenticator {
         if let Some(allowed) = &self.allowed_tenants
             && !allowed.contains(&tenant)
         {
-            return fail(RejectReason::TenantNotAllowed, format!("tenant {tenant} is not allowed"));
+            return fail(
+                RejectReason::TenantNotAllowed,
+                format!("tenant {tenant} is not allowed"),
+            );
         }
         Ok(Verdict { tenant, exp })
     }
@@ -203,8 +214,12 @@ fn decode_header(token: &str) -> Result<JoseHeader, AuthFailure> {
     let Ok(json) = URL_SAFE_NO_PAD.decode(header) else {
         return fail(RejectReason::BadToken, "the token header is not base64url");
     };
-    serde_json::from_slice(&json)
-        .or_else(|e| fail(RejectReason::BadToken, format!("the token header is not a JSON object: {e}")))
+    serde_json::from_slice(&json).or_else(|e| {
+        fail(
+            RejectReason::BadToken,
+            format!("the token header is not a JSON object: {e}"),
+        )
+    })
 }
 
 /// A JWT NumericDate (seconds, possibly fractional), rounded down.
@@ -247,7 +262,15 @@ mod tests {
         let tenant = TenantId::from("t");
         for i in 0..TOKEN_CACHE_ENTRIES + 10 {
             let exp = 1_000 + i64::try_from(i).unwrap_or(0);
-            insert_bounded(&mut cache, &format!("token-{i}"), Verdict { tenant: tenant.clone(), exp }, 0);
+            insert_bounded(
+                &mut cache,
+                &format!("token-{i}"),
+                Verdict {
+                    tenant: tenant.clone(),
+                    exp,
+                },
+                0,
+            );
         }
         assert_eq!(cache.len(), TOKEN_CACHE_ENTRIES);
         assert!(!cache.contains_key("token-0"), "the soonest-to-expire entry stays");

@@ -117,7 +117,11 @@ impl NotifyEndpoint {
     /// (a missing leading `/` is added; braces are not route parameters).
     pub fn router_at(&self, path: &str) -> Router {
         let literal = path.replace('{', "{{").replace('}', "}}");
-        let path = if literal.starts_with('/') { literal } else { format!("/{literal}") };
+        let path = if literal.starts_with('/') {
+            literal
+        } else {
+            format!("/{literal}")
+        };
         Router::new().route(&path, post(receive)).with_state(self.clone())
     }
 
@@ -155,8 +159,6 @@ impl NotifyEndpoint {
     async fn handle(&self, request: Request) -> Response {
         match self.accept(request).await {
             Ok(events) => {
-                Counters::bump(&self.inner.counters.accepted_requests, 1);
-                Counters::bump(&self.inner.counters.queued_events, events);
                 tracing::Span::current().record("events", events);
                 tracing::debug!(status = 202, events, "notifications queued");
                 StatusCode::ACCEPTED.into_response()
@@ -166,10 +168,19 @@ impl NotifyEndpoint {
     }
 
     fn reject(&self, rejection: Rejection) -> Response {
-        let Rejection { reason, message, detail } = rejection;
+        let Rejection {
+            reason,
+            message,
+            detail,
+        } = rejection;
         self.inner.counters.reject(reason);
         let status = reason.status();
-        tracing::warn!(status = status.as_u16(), reason = reason.as_str(), detail, "notification refused");
+        tracing::warn!(
+            status = status.as_u16(),
+            reason = reason.as_str(),
+            detail,
+            "notification refused"
+        );
         let mut response = match status {
             StatusCode::UNAUTHORIZED => (status, UNAUTHORIZED_BODY).into_response(),
             _ => (status, message).into_response(),
@@ -238,7 +249,10 @@ impl NotifyEndpoint {
         let mut buffer = Vec::new();
         while let Some(chunk) = stream.next().await {
             let chunk = chunk.map_err(|e| {
-                Rejection::new(RejectReason::MalformedBody, format!("could not read the request body: {e}"))
+                Rejection::new(
+                    RejectReason::MalformedBody,
+                    format!("could not read the request body: {e}"),
+                )
             })?;
             if buffer.len().saturating_add(chunk.len()) > self.inner.max_body_bytes {
                 return Err(self.too_large());
@@ -269,10 +283,16 @@ impl NotifyEndpoint {
         let permits = match sender.try_reserve_many(count) {
             Ok(permits) => permits,
             Err(TrySendError::Full(())) => {
-                return Err(Rejection::new(RejectReason::QueueFull, "the notification queue is full"));
+                return Err(Rejection::new(
+                    RejectReason::QueueFull,
+                    "the notification queue is full",
+                ));
             }
             Err(TrySendError::Closed(())) => return Err(closed()),
         };
+        // Counted before the events become visible, so a consumer never sees them uncounted.
+        Counters::bump(&self.inner.counters.accepted_requests, 1);
+        Counters::bump(&self.inner.counters.queued_events, count as u64);
         for (permit, mut event) in permits.zip(events) {
             event.sequence = queue.next_sequence;
             queue.next_sequence += 1;
@@ -333,7 +353,10 @@ fn to_events(
         .enumerate()
         .map(|(index, notification)| {
             let resource = notification.resource().map_err(|e| {
-                Rejection::new(RejectReason::MalformedBody, format!("notification {index} names no call: {e}"))
+                Rejection::new(
+                    RejectReason::MalformedBody,
+                    format!("notification {index} names no call: {e}"),
+                )
             })?;
             Ok(NotificationEvent {
                 call_id: resource.call_id.clone(),

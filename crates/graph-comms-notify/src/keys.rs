@@ -189,7 +189,11 @@ impl KeyStore {
         Counters::bump(&self.counters.key_fetches, 1);
         let result = self.source.fetch().await.and_then(|set| {
             let keys = usable_keys(&set);
-            if keys.is_empty() { Err(NotifyError::NoUsableKeys) } else { Ok(keys) }
+            if keys.is_empty() {
+                Err(NotifyError::NoUsableKeys)
+            } else {
+                Ok(keys)
+            }
         });
         match result {
             Ok(keys) => {

@@ -57,10 +57,19 @@ async fn tokens_with_bad_claims_are_refused_with_their_reason() {
     let cases = [
         (claims_with("exp", json!(now - 120)), RejectReason::Expired),
         (claims_with("nbf", json!(now + 600)), RejectReason::NotYetValid),
-        (claims_with("aud", json!("00000000-0000-0000-0000-000000000000")), RejectReason::WrongAudience),
-        (claims_with("aud", json!(["other", "another"])), RejectReason::WrongAudience),
+        (
+            claims_with("aud", json!("00000000-0000-0000-0000-000000000000")),
+            RejectReason::WrongAudience,
+        ),
+        (
+            claims_with("aud", json!(["other", "another"])),
+            RejectReason::WrongAudience,
+        ),
         (claims_without("aud"), RejectReason::WrongAudience),
-        (claims_with("iss", json!("https://evil.example")), RejectReason::WrongIssuer),
+        (
+            claims_with("iss", json!("https://evil.example")),
+            RejectReason::WrongIssuer,
+        ),
         (claims_without("iss"), RejectReason::WrongIssuer),
         (claims_without("tid"), RejectReason::MissingTenant),
         (claims_with("tid", json!("")), RejectReason::MissingTenant),
@@ -70,11 +79,19 @@ async fn tokens_with_bad_claims_are_refused_with_their_reason() {
         assert_refused(&endpoint, &A.sign(&claims), reason).await;
     }
     // Within the skew is still fine.
-    let (status, _) = send(&endpoint, json_post(&A.sign(&claims_with("exp", json!(now - 5))), TRANSFER_ACCEPTED)).await;
+    let (status, _) = send(
+        &endpoint,
+        json_post(&A.sign(&claims_with("exp", json!(now - 5))), TRANSFER_ACCEPTED),
+    )
+    .await;
     assert_eq!(status, StatusCode::ACCEPTED);
     // An audience list that holds the app id (in another spelling) is fine too.
     let aud = json!(["x", APP_ID.to_uppercase()]);
-    let (status, _) = send(&endpoint, json_post(&A.sign(&claims_with("aud", aud)), TRANSFER_ACCEPTED)).await;
+    let (status, _) = send(
+        &endpoint,
+        json_post(&A.sign(&claims_with("aud", aud)), TRANSFER_ACCEPTED),
+    )
+    .await;
     assert_eq!(status, StatusCode::ACCEPTED);
 }
 
@@ -108,8 +125,18 @@ async fn forged_and_malformed_tokens_are_refused() {
     // alg none, with and without a signature part.
     let none_header = URL_SAFE_NO_PAD.encode(json!({"alg": "none", "typ": "JWT", "kid": A.kid}).to_string());
     let payload = URL_SAFE_NO_PAD.encode(claims.to_string());
-    assert_refused(&endpoint, &format!("{none_header}.{payload}."), RejectReason::BadAlgorithm).await;
-    assert_refused(&endpoint, &format!("{none_header}.{payload}.{}", parts[2]), RejectReason::BadAlgorithm).await;
+    assert_refused(
+        &endpoint,
+        &format!("{none_header}.{payload}."),
+        RejectReason::BadAlgorithm,
+    )
+    .await;
+    assert_refused(
+        &endpoint,
+        &format!("{none_header}.{payload}.{}", parts[2]),
+        RejectReason::BadAlgorithm,
+    )
+    .await;
 
     // HS256 keyed with the public key (the classic key-confusion attack), in two encodings.
     let mut hs = Header::new(Algorithm::HS256);
@@ -125,12 +152,29 @@ async fn forged_and_malformed_tokens_are_refused() {
     assert_refused(&endpoint, &token, RejectReason::BadAlgorithm).await;
 
     // Garbage in the token or the header.
-    for garbage in ["garbage", "a.b", "a.b.c.d", "!!!.!!!.!!!", "e30.e30.e30", "eyJhbGciOiJSUzI1NiJ9.e30."] {
+    for garbage in [
+        "garbage",
+        "a.b",
+        "a.b.c.d",
+        "!!!.!!!.!!!",
+        "bnVsbA.e30.e30",
+        "W10.e30.e30",
+    ] {
         assert_refused(&endpoint, garbage, RejectReason::BadToken).await;
     }
+    // A header without alg; a kid-less RS256 header; a known kid with a garbage payload (the signature is checked first).
+    assert_refused(&endpoint, "e30.e30.e30", RejectReason::BadAlgorithm).await;
+    assert_refused(&endpoint, "eyJhbGciOiJSUzI1NiJ9.e30.", RejectReason::UnknownKey).await;
+    let garbage_payload = format!("{}.!!!.{}", parts[0], parts[2]);
+    assert_refused(&endpoint, &garbage_payload, RejectReason::BadSignature).await;
     // A header without kid.
     let no_kid = URL_SAFE_NO_PAD.encode(json!({"alg": "RS256"}).to_string());
-    assert_refused(&endpoint, &format!("{no_kid}.{payload}.{}", parts[2]), RejectReason::UnknownKey).await;
+    assert_refused(
+        &endpoint,
+        &format!("{no_kid}.{payload}.{}", parts[2]),
+        RejectReason::UnknownKey,
+    )
+    .await;
 
     // Authorization headers that carry no bearer token.
     let cases = [
@@ -149,7 +193,11 @@ async fn forged_and_malformed_tokens_are_refused() {
         let (status, response) = send(&endpoint, request.body(TRANSFER_ACCEPTED.into()).unwrap()).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{header:?}");
         assert!(response.headers().contains_key("www-authenticate"));
-        assert_eq!(endpoint.metrics().rejected(reason), before + 1, "{header:?} counted as {reason}");
+        assert_eq!(
+            endpoint.metrics().rejected(reason),
+            before + 1,
+            "{header:?} counted as {reason}"
+        );
     }
     assert_eq!(endpoint.metrics().accepted_requests, 0);
 }
@@ -260,7 +308,10 @@ async fn the_token_cache_skips_the_signature_check_and_still_honours_exp() {
         assert_eq!(status, StatusCode::ACCEPTED);
     }
     let metrics = endpoint.metrics();
-    assert_eq!(metrics.token_verifications, 1, "only the first request checks the signature");
+    assert_eq!(
+        metrics.token_verifications, 1,
+        "only the first request checks the signature"
+    );
     assert_eq!(metrics.token_cache_hits, 2);
     // Once past exp the cached verdict no longer admits the token.
     tokio::time::timeout(Duration::from_secs(5), async {

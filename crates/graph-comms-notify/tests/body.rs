@@ -21,7 +21,11 @@ fn setup() -> (NotifyEndpoint, graph_comms_notify::EventReceiver, String) {
     (endpoint, events, A.sign(&claims()))
 }
 
-async fn assert_status(endpoint: &NotifyEndpoint, request: http::Request<axum::body::Body>, expected: StatusCode) -> String {
+async fn assert_status(
+    endpoint: &NotifyEndpoint,
+    request: http::Request<axum::body::Body>,
+    expected: StatusCode,
+) -> String {
     let (status, response) = send(endpoint, request).await;
     let body = body_text(response).await;
     assert_eq!(status, expected, "body: {body}");
@@ -44,9 +48,19 @@ async fn every_notification_vector_is_accepted() {
         let items = expected["value"].as_array().unwrap();
         assert_status(&endpoint, json_post(&token, body.clone()), StatusCode::ACCEPTED).await;
         for (index, item) in items.iter().enumerate() {
-            let event = events.try_recv().unwrap_or_else(|| panic!("{file:?} item {index} queued"));
-            let url = item.get("resourceUrl").or(item.get("resource")).unwrap().as_str().unwrap();
-            assert!(url.to_lowercase().contains(&event.call_id.as_str().to_lowercase()), "{file:?}");
+            let event = events
+                .try_recv()
+                .unwrap_or_else(|| panic!("{file:?} item {index} queued"));
+            let url = item
+                .get("resourceUrl")
+                .or(item.get("resource"))
+                .unwrap()
+                .as_str()
+                .unwrap();
+            assert!(
+                url.to_lowercase().contains(&event.call_id.as_str().to_lowercase()),
+                "{file:?}"
+            );
             assert_eq!(
                 serde_json::to_value(event.notification.change_type).unwrap(),
                 item["changeType"],
@@ -77,7 +91,17 @@ async fn events_carry_the_item_its_resource_and_arrival_order() {
     assert_eq!(got.iter().map(|e| e.sequence).collect::<Vec<_>>(), [0, 1, 2, 3]);
     assert_eq!(got[0].call_id, CallId::from("57dab8b1-894c-409a-b240-bd8beae78896"));
     assert_eq!(got[0].resource.target, ResourceTarget::Call);
-    assert_eq!(got[0].notification.call().unwrap().state.as_ref().map(|s| s.to_string()).as_deref(), Some("established"));
+    assert_eq!(
+        got[0]
+            .notification
+            .call()
+            .unwrap()
+            .state
+            .as_ref()
+            .map(|s| s.to_string())
+            .as_deref(),
+        Some("established")
+    );
     assert!(matches!(got[1].resource.target, ResourceTarget::Operation(_)));
     assert_eq!(got[1].notification.change_type, ChangeType::Deleted);
     assert_eq!(got[2].call_id, CallId::from("8a934f51-f25b-4ee1-9613-d4049491857b"));
@@ -98,8 +122,8 @@ async fn broken_bodies_get_400_naming_the_problem() {
         ("value not an array", br#"{"value": 5}"#.to_vec(), "unexpected JSON shape"),
         ("no value", br#"{"@odata.type": "x"}"#.to_vec(), "value"),
         ("changeType wrong type", br#"{"value": [{"changeType": 5, "resourceUrl": "/communications/calls/a"}]}"#.to_vec(), "line 1"),
-        ("deep nesting", "[".repeat(10_000).into_bytes(), "recursion limit"),
-        ("deep nesting inside an item", format!(r#"{{"value": [{{"changeType": "updated", "resourceUrl": "/communications/calls/a", "resourceData": {}}}]}}"#, "[".repeat(10_000)).into_bytes(), "line 1"),
+        ("deep nesting", "[".repeat(10_000).into_bytes(), "line 1"),
+        ("deep nesting inside an item", format!(r#"{{"value": [{{"changeType": "updated", "resourceUrl": "/communications/calls/a", "resourceData": {}}}]}}"#, "[".repeat(10_000)).into_bytes(), "recursion limit"),
         ("invalid UTF-8", b"{\"value\": [\"\xff\xfe\"]}".to_vec(), "line 1"),
         ("trailing data", format!("{TRANSFER_ACCEPTED} {{}}").into_bytes(), "trailing characters"),
         ("trailing comma", br#"{"value": [],}"#.to_vec(), "line 1"),
@@ -126,12 +150,27 @@ async fn broken_bodies_get_400_naming_the_problem() {
 #[tokio::test]
 async fn the_content_type_must_be_json() {
     let (endpoint, _events, token) = setup();
-    for content_type in ["application/json", "application/json; charset=utf-8", "Application/JSON;charset=\"UTF-8\""] {
+    for content_type in [
+        "application/json",
+        "application/json; charset=utf-8",
+        "Application/JSON;charset=\"UTF-8\"",
+    ] {
         let request = post(Some(&token), Some(content_type), TRANSFER_ACCEPTED);
         assert_status(&endpoint, request, StatusCode::ACCEPTED).await;
     }
-    for content_type in [None, Some("text/plain"), Some("application/jsonx"), Some("application/json; charset=latin1"), Some("application/x-www-form-urlencoded")] {
-        let message = assert_status(&endpoint, post(Some(&token), content_type, TRANSFER_ACCEPTED), StatusCode::BAD_REQUEST).await;
+    for content_type in [
+        None,
+        Some("text/plain"),
+        Some("application/jsonx"),
+        Some("application/json; charset=latin1"),
+        Some("application/x-www-form-urlencoded"),
+    ] {
+        let message = assert_status(
+            &endpoint,
+            post(Some(&token), content_type, TRANSFER_ACCEPTED),
+            StatusCode::BAD_REQUEST,
+        )
+        .await;
         assert!(message.contains("content type must be application/json"), "{message}");
     }
     assert_eq!(endpoint.metrics().rejected(RejectReason::BadContentType), 5);
@@ -147,7 +186,8 @@ async fn bodies_over_the_limit_get_413() {
     let message = assert_status(&endpoint, request, StatusCode::PAYLOAD_TOO_LARGE).await;
     assert!(message.contains("larger than 1048576 bytes"), "{message}");
     // Streamed without a length: refused while reading.
-    let chunks = futures::stream::iter((0..10).map(|_| Ok::<_, std::io::Error>(bytes::Bytes::from(vec![b' '; 1024 * 1024]))));
+    let chunks =
+        futures::stream::iter((0..10).map(|_| Ok::<_, std::io::Error>(bytes::Bytes::from(vec![b' '; 1024 * 1024]))));
     let request = json_post(&token, axum::body::Body::from_stream(chunks));
     assert_status(&endpoint, request, StatusCode::PAYLOAD_TOO_LARGE).await;
     // The limit is configurable; exactly at the limit is fine.
@@ -156,7 +196,12 @@ async fn bodies_over_the_limit_get_413() {
     config.max_body_bytes = TRANSFER_ACCEPTED.len();
     let (small, _events) = common::endpoint(config, &source);
     assert_status(&small, json_post(&token, TRANSFER_ACCEPTED), StatusCode::ACCEPTED).await;
-    assert_status(&small, json_post(&token, format!("{TRANSFER_ACCEPTED} ")), StatusCode::PAYLOAD_TOO_LARGE).await;
+    assert_status(
+        &small,
+        json_post(&token, format!("{TRANSFER_ACCEPTED} ")),
+        StatusCode::PAYLOAD_TOO_LARGE,
+    )
+    .await;
     assert_eq!(endpoint.metrics().rejected(RejectReason::TooLarge), 2);
 }
 
@@ -185,7 +230,10 @@ async fn a_full_queue_gives_503_and_queues_nothing_partial() {
     assert_status(&endpoint, json_post(&token, batch(1)), StatusCode::SERVICE_UNAVAILABLE).await;
     // Draining makes room again.
     let drained: Vec<_> = std::iter::from_fn(|| events.try_recv()).collect();
-    assert_eq!(drained.iter().map(|e| e.call_id.as_str()).collect::<Vec<_>>(), ["call-0", "call-1", "call-0"]);
+    assert_eq!(
+        drained.iter().map(|e| e.call_id.as_str()).collect::<Vec<_>>(),
+        ["call-0", "call-1", "call-0"]
+    );
     assert_eq!(drained.iter().map(|e| e.sequence).collect::<Vec<_>>(), [0, 1, 2]);
     assert_status(&endpoint, json_post(&token, batch(3)), StatusCode::ACCEPTED).await;
     // A body with more items than the queue can ever hold is too large, not "busy".
@@ -206,9 +254,13 @@ async fn after_close_requests_get_503_and_queued_events_drain() {
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert!(response.headers().contains_key("retry-after"));
     assert_eq!(endpoint.metrics().rejected(RejectReason::Closed), 1);
-    let first = tokio::time::timeout(Duration::from_secs(5), events.recv()).await.unwrap();
+    let first = tokio::time::timeout(Duration::from_secs(5), events.recv())
+        .await
+        .unwrap();
     assert!(first.is_some(), "the queued event is still delivered");
-    let end = tokio::time::timeout(Duration::from_secs(5), events.recv()).await.unwrap();
+    let end = tokio::time::timeout(Duration::from_secs(5), events.recv())
+        .await
+        .unwrap();
     assert!(end.is_none(), "then the receiver ends");
 }
 
@@ -216,19 +268,27 @@ async fn after_close_requests_get_503_and_queued_events_drain() {
 async fn a_dropped_receiver_gives_503() {
     let (endpoint, events, token) = setup();
     drop(events);
-    assert_status(&endpoint, json_post(&token, TRANSFER_ACCEPTED), StatusCode::SERVICE_UNAVAILABLE).await;
+    assert_status(
+        &endpoint,
+        json_post(&token, TRANSFER_ACCEPTED),
+        StatusCode::SERVICE_UNAVAILABLE,
+    )
+    .await;
     assert_eq!(endpoint.metrics().rejected(RejectReason::Closed), 1);
 }
 
 #[tokio::test]
 async fn only_post_on_the_mounted_path_is_served() {
     let (endpoint, _events, token) = setup();
-    let get = http::Request::get(PATH).header("authorization", format!("Bearer {token}")).body(axum::body::Body::empty()).unwrap();
+    let get = http::Request::get(PATH)
+        .header("authorization", format!("Bearer {token}"))
+        .body(axum::body::Body::empty())
+        .unwrap();
     let (status, _) = send(&endpoint, get).await;
     assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
     // Paths are literal: braces and a missing slash are fine.
     let router = endpoint.router_at("hooks/{tenant}");
-    let request = http::Request::post("/hooks/%7Btenant%7D")
+    let request = http::Request::post("/hooks/{tenant}")
         .header("authorization", format!("Bearer {token}"))
         .header("content-type", "application/json")
         .body(axum::body::Body::from(TRANSFER_ACCEPTED))

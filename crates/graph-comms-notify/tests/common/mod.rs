@@ -30,8 +30,14 @@ pub struct TestKey {
     pub kid: &'static str,
 }
 
-pub const A: TestKey = TestKey { der: KEY_A, kid: "key-a" };
-pub const B: TestKey = TestKey { der: KEY_B, kid: "key-b" };
+pub const A: TestKey = TestKey {
+    der: KEY_A,
+    kid: "key-a",
+};
+pub const B: TestKey = TestKey {
+    der: KEY_B,
+    kid: "key-b",
+};
 
 impl TestKey {
     /// The public key as an RSA JWK.

@@ -1,0 +1,342 @@
+//! Shared end-to-end harness: the emulator, a bot served on 127.0.0.1:0, and a
+//! handler that records every hook it sees.
+#![allow(dead_code, unreachable_pub)]
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use graph_comms_emulator::{Emulator, EmulatorConfig, IncomingCall, RegisteredApp};
+use graph_comms_handler::client::GraphClient;
+use graph_comms_handler::model::{CallDirection, CallId, CallState, TransferRequest};
+use graph_comms_handler::notify::NotifyConfig;
+use graph_comms_handler::{
+    Bot, CallContext, CallEnd, CallHandler, CallSnapshot, HookError, Timings, TransferError, TransferFailure,
+    TransferInfo, async_trait,
+};
+
+/// Upper bound on any wait in these tests.
+pub const WAIT: Duration = Duration::from_secs(20);
+
+/// One hook call, as recorded.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Hook {
+    Incoming,
+    Established,
+    Transferring(u32),
+    Accepted { attempt: u32, inferred: bool },
+    Completed(u32),
+    Failed { attempt: u32, reason: &'static str, subcode: Option<i32> },
+    TransferRefused(String),
+    Terminated { subcode: Option<i32> },
+}
+
+impl Hook {
+    pub fn is_outcome(&self) -> bool {
+        matches!(self, Hook::Completed(_) | Hook::Failed { .. })
+    }
+}
+
+/// Decides the transfer for step `n` (1-based; a refused request also counts) of a call; `None` stops.
+pub type Plan = dyn Fn(&CallSnapshot, u32) -> Option<TransferRequest> + Send + Sync;
+
+/// Records hooks per call and transfers according to its plan.
+pub struct Recorder {
+    pub log: Mutex<Vec<(CallId, Hook)>>,
+    pub plan: Box<Plan>,
+    /// Panic in on_call_established for callers with this user id.
+    pub panic_for: Option<String>,
+    /// Return an error from every on_transferring for callers with this user id.
+    pub error_for: Option<String>,
+    /// Answer without automatic keep-alive for callers with this user id.
+    pub no_keep_alive_for: Option<String>,
+    steps: Mutex<std::collections::HashMap<CallId, u32>>,
+}
+
+impl Recorder {
+    pub fn new(plan: impl Fn(&CallSnapshot, u32) -> Option<TransferRequest> + Send + Sync + 'static) -> Self {
+        Self {
+            log: Mutex::new(Vec::new()),
+            plan: Box::new(plan),
+            panic_for: None,
+            error_for: None,
+            no_keep_alive_for: None,
+            steps: Mutex::new(std::collections::HashMap::new()),
+        }
+    }
+
+    fn push(&self, ctx: &CallContext, hook: Hook) {
+        self.log.lock().unwrap().push((ctx.call_id().clone(), hook));
+    }
+
+    /// The hooks recorded for one call, in order.
+    pub fn hooks(&self, call: &CallId) -> Vec<Hook> {
+        self.log
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(id, _)| id == call)
+            .map(|(_, h)| h.clone())
+            .collect()
+    }
+
+    /// Waits until `done` holds for the call's hooks; returns them.
+    pub async fn wait_for(&self, call: &CallId, done: impl Fn(&[Hook]) -> bool) -> Vec<Hook> {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let hooks = self.hooks(call);
+            if done(&hooks) {
+                return hooks;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "timed out; hooks so far: {hooks:?}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Waits for the call to end (on_call_terminated).
+    pub async fn wait_terminated(&self, call: &CallId) -> Vec<Hook> {
+        self.wait_for(call, |h| h.iter().any(|h| matches!(h, Hook::Terminated { .. }))).await
+    }
+
+    async fn start_next(&self, ctx: &CallContext) {
+        let snapshot = ctx.snapshot();
+        if snapshot.direction == Some(CallDirection::Outgoing) {
+            return;
+        }
+        for _ in 0..5 {
+            let step = {
+                let mut steps = self.steps.lock().unwrap();
+                let step = steps.entry(ctx.call_id().clone()).or_insert(0);
+                *step += 1;
+                *step
+            };
+            let Some(request) = (self.plan)(&snapshot, step) else { return };
+            match ctx.transfer(request).await {
+                Ok(_) => return,
+                Err(error) => self.push(ctx, Hook::TransferRefused(refusal(&error))),
+            }
+        }
+    }
+}
+
+fn refusal(error: &TransferError) -> String {
+    match error {
+        TransferError::GroupCallWithoutTransferee => "group_without_transferee".into(),
+        TransferError::NotEstablished { .. } => "not_established".into(),
+        TransferError::TransferPending { .. } => "pending".into(),
+        other => other.to_string(),
+    }
+}
+
+/// The caller's user id (or phone number), from the snapshot.
+pub fn caller_id(snapshot: &CallSnapshot) -> Option<String> {
+    let identity = snapshot.source.as_ref()?.identity.as_ref()?;
+    identity.user.as_ref().or(identity.phone.as_ref())?.id.clone()
+}
+
+#[async_trait]
+impl CallHandler for Recorder {
+    async fn on_incoming_call(
+        &self,
+        ctx: &CallContext,
+        _call: &graph_comms_handler::model::Call,
+    ) -> Result<graph_comms_handler::IncomingDecision, HookError> {
+        self.push(ctx, Hook::Incoming);
+        let keep_alive = self.no_keep_alive_for.is_none() || caller_id(&ctx.snapshot()) != self.no_keep_alive_for;
+        let options = graph_comms_handler::AnswerOptions::audio().keep_alive(keep_alive);
+        Ok(graph_comms_handler::IncomingDecision::Answer(options))
+    }
+
+    async fn on_call_established(&self, ctx: &CallContext) -> Result<(), HookError> {
+        self.push(ctx, Hook::Established);
+        if self.panic_for.is_some() && caller_id(&ctx.snapshot()) == self.panic_for {
+            panic!("test hook panics on purpose");
+        }
+        self.start_next(ctx).await;
+        Ok(())
+    }
+
+    async fn on_transferring(&self, ctx: &CallContext, attempt: &TransferInfo) -> Result<(), HookError> {
+        self.push(ctx, Hook::Transferring(attempt.number));
+        if self.error_for.is_some() && caller_id(&ctx.snapshot()) == self.error_for {
+            return Err("test hook fails on purpose".into());
+        }
+        Ok(())
+    }
+
+    async fn on_transfer_accepted(
+        &self,
+        ctx: &CallContext,
+        attempt: &TransferInfo,
+        inferred: bool,
+    ) -> Result<(), HookError> {
+        self.push(
+            ctx,
+            Hook::Accepted {
+                attempt: attempt.number,
+                inferred,
+            },
+        );
+        Ok(())
+    }
+
+    async fn on_transfer_completed(&self, ctx: &CallContext, attempt: &TransferInfo) -> Result<(), HookError> {
+        self.push(ctx, Hook::Completed(attempt.number));
+        Ok(())
+    }
+
+    async fn on_transfer_failed(
+        &self,
+        ctx: &CallContext,
+        attempt: &TransferInfo,
+        failure: &TransferFailure,
+    ) -> Result<(), HookError> {
+        self.push(
+            ctx,
+            Hook::Failed {
+                attempt: attempt.number,
+                reason: failure.label(),
+                subcode: failure.subcode(),
+            },
+        );
+        self.start_next(ctx).await;
+        Ok(())
+    }
+
+    async fn on_call_terminated(&self, ctx: &CallContext, end: &CallEnd) -> Result<(), HookError> {
+        self.push(
+            ctx,
+            Hook::Terminated {
+                subcode: end.result_info.as_ref().and_then(|r| r.subcode),
+            },
+        );
+        Ok(())
+    }
+}
+
+/// The emulator, a bot serving its router, and the test's handler.
+pub struct Harness {
+    pub emu: Emulator,
+    pub app: RegisteredApp,
+    pub bot: Bot,
+    pub callback: String,
+    pub client: GraphClient,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<std::io::Result<graph_comms_handler::ShutdownReport>>>,
+}
+
+pub fn short_timings() -> Timings {
+    Timings::default()
+        .transfer_timeout(Duration::from_secs(3))
+        .unknown_outcome_timeout(Duration::from_secs(1))
+        .shutdown_deadline(Duration::from_secs(10))
+        .worker_idle_timeout(Duration::from_millis(200))
+}
+
+impl Harness {
+    pub async fn start(handler: Arc<dyn CallHandler>, timings: Timings) -> Self {
+        Self::start_with(handler, timings, EmulatorConfig::default()).await
+    }
+
+    pub async fn start_with(handler: Arc<dyn CallHandler>, timings: Timings, config: EmulatorConfig) -> Self {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
+        let emu = Emulator::start(config).await.expect("emulator starts");
+        let app = emu.default_app();
+        let client = GraphClient::builder()
+            .credentials(app.tenant_id.clone(), app.app_id.clone(), app.client_secret.clone())
+            .graph_base_url(emu.graph_base_url())
+            .login_base_url(emu.login_base_url())
+            .build()
+            .expect("client builds");
+        let mut notify = NotifyConfig::new(app.app_id.clone());
+        notify.issuers = vec![emu.issuer()];
+        notify.openid_configuration_url = emu.openid_configuration_url();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let callback = format!("http://{}/api/calls", listener.local_addr().expect("addr"));
+        let bot = Bot::builder()
+            .client(client.clone())
+            .notify(notify)
+            .handler(handler)
+            .callback_uri(callback.clone())
+            .timings(timings)
+            .build()
+            .expect("bot builds");
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let serving = bot.clone();
+        let server = tokio::spawn(async move {
+            serving
+                .serve(listener, async move {
+                    let _ = stopped.await;
+                })
+                .await
+        });
+        Self {
+            emu,
+            app,
+            bot,
+            callback,
+            client,
+            stop: Some(stop),
+            server: Some(server),
+        }
+    }
+
+    /// Places a call from a Teams user to the bot.
+    pub async fn call_from(&self, user: &str) -> CallId {
+        self.place(IncomingCall::from_user(&self.app, &self.callback, user, user)).await
+    }
+
+    pub async fn place(&self, call: IncomingCall) -> CallId {
+        self.emu.place_incoming_call(call).await.expect("call placed")
+    }
+
+    pub async fn wait_state(&self, call: &CallId, state: CallState) {
+        self.emu.wait_for_state(call, state, WAIT).await.expect("emulator state");
+    }
+
+    /// Stops the server gracefully and the emulator.
+    pub async fn stop(mut self) -> graph_comms_handler::ShutdownReport {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let report = match self.server.take() {
+            Some(server) => tokio::time::timeout(WAIT, server)
+                .await
+                .expect("server stops in time")
+                .expect("server task")
+                .expect("server ran"),
+            None => self.bot.shutdown().await,
+        };
+        self.emu.clone().shutdown().await;
+        report
+    }
+}
+
+/// Asserts the per-attempt ordering rules on one call's hooks.
+pub fn assert_attempt_order(hooks: &[Hook]) {
+    let attempts: std::collections::BTreeSet<u32> = hooks
+        .iter()
+        .filter_map(|h| match h {
+            Hook::Transferring(n) | Hook::Completed(n) => Some(*n),
+            Hook::Accepted { attempt, .. } | Hook::Failed { attempt, .. } => Some(*attempt),
+            _ => None,
+        })
+        .collect();
+    for n in attempts {
+        let of = |pred: &dyn Fn(&Hook) -> bool| hooks.iter().enumerate().filter(|(_, h)| pred(h)).map(|(i, _)| i).collect::<Vec<_>>();
+        let outcomes = of(&|h| matches!(h, Hook::Completed(a) if *a == n) || matches!(h, Hook::Failed { attempt, .. } if *attempt == n));
+        let accepted = of(&|h| matches!(h, Hook::Accepted { attempt, .. } if *attempt == n));
+        let transferring = of(&|h| matches!(h, Hook::Transferring(a) if *a == n));
+        assert_eq!(outcomes.len(), 1, "attempt {n}: {hooks:?}");
+        assert!(accepted.len() <= 1, "attempt {n}: {hooks:?}");
+        assert!(transferring.len() <= 1, "attempt {n}: {hooks:?}");
+        if let Some(a) = accepted.first() {
+            assert!(*a < outcomes[0], "accepted after the outcome: {hooks:?}");
+        }
+        if let Some(t) = transferring.first() {
+            assert!(*t < outcomes[0], "transferring after the outcome: {hooks:?}");
+        }
+    }
+}

@@ -1,0 +1,199 @@
+//! Through the emulator: many concurrent calls, failing and panicking hooks,
+//! dropped, reordered and duplicated notifications.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{Harness, Hook, Recorder, WAIT, assert_attempt_order, caller_id, short_timings};
+use graph_comms_emulator::{DeliveryFaults, IncomingCall, TargetBehavior};
+use graph_comms_handler::model::{CallState, TransferRequest};
+
+/// Concurrent calls in the load test. 1,000 fits in well under 30 s in a debug
+/// build on two cores.
+const CONCURRENT_CALLS: usize = 1_000;
+
+fn to_agent(snapshot: &graph_comms_handler::CallSnapshot, step: u32) -> Option<TransferRequest> {
+    let caller = caller_id(snapshot)?;
+    if step != 1 {
+        return None;
+    }
+    let target = if caller.ends_with("-decline") { "agent-declines" } else { "agent-accepts" };
+    Some(TransferRequest::to_user(target, None).build())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_calls_each_get_exactly_one_outcome() {
+    let handler = Arc::new(Recorder::new(to_agent));
+    let h = Arc::new(Harness::start(handler.clone(), short_timings().transfer_timeout(Duration::from_secs(60))).await);
+    h.emu.script_target("agent-declines", TargetBehavior::Decline);
+    let mut placing = tokio::task::JoinSet::new();
+    for i in 0..CONCURRENT_CALLS {
+        let h = Arc::clone(&h);
+        let caller = if i % 2 == 0 { format!("load-{i}-accept") } else { format!("load-{i}-decline") };
+        placing.spawn(async move { (caller.clone(), h.call_from(&caller).await) });
+    }
+    let mut calls = Vec::new();
+    while let Some(placed) = placing.join_next().await {
+        calls.push(placed.unwrap());
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let outcomes = handler.log.lock().unwrap().iter().filter(|(_, h)| h.is_outcome()).count();
+        if outcomes >= CONCURRENT_CALLS {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "only {outcomes} outcomes");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Give stray duplicates a moment to show up if there were any.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for (caller, call) in &calls {
+        let hooks = handler.hooks(call);
+        assert_attempt_order(&hooks);
+        let outcomes: Vec<&Hook> = hooks.iter().filter(|h| h.is_outcome()).collect();
+        let expected = if caller.ends_with("-decline") {
+            Hook::Failed {
+                attempt: 1,
+                reason: "returned_to_established",
+                subcode: Some(7000),
+            }
+        } else {
+            Hook::Completed(1)
+        };
+        assert_eq!(outcomes, vec![&expected], "{caller}: {hooks:?}");
+    }
+    let metrics = h.bot.metrics();
+    assert_eq!(metrics.transfers_completed as usize, CONCURRENT_CALLS / 2);
+    assert_eq!(metrics.transfers_failed_total() as usize, CONCURRENT_CALLS / 2);
+    Arc::try_unwrap(h).ok().expect("no other harness users").stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failing_and_panicking_hooks_leave_other_calls_unaffected() {
+    let mut recorder = Recorder::new(to_agent);
+    recorder.panic_for = Some("panicker".into());
+    recorder.error_for = Some("erring".into());
+    let handler = Arc::new(recorder);
+    let h = Harness::start(handler.clone(), short_timings()).await;
+    let panicker = h.call_from("panicker").await;
+    let erring = h.call_from("erring").await;
+    let normal = h.call_from("normal").await;
+
+    for call in [&erring, &normal] {
+        let hooks = handler.wait_terminated(call).await;
+        assert!(hooks.contains(&Hook::Completed(1)), "{hooks:?}");
+        assert_attempt_order(&hooks);
+    }
+    // The erring call's failing on_transferring did not stop its later hooks.
+    assert!(handler.hooks(&erring).contains(&Hook::Transferring(1)));
+
+    // The panicking call's worker survived: its later events are still handled.
+    handler.wait_for(&panicker, |h| h.contains(&Hook::Established)).await;
+    h.client.hang_up(&panicker).await.unwrap();
+    let hooks = handler.wait_terminated(&panicker).await;
+    assert_eq!(hooks, vec![Hook::Incoming, Hook::Established, Hook::Terminated { subcode: Some(5001) }]);
+
+    let metrics = h.bot.metrics();
+    assert_eq!(metrics.hook_panics, 1);
+    assert_eq!(metrics.hook_errors, 1);
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_terminated_ends_the_attempt_by_timeout() {
+    let handler = Arc::new(Recorder::new(to_agent));
+    let h = Harness::start(handler.clone(), short_timings()).await;
+    let faults = DeliveryFaults {
+        drop: vec![CallState::Terminated],
+        ..DeliveryFaults::default()
+    };
+    let call = h
+        .place(IncomingCall::from_user(&h.app, &h.callback, "dropped-end", "x").faults(faults))
+        .await;
+    let hooks = handler.wait_for(&call, |h| h.iter().any(Hook::is_outcome)).await;
+    assert_eq!(
+        hooks[2..],
+        [
+            Hook::Transferring(1),
+            Hook::Accepted {
+                attempt: 1,
+                inferred: false
+            },
+            Hook::Failed {
+                attempt: 1,
+                reason: "timed_out",
+                subcode: None
+            }
+        ]
+    );
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_transfer_accepted_still_completes_with_inferred_acceptance() {
+    let handler = Arc::new(Recorder::new(to_agent));
+    let h = Harness::start(handler.clone(), short_timings()).await;
+    let faults = DeliveryFaults {
+        drop: vec![CallState::TransferAccepted],
+        ..DeliveryFaults::default()
+    };
+    let call = h
+        .place(IncomingCall::from_user(&h.app, &h.callback, "dropped-accept", "x").faults(faults))
+        .await;
+    let hooks = handler.wait_terminated(&call).await;
+    assert_eq!(
+        hooks[2..],
+        [
+            Hook::Transferring(1),
+            Hook::Accepted {
+                attempt: 1,
+                inferred: true
+            },
+            Hook::Completed(1),
+            Hook::Terminated { subcode: Some(7015) }
+        ]
+    );
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reordered_duplicated_batched_delivery_still_gives_one_outcome() {
+    let handler = Arc::new(Recorder::new(to_agent));
+    let h = Harness::start(handler.clone(), short_timings()).await;
+    h.emu.script_target("agent-declines", TargetBehavior::Decline);
+    let mut calls = Vec::new();
+    for (caller, batch) in [("chaos-accept", false), ("chaos-decline", false), ("batch-accept", true)] {
+        let faults = DeliveryFaults {
+            reorder: true,
+            duplicate: true,
+            batch,
+            ..DeliveryFaults::default()
+        };
+        let call = h
+            .place(IncomingCall::from_user(&h.app, &h.callback, caller, "x").faults(faults))
+            .await;
+        calls.push((caller, call));
+    }
+    for (caller, call) in &calls {
+        handler.wait_for(call, |h| h.iter().any(Hook::is_outcome)).await;
+    }
+    // Let the duplicates land before checking that nothing fired twice.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for (caller, call) in &calls {
+        let hooks = handler.hooks(call);
+        assert_attempt_order(&hooks);
+        assert_eq!(hooks.iter().filter(|h| **h == Hook::Established).count(), 1, "{caller}: {hooks:?}");
+        assert_eq!(hooks.iter().filter(|h| **h == Hook::Incoming).count(), 1, "{caller}: {hooks:?}");
+        let outcome = hooks.iter().find(|h| h.is_outcome()).unwrap();
+        if caller.ends_with("decline") {
+            assert!(matches!(outcome, Hook::Failed { subcode: Some(7000), .. }), "{caller}: {hooks:?}");
+        } else {
+            assert_eq!(outcome, &Hook::Completed(1), "{caller}: {hooks:?}");
+        }
+    }
+    let _ = WAIT;
+    h.stop().await;
+}
