@@ -25,5 +25,8 @@ if ! command -v taskset >/dev/null 2>&1; then
 fi
 
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
-cargo build --release -p bench -p transfer-bot -p graph-comms-emulator --bins
+cargo build --release -p bench
+# The end-to-end and start-up figures need these; the suite reports it if they are missing.
+cargo build --release -p transfer-bot -p graph-comms-emulator --bins ||
+  echo "transfer-bot or graph-comms-emulator did not build: those figures will be missing" >&2
 exec "$CARGO_TARGET_DIR/release/bench" suite --out bench/report.md "$@"

@@ -10,8 +10,8 @@ use anyhow::{Context, bail};
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use graph_comms_client::GraphClient;
-use graph_comms_handler::{Bot, CallContext, CallHandler, HookError, IncomingDecision, InMemoryCallStore, Timings, CallStore};
-use graph_comms_model::{Call, CallId};
+use graph_comms_handler::{Bot, CallContext, CallHandler, HookError, IncomingDecision, InMemoryCallStore, Timings, CallStore, CallRecord, CallSnapshot, AttemptRecord};
+use graph_comms_model::{Call, CallId, ParticipantInfo, TransferRequest};
 use graph_comms_notify::{NotifyConfig, NotifyEndpoint};
 use tower::ServiceExt as _;
 
@@ -94,6 +94,14 @@ fn print_result(args: &MemoryArgs, rss: u64, hwm: u64, tracked: usize, started: 
         "holder": format!("{:?}", args.holder).to_lowercase(),
         "calls": args.calls, "tracked": tracked, "vm_rss": rss, "vm_hwm": hwm,
         "seconds": started.elapsed().as_secs_f64(),
+        "size_of": {
+            "CallRecord": std::mem::size_of::<CallRecord>(),
+            "CallSnapshot": std::mem::size_of::<CallSnapshot>(),
+            "Call": std::mem::size_of::<Call>(),
+            "AttemptRecord": std::mem::size_of::<AttemptRecord>(),
+            "TransferRequest": std::mem::size_of::<TransferRequest>(),
+            "ParticipantInfo": std::mem::size_of::<ParticipantInfo>(),
+        },
     });
     println!("{result}");
 }

@@ -657,13 +657,30 @@ fn memory_section(report: &mut String, ctx: &Ctx, max_calls: usize) -> anyhow::R
          worker has exited and the queue is empty. Bytes per call = (RSS(N) - RSS(0)) / N; the floor is a \
          `HashMap<CallId, ()>` of the same ids. VmHWM (peak) includes the transient queue and worker tasks.\n"
     );
-    let mut points = vec![0, 10_000.min(max_calls), max_calls];
-    points.dedup();
     let mut rows = Vec::new();
-    for &n in &points {
-        let bot = memory_run(ctx, "bot", n)?;
-        let floor = memory_run(ctx, "floor", n)?;
-        rows.push((n, bot, floor));
+    for n in [0, 10_000.min(max_calls)] {
+        rows.push((n, memory_run(ctx, "bot", n)?, memory_run(ctx, "floor", n)?));
+    }
+    if max_calls > 10_000 {
+        // Skip the largest point if it would take more than 40% of the available memory.
+        let per_call = match (rows.first(), rows.last()) {
+            (Some((_, b0, _)), Some((n, bn, _))) if *n > 0 => {
+                (bn["vm_hwm"].as_f64().unwrap_or(0.0) - b0["vm_hwm"].as_f64().unwrap_or(0.0)) / *n as f64
+            }
+            _ => 0.0,
+        };
+        let need = per_call * max_calls as f64;
+        let available = mem_available().unwrap_or(f64::MAX);
+        if need < 0.4 * available {
+            rows.push((max_calls, memory_run(ctx, "bot", max_calls)?, memory_run(ctx, "floor", max_calls)?));
+        } else {
+            let _ = writeln!(
+                report,
+                "{max_calls} calls not run: about {:.1} GiB needed (from the 10k point), {:.1} GiB available.\n",
+                need / 1_073_741_824.0,
+                available / 1_073_741_824.0
+            );
+        }
     }
     let _ = writeln!(report, "| calls | bot VmRSS | bot VmHWM | floor VmRSS | bot bytes/call (RSS) | bot bytes/call (HWM) | floor bytes/call | bot vs floor |");
     let _ = writeln!(report, "|---|---|---|---|---|---|---|---|");
@@ -695,7 +712,17 @@ fn memory_section(report: &mut String, ctx: &Ctx, max_calls: usize) -> anyhow::R
         );
     }
     let _ = writeln!(report, "\nTarget < 2 KiB per call (steady RSS, largest N): {:.0} B, {}\n", worst, verdict(worst < 2048.0));
+    if let Some((_, bot, _)) = rows.last() {
+        let _ = writeln!(report, "Inline sizes (`size_of`, bytes) of what the runtime keeps per call: `{}`\n", bot["size_of"]);
+    }
     Ok(())
+}
+
+/// `MemAvailable` in bytes.
+fn mem_available() -> Option<f64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    Some(line.split_whitespace().nth(1)?.parse::<f64>().ok()? * 1024.0)
 }
 
 fn median(mut v: Vec<f64>) -> f64 {

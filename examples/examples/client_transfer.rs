@@ -11,8 +11,8 @@ use anyhow::Context;
 use graph_comms_client::{GraphClient, GraphClientError};
 use graph_comms_emulator::{Emulator, EmulatorConfig, IncomingCall};
 use graph_comms_model::{
-    AnswerRequest, Call, CallId, CallState, CommsNotifications, Identity, IdentitySet, InvitationParticipantInfo, MediaConfig, Modality,
-    TransferRequest,
+    AnswerRequest, Call, CallId, CallState, CommsNotifications, Identity, IdentitySet, InvitationParticipantInfo,
+    MediaConfig, Modality, TransferRequest,
 };
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
@@ -42,7 +42,9 @@ async fn main() -> anyhow::Result<()> {
 
     // Blind transfer: answer an incoming call, then hand it to a user.
     let call = answered_call(&emulator, &client, &callback_uri, "caller-1").await?;
-    let blind = TransferRequest::to_user("heidi-user-id", None).display_name("Heidi").build();
+    let blind = TransferRequest::to_user("heidi-user-id", None)
+        .display_name("Heidi")
+        .build();
     let accepted = client.transfer(&call, &blind).await?;
     println!(
         "blind transfer of {call}: HTTP {}, request-id {}",
@@ -66,7 +68,9 @@ async fn main() -> anyhow::Result<()> {
     };
     let created = client.create_call(&consultation).await?;
     let consultation_id = created.value.id.context("created call has no id")?;
-    emulator.wait_for_state(&consultation_id, CallState::Established, WAIT).await?;
+    emulator
+        .wait_for_state(&consultation_id, CallState::Established, WAIT)
+        .await?;
     println!("consultation call {consultation_id} established");
     let consultative = TransferRequest::to_user("heidi-user-id", None)
         .replaces_call(consultation_id.clone())
@@ -77,11 +81,17 @@ async fn main() -> anyhow::Result<()> {
         Err(err @ GraphClientError::OutcomeUnknown { .. }) => println!("waiting for notifications: {err}"),
         Err(err) => return Err(err.into()),
     }
-    emulator.wait_for_state(&caller_call, CallState::Terminated, WAIT).await?;
+    emulator
+        .wait_for_state(&caller_call, CallState::Terminated, WAIT)
+        .await?;
     print_notifications(&mut notifications).await;
 
     // A Graph error keeps its code and request id.
-    let err = client.transfer(&caller_call, &blind).await.err().context("transfer of an ended call")?;
+    let err = client
+        .transfer(&caller_call, &blind)
+        .await
+        .err()
+        .context("transfer of an ended call")?;
     println!(
         "transfer of the ended call: {} {} (request-id {})",
         err.status().unwrap_or_default(),
@@ -121,7 +131,9 @@ async fn print_notifications(notifications: &mut mpsc::UnboundedReceiver<CommsNo
     while let Ok(batch) = notifications.try_recv() {
         for item in batch.value {
             let call = item.call();
-            let state = call.and_then(|c| c.state.as_ref()).map_or("-".into(), ToString::to_string);
+            let state = call
+                .and_then(|c| c.state.as_ref())
+                .map_or("-".into(), ToString::to_string);
             let result = call
                 .and_then(|c| c.result_info.as_ref())
                 .map(|r| format!("{}/{}", r.code.unwrap_or_default(), r.subcode.unwrap_or_default()))
@@ -151,7 +163,10 @@ async fn start_callback_receiver() -> anyhow::Result<(String, mpsc::UnboundedRec
                     if let Ok(batch) = CommsNotifications::from_slice(&body) {
                         let _ = tx.send(batch);
                     }
-                    if write_all(&stream, b"HTTP/1.1 202 Accepted\r\ncontent-length: 0\r\n\r\n").await.is_err() {
+                    if write_all(&stream, b"HTTP/1.1 202 Accepted\r\ncontent-length: 0\r\n\r\n")
+                        .await
+                        .is_err()
+                    {
                         break;
                     }
                 }

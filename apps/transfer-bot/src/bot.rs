@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use graph_comms_handler::model::{
     Call, CallId, CommsOperation, InvitationParticipantInfo, MediaConfig, Modality, OperationId, OperationStatus,
-    ParticipantInfo, Prompt,
+    ParticipantInfo, Prompt, ResourceTarget, ResourceUrl,
 };
 use graph_comms_handler::{
     AnswerOptions, CallContext, CallEnd, CallHandler, HookError, IncomingDecision, TransferFailure, TransferInfo,
@@ -213,7 +213,9 @@ pub struct Receptionist {
 
 impl fmt::Debug for Receptionist {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Receptionist").field("policy", &self.policy).finish_non_exhaustive()
+        f.debug_struct("Receptionist")
+            .field("policy", &self.policy)
+            .finish_non_exhaustive()
     }
 }
 
@@ -230,6 +232,17 @@ fn end_code(end: &CallEnd) -> String {
         ),
         None => end.termination_reason.clone().unwrap_or_else(|| "no resultInfo".into()),
     }
+}
+
+/// The operation's `id`, or the one in its `@odata.id` when `id` is left out.
+fn operation_id(operation: &CommsOperation) -> Option<OperationId> {
+    operation.id.clone().or_else(|| {
+        let url = operation.extra.get("@odata.id")?.as_str()?;
+        match ResourceUrl::parse(url).ok()?.target {
+            ResourceTarget::Operation(id) => Some(id),
+            _ => None,
+        }
+    })
 }
 
 impl Receptionist {
@@ -269,7 +282,9 @@ impl Receptionist {
         loop {
             let step = {
                 let mut state = self.state();
-                let Some(plan) = state.calls.get_mut(call_id) else { return };
+                let Some(plan) = state.calls.get_mut(call_id) else {
+                    return;
+                };
                 if matches!(plan.phase, Phase::Apologising(_) | Phase::HangingUp) {
                     return;
                 }
@@ -345,7 +360,10 @@ impl Receptionist {
                 mode: target.mode,
             },
         );
-        ctx.transfer(request.build()).await.map(|_| ()).map_err(|e| e.to_string())
+        ctx.transfer(request.build())
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
     }
 
     /// Places the consultation call; the transfer follows once it is established.
@@ -415,7 +433,12 @@ impl Receptionist {
                 return None;
             }
             plan.phase = Phase::Transferring;
-            (plan.ctx.clone(), plan.current.clone()?, plan.transferee.clone(), inbound)
+            (
+                plan.ctx.clone(),
+                plan.current.clone()?,
+                plan.transferee.clone(),
+                inbound,
+            )
         };
         let result = self
             .start_transfer(&ctx, &target, transferee, Some(consult_id.clone()))
@@ -445,7 +468,9 @@ impl Receptionist {
             let Some(inbound) = consultation.inbound else {
                 return;
             };
-            let Some(plan) = state.calls.get_mut(&inbound) else { return };
+            let Some(plan) = state.calls.get_mut(&inbound) else {
+                return;
+            };
             if plan.phase != Phase::Consulting(Some(consult_id.clone())) {
                 return;
             }
@@ -487,7 +512,7 @@ impl Receptionist {
                 );
                 let already = {
                     let mut state = self.state();
-                    match (state.calls.get_mut(call_id), operation.id) {
+                    match (state.calls.get_mut(call_id), operation_id(&operation)) {
                         (Some(plan), Some(id)) => {
                             let done = plan.finished_operations.contains(&id);
                             plan.phase = Phase::Apologising(Some(id));
@@ -548,7 +573,7 @@ impl CallHandler for Receptionist {
             tracing::info!(targets = targets.len(), "incoming call; answering");
             self.metrics.call_received();
             self.emit(ctx.call_id(), BotEventKind::Incoming { targets: targets.len() });
-            let is_group = call.chat_info.as_ref().is_some_and(|c| c.thread_id.is_some());
+            let is_group = ctx.is_group() || call.chat_info.as_ref().is_some_and(|c| c.thread_id.is_some());
             // Out of a group call, the caller is the one who moves.
             let transferee = is_group.then(|| call.source.clone()).flatten();
             self.state().calls.insert(
@@ -712,10 +737,14 @@ impl CallHandler for Receptionist {
     }
 
     async fn on_operation_completed(&self, ctx: &CallContext, operation: &CommsOperation) -> Result<(), HookError> {
-        let Some(id) = operation.id.clone() else { return Ok(()) };
+        let Some(id) = operation_id(operation) else {
+            return Ok(());
+        };
         let apology_done = {
             let mut state = self.state();
-            let Some(plan) = state.calls.get_mut(ctx.call_id()) else { return Ok(()) };
+            let Some(plan) = state.calls.get_mut(ctx.call_id()) else {
+                return Ok(());
+            };
             plan.finished_operations.insert(id.clone());
             plan.phase == Phase::Apologising(Some(id))
         };

@@ -365,7 +365,11 @@ fn figment_errors(error: figment::Error) -> Vec<ConfigError> {
     error
         .into_iter()
         .map(|e| {
-            let key = if e.path.is_empty() { "(config)".to_owned() } else { e.path.join(".") };
+            let key = if e.path.is_empty() {
+                "(config)".to_owned()
+            } else {
+                e.path.join(".")
+            };
             let source = e
                 .metadata
                 .as_ref()
@@ -390,7 +394,9 @@ fn validate(raw: RawConfig, env_secret: Option<String>, errors: &mut Vec<ConfigE
     let login_base_url = url_key(errors, "login_base_url", raw.login_base_url);
     let openid_configuration_url = url_key(errors, "openid_configuration_url", raw.openid_configuration_url);
     let public_callback_url = url_key(errors, "public_callback_url", raw.public_callback_url);
-    let hold_prompt_uri = raw.hold_prompt_uri.and_then(|uri| check_url(errors, "hold_prompt_uri", uri));
+    let hold_prompt_uri = raw
+        .hold_prompt_uri
+        .and_then(|uri| check_url(errors, "hold_prompt_uri", uri));
     let apology_prompt_uri = raw
         .apology_prompt_uri
         .and_then(|uri| check_url(errors, "apology_prompt_uri", uri));
@@ -398,7 +404,10 @@ fn validate(raw: RawConfig, env_secret: Option<String>, errors: &mut Vec<ConfigE
     let listen = required(errors, "listen", raw.listen).and_then(|text| match text.parse::<SocketAddr>() {
         Ok(addr) => Some(addr),
         Err(_) => {
-            errors.push(err("listen", format!("{text:?} is not a socket address like 0.0.0.0:8080")));
+            errors.push(err(
+                "listen",
+                format!("{text:?} is not a socket address like 0.0.0.0:8080"),
+            ));
             None
         }
     });
@@ -429,7 +438,11 @@ fn validate(raw: RawConfig, env_secret: Option<String>, errors: &mut Vec<ConfigE
         request_timeout: seconds(
             errors,
             "graph_client.request_timeout_secs",
-            Some(graph_client.request_timeout_secs.unwrap_or(DEFAULT_REQUEST_TIMEOUT_SECS)),
+            Some(
+                graph_client
+                    .request_timeout_secs
+                    .unwrap_or(DEFAULT_REQUEST_TIMEOUT_SECS),
+            ),
             1,
             600,
         )
@@ -477,7 +490,11 @@ fn seconds(errors: &mut Vec<ConfigError>, key: &str, value: Option<u64>, min: u6
     match value {
         Some(n) if (min..=max).contains(&n) => Some(Duration::from_secs(n)),
         Some(n) => {
-            let range = if max == u64::MAX { format!("at least {min}") } else { format!("{min} to {max}") };
+            let range = if max == u64::MAX {
+                format!("at least {min}")
+            } else {
+                format!("{min} to {max}")
+            };
             errors.push(err(key, format!("{n} is out of range: must be {range} seconds")));
             None
         }
@@ -498,11 +515,17 @@ fn check_url(errors: &mut Vec<ConfigError>, key: &str, value: String) -> Option<
         Ok(url) if url.scheme() == "https" && url.host().is_some() => Some(value),
         Ok(url) if url.scheme() == "http" && is_loopback(&url) => Some(value),
         Ok(url) if url.scheme() == "http" => {
-            errors.push(err(key, format!("{value:?} must use https (http is allowed only for loopback hosts)")));
+            errors.push(err(
+                key,
+                format!("{value:?} must use https (http is allowed only for loopback hosts)"),
+            ));
             None
         }
         Ok(url) => {
-            errors.push(err(key, format!("{value:?} has scheme {:?}; expected https", url.scheme())));
+            errors.push(err(
+                key,
+                format!("{value:?} has scheme {:?}; expected https", url.scheme()),
+            ));
             None
         }
         Err(e) => {
@@ -542,7 +565,10 @@ fn resolve_secret(errors: &mut Vec<ConfigError>, env_secret: Option<String>, fil
             }
             Ok(text) => Some(Secret::new(text.trim_end_matches(['\r', '\n']))),
             Err(e) => {
-                errors.push(err("client_secret_file", format!("cannot read {}: {e}", path.display())));
+                errors.push(err(
+                    "client_secret_file",
+                    format!("cannot read {}: {e}", path.display()),
+                ));
                 None
             }
         },
@@ -608,7 +634,10 @@ fn validate_target(errors: &mut Vec<ConfigError>, key: &str, raw: RawTarget) -> 
         None | Some("blind") => Some(TransferMode::Blind),
         Some("consultative") => Some(TransferMode::Consultative),
         Some(other) => {
-            errors.push(err(format!("{key}.mode"), format!("{other:?} is not one of blind, consultative")));
+            errors.push(err(
+                format!("{key}.mode"),
+                format!("{other:?} is not one of blind, consultative"),
+            ));
             None
         }
     };
@@ -622,7 +651,10 @@ fn validate_target(errors: &mut Vec<ConfigError>, key: &str, raw: RawTarget) -> 
             Ok(number) => Some(Destination::Phone(number)),
             Err(e) => {
                 // The reason only; the number itself stays out of the message.
-                errors.push(err(format!("{key}.id"), format!("not an E.164 phone number: {}", e.reason)));
+                errors.push(err(
+                    format!("{key}.id"),
+                    format!("not an E.164 phone number: {}", e.reason),
+                ));
                 None
             }
         },

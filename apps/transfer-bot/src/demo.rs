@@ -75,7 +75,12 @@ pub fn scenarios() -> anyhow::Result<Vec<Scenario>> {
     let pstn = phone("+14255550100")?;
     let unreachable = phone("+14255550199")?;
     Ok(vec![
-        base("blind transfer", "ri-blind", vec![user("alice")], vec![("alice", TargetBehavior::Accept)]),
+        base(
+            "blind transfer",
+            "ri-blind",
+            vec![user("alice")],
+            vec![("alice", TargetBehavior::Accept)],
+        ),
         base(
             "declined, falls back",
             "ri-fallback",
@@ -105,7 +110,12 @@ pub fn scenarios() -> anyhow::Result<Vec<Scenario>> {
         },
         Scenario {
             group: true,
-            ..base("group call (transferee)", "ri-group", vec![user("erin")], vec![("erin", TargetBehavior::Accept)])
+            ..base(
+                "group call (transferee)",
+                "ri-group",
+                vec![user("erin")],
+                vec![("erin", TargetBehavior::Accept)],
+            )
         },
         Scenario {
             expected: CallOutcome::Apologised,
@@ -479,7 +489,9 @@ pub async fn run_load(options: LoadOptions) -> anyhow::Result<LoadReport> {
     let scenarios = scenarios()?;
     let seed = options.seed.unwrap_or_else(rand::random);
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    let picks: Vec<usize> = (0..options.calls).map(|_| rng.random_range(0..scenarios.len())).collect();
+    let picks: Vec<usize> = (0..options.calls)
+        .map(|_| rng.random_range(0..scenarios.len()))
+        .collect();
     let mut mix: Vec<(&'static str, usize)> = scenarios.iter().map(|s| (s.name, 0)).collect();
     for pick in &picks {
         mix[*pick].1 += 1;
@@ -492,7 +504,8 @@ pub async fn run_load(options: LoadOptions) -> anyhow::Result<LoadReport> {
     let scenarios = Arc::new(scenarios);
     let mut pending: HashMap<CallId, (usize, Instant)> = HashMap::new();
     let mut logs: HashMap<CallId, CallLog> = HashMap::new();
-    let mut latency = hdrhistogram::Histogram::<u64>::new(3)?;
+    // Microseconds, 1 µs to 1 hour, 3 significant digits.
+    let mut latency = hdrhistogram::Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3)?;
     let mut ok = 0;
     let mut finished = 0;
     let mut failed_to_place = 0;
@@ -503,7 +516,9 @@ pub async fn run_load(options: LoadOptions) -> anyhow::Result<LoadReport> {
         let placer = Arc::clone(&env.placer);
         tokio::spawn(async move {
             for (n, pick) in picks.into_iter().enumerate() {
-                let Ok(permit) = Arc::clone(&semaphore).acquire_owned().await else { return };
+                let Ok(permit) = Arc::clone(&semaphore).acquire_owned().await else {
+                    return;
+                };
                 let at = Instant::now();
                 let placed = placer.place(&scenarios[pick], n).await;
                 // The permit goes back when the call finishes (see below).
@@ -543,7 +558,9 @@ pub async fn run_load(options: LoadOptions) -> anyhow::Result<LoadReport> {
             .cloned()
             .collect();
         for id in done {
-            let Some((pick, at)) = pending.remove(&id) else { continue };
+            let Some((pick, at)) = pending.remove(&id) else {
+                continue;
+            };
             let log = logs.remove(&id).unwrap_or_default();
             let end = log.finished_at.unwrap_or_else(Instant::now);
             let micros = u64::try_from(end.duration_since(at).as_micros()).unwrap_or(u64::MAX);

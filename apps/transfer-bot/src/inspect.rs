@@ -117,9 +117,11 @@ pub fn classify(item: &CommsNotification) -> Classification {
     }
     let Some(call) = item.call() else {
         return match item.resource().map(|r| r.target) {
-            Ok(ResourceTarget::Participants | ResourceTarget::Participant(_)) => {
-                c("ParticipantsUpdated", None, Some("roster changes are not forwarded to hooks"))
-            }
+            Ok(ResourceTarget::Participants | ResourceTarget::Participant(_)) => c(
+                "ParticipantsUpdated",
+                None,
+                Some("roster changes are not forwarded to hooks"),
+            ),
             Ok(ResourceTarget::Call) if item.change_type == ChangeType::Deleted => {
                 c("CallTerminated", Some(HookName::CallTerminated), None)
             }
@@ -168,7 +170,7 @@ impl fmt::Display for InspectReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "envelope: {} item(s){}",
+            "envelope: {} item(s){}; on_notification runs first for every item",
             self.items.len(),
             self.odata_type.as_ref().map(|t| format!(" ({t})")).unwrap_or_default()
         )?;

@@ -49,14 +49,26 @@ impl Default for Histogram {
 /// Help text per metric, and whether it is a counter.
 const HELP: &[(&str, &str)] = &[
     ("transfer_bot_calls_total", "Incoming calls offered to the bot."),
-    ("transfer_bot_calls_ended_total", "Calls the bot finished with, by how they ended."),
-    ("transfer_bot_transfers_started_total", "Transfer attempts started, by mode."),
-    ("transfer_bot_transfers_accepted_total", "Transfer attempts the target accepted."),
+    (
+        "transfer_bot_calls_ended_total",
+        "Calls the bot finished with, by how they ended.",
+    ),
+    (
+        "transfer_bot_transfers_started_total",
+        "Transfer attempts started, by mode.",
+    ),
+    (
+        "transfer_bot_transfers_accepted_total",
+        "Transfer attempts the target accepted.",
+    ),
     (
         "transfer_bot_transfers_total",
         "Transfer attempts finished, by outcome and failure reason.",
     ),
-    ("transfer_bot_notifications_total", "Notification deliveries, by verdict."),
+    (
+        "transfer_bot_notifications_total",
+        "Notification deliveries, by verdict.",
+    ),
 ];
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -117,7 +129,10 @@ impl Metrics {
 
     /// Completed transfers so far.
     pub fn transfers_completed(&self) -> u64 {
-        self.get("transfer_bot_transfers_total", &[("outcome", "completed"), ("reason", "")])
+        self.get(
+            "transfer_bot_transfers_total",
+            &[("outcome", "completed"), ("reason", "")],
+        )
     }
 
     /// Calls received so far.
@@ -173,7 +188,12 @@ impl Metrics {
                 let _ = writeln!(out, "{name}_bucket{} {count}", label_text(&labels, Some(le)));
             }
             let inf = ("le", "+Inf".to_owned());
-            let _ = writeln!(out, "{name}_bucket{} {}", label_text(&labels, Some(inf)), histogram.count);
+            let _ = writeln!(
+                out,
+                "{name}_bucket{} {}",
+                label_text(&labels, Some(inf)),
+                histogram.count
+            );
             let _ = writeln!(out, "{name}_sum{} {}", label_text(&labels, None), histogram.sum);
             let _ = writeln!(out, "{name}_count{} {}", label_text(&labels, None), histogram.count);
         }
@@ -188,7 +208,11 @@ fn label_text(labels: &[(&'static str, String)], extra: Option<(&'static str, St
         .chain(extra)
         .map(|(k, v)| format!("{k}=\"{}\"", escape(&v)))
         .collect();
-    if pairs.is_empty() { String::new() } else { format!("{{{}}}", pairs.join(",")) }
+    if pairs.is_empty() {
+        String::new()
+    } else {
+        format!("{{{}}}", pairs.join(","))
+    }
 }
 
 fn escape(value: &str) -> String {
@@ -218,7 +242,9 @@ mod tests {
         assert!(text.contains("transfer_bot_transfers_total{outcome=\"failed\",reason=\"declined \\\"7000\\\"\"} 1"));
         assert!(text.contains("transfer_bot_notifications_total{verdict=\"accepted\",reason=\"\"} 3"));
         assert!(text.contains("# TYPE transfer_bot_calls_active gauge\ntransfer_bot_calls_active 2\n"));
-        assert!(text.contains("transfer_bot_graph_request_duration_seconds_bucket{action=\"transfer\",le=\"0.025\"} 0"));
+        assert!(
+            text.contains("transfer_bot_graph_request_duration_seconds_bucket{action=\"transfer\",le=\"0.025\"} 0")
+        );
         assert!(text.contains("transfer_bot_graph_request_duration_seconds_bucket{action=\"transfer\",le=\"0.05\"} 1"));
         assert!(text.contains("transfer_bot_graph_request_duration_seconds_count{action=\"transfer\"} 1"));
         assert_eq!(metrics.transfers_completed(), 1);

@@ -187,7 +187,12 @@ impl RoutingPolicy {
     pub fn targets_for_ids<'a>(&self, called_ids: impl IntoIterator<Item = &'a str> + Clone) -> &[Target] {
         self.routes
             .iter()
-            .find(|route| called_ids.clone().into_iter().any(|id| same_id(id, &route.match_called_id)))
+            .find(|route| {
+                called_ids
+                    .clone()
+                    .into_iter()
+                    .any(|id| same_id(id, &route.match_called_id))
+            })
             .map_or(self.default_targets.as_slice(), |route| route.targets.as_slice())
     }
 
@@ -223,7 +228,12 @@ fn identity_ids(set: &IdentitySet) -> Vec<String> {
 
 /// Object ids compare without case or dashes, like Graph's own ids.
 fn same_id(a: &str, b: &str) -> bool {
-    let canon = |s: &str| s.chars().filter(|c| *c != '-').flat_map(char::to_lowercase).collect::<String>();
+    let canon = |s: &str| {
+        s.chars()
+            .filter(|c| *c != '-')
+            .flat_map(char::to_lowercase)
+            .collect::<String>()
+    };
     canon(a) == canon(b)
 }
 

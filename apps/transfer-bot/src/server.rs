@@ -216,7 +216,11 @@ fn app_routes(state: AppState) -> Router {
 async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     let keys = state.bot.notify_endpoint().keys_loaded();
     let token = state.ready.token.load(Ordering::Relaxed);
-    let status = if keys && token { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if keys && token {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     (status, format!("signing_keys: {keys}\ngraph_token: {token}\n"))
 }
 

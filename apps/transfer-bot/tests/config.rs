@@ -78,7 +78,13 @@ fn missing_keys_are_all_reported_by_name() {
     Jail::expect_with(|_jail| {
         // No file (the default one may be absent) and no environment.
         let errors = load_errors(None);
-        for key in ["tenant_id", "app_id", "client_secret", "public_callback_url", "default_targets"] {
+        for key in [
+            "tenant_id",
+            "app_id",
+            "client_secret",
+            "public_callback_url",
+            "default_targets",
+        ] {
             assert!(problem(&errors, key).contains("missing"), "{key}: {errors}");
         }
         Ok(())
@@ -99,10 +105,8 @@ fn bad_urls_name_their_key() {
     Jail::expect_with(|jail| {
         jail.create_file(
             "bot.toml",
-            &format!(
-                "{MINIMAL}\ngraph_base_url = \"http://graph.example.com/v1.0\"\nhold_prompt_uri = \"not a url\"\n"
-            )
-            .replace("https://bot.example.com/api/calls", "ftp://bot.example.com/x"),
+            &format!("graph_base_url = \"http://graph.example.com/v1.0\"\nhold_prompt_uri = \"not a url\"\n{MINIMAL}")
+                .replace("https://bot.example.com/api/calls", "ftp://bot.example.com/x"),
         )?;
         jail.set_env(SECRET_ENV, "s3cret");
         let errors = load_errors(Some(Path::new("bot.toml")));
@@ -171,7 +175,10 @@ fn environment_overrides_the_file_with_nested_keys() {
         jail.set_env("TRANSFER_BOT_APP_ID", "12345");
         let config = Config::load(Some(Path::new("bot.toml"))).unwrap();
         assert_eq!(config.graph_client.request_timeout, Duration::from_secs(7));
-        assert_eq!(config.graph_client.user_agent, "from-file", "the rest of the table is kept");
+        assert_eq!(
+            config.graph_client.user_agent, "from-file",
+            "the rest of the table is kept"
+        );
         assert_eq!(config.tenant_id.as_str(), "tenant-from-env");
         assert_eq!(config.log_format, LogFormat::Json);
         assert_eq!(config.app_id.as_str(), "12345", "numeric-looking ids stay text");

@@ -32,9 +32,16 @@ async fn every_scripted_call_ends_as_scripted() {
     let all_fail = by_name("all targets fail");
     assert_eq!(all_fail.outcome, Ok(CallOutcome::Apologised));
     assert_eq!(all_fail.path.len(), 3);
-    assert!(all_fail.path[1].starts_with("phone:+*"), "phone numbers are masked: {:?}", all_fail.path);
+    assert!(
+        all_fail.path[1].starts_with("phone:+*"),
+        "phone numbers are masked: {:?}",
+        all_fail.path
+    );
     assert_eq!(by_name("reordered + duplicated").completions, 1);
-    assert_eq!(by_name("consult declined, falls back").path, ["user:ivan (consultative)", "user:judy"]);
+    assert_eq!(
+        by_name("consult declined, falls back").path,
+        ["user:ivan (consultative)", "user:judy"]
+    );
     assert!(report.all_ok());
     assert!(table.contains("scenario") && table.contains("expected"), "{table}");
 }
@@ -46,7 +53,10 @@ async fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
     let mut response = String::new();
     stream.read_to_string(&mut response).await.unwrap();
     let status = response.split(' ').nth(1).unwrap().parse().unwrap();
-    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
     (status, body)
 }
 
@@ -54,7 +64,11 @@ async fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
 async fn transfers_carry_transferee_and_replaces_call_id_and_metrics_count_them() {
     let all = scenarios().unwrap();
     let pick = |name: &str| all.iter().find(|s| s.name == name).unwrap().clone();
-    let chosen = [pick("group call (transferee)"), pick("consultative transfer"), pick("declined, falls back")];
+    let chosen = [
+        pick("group call (transferee)"),
+        pick("consultative transfer"),
+        pick("declined, falls back"),
+    ];
     let mut env = tokio::time::timeout(Duration::from_secs(20), DemoEnvironment::start(&chosen))
         .await
         .unwrap()
@@ -87,9 +101,14 @@ async fn transfers_carry_transferee_and_replaces_call_id_and_metrics_count_them(
         .collect();
     assert_eq!(transfers.len(), 4, "group, consultative, declined + fallback");
     let group = transfers[0].body.as_ref().unwrap();
-    assert!(group.get("transferee").is_some(), "group transfer without transferee: {group}");
+    assert!(
+        group.get("transferee").is_some(),
+        "group transfer without transferee: {group}"
+    );
     let consult = transfers[1].body.as_ref().unwrap();
-    let replaces = consult["transferTarget"]["replacesCallId"].as_str().expect("replacesCallId");
+    let replaces = consult["transferTarget"]["replacesCallId"]
+        .as_str()
+        .expect("replacesCallId");
     let created: Vec<_> = env
         .emulator
         .requests()
@@ -103,13 +122,22 @@ async fn transfers_carry_transferee_and_replaces_call_id_and_metrics_count_them(
     let (status, metrics) = http_get(env.bot.addr, "/metrics").await;
     assert_eq!(status, 200);
     assert!(metrics.contains("transfer_bot_calls_total 3"), "{metrics}");
-    assert!(metrics.contains("transfer_bot_transfers_total{outcome=\"completed\",reason=\"\"} 3"), "{metrics}");
+    assert!(
+        metrics.contains("transfer_bot_transfers_total{outcome=\"completed\",reason=\"\"} 3"),
+        "{metrics}"
+    );
     assert!(
         metrics.contains("transfer_bot_transfers_total{outcome=\"failed\",reason=\"returned_to_established\"} 1"),
         "{metrics}"
     );
-    assert!(metrics.contains("transfer_bot_notifications_total{verdict=\"accepted\",reason=\"\"}"), "{metrics}");
-    assert!(metrics.contains("transfer_bot_graph_request_duration_seconds_count{action="), "{metrics}");
+    assert!(
+        metrics.contains("transfer_bot_notifications_total{verdict=\"accepted\",reason=\"\"}"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("transfer_bot_graph_request_duration_seconds_count{action="),
+        "{metrics}"
+    );
     env.shutdown().await;
 }
 
@@ -127,6 +155,11 @@ async fn a_small_randomised_load_ends_as_scripted() {
     assert_eq!(report.calls, 24);
     assert_eq!(report.ok, 24, "calls that did not end as scripted");
     assert_eq!(report.latency.len(), 24);
+    assert!(report.latency.max() >= report.latency.value_at_quantile(0.5));
+    assert!(
+        report.latency.min() > 100,
+        "latencies are whole HTTP round trips, in microseconds"
+    );
     assert!(report.transfers > 0);
     assert_eq!(report.mix.iter().map(|(_, n)| n).sum::<usize>(), 24);
 }

@@ -31,8 +31,16 @@ fn expected_event(name: &str) -> (&'static str, Option<&'static str>) {
         ("established", "CallEstablished", Some("on_call_established")),
         ("terminating", "CallTerminating", None),
         ("terminated", "CallTerminated", Some("on_call_terminated")),
-        ("operation-completed", "OperationFinished", Some("on_operation_completed")),
-        ("operation-canceled", "OperationFinished", Some("on_operation_completed")),
+        (
+            "operation-completed",
+            "OperationFinished",
+            Some("on_operation_completed"),
+        ),
+        (
+            "operation-canceled",
+            "OperationFinished",
+            Some("on_operation_completed"),
+        ),
         ("content-sharing", "Ignored", None),
     ];
     table
@@ -55,7 +63,11 @@ fn every_fixture_is_read_and_classified() {
         assert!(!call_id.is_empty());
         let (event, hook) = expected_event(&name);
         assert_eq!(item.classification.event, event, "{name}");
-        assert_eq!(item.classification.hook.map(|h| h.to_string()).as_deref(), hook, "{name}");
+        assert_eq!(
+            item.classification.hook.map(|h| h.to_string()).as_deref(),
+            hook,
+            "{name}"
+        );
         if name.contains("transfer-failed") {
             let result = item.result_info.as_ref().expect("failure carries resultInfo");
             assert!(matches!(result.subcode, Some(7000 | 7700)), "{name}: {result:?}");
@@ -65,7 +77,8 @@ fn every_fixture_is_read_and_classified() {
 
 #[test]
 fn the_report_shows_codes_and_the_hook() {
-    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/call-transfer.ex1.notify.transfer-failed.json");
+    let file =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/call-transfer.ex1.notify.transfer-failed.json");
     let text = inspect(&std::fs::read(file).unwrap()).unwrap().to_string();
     assert!(text.contains("change type: updated"), "{text}");
     assert!(text.contains("state:       established"), "{text}");
@@ -92,7 +105,7 @@ fn a_batched_body_lists_every_item() {
 fn broken_input_reports_line_and_column() {
     let body = b"{\n  \"value\": [\n    {\"changeType\": \"updated\",}\n  ]\n}\n";
     let err = inspect(body).unwrap_err();
-    assert_eq!((err.line, err.column), (3, 30), "{err}");
+    assert_eq!((err.line, err.column), (3, 29), "{err}");
     // The envelope without `value` is the wrong shape.
     let err = inspect(b"{\"values\": []}").unwrap_err();
     assert!(err.to_string().contains("value"), "{err}");
@@ -117,7 +130,7 @@ fn the_binary_rejects_broken_input_with_position_and_non_zero_exit() {
     let out = binary().arg("inspect").arg(&file).output().unwrap();
     assert!(!out.status.success());
     let stderr = String::from_utf8(out.stderr).unwrap();
-    assert!(stderr.contains("line 1, column 8"), "{stderr}");
+    assert!(stderr.contains("line 1, column 7"), "{stderr}");
 
     let mut child = binary()
         .args(["inspect", "-"])

@@ -371,7 +371,11 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(290)).await;
         assert_eq!(cache.get().await.unwrap(), "token-2");
         cache.invalidate("token-1");
-        assert_eq!(cache.get().await.unwrap(), "token-2", "only the refused token is dropped");
+        assert_eq!(
+            cache.get().await.unwrap(),
+            "token-2",
+            "only the refused token is dropped"
+        );
         cache.invalidate("token-2");
         assert_eq!(cache.get().await.unwrap(), "token-3");
     }

@@ -105,7 +105,10 @@ pub struct GraphClientBuilder {
 impl fmt::Debug for GraphClientBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("GraphClientBuilder")
-            .field("credentials", &self.credentials.as_ref().map(|(t, a, _)| (t, a, "<redacted>")))
+            .field(
+                "credentials",
+                &self.credentials.as_ref().map(|(t, a, _)| (t, a, "<redacted>")),
+            )
             .field("graph_base_url", &self.graph_base_url)
             .field("login_base_url", &self.login_base_url)
             .field("request_timeout", &self.request_timeout)
@@ -193,10 +196,14 @@ impl GraphClientBuilder {
         let graph_base_url = base_url("graph_base_url", &self.graph_base_url)?;
         let login_base_url = base_url("login_base_url", &self.login_base_url)?;
         if self.request_timeout.is_zero() {
-            return Err(GraphClientError::Config("request_timeout must be more than zero".into()));
+            return Err(GraphClientError::Config(
+                "request_timeout must be more than zero".into(),
+            ));
         }
         if self.retry.max_attempts == 0 {
-            return Err(GraphClientError::Config("retry_policy.max_attempts must be at least 1".into()));
+            return Err(GraphClientError::Config(
+                "retry_policy.max_attempts must be at least 1".into(),
+            ));
         }
         let scenario_id = self
             .scenario_id
@@ -239,7 +246,9 @@ fn base_url(name: &str, url: &str) -> Result<String, GraphClientError> {
     if url.starts_with("https://") || url.starts_with("http://") {
         Ok(url.to_owned())
     } else {
-        Err(GraphClientError::Config(format!("{name} must be an http(s) URL, got {url:?}")))
+        Err(GraphClientError::Config(format!(
+            "{name} must be an http(s) URL, got {url:?}"
+        )))
     }
 }
 
@@ -362,7 +371,11 @@ fn header_text(headers: &HeaderMap, name: &str) -> Option<String> {
 
 /// What one attempt produced.
 enum Attempt {
-    Answered { status: u16, headers: HeaderMap, body: Bytes },
+    Answered {
+        status: u16,
+        headers: HeaderMap,
+        body: Bytes,
+    },
     TimedOut,
     NotSent(String),
     Interrupted(String),
@@ -448,7 +461,9 @@ impl GraphClient {
             status = Empty,
             request_id = Empty,
         );
-        self.execute_in_span(action, body, client_request_id).instrument(span).await
+        self.execute_in_span(action, body, client_request_id)
+            .instrument(span)
+            .await
     }
 
     async fn execute_in_span(
@@ -468,7 +483,9 @@ impl GraphClient {
             span.record("attempt", attempt);
             let token = inner.tokens.get().await?;
             let attempt_started = Instant::now();
-            let result = self.send_once(&action, &url, body.clone(), &token, &client_request_id, attempt).await;
+            let result = self
+                .send_once(&action, &url, body.clone(), &token, &client_request_id, attempt)
+                .await;
             if let Attempt::Answered { status, headers, .. } = &result {
                 span.record("status", status);
                 if let Some(id) = header_text(headers, "request-id") {
@@ -499,10 +516,14 @@ impl GraphClient {
                 Verdict::Reauthenticate if !reauthenticated => {
                     reauthenticated = true;
                     inner.tokens.invalidate(&token);
-                    inner.retry.wait_before(attempt, Some(Duration::ZERO), started.elapsed())
+                    inner
+                        .retry
+                        .wait_before(attempt, Some(Duration::ZERO), started.elapsed())
                 }
                 Verdict::Reauthenticate => None,
-                Verdict::Retry => inner.retry.wait_before(attempt, result.retry_after(), started.elapsed()),
+                Verdict::Retry => inner
+                    .retry
+                    .wait_before(attempt, result.retry_after(), started.elapsed()),
             };
             match wait {
                 Some(wait) => {
@@ -511,8 +532,9 @@ impl GraphClient {
                 }
                 None => {
                     let finished = result.finish(&action, client_request_id, inner.request_timeout);
+                    // The caller decides how bad a failure is; Graph's answer is in the error.
                     if let Err(err) = &finished {
-                        tracing::warn!(error = %err, "request failed");
+                        tracing::debug!(error = %err, "request failed");
                     }
                     return finished;
                 }
@@ -548,7 +570,9 @@ impl GraphClient {
             request = request.header("retry-attempt", (attempt - 1).to_string());
         }
         request = match body {
-            Some(body) => request.header(http::header::CONTENT_TYPE, "application/json").body(body),
+            Some(body) => request
+                .header(http::header::CONTENT_TYPE, "application/json")
+                .body(body),
             // An explicit empty body sends `Content-Length: 0` on bodiless POSTs.
             None if action.method == Method::POST => request.body(Bytes::new()),
             None => request,
@@ -601,12 +625,18 @@ impl GraphClient {
 
     /// Answers an incoming call (202; the outcome arrives as notifications).
     pub async fn answer(&self, call: &CallId, request: &AnswerRequest) -> Result<GraphResponse<()>, GraphClientError> {
-        Ok(self.send_json(Action::post("answer", call, "/answer"), request).await?.empty())
+        Ok(self
+            .send_json(Action::post("answer", call, "/answer"), request)
+            .await?
+            .empty())
     }
 
     /// Rejects an incoming call (202).
     pub async fn reject(&self, call: &CallId, request: &RejectRequest) -> Result<GraphResponse<()>, GraphClientError> {
-        Ok(self.send_json(Action::post("reject", call, "/reject"), request).await?.empty())
+        Ok(self
+            .send_json(Action::post("reject", call, "/reject"), request)
+            .await?
+            .empty())
     }
 
     /// Redirects an incoming call before it is answered (202).
@@ -615,7 +645,10 @@ impl GraphClient {
         call: &CallId,
         request: &RedirectRequest,
     ) -> Result<GraphResponse<()>, GraphClientError> {
-        Ok(self.send_json(Action::post("redirect", call, "/redirect"), request).await?.empty())
+        Ok(self
+            .send_json(Action::post("redirect", call, "/redirect"), request)
+            .await?
+            .empty())
     }
 
     /// Transfers an established call (202; the outcome arrives as notifications).
@@ -627,7 +660,10 @@ impl GraphClient {
         call: &CallId,
         request: &TransferRequest,
     ) -> Result<GraphResponse<()>, GraphClientError> {
-        Ok(self.send_json(Action::post("transfer", call, "/transfer"), request).await?.empty())
+        Ok(self
+            .send_json(Action::post("transfer", call, "/transfer"), request)
+            .await?
+            .empty())
     }
 
     /// Keeps a call alive (200); a 404 means the call has ended. Safe to repeat.
@@ -679,7 +715,9 @@ impl GraphClient {
         call: &CallId,
         request: &ClientContextRequest,
     ) -> Result<GraphResponse<CommsOperation>, GraphClientError> {
-        self.send_json(Action::post("mute", call, "/mute"), request).await?.json("mute")
+        self.send_json(Action::post("mute", call, "/mute"), request)
+            .await?
+            .json("mute")
     }
 
     /// Unmutes the bot.
@@ -688,7 +726,9 @@ impl GraphClient {
         call: &CallId,
         request: &ClientContextRequest,
     ) -> Result<GraphResponse<CommsOperation>, GraphClientError> {
-        self.send_json(Action::post("unmute", call, "/unmute"), request).await?.json("unmute")
+        self.send_json(Action::post("unmute", call, "/unmute"), request)
+            .await?
+            .json("unmute")
     }
 
     /// Any request below the Graph base URL (`path` like `/communications/calls/{id}/...`),
@@ -710,8 +750,16 @@ impl GraphClient {
         let action = Action {
             name: "send_raw",
             method,
-            path: if path.starts_with('/') { path.to_owned() } else { format!("/{path}") },
-            idempotency: if idempotent { Idempotency::Idempotent } else { Idempotency::NonIdempotent },
+            path: if path.starts_with('/') {
+                path.to_owned()
+            } else {
+                format!("/{path}")
+            },
+            idempotency: if idempotent {
+                Idempotency::Idempotent
+            } else {
+                Idempotency::NonIdempotent
+            },
         };
         let reply = match body {
             Some(body) => self.send_json(action, &body).await?,
@@ -734,22 +782,42 @@ mod tests {
 
     #[test]
     fn segments_are_percent_encoded() {
-        assert_eq!(encode_segment("491f0b00-ffff-4bc9-a43e-b226498ec22a"), "491f0b00-ffff-4bc9-a43e-b226498ec22a");
+        assert_eq!(
+            encode_segment("491f0b00-ffff-4bc9-a43e-b226498ec22a"),
+            "491f0b00-ffff-4bc9-a43e-b226498ec22a"
+        );
         assert_eq!(encode_segment("a/b c?"), "a%2Fb%20c%3F");
     }
 
     #[test]
     fn build_checks_its_settings() {
-        assert!(matches!(GraphClient::builder().build(), Err(GraphClientError::Config(_))));
-        let with = || GraphClient::builder().credentials("t".into(), "a".into(), "s");
-        assert!(with().build().is_ok());
-        assert!(matches!(with().graph_base_url("localhost:1").build(), Err(GraphClientError::Config(_))));
-        assert!(matches!(with().request_timeout(Duration::ZERO).build(), Err(GraphClientError::Config(_))));
         assert!(matches!(
-            with().retry_policy(RetryPolicy { max_attempts: 0, ..RetryPolicy::default() }).build(),
+            GraphClient::builder().build(),
             Err(GraphClientError::Config(_))
         ));
-        assert!(matches!(with().scenario_id("bad\nvalue").build(), Err(GraphClientError::Config(_))));
+        let with = || GraphClient::builder().credentials("t".into(), "a".into(), "s");
+        assert!(with().build().is_ok());
+        assert!(matches!(
+            with().graph_base_url("localhost:1").build(),
+            Err(GraphClientError::Config(_))
+        ));
+        assert!(matches!(
+            with().request_timeout(Duration::ZERO).build(),
+            Err(GraphClientError::Config(_))
+        ));
+        assert!(matches!(
+            with()
+                .retry_policy(RetryPolicy {
+                    max_attempts: 0,
+                    ..RetryPolicy::default()
+                })
+                .build(),
+            Err(GraphClientError::Config(_))
+        ));
+        assert!(matches!(
+            with().scenario_id("bad\nvalue").build(),
+            Err(GraphClientError::Config(_))
+        ));
         let builder = with();
         assert!(!format!("{builder:?}").contains("\"s\""));
     }

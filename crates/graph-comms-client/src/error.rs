@@ -236,7 +236,14 @@ mod tests {
         let body = br#"{"error":{"code":"TooManyRequests","innerError":{"code":"429","date":"2020-08-18T12:51:51","message":"Please retry after","request-id":"94fb3b52-452a-4535-a601-69e0a90e3aa2","status":"429"},"message":"Please retry again later."}}"#;
         let err = GraphClientError::from_response(429, &headers(&[]), body, "crid".into());
         match err {
-            GraphClientError::Graph { status, code, message, request_id, client_request_id, date } => {
+            GraphClientError::Graph {
+                status,
+                code,
+                message,
+                request_id,
+                client_request_id,
+                date,
+            } => {
                 assert_eq!(status, 429);
                 assert_eq!(code, "TooManyRequests");
                 assert_eq!(message, "Please retry again later.");

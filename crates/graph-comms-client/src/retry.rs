@@ -158,8 +158,14 @@ mod tests {
     #[test]
     fn retry_after_takes_http_dates() {
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(784_887_151); // Tue, 15 Nov 1994 08:12:31 GMT
-        assert_eq!(parse_retry_after("Tue, 15 Nov 1994 08:12:41 GMT", now), Some(Duration::from_secs(10)));
-        assert_eq!(parse_retry_after("Tue, 15 Nov 1994 08:12:21 GMT", now), Some(Duration::ZERO));
+        assert_eq!(
+            parse_retry_after("Tue, 15 Nov 1994 08:12:41 GMT", now),
+            Some(Duration::from_secs(10))
+        );
+        assert_eq!(
+            parse_retry_after("Tue, 15 Nov 1994 08:12:21 GMT", now),
+            Some(Duration::ZERO)
+        );
     }
 
     #[test]
@@ -198,7 +204,11 @@ mod tests {
         let hint = Some(Duration::from_secs(2));
         assert_eq!(policy.wait_before(1, hint, Duration::ZERO), hint);
         assert_eq!(policy.wait_before(2, hint, Duration::from_secs(8)), hint);
-        assert_eq!(policy.wait_before(2, hint, Duration::from_secs(9)), None, "past max_elapsed");
+        assert_eq!(
+            policy.wait_before(2, hint, Duration::from_secs(9)),
+            None,
+            "past max_elapsed"
+        );
         assert_eq!(policy.wait_before(3, hint, Duration::ZERO), None, "attempts spent");
         assert_eq!(RetryPolicy::never().wait_before(1, None, Duration::ZERO), None);
     }

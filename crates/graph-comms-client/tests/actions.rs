@@ -26,14 +26,24 @@ async fn answer_transfer_and_media_actions_send_their_bodies() {
     let client = setup.client();
 
     let call = setup.incoming_call().await;
-    let answered = client.answer(&call, &AnswerRequest::audio(setup.callback_uri.clone())).await.unwrap();
+    let answered = client
+        .answer(&call, &AnswerRequest::audio(setup.callback_uri.clone()))
+        .await
+        .unwrap();
     assert_eq!(answered.status, 202);
     assert!(answered.request_id.is_some(), "Graph's request-id header is kept");
     let body = last_body(&setup, Endpoint::Answer);
     assert_eq!(body["callbackUri"], json!(setup.callback_uri));
     assert_eq!(body["acceptedModalities"], json!(["audio"]));
-    assert_eq!(body["mediaConfig"]["@odata.type"], json!("#microsoft.graph.serviceHostedMediaConfig"));
-    setup.emulator.wait_for_state(&call, CallState::Established, WAIT).await.unwrap();
+    assert_eq!(
+        body["mediaConfig"]["@odata.type"],
+        json!("#microsoft.graph.serviceHostedMediaConfig")
+    );
+    setup
+        .emulator
+        .wait_for_state(&call, CallState::Established, WAIT)
+        .await
+        .unwrap();
 
     let fetched = client.get_call(&call).await.unwrap();
     assert_eq!(fetched.status, 200);
@@ -52,7 +62,10 @@ async fn answer_transfer_and_media_actions_send_their_bodies() {
     assert_eq!(played.value.status, Some(OperationStatus::Running));
     assert_eq!(played.value.client_context.as_deref(), Some("hold-music"));
     let body = last_body(&setup, Endpoint::PlayPrompt);
-    assert_eq!(body["prompts"][0]["mediaInfo"]["uri"], json!("https://bot.example.com/hold.wav"));
+    assert_eq!(
+        body["prompts"][0]["mediaInfo"]["uri"],
+        json!("https://bot.example.com/hold.wav")
+    );
     assert_eq!(body["clientContext"], json!("hold-music"));
 
     let context = ClientContextRequest {
@@ -61,7 +74,10 @@ async fn answer_transfer_and_media_actions_send_their_bodies() {
     };
     let cancelled = client.cancel_media_processing(&call, &context).await.unwrap();
     assert_eq!(cancelled.value.kind(), OperationKind::CancelMediaProcessing);
-    assert_eq!(last_body(&setup, Endpoint::CancelMediaProcessing)["clientContext"], json!("ctx-1"));
+    assert_eq!(
+        last_body(&setup, Endpoint::CancelMediaProcessing)["clientContext"],
+        json!("ctx-1")
+    );
 
     let muted = client.mute(&call, &context).await.unwrap();
     assert_eq!(muted.value.kind(), OperationKind::MuteParticipant);
@@ -71,7 +87,9 @@ async fn answer_transfer_and_media_actions_send_their_bodies() {
     assert_eq!(last_body(&setup, Endpoint::Unmute)["clientContext"], json!("ctx-1"));
 
     let invite = InviteParticipantsRequest {
-        participants: vec![InvitationParticipantInfo::new(IdentitySet::user(Identity::with_id("invitee-id")))],
+        participants: vec![InvitationParticipantInfo::new(IdentitySet::user(Identity::with_id(
+            "invitee-id",
+        )))],
         client_context: Some("invite-1".into()),
         ..InviteParticipantsRequest::default()
     };
@@ -89,11 +107,21 @@ async fn answer_transfer_and_media_actions_send_their_bodies() {
     let accepted = client.transfer(&call, &transfer).await.unwrap();
     assert_eq!(accepted.status, 202);
     let body = last_body(&setup, Endpoint::Transfer);
-    assert_eq!(body["transferTarget"]["identity"]["user"]["id"], json!("target-user-id"));
-    assert_eq!(body["transferTarget"]["identity"]["user"]["tenantId"], json!("target-tenant"));
+    assert_eq!(
+        body["transferTarget"]["identity"]["user"]["id"],
+        json!("target-user-id")
+    );
+    assert_eq!(
+        body["transferTarget"]["identity"]["user"]["tenantId"],
+        json!("target-tenant")
+    );
     assert_eq!(body["transferTarget"]["endpointType"], json!("default"));
     assert_eq!(body["clientContext"], json!("transfer-1"));
-    setup.emulator.wait_for_state(&call, CallState::Terminated, WAIT).await.unwrap();
+    setup
+        .emulator
+        .wait_for_state(&call, CallState::Terminated, WAIT)
+        .await
+        .unwrap();
 
     setup.shutdown().await;
 }
@@ -120,12 +148,20 @@ async fn create_call_reject_redirect_hang_up_and_raw() {
     let body = last_body(&setup, Endpoint::CreateCall);
     assert_eq!(body["targets"][0]["identity"]["user"]["id"], json!("callee-id"));
     assert_eq!(body["callbackUri"], json!(setup.callback_uri));
-    setup.emulator.wait_for_state(&created_id, CallState::Established, WAIT).await.unwrap();
+    setup
+        .emulator
+        .wait_for_state(&created_id, CallState::Established, WAIT)
+        .await
+        .unwrap();
 
     let hung_up = client.hang_up(&created_id).await.unwrap();
     assert_eq!(hung_up.status, 204);
     assert_eq!(setup.requests_to(Endpoint::HangUp).last().unwrap().method, "DELETE");
-    setup.emulator.wait_for_state(&created_id, CallState::Terminated, WAIT).await.unwrap();
+    setup
+        .emulator
+        .wait_for_state(&created_id, CallState::Terminated, WAIT)
+        .await
+        .unwrap();
 
     let to_reject = setup.incoming_call().await;
     let reject = RejectRequest {
@@ -137,7 +173,9 @@ async fn create_call_reject_redirect_hang_up_and_raw() {
 
     let to_redirect = setup.incoming_call().await;
     let redirect = RedirectRequest {
-        targets: vec![InvitationParticipantInfo::new(IdentitySet::user(Identity::with_id("voicemail-id")))],
+        targets: vec![InvitationParticipantInfo::new(IdentitySet::user(Identity::with_id(
+            "voicemail-id",
+        )))],
         timeout: Some(20),
         ..RedirectRequest::default()
     };
@@ -147,7 +185,12 @@ async fn create_call_reject_redirect_hang_up_and_raw() {
     assert_eq!(body["timeout"], json!(20));
 
     let raw = client
-        .send_raw(http::Method::GET, &format!("/communications/calls/{to_redirect}"), None, true)
+        .send_raw(
+            http::Method::GET,
+            &format!("/communications/calls/{to_redirect}"),
+            None,
+            true,
+        )
         .await
         .unwrap();
     let value = raw.value.expect("a call body");
@@ -160,7 +203,10 @@ async fn create_call_reject_redirect_hang_up_and_raw() {
         .into_iter()
         .filter(|r| r.endpoint != Endpoint::Token)
         .collect();
-    let mut ids: Vec<_> = graph_requests.iter().map(|r| r.client_request_id.clone().expect("sent")).collect();
+    let mut ids: Vec<_> = graph_requests
+        .iter()
+        .map(|r| r.client_request_id.clone().expect("sent"))
+        .collect();
     ids.sort();
     ids.dedup();
     assert_eq!(ids.len(), graph_requests.len());
@@ -189,7 +235,10 @@ async fn graph_errors_keep_code_and_request_ids() {
     assert!(err.to_string().contains("400"));
 
     // An unknown call: 404.
-    let err = client.get_call(&CallId::new("00000000-0000-0000-0000-000000000000")).await.unwrap_err();
+    let err = client
+        .get_call(&CallId::new("00000000-0000-0000-0000-000000000000"))
+        .await
+        .unwrap_err();
     assert!(err.is_not_found(), "{err:?}");
     assert_eq!(setup.requests_to(Endpoint::GetCall).len(), 1, "a 404 is not retried");
 

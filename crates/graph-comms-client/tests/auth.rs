@@ -49,7 +49,11 @@ async fn tokens_are_refreshed_before_they_expire() {
 
     client.get_call(&call).await.unwrap();
     client.get_call(&call).await.unwrap();
-    assert_eq!(setup.requests_to(Endpoint::Token).len(), 1, "the cached token is reused");
+    assert_eq!(
+        setup.requests_to(Endpoint::Token).len(),
+        1,
+        "the cached token is reused"
+    );
 
     // Refresh is due 10% of the lifetime (100 ms) before expiry.
     tokio::time::sleep(Duration::from_millis(950)).await;
@@ -85,7 +89,10 @@ async fn a_bad_secret_is_an_auth_error_with_the_aad_code_and_no_secret() {
         assert!(!shown.contains(secret), "secret leaked: {shown}");
     }
     assert!(err.to_string().contains("AADSTS7000215"), "{err}");
-    assert!(setup.requests_to(Endpoint::GetCall).is_empty(), "nothing is sent to Graph without a token");
+    assert!(
+        setup.requests_to(Endpoint::GetCall).is_empty(),
+        "nothing is sent to Graph without a token"
+    );
 
     let probe = client.ensure_token().await.unwrap_err();
     assert!(matches!(probe, GraphClientError::Auth(_)));
@@ -146,12 +153,20 @@ impl TokenProvider for AlwaysRevoked {
 #[tokio::test]
 async fn a_token_refused_twice_is_a_graph_401() {
     let setup = Setup::start().await;
-    let client = setup.client_builder().token_provider(Arc::new(AlwaysRevoked)).build().unwrap();
+    let client = setup
+        .client_builder()
+        .token_provider(Arc::new(AlwaysRevoked))
+        .build()
+        .unwrap();
     let call = setup.incoming_call().await;
 
     let err = client.get_call(&call).await.unwrap_err();
     assert_eq!(err.status(), Some(401));
     assert_eq!(err.graph_code(), Some("InvalidAuthenticationToken"));
-    assert_eq!(setup.requests_to(Endpoint::GetCall).len(), 2, "one retry with a new token, no more");
+    assert_eq!(
+        setup.requests_to(Endpoint::GetCall).len(),
+        2,
+        "one retry with a new token, no more"
+    );
     setup.shutdown().await;
 }

@@ -330,7 +330,9 @@ impl Bot {
             // requests in progress finish before the server stops.
             endpoint.close();
         };
-        axum::serve(listener, self.router()).with_graceful_shutdown(signal).await?;
+        axum::serve(listener, self.router())
+            .with_graceful_shutdown(signal)
+            .await?;
         Ok(self.shutdown().await)
     }
 

@@ -135,7 +135,9 @@ impl CallContext {
             let mut superseded = None;
             if let Some(pending) = record.attempt.as_mut().filter(|a| !a.machine.is_finished()) {
                 if !self.shared.allow_concurrent_transfers {
-                    return Err(TransferError::TransferPending { pending: pending.info.id });
+                    return Err(TransferError::TransferPending {
+                        pending: pending.info.id,
+                    });
                 }
                 let effects = pending.machine.handle(AttemptInput::Superseded);
                 superseded = Some((pending.info.clone(), effects));
@@ -161,17 +163,22 @@ impl CallContext {
         tracing::info!(call_id = %self.call_id, attempt = %info.id, kind = ?info.kind, "transfer started");
         self.shared.save(record).await;
         if let Some((old, effects)) = superseded {
-            self.shared.route(self.call_id.clone(), CallEvent::Effects(Box::new(old), effects));
+            self.shared
+                .route(self.call_id.clone(), CallEvent::Effects(Box::new(old), effects));
         }
         let timings = &self.shared.timings;
-        self.shared
-            .schedule(&self.call_id, timings.transfer_timeout, TimerKind::AttemptTimeout(info.id));
+        self.shared.schedule(
+            &self.call_id,
+            timings.transfer_timeout,
+            TimerKind::AttemptTimeout(info.id),
+        );
         if let Err(error) = self.shared.client.transfer(&self.call_id, &request).await {
             tracing::info!(call_id = %self.call_id, attempt = %info.id, %error, "transfer request failed");
             if let Some(input) = post_failure_input(&error) {
                 if input == AttemptInput::PostOutcomeUnknown {
                     let window = timings.unknown_outcome_timeout;
-                    self.shared.schedule(&self.call_id, window, TimerKind::UnknownOutcome(info.id));
+                    self.shared
+                        .schedule(&self.call_id, window, TimerKind::UnknownOutcome(info.id));
                 }
                 let effects = {
                     let mut record = self.cell.record();
@@ -251,7 +258,11 @@ impl CallContext {
             prompts,
             ..PlayPromptRequest::default()
         };
-        self.shared.client.play_prompt(&self.call_id, &request).await.map(|r| r.value)
+        self.shared
+            .client
+            .play_prompt(&self.call_id, &request)
+            .await
+            .map(|r| r.value)
     }
 
     /// Hangs up; `on_call_terminated` fires when Graph confirms.
@@ -283,7 +294,8 @@ impl CallContext {
         };
         if let Some(generation) = schedule {
             let interval = self.shared.timings.keep_alive_interval;
-            self.shared.schedule(&self.call_id, interval, TimerKind::KeepAlive(generation));
+            self.shared
+                .schedule(&self.call_id, interval, TimerKind::KeepAlive(generation));
         }
     }
 }

@@ -22,9 +22,9 @@ pub use metrics::BotMetrics;
 pub use outcome::{ClientErrorSummary, TransferError, TransferFailure, TransferOutcome};
 pub use store::{AttemptRecord, CallRecord, CallSnapshot, CallStore, InMemoryCallStore, StoreError};
 
-/// The Graph resource types (re-exported `graph-comms-model`).
-pub use graph_comms_model as model;
 /// The Graph client (re-exported `graph-comms-client`).
 pub use graph_comms_client as client;
+/// The Graph resource types (re-exported `graph-comms-model`).
+pub use graph_comms_model as model;
 /// The notification endpoint (re-exported `graph-comms-notify`).
 pub use graph_comms_notify as notify;

@@ -129,7 +129,10 @@ impl TransferMachine {
                 // `established` is typically a late duplicate of the answer's.
                 if let Some(result) = result_info.filter(|r| r.subcode.is_some_and(|s| s != 0)) {
                     self.seen_notification = true;
-                    self.finish(TransferOutcome::Failed(TransferFailure::ReturnedToEstablished { result }), &mut effects);
+                    self.finish(
+                        TransferOutcome::Failed(TransferFailure::ReturnedToEstablished { result }),
+                        &mut effects,
+                    );
                 }
             }
             AttemptInput::Terminated {
@@ -158,7 +161,10 @@ impl TransferMachine {
                 self.finish(TransferOutcome::Failed(failure), &mut effects);
             }
             AttemptInput::PostRejected(error) => {
-                self.finish(TransferOutcome::Failed(TransferFailure::Rejected { error }), &mut effects);
+                self.finish(
+                    TransferOutcome::Failed(TransferFailure::Rejected { error }),
+                    &mut effects,
+                );
             }
             AttemptInput::PostOutcomeUnknown => self.post_outcome_unknown = true,
             AttemptInput::UnknownOutcomeExpired => {
@@ -259,7 +265,10 @@ mod tests {
                 termination_reason: Some("AppTransferred".into()),
             }],
         );
-        assert_eq!(effects, vec![AttemptEffect::Failed(TransferFailure::CallEnded { result: None })]);
+        assert_eq!(
+            effects,
+            vec![AttemptEffect::Failed(TransferFailure::CallEnded { result: None })]
+        );
     }
 
     #[test]
@@ -279,7 +288,9 @@ mod tests {
         );
         assert_eq!(
             effects,
-            vec![AttemptEffect::Failed(TransferFailure::ReturnedToEstablished { result: odd })]
+            vec![AttemptEffect::Failed(TransferFailure::ReturnedToEstablished {
+                result: odd
+            })]
         );
     }
 
@@ -294,12 +305,18 @@ mod tests {
                 termination_reason: None,
             }],
         );
-        assert_eq!(effects, vec![AttemptEffect::Failed(TransferFailure::CallEnded { result: Some(end) })]);
+        assert_eq!(
+            effects,
+            vec![AttemptEffect::Failed(TransferFailure::CallEnded { result: Some(end) })]
+        );
     }
 
     #[test]
     fn unknown_post_outcome_fails_only_without_notifications() {
-        let silent = run(false, vec![AttemptInput::PostOutcomeUnknown, AttemptInput::UnknownOutcomeExpired]);
+        let silent = run(
+            false,
+            vec![AttemptInput::PostOutcomeUnknown, AttemptInput::UnknownOutcomeExpired],
+        );
         assert_eq!(
             silent,
             vec![AttemptEffect::Failed(TransferFailure::OutcomeUnknownNoNotification)]
@@ -335,6 +352,9 @@ mod tests {
         ] {
             assert!(machine.handle(input).is_empty());
         }
-        assert_eq!(machine.outcome(), Some(&TransferOutcome::Failed(TransferFailure::TimedOut)));
+        assert_eq!(
+            machine.outcome(),
+            Some(&TransferOutcome::Failed(TransferFailure::TimedOut))
+        );
     }
 }

@@ -18,8 +18,10 @@ use tokio::sync::{mpsc, watch};
 use crate::attempt::{AttemptId, TransferInfo};
 use crate::bot::Timings;
 use crate::context::CallContext;
-use crate::handler::{CallEnd, CallHandler, EndCause, ErrorHandler, HookError, HookFailure, HookName, IncomingDecision};
 use crate::handler::RuntimeFailure;
+use crate::handler::{
+    CallEnd, CallHandler, EndCause, ErrorHandler, HookError, HookFailure, HookName, IncomingDecision,
+};
 use crate::machine::{AttemptEffect, AttemptInput};
 use crate::metrics::Counters;
 use crate::outcome::{TransferFailure, TransferOutcome};
@@ -287,7 +289,8 @@ impl Shared {
             return;
         }
         if let Err(error) = self.store.save(&record).await {
-            self.errors.runtime_failed(&record.snapshot.call_id, &RuntimeFailure::Store(error));
+            self.errors
+                .runtime_failed(&record.snapshot.call_id, &RuntimeFailure::Store(error));
         }
     }
 
@@ -355,7 +358,9 @@ impl Shared {
         let deleted = notification.change_type == ChangeType::Deleted;
         let call = notification.call();
         let terminal = is_call && (deleted || call.is_some_and(|c| c.state == Some(CallState::Terminated)));
-        let cell = self.cell_for(&event.call_id, &event.tenant_id, is_call && !terminal).await;
+        let cell = self
+            .cell_for(&event.call_id, &event.tenant_id, is_call && !terminal)
+            .await;
         let ctx = match &cell {
             Some(cell) => CallContext::new(Arc::clone(self), Arc::clone(cell)),
             None => self.detached_context(&event.call_id, &event.tenant_id),
@@ -366,8 +371,12 @@ impl Shared {
             return;
         }
         if !is_call {
-            if let (ResourceTarget::Operation(_), Some(operation)) = (&event.resource.target, notification.operation()) {
-                let done = matches!(operation.status, Some(OperationStatus::Completed | OperationStatus::Failed));
+            if let (ResourceTarget::Operation(_), Some(operation)) = (&event.resource.target, notification.operation())
+            {
+                let done = matches!(
+                    operation.status,
+                    Some(OperationStatus::Completed | OperationStatus::Failed)
+                );
                 if deleted || done {
                     let hook = self.handler.on_operation_completed(&ctx, operation);
                     self.run_hook(&ctx, HookName::OperationCompleted, hook).await;
@@ -397,8 +406,19 @@ impl Shared {
         }
         // A notification received before the latest attempt started belongs to an
         // earlier attempt (or none) and must not move this one.
-        let stale = record.attempt.as_ref().is_some_and(|a| event.received_at < a.info.started_at);
+        let stale = record
+            .attempt
+            .as_ref()
+            .is_some_and(|a| event.received_at < a.info.started_at);
         let state = call.and_then(|c| c.state.clone());
+        tracing::debug!(
+            call_id = %event.call_id,
+            sequence = event.sequence,
+            change = %event.notification.change_type,
+            state = ?state,
+            stale,
+            "call notification"
+        );
         if let Some(call) = call.filter(|_| !stale) {
             record.snapshot.apply(call);
         }
@@ -465,7 +485,11 @@ impl Shared {
                     self.run_hook(ctx, HookName::CallEstablished, hook).await;
                 }
                 Step::ScheduleKeepAlive(generation) => {
-                    self.schedule(ctx.call_id(), self.timings.keep_alive_interval, TimerKind::KeepAlive(generation));
+                    self.schedule(
+                        ctx.call_id(),
+                        self.timings.keep_alive_interval,
+                        TimerKind::KeepAlive(generation),
+                    );
                 }
                 Step::Attempt(info, effects) => self.fire_effects(ctx, &info, effects).await,
                 Step::Terminated(end) => self.terminate(ctx, end).await,
@@ -495,7 +519,8 @@ impl Shared {
             );
         }
         if let Err((action, error)) = result {
-            self.errors.runtime_failed(ctx.call_id(), &RuntimeFailure::Graph { action, error });
+            self.errors
+                .runtime_failed(ctx.call_id(), &RuntimeFailure::Graph { action, error });
         }
     }
 
@@ -578,7 +603,11 @@ impl Shared {
         match self.client.keep_alive(ctx.call_id()).await {
             Ok(_) => {
                 self.counters.keep_alives.fetch_add(1, Ordering::Relaxed);
-                self.schedule(ctx.call_id(), self.timings.keep_alive_interval, TimerKind::KeepAlive(generation));
+                self.schedule(
+                    ctx.call_id(),
+                    self.timings.keep_alive_interval,
+                    TimerKind::KeepAlive(generation),
+                );
             }
             Err(error) if error.is_not_found() => {
                 let mut steps = Vec::new();
@@ -610,7 +639,11 @@ impl Shared {
                         error,
                     },
                 );
-                self.schedule(ctx.call_id(), self.timings.keep_alive_retry, TimerKind::KeepAlive(generation));
+                self.schedule(
+                    ctx.call_id(),
+                    self.timings.keep_alive_retry,
+                    TimerKind::KeepAlive(generation),
+                );
             }
         }
     }
@@ -651,12 +684,14 @@ impl Shared {
 /// Classifies a failed `POST /transfer`: was it certainly not acted on?
 pub(crate) fn post_failure_input(error: &GraphClientError) -> Option<AttemptInput> {
     match error {
-        GraphClientError::OutcomeUnknown { .. } | GraphClientError::Timeout { .. } | GraphClientError::Network { .. } => {
-            Some(AttemptInput::PostOutcomeUnknown)
-        }
+        GraphClientError::OutcomeUnknown { .. }
+        | GraphClientError::Timeout { .. }
+        | GraphClientError::Network { .. } => Some(AttemptInput::PostOutcomeUnknown),
         // A 2xx whose body did not parse: Graph accepted it.
         GraphClientError::Decode { .. } => None,
-        other => Some(AttemptInput::PostRejected(crate::outcome::ClientErrorSummary::from_error(other))),
+        other => Some(AttemptInput::PostRejected(
+            crate::outcome::ClientErrorSummary::from_error(other),
+        )),
     }
 }
 
@@ -691,10 +726,10 @@ async fn timer_loop(shared: Weak<Shared>, mut requests: mpsc::UnboundedReceiver<
                         break;
                     }
                     heap.pop();
-                    if let Some((call_id, kind)) = entries.remove(&id) {
-                        if shared.is_live(&call_id) {
-                            shared.route(call_id, CallEvent::Timer(kind));
-                        }
+                    if let Some((call_id, kind)) = entries.remove(&id)
+                        && shared.is_live(&call_id)
+                    {
+                        shared.route(call_id, CallEvent::Timer(kind));
                     }
                 }
             }

@@ -153,7 +153,7 @@ pub trait CallStore: Send + Sync + 'static {
     /// Forgets a call.
     async fn remove(&self, call_id: &CallId) -> Result<(), StoreError>;
     /// How many calls are stored.
-    async fn len(&self) -> Result<usize, StoreError>;
+    async fn count(&self) -> Result<usize, StoreError>;
 }
 
 /// The default [`CallStore`]: a map in this process.
@@ -196,7 +196,7 @@ impl CallStore for InMemoryCallStore {
         Ok(())
     }
 
-    async fn len(&self) -> Result<usize, StoreError> {
+    async fn count(&self) -> Result<usize, StoreError> {
         Ok(self.map().len())
     }
 }

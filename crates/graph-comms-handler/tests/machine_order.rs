@@ -108,11 +108,7 @@ fn scenarios() -> Vec<Scenario> {
         Scenario {
             name: "consultative failure",
             consultative: true,
-            inputs: vec![
-                Transferring,
-                Established { result_info: None },
-                established(500, 7700),
-            ],
+            inputs: vec![Transferring, Established { result_info: None }, established(500, 7700)],
             expected: failed_with(500, 7700),
         },
         Scenario {
@@ -148,7 +144,9 @@ fn run_and_check(consultative: bool, inputs: &[AttemptInput]) -> Result<Transfer
 
 /// The invariants any effect sequence must keep.
 fn check_effects(effects: &[AttemptEffect]) -> Result<(), String> {
-    let finals: Vec<usize> = positions(effects, |e| matches!(e, AttemptEffect::Completed | AttemptEffect::Failed(_)));
+    let finals: Vec<usize> = positions(effects, |e| {
+        matches!(e, AttemptEffect::Completed | AttemptEffect::Failed(_))
+    });
     let accepted = positions(effects, |e| matches!(e, AttemptEffect::Accepted { .. }));
     let transferring = positions(effects, |e| matches!(e, AttemptEffect::Transferring));
     if finals.len() > 1 {
@@ -177,7 +175,12 @@ fn check_effects(effects: &[AttemptEffect]) -> Result<(), String> {
 }
 
 fn positions(effects: &[AttemptEffect], pred: impl Fn(&AttemptEffect) -> bool) -> Vec<usize> {
-    effects.iter().enumerate().filter(|(_, e)| pred(e)).map(|(i, _)| i).collect()
+    effects
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| pred(e))
+        .map(|(i, _)| i)
+        .collect()
 }
 
 /// Heap's algorithm over indices.
@@ -239,21 +242,27 @@ fn completion_before_accepted_infers_acceptance_once() {
 }
 
 fn any_input() -> impl Strategy<Value = AttemptInput> {
-    let result = (prop_oneof![Just(0), Just(200), Just(408), Just(500)], prop_oneof![
-        Just(0),
-        Just(5001),
-        Just(7000),
-        Just(7015),
-        Just(7700),
-        Just(8537),
-        1..100_000i32
-    ])
+    let result = (
+        prop_oneof![Just(0), Just(200), Just(408), Just(500)],
+        prop_oneof![
+            Just(0),
+            Just(5001),
+            Just(7000),
+            Just(7015),
+            Just(7700),
+            Just(8537),
+            1..100_000i32
+        ],
+    )
         .prop_map(|(code, subcode)| ResultInfo::new(code, subcode, "x"));
     prop_oneof![
         Just(AttemptInput::Transferring),
         Just(AttemptInput::TransferAccepted),
         proptest::option::of(result.clone()).prop_map(|result_info| AttemptInput::Established { result_info }),
-        (proptest::option::of(result.clone()), proptest::option::of(Just("AppTransferred".to_owned())))
+        (
+            proptest::option::of(result.clone()),
+            proptest::option::of(Just("AppTransferred".to_owned()))
+        )
             .prop_map(|(result_info, termination_reason)| AttemptInput::Terminated {
                 result_info,
                 termination_reason

@@ -47,7 +47,12 @@ async fn blind_transfer_fails_then_completes() {
     h.emu.script_target("agent-declines", TargetBehavior::Decline);
     let call = h.call_from("blind-caller").await;
     let hooks = handler.wait_terminated(&call).await;
-    let mut expected = vec![Hook::Incoming, Hook::Established, Hook::Transferring(1), failed(1, 7000)];
+    let mut expected = vec![
+        Hook::Incoming,
+        Hook::Established,
+        Hook::Transferring(1),
+        failed(1, 7000),
+    ];
     expected.extend(succeeded(2));
     expected.push(Hook::Terminated { subcode: Some(7015) });
     assert_eq!(hooks, expected);
@@ -84,17 +89,27 @@ async fn consultative_transfer_fails_with_7700_then_completes_with_app_transferr
         tenant_id: Some(h.app.tenant_id.clone()),
         ..Call::default()
     };
-    consult.targets = Some(vec![InvitationParticipantInfo::new(IdentitySet::user(Identity::with_id(
-        "consult-agent",
-    )))]);
-    let created = h.client.create_call(&consult).await.expect("consult call created").value;
+    consult.targets = Some(vec![InvitationParticipantInfo::new(IdentitySet::user(
+        Identity::with_id("consult-agent"),
+    ))]);
+    let created = h
+        .client
+        .create_call(&consult)
+        .await
+        .expect("consult call created")
+        .value;
     let consult_id = created.id.expect("created call has an id");
     h.wait_state(&consult_id, CallState::Established).await;
     *consult_call.lock().unwrap() = Some(consult_id.clone());
 
     let call = h.call_from("consult-caller").await;
     let hooks = handler.wait_terminated(&call).await;
-    let mut expected = vec![Hook::Incoming, Hook::Established, Hook::Transferring(1), failed(1, 7700)];
+    let mut expected = vec![
+        Hook::Incoming,
+        Hook::Established,
+        Hook::Transferring(1),
+        failed(1, 7700),
+    ];
     expected.extend(succeeded(2));
     // AppTransferred ends the call without resultInfo.
     expected.push(Hook::Terminated { subcode: None });
@@ -124,7 +139,12 @@ async fn pstn_transfer_fails_busy_then_completes() {
         .place(IncomingCall::from_phone(&h.app, &h.callback, "+14255550100"))
         .await;
     let hooks = handler.wait_terminated(&call).await;
-    let mut expected = vec![Hook::Incoming, Hook::Established, Hook::Transferring(1), failed(1, 7000)];
+    let mut expected = vec![
+        Hook::Incoming,
+        Hook::Established,
+        Hook::Transferring(1),
+        failed(1, 7000),
+    ];
     expected.extend(succeeded(2));
     expected.push(Hook::Terminated { subcode: Some(7015) });
     assert_eq!(hooks, expected);
@@ -139,8 +159,16 @@ async fn group_transfer_needs_a_transferee_then_fails_then_completes() {
         let transferee = ParticipantInfo::new(IdentitySet::user(Identity::with_id("member-1"))).participant_id("p-1");
         match step {
             1 => Some(TransferRequest::to_user("agent-accepts", None).build()),
-            2 => Some(TransferRequest::to_user("agent-no-answer", None).transferee(transferee).build()),
-            3 => Some(TransferRequest::to_user("agent-accepts", None).transferee(transferee).build()),
+            2 => Some(
+                TransferRequest::to_user("agent-no-answer", None)
+                    .transferee(transferee)
+                    .build(),
+            ),
+            3 => Some(
+                TransferRequest::to_user("agent-accepts", None)
+                    .transferee(transferee)
+                    .build(),
+            ),
             _ => None,
         }
     }));

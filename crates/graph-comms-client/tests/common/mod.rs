@@ -10,21 +10,21 @@ use graph_comms_emulator::{Emulator, EmulatorConfig, Endpoint, IncomingCall, Rec
 use graph_comms_model::{AnswerRequest, CallId, CallState};
 
 /// An upper bound for every wait, so a broken test fails instead of hanging.
-pub const WAIT: Duration = Duration::from_secs(10);
+pub(crate) const WAIT: Duration = Duration::from_secs(10);
 
 /// A running emulator plus a callback receiver that accepts every notification.
-pub struct Setup {
-    pub emulator: Emulator,
-    pub callback_uri: String,
+pub(crate) struct Setup {
+    pub(crate) emulator: Emulator,
+    pub(crate) callback_uri: String,
     receiver: tokio::task::JoinHandle<()>,
 }
 
 impl Setup {
-    pub async fn start() -> Self {
+    pub(crate) async fn start() -> Self {
         Self::with_config(EmulatorConfig::default()).await
     }
 
-    pub async fn with_config(config: EmulatorConfig) -> Self {
+    pub(crate) async fn with_config(config: EmulatorConfig) -> Self {
         let emulator = Emulator::start(config).await.expect("emulator starts");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let callback_uri = format!("http://{}/api/calls", listener.local_addr().unwrap());
@@ -40,7 +40,7 @@ impl Setup {
     }
 
     /// A client for the emulator's default app, with fast retries.
-    pub fn client_builder(&self) -> GraphClientBuilder {
+    pub(crate) fn client_builder(&self) -> GraphClientBuilder {
         let app = self.emulator.default_app();
         GraphClient::builder()
             .credentials(app.tenant_id, app.app_id, app.client_secret)
@@ -55,12 +55,12 @@ impl Setup {
             })
     }
 
-    pub fn client(&self) -> GraphClient {
+    pub(crate) fn client(&self) -> GraphClient {
         self.client_builder().build().expect("client builds")
     }
 
     /// An incoming call from a Teams user, not yet answered.
-    pub async fn incoming_call(&self) -> CallId {
+    pub(crate) async fn incoming_call(&self) -> CallId {
         let app = self.emulator.default_app();
         let call = IncomingCall::from_user(&app, self.callback_uri.clone(), "caller-user-id", "Caller");
         let id = self.emulator.place_incoming_call(call).await.expect("call placed");
@@ -72,7 +72,7 @@ impl Setup {
     }
 
     /// An incoming call answered with `client` and established.
-    pub async fn established_call(&self, client: &GraphClient) -> CallId {
+    pub(crate) async fn established_call(&self, client: &GraphClient) -> CallId {
         let id = self.incoming_call().await;
         client
             .answer(&id, &AnswerRequest::audio(self.callback_uri.clone()))
@@ -86,24 +86,15 @@ impl Setup {
     }
 
     /// The requests the emulator received for one endpoint.
-    pub fn requests_to(&self, endpoint: Endpoint) -> Vec<RecordedRequest> {
-        self.emulator.requests().into_iter().filter(|r| r.endpoint == endpoint).collect()
+    pub(crate) fn requests_to(&self, endpoint: Endpoint) -> Vec<RecordedRequest> {
+        self.emulator
+            .requests()
+            .into_iter()
+            .filter(|r| r.endpoint == endpoint)
+            .collect()
     }
 
-    /// Waits until the emulator has logged `count` requests to `endpoint`
-    /// (a delayed request is logged when its response goes out).
-    pub async fn wait_for_requests(&self, endpoint: Endpoint, count: usize) -> Vec<RecordedRequest> {
-        let deadline = tokio::time::Instant::now() + WAIT;
-        loop {
-            let seen = self.requests_to(endpoint);
-            if seen.len() >= count || tokio::time::Instant::now() >= deadline {
-                return seen;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    pub async fn shutdown(self) {
+    pub(crate) async fn shutdown(self) {
         self.receiver.abort();
         self.emulator.shutdown().await;
     }

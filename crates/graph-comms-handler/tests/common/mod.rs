@@ -23,11 +23,20 @@ pub enum Hook {
     Incoming,
     Established,
     Transferring(u32),
-    Accepted { attempt: u32, inferred: bool },
+    Accepted {
+        attempt: u32,
+        inferred: bool,
+    },
     Completed(u32),
-    Failed { attempt: u32, reason: &'static str, subcode: Option<i32> },
+    Failed {
+        attempt: u32,
+        reason: &'static str,
+        subcode: Option<i32>,
+    },
     TransferRefused(String),
-    Terminated { subcode: Option<i32> },
+    Terminated {
+        subcode: Option<i32>,
+    },
 }
 
 impl Hook {
@@ -87,14 +96,18 @@ impl Recorder {
             if done(&hooks) {
                 return hooks;
             }
-            assert!(tokio::time::Instant::now() < deadline, "timed out; hooks so far: {hooks:?}");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out; hooks so far: {hooks:?}"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 
     /// Waits for the call to end (on_call_terminated).
     pub async fn wait_terminated(&self, call: &CallId) -> Vec<Hook> {
-        self.wait_for(call, |h| h.iter().any(|h| matches!(h, Hook::Terminated { .. }))).await
+        self.wait_for(call, |h| h.iter().any(|h| matches!(h, Hook::Terminated { .. })))
+            .await
     }
 
     async fn start_next(&self, ctx: &CallContext) {
@@ -109,7 +122,9 @@ impl Recorder {
                 *step += 1;
                 *step
             };
-            let Some(request) = (self.plan)(&snapshot, step) else { return };
+            let Some(request) = (self.plan)(&snapshot, step) else {
+                return;
+            };
             match ctx.transfer(request).await {
                 Ok(_) => return,
                 Err(error) => self.push(ctx, Hook::TransferRefused(refusal(&error))),
@@ -285,7 +300,8 @@ impl Harness {
 
     /// Places a call from a Teams user to the bot.
     pub async fn call_from(&self, user: &str) -> CallId {
-        self.place(IncomingCall::from_user(&self.app, &self.callback, user, user)).await
+        self.place(IncomingCall::from_user(&self.app, &self.callback, user, user))
+            .await
     }
 
     pub async fn place(&self, call: IncomingCall) -> CallId {
@@ -293,7 +309,10 @@ impl Harness {
     }
 
     pub async fn wait_state(&self, call: &CallId, state: CallState) {
-        self.emu.wait_for_state(call, state, WAIT).await.expect("emulator state");
+        self.emu
+            .wait_for_state(call, state, WAIT)
+            .await
+            .expect("emulator state");
     }
 
     /// Stops the server gracefully and the emulator.
@@ -325,8 +344,17 @@ pub fn assert_attempt_order(hooks: &[Hook]) {
         })
         .collect();
     for n in attempts {
-        let of = |pred: &dyn Fn(&Hook) -> bool| hooks.iter().enumerate().filter(|(_, h)| pred(h)).map(|(i, _)| i).collect::<Vec<_>>();
-        let outcomes = of(&|h| matches!(h, Hook::Completed(a) if *a == n) || matches!(h, Hook::Failed { attempt, .. } if *attempt == n));
+        let of = |pred: &dyn Fn(&Hook) -> bool| {
+            hooks
+                .iter()
+                .enumerate()
+                .filter(|(_, h)| pred(h))
+                .map(|(i, _)| i)
+                .collect::<Vec<_>>()
+        };
+        let outcomes = of(&|h| {
+            matches!(h, Hook::Completed(a) if *a == n) || matches!(h, Hook::Failed { attempt, .. } if *attempt == n)
+        });
         let accepted = of(&|h| matches!(h, Hook::Accepted { attempt, .. } if *attempt == n));
         let transferring = of(&|h| matches!(h, Hook::Transferring(a) if *a == n));
         assert_eq!(outcomes.len(), 1, "attempt {n}: {hooks:?}");
