@@ -351,7 +351,6 @@ impl Receptionist {
         if let Some(transferee) = transferee {
             request = request.transferee(transferee);
         }
-        self.metrics.transfer_started(target.mode.as_str());
         tracing::info!(target = %target, mode = target.mode.as_str(), "transferring");
         self.emit(
             ctx.call_id(),
@@ -360,10 +359,9 @@ impl Receptionist {
                 mode: target.mode,
             },
         );
-        ctx.transfer(request.build())
-            .await
-            .map(|_| ())
-            .map_err(|e| e.to_string())
+        ctx.transfer(request.build()).await.map_err(|e| e.to_string())?;
+        self.metrics.transfer_started(target.mode.as_str());
+        Ok(())
     }
 
     /// Places the consultation call; the transfer follows once it is established.

@@ -363,12 +363,12 @@ mod tests {
 
     #[tokio::test]
     async fn refreshes_ahead_of_expiry_and_after_invalidation() {
-        let provider = counting(Duration::from_millis(300), false);
+        let provider = counting(Duration::from_secs(1), false);
         let cache = TokenCache::new(provider.clone());
         assert_eq!(cache.get().await.unwrap(), "token-1");
         assert_eq!(cache.get().await.unwrap(), "token-1");
-        // Refresh is due 10% (30 ms) before the 300 ms expiry.
-        tokio::time::sleep(Duration::from_millis(290)).await;
+        // Refresh is due 10% (100 ms) before the 1 s expiry.
+        tokio::time::sleep(Duration::from_millis(950)).await;
         assert_eq!(cache.get().await.unwrap(), "token-2");
         cache.invalidate("token-1");
         assert_eq!(

@@ -40,7 +40,7 @@ async fn concurrent_requests_with_an_empty_cache_fetch_one_token() {
 #[tokio::test]
 async fn tokens_are_refreshed_before_they_expire() {
     let setup = Setup::with_config(EmulatorConfig {
-        access_token_lifetime: Duration::from_secs(1),
+        access_token_lifetime: Duration::from_secs(2),
         ..EmulatorConfig::default()
     })
     .await;
@@ -55,8 +55,8 @@ async fn tokens_are_refreshed_before_they_expire() {
         "the cached token is reused"
     );
 
-    // Refresh is due 10% of the lifetime (100 ms) before expiry.
-    tokio::time::sleep(Duration::from_millis(950)).await;
+    // Refresh is due 10% of the lifetime (200 ms) before expiry.
+    tokio::time::sleep(Duration::from_millis(1900)).await;
     client.get_call(&call).await.unwrap();
     assert_eq!(setup.requests_to(Endpoint::Token).len(), 2);
     assert!(

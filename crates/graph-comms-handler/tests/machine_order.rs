@@ -155,21 +155,19 @@ fn check_effects(effects: &[AttemptEffect]) -> Result<(), String> {
     if accepted.len() > 1 || transferring.len() > 1 {
         return Err(format!("a progress hook fired twice: {effects:?}"));
     }
-    if let Some(&f) = finals.first() {
-        if f != effects.len() - 1 {
-            return Err(format!("effects after the outcome: {effects:?}"));
-        }
+    if finals.first().is_some_and(|&f| f != effects.len() - 1) {
+        return Err(format!("effects after the outcome: {effects:?}"));
     }
-    if let (Some(&t), Some(&a)) = (transferring.first(), accepted.first()) {
-        if t > a {
-            return Err(format!("transferring after accepted: {effects:?}"));
-        }
+    if let (Some(&t), Some(&a)) = (transferring.first(), accepted.first())
+        && t > a
+    {
+        return Err(format!("transferring after accepted: {effects:?}"));
     }
-    if let (Some(&a), Some(AttemptEffect::Failed(_))) = (accepted.first(), effects.last()) {
-        // accepted then failed is allowed; accepted must still come first.
-        if a == effects.len() - 1 {
-            return Err(format!("accepted last: {effects:?}"));
-        }
+    // Accepted then failed is allowed; accepted must still come before the outcome.
+    if let (Some(&a), Some(&f)) = (accepted.first(), finals.first())
+        && a > f
+    {
+        return Err(format!("accepted after the outcome: {effects:?}"));
     }
     Ok(())
 }
@@ -192,7 +190,7 @@ fn permutations(n: usize) -> Vec<Vec<usize>> {
         }
         heap(k - 1, items, out);
         for i in 0..k - 1 {
-            if k % 2 == 0 {
+            if k.is_multiple_of(2) {
                 items.swap(i, k - 1);
             } else {
                 items.swap(0, k - 1);
