@@ -152,7 +152,7 @@ async fn fill_bot(calls: usize) -> anyhow::Result<usize> {
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         let m = bot.metrics();
-        let stored = store.len().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        let stored = store.count().await.map_err(|e| anyhow::anyhow!("{e}"))?;
         if m.calls_active == calls && stored == calls && m.workers_active == 0 && m.events_in_flight == 0 {
             break;
         }

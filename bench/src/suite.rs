@@ -879,6 +879,7 @@ impl EmulatorCredentials {
                 format!("{}/v1/.well-known/OpenIdConfiguration", self.base),
             ),
             ("TRANSFER_BOT_LISTEN", listen.to_string()),
+            ("TRANSFER_BOT_DEFAULT_TARGETS", r#"[{kind="user",id="bench-target"}]"#.to_owned()),
             ("TRANSFER_BOT_PUBLIC_CALLBACK_URL", format!("https://{listen}/api/calls")),
         ]
     }

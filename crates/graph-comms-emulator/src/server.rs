@@ -205,6 +205,17 @@ pub(crate) async fn entry(State(inner): State<Arc<Inner>>, request: Request) -> 
             }
         }
     };
+    // Logged before a delay: the request was received and processed even if the
+    // client gives up waiting for the response.
+    lock(&inner.requests).push(RecordedRequest {
+        method: parts.method.to_string(),
+        path,
+        endpoint,
+        call_id,
+        body: json_body,
+        client_request_id: ctx.client_request_id.clone(),
+        status: response.status().as_u16(),
+    });
     if let Some(d) = delay {
         tokio::time::sleep(d).await;
     }
@@ -216,15 +227,6 @@ pub(crate) async fn entry(State(inner): State<Arc<Inner>>, request: Request) -> 
     if let Ok(v) = HeaderValue::from_str(echoed) {
         headers.insert("client-request-id", v);
     }
-    lock(&inner.requests).push(RecordedRequest {
-        method: parts.method.to_string(),
-        path,
-        endpoint,
-        call_id,
-        body: json_body,
-        client_request_id: ctx.client_request_id.clone(),
-        status: response.status().as_u16(),
-    });
     response
 }
 

@@ -99,7 +99,14 @@ async fn concurrent_calls_each_get_exactly_one_outcome() {
         };
         assert_eq!(outcomes, vec![&expected], "{caller}: {hooks:?}");
     }
+    // Transferred calls are forgotten and idle workers exit: memory stays flat.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while h.bot.metrics().workers_active > 0 {
+        assert!(tokio::time::Instant::now() < deadline, "{:?}", h.bot.metrics());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let metrics = h.bot.metrics();
+    assert_eq!(metrics.calls_active, total / 2, "only the declined calls stay");
     assert_eq!(metrics.transfers_completed as usize, total / 2);
     assert_eq!(metrics.transfers_failed_total() as usize, total / 2);
     Arc::try_unwrap(h).ok().expect("no other harness users").stop().await;

@@ -180,15 +180,19 @@ async fn reordered_duplicated_batched_delivery_still_gives_one_outcome() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_duplicate_of_the_first_failure_is_not_attributed_to_the_retry() {
-    let handler = Arc::new(Recorder::new(|_, step| match step {
+    let mut recorder = Recorder::new(|_, step| match step {
         1 => Some(TransferRequest::to_user("agent-declines", None).build()),
         2 => Some(TransferRequest::to_user("agent-accepts", None).build()),
         _ => None,
-    }));
+    });
+    // The duplicate is queued while on_transfer_failed is still running, before
+    // the retry's POST.
+    recorder.retry_delay = Some(Duration::from_millis(300));
+    let handler = Arc::new(recorder);
     let h = Harness::start(handler.clone(), short_timings()).await;
     h.emu.script_target("agent-declines", TargetBehavior::Decline);
-    // Every notification twice: the second `established 7000` arrives while the
-    // retry (started from on_transfer_failed) is already under way.
+    // Every notification twice: the second `established 7000` is already queued
+    // when on_transfer_failed starts the retry.
     let faults = DeliveryFaults {
         duplicate: true,
         ..DeliveryFaults::default()
@@ -211,6 +215,48 @@ async fn a_duplicate_of_the_first_failure_is_not_attributed_to_the_retry() {
                 subcode: Some(7000)
             },
             &Hook::Completed(2)
+        ]
+    );
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rejected_and_ambiguous_transfer_posts_fail_the_attempt() {
+    use graph_comms_emulator::{ApiFault, Endpoint, FaultKind};
+    let handler = Arc::new(Recorder::new(|_, step| {
+        (step <= 2).then(|| TransferRequest::to_user("agent-accepts", None).build())
+    }));
+    let h = Harness::start(handler.clone(), short_timings()).await;
+    // Faults apply in order. First POST: 403 (not processed). Second: 500, which
+    // the client reports as outcome unknown; Graph did not act on it, so no
+    // notification follows and the unknown-outcome window closes the attempt.
+    h.emu.inject_api_fault(ApiFault {
+        endpoint: Endpoint::Transfer,
+        kind: FaultKind::Status(403),
+        count: 1,
+    });
+    h.emu.inject_api_fault(ApiFault {
+        endpoint: Endpoint::Transfer,
+        kind: FaultKind::Status(500),
+        count: 1,
+    });
+    let call = h.call_from("unlucky").await;
+    let hooks = handler
+        .wait_for(&call, |hooks| hooks.iter().filter(|h| h.is_outcome()).count() == 2)
+        .await;
+    assert_eq!(
+        hooks[2..],
+        [
+            Hook::Failed {
+                attempt: 1,
+                reason: "rejected",
+                subcode: None
+            },
+            Hook::Failed {
+                attempt: 2,
+                reason: "outcome_unknown",
+                subcode: None
+            }
         ]
     );
     h.stop().await;

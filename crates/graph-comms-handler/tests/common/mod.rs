@@ -56,6 +56,8 @@ pub struct Recorder {
     pub panic_for: Option<String>,
     /// Return an error from every on_transferring for callers with this user id.
     pub error_for: Option<String>,
+    /// Pause in on_transfer_failed before starting the next attempt.
+    pub retry_delay: Option<Duration>,
     /// Answer without automatic keep-alive for callers with this user id.
     pub no_keep_alive_for: Option<String>,
     steps: Mutex<std::collections::HashMap<CallId, u32>>,
@@ -69,6 +71,7 @@ impl Recorder {
             panic_for: None,
             error_for: None,
             no_keep_alive_for: None,
+            retry_delay: None,
             steps: Mutex::new(std::collections::HashMap::new()),
         }
     }
@@ -213,6 +216,9 @@ impl CallHandler for Recorder {
                 subcode: failure.subcode(),
             },
         );
+        if let Some(delay) = self.retry_delay {
+            tokio::time::sleep(delay).await;
+        }
         self.start_next(ctx).await;
         Ok(())
     }
