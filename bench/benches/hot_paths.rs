@@ -42,11 +42,22 @@ fn request(token: &str) -> Request<Body> {
 }
 
 fn token_cache_hit(c: &mut Criterion) {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let key = token::BenchKey::generate().unwrap();
-    let token = format!("Bearer {}", key.sign("https://api.botframework.com", "bench-app", "bench-tenant", 3600).unwrap());
-    let keys = token::StaticKeys { keys: key.jwks().unwrap(), also: None };
-    let (endpoint, mut events) = NotifyEndpoint::with_key_source(NotifyConfig::new("bench-app"), Arc::new(keys)).unwrap();
+    let token = format!(
+        "Bearer {}",
+        key.sign("https://api.botframework.com", "bench-app", "bench-tenant", 3600)
+            .unwrap()
+    );
+    let keys = token::StaticKeys {
+        keys: key.jwks().unwrap(),
+        also: None,
+    };
+    let (endpoint, mut events) =
+        NotifyEndpoint::with_key_source(NotifyConfig::new("bench-app"), Arc::new(keys)).unwrap();
     runtime.block_on(endpoint.refresh_keys()).unwrap();
     let notify = endpoint.router_at("/api/calls");
     let bare = axum::Router::new().route(

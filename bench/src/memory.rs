@@ -10,7 +10,10 @@ use anyhow::{Context, bail};
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use graph_comms_client::GraphClient;
-use graph_comms_handler::{Bot, CallContext, CallHandler, HookError, IncomingDecision, InMemoryCallStore, Timings, CallStore, CallRecord, CallSnapshot, AttemptRecord};
+use graph_comms_handler::{
+    AttemptRecord, Bot, CallContext, CallHandler, CallRecord, CallSnapshot, CallStore, HookError, InMemoryCallStore,
+    IncomingDecision, Timings,
+};
 use graph_comms_model::{Call, CallId, ParticipantInfo, TransferRequest};
 use graph_comms_notify::{NotifyConfig, NotifyEndpoint};
 use tower::ServiceExt as _;
@@ -53,14 +56,20 @@ impl CallHandler for Quiet {
 }
 
 fn call_id(i: usize) -> String {
-    format!("{:08x}-0000-4000-8000-{i:012x}", i.wrapping_mul(2_654_435_761) & 0xffff_ffff)
+    format!(
+        "{:08x}-0000-4000-8000-{i:012x}",
+        i.wrapping_mul(2_654_435_761) & 0xffff_ffff
+    )
 }
 
 /// `VmRSS` and `VmHWM` of this process, in bytes.
 pub(crate) fn rss() -> anyhow::Result<(u64, u64)> {
     let status = std::fs::read_to_string("/proc/self/status").context("reading /proc/self/status")?;
     let field = |name: &str| -> anyhow::Result<u64> {
-        let line = status.lines().find(|l| l.starts_with(name)).with_context(|| format!("no {name}"))?;
+        let line = status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .with_context(|| format!("no {name}"))?;
         let kb: u64 = line.split_whitespace().nth(1).context("malformed")?.parse()?;
         Ok(kb * 1024)
     };
@@ -112,7 +121,10 @@ async fn fill_bot(calls: usize) -> anyhow::Result<usize> {
     let token = format!("Bearer {}", key.sign(ISSUER, app_id, tenant, 3600)?);
     let mut config = NotifyConfig::new(app_id);
     config.queue_capacity = 4096;
-    let keys = StaticKeys { keys: key.jwks()?, also: None };
+    let keys = StaticKeys {
+        keys: key.jwks()?,
+        also: None,
+    };
     let (endpoint, events) = NotifyEndpoint::with_key_source(config, Arc::new(keys))?;
     endpoint.refresh_keys().await?;
     // Never contacted: incoming calls are ignored and keep-alive is hours away.

@@ -149,7 +149,10 @@ impl CallHandler for BenchHandler {
 
 fn stats_router(stats: Arc<Stats>) -> Router {
     Router::new()
-        .route("/stats", get(|State(s): State<Arc<Stats>>| async move { axum::Json(s.json()) }))
+        .route(
+            "/stats",
+            get(|State(s): State<Arc<Stats>>| async move { axum::Json(s.json()) }),
+        )
         .route(
             "/stats/reset",
             post(|State(s): State<Arc<Stats>>| async move {
@@ -199,7 +202,9 @@ async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let (token, call_ids) = match bare {
         Some(_) => {
             let token = key.sign(BARE_ISSUER, "bench-app", "bench-tenant", 3 * 3600)?;
-            let ids = (0..args.calls).map(|i| format!("00000000-0000-4000-8000-{i:012}")).collect();
+            let ids = (0..args.calls)
+                .map(|i| format!("00000000-0000-4000-8000-{i:012}"))
+                .collect();
             (token, ids)
         }
         None => {
@@ -238,9 +243,19 @@ async fn setup_bot(
     stats: Arc<Stats>,
 ) -> anyhow::Result<(String, Vec<String>, Bot, Emulator)> {
     let emulator = Emulator::start(EmulatorConfig::default()).await?;
-    emulator.script_target(SILENT_TARGET, TargetBehavior::NoAnswer { after: Duration::from_secs(6 * 3600) });
+    emulator.script_target(
+        SILENT_TARGET,
+        TargetBehavior::NoAnswer {
+            after: Duration::from_secs(6 * 3600),
+        },
+    );
     let app = emulator.default_app();
-    let token = key.sign(&emulator.issuer(), app.app_id.as_str(), app.tenant_id.as_str(), 3 * 3600)?;
+    let token = key.sign(
+        &emulator.issuer(),
+        app.app_id.as_str(),
+        app.tenant_id.as_str(),
+        3 * 3600,
+    )?;
 
     let mut config = NotifyConfig::new(app.app_id.clone());
     config.token_cache = args.mode == Mode::Full;
@@ -260,7 +275,9 @@ async fn setup_bot(
     let bot = Bot::builder()
         .client(client)
         .notify_endpoint(endpoint, events)
-        .handler(Arc::new(BenchHandler { stats: Arc::clone(&stats) }))
+        .handler(Arc::new(BenchHandler {
+            stats: Arc::clone(&stats),
+        }))
         .callback_uri(callback.clone())
         .timings(
             Timings::default()
@@ -269,7 +286,10 @@ async fn setup_bot(
                 .keep_alive_interval(long),
         )
         .build()?;
-    tokio::spawn(serve_router(listener, bot.router().merge(stats_router(Arc::clone(&stats)))));
+    tokio::spawn(serve_router(
+        listener,
+        bot.router().merge(stats_router(Arc::clone(&stats))),
+    ));
 
     let mut ids = Vec::with_capacity(args.calls);
     let mut pending = tokio::task::JoinSet::new();

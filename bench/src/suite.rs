@@ -45,14 +45,20 @@ struct Pinning {
 
 impl Pinning {
     fn detect(cores: usize) -> Self {
-        let taskset = Command::new("taskset").arg("-V").output().is_ok_and(|o| o.status.success());
+        let taskset = Command::new("taskset")
+            .arg("-V")
+            .output()
+            .is_ok_and(|o| o.status.success());
         if taskset && cores >= 2 {
             Self {
                 server: Some("1"),
                 load: Some("0"),
             }
         } else {
-            Self { server: None, load: None }
+            Self {
+                server: None,
+                load: None,
+            }
         }
     }
 
@@ -142,7 +148,13 @@ impl Ctx {
     fn start_server(&self, mode: Mode, calls: usize) -> anyhow::Result<Server> {
         let setup_file = self.work.join(format!("setup-{mode:?}.txt").to_lowercase());
         let mut child = Pinning::command(self.pin.server, &self.exe)
-            .args(["serve", "--mode", &format!("{mode:?}").to_lowercase(), "--calls", &calls.to_string()])
+            .args([
+                "serve",
+                "--mode",
+                &format!("{mode:?}").to_lowercase(),
+                "--calls",
+                &calls.to_string(),
+            ])
             .arg("--setup-file")
             .arg(&setup_file)
             .stdout(Stdio::piped())
@@ -157,7 +169,11 @@ impl Ctx {
                 return Err(e);
             }
         };
-        let addr = ready.split_whitespace().nth(1).context("READY without address")?.parse()?;
+        let addr = ready
+            .split_whitespace()
+            .nth(1)
+            .context("READY without address")?
+            .parse()?;
         Ok(Server {
             child,
             addr,
@@ -170,7 +186,13 @@ impl Ctx {
         let before = cpu_ticks(server.pid())?;
         let started = Instant::now();
         let output = Pinning::command(self.pin.load, Path::new("wrk"))
-            .args(["-t1", &format!("-c{connections}"), &format!("-d{seconds}s"), "--latency", "-s"])
+            .args([
+                "-t1",
+                &format!("-c{connections}"),
+                &format!("-d{seconds}s"),
+                "--latency",
+                "-s",
+            ])
             .arg(&self.lua)
             .arg(format!("http://{}/api/calls", server.addr))
             .arg("--")
@@ -200,7 +222,11 @@ impl Ctx {
             .find_map(|l| l.trim().strip_prefix("Non-2xx or 3xx responses:"))
             .and_then(|v| v.trim().parse::<u64>().ok())
             .unwrap_or(0);
-        let socket_errors = text.lines().find(|l| l.contains("Socket errors")).map(str::trim).map(str::to_owned);
+        let socket_errors = text
+            .lines()
+            .find(|l| l.contains("Socket errors"))
+            .map(str::trim)
+            .map(str::to_owned);
         let cpu_s = (after - before) as f64 / self.clk_tck;
         Ok(WrkRun {
             connections,
@@ -208,7 +234,11 @@ impl Ctx {
             rps,
             non_2xx,
             socket_errors,
-            cpu_us_per_req: if requests > 0 { cpu_s * 1e6 / requests as f64 } else { f64::NAN },
+            cpu_us_per_req: if requests > 0 {
+                cpu_s * 1e6 / requests as f64
+            } else {
+                f64::NAN
+            },
             core_use: cpu_s / wall,
         })
     }
@@ -220,7 +250,13 @@ impl Ctx {
     fn openloop(&self, server: &Server, rate: f64) -> anyhow::Result<(Value, Value)> {
         let output = self
             .self_command(self.pin.load)
-            .args(["openloop", "--addr", &server.addr.to_string(), "--rate", &format!("{rate:.0}")])
+            .args([
+                "openloop",
+                "--addr",
+                &server.addr.to_string(),
+                "--rate",
+                &format!("{rate:.0}"),
+            ])
             .args(["--seconds", &self.seconds.to_string(), "--warmup", "1"])
             .arg("--setup-file")
             .arg(&server.setup_file)
@@ -255,7 +291,16 @@ impl Ctx {
 
 fn perf_report(data: &Path) -> anyhow::Result<String> {
     let report = Command::new("perf")
-        .args(["report", "--stdio", "--no-children", "--sort", "dso,symbol", "--percent-limit", "1", "-i"])
+        .args([
+            "report",
+            "--stdio",
+            "--no-children",
+            "--sort",
+            "dso,symbol",
+            "--percent-limit",
+            "1",
+            "-i",
+        ])
         .arg(data)
         .stderr(Stdio::null())
         .output()?;
@@ -298,7 +343,8 @@ fn ratio(value: f64, baseline: f64) -> String {
 }
 
 fn us(ns: &Value) -> String {
-    ns.as_f64().map_or_else(|| "n/a".into(), |v| format!("{:.0} µs", v / 1000.0))
+    ns.as_f64()
+        .map_or_else(|| "n/a".into(), |v| format!("{:.0} µs", v / 1000.0))
 }
 
 fn verdict(ok: bool) -> &'static str {
@@ -332,7 +378,8 @@ pub(crate) fn run(args: SuiteArgs) -> anyhow::Result<()> {
         notes: Vec::new(),
     };
     if ctx.pin.server.is_none() {
-        ctx.notes.push("taskset unavailable or fewer than 2 cores: server and load generator share the CPUs.".into());
+        ctx.notes
+            .push("taskset unavailable or fewer than 2 cores: server and load generator share the CPUs.".into());
     }
     let perf_ok = !args.no_profile
         && Command::new("perf")
@@ -375,7 +422,11 @@ pub(crate) fn run(args: SuiteArgs) -> anyhow::Result<()> {
         }
         let _ = writeln!(report);
     }
-    let _ = writeln!(report, "Suite wall time: {:.0} s.", suite_started.elapsed().as_secs_f64());
+    let _ = writeln!(
+        report,
+        "Suite wall time: {:.0} s.",
+        suite_started.elapsed().as_secs_f64()
+    );
     if let Some(dir) = args.out.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)?;
     }
@@ -391,7 +442,13 @@ fn command_line(program: &str, args: &[&str]) -> String {
         .args(args)
         .output()
         .ok()
-        .map(|o| format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr)))
+        .map(|o| {
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&o.stdout),
+                String::from_utf8_lossy(&o.stderr)
+            )
+        })
         .and_then(|s| s.lines().next().map(str::trim).map(str::to_owned))
         .unwrap_or_else(|| "unknown".into())
 }
@@ -416,14 +473,33 @@ fn lock_versions(root: &Path, names: &[&str]) -> Vec<String> {
 fn environment(report: &mut String, cores: usize, root: &Path, ctx: &Ctx) {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|c| c.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned()))
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
+        })
         .unwrap_or_else(|| "unknown".into());
     let _ = writeln!(report, "## Environment\n");
     let _ = writeln!(report, "- CPU cores available: {cores} ({cpu})");
     let _ = writeln!(report, "- Kernel: {}", command_line("uname", &["-r"]));
     let _ = writeln!(report, "- {}", command_line("rustc", &["--version"]));
-    let _ = writeln!(report, "- graph-comms crates: {} (release profile)", env!("CARGO_PKG_VERSION"));
-    let deps = lock_versions(root, &["tokio", "axum", "hyper", "jsonwebtoken", "aws-lc-rs", "serde_json", "reqwest"]);
+    let _ = writeln!(
+        report,
+        "- graph-comms crates: {} (release profile)",
+        env!("CARGO_PKG_VERSION")
+    );
+    let deps = lock_versions(
+        root,
+        &[
+            "tokio",
+            "axum",
+            "hyper",
+            "jsonwebtoken",
+            "aws-lc-rs",
+            "serde_json",
+            "reqwest",
+        ],
+    );
     let _ = writeln!(report, "- Dependencies: {}", deps.join(", "));
     let _ = writeln!(report, "- Load generator: {}", command_line("wrk", &["-v"]));
     let pin = match (ctx.pin.server, ctx.pin.load) {
@@ -431,16 +507,28 @@ fn environment(report: &mut String, cores: usize, root: &Path, ctx: &Ctx) {
         _ => "not pinned".into(),
     };
     let _ = writeln!(report, "- Pinning: {pin}");
-    let _ = writeln!(report, "- Date: {}\n", command_line("date", &["-u", "+%Y-%m-%dT%H:%M:%SZ"]));
+    let _ = writeln!(
+        report,
+        "- Date: {}\n",
+        command_line("date", &["-u", "+%Y-%m-%dT%H:%M:%SZ"])
+    );
     let _ = writeln!(
         report,
         "Every ratio compares with a baseline measured in the same run on the same machine.\n"
     );
 }
 
-fn webhook_mode(ctx: &Ctx, mode: Mode, calls: usize, openloop_rate: Option<f64>, profile: bool) -> anyhow::Result<ModeResult> {
+fn webhook_mode(
+    ctx: &Ctx,
+    mode: Mode,
+    calls: usize,
+    openloop_rate: Option<f64>,
+    profile: bool,
+) -> anyhow::Result<ModeResult> {
     let server = ctx.start_server(mode, calls)?;
-    let hooks_before = httpc::get_json(server.addr, "/stats")?["notifications"].as_u64().unwrap_or(0);
+    let hooks_before = httpc::get_json(server.addr, "/stats")?["notifications"]
+        .as_u64()
+        .unwrap_or(0);
     let mut runs = Vec::new();
     for connections in [32, 256] {
         ctx.wrk(&server, connections, 1)?; // warm-up
@@ -448,7 +536,9 @@ fn webhook_mode(ctx: &Ctx, mode: Mode, calls: usize, openloop_rate: Option<f64>,
     }
     // Let the per-call workers drain before counting hook runs.
     std::thread::sleep(Duration::from_millis(500));
-    let hooks_after = httpc::get_json(server.addr, "/stats")?["notifications"].as_u64().unwrap_or(0);
+    let hooks_after = httpc::get_json(server.addr, "/stats")?["notifications"]
+        .as_u64()
+        .unwrap_or(0);
     let openloop = match (mode, openloop_rate) {
         (Mode::Full, _) => {
             let rate = runs.first().map_or(1000.0, |r| r.rps * 0.5);
@@ -475,7 +565,14 @@ fn webhook_mode(ctx: &Ctx, mode: Mode, calls: usize, openloop_rate: Option<f64>,
     })
 }
 
-fn webhook_section(report: &mut String, ctx: &Ctx, calls: usize, full: &ModeResult, bare: &ModeResult, uncached: &ModeResult) {
+fn webhook_section(
+    report: &mut String,
+    ctx: &Ctx,
+    calls: usize,
+    full: &ModeResult,
+    bare: &ModeResult,
+    uncached: &ModeResult,
+) {
     let _ = writeln!(report, "## 1. Webhook cost\n");
     let _ = writeln!(
         report,
@@ -518,7 +615,12 @@ fn webhook_section(report: &mut String, ctx: &Ctx, calls: usize, full: &ModeResu
         );
         for run in &result.runs {
             if let Some(errors) = &run.socket_errors {
-                let _ = writeln!(report, "- {} at {} connections: {errors}", label(result.mode), run.connections);
+                let _ = writeln!(
+                    report,
+                    "- {} at {} connections: {errors}",
+                    label(result.mode),
+                    run.connections
+                );
             }
         }
     }
@@ -526,8 +628,18 @@ fn webhook_section(report: &mut String, ctx: &Ctx, calls: usize, full: &ModeResu
         let cpu = f.cpu_us_per_req / b.cpu_us_per_req;
         let tput = f.rps / b.rps;
         let _ = writeln!(report, "\nTargets (32 connections):");
-        let _ = writeln!(report, "- full-path CPU per request <= 1.5x bare: {:.2}x, {}", cpu, verdict(cpu <= 1.5));
-        let _ = writeln!(report, "- full-path throughput >= 0.7x bare: {:.2}x, {}", tput, verdict(tput >= 0.7));
+        let _ = writeln!(
+            report,
+            "- full-path CPU per request <= 1.5x bare: {:.2}x, {}",
+            cpu,
+            verdict(cpu <= 1.5)
+        );
+        let _ = writeln!(
+            report,
+            "- full-path throughput >= 0.7x bare: {:.2}x, {}",
+            tput,
+            verdict(tput >= 0.7)
+        );
         if b.core_use < 0.9 {
             let _ = writeln!(
                 report,
@@ -557,12 +669,27 @@ fn latency_section(report: &mut String, rate: f64, full: &ModeResult, bare: &Mod
          (no coordinated omission). Server-side: `event.received_at` -> start of `on_notification` (hdrhistogram in the \
          hook).\n"
     );
-    let _ = writeln!(report, "| server | client p50 | p99 | p99.9 | max | p99 vs bare | hook p50 | hook p99 | hook p99.9 | recorded / scheduled | non-202 |");
+    let _ = writeln!(
+        report,
+        "| server | client p50 | p99 | p99.9 | max | p99 vs bare | hook p50 | hook p99 | hook p99.9 | recorded / scheduled | non-202 |"
+    );
     let _ = writeln!(report, "|---|---|---|---|---|---|---|---|---|---|---|");
-    let base_p99 = bare.openloop.as_ref().and_then(|(c, _)| c["p99_ns"].as_f64()).unwrap_or(f64::NAN);
+    let base_p99 = bare
+        .openloop
+        .as_ref()
+        .and_then(|(c, _)| c["p99_ns"].as_f64())
+        .unwrap_or(f64::NAN);
     for result in [bare, full] {
-        let Some((client, server)) = &result.openloop else { continue };
-        let hook = |k: &str| if result.mode == Mode::Bare { "-".to_owned() } else { us(&server[k]) };
+        let Some((client, server)) = &result.openloop else {
+            continue;
+        };
+        let hook = |k: &str| {
+            if result.mode == Mode::Bare {
+                "-".to_owned()
+            } else {
+                us(&server[k])
+            }
+        };
         let _ = writeln!(
             report,
             "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} / {} | {} |",
@@ -584,8 +711,18 @@ fn latency_section(report: &mut String, rate: f64, full: &ModeResult, bare: &Mod
         let hook_p99 = server["p99_ns"].as_f64().unwrap_or(f64::MAX);
         let client_p99 = client["p99_ns"].as_f64().unwrap_or(f64::MAX);
         let _ = writeln!(report, "\nTarget p99 < 1 ms:");
-        let _ = writeln!(report, "- notification-to-hook (server side): {}, {}", us(&server["p99_ns"]), verdict(hook_p99 < 1e6));
-        let _ = writeln!(report, "- full request round trip from intended send time: {}, {}", us(&client["p99_ns"]), verdict(client_p99 < 1e6));
+        let _ = writeln!(
+            report,
+            "- notification-to-hook (server side): {}, {}",
+            us(&server["p99_ns"]),
+            verdict(hook_p99 < 1e6)
+        );
+        let _ = writeln!(
+            report,
+            "- full request round trip from intended send time: {}, {}",
+            us(&client["p99_ns"]),
+            verdict(client_p99 < 1e6)
+        );
     }
     let _ = writeln!(report);
 }
@@ -604,7 +741,11 @@ fn demo_section(report: &mut String, ctx: &mut Ctx, calls: usize, perf_ok: bool)
     let wall = started.elapsed().as_secs_f64();
     match output {
         Ok(o) => {
-            let text = format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+            let text = format!(
+                "{}{}",
+                String::from_utf8_lossy(&o.stdout),
+                String::from_utf8_lossy(&o.stderr)
+            );
             let _ = writeln!(
                 report,
                 "`transfer-bot demo --calls {calls}` (bot, emulator and calls in one process, not pinned), exit {}, {wall:.1} s wall. Its output:\n",
@@ -630,7 +771,10 @@ fn demo_section(report: &mut String, ctx: &mut Ctx, calls: usize, perf_ok: bool)
             .status();
         match recorded.map_err(anyhow::Error::from).and_then(|_| perf_report(&data)) {
             Ok(top) => {
-                let _ = writeln!(report, "Where the demo's CPU time goes (`perf record -e cpu-clock`, self time):\n\n```text\n{top}\n```\n");
+                let _ = writeln!(
+                    report,
+                    "Where the demo's CPU time goes (`perf record -e cpu-clock`, self time):\n\n```text\n{top}\n```\n"
+                );
             }
             Err(e) => ctx.notes.push(format!("demo profile failed: {e}")),
         }
@@ -672,7 +816,11 @@ fn memory_section(report: &mut String, ctx: &Ctx, max_calls: usize) -> anyhow::R
         let need = per_call * max_calls as f64;
         let available = mem_available().unwrap_or(f64::MAX);
         if need < 0.4 * available {
-            rows.push((max_calls, memory_run(ctx, "bot", max_calls)?, memory_run(ctx, "floor", max_calls)?));
+            rows.push((
+                max_calls,
+                memory_run(ctx, "bot", max_calls)?,
+                memory_run(ctx, "floor", max_calls)?,
+            ));
         } else {
             let _ = writeln!(
                 report,
@@ -682,7 +830,10 @@ fn memory_section(report: &mut String, ctx: &Ctx, max_calls: usize) -> anyhow::R
             );
         }
     }
-    let _ = writeln!(report, "| calls | bot VmRSS | bot VmHWM | floor VmRSS | bot bytes/call (RSS) | bot bytes/call (HWM) | floor bytes/call | bot vs floor |");
+    let _ = writeln!(
+        report,
+        "| calls | bot VmRSS | bot VmHWM | floor VmRSS | bot bytes/call (RSS) | bot bytes/call (HWM) | floor bytes/call | bot vs floor |"
+    );
     let _ = writeln!(report, "|---|---|---|---|---|---|---|---|");
     let (bot0, floor0) = match rows.first() {
         Some((_, b, f)) => (b.clone(), f.clone()),
@@ -691,7 +842,13 @@ fn memory_section(report: &mut String, ctx: &Ctx, max_calls: usize) -> anyhow::R
     let get = |v: &Value, k: &str| v[k].as_f64().unwrap_or(f64::NAN);
     let mut worst = 0.0f64;
     for (n, bot, floor) in &rows {
-        let per = |v: &Value, base: &Value, k: &str| if *n == 0 { f64::NAN } else { (get(v, k) - get(base, k)) / *n as f64 };
+        let per = |v: &Value, base: &Value, k: &str| {
+            if *n == 0 {
+                f64::NAN
+            } else {
+                (get(v, k) - get(base, k)) / *n as f64
+            }
+        };
         let bot_rss = per(bot, &bot0, "vm_rss");
         let bot_hwm = per(bot, &bot0, "vm_hwm");
         let floor_rss = per(floor, &floor0, "vm_rss");
@@ -711,9 +868,18 @@ fn memory_section(report: &mut String, ctx: &Ctx, max_calls: usize) -> anyhow::R
             if *n == 0 { "-".into() } else { ratio(bot_rss, floor_rss) },
         );
     }
-    let _ = writeln!(report, "\nTarget < 2 KiB per call (steady RSS, largest N): {:.0} B, {}\n", worst, verdict(worst < 2048.0));
+    let _ = writeln!(
+        report,
+        "\nTarget < 2 KiB per call (steady RSS, largest N): {:.0} B, {}\n",
+        worst,
+        verdict(worst < 2048.0)
+    );
     if let Some((_, bot, _)) = rows.last() {
-        let _ = writeln!(report, "Inline sizes (`size_of`, bytes) of what the runtime keeps per call: `{}`\n", bot["size_of"]);
+        let _ = writeln!(
+            report,
+            "Inline sizes (`size_of`, bytes) of what the runtime keeps per call: `{}`\n",
+            bot["size_of"]
+        );
     }
     Ok(())
 }
@@ -798,7 +964,10 @@ fn transfer_bot_startup(ctx: &Ctx) -> anyhow::Result<Vec<f64>> {
     let emulator_bin = ctx.bin_dir.join("graph-comms-emulator");
     let bot_bin = ctx.bin_dir.join("transfer-bot");
     if !emulator_bin.exists() || !bot_bin.exists() {
-        bail!("graph-comms-emulator or transfer-bot binary missing in {}", ctx.bin_dir.display());
+        bail!(
+            "graph-comms-emulator or transfer-bot binary missing in {}",
+            ctx.bin_dir.display()
+        );
     }
     let emu_addr = free_port()?;
     let mut emulator = Command::new(&emulator_bin)
@@ -879,19 +1048,32 @@ impl EmulatorCredentials {
                 format!("{}/v1/.well-known/OpenIdConfiguration", self.base),
             ),
             ("TRANSFER_BOT_LISTEN", listen.to_string()),
-            ("TRANSFER_BOT_DEFAULT_TARGETS", r#"[{kind="user",id="bench-target"}]"#.to_owned()),
-            ("TRANSFER_BOT_PUBLIC_CALLBACK_URL", format!("https://{listen}/api/calls")),
+            (
+                "TRANSFER_BOT_DEFAULT_TARGETS",
+                r#"[{kind="user",id="bench-target"}]"#.to_owned(),
+            ),
+            (
+                "TRANSFER_BOT_PUBLIC_CALLBACK_URL",
+                format!("https://{listen}/api/calls"),
+            ),
         ]
     }
 }
 
 fn profiles_section(report: &mut String, results: &[&ModeResult]) {
-    let profiles: Vec<_> = results.iter().filter_map(|r| r.profile.as_ref().map(|p| (r.mode, p))).collect();
+    let profiles: Vec<_> = results
+        .iter()
+        .filter_map(|r| r.profile.as_ref().map(|p| (r.mode, p)))
+        .collect();
     if profiles.is_empty() {
         return;
     }
     let _ = writeln!(report, "## Profiles (server under wrk, 32 connections)\n");
     for (mode, profile) in profiles {
-        let _ = writeln!(report, "{}, `perf record -e cpu-clock`, self time by symbol:\n\n```text\n{profile}\n```\n", label(mode));
+        let _ = writeln!(
+            report,
+            "{}, `perf record -e cpu-clock`, self time by symbol:\n\n```text\n{profile}\n```\n",
+            label(mode)
+        );
     }
 }

@@ -39,7 +39,13 @@ impl BenchKey {
     }
 
     /// A notification token as Graph sends it: iss, aud = app id, tid, valid for `lifetime_secs`.
-    pub(crate) fn sign(&self, issuer: &str, app_id: &str, tenant_id: &str, lifetime_secs: u64) -> anyhow::Result<String> {
+    pub(crate) fn sign(
+        &self,
+        issuer: &str,
+        app_id: &str,
+        tenant_id: &str,
+        lifetime_secs: u64,
+    ) -> anyhow::Result<String> {
         let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
         let header = json!({ "alg": "RS256", "typ": "JWT", "kid": KID });
         let claims = json!({
@@ -53,7 +59,12 @@ impl BenchKey {
         );
         let mut signature = vec![0; self.pair.public_modulus_len()];
         self.pair
-            .sign(&RSA_PKCS1_SHA256, &SystemRandom::new(), input.as_bytes(), &mut signature)
+            .sign(
+                &RSA_PKCS1_SHA256,
+                &SystemRandom::new(),
+                input.as_bytes(),
+                &mut signature,
+            )
             .map_err(|_| anyhow!("RS256 signing failed"))?;
         Ok(format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature)))
     }

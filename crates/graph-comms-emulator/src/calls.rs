@@ -149,13 +149,19 @@ pub(crate) fn place_incoming(inner: &Arc<Inner>, call: IncomingCall) -> CallId {
     };
     let targets = json!([{ "identity": called }]);
     let url = compact_url(&id);
-    let data = call_data(
-        Some("incoming"),
-        json!({
-            "@odata.id": url, "@odata.etag": "W/\"5445\"", "direction": "incoming",
-            "source": source, "targets": targets, "requestedModalities": ["audio"],
-        }),
-    );
+    let mut fields = json!({
+        "@odata.id": url, "@odata.etag": "W/\"5445\"", "direction": "incoming",
+        "source": source, "targets": targets, "requestedModalities": ["audio"],
+    });
+    // Group calls carry their chat thread; that is how a bot tells them from P2P calls.
+    if call.group.is_some() {
+        fields["chatInfo"] = json!({
+            "@odata.type": "#microsoft.graph.chatInfo",
+            "threadId": format!("19:meeting_{}@thread.v2", uuid::Uuid::new_v4().simple()),
+            "messageId": "0",
+        });
+    }
+    let data = call_data(Some("incoming"), fields);
     let created = Step {
         delay: Duration::ZERO,
         item: item("created", &url, data),

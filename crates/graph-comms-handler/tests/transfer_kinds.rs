@@ -184,26 +184,10 @@ async fn group_transfer_needs_a_transferee_then_fails_then_completes() {
         .place(IncomingCall::from_user(&h.app, &h.callback, "member-1", "Member One").group(vec![other]))
         .await;
     let hooks = handler.wait_terminated(&call).await;
-    // A group call is recognised by `chatInfo.threadId` on its incoming notification.
-    let marked_as_group = h.emu.notifications(&call).iter().any(|n| {
-        n.body["value"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .any(|item| item["resourceData"]["chatInfo"]["threadId"].is_string())
-    });
-    let (first, failed_attempt, completed_attempt, posts_expected) = if marked_as_group {
-        // The guard refuses the request without a transferee: nothing is sent.
-        (Hook::TransferRefused("group_without_transferee".into()), 1, 2, 2)
-    } else {
-        // Without the marker the bot cannot know; Graph's 400 becomes a rejected attempt.
-        let rejected = Hook::Failed {
-            attempt: 1,
-            reason: "rejected",
-            subcode: None,
-        };
-        (rejected, 2, 3, 3)
-    };
+    // The group call is recognised by `chatInfo.threadId`, so the guard refuses the
+    // request without a transferee and nothing is sent.
+    let (first, failed_attempt, completed_attempt, posts_expected) =
+        (Hook::TransferRefused("group_without_transferee".into()), 1, 2, 2);
     let mut expected = vec![
         Hook::Incoming,
         Hook::Established,
