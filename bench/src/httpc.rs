@@ -100,3 +100,33 @@ pub(crate) fn get_json(addr: SocketAddr, path: &str) -> anyhow::Result<serde_jso
     }
     Ok(serde_json::from_str(&body)?)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_response_is_complete_only_with_its_whole_body() {
+        let head = b"HTTP/1.1 202 Accepted\r\ncontent-length: 3\r\n\r\n";
+        assert_eq!(complete_response(head), None);
+        let mut full = head.to_vec();
+        full.extend_from_slice(b"abcHTTP/1.1");
+        assert_eq!(complete_response(&full), Some((head.len() + 3, 202)));
+        let refused = b"HTTP/1.1 503 Service Unavailable\r\n\r\n";
+        assert_eq!(complete_response(refused), Some((refused.len(), 503)));
+    }
+
+    #[test]
+    fn requests_carry_the_call_id_and_an_exact_length() {
+        let setup = Setup {
+            token: "tok".into(),
+            call_ids: vec!["abc-123".into()],
+        };
+        let request = String::from_utf8(setup.requests().remove(0)).unwrap_or_default();
+        let (head, body) = request.split_once("\r\n\r\n").unwrap_or_default();
+        assert!(head.contains("Authorization: Bearer tok"));
+        assert!(head.contains(&format!("Content-Length: {}", body.len())));
+        assert!(body.contains("/communications/calls/abc-123"));
+        assert!(!body.contains("341a0500"));
+    }
+}

@@ -55,7 +55,7 @@ fn connect(addr: SocketAddr) -> anyhow::Result<TcpStream> {
 
 /// Runs the schedule and prints one JSON line with the client-side latency.
 pub(crate) fn run(args: OpenLoopArgs) -> anyhow::Result<()> {
-    if !(args.rate > 0.0) {
+    if args.rate.is_nan() || args.rate <= 0.0 {
         bail!("--rate must be positive");
     }
     let setup = Setup::read(&args.setup_file)?;

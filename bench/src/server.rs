@@ -297,10 +297,10 @@ async fn setup_bot(
         let call = IncomingCall::from_user(&app, callback.clone(), &format!("caller-{i}"), "Bench Caller");
         let emulator = emulator.clone();
         pending.spawn(async move { emulator.place_incoming_call(call).await });
-        if pending.len() >= 64 {
-            if let Some(done) = pending.join_next().await {
-                ids.push(done??.as_str().to_owned());
-            }
+        if pending.len() >= 64
+            && let Some(done) = pending.join_next().await
+        {
+            ids.push(done??.as_str().to_owned());
         }
     }
     while let Some(done) = pending.join_next().await {

@@ -305,15 +305,29 @@ fn perf_report(data: &Path) -> anyhow::Result<String> {
         .stderr(Stdio::null())
         .output()?;
     let text = String::from_utf8_lossy(&report.stdout);
-    let lines: Vec<&str> = text
+    let lines: Vec<String> = text
         .lines()
         .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
         .take(20)
+        .map(tidy_perf_line)
         .collect();
     if lines.is_empty() {
         bail!("perf report is empty");
     }
     Ok(lines.join("\n"))
+}
+
+/// Drops perf's padding and empty trailing columns.
+fn tidy_perf_line(line: &str) -> String {
+    let mut line = line.trim_end();
+    while let Some(rest) = line.strip_suffix('-') {
+        line = rest.trim_end();
+    }
+    line.split("  ")
+        .filter(|p| !p.trim().is_empty())
+        .map(str::trim)
+        .collect::<Vec<_>>()
+        .join("  ")
 }
 
 struct WrkRun {
@@ -507,6 +521,12 @@ fn environment(report: &mut String, cores: usize, root: &Path, ctx: &Ctx) {
         _ => "not pinned".into(),
     };
     let _ = writeln!(report, "- Pinning: {pin}");
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let _ = writeln!(
+        report,
+        "- Load average at start (1/5/15 min): {} (other processes share the cores if this is above 0)",
+        load.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+    );
     let _ = writeln!(
         report,
         "- Date: {}\n",
@@ -748,7 +768,7 @@ fn demo_section(report: &mut String, ctx: &mut Ctx, calls: usize, perf_ok: bool)
             );
             let _ = writeln!(
                 report,
-                "`transfer-bot demo --calls {calls}` (bot, emulator and calls in one process, not pinned), exit {}, {wall:.1} s wall. Its output:\n",
+                "`transfer-bot demo --calls {calls}` (bot, emulator and calls in one process, not pinned), {}, {wall:.1} s wall. Its output:\n",
                 o.status
             );
             let _ = writeln!(report, "```text\n{}\n```\n", text.trim_end());
@@ -840,7 +860,7 @@ fn memory_section(report: &mut String, ctx: &Ctx, max_calls: usize) -> anyhow::R
         None => return Ok(()),
     };
     let get = |v: &Value, k: &str| v[k].as_f64().unwrap_or(f64::NAN);
-    let mut worst = 0.0f64;
+    let mut largest = f64::NAN;
     for (n, bot, floor) in &rows {
         let per = |v: &Value, base: &Value, k: &str| {
             if *n == 0 {
@@ -853,7 +873,7 @@ fn memory_section(report: &mut String, ctx: &Ctx, max_calls: usize) -> anyhow::R
         let bot_hwm = per(bot, &bot0, "vm_hwm");
         let floor_rss = per(floor, &floor0, "vm_rss");
         if bot_rss.is_finite() {
-            worst = worst.max(bot_rss);
+            largest = bot_rss;
         }
         let fmt = |x: f64| if x.is_finite() { format!("{x:.0} B") } else { "-".into() };
         let _ = writeln!(
@@ -871,8 +891,8 @@ fn memory_section(report: &mut String, ctx: &Ctx, max_calls: usize) -> anyhow::R
     let _ = writeln!(
         report,
         "\nTarget < 2 KiB per call (steady RSS, largest N): {:.0} B, {}\n",
-        worst,
-        verdict(worst < 2048.0)
+        largest,
+        verdict(largest < 2048.0)
     );
     if let Some((_, bot, _)) = rows.last() {
         let _ = writeln!(
@@ -1074,6 +1094,46 @@ fn profiles_section(report: &mut String, results: &[&ModeResult]) {
             report,
             "{}, `perf record -e cpu-clock`, self time by symbol:\n\n```text\n{profile}\n```\n",
             label(mode)
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn perf_lines_lose_padding_and_empty_columns() {
+        let line = "     8.47%  libc.so.6          [.] __memmove_avx_unaligned_erms          -      -            ";
+        assert_eq!(
+            tidy_perf_line(line),
+            "8.47%  libc.so.6  [.] __memmove_avx_unaligned_erms"
+        );
+    }
+
+    #[test]
+    fn ratios_and_medians() {
+        assert_eq!(ratio(3.0, 2.0), "1.50x");
+        assert_eq!(ratio(3.0, 0.0), "n/a");
+        assert_eq!(median(vec![5.0, 1.0, 3.0]), 3.0);
+    }
+
+    #[test]
+    fn emulator_credentials_are_read_from_its_banner() {
+        let lines: Vec<String> = [
+            "graph base url:      http://127.0.0.1:1/v1.0",
+            "tenant id:           t-1",
+            "app id:              a-1",
+            "client secret:       s~1",
+        ]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
+        let creds = EmulatorCredentials::parse(&lines, "127.0.0.1:1".parse().unwrap_or_else(|_| unreachable!()));
+        let creds = creds.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            (creds.tenant.as_str(), creds.app_id.as_str(), creds.secret.as_str()),
+            ("t-1", "a-1", "s~1")
         );
     }
 }
