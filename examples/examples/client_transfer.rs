@@ -1,20 +1,20 @@
 //! Answers and transfers calls with `graph-comms-client` against the local
 //! Graph emulator: a blind transfer, then a consultative one.
 //!
-//! The emulator runs in-process, and a tiny callback receiver prints the
-//! notifications Graph would send the bot. Run it with
+//! The emulator runs in-process, and a bare callback receiver (no bot) prints
+//! the notifications Graph would send the bot. Run it with
 //! `cargo run -p examples --example client_transfer`.
 
 use std::time::Duration;
 
 use anyhow::Context;
+use examples::callback_receiver;
 use graph_comms_client::{GraphClient, GraphClientError};
 use graph_comms_emulator::{Emulator, EmulatorConfig, IncomingCall};
 use graph_comms_model::{
     AnswerRequest, Call, CallId, CallState, CommsNotifications, Identity, IdentitySet, InvitationParticipantInfo,
     MediaConfig, Modality, TransferRequest,
 };
-use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
 const WAIT: Duration = Duration::from_secs(5);
@@ -29,7 +29,7 @@ async fn main() -> anyhow::Result<()> {
         .init();
 
     let emulator = Emulator::start(EmulatorConfig::default()).await?;
-    let (callback_uri, mut notifications) = start_callback_receiver().await?;
+    let (callback_uri, mut notifications) = callback_receiver().await?;
     let app = emulator.default_app();
     println!("emulator at {}, callbacks to {callback_uri}", emulator.base_url());
 
@@ -148,79 +148,4 @@ async fn print_notifications(notifications: &mut mpsc::UnboundedReceiver<CommsNo
             );
         }
     }
-}
-
-/// A minimal HTTP endpoint that answers every POST with 202 and forwards the JSON bodies.
-async fn start_callback_receiver() -> anyhow::Result<(String, mpsc::UnboundedReceiver<CommsNotifications>)> {
-    let listener = TcpListener::bind("127.0.0.1:0").await?;
-    let uri = format!("http://{}/api/calls", listener.local_addr()?);
-    let (tx, rx) = mpsc::unbounded_channel();
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            let tx = tx.clone();
-            tokio::spawn(async move {
-                while let Ok(body) = read_request(&stream).await {
-                    if let Ok(batch) = CommsNotifications::from_slice(&body) {
-                        let _ = tx.send(batch);
-                    }
-                    if write_all(&stream, b"HTTP/1.1 202 Accepted\r\ncontent-length: 0\r\n\r\n")
-                        .await
-                        .is_err()
-                    {
-                        break;
-                    }
-                }
-            });
-        }
-    });
-    Ok((uri, rx))
-}
-
-/// Reads one request from a keep-alive connection and returns its body.
-async fn read_request(stream: &TcpStream) -> std::io::Result<Vec<u8>> {
-    let mut buf = Vec::new();
-    let head_end = loop {
-        if let Some(pos) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break pos + 4;
-        }
-        read_some(stream, &mut buf).await?;
-    };
-    let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
-    let length: usize = head
-        .lines()
-        .find_map(|line| line.strip_prefix("content-length:"))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0);
-    while buf.len() < head_end + length {
-        read_some(stream, &mut buf).await?;
-    }
-    Ok(buf[head_end..head_end + length].to_vec())
-}
-
-async fn read_some(stream: &TcpStream, buf: &mut Vec<u8>) -> std::io::Result<()> {
-    let mut chunk = [0u8; 8192];
-    loop {
-        stream.readable().await?;
-        match stream.try_read(&mut chunk) {
-            Ok(0) => return Err(std::io::ErrorKind::UnexpectedEof.into()),
-            Ok(n) => {
-                buf.extend_from_slice(&chunk[..n]);
-                return Ok(());
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-            Err(e) => return Err(e),
-        }
-    }
-}
-
-async fn write_all(stream: &TcpStream, mut bytes: &[u8]) -> std::io::Result<()> {
-    while !bytes.is_empty() {
-        stream.writable().await?;
-        match stream.try_write(bytes) {
-            Ok(n) => bytes = &bytes[n..],
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
 }

@@ -3,14 +3,12 @@
 //! Success shows up as `terminationReason: AppTransferred`.
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use graph_comms_emulator::{Emulator, EmulatorConfig, IncomingCall};
+use examples::{WAIT, print_until, start_local};
 use graph_comms_handler::model::{
     Call, CallId, CallState, Identity, IdentitySet, InvitationParticipantInfo, MediaConfig, Modality, TransferRequest,
 };
-use graph_comms_handler::{Bot, CallContext, CallHandler, HookError, TransferFailure, TransferInfo, async_trait};
-use graph_comms_handler::{client::GraphClient, notify::NotifyConfig};
+use graph_comms_handler::{CallContext, CallHandler, HookError, TransferFailure, TransferInfo, async_trait};
 use tokio::sync::{mpsc, watch};
 
 struct Consultative {
@@ -60,65 +58,31 @@ async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .init();
-    let emulator = Emulator::start(EmulatorConfig::default()).await?;
-    let app = emulator.default_app();
-    let client = GraphClient::builder()
-        .credentials(app.tenant_id.clone(), app.app_id.clone(), app.client_secret.clone())
-        .graph_base_url(emulator.graph_base_url())
-        .login_base_url(emulator.login_base_url())
-        .build()?;
-    let mut notify = NotifyConfig::new(app.app_id.clone());
-    notify.issuers = vec![emulator.issuer()];
-    notify.openid_configuration_url = emulator.openid_configuration_url();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let callback = format!("http://{}/api/calls", listener.local_addr()?);
     let (report, mut lines) = mpsc::unbounded_channel();
     let (set_consultation, consultation) = watch::channel(None);
-    let bot = Bot::builder()
-        .client(client.clone())
-        .notify(notify)
-        .handler(Arc::new(Consultative { consultation, report }))
-        .callback_uri(callback.clone())
-        .build()?;
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn({
-        let bot = bot.clone();
-        async move { bot.serve(listener, async { drop(stopped.await) }).await }
-    });
+    let local = start_local(Arc::new(Consultative { consultation, report })).await?;
 
     // 1. The bot calls the agent.
     let agent = InvitationParticipantInfo::new(IdentitySet::user(Identity::with_id("agent-1")));
     let consult = Call {
         odata_type: Some("#microsoft.graph.call".into()),
-        callback_uri: Some(callback.clone()),
+        callback_uri: Some(local.callback_uri.clone()),
         targets: Some(vec![agent]),
         requested_modalities: Some(vec![Modality::Audio]),
         media_config: Some(MediaConfig::service_hosted()),
-        tenant_id: Some(app.tenant_id.clone()),
+        tenant_id: Some(local.app.tenant_id.clone()),
         ..Call::default()
     };
-    let created = client.create_call(&consult).await?.value;
+    let created = local.client.create_call(&consult).await?.value;
     let consult_id = created.id.ok_or_else(|| anyhow::anyhow!("created call has no id"))?;
-    emulator
-        .wait_for_state(&consult_id, CallState::Established, Duration::from_secs(20))
+    local
+        .emulator
+        .wait_for_state(&consult_id, CallState::Established, WAIT)
         .await?;
     set_consultation.send_replace(Some(consult_id));
 
     // 2. A caller comes in; the handler transfers it into the consultation.
-    emulator
-        .place_incoming_call(IncomingCall::from_user(&app, &callback, "caller-1", "Caller"))
-        .await?;
-    loop {
-        let line = tokio::time::timeout(Duration::from_secs(20), lines.recv()).await?;
-        let Some(line) = line else { break };
-        println!("{line}");
-        if line.contains("completed") || line.contains("failed") {
-            break;
-        }
-    }
-
-    let _ = stop.send(());
-    server.await??;
-    emulator.shutdown().await;
-    Ok(())
+    local.place_call("caller-1").await?;
+    print_until(&mut lines, |line| line.contains("completed") || line.contains("failed")).await?;
+    local.shutdown().await
 }

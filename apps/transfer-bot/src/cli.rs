@@ -77,7 +77,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => {
             crate::logging::init_with_default(cli.log_format.unwrap_or_default(), "warn")?;
             let runtime = runtime()?;
-            let ok = match calls {
+            let code = match calls {
                 None => runtime.block_on(crate::demo::run_scripted_demo())?.print_and_check(),
                 Some(n) => runtime
                     .block_on(crate::demo::run_load(crate::demo::LoadOptions {
@@ -87,7 +87,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     }))?
                     .print_and_check(),
             };
-            Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+            Ok(code)
         }
     }
 }

@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -210,16 +211,25 @@ impl DemoReport {
         render_table(&rows)
     }
 
-    /// Prints the table to stdout; whether every call was ok.
-    pub fn print_and_check(&self) -> bool {
+    /// The process exit code: success only when every call ended as scripted,
+    /// so a `FAIL` row (or no row at all) fails the command.
+    pub fn exit_code(&self) -> ExitCode {
+        if self.all_ok() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        }
+    }
+
+    /// Prints the table and a summary line to stdout; the exit code.
+    pub fn print_and_check(&self) -> ExitCode {
         print!("{}", self.table());
-        let ok = self.all_ok();
         println!(
             "{} of {} scripted calls ended as scripted",
             self.rows.iter().filter(|r| r.ok).count(),
             self.rows.len()
         );
-        ok
+        self.exit_code()
     }
 }
 
@@ -350,8 +360,12 @@ pub async fn run_scripted_demo() -> anyhow::Result<DemoReport> {
 
 /// Like [`run_scripted_demo`]; `progress` turns the stderr lines off (tests).
 pub async fn run_scenarios(progress: bool) -> anyhow::Result<DemoReport> {
-    let scenarios = scenarios()?;
-    let mut env = DemoEnvironment::start(&scenarios).await?;
+    run_scenario_list(&scenarios()?, progress).await
+}
+
+/// Runs the given scenarios one after the other and checks each against its script.
+pub async fn run_scenario_list(scenarios: &[Scenario], progress: bool) -> anyhow::Result<DemoReport> {
+    let mut env = DemoEnvironment::start(scenarios).await?;
     let mut logs: HashMap<CallId, CallLog> = HashMap::new();
     let mut rows = Vec::new();
     for (i, scenario) in scenarios.iter().enumerate() {
@@ -460,8 +474,17 @@ impl LoadReport {
         if secs > 0.0 { self.transfers as f64 / secs } else { 0.0 }
     }
 
-    /// Prints the summary; whether every call ended as scripted.
-    pub fn print_and_check(&self) -> bool {
+    /// The process exit code: success only when every call ended as scripted.
+    pub fn exit_code(&self) -> ExitCode {
+        if self.calls > 0 && self.ok == self.calls {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        }
+    }
+
+    /// Prints the summary; the exit code.
+    pub fn print_and_check(&self) -> ExitCode {
         let ms = |q: f64| self.latency.value_at_quantile(q) as f64 / 1000.0;
         println!("calls: {} (seed {}), ok: {}", self.calls, self.seed, self.ok);
         for (name, count) in &self.mix {
@@ -480,7 +503,7 @@ impl LoadReport {
             ms(0.99),
             self.latency.max() as f64 / 1000.0
         );
-        self.ok == self.calls
+        self.exit_code()
     }
 }
 

@@ -2,10 +2,8 @@
 
 use std::fmt;
 
-use graph_comms_handler::HookName;
-use graph_comms_model::{
-    ChangeType, CommsNotification, CommsNotifications, ParseError, ResourceData, ResourceTarget, ResultInfo,
-};
+use graph_comms_handler::{Classification, HookName, classify};
+use graph_comms_model::{CommsNotification, CommsNotifications, ParseError, ResourceData, ResourceTarget, ResultInfo};
 
 /// What one notification body contains, item by item.
 #[derive(Debug, Clone, PartialEq)]
@@ -31,20 +29,10 @@ pub struct InspectedItem {
     pub result_info: Option<ResultInfo>,
     /// `terminationReason`, when present.
     pub termination_reason: Option<String>,
-    /// The event the item becomes, and the hook it fires.
-    pub classification: Classification,
-}
-
-/// The event a notification becomes and the `CallHandler` hook it fires.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Classification {
-    /// The event's name.
-    pub event: &'static str,
-    /// The typed hook, or `None` when the event only updates state.
-    /// (`on_notification` runs first for every item.)
-    pub hook: Option<HookName>,
-    /// A note on conditions (e.g. "only while a transfer is pending").
-    pub note: Option<&'static str>,
+    /// The event the item becomes and the hooks it fires, as the handler
+    /// runtime dispatches it; `None` when the resource names no call (the
+    /// notification endpoint refuses the whole body then).
+    pub classification: Option<Classification>,
 }
 
 /// Parses a body exactly as Graph would POST it and describes every item.
@@ -58,9 +46,13 @@ pub fn inspect(body: &[u8]) -> Result<InspectReport, ParseError> {
 
 fn inspect_item(item: &CommsNotification) -> InspectedItem {
     let resource = item.resource();
-    let (call_id, target) = match &resource {
-        Ok(url) => (Ok(url.call_id.to_string()), describe_target(&url.target)),
-        Err(e) => (Err(e.to_string()), "-".to_owned()),
+    let (call_id, target, classification) = match &resource {
+        Ok(url) => (
+            Ok(url.call_id.to_string()),
+            describe_target(&url.target),
+            Some(classify(item, url)),
+        ),
+        Err(e) => (Err(e.to_string()), "-".to_owned(), None),
     };
     let (state, result_info, termination_reason) = match &item.resource_data {
         Some(ResourceData::Call(call)) => (
@@ -82,7 +74,7 @@ fn inspect_item(item: &CommsNotification) -> InspectedItem {
         state,
         result_info,
         termination_reason,
-        classification: classify(item),
+        classification,
     }
 }
 
@@ -93,76 +85,6 @@ fn describe_target(target: &ResourceTarget) -> String {
         ResourceTarget::Participants => "participants".into(),
         ResourceTarget::Participant(id) => format!("participant {id}"),
         other => format!("{other:?}"),
-    }
-}
-
-/// The event and hook a notification maps to, from the notification alone.
-///
-/// Transfer outcomes key on state plus subcode (never the code alone), as the
-/// handler's transfer machine does.
-pub fn classify(item: &CommsNotification) -> Classification {
-    use graph_comms_model::CallState as S;
-    let c = |event, hook, note| Classification { event, hook, note };
-    if let Some(op) = item.operation() {
-        let done = item.change_type == ChangeType::Deleted
-            || op
-                .status
-                .as_ref()
-                .is_some_and(|s| matches!(s.as_str(), "completed" | "failed"));
-        return if done {
-            c("OperationFinished", Some(HookName::OperationCompleted), None)
-        } else {
-            c("OperationUpdated", None, None)
-        };
-    }
-    let Some(call) = item.call() else {
-        return match item.resource().map(|r| r.target) {
-            Ok(ResourceTarget::Participants | ResourceTarget::Participant(_)) => c(
-                "ParticipantsUpdated",
-                None,
-                Some("roster changes are not forwarded to hooks"),
-            ),
-            Ok(ResourceTarget::Call) if item.change_type == ChangeType::Deleted => {
-                c("CallTerminated", Some(HookName::CallTerminated), None)
-            }
-            _ => c("Ignored", None, Some("no call or operation in resourceData")),
-        };
-    };
-    let subcode = call.result_info.as_ref().and_then(|r| r.subcode);
-    let state = call.state.clone();
-    match (state, &item.change_type) {
-        (Some(S::Incoming), _) => c("IncomingCall", Some(HookName::IncomingCall), None),
-        (Some(S::Establishing), _) => c("CallEstablishing", None, None),
-        (Some(S::Established), _) if subcode.is_some_and(|s| s != 0) => c(
-            "TransferFailed",
-            Some(HookName::TransferFailed),
-            Some("returned to established with a non-zero subcode; fails the pending transfer"),
-        ),
-        (Some(S::Established), _) => c("CallEstablished", Some(HookName::CallEstablished), None),
-        (Some(S::Transferring), _) => c("Transferring", Some(HookName::Transferring), None),
-        (Some(S::TransferAccepted), _) => c("TransferAccepted", Some(HookName::TransferAccepted), None),
-        (Some(S::Terminating), _) => c("CallTerminating", None, None),
-        (Some(S::Terminated), _) | (None, ChangeType::Deleted) => {
-            let app_transferred = call
-                .termination_reason()
-                .is_some_and(|r| r.eq_ignore_ascii_case("AppTransferred"));
-            if subcode == Some(graph_comms_model::subcodes::TRANSFER_COMPLETED) {
-                c("TransferCompleted", Some(HookName::TransferCompleted), None)
-            } else if app_transferred {
-                c(
-                    "TransferCompleted",
-                    Some(HookName::TransferCompleted),
-                    Some("terminationReason AppTransferred: success for a consultative transfer"),
-                )
-            } else {
-                c(
-                    "CallTerminated",
-                    Some(HookName::CallTerminated),
-                    Some("fails a pending transfer (call ended)"),
-                )
-            }
-        }
-        _ => c("CallUpdated", None, None),
     }
 }
 
@@ -204,14 +126,31 @@ impl fmt::Display for InspectedItem {
         if let Some(reason) = &self.termination_reason {
             writeln!(f, "  termination: {reason}")?;
         }
-        let c = &self.classification;
-        let hook = c.hook.map_or_else(|| "(none)".to_owned(), |h| h.to_string());
-        write!(f, "  event:       {}\n  hook:        {hook}", c.event)?;
-        if let Some(note) = c.note {
-            write!(f, " [{note}]")?;
+        let Some(c) = &self.classification else {
+            return write!(f, "  event:       (none: the endpoint refuses a body naming no call)");
+        };
+        write!(f, "  event:       {}", c.kind.name())?;
+        write!(f, "\n  hooks:       {}", hook_list(&c.hooks))?;
+        if c.hooks_during_transfer != c.hooks {
+            write!(f, "\n  in transfer: {}", hook_list(&c.hooks_during_transfer))?;
+        }
+        if c.hooks_during_consultative_transfer != c.hooks_during_transfer {
+            write!(
+                f,
+                "\n  in consultative transfer: {}",
+                hook_list(&c.hooks_during_consultative_transfer)
+            )?;
         }
         Ok(())
     }
+}
+
+/// `on_a, on_b`, or `(none)`.
+fn hook_list(hooks: &[HookName]) -> String {
+    if hooks.is_empty() {
+        return "(none)".to_owned();
+    }
+    hooks.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
 }
 
 fn opt(value: Option<i32>) -> String {

@@ -5,9 +5,13 @@
 use std::time::Duration;
 
 use graph_comms_emulator::Endpoint;
+use std::process::ExitCode;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use transfer_bot::bot::{BotEventKind, CallOutcome};
-use transfer_bot::demo::{DemoEnvironment, LoadOptions, run_load, run_scenarios, scenarios};
+
+use transfer_bot::demo::{
+    DemoEnvironment, DemoReport, DemoRow, LoadOptions, run_load, run_scenario_list, run_scenarios, scenarios,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_scripted_call_ends_as_scripted() {
@@ -43,7 +47,53 @@ async fn every_scripted_call_ends_as_scripted() {
         ["user:ivan (consultative)", "user:judy"]
     );
     assert!(report.all_ok());
+    assert_eq!(report.exit_code(), ExitCode::SUCCESS);
     assert!(table.contains("scenario") && table.contains("expected"), "{table}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_that_does_not_end_as_scripted_fails_the_demo() {
+    let mut wrong = scenarios()
+        .unwrap()
+        .into_iter()
+        .find(|s| s.name == "blind transfer")
+        .unwrap();
+    // The call is transferred; expecting an apology must be reported as a failure.
+    wrong.expected = CallOutcome::Apologised;
+    let report = tokio::time::timeout(Duration::from_secs(60), run_scenario_list(&[wrong], false))
+        .await
+        .expect("demo timed out")
+        .expect("demo failed to start");
+    let table = report.table();
+    let row = &report.rows[0];
+    assert_eq!(
+        row.outcome,
+        Ok(CallOutcome::Transferred {
+            target: "user:alice".into()
+        }),
+        "{table}"
+    );
+    assert!(!row.ok, "{table}");
+    assert!(table.lines().nth(2).is_some_and(|l| l.ends_with("FAIL")), "{table}");
+    assert!(!report.all_ok());
+    assert_eq!(report.exit_code(), ExitCode::FAILURE);
+}
+
+#[test]
+fn one_failed_row_or_no_rows_is_a_failing_exit_code() {
+    let row = |ok| DemoRow {
+        call_id: None,
+        scenario: "s",
+        path: Vec::new(),
+        outcome: Ok(CallOutcome::Apologised),
+        expected: CallOutcome::Apologised,
+        completions: 0,
+        ok,
+    };
+    let report = |rows| DemoReport { rows };
+    assert_eq!(report(vec![row(true), row(true)]).exit_code(), ExitCode::SUCCESS);
+    assert_eq!(report(vec![row(true), row(false)]).exit_code(), ExitCode::FAILURE);
+    assert_eq!(report(Vec::new()).exit_code(), ExitCode::FAILURE);
 }
 
 async fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
@@ -154,6 +204,7 @@ async fn a_small_randomised_load_ends_as_scripted() {
         .unwrap();
     assert_eq!(report.calls, 24);
     assert_eq!(report.ok, 24, "calls that did not end as scripted");
+    assert_eq!(report.exit_code(), ExitCode::SUCCESS);
     assert_eq!(report.latency.len(), 24);
     assert!(report.latency.max() >= report.latency.value_at_quantile(0.5));
     assert!(

@@ -19,35 +19,77 @@ fn fixtures() -> Vec<PathBuf> {
     files
 }
 
-/// The event each fixture must map to, by what its name says it is.
-fn expected_event(name: &str) -> (&'static str, Option<&'static str>) {
-    let table: &[(&str, &str, Option<&str>)] = &[
-        ("transfer-completed", "TransferCompleted", Some("on_transfer_completed")),
-        ("transfer-failed", "TransferFailed", Some("on_transfer_failed")),
-        ("transfer-accepted", "TransferAccepted", Some("on_transfer_accepted")),
-        ("transferring", "Transferring", Some("on_transferring")),
-        ("incoming", "IncomingCall", Some("on_incoming_call")),
-        ("establishing", "CallEstablishing", None),
-        ("established", "CallEstablished", Some("on_call_established")),
-        ("terminating", "CallTerminating", None),
-        ("terminated", "CallTerminated", Some("on_call_terminated")),
+/// What each fixture must become, by what its name says it is: the event, the
+/// hooks on a call with no transfer pending, and the hooks while a
+/// consultative transfer is pending (a blind one differs only for
+/// `AppTransferred`, checked below).
+fn expected(name: &str) -> (&'static str, &'static [&'static str], &'static [&'static str]) {
+    type Row = (
+        &'static str,
+        &'static str,
+        &'static [&'static str],
+        &'static [&'static str],
+    );
+    const TERMINATED: &[&str] = &["on_call_terminated"];
+    let table: &[Row] = &[
+        (
+            "transfer-completed",
+            "CallTerminated",
+            TERMINATED,
+            &[
+                "on_transferring",
+                "on_transfer_accepted",
+                "on_transfer_completed",
+                "on_call_terminated",
+            ],
+        ),
+        // A failed transfer returns the call to `established` with a non-zero subcode.
+        (
+            "transfer-failed",
+            "CallEstablished",
+            &["on_call_established"],
+            &["on_transfer_failed"],
+        ),
+        (
+            "transfer-accepted",
+            "TransferAccepted",
+            &[],
+            &["on_transferring", "on_transfer_accepted"],
+        ),
+        ("transferring", "Transferring", &[], &["on_transferring"]),
+        ("incoming", "IncomingCall", &["on_incoming_call"], &[]),
+        ("establishing", "CallUpdated", &[], &[]),
+        ("established", "CallEstablished", &["on_call_established"], &[]),
+        ("terminating", "CallUpdated", &[], &[]),
+        (
+            "terminated",
+            "CallTerminated",
+            TERMINATED,
+            &["on_transfer_failed", "on_call_terminated"],
+        ),
         (
             "operation-completed",
             "OperationFinished",
-            Some("on_operation_completed"),
+            &["on_operation_completed"],
+            &["on_operation_completed"],
         ),
         (
             "operation-canceled",
             "OperationFinished",
-            Some("on_operation_completed"),
+            &["on_operation_completed"],
+            &["on_operation_completed"],
         ),
-        ("content-sharing", "Ignored", None),
+        ("content-sharing", "Ignored", &[], &[]),
     ];
     table
         .iter()
-        .find(|(part, _, _)| name.contains(part))
-        .map(|(_, event, hook)| (*event, *hook))
+        .find(|(part, ..)| name.contains(part))
+        .map(|(_, event, hooks, in_transfer)| (*event, *hooks, *in_transfer))
         .unwrap_or_else(|| panic!("no expectation for {name}"))
+}
+
+fn names(hooks: &[graph_comms_handler::HookName]) -> Vec<String> {
+    hooks.iter().map(ToString::to_string).collect()
 }
 
 #[test]
@@ -61,13 +103,25 @@ fn every_fixture_is_read_and_classified() {
         let item = &report.items[0];
         let call_id = item.call_id.as_ref().unwrap_or_else(|e| panic!("{name}: {e}"));
         assert!(!call_id.is_empty());
-        let (event, hook) = expected_event(&name);
-        assert_eq!(item.classification.event, event, "{name}");
-        assert_eq!(
-            item.classification.hook.map(|h| h.to_string()).as_deref(),
-            hook,
-            "{name}"
-        );
+        let (event, hooks, in_transfer) = expected(&name);
+        let c = item
+            .classification
+            .as_ref()
+            .unwrap_or_else(|| panic!("{name}: not classified"));
+        assert_eq!(c.kind.name(), event, "{name}");
+        assert_eq!(names(&c.hooks), hooks, "{name}");
+        assert_eq!(names(&c.hooks_during_consultative_transfer), in_transfer, "{name}");
+        let app_transferred = item.termination_reason.as_deref() == Some("AppTransferred");
+        if app_transferred {
+            // Without replacesCallId, AppTransferred is just the call ending.
+            assert_eq!(
+                names(&c.hooks_during_transfer),
+                ["on_transfer_failed", "on_call_terminated"],
+                "{name}"
+            );
+        } else {
+            assert_eq!(c.hooks_during_transfer, c.hooks_during_consultative_transfer, "{name}");
+        }
         if name.contains("transfer-failed") {
             let result = item.result_info.as_ref().expect("failure carries resultInfo");
             assert!(matches!(result.subcode, Some(7000 | 7700)), "{name}: {result:?}");
@@ -83,7 +137,8 @@ fn the_report_shows_codes_and_the_hook() {
     assert!(text.contains("change type: updated"), "{text}");
     assert!(text.contains("state:       established"), "{text}");
     assert!(text.contains("subcode 7000"), "{text}");
-    assert!(text.contains("hook:        on_transfer_failed"), "{text}");
+    assert!(text.contains("hooks:       on_call_established"), "{text}");
+    assert!(text.contains("in transfer: on_transfer_failed"), "{text}");
 }
 
 #[test]
@@ -96,9 +151,18 @@ fn a_batched_body_lists_every_item() {
         {"changeType": "updated", "resourceUrl": "/users/nobody"}
     ]}"##;
     let report = inspect(body).unwrap();
-    let events: Vec<_> = report.items.iter().map(|i| i.classification.event).collect();
-    assert_eq!(events, ["Transferring", "TransferCompleted", "Ignored"]);
+    let events: Vec<_> = report
+        .items
+        .iter()
+        .map(|i| i.classification.as_ref().map(|c| c.kind.name()))
+        .collect();
+    assert_eq!(events, [Some("Transferring"), Some("CallTerminated"), None]);
     assert!(report.items[2].call_id.is_err());
+    let text = report.to_string();
+    assert!(
+        text.contains("in consultative transfer: on_transferring, on_transfer_accepted, on_transfer_completed"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -121,7 +185,7 @@ fn the_binary_inspects_a_file_and_exits_zero() {
     let out = binary().arg("inspect").arg(file).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let stdout = String::from_utf8(out.stdout).unwrap();
-    assert!(stdout.contains("hook:        on_incoming_call"), "{stdout}");
+    assert!(stdout.contains("hooks:       on_incoming_call"), "{stdout}");
 }
 
 #[test]

@@ -2,6 +2,7 @@
 
 mod attempt;
 mod bot;
+mod classify;
 mod context;
 mod handler;
 pub mod machine;
@@ -13,6 +14,7 @@ mod store;
 pub use async_trait::async_trait;
 pub use attempt::{AttemptId, TransferAttempt, TransferInfo};
 pub use bot::{Bot, BotBuilder, BuildError, DEFAULT_CALLBACK_PATH, ShutdownReport, Timings};
+pub use classify::{Classification, EventKind, classify};
 pub use context::CallContext;
 pub use handler::{
     AnswerOptions, CallEnd, CallHandler, EndCause, ErrorHandler, HookError, HookFailure, HookName, IncomingDecision,

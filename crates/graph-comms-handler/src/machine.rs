@@ -70,6 +70,18 @@ pub enum AttemptEffect {
     Failed(TransferFailure),
 }
 
+impl AttemptEffect {
+    /// The hook the effect fires.
+    pub fn hook(&self) -> crate::HookName {
+        match self {
+            Self::Transferring => crate::HookName::Transferring,
+            Self::Accepted { .. } => crate::HookName::TransferAccepted,
+            Self::Completed => crate::HookName::TransferCompleted,
+            Self::Failed(_) => crate::HookName::TransferFailed,
+        }
+    }
+}
+
 /// One transfer attempt's progress.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct TransferMachine {

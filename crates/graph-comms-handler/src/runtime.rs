@@ -11,12 +11,13 @@ use std::time::{Duration, Instant};
 
 use futures::FutureExt;
 use graph_comms_client::{GraphClient, GraphClientError};
-use graph_comms_model::{Call, CallId, CallState, ChangeType, OperationStatus, ResourceTarget, TenantId};
+use graph_comms_model::{Call, CallId, TenantId};
 use graph_comms_notify::{EventReceiver, NotificationEvent};
 use tokio::sync::{mpsc, watch};
 
 use crate::attempt::{AttemptId, TransferInfo};
 use crate::bot::Timings;
+use crate::classify::{CallFlags, EventKind, Planned, classify, plan};
 use crate::context::CallContext;
 use crate::handler::RuntimeFailure;
 use crate::handler::{
@@ -353,13 +354,9 @@ impl Shared {
 
     async fn on_event(self: &Arc<Self>, event: NotificationEvent) {
         self.counters.events.fetch_add(1, Ordering::Relaxed);
-        let notification = &event.notification;
-        let is_call = matches!(event.resource.target, ResourceTarget::Call);
-        let deleted = notification.change_type == ChangeType::Deleted;
-        let call = notification.call();
-        let terminal = is_call && (deleted || call.is_some_and(|c| c.state == Some(CallState::Terminated)));
+        let kind = classify(&event.notification, &event.resource).kind;
         let cell = self
-            .cell_for(&event.call_id, &event.tenant_id, is_call && !terminal)
+            .cell_for(&event.call_id, &event.tenant_id, kind.is_call() && !kind.is_terminal())
             .await;
         let ctx = match &cell {
             Some(cell) => CallContext::new(Arc::clone(self), Arc::clone(cell)),
@@ -370,21 +367,14 @@ impl Shared {
         if cell.is_none() {
             return;
         }
-        if !is_call {
-            if let (ResourceTarget::Operation(_), Some(operation)) = (&event.resource.target, notification.operation())
-            {
-                let done = matches!(
-                    operation.status,
-                    Some(OperationStatus::Completed | OperationStatus::Failed)
-                );
-                if deleted || done {
-                    let hook = self.handler.on_operation_completed(&ctx, operation);
-                    self.run_hook(&ctx, HookName::OperationCompleted, hook).await;
-                }
+        if !kind.is_call() {
+            if let (EventKind::OperationFinished, Some(operation)) = (&kind, event.notification.operation()) {
+                let hook = self.handler.on_operation_completed(&ctx, operation);
+                self.run_hook(&ctx, HookName::OperationCompleted, hook).await;
             }
             return;
         }
-        let (steps, record) = self.apply_call_event(&ctx, &event, call, terminal);
+        let (steps, record) = self.apply_call_event(&ctx, &event, &kind);
         if let Some(record) = record {
             self.save(record).await;
         }
@@ -396,11 +386,11 @@ impl Shared {
         &self,
         ctx: &CallContext,
         event: &NotificationEvent,
-        call: Option<&Call>,
-        terminal: bool,
+        kind: &EventKind,
     ) -> (Vec<Step>, Option<CallRecord>) {
         let mut steps = Vec::new();
-        let mut record = ctx.cell().record();
+        let mut guard = ctx.cell().record();
+        let record = &mut *guard;
         if record.ended {
             return (steps, None);
         }
@@ -410,66 +400,61 @@ impl Shared {
             .attempt
             .as_ref()
             .is_some_and(|a| event.received_at < a.info.started_at);
-        let state = call.and_then(|c| c.state.clone());
+        let call = event.notification.call();
         tracing::debug!(
             call_id = %event.call_id,
             sequence = event.sequence,
             change = %event.notification.change_type,
-            state = ?state,
+            event = kind.name(),
             stale,
             "call notification"
         );
         if let Some(call) = call.filter(|_| !stale) {
             record.snapshot.apply(call);
         }
-        if event.notification.change_type == ChangeType::Created
-            && state == Some(CallState::Incoming)
-            && !record.incoming_handled
-        {
-            record.incoming_handled = true;
-            if let Some(call) = call {
-                steps.push(Step::Incoming(Box::new(call.clone()), event.received_at));
-            }
-        }
-        let result_info = call.and_then(|c| c.result_info.clone());
-        let termination_reason = call.and_then(|c| c.termination_reason().map(str::to_owned));
-        let input = match (&state, terminal, stale) {
-            (_, true, false) => Some(AttemptInput::Terminated {
-                result_info: result_info.clone(),
-                termination_reason: termination_reason.clone(),
-            }),
-            (_, true, true) => Some(AttemptInput::CallGone {
-                result_info: result_info.clone(),
-            }),
-            (Some(CallState::Transferring), false, false) => Some(AttemptInput::Transferring),
-            (Some(CallState::TransferAccepted), false, false) => Some(AttemptInput::TransferAccepted),
-            (Some(CallState::Established), false, false) => Some(AttemptInput::Established {
-                result_info: result_info.clone(),
-            }),
-            _ => None,
+        let mut flags = CallFlags {
+            incoming_handled: record.incoming_handled,
+            established_fired: record.established_fired,
         };
-        if let (Some(input), Some(attempt)) = (input, record.attempt.as_mut()) {
-            let effects = attempt.machine.handle(input);
-            if !effects.is_empty() {
-                steps.push(Step::Attempt(Box::new(attempt.info.clone()), effects));
+        let planned = plan(kind, &mut flags, record.attempt.as_mut().map(|a| &mut a.machine), stale);
+        record.incoming_handled = flags.incoming_handled;
+        record.established_fired = flags.established_fired;
+        for step in planned {
+            match step {
+                Planned::Incoming => {
+                    if let Some(call) = call {
+                        steps.push(Step::Incoming(Box::new(call.clone()), event.received_at));
+                    }
+                }
+                Planned::Attempt(effects) => {
+                    if let Some(attempt) = &record.attempt {
+                        steps.push(Step::Attempt(Box::new(attempt.info.clone()), effects));
+                    }
+                }
+                Planned::Established => {
+                    record.snapshot.established_at = Some(Instant::now());
+                    steps.push(Step::Established);
+                    if record.keep_alive {
+                        record.keep_alive_generation += 1;
+                        steps.push(Step::ScheduleKeepAlive(record.keep_alive_generation));
+                    }
+                }
+                Planned::Terminated => {
+                    record.ended = true;
+                    let (result_info, termination_reason) = match kind {
+                        EventKind::CallTerminated {
+                            result_info,
+                            termination_reason,
+                        } => (result_info.clone(), termination_reason.clone()),
+                        _ => (None, None),
+                    };
+                    steps.push(Step::Terminated(CallEnd {
+                        result_info,
+                        termination_reason,
+                        cause: EndCause::Notification,
+                    }));
+                }
             }
-        }
-        if state == Some(CallState::Established) && !terminal && !stale && !record.established_fired {
-            record.established_fired = true;
-            record.snapshot.established_at = Some(Instant::now());
-            steps.push(Step::Established);
-            if record.keep_alive {
-                record.keep_alive_generation += 1;
-                steps.push(Step::ScheduleKeepAlive(record.keep_alive_generation));
-            }
-        }
-        if terminal {
-            record.ended = true;
-            steps.push(Step::Terminated(CallEnd {
-                result_info,
-                termination_reason,
-                cause: EndCause::Notification,
-            }));
         }
         record.version = self.next_version();
         let to_save = (!record.ended).then(|| record.clone());
@@ -527,27 +512,28 @@ impl Shared {
     /// Runs the hooks for attempt effects, in order, and settles the attempt's handle.
     pub(crate) async fn fire_effects(&self, ctx: &CallContext, info: &TransferInfo, effects: Vec<AttemptEffect>) {
         for effect in effects {
+            let name = effect.hook();
             match effect {
                 AttemptEffect::Transferring => {
                     let hook = self.handler.on_transferring(ctx, info);
-                    self.run_hook(ctx, HookName::Transferring, hook).await;
+                    self.run_hook(ctx, name, hook).await;
                 }
                 AttemptEffect::Accepted { inferred } => {
                     let hook = self.handler.on_transfer_accepted(ctx, info, inferred);
-                    self.run_hook(ctx, HookName::TransferAccepted, hook).await;
+                    self.run_hook(ctx, name, hook).await;
                 }
                 AttemptEffect::Completed => {
                     self.counters.transfer_completed();
                     tracing::info!(call_id = %info.call_id, attempt = %info.id, "transfer completed");
                     let hook = self.handler.on_transfer_completed(ctx, info);
-                    self.run_hook(ctx, HookName::TransferCompleted, hook).await;
+                    self.run_hook(ctx, name, hook).await;
                     self.resolve_waiter(info.id, TransferOutcome::Completed);
                 }
                 AttemptEffect::Failed(failure) => {
                     self.counters.transfer_failed(failure.label());
                     tracing::info!(call_id = %info.call_id, attempt = %info.id, %failure, "transfer failed");
                     let hook = self.handler.on_transfer_failed(ctx, info, &failure);
-                    self.run_hook(ctx, HookName::TransferFailed, hook).await;
+                    self.run_hook(ctx, name, hook).await;
                     self.resolve_waiter(info.id, TransferOutcome::Failed(failure));
                 }
             }
