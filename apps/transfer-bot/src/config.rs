@@ -695,4 +695,97 @@ mod tests {
         assert!(check_url(&mut errors, "k", "not a url".into()).is_none());
         assert_eq!(errors.len(), 3);
     }
+
+    /// Every key of the configuration type, as a path like `routes[].targets[].kind`.
+    fn config_key_paths() -> Vec<String> {
+        let target = || RawTarget {
+            kind: Some("user".into()),
+            id: Some("x".into()),
+            tenant_id: Some("t".into()),
+            display_name: Some("d".into()),
+            mode: Some("blind".into()),
+        };
+        let full = RawConfig {
+            tenant_id: Some("t".into()),
+            app_id: Some("a".into()),
+            client_secret_file: Some("f".into()),
+            graph_base_url: Some("u".into()),
+            login_base_url: Some("u".into()),
+            openid_configuration_url: Some("u".into()),
+            listen: Some("l".into()),
+            public_callback_url: Some("u".into()),
+            callback_path: Some("p".into()),
+            hold_prompt_uri: Some("u".into()),
+            apology_prompt_uri: Some("u".into()),
+            transfer_timeout_secs: Some(1),
+            keep_alive_interval_secs: Some(1),
+            log_format: Some("plain".into()),
+            graph_client: Some(RawGraphClient {
+                request_timeout_secs: Some(1),
+                user_agent: Some("ua".into()),
+            }),
+            routes: Some(vec![RawRoute {
+                match_called_id: Some("c".into()),
+                targets: Some(vec![target()]),
+            }]),
+            default_targets: Some(vec![target()]),
+        };
+        fn walk(prefix: &str, value: &serde_json::Value, out: &mut Vec<String>) {
+            match value {
+                serde_json::Value::Object(map) => {
+                    for (key, child) in map {
+                        let path = if prefix.is_empty() {
+                            key.clone()
+                        } else {
+                            format!("{prefix}.{key}")
+                        };
+                        out.push(path.clone());
+                        walk(&path, child, out);
+                    }
+                }
+                serde_json::Value::Array(items) => {
+                    for item in items {
+                        walk(&format!("{prefix}[]"), item, out);
+                    }
+                }
+                _ => {}
+            }
+        }
+        let mut out = Vec::new();
+        walk("", &serde_json::to_value(&full).unwrap(), &mut out);
+        out.extend(KNOWN_KEYS.iter().map(|k| (*k).to_owned()));
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    #[test]
+    fn the_configuration_reference_documents_every_key() {
+        let doc = include_str!("../../../docs/configuration.md");
+        // First-column keys of the reference table: "| `key` | ...".
+        let documented: Vec<&str> = doc
+            .lines()
+            .filter_map(|line| line.strip_prefix("| `"))
+            .filter_map(|rest| rest.split_once('`').map(|(key, _)| key))
+            .collect();
+        let paths = config_key_paths();
+        assert!(paths.len() > 20, "{paths:?}");
+        for path in &paths {
+            let covered = documented.iter().any(|key| match key.strip_prefix("*.") {
+                Some(suffix) => path.ends_with(suffix),
+                None => path == key,
+            });
+            assert!(covered, "docs/configuration.md does not document `{path}`");
+        }
+        for key in &documented {
+            let real = paths.iter().any(|path| match key.strip_prefix("*.") {
+                Some(suffix) => path.ends_with(suffix),
+                None => path == key,
+            });
+            assert!(
+                real,
+                "docs/configuration.md documents `{key}`, which the configuration does not have"
+            );
+        }
+    }
 }

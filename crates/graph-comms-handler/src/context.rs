@@ -152,12 +152,12 @@ impl CallContext {
                 started_at: Instant::now(),
             };
             let receiver = self.shared.register_waiter(info.id);
-            record.attempt = Some(AttemptRecord {
+            record.attempt = Some(Box::new(AttemptRecord {
                 info: info.clone(),
                 machine: TransferMachine::new(consultative),
-            });
+            }));
             record.version = self.shared.next_version();
-            (info, receiver, superseded, record.clone())
+            (info, receiver, superseded, record.share())
         };
         self.shared.counters.transfers_started.fetch_add(1, Ordering::Relaxed);
         tracing::info!(call_id = %self.call_id, attempt = %info.id, kind = ?info.kind, "transfer started");
@@ -208,7 +208,7 @@ impl CallContext {
         let known = {
             let mut record = self.cell.record();
             record.keep_alive = options.keep_alive;
-            record.snapshot.last_call.as_ref().and_then(|c| c.callback_uri.clone())
+            record.snapshot.callback_uri.clone()
         };
         let callback_uri = options
             .callback_uri

@@ -38,16 +38,51 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 const TOMBSTONE_TTL: Duration = Duration::from_secs(600);
 
 /// One live call's record, shared by its worker and its contexts.
+///
+/// The record sits in an `Arc` it shares with the store's last write-through:
+/// writing through clones the `Arc`, and the next change copies the record once
+/// (copy on write) instead of keeping two full copies per call.
 #[derive(Debug)]
 pub(crate) struct CallCell {
-    pub(crate) record: Mutex<CallRecord>,
+    record: Mutex<Arc<CallRecord>>,
     /// False for the throwaway cells of unknown calls.
     pub(crate) live: bool,
 }
 
 impl CallCell {
-    pub(crate) fn record(&self) -> MutexGuard<'_, CallRecord> {
-        lock(&self.record)
+    pub(crate) fn new(record: CallRecord, live: bool) -> Self {
+        Self {
+            record: Mutex::new(Arc::new(record)),
+            live,
+        }
+    }
+
+    pub(crate) fn record(&self) -> RecordGuard<'_> {
+        RecordGuard(lock(&self.record))
+    }
+}
+
+/// A locked call record: reads are free; the first write copies it if the store still shares it.
+pub(crate) struct RecordGuard<'a>(MutexGuard<'a, Arc<CallRecord>>);
+
+impl RecordGuard<'_> {
+    /// The record as it is now, to write through without copying it.
+    pub(crate) fn share(&self) -> Arc<CallRecord> {
+        Arc::clone(&self.0)
+    }
+}
+
+impl std::ops::Deref for RecordGuard<'_> {
+    type Target = CallRecord;
+
+    fn deref(&self) -> &CallRecord {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for RecordGuard<'_> {
+    fn deref_mut(&mut self) -> &mut CallRecord {
+        Arc::make_mut(&mut self.0)
     }
 }
 
@@ -285,13 +320,13 @@ impl Shared {
     }
 
     /// Writes a record through to the store.
-    pub(crate) async fn save(&self, record: CallRecord) {
+    pub(crate) async fn save(&self, record: Arc<CallRecord>) {
         if lock(&self.tombstones).ids.contains(&record.snapshot.call_id) {
             return;
         }
-        if let Err(error) = self.store.save(&record).await {
-            self.errors
-                .runtime_failed(&record.snapshot.call_id, &RuntimeFailure::Store(error));
+        let call_id = record.snapshot.call_id.clone();
+        if let Err(error) = self.store.save_shared(record).await {
+            self.errors.runtime_failed(&call_id, &RuntimeFailure::Store(error));
         }
     }
 
@@ -319,10 +354,7 @@ impl Shared {
             }
             None => return None,
         };
-        let cell = Arc::new(CallCell {
-            record: Mutex::new(record),
-            live: true,
-        });
+        let cell = Arc::new(CallCell::new(record, true));
         Some(Arc::clone(lock(&self.live).entry(call_id.clone()).or_insert(cell)))
     }
 
@@ -345,10 +377,7 @@ impl Shared {
     fn detached_context(self: &Arc<Self>, call_id: &CallId, tenant: &TenantId) -> CallContext {
         let mut record = CallRecord::new(CallSnapshot::new(call_id.clone(), tenant.clone()));
         record.ended = true;
-        let cell = Arc::new(CallCell {
-            record: Mutex::new(record),
-            live: false,
-        });
+        let cell = Arc::new(CallCell::new(record, false));
         CallContext::new(Arc::clone(self), cell)
     }
 
@@ -387,13 +416,13 @@ impl Shared {
         ctx: &CallContext,
         event: &NotificationEvent,
         kind: &EventKind,
-    ) -> (Vec<Step>, Option<CallRecord>) {
+    ) -> (Vec<Step>, Option<Arc<CallRecord>>) {
         let mut steps = Vec::new();
         let mut guard = ctx.cell().record();
-        let record = &mut *guard;
-        if record.ended {
+        if guard.ended {
             return (steps, None);
         }
+        let record = &mut *guard;
         // A notification received before the latest attempt started belongs to an
         // earlier attempt (or none) and must not move this one.
         let stale = record
@@ -457,7 +486,8 @@ impl Shared {
             }
         }
         record.version = self.next_version();
-        let to_save = (!record.ended).then(|| record.clone());
+        let ended = record.ended;
+        let to_save = (!ended).then(|| guard.share());
         (steps, to_save)
     }
 

@@ -1,7 +1,7 @@
 //! Per-call records and where they are kept.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use async_trait::async_trait;
@@ -13,6 +13,8 @@ use crate::attempt::TransferInfo;
 use crate::machine::TransferMachine;
 
 /// What the bot knows about a call right now.
+///
+/// Kept small (large parts are boxed) because the runtime copies it on every event.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CallSnapshot {
     /// The call.
@@ -25,14 +27,14 @@ pub struct CallSnapshot {
     pub result_info: Option<ResultInfo>,
     /// Incoming or outgoing.
     pub direction: Option<CallDirection>,
-    /// The caller.
-    pub source: Option<ParticipantInfo>,
+    /// The caller (boxed: it is large and often absent).
+    pub source: Option<Box<ParticipantInfo>>,
     /// Who was called.
     pub targets: Vec<InvitationParticipantInfo>,
     /// A group call (its `chatInfo.threadId` is set): transfers need a `transferee`.
     pub is_group: bool,
-    /// The call resource from the last notification that carried one.
-    pub last_call: Option<Call>,
+    /// The last `callbackUri` a call resource reported (used when answering).
+    pub callback_uri: Option<String>,
     /// When the call first reached `established`.
     pub established_at: Option<Instant>,
 }
@@ -49,7 +51,7 @@ impl CallSnapshot {
             source: None,
             targets: Vec::new(),
             is_group: false,
-            last_call: None,
+            callback_uri: None,
             established_at: None,
         }
     }
@@ -65,8 +67,8 @@ impl CallSnapshot {
         if call.direction.is_some() {
             self.direction.clone_from(&call.direction);
         }
-        if call.source.is_some() {
-            self.source.clone_from(&call.source);
+        if let Some(source) = &call.source {
+            self.source = Some(Box::new(source.clone()));
         }
         if let Some(targets) = &call.targets {
             self.targets.clone_from(targets);
@@ -74,7 +76,9 @@ impl CallSnapshot {
         if call.chat_info.as_ref().is_some_and(|c| c.thread_id.is_some()) {
             self.is_group = true;
         }
-        self.last_call = Some(call.clone());
+        if call.callback_uri.is_some() {
+            self.callback_uri.clone_from(&call.callback_uri);
+        }
     }
 }
 
@@ -92,8 +96,8 @@ pub struct AttemptRecord {
 pub struct CallRecord {
     /// The call's state.
     pub snapshot: CallSnapshot,
-    /// The latest transfer attempt, finished or not.
-    pub attempt: Option<AttemptRecord>,
+    /// The latest transfer attempt, finished or not (boxed: it is large and often absent).
+    pub attempt: Option<Box<AttemptRecord>>,
     /// How many attempts were started on the call.
     pub attempts_started: u32,
     /// Whether the runtime sends `keepAlive` for the call.
@@ -128,7 +132,7 @@ impl CallRecord {
 
     /// The attempt that has no outcome yet, if any.
     pub fn pending_attempt(&self) -> Option<&AttemptRecord> {
-        self.attempt.as_ref().filter(|a| !a.machine.is_finished())
+        self.attempt.as_deref().filter(|a| !a.machine.is_finished())
     }
 }
 
@@ -150,6 +154,12 @@ pub trait CallStore: Send + Sync + 'static {
     async fn load(&self, call_id: &CallId) -> Result<Option<CallRecord>, StoreError>;
     /// Stores (or replaces) a record.
     async fn save(&self, record: &CallRecord) -> Result<(), StoreError>;
+    /// Stores (or replaces) a record the caller shares. The runtime writes through
+    /// with this; a store that keeps records in memory can keep the `Arc` instead
+    /// of copying the record. By default it calls [`save`](Self::save).
+    async fn save_shared(&self, record: Arc<CallRecord>) -> Result<(), StoreError> {
+        self.save(&record).await
+    }
     /// Forgets a call.
     async fn remove(&self, call_id: &CallId) -> Result<(), StoreError>;
     /// How many calls are stored.
@@ -157,9 +167,11 @@ pub trait CallStore: Send + Sync + 'static {
 }
 
 /// The default [`CallStore`]: a map in this process.
+///
+/// It shares records with the runtime (`Arc`), so a write-through copies no record.
 #[derive(Debug, Default)]
 pub struct InMemoryCallStore {
-    records: Mutex<HashMap<CallId, CallRecord>>,
+    records: Mutex<HashMap<CallId, Arc<CallRecord>>>,
 }
 
 impl InMemoryCallStore {
@@ -168,7 +180,7 @@ impl InMemoryCallStore {
         Self::default()
     }
 
-    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<CallId, CallRecord>> {
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<CallId, Arc<CallRecord>>> {
         self.records.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
@@ -176,16 +188,21 @@ impl InMemoryCallStore {
 #[async_trait]
 impl CallStore for InMemoryCallStore {
     async fn load(&self, call_id: &CallId) -> Result<Option<CallRecord>, StoreError> {
-        Ok(self.map().get(call_id).cloned())
+        Ok(self.map().get(call_id).map(|record| CallRecord::clone(record)))
     }
 
     async fn save(&self, record: &CallRecord) -> Result<(), StoreError> {
+        self.save_shared(Arc::new(record.clone())).await
+    }
+
+    async fn save_shared(&self, record: Arc<CallRecord>) -> Result<(), StoreError> {
         let mut map = self.map();
         // Writes can race; keep the newest version.
-        match map.get(&record.snapshot.call_id) {
+        match map.get_mut(&record.snapshot.call_id) {
             Some(existing) if existing.version > record.version => {}
-            _ => {
-                map.insert(record.snapshot.call_id.clone(), record.clone());
+            Some(existing) => *existing = record,
+            None => {
+                map.insert(record.snapshot.call_id.clone(), record);
             }
         }
         Ok(())
@@ -198,5 +215,44 @@ impl CallStore for InMemoryCallStore {
 
     async fn count(&self) -> Result<usize, StoreError> {
         Ok(self.map().len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::mem::size_of;
+
+    use super::*;
+
+    /// The runtime copies a record on every event: large inline fields (a whole
+    /// `Call`, a `ParticipantInfo`, an attempt) once made that 15 KB.
+    #[test]
+    fn call_record_stays_small_so_events_do_not_copy_kilobytes() {
+        let (record, snapshot) = (size_of::<CallRecord>(), size_of::<CallSnapshot>());
+        println!(
+            "size_of: CallRecord {record} B, CallSnapshot {snapshot} B, AttemptRecord {} B (boxed), ParticipantInfo {} B (boxed), Call {} B (not kept)",
+            size_of::<AttemptRecord>(),
+            size_of::<ParticipantInfo>(),
+            size_of::<Call>(),
+        );
+        assert!(record < 512, "CallRecord is {record} bytes");
+        assert!(snapshot < 512, "CallSnapshot is {snapshot} bytes");
+    }
+
+    #[tokio::test]
+    async fn in_memory_store_keeps_the_shared_record_and_the_newest_version() {
+        let store = InMemoryCallStore::new();
+        let mut record = CallRecord::new(CallSnapshot::new(CallId::from("c1"), TenantId::from("t1")));
+        record.version = 2;
+        let shared = Arc::new(record.clone());
+        store.save_shared(Arc::clone(&shared)).await.unwrap();
+        assert_eq!(Arc::strong_count(&shared), 2, "the store keeps the Arc, not a copy");
+
+        let mut older = record.clone();
+        older.version = 1;
+        older.ended = true;
+        store.save(&older).await.unwrap();
+        assert_eq!(store.load(&record.snapshot.call_id).await.unwrap(), Some(record));
+        assert_eq!(store.count().await.unwrap(), 1);
     }
 }
