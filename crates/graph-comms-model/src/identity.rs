@@ -72,37 +72,37 @@ pub struct IdentitySet {
     pub odata_type: Option<String>,
     /// An application.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub application: Option<Identity>,
+    pub application: Option<Box<Identity>>,
     /// A device.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub device: Option<Identity>,
+    pub device: Option<Box<Identity>>,
     /// A user.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub user: Option<Identity>,
+    pub user: Option<Box<Identity>>,
     /// An application instance (a resource account with a phone number).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub application_instance: Option<Identity>,
+    pub application_instance: Option<Box<Identity>>,
     /// The asserted identity (an `identity` in the schema, not a set).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub asserted_identity: Option<Box<Identity>>,
     /// An Azure Communication Services user.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub azure_communication_services_user: Option<Identity>,
+    pub azure_communication_services_user: Option<Box<Identity>>,
     /// An identity Graph does not reveal to this app.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub encrypted: Option<Identity>,
+    pub encrypted: Option<Box<Identity>>,
     /// The endpoint type.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub endpoint_type: Option<EndpointType>,
     /// A guest.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub guest: Option<Identity>,
+    pub guest: Option<Box<Identity>>,
     /// An on-premises user.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub on_premises: Option<Identity>,
+    pub on_premises: Option<Box<Identity>>,
     /// A phone number (`id` is E.164).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub phone: Option<Identity>,
+    pub phone: Option<Box<Identity>>,
     /// Properties the schema does not declare.
     #[serde(flatten)]
     pub extra: Extra,
@@ -119,7 +119,7 @@ impl IdentitySet {
     /// A set naming one user.
     pub fn user(user: Identity) -> Self {
         Self {
-            user: Some(user),
+            user: Some(Box::new(user)),
             ..Self::typed()
         }
     }
@@ -127,7 +127,7 @@ impl IdentitySet {
     /// A set naming one phone number.
     pub fn phone(phone: Identity) -> Self {
         Self {
-            phone: Some(phone),
+            phone: Some(Box::new(phone)),
             ..Self::typed()
         }
     }
@@ -135,7 +135,7 @@ impl IdentitySet {
     /// A set naming one application.
     pub fn application(application: Identity) -> Self {
         Self {
-            application: Some(application),
+            application: Some(Box::new(application)),
             ..Self::typed()
         }
     }
@@ -143,7 +143,7 @@ impl IdentitySet {
     /// A set naming one application instance.
     pub fn application_instance(instance: Identity) -> Self {
         Self {
-            application_instance: Some(instance),
+            application_instance: Some(Box::new(instance)),
             ..Self::typed()
         }
     }
@@ -163,6 +163,6 @@ impl IdentitySet {
             &self.device,
         ]
         .into_iter()
-        .find_map(Option::as_ref)
+        .find_map(|slot| slot.as_deref())
     }
 }

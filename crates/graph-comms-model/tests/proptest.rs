@@ -103,9 +103,9 @@ fn identity_set() -> BoxedStrategy<IdentitySet> {
         extra(),
     )
         .prop_map(|(user, phone, application_instance, endpoint, extra)| IdentitySet {
-            user,
-            phone,
-            application_instance,
+            user: user.map(Box::new),
+            phone: phone.map(Box::new),
+            application_instance: application_instance.map(Box::new),
             endpoint_type: endpoint.as_deref().map(EndpointType::from_wire),
             extra,
             ..IdentitySet::default()

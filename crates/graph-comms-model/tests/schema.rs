@@ -533,7 +533,7 @@ fn every_covered_type_matches_the_schema() {
     check_type::<IdentitySet>(&schema, "identitySet");
     let set = check_type::<IdentitySet>(&schema, "communicationsIdentitySet");
     // Every member is an `identity` (assertedIdentity too), read into typed fields.
-    let asserted = set.asserted_identity.as_deref().cloned();
+    let asserted = set.asserted_identity.clone();
     for member in [
         &set.application,
         &set.device,
