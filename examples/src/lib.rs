@@ -1,5 +1,7 @@
-//! Shared setup for the examples: the Graph emulator in-process, a Graph client
-//! and a bot against it, so each example shows only its own handler.
+#![doc = include_str!("../README.md")]
+//!
+//! This library is the shared set-up: the Graph emulator in-process, a Graph
+//! client and a bot against it, so each example shows only its own handler.
 
 use std::sync::Arc;
 use std::time::Duration;
