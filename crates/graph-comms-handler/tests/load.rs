@@ -7,9 +7,8 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{Harness, Hook, Recorder, assert_attempt_order, caller_id, short_timings};
+use common::{Harness, Hook, Recorder, assert_attempt_order, short_timings, to_agent};
 use graph_comms_emulator::TargetBehavior;
-use graph_comms_handler::model::TransferRequest;
 
 /// Concurrent calls in the load test. 1,000 fits in well under 30 s in a debug
 /// build on two cores.
@@ -20,19 +19,6 @@ fn concurrent_calls() -> usize {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(CONCURRENT_CALLS)
-}
-
-fn to_agent(snapshot: &graph_comms_handler::CallSnapshot, step: u32) -> Option<TransferRequest> {
-    let caller = caller_id(snapshot)?;
-    if step != 1 {
-        return None;
-    }
-    let target = if caller.ends_with("-decline") {
-        "agent-declines"
-    } else {
-        "agent-accepts"
-    };
-    Some(TransferRequest::to_user(target, None).build())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

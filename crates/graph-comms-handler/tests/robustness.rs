@@ -7,22 +7,9 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{Harness, Hook, Recorder, assert_attempt_order, caller_id, short_timings};
+use common::{Harness, Hook, Recorder, assert_attempt_order, short_timings, to_agent};
 use graph_comms_emulator::{DeliveryFaults, IncomingCall, TargetBehavior};
 use graph_comms_handler::model::{CallState, TransferRequest};
-
-fn to_agent(snapshot: &graph_comms_handler::CallSnapshot, step: u32) -> Option<TransferRequest> {
-    let caller = caller_id(snapshot)?;
-    if step != 1 {
-        return None;
-    }
-    let target = if caller.ends_with("-decline") {
-        "agent-declines"
-    } else {
-        "agent-accepts"
-    };
-    Some(TransferRequest::to_user(target, None).build())
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failing_and_panicking_hooks_leave_other_calls_unaffected() {

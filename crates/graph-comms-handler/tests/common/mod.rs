@@ -374,3 +374,18 @@ pub fn assert_attempt_order(hooks: &[Hook]) {
         }
     }
 }
+
+/// One transfer per call, at the first step: callers whose id ends in
+/// `-decline` go to `agent-declines`, everyone else to `agent-accepts`.
+pub fn to_agent(snapshot: &CallSnapshot, step: u32) -> Option<TransferRequest> {
+    let caller = caller_id(snapshot)?;
+    if step != 1 {
+        return None;
+    }
+    let target = if caller.ends_with("-decline") {
+        "agent-declines"
+    } else {
+        "agent-accepts"
+    };
+    Some(TransferRequest::to_user(target, None).build())
+}
