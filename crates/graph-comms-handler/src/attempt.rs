@@ -1,45 +1,90 @@
-//! Transfer attempts: their identity, description, and the awaitable handle.
+//! Transfer attempts: their identity, description, outcome, and the awaitable handle.
 
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Instant;
+use std::str::FromStr;
+use std::time::SystemTime;
 
-use graph_comms_model::{CallId, TransferKind, TransferRequest};
+use graph_comms_model::{CallId, CallState, ResultInfo, TransferKind, TransferRequest};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use tokio::sync::watch;
 
-use crate::outcome::{TransferFailure, TransferOutcome};
-
-/// Identifies one transfer attempt within the process.
+/// Identifies one transfer attempt, unique across processes and restarts
+/// (a random UUID), so it can key deduplication in user code.
+///
+/// Written as `attempt-<32 hex digits>`; [`FromStr`] reads that form or a bare UUID.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct AttemptId(u64);
+pub struct AttemptId(uuid::Uuid);
 
 impl AttemptId {
-    /// A fresh id, unique within the process.
-    pub(crate) fn next() -> Self {
-        static NEXT: AtomicU64 = AtomicU64::new(1);
-        Self(NEXT.fetch_add(1, Ordering::Relaxed))
+    /// A fresh random id.
+    pub fn new() -> Self {
+        Self(uuid::Uuid::new_v4())
     }
 
-    /// The numeric value.
-    pub fn get(self) -> u64 {
+    /// The id as a UUID.
+    pub fn as_uuid(&self) -> uuid::Uuid {
         self.0
+    }
+}
+
+impl Default for AttemptId {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl From<uuid::Uuid> for AttemptId {
+    fn from(id: uuid::Uuid) -> Self {
+        Self(id)
     }
 }
 
 impl fmt::Display for AttemptId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "attempt-{}", self.0)
+        write!(f, "attempt-{}", self.0.simple())
+    }
+}
+
+/// A string is not an attempt id.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not an attempt id (expected attempt-<32 hex digits>): {0:?}")]
+pub struct AttemptIdError(String);
+
+impl FromStr for AttemptId {
+    type Err = AttemptIdError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let raw = s.strip_prefix("attempt-").unwrap_or(s);
+        uuid::Uuid::parse_str(raw)
+            .map(Self)
+            .map_err(|_| AttemptIdError(s.to_owned()))
+    }
+}
+
+impl Serialize for AttemptId {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for AttemptId {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = std::borrow::Cow::<str>::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
     }
 }
 
 /// What the transfer hooks are told about an attempt.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", from = "StoredInfo")]
+#[non_exhaustive]
 pub struct TransferInfo {
     /// The attempt.
     pub id: AttemptId,
     /// The call being transferred.
     pub call_id: CallId,
-    /// Blind, consultative, PSTN or out of a group call.
+    /// Blind, consultative, PSTN or out of a group call (derived from `request`).
+    #[serde(skip_serializing)]
     pub kind: TransferKind,
     /// The body that was POSTed.
     pub request: TransferRequest,
@@ -47,7 +92,46 @@ pub struct TransferInfo {
     pub number: u32,
     /// Taken just before the POST; notifications received earlier are never
     /// attributed to this attempt.
-    pub started_at: Instant,
+    #[serde(with = "crate::wall::millis")]
+    pub started_at: SystemTime,
+}
+
+impl TransferInfo {
+    /// Describes a new attempt on `call_id`.
+    pub fn new(call_id: CallId, request: TransferRequest, number: u32, started_at: SystemTime) -> Self {
+        Self {
+            id: AttemptId::new(),
+            call_id,
+            kind: request.kind(),
+            request,
+            number,
+            started_at,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct StoredInfo {
+    id: AttemptId,
+    call_id: CallId,
+    request: TransferRequest,
+    number: u32,
+    #[serde(with = "crate::wall::millis")]
+    started_at: SystemTime,
+}
+
+impl From<StoredInfo> for TransferInfo {
+    fn from(s: StoredInfo) -> Self {
+        Self {
+            id: s.id,
+            call_id: s.call_id,
+            kind: s.request.kind(),
+            request: s.request,
+            number: s.number,
+            started_at: s.started_at,
+        }
+    }
 }
 
 /// A handle on a started transfer, returned by
@@ -56,14 +140,17 @@ pub struct TransferInfo {
 /// The same outcome is also delivered to the hooks
 /// ([`CallHandler::on_transfer_completed`](crate::CallHandler::on_transfer_completed) /
 /// [`CallHandler::on_transfer_failed`](crate::CallHandler::on_transfer_failed)).
+/// The handle lives in this process only: if the bot stops first it resolves to
+/// [`TransferFailure::Abandoned`], while the attempt itself stays in the call
+/// store and its outcome hook fires in whichever bot resumes the call.
 ///
 /// # Deadlock warning
 ///
 /// A call's events are handled one at a time, in order. The outcome is decided by
 /// later events of the same call, so awaiting [`TransferAttempt::outcome`] *inside
-/// a hook of that call* blocks its queue and never returns (until the bot drops
-/// the attempt at shutdown). Either react in the hooks, or move the handle into a
-/// spawned task (`tokio::spawn(async move { attempt.outcome().await })`).
+/// a hook of that call* blocks its queue until the hook timeout. Either react in
+/// the hooks, or move the handle into a spawned task
+/// (`tokio::spawn(async move { attempt.outcome().await })`).
 #[derive(Debug, Clone)]
 pub struct TransferAttempt {
     info: TransferInfo,
@@ -96,7 +183,7 @@ impl TransferAttempt {
     }
 
     /// Waits for the attempt's outcome. Every attempt gets one: at the latest
-    /// its timeout, or [`TransferFailure::Abandoned`] if the bot stops first.
+    /// its timeout, or [`TransferFailure::Abandoned`] if this bot stops first.
     ///
     /// Do not await this inside a hook of the same call (see the type's docs).
     pub async fn outcome(&self) -> TransferOutcome {
@@ -109,5 +196,213 @@ impl TransferAttempt {
         decided
             .or_else(|| receiver.borrow().clone())
             .unwrap_or(TransferOutcome::Failed(TransferFailure::Abandoned))
+    }
+}
+
+/// How a transfer attempt ended: exactly one per attempt.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum TransferOutcome {
+    /// The call left the bot: terminated with subcode 7015, or with
+    /// `terminationReason: AppTransferred` after a consultative transfer.
+    Completed,
+    /// The transfer did not happen; the reason says how that was detected.
+    Failed(TransferFailure),
+}
+
+impl TransferOutcome {
+    /// Whether the transfer completed.
+    pub fn is_completed(&self) -> bool {
+        matches!(self, Self::Completed)
+    }
+
+    /// The failure, if the attempt failed.
+    pub fn failure(&self) -> Option<&TransferFailure> {
+        match self {
+            Self::Completed => None,
+            Self::Failed(failure) => Some(failure),
+        }
+    }
+}
+
+/// Why a transfer attempt failed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", tag = "reason")]
+#[non_exhaustive]
+pub enum TransferFailure {
+    /// The call went back to `established` with a non-zero subcode: 7000 (transfer failed),
+    /// 7700 (consultative transfer failed) or any other subcode, kept as received.
+    ReturnedToEstablished {
+        /// The `resultInfo` the call came back with.
+        result: ResultInfo,
+    },
+    /// Graph refused the `POST /transfer` (nothing was transferred).
+    Rejected {
+        /// What Graph said.
+        error: ClientErrorSummary,
+    },
+    /// The `POST /transfer` had an ambiguous result (timeout, connection loss) and no
+    /// notification about the transfer arrived within the unknown-outcome window.
+    OutcomeUnknownNoNotification,
+    /// The call ended without the transfer-completed signal.
+    CallEnded {
+        /// The end `resultInfo`, if the notification carried one.
+        result: Option<ResultInfo>,
+    },
+    /// Nothing decisive arrived before the attempt's timeout, and Graph, asked
+    /// about the call, still had it with the bot (`established`, or still transferring).
+    TimedOut,
+    /// Nothing decisive arrived before the attempt's timeout, and looking the call
+    /// up in Graph failed too, so the transfer may yet have happened.
+    TimedOutUnverified {
+        /// Why the lookup failed.
+        lookup_error: ClientErrorSummary,
+    },
+    /// A newer attempt on the same call replaced this one (only when concurrent
+    /// attempts are allowed).
+    Superseded,
+    /// This bot stopped before the outcome was known (shutdown). Only a
+    /// [`TransferAttempt`] handle sees this; the attempt stays in the store, and
+    /// the bot that resumes the call fires its real outcome hook.
+    Abandoned,
+}
+
+impl TransferFailure {
+    /// A short stable label, used for metrics and logs.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::ReturnedToEstablished { .. } => "returned_to_established",
+            Self::Rejected { .. } => "rejected",
+            Self::OutcomeUnknownNoNotification => "outcome_unknown",
+            Self::CallEnded { .. } => "call_ended",
+            Self::TimedOut => "timed_out",
+            Self::TimedOutUnverified { .. } => "timed_out_unverified",
+            Self::Superseded => "superseded",
+            Self::Abandoned => "abandoned",
+        }
+    }
+
+    /// The subcode Graph gave, when the failure came with a `resultInfo`.
+    pub fn subcode(&self) -> Option<i32> {
+        match self {
+            Self::ReturnedToEstablished { result } => result.subcode,
+            Self::CallEnded { result: Some(result) } => result.subcode,
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for TransferFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let code = |r: &ResultInfo| {
+            format!(
+                "{}/{}",
+                r.code.map_or_else(|| "-".to_owned(), |c| c.to_string()),
+                r.subcode.map_or_else(|| "-".to_owned(), |c| c.to_string())
+            )
+        };
+        match self {
+            Self::ReturnedToEstablished { result } => write!(f, "call returned to established ({})", code(result)),
+            Self::Rejected { error } => write!(f, "transfer request rejected: {error}"),
+            Self::OutcomeUnknownNoNotification => f.write_str("transfer request outcome unknown and no notification"),
+            Self::CallEnded { result: Some(result) } => write!(f, "call ended ({})", code(result)),
+            Self::CallEnded { result: None } => f.write_str("call ended"),
+            Self::TimedOut => f.write_str("transfer timed out (Graph still has the call)"),
+            Self::TimedOutUnverified { lookup_error } => {
+                write!(f, "transfer timed out; looking the call up failed: {lookup_error}")
+            }
+            Self::Superseded => f.write_str("superseded by a newer transfer"),
+            Self::Abandoned => f.write_str("abandoned: this bot stopped before the outcome"),
+        }
+    }
+}
+
+/// The useful parts of a Graph client error, cloneable and comparable.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClientErrorSummary {
+    /// The HTTP status, when there was a response.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    /// Graph's error code (`error.code`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    /// Graph's `request-id`, for support cases.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    /// The error as text.
+    pub message: String,
+}
+
+impl ClientErrorSummary {
+    /// Summarises a client error.
+    pub fn from_error(error: &graph_comms_client::GraphClientError) -> Self {
+        Self {
+            status: error.status(),
+            code: error.graph_code().map(str::to_owned),
+            request_id: error.request_id().map(str::to_owned),
+            message: error.to_string(),
+        }
+    }
+}
+
+impl fmt::Display for ClientErrorSummary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(status) = self.status {
+            write!(f, "{status} ")?;
+        }
+        if let Some(code) = &self.code {
+            write!(f, "{code} ")?;
+        }
+        f.write_str(&self.message)?;
+        if let Some(id) = &self.request_id {
+            write!(f, " (request-id {id})")?;
+        }
+        Ok(())
+    }
+}
+
+/// Why a transfer could not be started. Nothing was sent to Graph.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TransferError {
+    /// Graph only transfers established calls.
+    #[error("the call is not established (state: {state:?})")]
+    NotEstablished {
+        /// The call's current state, if known.
+        state: Option<CallState>,
+    },
+    /// A group call needs `transferee` to say who moves.
+    #[error("transfer out of a group call needs a transferee")]
+    GroupCallWithoutTransferee,
+    /// Another attempt on this call has no outcome yet.
+    #[error("transfer {pending} is still pending on this call")]
+    TransferPending {
+        /// The pending attempt.
+        pending: AttemptId,
+    },
+    /// The call has ended or is unknown to the bot.
+    #[error("the call has ended or is unknown")]
+    CallGone,
+    /// The bot is shutting down.
+    #[error("the bot is shutting down")]
+    ShuttingDown,
+    /// The call store could not record the attempt, so nothing was sent.
+    #[error("the call store failed: {0}")]
+    Store(crate::store::StoreError),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attempt_ids_print_and_parse_back() {
+        let id = AttemptId::new();
+        let text = id.to_string();
+        assert!(text.starts_with("attempt-") && text.len() == 8 + 32, "{text}");
+        assert_eq!(text.parse::<AttemptId>(), Ok(id));
+        assert_eq!(id.as_uuid().to_string().parse::<AttemptId>(), Ok(id));
+        assert!("attempt-42".parse::<AttemptId>().is_err());
     }
 }

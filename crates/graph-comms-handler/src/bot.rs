@@ -8,94 +8,19 @@ use graph_comms_client::GraphClient;
 use graph_comms_notify::{EventReceiver, NotifyConfig, NotifyEndpoint, NotifyError};
 use tokio::task::JoinHandle;
 
-use crate::handler::{CallHandler, ErrorHandler, LogErrors};
+use crate::hooks::CallHandler;
 use crate::metrics::BotMetrics;
-use crate::runtime::{Shared, SharedParts, lock};
+use crate::report::{ErrorHandler, LogErrors};
+use crate::runtime::{Runtime, RuntimeParts};
 use crate::store::{CallStore, InMemoryCallStore};
+use crate::sync::lock;
+use crate::timings::Timings;
+
+/// Notifications one call may have queued before the webhook answers 503 for it.
+pub const DEFAULT_MAX_QUEUED_PER_CALL: usize = 256;
 
 /// The default path notifications are POSTed to.
 pub const DEFAULT_CALLBACK_PATH: &str = "/api/calls";
-
-/// Timeouts and intervals.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Timings {
-    /// An attempt with no outcome after this fails with `TimedOut` (default 60 s).
-    pub transfer_timeout: Duration,
-    /// After an ambiguous `POST /transfer`, how long to wait for any notification
-    /// before failing with `OutcomeUnknownNoNotification` (default 10 s).
-    pub unknown_outcome_timeout: Duration,
-    /// Between `keepAlive` requests for an established call (default 15 min;
-    /// Graph ends calls idle for 45 min).
-    pub keep_alive_interval: Duration,
-    /// Retry delay after a failed `keepAlive` other than 404 (default 1 min).
-    pub keep_alive_retry: Duration,
-    /// Graph's window for deciding on an incoming call; exceeding it is logged
-    /// (default 15 s).
-    pub incoming_decision_deadline: Duration,
-    /// How long shutdown waits for queued events and running hooks (default 30 s).
-    pub shutdown_deadline: Duration,
-    /// A call's worker task exits after its queue has been empty this long (default 5 s).
-    pub worker_idle_timeout: Duration,
-}
-
-impl Default for Timings {
-    fn default() -> Self {
-        Self {
-            transfer_timeout: Duration::from_secs(60),
-            unknown_outcome_timeout: Duration::from_secs(10),
-            keep_alive_interval: Duration::from_secs(15 * 60),
-            keep_alive_retry: Duration::from_secs(60),
-            incoming_decision_deadline: Duration::from_secs(15),
-            shutdown_deadline: Duration::from_secs(30),
-            worker_idle_timeout: Duration::from_secs(5),
-        }
-    }
-}
-
-impl Timings {
-    /// Sets [`Timings::transfer_timeout`].
-    pub fn transfer_timeout(mut self, d: Duration) -> Self {
-        self.transfer_timeout = d;
-        self
-    }
-
-    /// Sets [`Timings::unknown_outcome_timeout`].
-    pub fn unknown_outcome_timeout(mut self, d: Duration) -> Self {
-        self.unknown_outcome_timeout = d;
-        self
-    }
-
-    /// Sets [`Timings::keep_alive_interval`].
-    pub fn keep_alive_interval(mut self, d: Duration) -> Self {
-        self.keep_alive_interval = d;
-        self
-    }
-
-    /// Sets [`Timings::keep_alive_retry`].
-    pub fn keep_alive_retry(mut self, d: Duration) -> Self {
-        self.keep_alive_retry = d;
-        self
-    }
-
-    /// Sets [`Timings::incoming_decision_deadline`].
-    pub fn incoming_decision_deadline(mut self, d: Duration) -> Self {
-        self.incoming_decision_deadline = d;
-        self
-    }
-
-    /// Sets [`Timings::shutdown_deadline`].
-    pub fn shutdown_deadline(mut self, d: Duration) -> Self {
-        self.shutdown_deadline = d;
-        self
-    }
-
-    /// Sets [`Timings::worker_idle_timeout`].
-    pub fn worker_idle_timeout(mut self, d: Duration) -> Self {
-        self.worker_idle_timeout = d;
-        self
-    }
-}
 
 /// A bot could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -135,6 +60,7 @@ pub struct BotBuilder {
     callback_path: String,
     timings: Timings,
     allow_concurrent_transfers: bool,
+    max_queued_per_call: usize,
 }
 
 impl BotBuilder {
@@ -199,6 +125,14 @@ impl BotBuilder {
         self
     }
 
+    /// How many notifications one call may have waiting before the webhook
+    /// answers 503 with `Retry-After` for it (default [`DEFAULT_MAX_QUEUED_PER_CALL`]).
+    /// Graph delivers refused notifications again, so nothing acknowledged is dropped.
+    pub fn max_queued_per_call(mut self, max: usize) -> Self {
+        self.max_queued_per_call = max.max(1);
+        self
+    }
+
     /// Builds the bot and starts its dispatcher.
     ///
     /// # Errors
@@ -213,7 +147,7 @@ impl BotBuilder {
         };
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| BuildError::NoRuntime)?;
         let _guard = runtime.enter();
-        let shared = Shared::start(SharedParts {
+        let shared = Runtime::start(RuntimeParts {
             client,
             handler,
             store: self.store.unwrap_or_else(|| Arc::new(InMemoryCallStore::new())),
@@ -221,7 +155,9 @@ impl BotBuilder {
             timings: self.timings,
             callback_uri: self.callback_uri,
             allow_concurrent_transfers: self.allow_concurrent_transfers,
+            max_queued_per_call: self.max_queued_per_call,
         });
+        endpoint.set_admission(Arc::clone(&shared) as Arc<dyn graph_comms_notify::Admission>);
         let dispatcher = runtime.spawn(Arc::clone(&shared).dispatch(events));
         Ok(Bot {
             inner: Arc::new(BotInner {
@@ -245,7 +181,7 @@ pub struct ShutdownReport {
 }
 
 struct BotInner {
-    shared: Arc<Shared>,
+    shared: Arc<Runtime>,
     endpoint: NotifyEndpoint,
     callback_path: String,
     dispatcher: Mutex<Option<JoinHandle<()>>>,
@@ -280,6 +216,7 @@ impl Bot {
             callback_path: DEFAULT_CALLBACK_PATH.to_owned(),
             timings: Timings::default(),
             allow_concurrent_transfers: false,
+            max_queued_per_call: DEFAULT_MAX_QUEUED_PER_CALL,
         }
     }
 
@@ -309,7 +246,18 @@ impl Bot {
         let shared = &self.inner.shared;
         shared
             .counters
-            .snapshot(shared.live_calls(), shared.active_workers(), shared.in_flight())
+            .snapshot(shared.cached_calls(), shared.active_workers(), shared.in_flight())
+    }
+
+    /// Whether the bot accepts notifications: false once shutdown has begun,
+    /// so a load balancer's readiness check moves traffic elsewhere.
+    pub fn is_ready(&self) -> bool {
+        !self.inner.endpoint.is_closed()
+    }
+
+    /// The store the bot keeps its calls in.
+    pub fn store(&self) -> &Arc<dyn CallStore> {
+        &self.inner.shared.store
     }
 
     /// Serves [`Bot::router`] on `listener` until `shutdown` resolves, then shuts
@@ -336,9 +284,14 @@ impl Bot {
         Ok(self.shutdown().await)
     }
 
-    /// Stops accepting notifications, handles every event already acknowledged
-    /// with 202 (running their hooks) within [`Timings::shutdown_deadline`], then
-    /// settles attempts still pending with `Abandoned`. Idempotent.
+    /// Drains the bot: readiness turns false, new notifications get 503 with
+    /// `Retry-After` (Graph delivers them again), every event already
+    /// acknowledged with 202 is handled (hooks included) within
+    /// [`Timings::shutdown_deadline`], then timers stop. Every call, pending
+    /// attempts included, stays in the store: a bot started later on the same
+    /// store resumes them and fires their outcomes when the notifications come.
+    /// Only in-process [`TransferAttempt`](crate::TransferAttempt) handles still
+    /// waiting resolve to `Abandoned`. Idempotent.
     pub async fn shutdown(&self) -> ShutdownReport {
         let shared = &self.inner.shared;
         let deadline = tokio::time::Instant::now() + shared.timings.shutdown_deadline;

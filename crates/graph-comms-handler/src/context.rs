@@ -1,31 +1,31 @@
 //! What a hook gets: the call's identity and state, and the actions on it.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
-use std::time::Instant;
 
 use graph_comms_client::{GraphClient, GraphClientError};
 use graph_comms_model::{
     AnswerRequest, CallId, CallState, CommsOperation, InvitationParticipantInfo, PlayPromptRequest, Prompt,
     RedirectRequest, RejectReason, RejectRequest, TenantId, TransferRequest,
 };
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 
-use crate::attempt::{AttemptId, TransferAttempt, TransferInfo};
-use crate::handler::AnswerOptions;
-use crate::machine::{AttemptInput, TransferMachine};
-use crate::outcome::TransferError;
-use crate::runtime::{CallCell, CallEvent, Shared, TimerKind, post_failure_input};
-use crate::store::{AttemptRecord, CallSnapshot};
+use crate::attempt::{AttemptId, TransferAttempt, TransferError, TransferInfo};
+use crate::call_machine::CallInput;
+use crate::decision::AnswerOptions;
+use crate::record::{CallRecord, CallSnapshot};
+use crate::runtime::Runtime;
 
 /// A call as seen from a hook: its id, tenant, current state, and actions backed
 /// by the bot's [`GraphClient`].
 ///
 /// Cheap to clone; a clone may be moved into a spawned task and used after the
-/// hook returns.
+/// hook returns (it then reads the call's latest committed state).
 #[derive(Clone)]
 pub struct CallContext {
-    shared: Arc<Shared>,
-    cell: Arc<CallCell>,
+    runtime: Arc<Runtime>,
+    /// The record when the context was made; used once the call is no longer held.
+    fallback: Arc<CallRecord>,
     call_id: CallId,
     tenant_id: TenantId,
 }
@@ -39,22 +39,36 @@ impl std::fmt::Debug for CallContext {
     }
 }
 
+/// Per-call data could not be read or written.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DataError {
+    /// The value does not (de)serialize as the requested type.
+    #[error("per-call data: {0}")]
+    Serde(#[from] serde_json::Error),
+    /// The call store failed.
+    #[error("per-call data: {0}")]
+    Store(#[from] crate::store::StoreError),
+    /// The call has ended or is unknown.
+    #[error("per-call data: the call has ended or is unknown")]
+    CallGone,
+}
+
 impl CallContext {
-    pub(crate) fn new(shared: Arc<Shared>, cell: Arc<CallCell>) -> Self {
-        let (call_id, tenant_id) = {
-            let record = cell.record();
-            (record.snapshot.call_id.clone(), record.snapshot.tenant_id.clone())
-        };
+    pub(crate) fn new(runtime: Arc<Runtime>, record: Arc<CallRecord>) -> Self {
         Self {
-            shared,
-            cell,
-            call_id,
-            tenant_id,
+            call_id: record.snapshot.call_id.clone(),
+            tenant_id: record.snapshot.tenant_id.clone(),
+            runtime,
+            fallback: record,
         }
     }
 
-    pub(crate) fn cell(&self) -> &CallCell {
-        &self.cell
+    /// The call's latest committed record as this process knows it.
+    pub(crate) fn record(&self) -> Arc<CallRecord> {
+        self.runtime
+            .cached(&self.call_id)
+            .unwrap_or_else(|| Arc::clone(&self.fallback))
     }
 
     /// The call's id.
@@ -69,36 +83,61 @@ impl CallContext {
 
     /// A copy of what the bot knows about the call now.
     pub fn snapshot(&self) -> CallSnapshot {
-        self.cell.record().snapshot.clone()
+        self.record().snapshot.clone()
     }
 
     /// The call's last reported state.
     pub fn state(&self) -> Option<CallState> {
-        self.cell.record().snapshot.state.clone()
+        self.record().snapshot.state.clone()
     }
 
     /// Whether this is a group call (transfers need a `transferee`).
     pub fn is_group(&self) -> bool {
-        self.cell.record().snapshot.is_group
+        self.record().snapshot.is_group
     }
 
     /// The call's latest transfer attempt, finished or not.
     pub fn latest_attempt(&self) -> Option<TransferInfo> {
-        self.cell.record().attempt.as_ref().map(|a| a.info.clone())
+        self.record().attempt.as_ref().map(|a| a.info.clone())
     }
 
     /// The attempt still waiting for its outcome, if any.
     pub fn pending_attempt(&self) -> Option<AttemptId> {
-        self.cell.record().pending_attempt().map(|a| a.info.id)
+        self.record().pending_attempt().map(|a| a.info.id)
     }
 
     /// The Graph client, for actions this type does not wrap.
     pub fn client(&self) -> &GraphClient {
-        &self.shared.client
+        &self.runtime.client
     }
 
-    /// Starts a transfer: checks the guards, records the attempt (its start time is
-    /// taken before the POST), then sends `POST .../transfer`.
+    /// The handler's own data for this call, if set (see [`CallContext::set_data`]).
+    ///
+    /// # Errors
+    ///
+    /// [`DataError::Serde`] when the stored value is not a `T`.
+    pub fn data<T: DeserializeOwned>(&self) -> Result<Option<T>, DataError> {
+        match &self.record().data {
+            Some(value) => Ok(Some(T::deserialize(value)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Stores the handler's own data for this call with the call's record: it
+    /// survives restarts, is shared with other bots on the same store, and is
+    /// gone when the call ends.
+    ///
+    /// # Errors
+    ///
+    /// [`DataError`] when the value does not serialize, the store fails, or the call is gone.
+    pub async fn set_data<T: Serialize>(&self, value: &T) -> Result<(), DataError> {
+        let value = serde_json::to_value(value)?;
+        self.runtime.set_data(self, value).await
+    }
+
+    /// Starts a transfer: checks the guards, commits the attempt to the call
+    /// store (its start time is taken before the POST), then sends
+    /// `POST .../transfer`.
     ///
     /// Returns once Graph has answered the POST. A rejected or ambiguous POST is
     /// not an error here: it becomes the attempt's outcome
@@ -113,89 +152,9 @@ impl CallContext {
     /// established, a group call has no `transferee`, another attempt is pending
     /// (unless the bot allows concurrent attempts, in which case the older one fails
     /// with [`TransferFailure::Superseded`](crate::TransferFailure::Superseded)), the
-    /// call has ended, or the bot is shutting down.
+    /// call has ended, the bot is shutting down, or the store failed.
     pub async fn transfer(&self, request: TransferRequest) -> Result<TransferAttempt, TransferError> {
-        if self.shared.is_shutting_down() {
-            return Err(TransferError::ShuttingDown);
-        }
-        let consultative = request.transfer_target.replaces_call_id.is_some();
-        let (info, receiver, superseded, record) = {
-            let mut record = self.cell.record();
-            if record.ended || !self.cell.live {
-                return Err(TransferError::CallGone);
-            }
-            if record.snapshot.state != Some(CallState::Established) {
-                return Err(TransferError::NotEstablished {
-                    state: record.snapshot.state.clone(),
-                });
-            }
-            if record.snapshot.is_group && request.transferee.is_none() {
-                return Err(TransferError::GroupCallWithoutTransferee);
-            }
-            let mut superseded = None;
-            if let Some(pending) = record.attempt.as_mut().filter(|a| !a.machine.is_finished()) {
-                if !self.shared.allow_concurrent_transfers {
-                    return Err(TransferError::TransferPending {
-                        pending: pending.info.id,
-                    });
-                }
-                let effects = pending.machine.handle(AttemptInput::Superseded);
-                superseded = Some((pending.info.clone(), effects));
-            }
-            record.attempts_started += 1;
-            let info = TransferInfo {
-                id: AttemptId::next(),
-                call_id: self.call_id.clone(),
-                kind: request.kind(),
-                request: request.clone(),
-                number: record.attempts_started,
-                started_at: Instant::now(),
-            };
-            let receiver = self.shared.register_waiter(info.id);
-            record.attempt = Some(Box::new(AttemptRecord {
-                info: info.clone(),
-                machine: TransferMachine::new(consultative),
-            }));
-            record.version = self.shared.next_version();
-            (info, receiver, superseded, record.share())
-        };
-        self.shared.counters.transfers_started.fetch_add(1, Ordering::Relaxed);
-        tracing::info!(call_id = %self.call_id, attempt = %info.id, kind = ?info.kind, "transfer started");
-        self.shared.save(record).await;
-        if let Some((old, effects)) = superseded {
-            self.shared
-                .route(self.call_id.clone(), CallEvent::Effects(Box::new(old), effects));
-        }
-        let timings = &self.shared.timings;
-        self.shared.schedule(
-            &self.call_id,
-            timings.transfer_timeout,
-            TimerKind::AttemptTimeout(info.id),
-        );
-        if let Err(error) = self.shared.client.transfer(&self.call_id, &request).await {
-            tracing::info!(call_id = %self.call_id, attempt = %info.id, %error, "transfer request failed");
-            if let Some(input) = post_failure_input(&error) {
-                if input == AttemptInput::PostOutcomeUnknown {
-                    let window = timings.unknown_outcome_timeout;
-                    self.shared
-                        .schedule(&self.call_id, window, TimerKind::UnknownOutcome(info.id));
-                }
-                let effects = {
-                    let mut record = self.cell.record();
-                    record
-                        .attempt
-                        .as_mut()
-                        .filter(|a| a.info.id == info.id)
-                        .map(|a| a.machine.handle(input))
-                        .unwrap_or_default()
-                };
-                if !effects.is_empty() {
-                    let event = CallEvent::Effects(Box::new(info.clone()), effects);
-                    self.shared.route(self.call_id.clone(), event);
-                }
-            }
-        }
-        Ok(TransferAttempt::new(info, receiver))
+        self.runtime.start_transfer(self, request).await
     }
 
     /// Answers the call. The callback URI is, in order: the options', the bot's,
@@ -205,21 +164,20 @@ impl CallContext {
     ///
     /// The client's error; [`GraphClientError::InvalidRequest`] when no callback URI is known.
     pub async fn answer(&self, options: AnswerOptions) -> Result<(), GraphClientError> {
-        let known = {
-            let mut record = self.cell.record();
-            record.keep_alive = options.keep_alive;
-            record.snapshot.callback_uri.clone()
-        };
+        if !options.keep_alive {
+            self.set_keep_alive(false).await;
+        }
+        let known = self.record().snapshot.callback_uri.clone();
         let callback_uri = options
             .callback_uri
-            .or_else(|| self.shared.callback_uri.clone())
+            .or_else(|| self.runtime.callback_uri.clone())
             .or(known)
             .ok_or_else(|| GraphClientError::InvalidRequest("no callback URI to answer with".into()))?;
         let mut request = AnswerRequest::audio(callback_uri);
         request.media_config = options.media_config;
         request.accepted_modalities = Some(options.accepted_modalities);
         request.call_options = options.call_options;
-        self.shared.client.answer(&self.call_id, &request).await.map(|_| ())
+        self.runtime.client.answer(&self.call_id, &request).await.map(|_| ())
     }
 
     /// Rejects the call.
@@ -232,7 +190,7 @@ impl CallContext {
             reason: Some(reason),
             ..RejectRequest::default()
         };
-        self.shared.client.reject(&self.call_id, &request).await.map(|_| ())
+        self.runtime.client.reject(&self.call_id, &request).await.map(|_| ())
     }
 
     /// Redirects the call (before answering) to these targets.
@@ -245,7 +203,7 @@ impl CallContext {
             targets,
             ..RedirectRequest::default()
         };
-        self.shared.client.redirect(&self.call_id, &request).await.map(|_| ())
+        self.runtime.client.redirect(&self.call_id, &request).await.map(|_| ())
     }
 
     /// Plays prompts; `on_operation_completed` fires when they finish.
@@ -258,7 +216,7 @@ impl CallContext {
             prompts,
             ..PlayPromptRequest::default()
         };
-        self.shared
+        self.runtime
             .client
             .play_prompt(&self.call_id, &request)
             .await
@@ -271,7 +229,7 @@ impl CallContext {
     ///
     /// The client's error.
     pub async fn hang_up(&self) -> Result<(), GraphClientError> {
-        self.shared.client.hang_up(&self.call_id).await.map(|_| ())
+        self.runtime.client.hang_up(&self.call_id).await.map(|_| ())
     }
 
     /// Sends one `keepAlive` now (the bot also sends them on its own schedule).
@@ -280,22 +238,12 @@ impl CallContext {
     ///
     /// The client's error; a 404 means the call has ended.
     pub async fn keep_alive(&self) -> Result<(), GraphClientError> {
-        self.shared.client.keep_alive(&self.call_id).await.map(|_| ())
+        self.runtime.client.keep_alive(&self.call_id).await.map(|_| ())
     }
 
     /// Turns the automatic `keepAlive` for this call on or off. Without it Graph
     /// ends an established call after 45 minutes (408/8537).
-    pub fn set_keep_alive(&self, enabled: bool) {
-        let schedule = {
-            let mut record = self.cell.record();
-            record.keep_alive = enabled;
-            record.keep_alive_generation += 1;
-            (enabled && record.established_fired && !record.ended).then_some(record.keep_alive_generation)
-        };
-        if let Some(generation) = schedule {
-            let interval = self.shared.timings.keep_alive_interval;
-            self.shared
-                .schedule(&self.call_id, interval, TimerKind::KeepAlive(generation));
-        }
+    pub async fn set_keep_alive(&self, enabled: bool) {
+        self.runtime.input(self, CallInput::SetKeepAlive(enabled)).await;
     }
 }

@@ -2,27 +2,38 @@
 
 mod attempt;
 mod bot;
-mod classify;
+pub mod call_machine;
 mod context;
-mod handler;
+mod decision;
+mod event;
+mod hooks;
+mod inspect;
 pub mod machine;
 mod metrics;
-mod outcome;
+mod record;
+mod report;
 mod runtime;
 mod store;
+mod sync;
+mod timings;
+mod wall;
 
 pub use async_trait::async_trait;
-pub use attempt::{AttemptId, TransferAttempt, TransferInfo};
-pub use bot::{Bot, BotBuilder, BuildError, DEFAULT_CALLBACK_PATH, ShutdownReport, Timings};
-pub use classify::{Classification, EventKind, classify};
-pub use context::CallContext;
-pub use handler::{
-    AnswerOptions, CallEnd, CallHandler, EndCause, ErrorHandler, HookError, HookFailure, HookName, IncomingDecision,
-    LogErrors, RuntimeFailure,
+pub use attempt::{
+    AttemptId, AttemptIdError, ClientErrorSummary, TransferAttempt, TransferError, TransferFailure, TransferInfo,
+    TransferOutcome,
 };
+pub use bot::{Bot, BotBuilder, BuildError, DEFAULT_CALLBACK_PATH, DEFAULT_MAX_QUEUED_PER_CALL, ShutdownReport};
+pub use context::{CallContext, DataError};
+pub use decision::{AnswerOptions, CallEnd, EndCause, IncomingDecision};
+pub use event::{EventKind, event_kind};
+pub use hooks::{CallHandler, HookError};
+pub use inspect::{Classification, classify};
 pub use metrics::BotMetrics;
-pub use outcome::{ClientErrorSummary, TransferError, TransferFailure, TransferOutcome};
-pub use store::{AttemptRecord, CallRecord, CallSnapshot, CallStore, InMemoryCallStore, StoreError};
+pub use record::{AttemptRecord, CallLinks, CallRecord, CallSnapshot, RECORD_SCHEMA};
+pub use report::{ErrorHandler, HookFailure, HookName, LogErrors, RuntimeFailure};
+pub use store::{CallStore, InMemoryCallStore, StoreError};
+pub use timings::Timings;
 
 /// The Graph client (re-exported `graph-comms-client`).
 pub use graph_comms_client as client;

@@ -7,9 +7,10 @@
 //! at most one [`AttemptEffect::Accepted`] and at most one
 //! [`AttemptEffect::Transferring`], both before the final one.
 
-use graph_comms_model::{ResultInfo, subcodes};
+use graph_comms_model::{CallState, ResultInfo, subcodes};
+use serde::{Deserialize, Serialize};
 
-use crate::outcome::{ClientErrorSummary, TransferFailure, TransferOutcome};
+use crate::attempt::{ClientErrorSummary, TransferFailure, TransferOutcome};
 
 /// The `terminationReason` a consultative transfer ends the call with.
 pub const APP_TRANSFERRED: &str = "AppTransferred";
@@ -46,12 +47,34 @@ pub enum AttemptInput {
     PostOutcomeUnknown,
     /// The unknown-outcome window after [`AttemptInput::PostOutcomeUnknown`] has passed.
     UnknownOutcomeExpired,
-    /// The attempt's overall timeout has passed.
+    /// The attempt's overall timeout has passed (without asking Graph).
     TimedOut,
+    /// The attempt's overall timeout has passed and Graph was asked about the call.
+    TimeoutLookup(CallLookup),
     /// A newer attempt replaced this one.
     Superseded,
     /// The runtime stops tracking the attempt (shutdown).
     Abandoned,
+}
+
+/// What Graph said when asked about a call whose transfer attempt timed out
+/// (`GET /communications/calls/{id}`).
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum CallLookup {
+    /// 404: Graph no longer has the call, so it left the bot.
+    NotFound,
+    /// Graph still has the call.
+    Found {
+        /// Its state.
+        state: Option<CallState>,
+        /// Its `resultInfo`.
+        result_info: Option<ResultInfo>,
+        /// Its `terminationReason`.
+        termination_reason: Option<String>,
+    },
+    /// The lookup itself failed.
+    Failed(ClientErrorSummary),
 }
 
 /// What the runtime must do in reaction to an input, in order.
@@ -83,13 +106,15 @@ impl AttemptEffect {
 }
 
 /// One transfer attempt's progress.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
 pub struct TransferMachine {
     consultative: bool,
     transferring_fired: bool,
     accepted_fired: bool,
     post_outcome_unknown: bool,
     seen_notification: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
     outcome: Option<TransferOutcome>,
 }
 
@@ -152,21 +177,7 @@ impl TransferMachine {
                 termination_reason,
             } => {
                 self.seen_notification = true;
-                let completed_code = result_info
-                    .as_ref()
-                    .is_some_and(|r| r.subcode == Some(subcodes::TRANSFER_COMPLETED));
-                let app_transferred = self.consultative
-                    && termination_reason
-                        .as_deref()
-                        .is_some_and(|r| r.eq_ignore_ascii_case(APP_TRANSFERRED));
-                if completed_code || app_transferred {
-                    self.fire_transferring(&mut effects);
-                    self.fire_accepted(true, &mut effects);
-                    self.finish(TransferOutcome::Completed, &mut effects);
-                } else {
-                    let failure = TransferFailure::CallEnded { result: result_info };
-                    self.finish(TransferOutcome::Failed(failure), &mut effects);
-                }
+                self.ended(result_info, termination_reason.as_deref(), &mut effects);
             }
             AttemptInput::CallGone { result_info } => {
                 let failure = TransferFailure::CallEnded { result: result_info };
@@ -186,12 +197,48 @@ impl TransferMachine {
                 }
             }
             AttemptInput::TimedOut => self.finish(TransferOutcome::Failed(TransferFailure::TimedOut), &mut effects),
+            AttemptInput::TimeoutLookup(lookup) => match lookup {
+                CallLookup::NotFound => self.complete(&mut effects),
+                CallLookup::Found {
+                    state: Some(CallState::Terminated),
+                    result_info,
+                    termination_reason,
+                } => self.ended(result_info, termination_reason.as_deref(), &mut effects),
+                CallLookup::Found { .. } => {
+                    self.finish(TransferOutcome::Failed(TransferFailure::TimedOut), &mut effects);
+                }
+                CallLookup::Failed(lookup_error) => self.finish(
+                    TransferOutcome::Failed(TransferFailure::TimedOutUnverified { lookup_error }),
+                    &mut effects,
+                ),
+            },
             AttemptInput::Superseded => {
                 self.finish(TransferOutcome::Failed(TransferFailure::Superseded), &mut effects);
             }
             AttemptInput::Abandoned => self.finish(TransferOutcome::Failed(TransferFailure::Abandoned), &mut effects),
         }
         effects
+    }
+
+    /// The call ended: completed if the end says the transfer happened.
+    fn ended(&mut self, result_info: Option<ResultInfo>, reason: Option<&str>, effects: &mut Vec<AttemptEffect>) {
+        let completed_code = result_info
+            .as_ref()
+            .is_some_and(|r| r.subcode == Some(subcodes::TRANSFER_COMPLETED));
+        let app_transferred = self.consultative && reason.is_some_and(|r| r.eq_ignore_ascii_case(APP_TRANSFERRED));
+        if completed_code || app_transferred {
+            self.complete(effects);
+        } else {
+            let failure = TransferFailure::CallEnded { result: result_info };
+            self.finish(TransferOutcome::Failed(failure), effects);
+        }
+    }
+
+    /// Completion implies the earlier stages, which may never have been reported.
+    fn complete(&mut self, effects: &mut Vec<AttemptEffect>) {
+        self.fire_transferring(effects);
+        self.fire_accepted(true, effects);
+        self.finish(TransferOutcome::Completed, effects);
     }
 
     fn fire_transferring(&mut self, effects: &mut Vec<AttemptEffect>) {

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::runtime::lock;
+use crate::sync::lock;
 
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
@@ -18,6 +18,13 @@ pub(crate) struct Counters {
     pub(crate) hook_panics: AtomicU64,
     pub(crate) keep_alives: AtomicU64,
     pub(crate) late_incoming_decisions: AtomicU64,
+    pub(crate) hook_timeouts: AtomicU64,
+    pub(crate) late_events: AtomicU64,
+    pub(crate) calls_evicted: AtomicU64,
+    pub(crate) store_conflicts: AtomicU64,
+    pub(crate) store_errors: AtomicU64,
+    pub(crate) timeout_lookups: AtomicU64,
+    pub(crate) refused_busy: AtomicU64,
 }
 
 impl Counters {
@@ -34,7 +41,7 @@ impl Counters {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub struct BotMetrics {
-    /// Calls the bot tracks now.
+    /// Calls this bot holds in memory now.
     pub calls_active: usize,
     /// Calls seen since start.
     pub calls_seen: u64,
@@ -60,6 +67,21 @@ pub struct BotMetrics {
     pub keep_alives_sent: u64,
     /// Incoming calls whose decision took longer than the deadline.
     pub late_incoming_decisions: u64,
+    /// Hooks dropped for running longer than the hook timeout.
+    pub hook_timeouts: u64,
+    /// Events that arrived after their attempt's outcome or their call's end
+    /// and changed nothing.
+    pub late_events: u64,
+    /// Calls forgotten after the idle time (unknown or forged ids among them).
+    pub calls_evicted: u64,
+    /// Store writes refused for a stale version and decided again.
+    pub store_conflicts: u64,
+    /// Store operations that failed.
+    pub store_errors: u64,
+    /// Calls looked up in Graph after a transfer timeout.
+    pub timeout_lookups: u64,
+    /// Requests answered 503 because a call's queue was full.
+    pub refused_busy: u64,
 }
 
 impl BotMetrics {
@@ -86,6 +108,13 @@ impl Counters {
             hook_panics: get(&self.hook_panics),
             keep_alives_sent: get(&self.keep_alives),
             late_incoming_decisions: get(&self.late_incoming_decisions),
+            hook_timeouts: get(&self.hook_timeouts),
+            late_events: get(&self.late_events),
+            calls_evicted: get(&self.calls_evicted),
+            store_conflicts: get(&self.store_conflicts),
+            store_errors: get(&self.store_errors),
+            timeout_lookups: get(&self.timeout_lookups),
+            refused_busy: get(&self.refused_busy),
         }
     }
 }

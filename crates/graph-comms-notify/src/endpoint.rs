@@ -39,6 +39,17 @@ struct Inner {
     keys: Arc<KeyStore>,
     counters: Arc<Counters>,
     queue: Mutex<Queue>,
+    admission: std::sync::OnceLock<Arc<dyn Admission>>,
+}
+
+/// Decides, before a request is answered 202, whether its events may be queued.
+///
+/// A runtime that bounds its per-call queues implements this: refusing answers
+/// 503 with `Retry-After`, so Graph delivers the notification again later and
+/// nothing acknowledged is ever dropped.
+pub trait Admission: Send + Sync + 'static {
+    /// Reserves room for all of `events` (all or none). `false` refuses the request.
+    fn admit(&self, events: &[NotificationEvent]) -> bool;
 }
 
 /// The sending side; `sender` is `None` once closed. Sequence numbers are
@@ -108,6 +119,7 @@ impl NotifyEndpoint {
                 sender: Some(sender),
                 next_sequence: 0,
             }),
+            admission: std::sync::OnceLock::new(),
         };
         let endpoint = NotifyEndpoint { inner: Arc::new(inner) };
         Ok((endpoint, EventReceiver { inner: receiver }))
@@ -123,6 +135,12 @@ impl NotifyEndpoint {
             format!("/{literal}")
         };
         Router::new().route(&path, post(receive)).with_state(self.clone())
+    }
+
+    /// Installs the admission check run before each request is queued (once; a
+    /// second call is ignored and returns `false`).
+    pub fn set_admission(&self, admission: Arc<dyn Admission>) -> bool {
+        self.inner.admission.set(admission).is_ok()
     }
 
     /// Fetches the key set now (for example at startup, to fail fast), whatever the rate limit.
@@ -290,6 +308,15 @@ impl NotifyEndpoint {
             }
             Err(TrySendError::Closed(())) => return Err(closed()),
         };
+        // After the reservation, so a refusal here returns the permits unused.
+        if let Some(admission) = self.inner.admission.get()
+            && !admission.admit(&events)
+        {
+            return Err(Rejection::new(
+                RejectReason::CallBusy,
+                "the handler's queue for this call is full",
+            ));
+        }
         // Counted before the events become visible, so a consumer never sees them uncounted.
         Counters::bump(&self.inner.counters.accepted_requests, 1);
         Counters::bump(&self.inner.counters.queued_events, count as u64);

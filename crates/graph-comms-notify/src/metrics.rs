@@ -38,13 +38,15 @@ pub enum RejectReason {
     MalformedBody,
     /// The queue has no room for the body's events.
     QueueFull,
+    /// The handler's queue for one of the body's calls is full (503).
+    CallBusy,
     /// The endpoint was closed or the receiver dropped.
     Closed,
 }
 
 impl RejectReason {
     /// Every reason, in counter order.
-    pub const ALL: [RejectReason; 16] = [
+    pub const ALL: [RejectReason; 17] = [
         Self::MissingToken,
         Self::BadToken,
         Self::Expired,
@@ -60,6 +62,7 @@ impl RejectReason {
         Self::BadContentType,
         Self::MalformedBody,
         Self::QueueFull,
+        Self::CallBusy,
         Self::Closed,
     ];
 
@@ -81,6 +84,7 @@ impl RejectReason {
             Self::BadContentType => "bad_content_type",
             Self::MalformedBody => "malformed_body",
             Self::QueueFull => "queue_full",
+            Self::CallBusy => "call_busy",
             Self::Closed => "closed",
         }
     }
@@ -90,7 +94,7 @@ impl RejectReason {
         match self {
             Self::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::BadContentType | Self::MalformedBody => StatusCode::BAD_REQUEST,
-            Self::QueueFull | Self::Closed => StatusCode::SERVICE_UNAVAILABLE,
+            Self::QueueFull | Self::CallBusy | Self::Closed => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::UNAUTHORIZED,
         }
     }

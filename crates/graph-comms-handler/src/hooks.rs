@@ -1,0 +1,99 @@
+//! The user-facing hooks.
+
+use async_trait::async_trait;
+use graph_comms_model::{Call, CommsOperation};
+use graph_comms_notify::NotificationEvent;
+
+use crate::attempt::{TransferFailure, TransferInfo};
+use crate::context::CallContext;
+use crate::decision::{AnswerOptions, CallEnd, IncomingDecision};
+
+/// What a hook returns when it fails. Any error type converts into it with `?`.
+pub type HookError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The hooks of a calling bot. Every method has a default, so implement only
+/// what you need.
+///
+/// # Ordering
+///
+/// Hooks of one call run one at a time, in the order the events arrived; hooks
+/// of different calls run concurrently. For a transfer attempt:
+/// `on_transferring` (at most once), then `on_transfer_accepted` (at most once),
+/// then exactly one of `on_transfer_completed` or `on_transfer_failed`.
+/// `on_notification` runs first, for every event.
+///
+/// # Failures
+///
+/// A hook that returns an error or panics is reported to the bot's
+/// [`ErrorHandler`]; the call's later events, other calls and the server carry on.
+#[async_trait]
+pub trait CallHandler: Send + Sync + 'static {
+    /// A call is ringing. The default answers with audio and service-hosted media.
+    ///
+    /// Graph waits about 15 seconds for the decision.
+    async fn on_incoming_call(&self, ctx: &CallContext, call: &Call) -> Result<IncomingDecision, HookError> {
+        let _ = (ctx, call);
+        Ok(IncomingDecision::Answer(AnswerOptions::default()))
+    }
+
+    /// The call reached `established` for the first time: it can be transferred now.
+    async fn on_call_established(&self, ctx: &CallContext) -> Result<(), HookError> {
+        let _ = ctx;
+        Ok(())
+    }
+
+    /// The call reported `transferring` for this attempt.
+    async fn on_transferring(&self, ctx: &CallContext, attempt: &TransferInfo) -> Result<(), HookError> {
+        let _ = (ctx, attempt);
+        Ok(())
+    }
+
+    /// The target accepted. `inferred` is true when the completion arrived without
+    /// (or before) a `transferAccepted` notification. Fires at most once per attempt,
+    /// always before the outcome hook.
+    async fn on_transfer_accepted(
+        &self,
+        ctx: &CallContext,
+        attempt: &TransferInfo,
+        inferred: bool,
+    ) -> Result<(), HookError> {
+        let _ = (ctx, attempt, inferred);
+        Ok(())
+    }
+
+    /// The transfer completed: the call has left the bot.
+    async fn on_transfer_completed(&self, ctx: &CallContext, attempt: &TransferInfo) -> Result<(), HookError> {
+        let _ = (ctx, attempt);
+        Ok(())
+    }
+
+    /// The transfer failed. The call is usually still established, so this is the
+    /// place to try the next target.
+    async fn on_transfer_failed(
+        &self,
+        ctx: &CallContext,
+        attempt: &TransferInfo,
+        failure: &TransferFailure,
+    ) -> Result<(), HookError> {
+        let _ = (ctx, attempt, failure);
+        Ok(())
+    }
+
+    /// The call ended. Fires once per call; the bot forgets the call afterwards.
+    async fn on_call_terminated(&self, ctx: &CallContext, end: &CallEnd) -> Result<(), HookError> {
+        let _ = (ctx, end);
+        Ok(())
+    }
+
+    /// An operation (playPrompt, cancelMediaProcessing, ...) finished.
+    async fn on_operation_completed(&self, ctx: &CallContext, operation: &CommsOperation) -> Result<(), HookError> {
+        let _ = (ctx, operation);
+        Ok(())
+    }
+
+    /// Every notification for the call, raw, before the typed hooks.
+    async fn on_notification(&self, ctx: &CallContext, event: &NotificationEvent) -> Result<(), HookError> {
+        let _ = (ctx, event);
+        Ok(())
+    }
+}

@@ -1,0 +1,249 @@
+//! The durable call record: everything the runtime needs to resume a call, in
+//! one serializable, versioned value.
+
+use std::time::SystemTime;
+
+use graph_comms_model::{
+    Call, CallDirection, CallId, CallState, InvitationParticipantInfo, ParticipantInfo, ResultInfo, TenantId,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::attempt::TransferInfo;
+use crate::call_machine::CallMachine;
+use crate::machine::TransferMachine;
+use crate::store::StoreError;
+
+/// The record format this build writes and reads. A change of format bumps it
+/// (and the golden file `tests/fixtures/call-record.v1.json`).
+pub const RECORD_SCHEMA: u32 = 1;
+
+/// What the bot knows about a call right now.
+///
+/// Kept small (large parts are boxed) because the runtime copies it on every event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct CallSnapshot {
+    /// The call.
+    pub call_id: CallId,
+    /// Its tenant (from the notification's token).
+    pub tenant_id: TenantId,
+    /// The last state reported (stale duplicates excluded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<CallState>,
+    /// The last `resultInfo` reported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result_info: Option<ResultInfo>,
+    /// Incoming or outgoing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub direction: Option<CallDirection>,
+    /// The caller (boxed: it is large and often absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<Box<ParticipantInfo>>,
+    /// Who was called.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub targets: Vec<InvitationParticipantInfo>,
+    /// A group call (its `chatInfo.threadId` is set): transfers need a `transferee`.
+    #[serde(default)]
+    pub is_group: bool,
+    /// The last `callbackUri` a call resource reported (used when answering).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub callback_uri: Option<String>,
+    /// When the call first reached `established` (wall clock).
+    #[serde(default, with = "crate::wall::opt_millis", skip_serializing_if = "Option::is_none")]
+    pub established_at: Option<SystemTime>,
+}
+
+impl CallSnapshot {
+    /// An empty snapshot for a call seen for the first time.
+    pub fn new(call_id: CallId, tenant_id: TenantId) -> Self {
+        Self {
+            call_id,
+            tenant_id,
+            state: None,
+            result_info: None,
+            direction: None,
+            source: None,
+            targets: Vec::new(),
+            is_group: false,
+            callback_uri: None,
+            established_at: None,
+        }
+    }
+
+    /// Folds in what a notification's call resource says.
+    pub(crate) fn apply(&mut self, call: &Call) {
+        if let Some(state) = &call.state {
+            self.state = Some(state.clone());
+        }
+        if call.result_info.is_some() {
+            self.result_info.clone_from(&call.result_info);
+        }
+        if call.direction.is_some() {
+            self.direction.clone_from(&call.direction);
+        }
+        if let Some(source) = &call.source {
+            self.source = Some(Box::new(source.clone()));
+        }
+        if let Some(targets) = &call.targets {
+            self.targets.clone_from(targets);
+        }
+        if call.chat_info.as_ref().is_some_and(|c| c.thread_id.is_some()) {
+            self.is_group = true;
+        }
+        if call.callback_uri.is_some() {
+            self.callback_uri.clone_from(&call.callback_uri);
+        }
+    }
+}
+
+/// One transfer attempt's record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AttemptRecord {
+    /// The attempt as started.
+    pub info: TransferInfo,
+    /// Its progress.
+    pub machine: TransferMachine,
+}
+
+/// How this call relates to the bot's other calls.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct CallLinks {
+    /// This call is a consultation placed for that original call.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consultation_for: Option<CallId>,
+    /// The consultation call placed for this call, while there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consultation: Option<CallId>,
+}
+
+impl CallLinks {
+    fn is_empty(&self) -> bool {
+        self.consultation_for.is_none() && self.consultation.is_none()
+    }
+}
+
+/// Everything the runtime keeps about one call: the unit the [`CallStore`](crate::CallStore)
+/// stores and versions.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct CallRecord {
+    /// The record format ([`RECORD_SCHEMA`]).
+    pub schema: u32,
+    /// Bumped by one on every committed change; stores refuse a write whose
+    /// version is not the stored one plus one (fencing).
+    pub version: u64,
+    /// The call's state.
+    pub snapshot: CallSnapshot,
+    /// The call's lifecycle flags and deadlines.
+    pub lifecycle: CallMachine,
+    /// The latest transfer attempt, finished or not (boxed: it is large and often absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempt: Option<Box<AttemptRecord>>,
+    /// How many attempts were started on the call.
+    #[serde(default)]
+    pub attempts_started: u32,
+    /// Links to the bot's other calls.
+    #[serde(default, skip_serializing_if = "CallLinks::is_empty")]
+    pub links: CallLinks,
+    /// The handler's own per-call data, as JSON.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<serde_json::Value>,
+}
+
+impl CallRecord {
+    /// A fresh record (version 0: not stored yet).
+    pub fn new(snapshot: CallSnapshot) -> Self {
+        Self {
+            schema: RECORD_SCHEMA,
+            version: 0,
+            snapshot,
+            lifecycle: CallMachine::default(),
+            attempt: None,
+            attempts_started: 0,
+            links: CallLinks::default(),
+            data: None,
+        }
+    }
+
+    /// The call's id.
+    pub fn call_id(&self) -> &CallId {
+        &self.snapshot.call_id
+    }
+
+    /// Whether the call has ended.
+    pub fn is_ended(&self) -> bool {
+        self.lifecycle.ended
+    }
+
+    /// The attempt that has no outcome yet, if any.
+    pub fn pending_attempt(&self) -> Option<&AttemptRecord> {
+        self.attempt.as_deref().filter(|a| !a.machine.is_finished())
+    }
+
+    /// The record as JSON, for stores that keep bytes.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Corrupt`] if serialization fails (it does not for records the runtime builds).
+    pub fn to_json(&self) -> Result<Vec<u8>, StoreError> {
+        serde_json::to_vec(self).map_err(|e| StoreError::Corrupt(format!("cannot serialize call record: {e}")))
+    }
+
+    /// Reads a record written by [`CallRecord::to_json`], refusing other schema versions.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Corrupt`] naming the problem: not JSON, a missing field, or another schema.
+    pub fn from_json(bytes: &[u8]) -> Result<Self, StoreError> {
+        #[derive(Deserialize)]
+        struct Schema {
+            schema: u32,
+        }
+        let schema = serde_json::from_slice::<Schema>(bytes)
+            .map_err(|e| StoreError::Corrupt(format!("not a call record: {e}")))?
+            .schema;
+        if schema != RECORD_SCHEMA {
+            return Err(StoreError::Corrupt(format!(
+                "call record schema {schema}; this build reads schema {RECORD_SCHEMA}"
+            )));
+        }
+        serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(format!("bad call record: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::mem::size_of;
+
+    use super::*;
+
+    /// The runtime copies a record on every event: large inline fields (a whole
+    /// `Call`, a `ParticipantInfo`, an attempt) once made that 15 KB.
+    #[test]
+    fn call_record_stays_small_so_events_do_not_copy_kilobytes() {
+        let (record, snapshot) = (size_of::<CallRecord>(), size_of::<CallSnapshot>());
+        println!(
+            "size_of: CallRecord {record} B, CallSnapshot {snapshot} B, AttemptRecord {} B (boxed), Call {} B (not kept)",
+            size_of::<AttemptRecord>(),
+            size_of::<Call>(),
+        );
+        assert!(record < 512, "CallRecord is {record} bytes");
+        assert!(snapshot < 512, "CallSnapshot is {snapshot} bytes");
+    }
+
+    #[test]
+    fn another_schema_is_refused_with_a_clear_error() {
+        let record = CallRecord::new(CallSnapshot::new(CallId::from("c1"), TenantId::from("t1")));
+        let mut json: serde_json::Value = serde_json::from_slice(&record.to_json().unwrap()).unwrap();
+        json["schema"] = 99.into();
+        let error = CallRecord::from_json(json.to_string().as_bytes()).unwrap_err();
+        assert!(error.to_string().contains("schema 99"), "{error}");
+        let error = CallRecord::from_json(b"{nope").unwrap_err();
+        assert!(error.to_string().contains("not a call record"), "{error}");
+    }
+}

@@ -1,0 +1,115 @@
+//! The runtime: per-call ordered queues, the store as the truth, timers from
+//! the records' deadlines, and the glue from the call machine's steps to hooks.
+//!
+//! - [`queue`]: admission, the dispatcher and the per-call workers;
+//! - [`state`]: the record cache and compare-and-set commits to the store;
+//! - [`process`]: one event through the call machine, then its steps;
+//! - [`invoke`]: running hooks under a timeout, with panics caught;
+//! - [`timers`]: in-process wake-ups and the store sweep for due calls;
+//! - [`transfer`]: starting a transfer and the in-process outcome handles.
+
+mod invoke;
+mod process;
+mod queue;
+mod state;
+mod timers;
+mod transfer;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use graph_comms_client::GraphClient;
+use tokio::sync::{mpsc, watch};
+
+use crate::attempt::{AttemptId, TransferOutcome};
+use crate::call_machine::MachineTimings;
+use crate::hooks::CallHandler;
+use crate::metrics::Counters;
+use crate::report::ErrorHandler;
+use crate::store::CallStore;
+use crate::sync::lock;
+use crate::timings::Timings;
+
+/// Shared by the bot, its workers, timers and every [`CallContext`](crate::CallContext).
+pub(crate) struct Runtime {
+    pub(crate) client: GraphClient,
+    pub(crate) handler: Arc<dyn CallHandler>,
+    pub(crate) store: Arc<dyn CallStore>,
+    pub(crate) errors: Arc<dyn ErrorHandler>,
+    pub(crate) timings: Timings,
+    pub(crate) machine_timings: MachineTimings,
+    pub(crate) callback_uri: Option<String>,
+    pub(crate) allow_concurrent_transfers: bool,
+    pub(crate) max_queued_per_call: usize,
+    pub(crate) counters: Counters,
+    workers: Mutex<HashMap<graph_comms_model::CallId, queue::Slot>>,
+    cache: state::Cache,
+    waiters: Mutex<HashMap<AttemptId, watch::Sender<Option<TransferOutcome>>>>,
+    timers: mpsc::UnboundedSender<timers::Wake>,
+    shutting_down: AtomicBool,
+    in_flight: AtomicUsize,
+}
+
+/// What [`Runtime::start`] needs.
+pub(crate) struct RuntimeParts {
+    pub(crate) client: GraphClient,
+    pub(crate) handler: Arc<dyn CallHandler>,
+    pub(crate) store: Arc<dyn CallStore>,
+    pub(crate) errors: Arc<dyn ErrorHandler>,
+    pub(crate) timings: Timings,
+    pub(crate) callback_uri: Option<String>,
+    pub(crate) allow_concurrent_transfers: bool,
+    pub(crate) max_queued_per_call: usize,
+}
+
+impl Runtime {
+    /// Builds the runtime and spawns its timer and sweep tasks (needs a tokio runtime).
+    pub(crate) fn start(parts: RuntimeParts) -> Arc<Self> {
+        let (timers, timer_rx) = mpsc::unbounded_channel();
+        let runtime = Arc::new(Self {
+            client: parts.client,
+            handler: parts.handler,
+            store: parts.store,
+            errors: parts.errors,
+            machine_timings: parts.timings.machine(),
+            timings: parts.timings,
+            callback_uri: parts.callback_uri,
+            allow_concurrent_transfers: parts.allow_concurrent_transfers,
+            max_queued_per_call: parts.max_queued_per_call,
+            counters: Counters::default(),
+            workers: Mutex::new(HashMap::new()),
+            cache: state::Cache::default(),
+            waiters: Mutex::new(HashMap::new()),
+            timers,
+            shutting_down: AtomicBool::new(false),
+            in_flight: AtomicUsize::new(0),
+        });
+        tokio::spawn(timers::timer_loop(Arc::downgrade(&runtime), timer_rx));
+        tokio::spawn(timers::sweep_loop(Arc::downgrade(&runtime)));
+        runtime
+    }
+
+    pub(crate) fn is_shutting_down(&self) -> bool {
+        self.shutting_down.load(Ordering::SeqCst)
+    }
+
+    /// From now on timers and sweeps stop and transfers are refused; the
+    /// store keeps every call for the bot that resumes them.
+    pub(crate) fn begin_shutdown(&self) {
+        self.shutting_down.store(true, Ordering::SeqCst);
+    }
+
+    /// Events queued or being handled.
+    pub(crate) fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::SeqCst)
+    }
+
+    pub(crate) fn cached_calls(&self) -> usize {
+        self.cache.len()
+    }
+
+    pub(crate) fn active_workers(&self) -> usize {
+        lock(&self.workers).len()
+    }
+}

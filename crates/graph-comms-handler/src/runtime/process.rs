@@ -1,0 +1,241 @@
+//! One event through the call machine: commit the record, then carry out its
+//! steps (hooks, keep-alive, lookups) in order.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Instant, SystemTime};
+
+use graph_comms_model::{CallId, TenantId};
+use graph_comms_notify::NotificationEvent;
+
+use super::Runtime;
+use super::queue::CallEvent;
+use super::state::Missing;
+use crate::attempt::ClientErrorSummary;
+use crate::call_machine::{CallInput, KeepAliveResult, Step, step};
+use crate::context::CallContext;
+use crate::event::{EventKind, event_kind};
+use crate::machine::CallLookup;
+use crate::record::CallRecord;
+use crate::report::{HookName, RuntimeFailure};
+
+impl Runtime {
+    pub(super) async fn process(self: &Arc<Self>, call_id: &CallId, event: CallEvent) {
+        match event {
+            CallEvent::Notification(event) => self.on_notification(*event).await,
+            CallEvent::Input(id, input) => {
+                self.apply(call_id, None, CallInput::Attempt { id, input }, None).await;
+            }
+            CallEvent::Fire(info, effects) => {
+                let ctx = self.context(call_id, &TenantId::from(""), None);
+                self.fire_effects(&ctx, &info, effects).await;
+            }
+            CallEvent::Wake => {
+                if !self.is_shutting_down() {
+                    self.apply(call_id, None, CallInput::Wake, None).await;
+                }
+            }
+        }
+    }
+
+    async fn on_notification(self: &Arc<Self>, event: NotificationEvent) {
+        self.counters.events.fetch_add(1, Ordering::Relaxed);
+        let kind = event_kind(&event.notification, &event.resource);
+        // Attribution to attempts compares wall-clock times, which outlive this process.
+        let received_at = SystemTime::now()
+            .checked_sub(event.received_at.elapsed())
+            .unwrap_or_else(SystemTime::now);
+        let input = if kind.is_call() {
+            CallInput::Notification {
+                kind: &kind,
+                call: event.notification.call(),
+                received_at,
+            }
+        } else {
+            CallInput::Activity
+        };
+        let missing = if kind.is_call() && !kind.is_terminal() {
+            Missing::Create
+        } else {
+            Missing::Skip
+        };
+        tracing::debug!(
+            call_id = %event.call_id,
+            sequence = event.sequence,
+            change = %event.notification.change_type,
+            event = kind.name(),
+            "notification"
+        );
+        let committed = self
+            .commit(&event.call_id, &event.tenant_id, missing, input.clone())
+            .await;
+        let (steps, record) = match committed {
+            Some((steps, record)) => (steps, Some(record)),
+            None => (Vec::new(), None),
+        };
+        let tracked = record.as_ref().is_some_and(|r| !r.is_ended() || steps_end_call(&steps));
+        let ctx = self.context(&event.call_id, &event.tenant_id, record);
+        self.run_hook(&ctx, HookName::Notification, self.handler.on_notification(&ctx, &event))
+            .await;
+        if tracked
+            && kind == EventKind::OperationFinished
+            && let Some(operation) = event.notification.operation()
+        {
+            let hook = self.handler.on_operation_completed(&ctx, operation);
+            self.run_hook(&ctx, HookName::OperationCompleted, hook).await;
+        }
+        self.run_steps(&ctx, steps, Some(event.received_at)).await;
+    }
+
+    /// Feeds one input to the call's record, commits, and carries out the steps.
+    async fn apply(
+        self: &Arc<Self>,
+        call_id: &CallId,
+        tenant: Option<&TenantId>,
+        input: CallInput<'_>,
+        received: Option<Instant>,
+    ) {
+        let tenant = tenant.cloned().unwrap_or_else(|| TenantId::from(""));
+        if let Some((steps, record)) = self.commit(call_id, &tenant, Missing::Skip, input).await {
+            let ctx = self.context(call_id, &tenant, Some(record));
+            self.run_steps(&ctx, steps, received).await;
+        }
+    }
+
+    /// Steps the call machine on the call's record and commits the result.
+    async fn commit(
+        &self,
+        call_id: &CallId,
+        tenant: &TenantId,
+        missing: Missing,
+        input: CallInput<'_>,
+    ) -> Option<(Vec<Step>, Arc<CallRecord>)> {
+        let timings = self.machine_timings;
+        let result = self
+            .update(call_id, tenant, missing, |record| {
+                step(record, input.clone(), SystemTime::now(), &timings)
+            })
+            .await;
+        match result {
+            Ok(committed) => committed,
+            Err(error) => {
+                self.store_failed(call_id, error);
+                None
+            }
+        }
+    }
+
+    /// A context for hooks: the call's record if known, else a detached one
+    /// (actions go to Graph; transfers are refused).
+    pub(super) fn context(
+        self: &Arc<Self>,
+        call_id: &CallId,
+        tenant: &TenantId,
+        record: Option<Arc<CallRecord>>,
+    ) -> CallContext {
+        let record = record.or_else(|| self.cached(call_id)).unwrap_or_else(|| {
+            let mut record = CallRecord::new(crate::record::CallSnapshot::new(call_id.clone(), tenant.clone()));
+            record.lifecycle.ended = true;
+            Arc::new(record)
+        });
+        CallContext::new(Arc::clone(self), record)
+    }
+
+    /// Carries out steps in order; I/O steps feed their results back to the
+    /// machine, whose further steps join the queue.
+    async fn run_steps(self: &Arc<Self>, ctx: &CallContext, steps: Vec<Step>, received: Option<Instant>) {
+        let mut queue: VecDeque<Step> = steps.into();
+        while let Some(next) = queue.pop_front() {
+            match next {
+                Step::Incoming(call) => self.handle_incoming(ctx, &call, received).await,
+                Step::Established => {
+                    let hook = self.handler.on_call_established(ctx);
+                    self.run_hook(ctx, HookName::CallEstablished, hook).await;
+                }
+                Step::Attempt(info, effects) => self.fire_effects(ctx, &info, effects).await,
+                Step::Terminated(end) => {
+                    self.counters.calls_ended.fetch_add(1, Ordering::Relaxed);
+                    let hook = self.handler.on_call_terminated(ctx, &end);
+                    self.run_hook(ctx, HookName::CallTerminated, hook).await;
+                }
+                Step::SendKeepAlive => {
+                    let result = match self.client.keep_alive(ctx.call_id()).await {
+                        Ok(_) => {
+                            self.counters.keep_alives.fetch_add(1, Ordering::Relaxed);
+                            KeepAliveResult::Sent
+                        }
+                        Err(error) if error.is_not_found() => KeepAliveResult::NotFound,
+                        Err(error) => {
+                            let failure = RuntimeFailure::Graph {
+                                action: "keepAlive",
+                                error,
+                            };
+                            self.errors.runtime_failed(ctx.call_id(), &failure);
+                            KeepAliveResult::Failed
+                        }
+                    };
+                    queue.extend(self.feed_back(ctx, CallInput::KeepAlive(result)).await);
+                }
+                Step::LookUp(id) => {
+                    let lookup = match self.client.get_call(ctx.call_id()).await {
+                        Ok(response) => CallLookup::Found {
+                            state: response.value.state.clone(),
+                            result_info: response.value.result_info.clone(),
+                            termination_reason: response.value.termination_reason().map(str::to_owned),
+                        },
+                        Err(error) if error.is_not_found() => CallLookup::NotFound,
+                        Err(error) => CallLookup::Failed(ClientErrorSummary::from_error(&error)),
+                    };
+                    self.counters.timeout_lookups.fetch_add(1, Ordering::Relaxed);
+                    tracing::info!(call_id = %ctx.call_id(), attempt = %id, ?lookup, "transfer timed out; asked Graph");
+                    queue.extend(self.feed_back(ctx, CallInput::Lookup { id, lookup }).await);
+                }
+                Step::Evict => self.evict(ctx.call_id(), ctx.record().version).await,
+                Step::Late => {
+                    self.counters.late_events.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(call_id = %ctx.call_id(), "event after the outcome or the call's end: ignored");
+                }
+            }
+        }
+    }
+
+    async fn feed_back(&self, ctx: &CallContext, input: CallInput<'_>) -> Vec<Step> {
+        self.commit(ctx.call_id(), ctx.tenant_id(), Missing::Skip, input)
+            .await
+            .map(|(steps, _)| steps)
+            .unwrap_or_default()
+    }
+}
+
+fn steps_end_call(steps: &[Step]) -> bool {
+    steps.iter().any(|s| matches!(s, Step::Terminated(_)))
+}
+
+impl Runtime {
+    /// Commits a setting changed from a hook's context; such inputs yield no steps.
+    pub(crate) async fn input(&self, ctx: &CallContext, input: CallInput<'_>) {
+        let _ = self.commit(ctx.call_id(), ctx.tenant_id(), Missing::Skip, input).await;
+    }
+
+    /// Stores the handler's per-call data with the record.
+    pub(crate) async fn set_data(
+        &self,
+        ctx: &CallContext,
+        value: serde_json::Value,
+    ) -> Result<(), crate::context::DataError> {
+        let committed = self
+            .update(ctx.call_id(), ctx.tenant_id(), Missing::Skip, |record| {
+                if record.is_ended() {
+                    return false;
+                }
+                record.data = Some(value.clone());
+                true
+            })
+            .await?;
+        match committed {
+            Some((true, _)) => Ok(()),
+            _ => Err(crate::context::DataError::CallGone),
+        }
+    }
+}

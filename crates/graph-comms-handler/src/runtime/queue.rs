@@ -1,0 +1,124 @@
+//! Admission, the dispatcher and the per-call workers: one ordered queue and
+//! task per active call; different calls run concurrently.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use graph_comms_model::CallId;
+use graph_comms_notify::{Admission, EventReceiver, NotificationEvent};
+use tokio::sync::mpsc;
+
+use super::Runtime;
+use crate::attempt::TransferInfo;
+use crate::machine::{AttemptEffect, AttemptInput};
+use crate::sync::lock;
+
+/// What a call's worker processes, in order.
+#[derive(Debug)]
+pub(crate) enum CallEvent {
+    /// A notification item, admitted and acknowledged with 202.
+    Notification(Box<NotificationEvent>),
+    /// An attempt input decided outside the notification stream (the POST's result).
+    Input(crate::attempt::AttemptId, AttemptInput),
+    /// Hooks of an attempt whose outcome is already committed (superseded).
+    Fire(Box<TransferInfo>, Vec<AttemptEffect>),
+    /// A deadline of the call may be due.
+    Wake,
+}
+
+/// A call's queue, and the notifications admitted for it but not yet handled.
+#[derive(Debug, Default)]
+pub(super) struct Slot {
+    sender: Option<mpsc::UnboundedSender<CallEvent>>,
+    admitted: usize,
+}
+
+impl Admission for Runtime {
+    fn admit(&self, events: &[NotificationEvent]) -> bool {
+        let mut per_call: HashMap<&CallId, usize> = HashMap::new();
+        for event in events {
+            *per_call.entry(&event.call_id).or_default() += 1;
+        }
+        let mut workers = lock(&self.workers);
+        let full = per_call
+            .iter()
+            .any(|(call_id, count)| workers.get(*call_id).map_or(0, |s| s.admitted) + count > self.max_queued_per_call);
+        if full {
+            self.counters.refused_busy.fetch_add(1, Ordering::Relaxed);
+            return false;
+        }
+        for (call_id, count) in per_call {
+            workers.entry(call_id.clone()).or_default().admitted += count;
+        }
+        true
+    }
+}
+
+impl Runtime {
+    /// Reads the endpoint's events until it is closed and drained.
+    pub(crate) async fn dispatch(self: Arc<Self>, mut events: EventReceiver) {
+        while let Some(event) = events.recv().await {
+            let call_id = event.call_id.clone();
+            self.route(call_id, CallEvent::Notification(Box::new(event)));
+        }
+    }
+
+    /// Puts an event on its call's queue, starting the call's worker if needed.
+    pub(crate) fn route(self: &Arc<Self>, call_id: CallId, event: CallEvent) {
+        self.in_flight.fetch_add(1, Ordering::SeqCst);
+        let mut workers = lock(&self.workers);
+        let slot = workers.entry(call_id.clone()).or_default();
+        let event = match &slot.sender {
+            Some(sender) => match sender.send(event) {
+                Ok(()) => return,
+                Err(mpsc::error::SendError(event)) => event,
+            },
+            None => event,
+        };
+        let (sender, receiver) = mpsc::unbounded_channel();
+        // The receiver is alive, so this cannot fail.
+        let _ = sender.send(event);
+        slot.sender = Some(sender);
+        drop(workers);
+        tokio::spawn(Arc::clone(self).worker(call_id, receiver));
+    }
+
+    /// A call's worker: handles its events one by one and exits once its queue
+    /// stays empty for the idle timeout (or right away once the call is not held).
+    async fn worker(self: Arc<Self>, call_id: CallId, mut queue: mpsc::UnboundedReceiver<CallEvent>) {
+        let idle = self.timings.worker_idle_timeout;
+        loop {
+            let next = if self.cache.contains(&call_id) {
+                tokio::time::timeout(idle, queue.recv()).await.ok().flatten()
+            } else {
+                queue.try_recv().ok()
+            };
+            let event = match next {
+                Some(event) => event,
+                None => {
+                    // Senders send under this lock, so an empty queue here stays empty.
+                    let mut workers = lock(&self.workers);
+                    match queue.try_recv() {
+                        Ok(event) => event,
+                        Err(_) => {
+                            if let Some(slot) = workers.get_mut(&call_id) {
+                                slot.sender = None;
+                                if slot.admitted == 0 {
+                                    workers.remove(&call_id);
+                                }
+                            }
+                            return;
+                        }
+                    }
+                }
+            };
+            let admitted = matches!(event, CallEvent::Notification(_));
+            self.process(&call_id, event).await;
+            if admitted && let Some(slot) = lock(&self.workers).get_mut(&call_id) {
+                slot.admitted = slot.admitted.saturating_sub(1);
+            }
+            self.in_flight.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+}

@@ -1,0 +1,166 @@
+//! The store sync: a cache of records in memory, loads on a miss, and
+//! compare-and-set commits that reload and decide again on a conflict.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use graph_comms_model::{CallId, TenantId};
+
+use super::Runtime;
+use crate::record::{CallRecord, CallSnapshot};
+use crate::report::RuntimeFailure;
+use crate::store::StoreError;
+use crate::sync::lock;
+
+/// Commits that conflict this many times in a row give up (another writer keeps winning).
+const MAX_CONFLICTS: usize = 16;
+/// Tries of an unavailable store for one change, with growing pauses between them.
+const MAX_STORE_TRIES: u32 = 8;
+
+/// The live calls' records, shared with the store where it keeps `Arc`s.
+#[derive(Debug, Default)]
+pub(super) struct Cache {
+    records: Mutex<HashMap<CallId, Arc<CallRecord>>>,
+}
+
+impl Cache {
+    pub(super) fn get(&self, call_id: &CallId) -> Option<Arc<CallRecord>> {
+        lock(&self.records).get(call_id).cloned()
+    }
+
+    pub(super) fn contains(&self, call_id: &CallId) -> bool {
+        lock(&self.records).contains_key(call_id)
+    }
+
+    fn put(&self, record: &Arc<CallRecord>) {
+        let mut records = lock(&self.records);
+        if record.is_ended() {
+            records.remove(record.call_id());
+        } else {
+            records.insert(record.call_id().clone(), Arc::clone(record));
+        }
+    }
+
+    pub(super) fn remove(&self, call_id: &CallId) {
+        lock(&self.records).remove(call_id);
+    }
+
+    pub(super) fn len(&self) -> usize {
+        lock(&self.records).len()
+    }
+}
+
+/// Whether [`Runtime::update`] may create a record for a call the store does not have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Missing {
+    Create,
+    Skip,
+}
+
+impl Runtime {
+    /// The record of a call as this process last saw it (cache, else store).
+    pub(crate) async fn current(&self, call_id: &CallId) -> Result<Option<Arc<CallRecord>>, StoreError> {
+        if let Some(record) = self.cache.get(call_id) {
+            return Ok(Some(record));
+        }
+        let loaded = self.store.load(call_id).await?;
+        if let Some(record) = loaded.as_ref().filter(|r| !r.is_ended()) {
+            self.cache.put(record);
+        }
+        Ok(loaded)
+    }
+
+    /// The cached record, without going to the store.
+    pub(crate) fn cached(&self, call_id: &CallId) -> Option<Arc<CallRecord>> {
+        self.cache.get(call_id)
+    }
+
+    /// Applies `change` to the call's record and commits it with compare-and-set.
+    ///
+    /// On a version conflict the record is reloaded and `change` runs again on
+    /// the newer one, so what it returns always matches what was committed.
+    /// Returns `None` when the call has no record (and `missing` is
+    /// [`Missing::Skip`]). An unchanged record is not written.
+    pub(super) async fn update<R>(
+        &self,
+        call_id: &CallId,
+        tenant_id: &TenantId,
+        missing: Missing,
+        mut change: impl FnMut(&mut CallRecord) -> R,
+    ) -> Result<Option<(R, Arc<CallRecord>)>, StoreError> {
+        let mut conflicts = 0;
+        loop {
+            let current = self.with_store_retries(|| self.current(call_id)).await?;
+            let mut record = match (&current, missing) {
+                (Some(current), _) => CallRecord::clone(current),
+                (None, Missing::Create) => CallRecord::new(CallSnapshot::new(call_id.clone(), tenant_id.clone())),
+                (None, Missing::Skip) => return Ok(None),
+            };
+            let result = change(&mut record);
+            if let Some(current) = current.as_ref().filter(|c| ***c == record) {
+                return Ok(Some((result, Arc::clone(current))));
+            }
+            record.version = current.as_ref().map_or(0, |c| c.version) + 1;
+            let record = Arc::new(record);
+            match self.with_store_retries(|| self.store.save(Arc::clone(&record))).await {
+                Ok(()) => {
+                    if current.is_none() {
+                        self.counters.calls_seen.fetch_add(1, Ordering::Relaxed);
+                    }
+                    self.cache.put(&record);
+                    self.after_commit(current.as_deref(), &record);
+                    return Ok(Some((result, record)));
+                }
+                Err(StoreError::Conflict { .. }) if conflicts < MAX_CONFLICTS => {
+                    conflicts += 1;
+                    self.counters.store_conflicts.fetch_add(1, Ordering::Relaxed);
+                    self.cache.remove(call_id);
+                }
+                Err(error) => return Err(error),
+            }
+        }
+    }
+
+    /// Runs a store operation, retrying while the store is unavailable, so an
+    /// acknowledged event survives a short outage.
+    async fn with_store_retries<T, F>(&self, mut op: impl FnMut() -> F) -> Result<T, StoreError>
+    where
+        F: Future<Output = Result<T, StoreError>>,
+    {
+        let mut pause = Duration::from_millis(50);
+        let mut tries = 0;
+        loop {
+            match op().await {
+                Err(StoreError::Unavailable(message)) if tries + 1 < MAX_STORE_TRIES => {
+                    tries += 1;
+                    self.counters.store_errors.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(tries, "call store unavailable, retrying: {message}");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(2));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Reports a store failure for a call.
+    pub(super) fn store_failed(&self, call_id: &CallId, error: StoreError) {
+        self.counters.store_errors.fetch_add(1, Ordering::Relaxed);
+        self.errors.runtime_failed(call_id, &RuntimeFailure::Store(error));
+    }
+
+    /// Forgets an idle call, unless it changed since `version`.
+    pub(super) async fn evict(&self, call_id: &CallId, version: u64) {
+        match self.store.delete(call_id, version).await {
+            Ok(()) => {
+                self.cache.remove(call_id);
+                self.counters.calls_evicted.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(call_id = %call_id, "call forgotten after the idle time");
+            }
+            Err(StoreError::Conflict { .. }) => self.cache.remove(call_id),
+            Err(error) => self.store_failed(call_id, error),
+        }
+    }
+}

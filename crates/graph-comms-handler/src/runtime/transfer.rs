@@ -1,0 +1,98 @@
+//! Starting a transfer: guards and the attempt committed to the store before
+//! the POST, then the POST's result fed back through the call's queue; and the
+//! in-process handles that await outcomes.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::SystemTime;
+
+use graph_comms_client::GraphClientError;
+use graph_comms_model::TransferRequest;
+use tokio::sync::watch;
+
+use super::Runtime;
+use super::queue::CallEvent;
+use super::state::Missing;
+use crate::attempt::{AttemptId, ClientErrorSummary, TransferAttempt, TransferError, TransferFailure, TransferOutcome};
+use crate::call_machine::start_attempt;
+use crate::context::CallContext;
+use crate::machine::AttemptInput;
+use crate::sync::lock;
+
+impl Runtime {
+    /// See [`CallContext::transfer`].
+    pub(crate) async fn start_transfer(
+        self: &Arc<Self>,
+        ctx: &CallContext,
+        request: TransferRequest,
+    ) -> Result<TransferAttempt, TransferError> {
+        if self.is_shutting_down() {
+            return Err(TransferError::ShuttingDown);
+        }
+        let call_id = ctx.call_id();
+        let (allow, timings) = (self.allow_concurrent_transfers, self.machine_timings);
+        let committed = self
+            .update(call_id, ctx.tenant_id(), Missing::Skip, |record| {
+                start_attempt(record, request.clone(), allow, SystemTime::now(), &timings)
+            })
+            .await
+            .map_err(TransferError::Store)?;
+        let (info, superseded) = match committed {
+            Some((result, _)) => result?,
+            None => return Err(TransferError::CallGone),
+        };
+        let receiver = self.register_waiter(info.id);
+        self.counters.transfers_started.fetch_add(1, Ordering::Relaxed);
+        tracing::info!(call_id = %call_id, attempt = %info.id, kind = ?info.kind, "transfer started");
+        if let Some((old, effects)) = superseded {
+            self.route(call_id.clone(), CallEvent::Fire(Box::new(old), effects));
+        }
+        if let Err(error) = self.client.transfer(call_id, &request).await {
+            tracing::info!(call_id = %call_id, attempt = %info.id, %error, "transfer request failed");
+            if let Some(input) = post_failure_input(&error) {
+                self.route(call_id.clone(), CallEvent::Input(info.id, input));
+            }
+        }
+        Ok(TransferAttempt::new(info, receiver))
+    }
+
+    fn register_waiter(&self, id: AttemptId) -> watch::Receiver<Option<TransferOutcome>> {
+        let (sender, receiver) = watch::channel(None);
+        lock(&self.waiters).insert(id, sender);
+        receiver
+    }
+
+    pub(super) fn resolve_waiter(&self, id: AttemptId, outcome: TransferOutcome) {
+        if let Some(sender) = lock(&self.waiters).remove(&id) {
+            sender.send_replace(Some(outcome));
+        }
+    }
+
+    /// Gives every handle still waiting in this process the `Abandoned` outcome.
+    /// The attempts themselves stay in the store for the bot that resumes them.
+    pub(crate) fn abandon_pending(&self) {
+        let waiters: Vec<_> = lock(&self.waiters).drain().collect();
+        for (_, sender) in waiters {
+            sender.send_if_modified(|slot| {
+                if slot.is_none() {
+                    *slot = Some(TransferOutcome::Failed(TransferFailure::Abandoned));
+                    true
+                } else {
+                    false
+                }
+            });
+        }
+    }
+}
+
+/// Classifies a failed `POST /transfer`: was it certainly not acted on?
+pub(crate) fn post_failure_input(error: &GraphClientError) -> Option<AttemptInput> {
+    match error {
+        GraphClientError::OutcomeUnknown { .. }
+        | GraphClientError::Timeout { .. }
+        | GraphClientError::Network { .. } => Some(AttemptInput::PostOutcomeUnknown),
+        // A 2xx whose body did not parse: Graph accepted it.
+        GraphClientError::Decode { .. } => None,
+        other => Some(AttemptInput::PostRejected(ClientErrorSummary::from_error(other))),
+    }
+}
