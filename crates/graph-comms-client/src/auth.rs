@@ -1,6 +1,7 @@
 //! App-only access tokens: the provider trait, the client-credentials
 //! provider, and the cache every request goes through.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -21,6 +22,39 @@ pub(crate) const GRAPH_SCOPE: &str = "https://graph.microsoft.com/.default";
 pub trait TokenProvider: Send + Sync {
     /// A token valid for Graph, and when it expires.
     async fn token(&self) -> Result<AccessToken, TokenError>;
+
+    /// A token for another tenant (a multi-tenant app acting on a call of
+    /// that tenant; see [`crate::GraphClient::for_tenant`]). The default
+    /// refuses: a provider serves its own tenant unless it says otherwise.
+    async fn token_for_tenant(&self, tenant: &TenantId) -> Result<AccessToken, TokenError> {
+        Err(TokenError::provider(format!(
+            "this token provider serves one tenant only; cannot get a token for tenant {tenant}"
+        )))
+    }
+}
+
+/// Tenant names Entra ID accepts in the URL that are not one tenant: a
+/// client-credentials token must name the tenant the request acts in.
+const NOT_A_TENANT: [&str; 3] = ["common", "organizations", "consumers"];
+
+/// Refuses `common` and friends (and empty ids) as the tenant of an app-only token.
+pub(crate) fn check_tenant(tenant: &TenantId) -> Result<(), TokenError> {
+    let id = tenant.as_str().trim();
+    if id.is_empty() || NOT_A_TENANT.iter().any(|n| id.eq_ignore_ascii_case(n)) {
+        return Err(TokenError::InvalidTenant(format!(
+            "{id:?} is not a tenant: app-only tokens must be requested for the call's tenant id"
+        )));
+    }
+    Ok(())
+}
+
+/// `{login}/{tenant}/oauth2/v2.0/token`.
+pub(crate) fn token_url(login_base_url: &str, tenant: &TenantId) -> String {
+    format!(
+        "{}/{}/oauth2/v2.0/token",
+        login_base_url.trim_end_matches('/'),
+        crate::client::encode_segment(tenant.as_str())
+    )
 }
 
 /// A bearer token and its expiry.
@@ -56,6 +90,8 @@ impl fmt::Debug for AccessToken {
 /// scope `https://graph.microsoft.com/.default`.
 pub struct ClientSecretCredential {
     http: reqwest::Client,
+    login_base_url: String,
+    tenant: TenantId,
     token_url: String,
     app_id: AppId,
     client_secret: String,
@@ -100,91 +136,127 @@ impl ClientSecretCredential {
         client_secret: String,
         timeout: Duration,
     ) -> Self {
-        let token_url = format!(
-            "{}/{}/oauth2/v2.0/token",
-            login_base_url.trim_end_matches('/'),
-            crate::client::encode_segment(tenant.as_str())
-        );
         Self {
             http,
-            token_url,
+            login_base_url: login_base_url.trim_end_matches('/').to_owned(),
+            tenant: tenant.clone(),
+            token_url: token_url(login_base_url, tenant),
             app_id,
             client_secret,
             timeout,
         }
     }
 
-    async fn request(&self) -> Result<AccessToken, TokenError> {
+    async fn request(&self, url: &str) -> Result<AccessToken, TokenError> {
         let form = [
             ("client_id", self.app_id.as_str()),
             ("client_secret", self.client_secret.as_str()),
             ("scope", GRAPH_SCOPE),
             ("grant_type", "client_credentials"),
         ];
-        let exchange = async {
-            let response = self.http.post(&self.token_url).form(&form).send().await?;
-            let status = response.status().as_u16();
-            let body = response.bytes().await?;
-            Ok::<_, reqwest::Error>((status, body))
-        };
-        let (status, body) = match tokio::time::timeout(self.timeout, exchange).await {
-            Err(_) => return Err(TokenError::Timeout(self.timeout)),
-            Ok(Err(err)) => return Err(TokenError::Network(self.scrub(&crate::client::error_chain(&err)))),
-            Ok(Ok(reply)) => reply,
-        };
-        tracing::Span::current().record("status", status);
-        if !(200..300).contains(&status) {
-            return Err(self.rejection(status, &body));
-        }
-        let reply: TokenReply =
-            serde_json::from_slice(&body).map_err(|err| TokenError::Decode(format!("not a token response: {err}")))?;
-        let lifetime = reply
-            .expires_in
-            .as_ref()
-            .and_then(seconds_of)
-            .ok_or_else(|| TokenError::Decode("no usable expires_in".into()))?;
-        Ok(AccessToken::expiring_in(reply.access_token, lifetime))
+        let secret = [self.client_secret.as_str()];
+        exchange(&self.http, url, &form, self.timeout, &secret).await
     }
 
     /// A rejection with the Entra ID code; the secret never survives into it.
+    #[cfg(test)]
     fn rejection(&self, status: u16, body: &[u8]) -> TokenError {
-        let reply: TokenErrorReply = serde_json::from_slice(body).unwrap_or_default();
-        let description = reply.error_description.unwrap_or_else(|| text_excerpt(body));
-        let aad_code = reply
-            .error_codes
-            .iter()
-            .find(|code| **code != 0)
-            .map(|code| format!("AADSTS{code}"))
-            .or_else(|| aadsts_in(&description));
-        TokenError::Rejected {
-            status,
-            error: reply.error.unwrap_or_else(|| format!("HTTP {status}")),
-            aad_code,
-            description: self.scrub(&description),
-            trace_id: reply.trace_id,
-            correlation_id: reply.correlation_id,
-        }
+        rejection(status, body, &[self.client_secret.as_str()])
     }
+}
 
-    fn scrub(&self, text: &str) -> String {
-        if self.client_secret.is_empty() {
-            text.to_owned()
-        } else {
-            text.replace(&self.client_secret, "<redacted>")
-        }
+/// One client-credentials exchange at `url` with `form`; `secrets` are
+/// scrubbed from every error text.
+pub(crate) async fn exchange(
+    http: &reqwest::Client,
+    url: &str,
+    form: &[(&str, &str)],
+    timeout: Duration,
+    secrets: &[&str],
+) -> Result<AccessToken, TokenError> {
+    let span = tracing::info_span!("graph_token", url = %url, status = tracing::field::Empty);
+    let result = exchange_in_span(http, url, form, timeout, secrets)
+        .instrument(span.clone())
+        .await;
+    match &result {
+        Ok(_) => tracing::debug!(parent: &span, "token acquired"),
+        Err(err) => tracing::warn!(parent: &span, error = %err, "token request failed"),
     }
+    result
+}
+
+async fn exchange_in_span(
+    http: &reqwest::Client,
+    url: &str,
+    form: &[(&str, &str)],
+    timeout: Duration,
+    secrets: &[&str],
+) -> Result<AccessToken, TokenError> {
+    let send = async {
+        let response = http.post(url).form(form).send().await?;
+        let status = response.status().as_u16();
+        let body = response.bytes().await?;
+        Ok::<_, reqwest::Error>((status, body))
+    };
+    let (status, body) = match tokio::time::timeout(timeout, send).await {
+        Err(_) => return Err(TokenError::Timeout(timeout)),
+        Ok(Err(err)) => return Err(TokenError::Network(scrub(&crate::client::error_chain(&err), secrets))),
+        Ok(Ok(reply)) => reply,
+    };
+    tracing::Span::current().record("status", status);
+    if !(200..300).contains(&status) {
+        return Err(rejection(status, &body, secrets));
+    }
+    let reply: TokenReply =
+        serde_json::from_slice(&body).map_err(|err| TokenError::Decode(format!("not a token response: {err}")))?;
+    let lifetime = reply
+        .expires_in
+        .as_ref()
+        .and_then(seconds_of)
+        .ok_or_else(|| TokenError::Decode("no usable expires_in".into()))?;
+    Ok(AccessToken::expiring_in(reply.access_token, lifetime))
+}
+
+/// A rejection with the Entra ID code; the secrets never survive into it.
+fn rejection(status: u16, body: &[u8], secrets: &[&str]) -> TokenError {
+    let reply: TokenErrorReply = serde_json::from_slice(body).unwrap_or_default();
+    let description = reply.error_description.unwrap_or_else(|| text_excerpt(body));
+    let aad_code = reply
+        .error_codes
+        .iter()
+        .find(|code| **code != 0)
+        .map(|code| format!("AADSTS{code}"))
+        .or_else(|| aadsts_in(&description));
+    TokenError::Rejected {
+        status,
+        error: reply.error.unwrap_or_else(|| format!("HTTP {status}")),
+        aad_code,
+        description: scrub(&description, secrets),
+        trace_id: reply.trace_id,
+        correlation_id: reply.correlation_id,
+    }
+}
+
+fn scrub(text: &str, secrets: &[&str]) -> String {
+    secrets
+        .iter()
+        .filter(|s| !s.is_empty())
+        .fold(text.to_owned(), |text, secret| text.replace(secret, "<redacted>"))
 }
 
 #[async_trait]
 impl TokenProvider for ClientSecretCredential {
     async fn token(&self) -> Result<AccessToken, TokenError> {
-        let span = tracing::info_span!("graph_token", url = %self.token_url, status = tracing::field::Empty);
-        let result = self.request().instrument(span.clone()).await;
-        match &result {
-            Ok(_) => tracing::debug!(parent: &span, "token acquired"),
-            Err(err) => tracing::warn!(parent: &span, error = %err, "token request failed"),
+        self.request(&self.token_url).await
+    }
+
+    /// The same app and secret against `{login}/{tenant}/oauth2/v2.0/token`.
+    async fn token_for_tenant(&self, tenant: &TenantId) -> Result<AccessToken, TokenError> {
+        if tenant == &self.tenant {
+            return self.token().await;
         }
-        result
+        check_tenant(tenant)?;
+        self.request(&token_url(&self.login_base_url, tenant)).await
     }
 }
 
@@ -226,6 +298,8 @@ fn aadsts_in(text: &str) -> Option<String> {
 /// only one fetch runs however many requests need a token at once.
 pub(crate) struct TokenCache {
     provider: Arc<dyn TokenProvider>,
+    /// `None`: the provider's own tenant ([`TokenProvider::token`]).
+    tenant: Option<TenantId>,
     current: Mutex<Option<Cached>>,
     /// Held while fetching: waiters queue here and then find the fresh token.
     fetching: tokio::sync::Mutex<()>,
@@ -249,8 +323,13 @@ const REFRESH_RETRY: Duration = Duration::from_secs(5);
 
 impl TokenCache {
     pub(crate) fn new(provider: Arc<dyn TokenProvider>) -> Self {
+        Self::for_tenant(provider, None)
+    }
+
+    fn for_tenant(provider: Arc<dyn TokenProvider>, tenant: Option<TenantId>) -> Self {
         Self {
             provider,
+            tenant,
             current: Mutex::new(None),
             fetching: tokio::sync::Mutex::new(()),
         }
@@ -284,7 +363,11 @@ impl TokenCache {
         if let Some(cached) = previous.clone().filter(|c| Instant::now() < c.refresh_at) {
             return Ok(cached.token.secret);
         }
-        match self.provider.token().await {
+        let fetched = match &self.tenant {
+            None => self.provider.token().await,
+            Some(tenant) => self.provider.token_for_tenant(tenant).await,
+        };
+        match fetched {
             Ok(token) => {
                 let refresh_at = refresh_time(&token, Instant::now());
                 let secret = token.secret.clone();
@@ -309,6 +392,77 @@ impl TokenCache {
         let mut current = self.current.lock().unwrap_or_else(PoisonError::into_inner);
         if current.as_ref().is_some_and(|c| c.token.secret == refused) {
             *current = None;
+        }
+    }
+}
+
+/// Dispatches to a provider registered for the tenant, else the default one.
+pub(crate) struct PerTenantProvider {
+    pub(crate) default: Arc<dyn TokenProvider>,
+    pub(crate) by_tenant: HashMap<TenantId, Arc<dyn TokenProvider>>,
+}
+
+#[async_trait]
+impl TokenProvider for PerTenantProvider {
+    async fn token(&self) -> Result<AccessToken, TokenError> {
+        self.default.token().await
+    }
+
+    async fn token_for_tenant(&self, tenant: &TenantId) -> Result<AccessToken, TokenError> {
+        match self.by_tenant.get(tenant) {
+            Some(provider) => provider.token().await,
+            None => self.default.token_for_tenant(tenant).await,
+        }
+    }
+}
+
+/// One [`TokenCache`] per tenant, so each tenant has its own single-flight
+/// fetch and its own refresh schedule.
+pub(crate) struct TokenCaches {
+    provider: Arc<dyn TokenProvider>,
+    /// The tenant the default cache serves, when known (from `credentials`).
+    default_tenant: Option<TenantId>,
+    default: TokenCache,
+    others: Mutex<HashMap<TenantId, Arc<TokenCache>>>,
+}
+
+/// Where a token comes from: the default cache, or one tenant's.
+pub(crate) enum CacheRef<'a> {
+    Default(&'a TokenCache),
+    Tenant(Arc<TokenCache>),
+}
+
+impl std::ops::Deref for CacheRef<'_> {
+    type Target = TokenCache;
+    fn deref(&self) -> &TokenCache {
+        match self {
+            Self::Default(cache) => cache,
+            Self::Tenant(cache) => cache,
+        }
+    }
+}
+
+impl TokenCaches {
+    pub(crate) fn new(provider: Arc<dyn TokenProvider>, default_tenant: Option<TenantId>) -> Self {
+        Self {
+            default: TokenCache::new(Arc::clone(&provider)),
+            provider,
+            default_tenant,
+            others: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The cache for `tenant` (`None`, or the default tenant: the default cache).
+    pub(crate) fn cache(&self, tenant: Option<&TenantId>) -> CacheRef<'_> {
+        match tenant {
+            Some(tenant) if self.default_tenant.as_ref() != Some(tenant) => {
+                let mut others = self.others.lock().unwrap_or_else(PoisonError::into_inner);
+                let cache = others.entry(tenant.clone()).or_insert_with(|| {
+                    Arc::new(TokenCache::for_tenant(Arc::clone(&self.provider), Some(tenant.clone())))
+                });
+                CacheRef::Tenant(Arc::clone(cache))
+            }
+            _ => CacheRef::Default(&self.default),
         }
     }
 }
@@ -359,6 +513,85 @@ mod tests {
             assert_eq!(task.await.unwrap().unwrap(), "token-1");
         }
         assert_eq!(provider.calls.load(Ordering::SeqCst), 1);
+    }
+
+    /// Counts fetches per tenant; tokens name their tenant.
+    #[derive(Default)]
+    struct PerTenant {
+        calls: Mutex<HashMap<String, u32>>,
+    }
+
+    #[async_trait]
+    impl TokenProvider for PerTenant {
+        async fn token(&self) -> Result<AccessToken, TokenError> {
+            self.token_for_tenant(&TenantId::new("default")).await
+        }
+
+        async fn token_for_tenant(&self, tenant: &TenantId) -> Result<AccessToken, TokenError> {
+            let n = {
+                let mut calls = self.calls.lock().unwrap();
+                let n = calls.entry(tenant.to_string()).or_default();
+                *n += 1;
+                *n
+            };
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            Ok(AccessToken::expiring_in(
+                format!("{tenant}-{n}"),
+                Duration::from_secs(3600),
+            ))
+        }
+    }
+
+    #[tokio::test]
+    async fn each_tenant_has_its_own_single_flight_cache() {
+        let provider = Arc::new(PerTenant::default());
+        let caches = Arc::new(TokenCaches::new(provider.clone(), Some(TenantId::new("home"))));
+        let tasks: Vec<_> = (0..30)
+            .map(|i| {
+                let caches = caches.clone();
+                tokio::spawn(async move {
+                    let tenant = ["a", "b", "home"][i % 3];
+                    let token = caches.cache(Some(&TenantId::new(tenant))).get().await.unwrap();
+                    (tenant, token)
+                })
+            })
+            .collect();
+        for task in tasks {
+            let (tenant, token) = task.await.unwrap();
+            let want = if tenant == "home" {
+                "default-1".to_owned()
+            } else {
+                format!("{tenant}-1")
+            };
+            assert_eq!(token, want);
+        }
+        let calls = provider.calls.lock().unwrap().clone();
+        assert_eq!(calls.get("a"), Some(&1));
+        assert_eq!(calls.get("b"), Some(&1));
+        assert_eq!(calls.get("default"), Some(&1), "the default tenant uses token()");
+        assert_eq!(calls.len(), 3);
+    }
+
+    #[tokio::test]
+    async fn single_tenant_providers_refuse_other_tenants() {
+        let provider = counting(Duration::from_secs(3600), false);
+        let caches = TokenCaches::new(provider, None);
+        assert!(caches.cache(None).get().await.is_ok());
+        assert!(matches!(
+            caches.cache(Some(&TenantId::new("other"))).get().await,
+            Err(TokenError::Provider(_))
+        ));
+    }
+
+    #[test]
+    fn common_is_not_a_tenant() {
+        for bad in ["common", "Organizations", "consumers", " "] {
+            assert!(
+                matches!(check_tenant(&TenantId::new(bad)), Err(TokenError::InvalidTenant(_))),
+                "{bad}"
+            );
+        }
+        assert!(check_tenant(&TenantId::new("72f988bf-86f1-41af-91ab-2d7cd011db47")).is_ok());
     }
 
     #[tokio::test]

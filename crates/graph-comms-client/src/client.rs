@@ -6,8 +6,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use graph_comms_model::{
-    AnswerRequest, AppId, Call, CallId, ClientContextRequest, CommsOperation, InviteParticipantsRequest,
-    PlayPromptRequest, RedirectRequest, RejectRequest, TenantId, TransferRequest,
+    AnswerRequest, AppId, Call, CallId, ChangeScreenSharingRoleRequest, ClientContextRequest, CommsOperation,
+    InviteParticipantsRequest, ParticipantId, PlayPromptRequest, RecordResponseRequest, RedirectRequest, RejectRequest,
+    SendDtmfTonesRequest, StartHoldMusicRequest, TenantId, TransferRequest, UpdateRecordingStatusRequest,
 };
 use http::{HeaderMap, HeaderValue, Method};
 use serde::Serialize;
@@ -15,7 +16,7 @@ use serde::de::DeserializeOwned;
 use tracing::Instrument;
 use tracing::field::Empty;
 
-use crate::auth::{ClientSecretCredential, TokenCache, TokenProvider};
+use crate::auth::{ClientSecretCredential, TokenCaches, TokenProvider};
 use crate::error::GraphClientError;
 use crate::retry::{AttemptOutcome, Idempotency, RetryPolicy, Verdict, parse_retry_after, verdict};
 
@@ -63,15 +64,21 @@ pub struct GraphResponse<T> {
 /// A Microsoft Graph calls client: app-only auth, typed call actions, safe retries.
 ///
 /// Cheap to clone; clones share the connection pool and the token cache.
+///
+/// Tokens are per tenant: [`GraphClient::for_tenant`] gives a client that
+/// acts in the call's tenant (a multi-tenant bot), sharing the pool and the
+/// per-tenant token caches.
 #[derive(Clone)]
 pub struct GraphClient {
     inner: Arc<Inner>,
+    /// The tenant whose token this handle sends; `None`: the default tenant.
+    tenant: Option<TenantId>,
 }
 
 struct Inner {
     http: reqwest::Client,
     graph_base_url: String,
-    tokens: TokenCache,
+    tokens: TokenCaches,
     request_timeout: Duration,
     scenario_id: Option<HeaderValue>,
     retry: RetryPolicy,
@@ -82,6 +89,7 @@ impl fmt::Debug for GraphClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("GraphClient")
             .field("graph_base_url", &self.inner.graph_base_url)
+            .field("tenant", &self.tenant)
             .field("request_timeout", &self.inner.request_timeout)
             .field("retry", &self.inner.retry)
             .finish_non_exhaustive()
@@ -92,6 +100,7 @@ impl fmt::Debug for GraphClient {
 #[must_use]
 pub struct GraphClientBuilder {
     credentials: Option<(TenantId, AppId, String)>,
+    tenant_credentials: Vec<(TenantId, AppId, String)>,
     token_provider: Option<Arc<dyn TokenProvider>>,
     graph_base_url: String,
     login_base_url: String,
@@ -124,6 +133,7 @@ impl GraphClient {
     pub fn builder() -> GraphClientBuilder {
         GraphClientBuilder {
             credentials: None,
+            tenant_credentials: Vec::new(),
             token_provider: None,
             graph_base_url: DEFAULT_GRAPH.into(),
             login_base_url: DEFAULT_LOGIN.into(),
@@ -140,6 +150,14 @@ impl GraphClientBuilder {
     /// Authenticate as this app with a client secret (client-credentials flow).
     pub fn credentials(mut self, tenant: TenantId, app_id: AppId, client_secret: impl Into<String>) -> Self {
         self.credentials = Some((tenant, app_id, client_secret.into()));
+        self
+    }
+
+    /// Authenticate in `tenant` with these credentials instead of the default
+    /// ones (an app consented in several tenants with a secret per tenant).
+    /// Used by [`GraphClient::for_tenant`] for that tenant.
+    pub fn tenant_credentials(mut self, tenant: TenantId, app_id: AppId, client_secret: impl Into<String>) -> Self {
+        self.tenant_credentials.push((tenant, app_id, client_secret.into()));
         self
     }
 
@@ -211,32 +229,58 @@ impl GraphClientBuilder {
             .transpose()
             .map_err(|_| GraphClientError::Config("scenario_id is not a valid header value".into()))?;
         let http = http_client(&self.user_agent)?;
+        let default_tenant = self.credentials.as_ref().map(|(tenant, _, _)| tenant.clone());
         let provider: Arc<dyn TokenProvider> = match (self.token_provider, self.credentials) {
             (Some(provider), _) => provider,
-            (None, Some((tenant, app_id, secret))) => Arc::new(ClientSecretCredential::with_http(
-                http.clone(),
-                &login_base_url,
-                &tenant,
-                app_id,
-                secret,
-                self.request_timeout,
-            )),
+            (None, Some((tenant, app_id, secret))) => {
+                crate::auth::check_tenant(&tenant).map_err(|e| GraphClientError::Config(e.to_string()))?;
+                Arc::new(ClientSecretCredential::with_http(
+                    http.clone(),
+                    &login_base_url,
+                    &tenant,
+                    app_id,
+                    secret,
+                    self.request_timeout,
+                ))
+            }
             (None, None) => {
                 return Err(GraphClientError::Config(
                     "no credentials: call credentials() or token_provider()".into(),
                 ));
             }
         };
+        let provider = if self.tenant_credentials.is_empty() {
+            provider
+        } else {
+            let mut by_tenant = std::collections::HashMap::new();
+            for (tenant, app_id, secret) in self.tenant_credentials {
+                crate::auth::check_tenant(&tenant).map_err(|e| GraphClientError::Config(e.to_string()))?;
+                let credential: Arc<dyn TokenProvider> = Arc::new(ClientSecretCredential::with_http(
+                    http.clone(),
+                    &login_base_url,
+                    &tenant,
+                    app_id,
+                    secret,
+                    self.request_timeout,
+                ));
+                by_tenant.insert(tenant, credential);
+            }
+            Arc::new(crate::auth::PerTenantProvider {
+                default: provider,
+                by_tenant,
+            })
+        };
         Ok(GraphClient {
             inner: Arc::new(Inner {
                 http,
                 graph_base_url,
-                tokens: TokenCache::new(provider),
+                tokens: TokenCaches::new(provider, default_tenant),
                 request_timeout: self.request_timeout,
                 scenario_id,
                 retry: self.retry,
                 observer: self.observer,
             }),
+            tenant: None,
         })
     }
 }
@@ -288,6 +332,11 @@ pub(crate) fn encode_segment(segment: &str) -> String {
         }
     }
     out
+}
+
+/// `/participants/{id}{suffix}`, the id percent-encoded.
+fn participant_suffix(participant: &ParticipantId, suffix: &str) -> String {
+    format!("/participants/{}{suffix}", encode_segment(participant.as_str()))
 }
 
 /// One call action: what it is called, where it goes, and whether it may be re-sent.
@@ -481,7 +530,8 @@ impl GraphClient {
             attempt += 1;
             let span = tracing::Span::current();
             span.record("attempt", attempt);
-            let token = inner.tokens.get().await?;
+            let tokens = inner.tokens.cache(self.tenant.as_ref());
+            let token = tokens.get().await?;
             let attempt_started = Instant::now();
             let result = self
                 .send_once(&action, &url, body.clone(), &token, &client_request_id, attempt)
@@ -515,7 +565,7 @@ impl GraphClient {
                 }
                 Verdict::Reauthenticate if !reauthenticated => {
                     reauthenticated = true;
-                    inner.tokens.invalidate(&token);
+                    tokens.invalidate(&token);
                     inner
                         .retry
                         .wait_before(attempt, Some(Duration::ZERO), started.elapsed())
@@ -731,6 +781,151 @@ impl GraphClient {
             .json("unmute")
     }
 
+    /// Plays prompts, then records the caller's answer (`recordResponse`; 200
+    /// with a running `recordOperation`; the recording's location arrives in
+    /// the operation's completion notification). Not re-sent after an
+    /// ambiguous failure: a second recording would start.
+    pub async fn record_response(
+        &self,
+        call: &CallId,
+        request: &RecordResponseRequest,
+    ) -> Result<GraphResponse<CommsOperation>, GraphClientError> {
+        let action = Action::post("record_response", call, "/recordResponse");
+        self.send_json(action, request).await?.json("record_response")
+    }
+
+    /// Subscribes to the caller's DTMF tones (`subscribeToTone`); tones then
+    /// arrive as `toneInfo` on call notifications. Subscribing twice is the
+    /// same as once, so it is retried like a GET.
+    pub async fn subscribe_to_tone(
+        &self,
+        call: &CallId,
+        request: &ClientContextRequest,
+    ) -> Result<GraphResponse<CommsOperation>, GraphClientError> {
+        let action = Action::on_call(
+            "subscribe_to_tone",
+            Method::POST,
+            call,
+            "/subscribeToTone",
+            Idempotency::Idempotent,
+        );
+        self.send_json(action, request).await?.json("subscribe_to_tone")
+    }
+
+    /// Sends DTMF tones into the call (`sendDtmfTones`). Never re-sent after
+    /// an ambiguous failure: the far end would hear the digits twice.
+    pub async fn send_dtmf_tones(
+        &self,
+        call: &CallId,
+        request: &SendDtmfTonesRequest,
+    ) -> Result<GraphResponse<CommsOperation>, GraphClientError> {
+        let action = Action::post("send_dtmf_tones", call, "/sendDtmfTones");
+        self.send_json(action, request).await?.json("send_dtmf_tones")
+    }
+
+    /// Sets the recording status (`updateRecordingStatus`, policy-based
+    /// recording). It sets an absolute value, so it is retried like a GET.
+    pub async fn update_recording_status(
+        &self,
+        call: &CallId,
+        request: &UpdateRecordingStatusRequest,
+    ) -> Result<GraphResponse<CommsOperation>, GraphClientError> {
+        let action = Action::on_call(
+            "update_recording_status",
+            Method::POST,
+            call,
+            "/updateRecordingStatus",
+            Idempotency::Idempotent,
+        );
+        self.send_json(action, request).await?.json("update_recording_status")
+    }
+
+    /// Changes the bot's screen-sharing role (`changeScreenSharingRole`; no
+    /// body in the answer). It sets an absolute role, so it is retried like a GET.
+    pub async fn change_screen_sharing_role(
+        &self,
+        call: &CallId,
+        request: &ChangeScreenSharingRoleRequest,
+    ) -> Result<GraphResponse<()>, GraphClientError> {
+        let action = Action::on_call(
+            "change_screen_sharing_role",
+            Method::POST,
+            call,
+            "/changeScreenSharingRole",
+            Idempotency::Idempotent,
+        );
+        Ok(self.send_json(action, request).await?.empty())
+    }
+
+    /// Adds the large gallery view (`addLargeGalleryView`). Not re-sent after
+    /// an ambiguous failure.
+    pub async fn add_large_gallery_view(
+        &self,
+        call: &CallId,
+        request: &ClientContextRequest,
+    ) -> Result<GraphResponse<CommsOperation>, GraphClientError> {
+        let action = Action::post("add_large_gallery_view", call, "/addLargeGalleryView");
+        self.send_json(action, request).await?.json("add_large_gallery_view")
+    }
+
+    /// Mutes another participant (`POST .../participants/{id}/mute`).
+    pub async fn mute_participant(
+        &self,
+        call: &CallId,
+        participant: &ParticipantId,
+        request: &ClientContextRequest,
+    ) -> Result<GraphResponse<CommsOperation>, GraphClientError> {
+        let action = Action::post("mute_participant", call, &participant_suffix(participant, "/mute"));
+        self.send_json(action, request).await?.json("mute_participant")
+    }
+
+    /// Puts a participant on hold with music (`startHoldMusic`).
+    pub async fn start_hold_music(
+        &self,
+        call: &CallId,
+        participant: &ParticipantId,
+        request: &StartHoldMusicRequest,
+    ) -> Result<GraphResponse<CommsOperation>, GraphClientError> {
+        let action = Action::post(
+            "start_hold_music",
+            call,
+            &participant_suffix(participant, "/startHoldMusic"),
+        );
+        self.send_json(action, request).await?.json("start_hold_music")
+    }
+
+    /// Takes a participant off hold (`stopHoldMusic`).
+    pub async fn stop_hold_music(
+        &self,
+        call: &CallId,
+        participant: &ParticipantId,
+        request: &ClientContextRequest,
+    ) -> Result<GraphResponse<CommsOperation>, GraphClientError> {
+        let action = Action::post(
+            "stop_hold_music",
+            call,
+            &participant_suffix(participant, "/stopHoldMusic"),
+        );
+        self.send_json(action, request).await?.json("stop_hold_music")
+    }
+
+    /// Removes a participant from a group call (`DELETE .../participants/{id}`;
+    /// 204). Safe to repeat (a repeat may find the participant gone: 404).
+    pub async fn delete_participant(
+        &self,
+        call: &CallId,
+        participant: &ParticipantId,
+    ) -> Result<GraphResponse<()>, GraphClientError> {
+        let action = Action::on_call(
+            "delete_participant",
+            Method::DELETE,
+            call,
+            &participant_suffix(participant, ""),
+            Idempotency::Idempotent,
+        );
+        Ok(self.execute(action, None).await?.empty())
+    }
+
     /// Any request below the Graph base URL (`path` like `/communications/calls/{id}/...`),
     /// with the same auth, headers and retry rules. `idempotent` decides whether
     /// an ambiguous failure is retried or becomes [`GraphClientError::OutcomeUnknown`].
@@ -771,8 +966,26 @@ impl GraphClient {
     /// Gets a token now (from the cache if it is fresh): a readiness probe
     /// that fails with [`GraphClientError::Auth`] when the credentials are wrong.
     pub async fn ensure_token(&self) -> Result<(), GraphClientError> {
-        self.inner.tokens.get().await?;
+        self.inner.tokens.cache(self.tenant.as_ref()).get().await?;
         Ok(())
+    }
+
+    /// A handle that sends tokens of `tenant`: use the call's tenant (the
+    /// `tid` of its notifications) for every request on that call. Cheap; it
+    /// shares the connection pool and the token caches, and concurrent
+    /// requests for one tenant still fetch one token. The token comes from
+    /// [`TokenProvider::token_for_tenant`] (the built-in credentials request
+    /// it at `{login}/{tenant}/oauth2/v2.0/token`, never `/common`).
+    pub fn for_tenant(&self, tenant: &TenantId) -> GraphClient {
+        GraphClient {
+            inner: Arc::clone(&self.inner),
+            tenant: Some(tenant.clone()),
+        }
+    }
+
+    /// The tenant this handle acts in, if set with [`GraphClient::for_tenant`].
+    pub fn tenant(&self) -> Option<&TenantId> {
+        self.tenant.as_ref()
     }
 }
 

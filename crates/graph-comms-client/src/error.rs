@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use graph_comms_model::GraphErrorBody;
+use graph_comms_model::{FailureCause, GraphErrorBody};
 
 /// Why a Graph call failed.
 ///
@@ -14,7 +14,7 @@ use graph_comms_model::GraphErrorBody;
 #[non_exhaustive]
 pub enum GraphClientError {
     /// Graph answered with an error status (after any retries).
-    #[error("Graph returned {status} {code}: {message} (request-id {}, client-request-id {client_request_id})", .request_id.as_deref().unwrap_or("none"))]
+    #[error("Graph returned {status} {code}: {message} (request-id {}, client-request-id {client_request_id}){}", .request_id.as_deref().unwrap_or("none"), hint_suffix(code, message))]
     Graph {
         /// HTTP status.
         status: u16,
@@ -102,6 +102,24 @@ impl GraphClientError {
         }
     }
 
+    /// The named cause when Graph's error names a subcode (`"code": "7505"`,
+    /// or `{"errorCode":"7503"}` inside the message); unknown subcodes are
+    /// kept as [`FailureCause::Other`].
+    pub fn failure_cause(&self) -> Option<FailureCause> {
+        match self {
+            Self::Graph { code, message, .. } => FailureCause::from_error_parts(code, message),
+            _ => None,
+        }
+    }
+
+    /// A one-line hint for a known [`Self::failure_cause`] (tenant mismatch,
+    /// meeting mode, app not registered, ...).
+    pub fn hint(&self) -> Option<&'static str> {
+        self.failure_cause()
+            .filter(|cause| !matches!(cause, FailureCause::Other(_)))
+            .map(FailureCause::hint)
+    }
+
     /// Whether Graph said the resource does not exist (404): the call is gone.
     pub fn is_not_found(&self) -> bool {
         matches!(self, Self::Graph { status: 404, .. })
@@ -161,6 +179,14 @@ impl GraphClientError {
     }
 }
 
+/// ` (hint: ...)` for a Graph error naming a known subcode, else nothing.
+fn hint_suffix(code: &str, message: &str) -> String {
+    match FailureCause::from_error_parts(code, message) {
+        Some(FailureCause::Other(_)) | None => String::new(),
+        Some(cause) => format!("; hint: {}", cause.hint()),
+    }
+}
+
 /// The start of a body as text, for messages.
 pub(crate) fn text_excerpt(body: &[u8]) -> String {
     const LIMIT: usize = 512;
@@ -202,6 +228,12 @@ pub enum TokenError {
     /// A custom [`crate::TokenProvider`] failed.
     #[error("token provider failed: {0}")]
     Provider(String),
+    /// The tenant asked for cannot have an app-only token (`common`, empty, ...).
+    #[error("invalid tenant: {0}")]
+    InvalidTenant(String),
+    /// The credential could not build its request (for example an unusable certificate key).
+    #[error("credential error: {0}")]
+    Credential(String),
 }
 
 impl TokenError {
@@ -275,6 +307,31 @@ mod tests {
         assert_eq!(err.graph_code(), Some("HTTP 502"));
         assert_eq!(err.status(), Some(502));
         assert!(err.to_string().contains("bad gateway"));
+    }
+
+    #[test]
+    fn subcode_errors_carry_a_cause_and_hint() {
+        let body = br#"{"error":{"code":"7505","message":"Request authorization tenant mismatch.","innerError":{"request-id":"r"}}}"#;
+        let err = GraphClientError::from_response(403, &headers(&[]), body, "c".into());
+        assert_eq!(err.failure_cause(), Some(FailureCause::TenantMismatch));
+        assert!(err.hint().is_some_and(|h| h.contains("different tenants")));
+        assert!(err.to_string().contains("hint: the app and the call"), "{err}");
+        let plain = GraphClientError::from_response(
+            400,
+            &headers(&[]),
+            br#"{"error":{"code":"BadRequest","message":"no"}}"#,
+            "c".into(),
+        );
+        assert_eq!(plain.failure_cause(), None);
+        assert_eq!(plain.hint(), None);
+        let unknown = GraphClientError::from_response(
+            400,
+            &headers(&[]),
+            br#"{"error":{"code":"9999","message":"?"}}"#,
+            "c".into(),
+        );
+        assert_eq!(unknown.failure_cause(), Some(FailureCause::Other(9999)));
+        assert_eq!(unknown.hint(), None);
     }
 
     #[test]

@@ -12,4 +12,5 @@ pub use async_trait::async_trait;
 pub use auth::{AccessToken, ClientSecretCredential, TokenProvider};
 pub use client::{GraphClient, GraphClientBuilder, GraphResponse, RequestInfo, RequestObserver};
 pub use error::{GraphClientError, TokenError};
+pub use graph_comms_model::FailureCause;
 pub use retry::{Idempotency, RetryPolicy};

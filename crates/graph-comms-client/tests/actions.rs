@@ -93,7 +93,10 @@ async fn answer_transfer_and_media_actions_send_their_bodies() {
         client_context: Some("invite-1".into()),
         ..InviteParticipantsRequest::default()
     };
-    let invited = client.invite_participants(&call, &invite).await.unwrap();
+    // Inviting escalates a P2P call to a meeting, which cannot be transferred
+    // (8523): invite on a call of its own.
+    let other = setup.established_call(&client).await;
+    let invited = client.invite_participants(&other, &invite).await.unwrap();
     assert_eq!(invited.value.kind(), OperationKind::InviteParticipants);
     assert_eq!(
         last_body(&setup, Endpoint::Invite)["participants"][0]["identity"]["user"]["id"],
@@ -242,5 +245,165 @@ async fn graph_errors_keep_code_and_request_ids() {
     assert!(err.is_not_found(), "{err:?}");
     assert_eq!(setup.requests_to(Endpoint::GetCall).len(), 1, "a 404 is not retried");
 
+    setup.shutdown().await;
+}
+
+#[tokio::test]
+async fn every_other_v1_call_action_is_typed() {
+    use graph_comms_emulator::{ApiFault, FaultKind, IncomingCall};
+    use graph_comms_model::{
+        ChangeScreenSharingRoleRequest, ParticipantId, ParticipantInfo, RecordResponseRequest, RecordingStatus,
+        ScreenSharingRole, SendDtmfTonesRequest, StartHoldMusicRequest, Tone, UpdateRecordingStatusRequest,
+    };
+
+    let setup = Setup::start().await;
+    let client = setup.client();
+    let call = setup.established_call(&client).await;
+    let context = ClientContextRequest {
+        client_context: Some("ctx-2".into()),
+        ..ClientContextRequest::default()
+    };
+
+    let record = RecordResponseRequest {
+        prompts: Some(vec![Prompt::media("https://bot.example.com/beep.wav")]),
+        max_record_duration_in_seconds: Some(10),
+        stop_tones: Some(vec!["#".into()]),
+        client_context: Some("rec".into()),
+        ..RecordResponseRequest::default()
+    };
+    let recording = client.record_response(&call, &record).await.unwrap();
+    assert_eq!(recording.value.kind(), OperationKind::Record);
+    assert_eq!(recording.value.status, Some(OperationStatus::Running));
+    assert_eq!(last_body(&setup, Endpoint::RecordResponse)["stopTones"], json!(["#"]));
+
+    let subscribed = client.subscribe_to_tone(&call, &context).await.unwrap();
+    assert_eq!(subscribed.value.kind(), OperationKind::SubscribeToTone);
+    assert_eq!(subscribed.value.status, Some(OperationStatus::Completed));
+
+    let dtmf = SendDtmfTonesRequest {
+        tones: vec![Tone::Tone1, Tone::Pound],
+        delay_between_tones_ms: Some(50),
+        client_context: None,
+        extra: Default::default(),
+    };
+    let sent = client.send_dtmf_tones(&call, &dtmf).await.unwrap();
+    assert_eq!(sent.value.kind(), OperationKind::SendDtmfTones);
+    assert_eq!(
+        last_body(&setup, Endpoint::SendDtmfTones)["tones"],
+        json!(["tone1", "pound"])
+    );
+
+    let status = UpdateRecordingStatusRequest {
+        status: RecordingStatus::Recording,
+        client_context: None,
+        extra: Default::default(),
+    };
+    let updated = client.update_recording_status(&call, &status).await.unwrap();
+    assert_eq!(updated.value.kind(), OperationKind::UpdateRecordingStatus);
+    assert_eq!(
+        last_body(&setup, Endpoint::UpdateRecordingStatus)["status"],
+        json!("recording")
+    );
+
+    let role = ChangeScreenSharingRoleRequest {
+        role: ScreenSharingRole::Viewer,
+        extra: Default::default(),
+    };
+    assert_eq!(
+        client.change_screen_sharing_role(&call, &role).await.unwrap().status,
+        202
+    );
+    assert_eq!(
+        last_body(&setup, Endpoint::ChangeScreenSharingRole)["role"],
+        json!("viewer")
+    );
+
+    let gallery = client.add_large_gallery_view(&call, &context).await.unwrap();
+    assert_eq!(gallery.value.kind(), OperationKind::AddLargeGalleryView);
+
+    // Participant actions, on a group call.
+    let app = setup.emulator.default_app();
+    let member = ParticipantInfo::new(IdentitySet::user(Identity::with_id("member-2"))).participant_id("p-2");
+    let group_call =
+        IncomingCall::from_user(&app, setup.callback_uri.clone(), "member-1", "Member").group(vec![member]);
+    let group = setup.emulator.place_incoming_call(group_call).await.unwrap();
+    setup
+        .emulator
+        .wait_for_state(&group, CallState::Incoming, WAIT)
+        .await
+        .unwrap();
+    client
+        .answer(&group, &AnswerRequest::audio(setup.callback_uri.clone()))
+        .await
+        .unwrap();
+    setup
+        .emulator
+        .wait_for_state(&group, CallState::Established, WAIT)
+        .await
+        .unwrap();
+    let p2 = ParticipantId::new("p-2");
+    let muted = client.mute_participant(&group, &p2, &context).await.unwrap();
+    assert_eq!(muted.value.kind(), OperationKind::MuteParticipant);
+    let hold = StartHoldMusicRequest {
+        custom_prompt: Some(Prompt::media("https://bot.example.com/hold.wav")),
+        ..StartHoldMusicRequest::default()
+    };
+    let held = client.start_hold_music(&group, &p2, &hold).await.unwrap();
+    assert_eq!(held.value.kind(), OperationKind::StartHoldMusic);
+    assert_eq!(
+        last_body(&setup, Endpoint::StartHoldMusic)["customPrompt"]["mediaInfo"]["uri"],
+        json!("https://bot.example.com/hold.wav")
+    );
+    let resumed = client.stop_hold_music(&group, &p2, &context).await.unwrap();
+    assert_eq!(resumed.value.kind(), OperationKind::StopHoldMusic);
+    assert_eq!(client.delete_participant(&group, &p2).await.unwrap().status, 204);
+    assert_eq!(setup.requests_to(Endpoint::DeleteParticipant)[0].method, "DELETE");
+    let gone = client
+        .mute_participant(&group, &ParticipantId::new("nobody"), &context)
+        .await
+        .unwrap_err();
+    assert!(gone.is_not_found(), "{gone:?}");
+
+    // Idempotency: a 500 is retried for subscribeToTone, never for sendDtmfTones.
+    setup.emulator.inject_api_fault(ApiFault {
+        endpoint: Endpoint::SubscribeToTone,
+        kind: FaultKind::Status(500),
+        count: 1,
+    });
+    assert!(client.subscribe_to_tone(&call, &context).await.is_ok());
+    setup.emulator.inject_api_fault(ApiFault {
+        endpoint: Endpoint::SendDtmfTones,
+        kind: FaultKind::Status(500),
+        count: 1,
+    });
+    let before = setup.requests_to(Endpoint::SendDtmfTones).len();
+    let err = client.send_dtmf_tones(&call, &dtmf).await.unwrap_err();
+    assert!(err.is_outcome_unknown(), "{err:?}");
+    assert_eq!(
+        setup.requests_to(Endpoint::SendDtmfTones).len(),
+        before + 1,
+        "not re-sent"
+    );
+
+    setup.shutdown().await;
+}
+
+#[tokio::test]
+async fn meeting_mode_transfer_error_carries_its_cause() {
+    let setup = Setup::start().await;
+    let client = setup.client();
+    let call = setup.established_call(&client).await;
+    setup.emulator.escalate_to_meeting(&call).unwrap();
+    let err = client
+        .transfer(&call, &TransferRequest::to_user("target-user-id", None).build())
+        .await
+        .unwrap_err();
+    assert_eq!(err.status(), Some(400));
+    assert_eq!(
+        err.failure_cause(),
+        Some(graph_comms_model::FailureCause::TransferInMeetingMode)
+    );
+    assert!(err.hint().unwrap().contains("meeting"));
+    assert!(err.to_string().contains("hint:"));
     setup.shutdown().await;
 }

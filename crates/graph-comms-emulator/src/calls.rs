@@ -4,12 +4,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::StatusCode;
-use graph_comms_model::{CallId, CallState, ParticipantInfo, TransferRequest};
+use graph_comms_model::{CallId, CallState, ParticipantInfo, TenantId, Tone, TransferRequest};
 use serde_json::{Map, Value, json};
 
 use crate::server::{ApiError, Reply};
 use crate::state::{CallRecord, Grant, Inner, Script, Step, lock};
-use crate::{Caller, Endpoint, IncomingCall, TargetBehavior, delivery};
+use crate::{Caller, EmulatorError, Endpoint, IncomingCall, RecordingBehavior, TargetBehavior, delivery};
 
 // ---------------------------------------------------------------------------
 // Notification items, shaped like the documented payloads.
@@ -107,7 +107,7 @@ fn operation_done(call: &CallId, odata_type: &str, op_id: &str, client_context: 
     if let Some(context) = client_context {
         data.insert("clientContext".into(), json!(context));
     }
-    data.insert("status".into(), json!("completed"));
+    data.insert("status".into(), json!("Completed"));
     if let Value::Object(extra) = extra {
         data.extend(extra);
     }
@@ -142,7 +142,11 @@ fn caller_source(from: &Caller) -> Value {
 /// Registers an incoming call, starts its delivery task and queues the `created` notification.
 pub(crate) fn place_incoming(inner: &Arc<Inner>, call: IncomingCall) -> CallId {
     let id = CallId::new(uuid::Uuid::new_v4().to_string());
-    let source = caller_source(&call.from);
+    let mut source = caller_source(&call.from);
+    // In a group call the caller is a participant with an id: the transferee needs it.
+    if call.group.is_some() {
+        source["participantId"] = json!(uuid::Uuid::new_v4().to_string());
+    }
     let called = match &call.to {
         Some(set) => serde_json::to_value(set).unwrap_or(Value::Null),
         None => json!({ "application": { "displayName": "Emulated bot", "id": call.app_id.as_str() } }),
@@ -187,6 +191,12 @@ pub(crate) fn place_incoming(inner: &Arc<Inner>, call: IncomingCall) -> CallId {
             my_participant_id: uuid::Uuid::new_v4().to_string(),
             call_chain_id: uuid::Uuid::new_v4().to_string(),
             notifications: Vec::new(),
+            tones_subscribed: false,
+            tone_sequence: 0,
+            last_tone: None,
+            recording: crate::RecordingBehavior::default(),
+            pending_ops: Vec::new(),
+            meeting: false,
         },
     );
     inner.enqueue(
@@ -214,6 +224,7 @@ pub(crate) async fn handle(
     grant: &Grant,
     endpoint: Endpoint,
     call: Option<CallId>,
+    participant: Option<String>,
     body: Option<Value>,
 ) -> Result<Reply, ApiError> {
     let body = body.unwrap_or(Value::Null);
@@ -247,16 +258,14 @@ pub(crate) async fn handle(
                 .unwrap_or(&snapshot.callback_uri)
                 .to_owned();
             set_state(inner, &call, CallState::Redirecting);
-            play(
-                inner,
-                &call,
-                url,
-                vec![end_step(&call, Some(CallState::Terminated), json!({}))],
-            );
+            let steps = redirect_steps(&snapshot, &body);
+            play(inner, &call, url, steps);
             Ok(Reply::empty(StatusCode::ACCEPTED))
         }
         Endpoint::Transfer => transfer(inner, grant, &call, &snapshot, body),
         Endpoint::KeepAlive => {
+            // Graph keeps only established calls alive; the others are refused.
+            expect_state(&snapshot, &[CallState::Established], "keep alive")?;
             let now = inner.now();
             if let Some(record) = lock(&inner.calls).get_mut(&call) {
                 record.last_activity = now;
@@ -265,7 +274,8 @@ pub(crate) async fn handle(
         }
         Endpoint::HangUp => {
             set_state(inner, &call, CallState::Terminating);
-            let result = result_info(json!("200"), "subcode", json!("5001"), "The conversation has ended.");
+            // Numbers, as the schema's Int32 (a docs example writes strings; SDKs parse numbers).
+            let result = result_info(json!(200), "subcode", json!(5001), "The conversation has ended.");
             play(
                 inner,
                 &call,
@@ -287,7 +297,7 @@ pub(crate) async fn handle(
                 inner,
                 &call,
                 "#microsoft.graph.playPromptOperation",
-                "running",
+                "Running",
                 context,
                 None,
             );
@@ -308,10 +318,28 @@ pub(crate) async fn handle(
                 inner,
                 &call,
                 "#microsoft.graph.cancelMediaProcessingOperation",
-                "completed",
+                "Completed",
                 context,
                 None,
             );
+            let pending = lock(&inner.calls)
+                .get_mut(&call)
+                .map(|r| std::mem::take(&mut r.pending_ops))
+                .unwrap_or_default();
+            let steps = pending
+                .iter()
+                .map(|(op_id, odata_type, context)| {
+                    operation_failed(
+                        &call,
+                        odata_type,
+                        op_id,
+                        context.as_deref(),
+                        (400, 8508, "Action failed, the operation was cancelled."),
+                        json!({ "completionReason": "operationCanceled" }),
+                    )
+                })
+                .collect();
+            play(inner, &call, snapshot.callback_uri.clone(), steps);
             Ok(reply)
         }
         Endpoint::Mute | Endpoint::Unmute => {
@@ -322,8 +350,95 @@ pub(crate) async fn handle(
                 "#microsoft.graph.unmuteParticipantOperation"
             };
             let context = str_field(&body, "clientContext");
-            let (reply, _) = operation_reply(inner, &call, odata_type, "completed", context, None);
+            let (reply, _) = operation_reply(inner, &call, odata_type, "Completed", context, None);
             Ok(reply)
+        }
+        Endpoint::RecordResponse => record_response(inner, &call, &snapshot, &body),
+        Endpoint::SubscribeToTone => {
+            expect_media(&snapshot)?;
+            if let Some(record) = lock(&inner.calls).get_mut(&call) {
+                record.tones_subscribed = true;
+            }
+            let context = str_field(&body, "clientContext");
+            let odata_type = "#microsoft.graph.subscribeToToneOperation";
+            Ok(operation_reply(inner, &call, odata_type, "Completed", context, None).0)
+        }
+        Endpoint::SendDtmfTones => {
+            expect_media(&snapshot)?;
+            if body.get("tones").and_then(Value::as_array).is_none_or(Vec::is_empty) {
+                return Err(ApiError::bad_request("tones is required."));
+            }
+            let context = str_field(&body, "clientContext");
+            let odata_type = "#microsoft.graph.sendDtmfTonesOperation";
+            let (reply, op_id) = operation_reply(inner, &call, odata_type, "Running", context, None);
+            let done = operation_done(
+                &call,
+                odata_type,
+                &op_id,
+                context,
+                json!({ "completionReason": "completedSuccessfully" }),
+            );
+            play(inner, &call, snapshot.callback_uri.clone(), vec![done]);
+            Ok(reply)
+        }
+        Endpoint::UpdateRecordingStatus => {
+            expect_media(&snapshot)?;
+            let known = ["notRecording", "recording", "failed"];
+            let Some(status) = str_field(&body, "status") else {
+                return Err(ApiError::bad_request("status is required."));
+            };
+            if !known.iter().any(|k| k.eq_ignore_ascii_case(status)) {
+                return Err(ApiError::bad_request(format!("Invalid recording status {status:?}.")));
+            }
+            let context = str_field(&body, "clientContext");
+            let odata_type = "#microsoft.graph.updateRecordingStatusOperation";
+            Ok(operation_reply(inner, &call, odata_type, "Completed", context, None).0)
+        }
+        Endpoint::ChangeScreenSharingRole => {
+            expect_media(&snapshot)?;
+            match str_field(&body, "role") {
+                Some(role) if ["viewer", "sharer"].iter().any(|r| r.eq_ignore_ascii_case(role)) => {
+                    Ok(Reply::empty(StatusCode::ACCEPTED))
+                }
+                _ => Err(ApiError::bad_request("role must be viewer or sharer.")),
+            }
+        }
+        Endpoint::AddLargeGalleryView => {
+            expect_media(&snapshot)?;
+            let context = str_field(&body, "clientContext");
+            let odata_type = "#microsoft.graph.addLargeGalleryViewOperation";
+            let (reply, op_id) = operation_reply(inner, &call, odata_type, "Running", context, None);
+            let done = operation_done(&call, odata_type, &op_id, context, json!({}));
+            play(inner, &call, snapshot.callback_uri.clone(), vec![done]);
+            Ok(reply)
+        }
+        Endpoint::MuteParticipant | Endpoint::StartHoldMusic | Endpoint::StopHoldMusic => {
+            expect_media(&snapshot)?;
+            expect_participant(&snapshot, participant.as_deref())?;
+            let context = str_field(&body, "clientContext");
+            let odata_type = match endpoint {
+                Endpoint::MuteParticipant => "#microsoft.graph.muteParticipantOperation",
+                Endpoint::StartHoldMusic => "#microsoft.graph.startHoldMusicOperation",
+                _ => "#microsoft.graph.stopHoldMusicOperation",
+            };
+            let (reply, op_id) = operation_reply(inner, &call, odata_type, "Running", context, None);
+            let done = operation_done(&call, odata_type, &op_id, context, json!({}));
+            play(inner, &call, snapshot.callback_uri.clone(), vec![done]);
+            Ok(reply)
+        }
+        Endpoint::DeleteParticipant => {
+            expect_media(&snapshot)?;
+            expect_participant(&snapshot, participant.as_deref())?;
+            if let (Some(record), Some(pid)) = (lock(&inner.calls).get_mut(&call), participant.as_deref())
+                && let Some(group) = record.group.as_mut()
+            {
+                group.retain(|p| {
+                    p.participant_id
+                        .as_ref()
+                        .is_none_or(|id| !id.as_str().eq_ignore_ascii_case(pid))
+                });
+            }
+            Ok(Reply::empty(StatusCode::NO_CONTENT))
         }
         Endpoint::Invite => {
             expect_media(&snapshot)?;
@@ -333,6 +448,10 @@ pub(crate) async fn handle(
             else {
                 return Err(ApiError::bad_request("participants is required."));
             };
+            // Inviting into a call escalates it to a meeting: no transfer afterwards (8523).
+            if let Some(record) = lock(&inner.calls).get_mut(&call) {
+                record.meeting = true;
+            }
             let context = str_field(&body, "clientContext");
             let odata_type = "#microsoft.graph.inviteParticipantsOperation";
             let (reply, op_id) = operation_reply(inner, &call, odata_type, "Running", context, Some(participants));
@@ -357,6 +476,8 @@ pub(crate) async fn handle(
 /// What handlers need to know about a call, copied out of the lock.
 struct Snapshot {
     id: CallId,
+    tenant_id: TenantId,
+    meeting: bool,
     state: CallState,
     callback_uri: String,
     group: Option<Vec<ParticipantInfo>>,
@@ -369,15 +490,20 @@ fn owned_call(inner: &Inner, grant: &Grant, call: &CallId) -> Result<Snapshot, A
         .get(call)
         .filter(|r| !r.is_gone())
         .ok_or_else(|| ApiError::not_found(call))?;
-    if record.app_id != grant.app_id || record.tenant_id != grant.tenant_id {
+    if record.app_id != grant.app_id {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "Forbidden",
             "The application is not authorized to access this call.",
         ));
     }
+    if record.tenant_id != grant.tenant_id {
+        return Err(ApiError::tenant_mismatch());
+    }
     Ok(Snapshot {
         id: record.id.clone(),
+        tenant_id: record.tenant_id.clone(),
+        meeting: record.meeting,
         state: record.state.clone(),
         callback_uri: record.callback_uri.clone(),
         group: record.group.clone(),
@@ -511,10 +637,27 @@ fn transfer(
     let request: TransferRequest =
         serde_json::from_value(body).map_err(|e| ApiError::bad_request(format!("Invalid transfer body: {e}")))?;
     expect_state(snapshot, &[CallState::Established], "transfer")?;
-    if snapshot.group.is_some() && request.transferee.is_none() {
-        return Err(ApiError::bad_request(
-            "transferee is required when transferring from a group call.",
+    if snapshot.meeting {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "8523",
+            "Cannot do transfer for meeting mode.",
         ));
+    }
+    if snapshot.group.is_some() {
+        match &request.transferee {
+            None => {
+                return Err(ApiError::bad_request(
+                    "transferee is required when transferring from a group call.",
+                ));
+            }
+            Some(transferee) if transferee.participant_id.is_none() => {
+                return Err(ApiError::bad_request(
+                    "transferee.participantId is required when transferring from a group call.",
+                ));
+            }
+            Some(_) => {}
+        }
     }
     let Some(target_id) = request
         .transfer_target
@@ -525,6 +668,16 @@ fn transfer(
     else {
         return Err(ApiError::bad_request("transferTarget.identity has no id."));
     };
+    // An application instance (resource account) must be in the call's tenant.
+    let instance_tenant = request
+        .transfer_target
+        .identity
+        .as_ref()
+        .and_then(|i| i.application_instance.as_ref())
+        .and_then(|i| i.tenant_id.as_ref());
+    if instance_tenant.is_some_and(|t| t != &snapshot.tenant_id) {
+        return Err(ApiError::tenant_mismatch());
+    }
     let replaced = request.transfer_target.replaces_call_id.clone();
     let behavior = inner.target_behavior(&target_id);
     set_state(inner, call, CallState::Transferring);
@@ -621,6 +774,27 @@ fn end_replaced_call(inner: &Inner, grant: &Grant, replaced: &CallId) {
     }
 }
 
+/// A call is created in the token's tenant: a `tenantId`, a source application
+/// instance or a target application instance of another tenant is Graph's 7505.
+fn check_tenants(grant: &Grant, body: &Value, targets: &Value) -> Result<(), ApiError> {
+    let differs = |v: Option<&Value>| {
+        v.and_then(Value::as_str)
+            .is_some_and(|t| TenantId::new(t) != grant.tenant_id)
+    };
+    let target_instances = targets
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|t| t.pointer("/identity/applicationInstance/tenantId"));
+    if differs(body.get("tenantId"))
+        || differs(body.pointer("/source/identity/applicationInstance/tenantId"))
+        || target_instances.into_iter().any(differs)
+    {
+        return Err(ApiError::tenant_mismatch());
+    }
+    Ok(())
+}
+
 fn create_call(inner: &Arc<Inner>, grant: &Grant, body: &Value) -> Result<Reply, ApiError> {
     let Some(url) = str_field(body, "callbackUri") else {
         return Err(ApiError::bad_request("callbackUri is required."));
@@ -631,6 +805,7 @@ fn create_call(inner: &Arc<Inner>, grant: &Grant, body: &Value) -> Result<Reply,
     else {
         return Err(ApiError::bad_request("targets is required."));
     };
+    check_tenants(grant, body, targets)?;
     let target_id = targets
         .pointer("/0/identity")
         .and_then(|i| serde_json::from_value::<graph_comms_model::IdentitySet>(i.clone()).ok())
@@ -660,6 +835,12 @@ fn create_call(inner: &Arc<Inner>, grant: &Grant, body: &Value) -> Result<Reply,
             my_participant_id: uuid::Uuid::new_v4().to_string(),
             call_chain_id: uuid::Uuid::new_v4().to_string(),
             notifications: Vec::new(),
+            tones_subscribed: false,
+            tone_sequence: 0,
+            last_tone: None,
+            recording: crate::RecordingBehavior::default(),
+            pending_ops: Vec::new(),
+            meeting: false,
         },
     );
     let unanswered = |code: i32, subcode: i32, message: &str, delay: Duration| {
@@ -693,4 +874,156 @@ fn create_call(inner: &Arc<Inner>, grant: &Grant, body: &Value) -> Result<Reply,
         body: Some(call_resource(inner, &snapshot)),
         location: Some(format!("{}/v1.0/communications/calls/{}", inner.base_url, id.as_str())),
     })
+}
+
+/// A participant action on a group call must name one of its participants.
+fn expect_participant(snapshot: &Snapshot, participant: Option<&str>) -> Result<(), ApiError> {
+    let Some(pid) = participant else {
+        return Err(ApiError::bad_request("participant id is required."));
+    };
+    match &snapshot.group {
+        Some(group)
+            if !group.iter().any(|p| {
+                p.participant_id
+                    .as_ref()
+                    .is_some_and(|id| id.as_str().eq_ignore_ascii_case(pid))
+            }) =>
+        {
+            Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "itemNotFound",
+                format!("Participant {pid} was not found."),
+            ))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The `deleted` notification of an operation that failed.
+fn operation_failed(
+    call: &CallId,
+    odata_type: &str,
+    op_id: &str,
+    client_context: Option<&str>,
+    (code, subcode, message): (i32, i32, &str),
+    extra: Value,
+) -> Step {
+    let mut step = operation_done(call, odata_type, op_id, client_context, extra);
+    if let Some(data) = step.item.get_mut("resourceData") {
+        data["status"] = json!("Failed");
+        data["resultInfo"] = result_info(json!(code), "subcode", json!(subcode), message);
+    }
+    step
+}
+
+/// `recordResponse`: a running `recordOperation`, then its end as scripted.
+fn record_response(inner: &Inner, call: &CallId, snapshot: &Snapshot, body: &Value) -> Result<Reply, ApiError> {
+    expect_media(snapshot)?;
+    if body.get("prompts").is_some_and(|p| !p.is_array()) {
+        return Err(ApiError::bad_request("prompts must be an array."));
+    }
+    let context = str_field(body, "clientContext");
+    let odata_type = "#microsoft.graph.recordOperation";
+    let (reply, op_id) = operation_reply(inner, call, odata_type, "Running", context, None);
+    let behavior = lock(&inner.calls)
+        .get(call)
+        .map(|r| r.recording.clone())
+        .unwrap_or_default();
+    let step = match behavior {
+        RecordingBehavior::Complete => Some(operation_done(
+            call,
+            odata_type,
+            &op_id,
+            context,
+            json!({
+                "recordingLocation": format!("{}/recordings/{op_id}.wav", inner.base_url),
+                "recordingAccessToken": format!("emu-rec.{}", uuid::Uuid::new_v4().simple()),
+                "completionReason": "stopToneDetected",
+            }),
+        )),
+        RecordingBehavior::Fail => Some(operation_failed(
+            call,
+            odata_type,
+            &op_id,
+            context,
+            (500, 0, "Action failed, the recording could not be made."),
+            json!({}),
+        )),
+        RecordingBehavior::Pending => {
+            if let Some(record) = lock(&inner.calls).get_mut(call) {
+                record
+                    .pending_ops
+                    .push((op_id.clone(), odata_type.to_owned(), context.map(str::to_owned)));
+            }
+            None
+        }
+    };
+    if let Some(step) = step {
+        play(inner, call, snapshot.callback_uri.clone(), vec![step]);
+    }
+    Ok(reply)
+}
+
+/// The caller's key presses, as `toneInfo` call updates (only once subscribed).
+pub(crate) fn caller_tones(inner: &Inner, call: &CallId, tones: &[Tone]) -> Result<bool, EmulatorError> {
+    let (url, first, state) = {
+        let mut calls = lock(&inner.calls);
+        let record = calls
+            .get_mut(call)
+            .filter(|r| !r.is_gone())
+            .ok_or_else(|| EmulatorError::UnknownCall(call.clone()))?;
+        if !record.tones_subscribed {
+            return Ok(false);
+        }
+        let first = record.tone_sequence + 1;
+        record.tone_sequence += i64::try_from(tones.len()).unwrap_or(i64::MAX);
+        (record.callback_uri.clone(), first, record.state.clone())
+    };
+    let steps = tones
+        .iter()
+        .zip(first..)
+        .map(|(tone, sequence)| {
+            let info = json!({ "@odata.type": "#microsoft.graph.toneInfo", "sequenceId": sequence, "tone": tone });
+            // The call's state is unchanged by a tone.
+            let mut step = update_step(call, state.clone(), json!({ "toneInfo": info }));
+            step.state = None;
+            step
+        })
+        .collect();
+    play(inner, call, url, steps);
+    Ok(true)
+}
+
+/// Redirect: the call ends `terminated` with the
+/// call's resource as the redirect examples show it (`answeredBy`, `resultInfo`, ...).
+fn redirect_steps(snapshot: &Snapshot, body: &Value) -> Vec<Step> {
+    let call = &snapshot.id;
+    let targets = body.get("targets").cloned().unwrap_or_else(|| json!([]));
+    let first = targets.pointer("/0/identity").cloned().unwrap_or(Value::Null);
+    // A phone answers as an encrypted identity in the PSTN example.
+    let answered_identity = if first.get("phone").is_some() {
+        json!({ "@odata.type": "#microsoft.graph.identitySet", "encrypted": {
+            "@odata.type": "#microsoft.graph.identity", "id": uuid::Uuid::new_v4().simple().to_string() } })
+    } else {
+        first
+    };
+    let mut fields = snapshot.resource.clone();
+    if let Value::Object(map) = &mut fields {
+        map.insert("id".into(), json!(call));
+        map.insert("@odata.id".into(), json!(compact_url(call)));
+        map.insert("@odata.etag".into(), json!("W/\"5445\""));
+        map.insert("targets".into(), targets);
+        map.insert(
+            "answeredBy".into(),
+            json!({ "@odata.type": "#microsoft.graph.participantInfo", "identity": answered_identity, "endpointType": "default" }),
+        );
+        map.insert("terminationReason".into(), json!("AppRedirected"));
+        map.insert(
+            "resultInfo".into(),
+            result_info(json!(200), "subcode", json!(0), "The call was redirected."),
+        );
+        map.insert("requestedModalities".into(), json!(["audio"]));
+    }
+    // The v1.0 examples show only the end (beta adds `updated redirecting`).
+    vec![end_step(call, Some(CallState::Terminated), fields)]
 }

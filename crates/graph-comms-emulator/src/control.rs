@@ -13,6 +13,10 @@
 //! | GET | `/_emulator/requests` | `[RecordedRequest]` |
 //! | POST | `/_emulator/clock/advance` | `{"ms"}` |
 //! | POST | `/_emulator/keys/rotate` | `{"graceMs"}` (optional) |
+//! | POST | `/_emulator/tenants` | -> `RegisteredApp` (the default app in a new tenant) |
+//! | POST | `/_emulator/calls/{id}/tones` | `{"tones": ["tone1", ...]}` -> `{"delivered"}` |
+//! | POST | `/_emulator/calls/{id}/recording` | `RecordingBehavior` |
+//! | POST | `/_emulator/calls/{id}/meeting` | escalates the call to a meeting (transfer: 8523) |
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,12 +26,15 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use graph_comms_model::CallId;
+use graph_comms_model::{CallId, Tone};
 use serde::Deserialize;
 use serde_json::json;
 
 use crate::state::Inner;
-use crate::{ApiFault, DEFAULT_KEY_GRACE, DeliveryFaults, Emulator, IncomingCall, RegisteredApp, TargetBehavior};
+use crate::{
+    ApiFault, DEFAULT_KEY_GRACE, DeliveryFaults, Emulator, IncomingCall, RecordingBehavior, RegisteredApp,
+    TargetBehavior,
+};
 
 type Shared = State<Arc<Inner>>;
 
@@ -44,6 +51,10 @@ pub(crate) fn router() -> axum::Router<Arc<Inner>> {
         .route("/_emulator/requests", get(requests))
         .route("/_emulator/clock/advance", post(advance_clock))
         .route("/_emulator/keys/rotate", post(rotate_keys))
+        .route("/_emulator/tenants", post(add_tenant))
+        .route("/_emulator/calls/{id}/tones", post(caller_tones))
+        .route("/_emulator/calls/{id}/recording", post(script_recording))
+        .route("/_emulator/calls/{id}/meeting", post(escalate))
 }
 
 fn emulator(inner: Arc<Inner>) -> Emulator {
@@ -140,4 +151,36 @@ async fn rotate_keys(State(inner): Shared, body: Option<Json<Rotate>>) -> Status
     // Key generation is CPU work; keep it off the async workers.
     let _ = tokio::task::spawn_blocking(move || emu.rotate_signing_key_with_grace(grace)).await;
     StatusCode::NO_CONTENT
+}
+
+async fn add_tenant(State(inner): Shared) -> Response {
+    (StatusCode::CREATED, Json(emulator(inner).add_tenant())).into_response()
+}
+
+#[derive(Deserialize)]
+struct Tones {
+    tones: Vec<Tone>,
+}
+
+async fn caller_tones(State(inner): Shared, Path(id): Path<String>, Json(body): Json<Tones>) -> Response {
+    match emulator(inner).send_tones(&CallId::new(id), &body.tones) {
+        Ok(delivered) => Json(json!({ "delivered": delivered })).into_response(),
+        Err(e) => (StatusCode::NOT_FOUND, Json(json!({ "error": e.to_string() }))).into_response(),
+    }
+}
+
+async fn script_recording(
+    State(inner): Shared,
+    Path(id): Path<String>,
+    Json(behavior): Json<RecordingBehavior>,
+) -> StatusCode {
+    emulator(inner).script_recording(&CallId::new(id), behavior);
+    StatusCode::NO_CONTENT
+}
+
+async fn escalate(State(inner): Shared, Path(id): Path<String>) -> StatusCode {
+    match emulator(inner).escalate_to_meeting(&CallId::new(id)) {
+        Ok(()) => StatusCode::NO_CONTENT,
+        Err(_) => StatusCode::NOT_FOUND,
+    }
 }

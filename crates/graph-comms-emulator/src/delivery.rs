@@ -102,16 +102,30 @@ fn apply(inner: &Inner, call: &CallId, group: &[Step]) -> (Vec<Value>, bool) {
             .and_then(Value::as_str)
             .map(CallState::from_wire);
         let dropped = item_state.and_then(|s| record.faults.drop.iter().position(|d| *d == s));
+        let mut item = step.item.clone();
+        // Graph repeats the last toneInfo on later call updates; bots dedupe by sequenceId.
+        if let Some(tone) = item.pointer("/resourceData/toneInfo") {
+            record.last_tone = Some(tone.clone());
+        } else if let Some(tone) = record.last_tone.as_ref().filter(|_| is_call_update(&item))
+            && let Some(data) = item.get_mut("resourceData").and_then(Value::as_object_mut)
+        {
+            data.insert("toneInfo".into(), tone.clone());
+        }
         match dropped {
             Some(index) => {
                 record.faults.drop.remove(index);
             }
-            None => items.push(step.item.clone()),
+            None => items.push(item),
         }
     }
     drop(calls);
     inner.bump();
     (items, ended)
+}
+
+fn is_call_update(item: &Value) -> bool {
+    item.get("changeType").and_then(Value::as_str) == Some("updated")
+        && item.pointer("/resourceData/@odata.type").and_then(Value::as_str) == Some("#microsoft.graph.call")
 }
 
 /// POSTs one `commsNotifications` body (twice with the duplicate fault), retrying failures.

@@ -13,13 +13,13 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use graph_comms_model::{CallId, CallState};
+use graph_comms_model::{CallId, CallState, Tone};
 use tokio::sync::watch;
 
 pub use error::EmulatorError;
 pub use types::{
     ApiFault, Caller, DeliveryFaults, EmulatorConfig, Endpoint, FaultKind, IncomingCall, RecordedRequest,
-    RegisteredApp, SentNotification, TargetBehavior,
+    RecordingBehavior, RegisteredApp, SentNotification, TargetBehavior,
 };
 
 use crate::keys::{KeyRing, SigningKey};
@@ -141,6 +141,15 @@ impl Emulator {
         apps.push(app);
     }
 
+    /// Registers the default app in a new random tenant with its own secret and
+    /// returns it: calls placed with it belong to that tenant, and a token of
+    /// another tenant on them gets Graph's 403 `7505`.
+    pub fn add_tenant(&self) -> RegisteredApp {
+        let app = self.inner.default_app.in_tenant(uuid::Uuid::new_v4().to_string());
+        self.register_app(app.clone());
+        app
+    }
+
     /// Signs with a new key (new `kid`) from now on; the old key stays in the JWKS for
     /// [`DEFAULT_KEY_GRACE`] on the emulator clock.
     pub fn rotate_signing_key(&self) {
@@ -186,6 +195,33 @@ impl Emulator {
     pub fn inject_api_fault(&self, fault: ApiFault) {
         if fault.count > 0 {
             lock(&self.inner.api_faults).push(fault);
+        }
+    }
+
+    /// The caller presses keys: each tone arrives as an `updated` call
+    /// notification with `toneInfo` (`sequenceId` counting from 1), and later
+    /// call updates repeat the last `toneInfo`, as Graph does. Tones reach the
+    /// bot only after it called subscribeToTone; returns whether they were sent.
+    pub fn send_tones(&self, call: &CallId, tones: &[Tone]) -> Result<bool, EmulatorError> {
+        calls::caller_tones(&self.inner, call, tones)
+    }
+
+    /// How the call's next recordResponse ends (default: completes).
+    pub fn script_recording(&self, call: &CallId, behavior: RecordingBehavior) {
+        if let Some(record) = lock(&self.inner.calls).get_mut(call) {
+            record.recording = behavior;
+        }
+    }
+
+    /// Escalates a call to a meeting (as inviting a participant into a P2P call
+    /// does): a transfer then gets Graph's 400 `8523` "Cannot do transfer for meeting mode".
+    pub fn escalate_to_meeting(&self, call: &CallId) -> Result<(), EmulatorError> {
+        match lock(&self.inner.calls).get_mut(call) {
+            Some(record) => {
+                record.meeting = true;
+                Ok(())
+            }
+            None => Err(EmulatorError::UnknownCall(call.clone())),
         }
     }
 

@@ -61,6 +61,11 @@ impl ApiError {
         Self::new(StatusCode::BAD_REQUEST, "BadRequest", message)
     }
 
+    /// Graph's answer to a token of one tenant on a call (or target) of another.
+    pub(crate) fn tenant_mismatch() -> Self {
+        Self::new(StatusCode::FORBIDDEN, "7505", "Request authorization tenant mismatch.")
+    }
+
     pub(crate) fn not_found(call: &CallId) -> Self {
         Self::new(
             StatusCode::NOT_FOUND,
@@ -93,7 +98,11 @@ enum Route {
     Token(TenantId),
     OpenId,
     Jwks,
-    Calls { endpoint: Endpoint, call: Option<CallId> },
+    Calls {
+        endpoint: Endpoint,
+        call: Option<CallId>,
+        participant: Option<String>,
+    },
     Unknown,
 }
 
@@ -114,6 +123,20 @@ fn classify(method: &Method, path: &str) -> Route {
                 ([id, p, i], &Method::POST) if is(p, "participants") && is(i, "invite") => {
                     (Some(Endpoint::Invite), Some(*id))
                 }
+                ([id, p, _], &Method::DELETE) if is(p, "participants") => {
+                    (Some(Endpoint::DeleteParticipant), Some(*id))
+                }
+                ([id, p, _, action], &Method::POST) if is(p, "participants") => {
+                    let endpoint = [
+                        ("mute", Endpoint::MuteParticipant),
+                        ("startHoldMusic", Endpoint::StartHoldMusic),
+                        ("stopHoldMusic", Endpoint::StopHoldMusic),
+                    ]
+                    .into_iter()
+                    .find(|(name, _)| is(action, name))
+                    .map(|(_, e)| e);
+                    (endpoint, Some(*id))
+                }
                 ([id, action], &Method::POST) => {
                     let endpoint = [
                         ("answer", Endpoint::Answer),
@@ -125,6 +148,12 @@ fn classify(method: &Method, path: &str) -> Route {
                         ("cancelMediaProcessing", Endpoint::CancelMediaProcessing),
                         ("mute", Endpoint::Mute),
                         ("unmute", Endpoint::Unmute),
+                        ("recordResponse", Endpoint::RecordResponse),
+                        ("subscribeToTone", Endpoint::SubscribeToTone),
+                        ("sendDtmfTones", Endpoint::SendDtmfTones),
+                        ("updateRecordingStatus", Endpoint::UpdateRecordingStatus),
+                        ("changeScreenSharingRole", Endpoint::ChangeScreenSharingRole),
+                        ("addLargeGalleryView", Endpoint::AddLargeGalleryView),
                     ]
                     .into_iter()
                     .find(|(name, _)| is(action, name))
@@ -134,10 +163,15 @@ fn classify(method: &Method, path: &str) -> Route {
                 ([id, ..], _) => (None, Some(*id)),
                 _ => (None, None),
             };
+            let participant = match rest {
+                [_, p, pid, ..] if is(p, "participants") && !is(pid, "invite") => Some((*pid).to_owned()),
+                _ => None,
+            };
             match endpoint {
                 Some(endpoint) => Route::Calls {
                     endpoint,
                     call: call.map(CallId::new),
+                    participant,
                 },
                 None => Route::Unknown,
             }
@@ -159,11 +193,15 @@ pub(crate) async fn entry(State(inner): State<Arc<Inner>>, request: Request) -> 
     };
     let path = parts.uri.path().to_owned();
     let route = classify(&parts.method, &path);
+    let route_tenant = match &route {
+        Route::Token(t) => Some(t.clone()),
+        _ => None,
+    };
     let (endpoint, call_id) = match &route {
         Route::Token(_) => (Endpoint::Token, None),
         Route::OpenId => (Endpoint::OpenIdConfiguration, None),
         Route::Jwks => (Endpoint::Jwks, None),
-        Route::Calls { endpoint, call } => (*endpoint, call.clone()),
+        Route::Calls { endpoint, call, .. } => (*endpoint, call.clone()),
         Route::Unknown => (Endpoint::Other, None),
     };
     let bytes = axum::body::to_bytes(body, MAX_BODY).await;
@@ -207,7 +245,12 @@ pub(crate) async fn entry(State(inner): State<Arc<Inner>>, request: Request) -> 
     };
     // Logged before a delay: the request was received and processed even if the
     // client gives up waiting for the response.
+    let tenant_id = match &route_tenant {
+        Some(t) => Some(t.clone()),
+        None => authorize(&inner, &parts.headers).ok().map(|g| g.tenant_id),
+    };
     lock(&inner.requests).push(RecordedRequest {
+        tenant_id,
         method: parts.method.to_string(),
         path,
         endpoint,
@@ -251,9 +294,13 @@ async fn serve(
             let now = inner.now();
             axum::Json(lock(&inner.keys).jwks(now)).into_response()
         }
-        Route::Calls { endpoint, call } => {
+        Route::Calls {
+            endpoint,
+            call,
+            participant,
+        } => {
             let result = match authorize(inner, headers) {
-                Ok(grant) => calls::handle(inner, &grant, endpoint, call, body).await,
+                Ok(grant) => calls::handle(inner, &grant, endpoint, call, participant, body).await,
                 Err(e) => Err(e),
             };
             match result {

@@ -10,8 +10,8 @@ use tokio::sync::{mpsc, watch};
 
 use crate::keys::KeyRing;
 use crate::{
-    ApiFault, DeliveryFaults, EmulatorConfig, Endpoint, RecordedRequest, RegisteredApp, SentNotification,
-    TargetBehavior,
+    ApiFault, DeliveryFaults, EmulatorConfig, Endpoint, RecordedRequest, RecordingBehavior, RegisteredApp,
+    SentNotification, TargetBehavior,
 };
 
 /// Locks a mutex, ignoring poisoning: the data stays usable after a panicking test thread.
@@ -67,6 +67,18 @@ pub(crate) struct CallRecord {
     pub(crate) my_participant_id: String,
     pub(crate) call_chain_id: String,
     pub(crate) notifications: Vec<SentNotification>,
+    /// subscribeToTone was called: caller tones are delivered.
+    pub(crate) tones_subscribed: bool,
+    /// The last `sequenceId` sent.
+    pub(crate) tone_sequence: i64,
+    /// The last `toneInfo` sent; Graph repeats it on later call updates.
+    pub(crate) last_tone: Option<Value>,
+    /// How the next recordResponse ends.
+    pub(crate) recording: RecordingBehavior,
+    /// Running operations that cancelMediaProcessing ends: (id, @odata.type, clientContext).
+    pub(crate) pending_ops: Vec<(String, String, Option<String>)>,
+    /// The call was escalated to a meeting (invite, or scripted): transfer gives 8523.
+    pub(crate) meeting: bool,
 }
 
 impl CallRecord {

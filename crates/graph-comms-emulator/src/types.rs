@@ -55,6 +55,16 @@ pub struct RegisteredApp {
 }
 
 impl RegisteredApp {
+    /// The same app registered (consented) in another tenant, with its own secret:
+    /// a multi-tenant bot's identity there.
+    pub fn in_tenant(&self, tenant: impl Into<TenantId>) -> Self {
+        Self {
+            tenant_id: tenant.into(),
+            app_id: self.app_id.clone(),
+            client_secret: format!("emu~{}", uuid::Uuid::new_v4().simple()),
+        }
+    }
+
     /// An app with random tenant id, app id and secret.
     pub fn random() -> Self {
         Self {
@@ -178,6 +188,21 @@ pub enum TargetBehavior {
     ConsultativeFails,
 }
 
+/// How a call's next `recordResponse` ends.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "camelCase")]
+#[non_exhaustive]
+pub enum RecordingBehavior {
+    /// The caller speaks: `Completed` with 200/0, `recordingLocation` and `recordingAccessToken`.
+    #[default]
+    Complete,
+    /// The recording fails: `Failed` with 500/0 (the emulator's choice; Graph documents no code).
+    Fail,
+    /// Stays `Running` until cancelMediaProcessing: then `Failed` with 400/8508 and
+    /// `completionReason: operationCanceled`, as the cancelMediaProcessing example shows.
+    Pending,
+}
+
 /// Faults applied to one call's notification deliveries.
 #[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
@@ -240,6 +265,26 @@ pub enum Endpoint {
     Mute,
     /// `POST .../unmute`.
     Unmute,
+    /// `POST .../recordResponse`.
+    RecordResponse,
+    /// `POST .../subscribeToTone`.
+    SubscribeToTone,
+    /// `POST .../sendDtmfTones`.
+    SendDtmfTones,
+    /// `POST .../updateRecordingStatus`.
+    UpdateRecordingStatus,
+    /// `POST .../changeScreenSharingRole`.
+    ChangeScreenSharingRole,
+    /// `POST .../addLargeGalleryView`.
+    AddLargeGalleryView,
+    /// `POST .../participants/{id}/mute`.
+    MuteParticipant,
+    /// `POST .../participants/{id}/startHoldMusic`.
+    StartHoldMusic,
+    /// `POST .../participants/{id}/stopHoldMusic`.
+    StopHoldMusic,
+    /// `DELETE .../participants/{id}`.
+    DeleteParticipant,
     /// Matches every endpoint (as a fault target).
     Any,
     /// `GET /v1/.well-known/OpenIdConfiguration`.
@@ -285,6 +330,9 @@ pub struct RecordedRequest {
     pub client_request_id: Option<String>,
     /// The status returned.
     pub status: u16,
+    /// The tenant of the bearer token (calls API) or in the URL (token endpoint).
+    #[serde(default)]
+    pub tenant_id: Option<TenantId>,
 }
 
 /// One notification delivery attempt.

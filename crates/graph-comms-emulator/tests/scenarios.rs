@@ -279,7 +279,8 @@ async fn hang_up_then_keep_alive_is_404() {
         [st("updated", Some("terminating")), st("deleted", Some("terminated"))]
     );
     let raw = last_call_data(&recv.hits("/h")[3]);
-    assert_eq!(raw["resultInfo"]["code"], "200", "codes as strings, as documented");
+    assert_eq!(raw["resultInfo"]["code"], 200, "numbers, as the schema's Int32");
+    assert_eq!(raw["resultInfo"]["subcode"], 5001);
     let result = recv.hits("/h")[3].notifications().value[0]
         .call()
         .unwrap()
@@ -344,7 +345,7 @@ async fn play_prompt_and_media_operations() {
         .await;
     assert_eq!(status, 200);
     assert_eq!(op["@odata.type"], "#microsoft.graph.playPromptOperation");
-    assert_eq!(op["status"], "running");
+    assert_eq!(op["status"], "Running", "the schema's operationStatus spelling");
     assert_eq!(op["clientContext"], "ctx-1");
     let op_id = op["id"].as_str().unwrap().to_owned();
     assert!(headers["location"].to_str().unwrap().ends_with(&op_id));

@@ -7,6 +7,7 @@ mod polymorphic;
 
 mod call;
 mod error;
+mod failure;
 mod identity;
 mod ids;
 mod notification;
@@ -28,6 +29,7 @@ pub use enums::{
     RejectReason, RoutingType, ScreenSharingRole, SendDtmfCompletionReason, Tone,
 };
 pub use error::{GraphError, GraphErrorBody, InnerError};
+pub use failure::FailureCause;
 pub use identity::{Identity, IdentitySet};
 pub use ids::{
     AppId, CallId, OperationId, ParticipantId, ResourceTarget, ResourceUrl, ResourceUrlError, TenantId, UserId,

@@ -62,6 +62,16 @@ pub mod subcodes {
     pub const CONVERSATION_ENDED: i32 = 5001;
     /// The operation was cancelled.
     pub const OPERATION_CANCELED: i32 = 8508;
+    /// The app is not registered as a calling bot ("Application is not registered in our store").
+    pub const APP_NOT_REGISTERED: i32 = 7503;
+    /// The app lacks the permissions for the request.
+    pub const INSUFFICIENT_PERMISSIONS: i32 = 7504;
+    /// The token's tenant is not the call's ("Request authorization tenant mismatch").
+    pub const TENANT_MISMATCH: i32 = 7505;
+    /// Transfer refused: the call is in meeting mode ("Cannot do transfer for meeting mode").
+    pub const TRANSFER_IN_MEETING_MODE: i32 = 8523;
+
+    pub use crate::failure::FailureCause;
 }
 
 fn lenient_i32<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<i32>, D::Error> {
