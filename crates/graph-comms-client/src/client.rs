@@ -17,6 +17,7 @@ use tracing::Instrument;
 use tracing::field::Empty;
 
 use crate::auth::{ClientSecretCredential, TokenCaches, TokenProvider};
+use crate::certificate::{ClientCertificate, ClientCertificateCredential};
 use crate::error::GraphClientError;
 use crate::retry::{AttemptOutcome, Idempotency, RetryPolicy, Verdict, parse_retry_after, verdict};
 
@@ -100,6 +101,7 @@ impl fmt::Debug for GraphClient {
 #[must_use]
 pub struct GraphClientBuilder {
     credentials: Option<(TenantId, AppId, String)>,
+    certificate: Option<(TenantId, AppId, ClientCertificate)>,
     tenant_credentials: Vec<(TenantId, AppId, String)>,
     token_provider: Option<Arc<dyn TokenProvider>>,
     graph_base_url: String,
@@ -118,6 +120,7 @@ impl fmt::Debug for GraphClientBuilder {
                 "credentials",
                 &self.credentials.as_ref().map(|(t, a, _)| (t, a, "<redacted>")),
             )
+            .field("certificate", &self.certificate)
             .field("graph_base_url", &self.graph_base_url)
             .field("login_base_url", &self.login_base_url)
             .field("request_timeout", &self.request_timeout)
@@ -133,6 +136,7 @@ impl GraphClient {
     pub fn builder() -> GraphClientBuilder {
         GraphClientBuilder {
             credentials: None,
+            certificate: None,
             tenant_credentials: Vec::new(),
             token_provider: None,
             graph_base_url: DEFAULT_GRAPH.into(),
@@ -150,6 +154,13 @@ impl GraphClientBuilder {
     /// Authenticate as this app with a client secret (client-credentials flow).
     pub fn credentials(mut self, tenant: TenantId, app_id: AppId, client_secret: impl Into<String>) -> Self {
         self.credentials = Some((tenant, app_id, client_secret.into()));
+        self
+    }
+
+    /// Authenticate as this app with a certificate (a signed client assertion)
+    /// instead of a secret; takes precedence over [`Self::credentials`].
+    pub fn certificate(mut self, tenant: TenantId, app_id: AppId, certificate: ClientCertificate) -> Self {
+        self.certificate = Some((tenant, app_id, certificate));
         self
     }
 
@@ -229,10 +240,24 @@ impl GraphClientBuilder {
             .transpose()
             .map_err(|_| GraphClientError::Config("scenario_id is not a valid header value".into()))?;
         let http = http_client(&self.user_agent)?;
-        let default_tenant = self.credentials.as_ref().map(|(tenant, _, _)| tenant.clone());
-        let provider: Arc<dyn TokenProvider> = match (self.token_provider, self.credentials) {
-            (Some(provider), _) => provider,
-            (None, Some((tenant, app_id, secret))) => {
+        let default_tenant = match (&self.certificate, &self.credentials) {
+            (Some((tenant, _, _)), _) | (None, Some((tenant, _, _))) => Some(tenant.clone()),
+            (None, None) => None,
+        };
+        let provider: Arc<dyn TokenProvider> = match (self.token_provider, self.certificate, self.credentials) {
+            (Some(provider), _, _) => provider,
+            (None, Some((tenant, app_id, certificate)), _) => {
+                crate::auth::check_tenant(&tenant).map_err(|e| GraphClientError::Config(e.to_string()))?;
+                Arc::new(ClientCertificateCredential::with_http(
+                    http.clone(),
+                    &login_base_url,
+                    &tenant,
+                    app_id,
+                    certificate,
+                    self.request_timeout,
+                ))
+            }
+            (None, None, Some((tenant, app_id, secret))) => {
                 crate::auth::check_tenant(&tenant).map_err(|e| GraphClientError::Config(e.to_string()))?;
                 Arc::new(ClientSecretCredential::with_http(
                     http.clone(),
@@ -243,9 +268,9 @@ impl GraphClientBuilder {
                     self.request_timeout,
                 ))
             }
-            (None, None) => {
+            (None, None, None) => {
                 return Err(GraphClientError::Config(
-                    "no credentials: call credentials() or token_provider()".into(),
+                    "no credentials: call credentials(), certificate() or token_provider()".into(),
                 ));
             }
         };

@@ -4,12 +4,14 @@
 #![allow(clippy::result_large_err)]
 
 mod auth;
+mod certificate;
 mod client;
 mod error;
 mod retry;
 
 pub use async_trait::async_trait;
 pub use auth::{AccessToken, ClientSecretCredential, TokenProvider};
+pub use certificate::{ClientCertificate, ClientCertificateCredential, JWT_BEARER_ASSERTION};
 pub use client::{GraphClient, GraphClientBuilder, GraphResponse, RequestInfo, RequestObserver};
 pub use error::{GraphClientError, TokenError};
 pub use graph_comms_model::FailureCause;

@@ -13,6 +13,7 @@
 //! | GET | `/_emulator/requests` | `[RecordedRequest]` |
 //! | POST | `/_emulator/clock/advance` | `{"ms"}` |
 //! | POST | `/_emulator/keys/rotate` | `{"graceMs"}` (optional) |
+//! | POST | `/_emulator/certificates` | `{"tenantId", "appId", "certificatePem"}` |
 //! | POST | `/_emulator/tenants` | -> `RegisteredApp` (the default app in a new tenant) |
 //! | POST | `/_emulator/calls/{id}/tones` | `{"tones": ["tone1", ...]}` -> `{"delivered"}` |
 //! | POST | `/_emulator/calls/{id}/recording` | `RecordingBehavior` |
@@ -52,6 +53,7 @@ pub(crate) fn router() -> axum::Router<Arc<Inner>> {
         .route("/_emulator/clock/advance", post(advance_clock))
         .route("/_emulator/keys/rotate", post(rotate_keys))
         .route("/_emulator/tenants", post(add_tenant))
+        .route("/_emulator/certificates", post(register_certificate))
         .route("/_emulator/calls/{id}/tones", post(caller_tones))
         .route("/_emulator/calls/{id}/recording", post(script_recording))
         .route("/_emulator/calls/{id}/meeting", post(escalate))
@@ -182,5 +184,25 @@ async fn escalate(State(inner): Shared, Path(id): Path<String>) -> StatusCode {
     match emulator(inner).escalate_to_meeting(&CallId::new(id)) {
         Ok(()) => StatusCode::NO_CONTENT,
         Err(_) => StatusCode::NOT_FOUND,
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Certificate {
+    tenant_id: graph_comms_model::TenantId,
+    app_id: graph_comms_model::AppId,
+    certificate_pem: String,
+}
+
+async fn register_certificate(State(inner): Shared, Json(body): Json<Certificate>) -> Response {
+    let app = RegisteredApp {
+        tenant_id: body.tenant_id,
+        app_id: body.app_id,
+        client_secret: String::new(),
+    };
+    match emulator(inner).register_certificate(&app, &body.certificate_pem) {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => (StatusCode::BAD_REQUEST, Json(json!({ "error": e.to_string() }))).into_response(),
     }
 }

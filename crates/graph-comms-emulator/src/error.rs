@@ -28,6 +28,9 @@ pub enum EmulatorError {
     /// The app of an incoming call is not registered.
     #[error("app {0} is not registered")]
     UnknownApp(String),
+    /// A certificate could not be read.
+    #[error("certificate error: {0}")]
+    Certificate(&'static str),
     /// A call did not reach a state in time.
     #[error("call {call} did not reach state {state} within {timeout:?} (now {current})")]
     StateTimeout {

@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+mod assertion;
 mod calls;
 mod control;
 mod delivery;
@@ -72,6 +73,7 @@ impl Emulator {
             started: Instant::now(),
             clock_offset: Mutex::new(Duration::ZERO),
             apps: Mutex::new(vec![default_app]),
+            certificates: Mutex::new(Vec::new()),
             grants: Mutex::new(HashMap::new()),
             keys: Mutex::new(keys),
             calls: Mutex::new(HashMap::new()),
@@ -139,6 +141,17 @@ impl Emulator {
         let mut apps = lock(&self.inner.apps);
         apps.retain(|a| !(a.tenant_id == app.tenant_id && a.app_id == app.app_id));
         apps.push(app);
+    }
+
+    /// Registers an X.509 certificate (PEM) on `app` in its tenant: the token
+    /// endpoint then accepts client assertions signed with its key (`x5t` or
+    /// `x5t#S256` names it), and answers AAD errors otherwise (AADSTS700027 for
+    /// an unknown key or a bad signature, AADSTS700024 when expired, ...).
+    pub fn register_certificate(&self, app: &RegisteredApp, certificate_pem: &str) -> Result<(), EmulatorError> {
+        let certificate =
+            assertion::RegisteredCertificate::from_pem(app.tenant_id.clone(), app.app_id.clone(), certificate_pem)?;
+        lock(&self.inner.certificates).push(certificate);
+        Ok(())
     }
 
     /// Registers the default app in a new random tenant with its own secret and

@@ -420,7 +420,35 @@ fn token(inner: &Inner, tenant: &TenantId, bytes: &[u8]) -> Response {
             ),
         );
     };
-    if field("client_secret") != Some(app.client_secret.as_str()) {
+    if let Some(kind) = field("client_assertion_type") {
+        if kind != crate::assertion::JWT_BEARER {
+            return aad_error(
+                &ctx,
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                50027,
+                "AADSTS50027: client_assertion_type must be urn:ietf:params:oauth:client-assertion-type:jwt-bearer.",
+            );
+        }
+        let audience = format!("{}/{}/oauth2/v2.0/token", inner.base_url, tenant);
+        let certificates = lock(&inner.certificates).clone();
+        let checked = crate::assertion::verify(
+            &certificates,
+            &app.tenant_id,
+            &app.app_id,
+            &audience,
+            field("client_assertion").unwrap_or_default(),
+        );
+        if let Err(refusal) = checked {
+            return aad_error(
+                &ctx,
+                StatusCode::UNAUTHORIZED,
+                "invalid_client",
+                refusal.code,
+                &refusal.description,
+            );
+        }
+    } else if field("client_secret") != Some(app.client_secret.as_str()) {
         return aad_error(
             &ctx,
             StatusCode::UNAUTHORIZED,

@@ -95,6 +95,7 @@ pub(crate) struct Inner {
     pub(crate) started: Instant,
     pub(crate) clock_offset: Mutex<Duration>,
     pub(crate) apps: Mutex<Vec<RegisteredApp>>,
+    pub(crate) certificates: Mutex<Vec<crate::assertion::RegisteredCertificate>>,
     pub(crate) grants: Mutex<HashMap<String, Grant>>,
     pub(crate) keys: Mutex<KeyRing>,
     pub(crate) calls: Mutex<HashMap<CallId, CallRecord>>,
