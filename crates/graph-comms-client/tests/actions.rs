@@ -407,3 +407,43 @@ async fn meeting_mode_transfer_error_carries_its_cause() {
     assert!(err.to_string().contains("hint:"));
     setup.shutdown().await;
 }
+
+#[tokio::test]
+async fn outgoing_calls_from_the_builder() {
+    use graph_comms_model::{CreateCallBuilder, PhoneNumber};
+
+    let setup = Setup::start().await;
+    let client = setup.client();
+    let app = setup.emulator.default_app();
+    let number = PhoneNumber::parse("+14255550100").unwrap();
+    let pstn = CreateCallBuilder::to_phone(setup.callback_uri.clone(), &number, "instance-1", app.tenant_id.clone())
+        .source_display_name("Reception")
+        .build();
+    let created = client.create_call(&pstn).await.unwrap();
+    assert_eq!(created.status, 201);
+    let body = last_body(&setup, Endpoint::CreateCall);
+    assert_eq!(
+        body["source"]["identity"]["applicationInstance"]["tenantId"],
+        json!(app.tenant_id.as_str())
+    );
+    assert_eq!(body["targets"][0]["identity"]["phone"]["id"], json!("+14255550100"));
+
+    // An application instance of another tenant: Graph's 7505.
+    let foreign =
+        CreateCallBuilder::to_phone(setup.callback_uri.clone(), &number, "instance-2", "other-tenant".into()).build();
+    let err = client.create_call(&foreign).await.unwrap_err();
+    assert_eq!(
+        err.failure_cause(),
+        Some(graph_comms_model::FailureCause::TenantMismatch)
+    );
+    assert!(!err.is_outcome_unknown());
+
+    let user = CreateCallBuilder::to_user(setup.callback_uri.clone(), "callee-id", None).build();
+    let created = client.create_call(&user).await.unwrap();
+    setup
+        .emulator
+        .wait_for_state(created.value.id.as_ref().unwrap(), CallState::Established, WAIT)
+        .await
+        .unwrap();
+    setup.shutdown().await;
+}

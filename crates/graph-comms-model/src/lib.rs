@@ -12,6 +12,7 @@ mod identity;
 mod ids;
 mod notification;
 mod operation;
+mod outgoing;
 mod parse;
 mod participant;
 mod phone;
@@ -36,6 +37,7 @@ pub use ids::{
 };
 pub use notification::{CommsNotification, CommsNotifications, ResourceData};
 pub use operation::{CommsOperation, MediaPrompt, OperationKind, Prompt};
+pub use outgoing::CreateCallBuilder;
 pub use parse::{ParseError, ParseErrorCategory, from_slice, from_str};
 pub use participant::{
     InvitationParticipantInfo, MediaStream, OnlineMeetingRestricted, Participant, ParticipantInfo, RecordingInfo,
