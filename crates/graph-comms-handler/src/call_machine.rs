@@ -338,7 +338,9 @@ fn wake(record: &mut CallRecord, now: SystemTime, t: &MachineTimings, steps: &mu
         record.lifecycle.deadlines.keep_alive = Some(now + t.keep_alive_interval);
         steps.push(Step::SendKeepAlive);
     }
-    if due(deadlines.idle) && record.pending_attempt().is_none() && steps.is_empty() {
+    // A kept-alive call is alive while Graph accepts its keep-alives (a 404 ends it).
+    let kept_alive = record.lifecycle.deadlines.keep_alive.is_some();
+    if due(deadlines.idle) && !kept_alive && record.pending_attempt().is_none() && steps.is_empty() {
         steps.push(Step::Evict);
     }
 }
@@ -368,6 +370,9 @@ fn end(
     steps.push(Step::Terminated(CallEnd::new(result_info, termination_reason, cause)));
 }
 
+/// An attempt replaced by a newer one, with the effects of that (its failure).
+pub type Superseded = (TransferInfo, Vec<AttemptEffect>);
+
 /// Records a new transfer attempt on the call, checking the guards first.
 ///
 /// Returns the new attempt and, when concurrent attempts are allowed and one was
@@ -382,7 +387,7 @@ pub fn start_attempt(
     allow_concurrent: bool,
     now: SystemTime,
     t: &MachineTimings,
-) -> Result<(TransferInfo, Option<(TransferInfo, Vec<AttemptEffect>)>), TransferError> {
+) -> Result<(TransferInfo, Option<Superseded>), TransferError> {
     if record.lifecycle.ended {
         return Err(TransferError::CallGone);
     }

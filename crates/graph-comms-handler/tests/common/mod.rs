@@ -10,8 +10,8 @@ use graph_comms_handler::client::GraphClient;
 use graph_comms_handler::model::{CallDirection, CallId, CallState, TransferRequest};
 use graph_comms_handler::notify::NotifyConfig;
 use graph_comms_handler::{
-    Bot, CallContext, CallEnd, CallHandler, CallSnapshot, HookError, Timings, TransferError, TransferFailure,
-    TransferInfo, async_trait,
+    Bot, CallContext, CallEnd, CallHandler, CallSnapshot, CallStore, HookError, InMemoryCallStore, Timings,
+    TransferError, TransferFailure, TransferInfo, async_trait,
 };
 
 /// Upper bound on any wait in these tests.
@@ -241,6 +241,10 @@ pub struct Harness {
     pub bot: Bot,
     pub callback: String,
     pub client: GraphClient,
+    pub notify: NotifyConfig,
+    pub timings: Timings,
+    pub store: Arc<dyn CallStore>,
+    pub addr: std::net::SocketAddr,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<std::io::Result<graph_comms_handler::ShutdownReport>>>,
 }
@@ -253,54 +257,118 @@ pub fn short_timings() -> Timings {
         .worker_idle_timeout(Duration::from_millis(200))
 }
 
+/// The emulator, a client for its default app and the notify settings that trust it.
+pub async fn emulator(config: EmulatorConfig) -> (Emulator, RegisteredApp, GraphClient, NotifyConfig) {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+    let emu = Emulator::start(config).await.expect("emulator starts");
+    let app = emu.default_app();
+    let client = GraphClient::builder()
+        .credentials(app.tenant_id.clone(), app.app_id.clone(), app.client_secret.clone())
+        .graph_base_url(emu.graph_base_url())
+        .login_base_url(emu.login_base_url())
+        .build()
+        .expect("client builds");
+    let mut notify = NotifyConfig::new(app.app_id.clone());
+    notify.issuers = vec![emu.issuer()];
+    notify.openid_configuration_url = emu.openid_configuration_url();
+    (emu, app, client, notify)
+}
+
 impl Harness {
     pub async fn start(handler: Arc<dyn CallHandler>, timings: Timings) -> Self {
         Self::start_with(handler, timings, EmulatorConfig::default()).await
     }
 
     pub async fn start_with(handler: Arc<dyn CallHandler>, timings: Timings, config: EmulatorConfig) -> Self {
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-            .with_test_writer()
-            .try_init();
-        let emu = Emulator::start(config).await.expect("emulator starts");
-        let app = emu.default_app();
-        let client = GraphClient::builder()
-            .credentials(app.tenant_id.clone(), app.app_id.clone(), app.client_secret.clone())
-            .graph_base_url(emu.graph_base_url())
-            .login_base_url(emu.login_base_url())
-            .build()
-            .expect("client builds");
-        let mut notify = NotifyConfig::new(app.app_id.clone());
-        notify.issuers = vec![emu.issuer()];
-        notify.openid_configuration_url = emu.openid_configuration_url();
+        Self::start_on(handler, timings, config, Arc::new(InMemoryCallStore::new())).await
+    }
+
+    /// A harness whose bot keeps its calls in `store`.
+    pub async fn start_on(
+        handler: Arc<dyn CallHandler>,
+        timings: Timings,
+        config: EmulatorConfig,
+        store: Arc<dyn CallStore>,
+    ) -> Self {
+        let (emu, app, client, notify) = emulator(config).await;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let callback = format!("http://{}/api/calls", listener.local_addr().expect("addr"));
-        let bot = Bot::builder()
-            .client(client.clone())
-            .notify(notify)
-            .handler(handler)
-            .callback_uri(callback.clone())
-            .timings(timings)
-            .build()
-            .expect("bot builds");
+        let addr = listener.local_addr().expect("addr");
+        let callback = format!("http://{addr}/api/calls");
+        let mut harness = Self {
+            bot: build_bot(
+                &client,
+                &notify,
+                &callback,
+                handler,
+                timings.clone(),
+                Arc::clone(&store),
+            ),
+            emu,
+            app,
+            callback,
+            client,
+            notify,
+            timings,
+            store,
+            addr,
+            stop: None,
+            server: None,
+        };
+        harness.serve(listener);
+        harness
+    }
+
+    fn serve(&mut self, listener: tokio::net::TcpListener) {
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let serving = bot.clone();
-        let server = tokio::spawn(async move {
+        let serving = self.bot.clone();
+        self.server = Some(tokio::spawn(async move {
             serving
                 .serve(listener, async move {
                     let _ = stopped.await;
                 })
                 .await
-        });
-        Self {
-            emu,
-            app,
-            bot,
-            callback,
-            client,
-            stop: Some(stop),
-            server: Some(server),
+        }));
+        self.stop = Some(stop);
+    }
+
+    /// Another bot on the same emulator, client and store (not served).
+    pub fn another_bot(&self, handler: Arc<dyn CallHandler>) -> Bot {
+        build_bot(
+            &self.client,
+            &self.notify,
+            &self.callback,
+            handler,
+            self.timings.clone(),
+            Arc::clone(&self.store),
+        )
+    }
+
+    /// Stops the bot gracefully, as a deploy does, and starts a new one with
+    /// `handler` on the same address and store. Returns the old bot's report.
+    pub async fn restart(&mut self, handler: Arc<dyn CallHandler>) -> graph_comms_handler::ShutdownReport {
+        let report = self.stop_bot().await;
+        self.bot = self.another_bot(handler);
+        let listener = tokio::net::TcpListener::bind(self.addr)
+            .await
+            .expect("rebind the same port");
+        self.serve(listener);
+        report
+    }
+
+    async fn stop_bot(&mut self) -> graph_comms_handler::ShutdownReport {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        match self.server.take() {
+            Some(server) => tokio::time::timeout(WAIT, server)
+                .await
+                .expect("server stops in time")
+                .expect("server task")
+                .expect("server ran"),
+            None => self.bot.shutdown().await,
         }
     }
 
@@ -323,20 +391,29 @@ impl Harness {
 
     /// Stops the server gracefully and the emulator.
     pub async fn stop(mut self) -> graph_comms_handler::ShutdownReport {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        let report = match self.server.take() {
-            Some(server) => tokio::time::timeout(WAIT, server)
-                .await
-                .expect("server stops in time")
-                .expect("server task")
-                .expect("server ran"),
-            None => self.bot.shutdown().await,
-        };
+        let report = self.stop_bot().await;
         self.emu.clone().shutdown().await;
         report
     }
+}
+
+fn build_bot(
+    client: &GraphClient,
+    notify: &NotifyConfig,
+    callback: &str,
+    handler: Arc<dyn CallHandler>,
+    timings: Timings,
+    store: Arc<dyn CallStore>,
+) -> Bot {
+    Bot::builder()
+        .client(client.clone())
+        .notify(notify.clone())
+        .handler(handler)
+        .callback_uri(callback)
+        .timings(timings)
+        .store(store)
+        .build()
+        .expect("bot builds")
 }
 
 /// Asserts the per-attempt ordering rules on one call's hooks.
