@@ -1,0 +1,39 @@
+//! The key layout.
+
+use graph_comms_handler::model::CallId;
+
+/// The names of the store's keys under one prefix.
+#[derive(Debug, Clone)]
+pub(crate) struct Keys {
+    prefix: String,
+    /// The sorted set of calls by their earliest deadline (millis).
+    pub(crate) due: String,
+    /// The sorted set of stored calls by when they expire (millis; `+inf` for live calls).
+    pub(crate) calls: String,
+}
+
+impl Keys {
+    pub(crate) fn new(prefix: &str) -> Self {
+        Self {
+            prefix: prefix.to_owned(),
+            due: format!("{{{prefix}}}:due"),
+            calls: format!("{{{prefix}}}:calls"),
+        }
+    }
+
+    /// The member naming a call in the indexes: its canonical id (ids that
+    /// differ only in case or dashes are one call, as `CallId` equality says).
+    pub(crate) fn member(call_id: &CallId) -> String {
+        call_id.canonical()
+    }
+
+    /// The record's key, `<prefix>:{<canonical id>}`: the hash tag keeps every
+    /// key of one call in one Redis Cluster slot.
+    pub(crate) fn record(&self, call_id: &CallId) -> String {
+        self.record_for_member(&Self::member(call_id))
+    }
+
+    pub(crate) fn record_for_member(&self, member: &str) -> String {
+        format!("{}:{{{member}}}", self.prefix)
+    }
+}

@@ -1,0 +1,11 @@
+#![doc = include_str!("../README.md")]
+
+mod config;
+mod keys;
+mod metrics;
+mod scripts;
+mod store;
+
+pub use config::{ConnectError, DEFAULT_PREFIX, RedisStoreConfig};
+pub use metrics::{OpStats, StoreMetrics};
+pub use store::RedisCallStore;

@@ -1,0 +1,104 @@
+//! The Lua scripts. Each touches keys of one slot only.
+
+use redis::Script;
+
+/// Reads the stored version of the record in `cur` (the JSON `CallRecord::to_json` wrote).
+/// Fast path: serde writes `schema` then `version` first; else the JSON is decoded.
+const STORED_VERSION: &str = r#"
+local function stored_version(cur)
+  if not cur then return 0 end
+  local v = string.match(cur, '^{"schema":%d+,"version":(%d+)[,}]')
+  if v then return tonumber(v) end
+  local ok, rec = pcall(cjson.decode, cur)
+  if ok and type(rec) == 'table' and type(rec.version) == 'number' then return rec.version end
+  return nil
+end
+"#;
+
+/// Compare-and-set write of one record.
+///
+/// `KEYS[1]` the record; `ARGV[1]` the new version; `ARGV[2]` the record's
+/// JSON; `ARGV[3]` when it expires (Unix millis) or `""` to keep it.
+/// Answers `{1, stored}` when written, `{0, stored}` on a version conflict.
+const SAVE_BODY: &str = r#"
+local cur = redis.call('GET', KEYS[1])
+local stored = stored_version(cur)
+if stored == nil then return redis.error_reply('CORRUPT the stored call record has no version') end
+local version = tonumber(ARGV[1])
+if version == nil or version ~= stored + 1 then return {0, stored} end
+if ARGV[3] == '' then
+  redis.call('SET', KEYS[1], ARGV[2])
+else
+  local at = tonumber(ARGV[3])
+  if at == nil then return redis.error_reply('ERR bad expiry') end
+  redis.call('SET', KEYS[1], ARGV[2], 'PXAT', at)
+end
+return {1, stored}
+"#;
+
+/// Compare-and-set delete of one record.
+///
+/// `KEYS[1]` the record; `ARGV[1]` the version the caller holds.
+/// Answers `{1, stored}` when deleted (or absent: stored 0), `{0, stored}` on a conflict.
+const DELETE_BODY: &str = r#"
+local cur = redis.call('GET', KEYS[1])
+if not cur then return {1, 0} end
+local stored = stored_version(cur)
+if stored == nil then return redis.error_reply('CORRUPT the stored call record has no version') end
+if tonumber(ARGV[1]) ~= stored then return {0, stored} end
+redis.call('DEL', KEYS[1])
+return {1, stored}
+"#;
+
+/// Fixes due-index entries, each only if its score is still the one observed
+/// (a writer that moved it meanwhile wins).
+///
+/// `KEYS[1]` the due index; `ARGV` triples: member, observed score, new score
+/// or `""` to remove. Answers the members changed.
+pub(crate) const FIX_DUE: &str = r#"
+local changed = {}
+for i = 1, #ARGV, 3 do
+  local score = redis.call('ZSCORE', KEYS[1], ARGV[i])
+  if score and tonumber(score) == tonumber(ARGV[i + 1]) then
+    if ARGV[i + 2] == '' then
+      redis.call('ZREM', KEYS[1], ARGV[i])
+    else
+      redis.call('ZADD', KEYS[1], ARGV[i + 2], ARGV[i])
+    end
+    changed[#changed + 1] = ARGV[i]
+  end
+end
+return changed
+"#;
+
+/// The scripts with their SHA1s, built once per store.
+#[derive(Debug)]
+pub(crate) struct Scripts {
+    pub(crate) save: Lua,
+    pub(crate) delete: Lua,
+    pub(crate) fix_due: Lua,
+}
+
+/// A script's code and SHA1 (for `EVALSHA`).
+#[derive(Debug)]
+pub(crate) struct Lua {
+    pub(crate) code: String,
+    pub(crate) sha: String,
+}
+
+impl Lua {
+    fn new(code: String) -> Self {
+        let sha = Script::new(&code).get_hash().to_owned();
+        Self { code, sha }
+    }
+}
+
+impl Scripts {
+    pub(crate) fn new() -> Self {
+        Self {
+            save: Lua::new(format!("{STORED_VERSION}{SAVE_BODY}")),
+            delete: Lua::new(format!("{STORED_VERSION}{DELETE_BODY}")),
+            fix_due: Lua::new(FIX_DUE.to_owned()),
+        }
+    }
+}

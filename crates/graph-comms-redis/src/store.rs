@@ -1,0 +1,529 @@
+//! [`RedisCallStore`]: the [`CallStore`] on Redis.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use graph_comms_handler::model::CallId;
+use graph_comms_handler::{CallRecord, CallStore, StoreError};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{Client, ErrorKind, RedisError, ServerErrorKind, Value};
+
+use crate::config::{ConnectError, RedisStoreConfig};
+use crate::keys::Keys;
+use crate::metrics::{Counters, OpCounter, StoreMetrics};
+use crate::scripts::{Lua, Scripts};
+
+/// Passes over the due index one `due` call makes at most (each pass reads a page).
+const MAX_DUE_PASSES: usize = 4;
+
+/// A [`CallStore`] on Redis 6.2+ or Valkey, shared by every bot instance that
+/// uses the same Redis and prefix.
+///
+/// Cloning is cheap: clones share the connection and the counters.
+#[derive(Clone)]
+pub struct RedisCallStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    connection: ConnectionManager,
+    keys: Keys,
+    scripts: Scripts,
+    ended_retention: Duration,
+    deadline: Duration,
+    counters: Counters,
+}
+
+impl std::fmt::Debug for RedisCallStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisCallStore")
+            .field("keys", &self.inner.keys)
+            .field("ended_retention", &self.inner.ended_retention)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisCallStore {
+    /// Connects to Redis and returns the store once the connection is up.
+    ///
+    /// # Errors
+    ///
+    /// [`ConnectError::InvalidConfig`] for a bad URL or prefix;
+    /// [`ConnectError::Unavailable`] when Redis cannot be reached in time.
+    pub async fn connect(config: RedisStoreConfig) -> Result<Self, ConnectError> {
+        let (client, manager_config) = Self::prepare(&config)?;
+        let connecting = ConnectionManager::new_with_config(client, manager_config);
+        let connection = match tokio::time::timeout(config.operation_deadline(), connecting).await {
+            Ok(Ok(connection)) => connection,
+            Ok(Err(error)) => {
+                return Err(ConnectError::Unavailable(format!(
+                    "cannot connect to {}: {error}",
+                    redacted(&config.url)
+                )));
+            }
+            Err(_) => {
+                return Err(ConnectError::Unavailable(format!(
+                    "cannot connect to {}: no connection within {:?}",
+                    redacted(&config.url),
+                    config.operation_deadline()
+                )));
+            }
+        };
+        Ok(Self::with_connection(connection, &config))
+    }
+
+    /// The store without connecting yet: the first operation connects, and
+    /// fails with [`StoreError::Unavailable`] if Redis cannot be reached.
+    ///
+    /// Must be called inside a tokio runtime.
+    ///
+    /// # Errors
+    ///
+    /// [`ConnectError::InvalidConfig`] for a bad URL or prefix.
+    pub fn connect_lazy(config: RedisStoreConfig) -> Result<Self, ConnectError> {
+        let (client, manager_config) = Self::prepare(&config)?;
+        let connection = ConnectionManager::new_lazy_with_config(client, manager_config)
+            .map_err(|e| ConnectError::InvalidConfig(e.to_string()))?;
+        Ok(Self::with_connection(connection, &config))
+    }
+
+    fn prepare(config: &RedisStoreConfig) -> Result<(Client, ConnectionManagerConfig), ConnectError> {
+        config.validate()?;
+        let client = Client::open(config.url.as_str())
+            .map_err(|e| ConnectError::InvalidConfig(format!("bad Redis URL {}: {e}", redacted(&config.url))))?;
+        let manager_config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(config.connect_timeout))
+            .set_response_timeout(Some(config.response_timeout))
+            .set_number_of_retries(config.reconnect_retries)
+            .set_max_delay(Duration::from_millis(500));
+        Ok((client, manager_config))
+    }
+
+    fn with_connection(connection: ConnectionManager, config: &RedisStoreConfig) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                connection,
+                keys: Keys::new(&config.prefix),
+                scripts: Scripts::new(),
+                ended_retention: config.ended_retention,
+                deadline: config.operation_deadline(),
+                counters: Counters::default(),
+            }),
+        }
+    }
+
+    /// The counters so far: operations, round trips, conflicts, index repairs.
+    pub fn metrics(&self) -> StoreMetrics {
+        self.inner.counters.snapshot()
+    }
+
+    /// The Redis key of a call's record, `<prefix>:{<canonical call id>}`.
+    pub fn record_key(&self, call_id: &CallId) -> String {
+        self.inner.keys.record(call_id)
+    }
+
+    /// The key of the due index (a sorted set of calls by earliest deadline).
+    pub fn due_index_key(&self) -> &str {
+        &self.inner.keys.due
+    }
+
+    /// The key of the calls index (a sorted set of calls by expiry time).
+    pub fn calls_index_key(&self) -> &str {
+        &self.inner.keys.calls
+    }
+
+    /// A connection sharing the store's, for inspection in tests and tools.
+    pub fn connection(&self) -> ConnectionManager {
+        self.inner.connection.clone()
+    }
+}
+
+impl Inner {
+    /// Sends one request (a command or a pipeline) and counts the round trip.
+    async fn request<T, F>(&self, op: &OpCounter, what: &str, send: F) -> Result<T, StoreError>
+    where
+        F: Future<Output = Result<T, RedisError>>,
+    {
+        op.round_trip();
+        match tokio::time::timeout(self.deadline, send).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(error)) => Err(store_error(what, &error)),
+            Err(_) => Err(StoreError::Unavailable(format!(
+                "redis {what}: no answer within {:?}",
+                self.deadline
+            ))),
+        }
+    }
+
+    /// Runs a script by its SHA1, sending it in full when Redis has not cached it.
+    async fn eval(
+        &self,
+        op: &OpCounter,
+        what: &str,
+        lua: &Lua,
+        keys: &[&str],
+        args: &[String],
+    ) -> Result<Value, StoreError> {
+        let mut evalsha = redis::cmd("EVALSHA");
+        evalsha.arg(&lua.sha).arg(keys.len()).arg(keys).arg(args);
+        let mut conn = self.connection.clone();
+        let first: Result<Value, RedisError> = self
+            .request(op, what, async {
+                // The script's own error stays inside: NOSCRIPT is looked at below.
+                Ok(evalsha.query_async::<Value>(&mut conn).await)
+            })
+            .await?;
+        match first {
+            Ok(value) => Ok(value),
+            Err(error) if error.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
+                Counters::add(&self.counters.script_loads, 1);
+                self.eval_full(op, what, lua, keys, args).await
+            }
+            Err(error) => Err(store_error(what, &error)),
+        }
+    }
+
+    async fn eval_full(
+        &self,
+        op: &OpCounter,
+        what: &str,
+        lua: &Lua,
+        keys: &[&str],
+        args: &[String],
+    ) -> Result<Value, StoreError> {
+        let mut eval = redis::cmd("EVAL");
+        eval.arg(&lua.code).arg(keys.len()).arg(keys).arg(args);
+        let mut conn = self.connection.clone();
+        self.request(op, what, eval.query_async::<Value>(&mut conn)).await
+    }
+}
+
+#[async_trait]
+impl CallStore for RedisCallStore {
+    async fn load(&self, call_id: &CallId) -> Result<Option<Arc<CallRecord>>, StoreError> {
+        let inner = &*self.inner;
+        inner.counters.load.call();
+        let key = inner.keys.record(call_id);
+        let mut conn = inner.connection.clone();
+        let mut get = redis::cmd("GET");
+        get.arg(&key);
+        let bytes: Option<Vec<u8>> = inner
+            .request(&inner.counters.load, "GET", get.query_async(&mut conn))
+            .await?;
+        bytes
+            .map(|bytes| CallRecord::from_json(&bytes).map(Arc::new))
+            .transpose()
+    }
+
+    async fn save(&self, record: Arc<CallRecord>) -> Result<(), StoreError> {
+        let inner = &*self.inner;
+        let op = &inner.counters.save;
+        op.call();
+        let member = Keys::member(record.call_id());
+        let key = inner.keys.record_for_member(&member);
+        let json = record.to_json()?;
+        let deadlines = &record.lifecycle.deadlines;
+        let expire_at = record.is_ended().then(|| {
+            millis(
+                deadlines
+                    .forget
+                    .unwrap_or_else(|| SystemTime::now() + inner.ended_retention),
+            )
+        });
+
+        // The indexes first (another slot, so not in the script): an entry for
+        // a write that then fails only causes a harmless early wake-up. The
+        // due score only ever moves earlier here (LT), so a refused write can
+        // never delay a committed deadline; `due` moves it later when needed.
+        let mut pipe = redis::pipe();
+        pipe.ignore_errors();
+        let mut index_commands = 1;
+        if let Some(next_due) = deadlines.next_due() {
+            pipe.cmd("ZADD")
+                .arg(&inner.keys.due)
+                .arg("LT")
+                .arg(millis(next_due))
+                .arg(&member);
+            index_commands += 1;
+        }
+        pipe.cmd("ZADD")
+            .arg(&inner.keys.calls)
+            .arg(expire_at.map_or_else(|| "+inf".to_owned(), |at| at.to_string()))
+            .arg(&member);
+        pipe.cmd("EVALSHA")
+            .arg(&inner.scripts.save.sha)
+            .arg(1)
+            .arg(&key)
+            .arg(record.version)
+            .arg(&json)
+            .arg(expire_at.map_or_else(String::new, |at| at.to_string()));
+        let mut conn = inner.connection.clone();
+        let mut replies: Vec<Result<Value, RedisError>> =
+            inner.request(op, "save", pipe.query_async(&mut conn)).await?;
+        let script_reply = replies.pop();
+        let index_failures = replies.iter().filter(|r| r.is_err()).count();
+        if index_failures > 0 || replies.len() != index_commands {
+            Counters::add(&inner.counters.index_errors, 1);
+            for error in replies.iter().filter_map(|r| r.as_ref().err()) {
+                tracing::warn!(call_id = %record.call_id(), "redis call store: index update refused: {error}");
+            }
+        }
+        let reply = match script_reply {
+            Some(Ok(value)) => value,
+            Some(Err(error)) if error.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
+                Counters::add(&inner.counters.script_loads, 1);
+                let args = [
+                    record.version.to_string(),
+                    String::from_utf8_lossy(&json).into_owned(),
+                    expire_at.map_or_else(String::new, |at| at.to_string()),
+                ];
+                inner.eval_full(op, "save", &inner.scripts.save, &[&key], &args).await?
+            }
+            Some(Err(error)) => return Err(store_error("save", &error)),
+            None => return Err(StoreError::Unavailable("redis save: no reply to the write".to_owned())),
+        };
+        match cas_reply(&reply)? {
+            (true, _) => Ok(()),
+            (false, stored) => {
+                Counters::add(&inner.counters.conflicts, 1);
+                Err(StoreError::Conflict {
+                    call_id: record.call_id().clone(),
+                    written: record.version,
+                    stored,
+                })
+            }
+        }
+    }
+
+    async fn delete(&self, call_id: &CallId, version: u64) -> Result<(), StoreError> {
+        let inner = &*self.inner;
+        let op = &inner.counters.delete;
+        op.call();
+        let member = Keys::member(call_id);
+        let key = inner.keys.record_for_member(&member);
+        let reply = inner
+            .eval(op, "delete", &inner.scripts.delete, &[&key], &[version.to_string()])
+            .await?;
+        match cas_reply(&reply)? {
+            (true, 0) => Ok(()),
+            (true, _) => {
+                // Only the count index: a due entry left behind is removed by
+                // `due` (the record is gone), whereas removing it here could
+                // remove the entry of a call created again meanwhile.
+                let mut zrem = redis::cmd("ZREM");
+                zrem.arg(&inner.keys.calls).arg(&member);
+                let mut conn = inner.connection.clone();
+                if let Err(error) = inner.request(op, "ZREM", zrem.query_async::<Value>(&mut conn)).await {
+                    Counters::add(&inner.counters.index_errors, 1);
+                    tracing::warn!(call_id = %call_id, "redis call store: index cleanup failed: {error}");
+                }
+                Ok(())
+            }
+            (false, stored) => {
+                Counters::add(&inner.counters.conflicts, 1);
+                Err(StoreError::Conflict {
+                    call_id: call_id.clone(),
+                    written: version,
+                    stored,
+                })
+            }
+        }
+    }
+
+    async fn due(&self, now: SystemTime, limit: usize) -> Result<Vec<CallId>, StoreError> {
+        let inner = &*self.inner;
+        let op = &inner.counters.due;
+        op.call();
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let now_ms = millis(now);
+        let mut found: Vec<CallId> = Vec::new();
+        let mut seen: HashSet<String> = HashSet::new();
+        let mut offset = 0usize;
+        for _pass in 0..MAX_DUE_PASSES {
+            let want = limit - found.len();
+            let mut range = redis::cmd("ZRANGEBYSCORE");
+            range
+                .arg(&inner.keys.due)
+                .arg("-inf")
+                .arg(now_ms)
+                .arg("WITHSCORES")
+                .arg("LIMIT")
+                .arg(offset)
+                .arg(want);
+            let mut conn = inner.connection.clone();
+            let candidates: Vec<(String, String)> =
+                inner.request(op, "ZRANGEBYSCORE", range.query_async(&mut conn)).await?;
+            if candidates.is_empty() {
+                break;
+            }
+            let mut gets = redis::pipe();
+            for (member, _) in &candidates {
+                gets.cmd("GET").arg(inner.keys.record_for_member(member));
+            }
+            let mut conn = inner.connection.clone();
+            let records: Vec<Option<Vec<u8>>> = inner.request(op, "GET", gets.query_async(&mut conn)).await?;
+
+            let mut fixes: Vec<(String, String, Option<u64>)> = Vec::new();
+            let mut loaded: HashMap<String, Option<Vec<u8>>> = HashMap::new();
+            for ((member, score), bytes) in candidates.iter().zip(records) {
+                let Some(bytes) = bytes else {
+                    fixes.push((member.clone(), score.clone(), None));
+                    loaded.insert(member.clone(), None);
+                    continue;
+                };
+                match CallRecord::from_json(&bytes) {
+                    Ok(record) => match record.lifecycle.deadlines.next_due().map(millis) {
+                        Some(at) if at <= now_ms => {
+                            offset += 1;
+                            if seen.insert(member.clone()) {
+                                found.push(record.call_id().clone());
+                            }
+                        }
+                        later => {
+                            fixes.push((member.clone(), score.clone(), later));
+                            loaded.insert(member.clone(), Some(bytes));
+                        }
+                    },
+                    Err(error) => {
+                        // Left in the index: `load` reports it to the runtime.
+                        offset += 1;
+                        tracing::warn!(member = %member, "redis call store: unreadable record in the due index: {error}");
+                    }
+                }
+            }
+            if !fixes.is_empty() {
+                self.fix_due_entries(&fixes, &loaded).await?;
+            }
+            if candidates.len() < want || found.len() >= limit {
+                break;
+            }
+        }
+        found.truncate(limit);
+        Ok(found)
+    }
+
+    async fn count(&self) -> Result<usize, StoreError> {
+        let inner = &*self.inner;
+        let op = &inner.counters.count;
+        op.call();
+        let now_ms = millis(SystemTime::now());
+        let mut pipe = redis::pipe();
+        pipe.cmd("ZREMRANGEBYSCORE")
+            .arg(&inner.keys.calls)
+            .arg("-inf")
+            .arg(format!("({now_ms}"))
+            .ignore()
+            .cmd("ZCARD")
+            .arg(&inner.keys.calls);
+        let mut conn = inner.connection.clone();
+        let (count,): (usize,) = inner.request(op, "count", pipe.query_async(&mut conn)).await?;
+        Ok(count)
+    }
+}
+
+impl RedisCallStore {
+    /// Moves stale due-index entries: removed when the record is gone or has
+    /// no deadline, re-scored when its deadline is later. Each change applies
+    /// only if the entry still has the score read (a concurrent writer's
+    /// update wins). Then the changed calls are read again: one written
+    /// meanwhile gets its entry back (`ZADD LT`), closing the window in which
+    /// a writer updated the index before this fix and committed after it.
+    async fn fix_due_entries(
+        &self,
+        fixes: &[(String, String, Option<u64>)],
+        loaded: &HashMap<String, Option<Vec<u8>>>,
+    ) -> Result<(), StoreError> {
+        let inner = &*self.inner;
+        let op = &inner.counters.due;
+        let args: Vec<String> = fixes
+            .iter()
+            .flat_map(|(member, score, to)| {
+                [
+                    member.clone(),
+                    score.clone(),
+                    to.map_or_else(String::new, |t| t.to_string()),
+                ]
+            })
+            .collect();
+        let reply = inner
+            .eval(op, "due index fix", &inner.scripts.fix_due, &[&inner.keys.due], &args)
+            .await?;
+        let changed: Vec<String> = redis::from_redis_value(reply)
+            .map_err(|e| StoreError::Unavailable(format!("redis due index fix: unexpected reply: {e}")))?;
+        if changed.is_empty() {
+            return Ok(());
+        }
+        Counters::add(&inner.counters.index_repairs, changed.len() as u64);
+
+        let mut gets = redis::pipe();
+        for member in &changed {
+            gets.cmd("GET").arg(inner.keys.record_for_member(member));
+        }
+        let mut conn = inner.connection.clone();
+        let again: Vec<Option<Vec<u8>>> = inner.request(op, "GET", gets.query_async(&mut conn)).await?;
+        let mut restore = redis::pipe();
+        let mut restores = 0;
+        for (member, bytes) in changed.iter().zip(again) {
+            if loaded.get(member).is_some_and(|before| *before == bytes) {
+                continue;
+            }
+            let next_due = bytes
+                .and_then(|b| CallRecord::from_json(&b).ok())
+                .and_then(|r| r.lifecycle.deadlines.next_due());
+            if let Some(next_due) = next_due {
+                restore
+                    .cmd("ZADD")
+                    .arg(&inner.keys.due)
+                    .arg("LT")
+                    .arg(millis(next_due))
+                    .arg(member)
+                    .ignore();
+                restores += 1;
+            }
+        }
+        if restores > 0 {
+            let mut conn = inner.connection.clone();
+            inner.request(op, "ZADD", restore.query_async::<()>(&mut conn)).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Reads a compare-and-set script's `{done, stored}` answer.
+fn cas_reply(reply: &Value) -> Result<(bool, u64), StoreError> {
+    if let Value::Array(items) = reply
+        && let [Value::Int(done), Value::Int(stored)] = items.as_slice()
+    {
+        return Ok((*done == 1, u64::try_from(*stored).unwrap_or(0)));
+    }
+    Err(StoreError::Unavailable(format!(
+        "redis: unexpected script reply {reply:?}"
+    )))
+}
+
+/// Maps a Redis error: our scripts' `CORRUPT` replies to [`StoreError::Corrupt`],
+/// everything else (I/O, timeouts, server errors) to [`StoreError::Unavailable`].
+fn store_error(what: &str, error: &RedisError) -> StoreError {
+    if error.code() == Some("CORRUPT") {
+        return StoreError::Corrupt(format!("redis {what}: {error}"));
+    }
+    StoreError::Unavailable(format!("redis {what}: {error}"))
+}
+
+/// Unix milliseconds (0 before the epoch).
+fn millis(time: SystemTime) -> u64 {
+    time.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// The URL without its password, for messages.
+fn redacted(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => format!("{}://***@{}", &url[..scheme], &url[at + 1..]),
+        _ => url.to_owned(),
+    }
+}
