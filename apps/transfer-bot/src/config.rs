@@ -51,6 +51,8 @@ pub struct Config {
     pub transfer_timeout: Duration,
     /// How often established calls are kept alive (Graph drops idle calls after 45 minutes).
     pub keep_alive_interval: Duration,
+    /// How long one hook may run before it is dropped and reported.
+    pub hook_timeout: Duration,
     /// Log output format.
     pub log_format: LogFormat,
     /// Graph HTTP client tuning.
@@ -166,6 +168,9 @@ const DEFAULT_LISTEN: &str = "0.0.0.0:8080";
 const DEFAULT_CALLBACK_PATH: &str = "/api/calls";
 const DEFAULT_TRANSFER_TIMEOUT_SECS: u64 = 60;
 const DEFAULT_KEEP_ALIVE_INTERVAL_SECS: u64 = 15 * 60;
+const DEFAULT_HOOK_TIMEOUT_SECS: u64 = 30;
+/// A hook may hold its call's queue at most this long.
+const MAX_HOOK_TIMEOUT_SECS: u64 = 10 * 60;
 const DEFAULT_REQUEST_TIMEOUT_SECS: u64 = 30;
 /// Graph ends calls that see no keepAlive for 45 minutes.
 const MAX_KEEP_ALIVE_INTERVAL_SECS: u64 = 45 * 60 - 60;
@@ -185,6 +190,7 @@ const KNOWN_KEYS: &[&str] = &[
     "apology_prompt_uri",
     "transfer_timeout_secs",
     "keep_alive_interval_secs",
+    "hook_timeout_secs",
     "log_format",
     "graph_client",
     "routes",
@@ -222,6 +228,8 @@ struct RawConfig {
     transfer_timeout_secs: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     keep_alive_interval_secs: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    hook_timeout_secs: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     log_format: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -289,6 +297,7 @@ fn defaults() -> RawConfig {
         callback_path: Some(DEFAULT_CALLBACK_PATH.into()),
         transfer_timeout_secs: Some(DEFAULT_TRANSFER_TIMEOUT_SECS),
         keep_alive_interval_secs: Some(DEFAULT_KEEP_ALIVE_INTERVAL_SECS),
+        hook_timeout_secs: Some(DEFAULT_HOOK_TIMEOUT_SECS),
         log_format: Some("plain".into()),
         ..RawConfig::default()
     }
@@ -427,6 +436,13 @@ fn validate(raw: RawConfig, env_secret: Option<String>, errors: &mut Vec<ConfigE
         1,
         MAX_KEEP_ALIVE_INTERVAL_SECS,
     );
+    let hook_timeout = seconds(
+        errors,
+        "hook_timeout_secs",
+        raw.hook_timeout_secs,
+        1,
+        MAX_HOOK_TIMEOUT_SECS,
+    );
     let log_format = required(errors, "log_format", raw.log_format).and_then(|f| {
         LogFormat::parse(&f).or_else(|| {
             errors.push(err("log_format", format!("{f:?} is not one of plain, json")));
@@ -466,6 +482,7 @@ fn validate(raw: RawConfig, env_secret: Option<String>, errors: &mut Vec<ConfigE
         apology_prompt_uri,
         transfer_timeout: transfer_timeout?,
         keep_alive_interval: keep_alive_interval?,
+        hook_timeout: hook_timeout?,
         log_format: log_format?,
         graph_client,
         routing,
@@ -719,6 +736,7 @@ mod tests {
             apology_prompt_uri: Some("u".into()),
             transfer_timeout_secs: Some(1),
             keep_alive_interval_secs: Some(1),
+            hook_timeout_secs: Some(1),
             log_format: Some("plain".into()),
             graph_client: Some(RawGraphClient {
                 request_timeout_secs: Some(1),

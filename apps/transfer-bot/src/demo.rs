@@ -292,6 +292,7 @@ impl DemoEnvironment {
             apology_prompt_uri: Some("https://transfer-bot.invalid/audio/sorry.wav".into()),
             transfer_timeout: Duration::from_secs(10),
             keep_alive_interval: Duration::from_secs(15 * 60),
+            hook_timeout: Duration::from_secs(30),
             log_format: LogFormat::Plain,
             graph_client: GraphClientSettings::default(),
             routing: RoutingPolicy {

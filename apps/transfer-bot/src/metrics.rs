@@ -157,7 +157,12 @@ impl Metrics {
     /// The Prometheus text exposition. `notifications` are (verdict, reason,
     /// count) read from the notification endpoint at scrape time; `gauges` are
     /// (name, help, value) read from the bot runtime.
-    pub fn render(&self, notifications: &[Verdict], gauges: &[(&str, &str, u64)]) -> String {
+    pub fn render(
+        &self,
+        notifications: &[Verdict],
+        framework: &[(&str, &str, u64)],
+        gauges: &[(&str, &str, u64)],
+    ) -> String {
         let mut out = String::new();
         let counters = lock(&self.counters).clone();
         for (name, help) in HELP {
@@ -172,6 +177,9 @@ impl Metrics {
             for ((_, labels), value) in counters.iter().filter(|((n, _), _)| n == name) {
                 let _ = writeln!(out, "{name}{} {value}", label_text(labels, None));
             }
+        }
+        for (name, help, value) in framework {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}");
         }
         for (name, help, value) in gauges {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}");
@@ -236,7 +244,11 @@ mod tests {
             reason: String::new(),
             count: 3,
         }];
-        let text = metrics.render(&verdicts, &[("transfer_bot_calls_active", "Calls tracked now.", 2)]);
+        let text = metrics.render(
+            &verdicts,
+            &[],
+            &[("transfer_bot_calls_active", "Calls tracked now.", 2)],
+        );
         assert!(text.contains("transfer_bot_calls_total 1\n"), "{text}");
         assert!(text.contains("transfer_bot_transfers_started_total{mode=\"blind\"} 1"));
         assert!(text.contains("transfer_bot_transfers_total{outcome=\"failed\",reason=\"declined \\\"7000\\\"\"} 1"));

@@ -95,7 +95,8 @@ impl RunningBot {
         }
         let timings = Timings::default()
             .transfer_timeout(config.transfer_timeout)
-            .keep_alive_interval(config.keep_alive_interval);
+            .keep_alive_interval(config.keep_alive_interval)
+            .hook_timeout(config.hook_timeout);
         let bot = Bot::builder()
             .client(client)
             .notify(notify)
@@ -216,12 +217,58 @@ fn app_routes(state: AppState) -> Router {
 async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     let keys = state.bot.notify_endpoint().keys_loaded();
     let token = state.ready.token.load(Ordering::Relaxed);
-    let status = if keys && token {
+    // False once a shutdown drains the bot, so the load balancer moves traffic away.
+    let accepting = state.bot.is_ready();
+    let status = if keys && token && accepting {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    (status, format!("signing_keys: {keys}\ngraph_token: {token}\n"))
+    (
+        status,
+        format!("signing_keys: {keys}\ngraph_token: {token}\naccepting: {accepting}\n"),
+    )
+}
+
+/// The runtime's own counters that an operator alerts on.
+fn framework_counters(bot: &graph_comms_handler::BotMetrics) -> [(&'static str, &'static str, u64); 7] {
+    [
+        (
+            "transfer_bot_late_events_total",
+            "Events after their attempt's outcome or their call's end (changed nothing).",
+            bot.late_events,
+        ),
+        (
+            "transfer_bot_calls_evicted_total",
+            "Calls forgotten after the idle time.",
+            bot.calls_evicted,
+        ),
+        (
+            "transfer_bot_hook_timeouts_total",
+            "Hooks dropped for running past the hook timeout.",
+            bot.hook_timeouts,
+        ),
+        (
+            "transfer_bot_timeout_lookups_total",
+            "Calls looked up in Graph after a transfer timeout.",
+            bot.timeout_lookups,
+        ),
+        (
+            "transfer_bot_store_conflicts_total",
+            "Call store writes refused for a stale version and decided again.",
+            bot.store_conflicts,
+        ),
+        (
+            "transfer_bot_store_errors_total",
+            "Call store operations that failed.",
+            bot.store_errors,
+        ),
+        (
+            "transfer_bot_call_queue_full_total",
+            "Notifications answered 503 because their call's queue was full.",
+            bot.refused_busy,
+        ),
+    ]
 }
 
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
@@ -251,7 +298,7 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     ];
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
-        state.metrics.render(&verdicts, &gauges),
+        state.metrics.render(&verdicts, &framework_counters(&bot), &gauges),
     )
 }
 

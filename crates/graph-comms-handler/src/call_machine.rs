@@ -422,3 +422,150 @@ pub fn start_attempt(
     deadlines.idle = Some(now + t.idle_timeout);
     Ok((info, superseded))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::UNIX_EPOCH;
+
+    use graph_comms_model::{CallId, ResultInfo, TenantId};
+
+    use super::*;
+    use crate::attempt::{TransferFailure, TransferOutcome};
+    use crate::record::CallSnapshot;
+    use crate::timings::Timings;
+
+    fn at(secs: u64) -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(1_000_000 + secs)
+    }
+
+    fn timings() -> MachineTimings {
+        Timings::default().machine()
+    }
+
+    fn on(record: &mut CallRecord, kind: EventKind, secs: u64) -> Vec<Step> {
+        let call = Call::default();
+        let input = CallInput::Notification {
+            kind: &kind,
+            call: Some(&call),
+            received_at: at(secs),
+        };
+        step(record, input, at(secs), &timings())
+    }
+
+    fn established_call() -> CallRecord {
+        let mut record = CallRecord::new(CallSnapshot::new(CallId::from("c"), TenantId::from("t")));
+        on(&mut record, EventKind::IncomingCall, 0);
+        on(&mut record, EventKind::CallEstablished { result_info: None }, 1);
+        record.snapshot.state = Some(CallState::Established);
+        record
+    }
+
+    fn transferring_call() -> (CallRecord, AttemptId) {
+        let mut record = established_call();
+        let request = TransferRequest::to_user("agent", None).build();
+        let (info, _) = start_attempt(&mut record, request, false, at(10), &timings()).unwrap();
+        (record, info.id)
+    }
+
+    #[test]
+    fn establishment_fires_once_and_schedules_keep_alive() {
+        let mut record = established_call();
+        assert!(record.lifecycle.established_fired);
+        assert_eq!(
+            record.lifecycle.deadlines.keep_alive,
+            Some(at(1) + timings().keep_alive_interval)
+        );
+        assert!(on(&mut record, EventKind::CallEstablished { result_info: None }, 2).is_empty());
+    }
+
+    #[test]
+    fn nothing_is_due_before_its_deadline() {
+        let (mut record, _) = transferring_call();
+        assert!(step(&mut record, CallInput::Wake, at(11), &timings()).is_empty());
+    }
+
+    #[test]
+    fn a_timeout_claims_a_lookup_and_a_404_completes_and_ends_the_call() {
+        let (mut record, id) = transferring_call();
+        let steps = step(&mut record, CallInput::Wake, at(71), &timings());
+        assert_eq!(steps, [Step::LookUp(id)]);
+        // Claimed: another wake before the grace passes does not look up again.
+        assert!(step(&mut record, CallInput::Wake, at(72), &timings()).is_empty());
+        let lookup = CallInput::Lookup {
+            id,
+            lookup: CallLookup::NotFound,
+        };
+        let steps = step(&mut record, lookup, at(72), &timings());
+        assert!(matches!(&steps[0], Step::Attempt(_, effects) if effects.last() == Some(&AttemptEffect::Completed)));
+        assert!(matches!(&steps[1], Step::Terminated(end) if end.cause == EndCause::LookedUp));
+        assert!(record.is_ended());
+        assert_eq!(record.lifecycle.deadlines.next_due(), None);
+        // The transfer's own late notifications change nothing.
+        let late = EventKind::CallTerminated {
+            result_info: Some(ResultInfo::new(0, 7015, "")),
+            termination_reason: None,
+        };
+        assert_eq!(on(&mut record, late, 80), [Step::Late]);
+    }
+
+    #[test]
+    fn an_established_call_at_the_timeout_fails_as_timed_out() {
+        let (mut record, id) = transferring_call();
+        step(&mut record, CallInput::Wake, at(71), &timings());
+        let lookup = CallLookup::Found {
+            state: Some(CallState::Established),
+            result_info: None,
+            termination_reason: None,
+        };
+        step(&mut record, CallInput::Lookup { id, lookup }, at(72), &timings());
+        let outcome = record.attempt.as_ref().and_then(|a| a.machine.outcome().cloned());
+        assert_eq!(outcome, Some(TransferOutcome::Failed(TransferFailure::TimedOut)));
+        assert!(!record.is_ended());
+        assert_eq!(record.lifecycle.deadlines.attempt_timeout, None);
+    }
+
+    #[test]
+    fn a_notification_older_than_the_attempt_does_not_move_it() {
+        let (mut record, _) = transferring_call();
+        let failure = EventKind::CallEstablished {
+            result_info: Some(ResultInfo::new(500, 7000, "declined")),
+        };
+        let call = Call::default();
+        let input = CallInput::Notification {
+            kind: &failure,
+            call: Some(&call),
+            received_at: at(9),
+        };
+        assert!(step(&mut record, input, at(12), &timings()).is_empty());
+        assert!(record.pending_attempt().is_some());
+    }
+
+    #[test]
+    fn keep_alive_404_fails_the_pending_attempt_and_ends_the_call() {
+        let (mut record, _) = transferring_call();
+        let steps = step(
+            &mut record,
+            CallInput::KeepAlive(KeepAliveResult::NotFound),
+            at(20),
+            &timings(),
+        );
+        assert!(matches!(&steps[0], Step::Attempt(_, effects)
+            if matches!(effects.as_slice(), [AttemptEffect::Failed(TransferFailure::CallEnded { .. })])));
+        assert!(matches!(&steps[1], Step::Terminated(end) if end.cause == EndCause::KeepAliveNotFound));
+    }
+
+    #[test]
+    fn only_idle_calls_without_keep_alive_or_attempt_are_evicted() {
+        let idle = timings().idle_timeout.as_secs();
+        let mut unknown = CallRecord::new(CallSnapshot::new(CallId::from("forged"), TenantId::from("t")));
+        on(&mut unknown, EventKind::CallUpdated { state: None }, 0);
+        assert_eq!(
+            step(&mut unknown, CallInput::Wake, at(idle + 1), &timings()),
+            [Step::Evict]
+        );
+
+        let mut kept = established_call();
+        let steps = step(&mut kept, CallInput::Wake, at(idle + 2), &timings());
+        assert!(!steps.contains(&Step::Evict), "{steps:?}");
+    }
+}

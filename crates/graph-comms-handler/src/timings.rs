@@ -134,7 +134,7 @@ impl Timings {
     }
 
     /// The intervals the call machine sets deadlines with.
-    pub(crate) fn machine(&self) -> MachineTimings {
+    pub fn machine(&self) -> MachineTimings {
         MachineTimings {
             transfer_timeout: self.transfer_timeout,
             unknown_outcome_timeout: self.unknown_outcome_timeout,

@@ -42,3 +42,9 @@ pub(crate) mod opt_millis {
         Option::<u64>::deserialize(d).map(|m| m.map(from_millis))
     }
 }
+
+/// Now, at the millisecond precision records keep, so a record read back from
+/// any store equals the one written.
+pub(crate) fn now() -> SystemTime {
+    from_millis(to_millis(SystemTime::now()))
+}

@@ -114,7 +114,7 @@ impl Runtime {
         let timings = self.machine_timings;
         let result = self
             .update(call_id, tenant, missing, |record| {
-                step(record, input.clone(), SystemTime::now(), &timings)
+                step(record, input.clone(), crate::wall::now(), &timings)
             })
             .await;
         match result {

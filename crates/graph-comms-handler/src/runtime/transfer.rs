@@ -4,7 +4,6 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::SystemTime;
 
 use graph_comms_client::GraphClientError;
 use graph_comms_model::TransferRequest;
@@ -33,7 +32,7 @@ impl Runtime {
         let (allow, timings) = (self.allow_concurrent_transfers, self.machine_timings);
         let committed = self
             .update(call_id, ctx.tenant_id(), Missing::Skip, |record| {
-                start_attempt(record, request.clone(), allow, SystemTime::now(), &timings)
+                start_attempt(record, request.clone(), allow, crate::wall::now(), &timings)
             })
             .await
             .map_err(TransferError::Store)?;
