@@ -43,6 +43,9 @@ impl StoreError {
 /// Where call records are kept. The store is the truth; the runtime's memory is a cache.
 ///
 /// The contract every implementation keeps:
+/// - **Ids as Graph compares them.** [`CallId`] equality ignores case and
+///   dashes; key records by [`CallId::canonical`] (the in-memory map does so
+///   through `CallId`'s `Hash`/`Eq`).
 /// - **Versioned compare-and-set.** [`save`](Self::save) stores a record only if
 ///   its `version` is exactly the stored version plus one (a call not stored has
 ///   version 0). Anything else is refused with [`StoreError::Conflict`] and
@@ -66,7 +69,8 @@ pub trait CallStore: Send + Sync + 'static {
     /// [`StoreError::Conflict`] for any other version; the store is unchanged then.
     async fn save(&self, record: Arc<CallRecord>) -> Result<(), StoreError>;
 
-    /// Forgets a call, if the stored version is still `version`.
+    /// Forgets a call, if the stored version is still `version` (a call not
+    /// stored is already forgotten: `Ok`).
     ///
     /// # Errors
     ///
@@ -112,7 +116,13 @@ impl CallStore for InMemoryCallStore {
                 stored,
             });
         }
-        map.insert(record.call_id().clone(), record);
+        // Replacing in place keeps the id's allocation: one write per event is the hot path.
+        match map.get_mut(record.call_id()) {
+            Some(slot) => *slot = record,
+            None => {
+                map.insert(record.call_id().clone(), record);
+            }
+        }
         Ok(())
     }
 

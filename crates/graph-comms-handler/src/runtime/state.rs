@@ -38,6 +38,8 @@ impl Cache {
         let mut records = lock(&self.records);
         if record.is_ended() {
             records.remove(record.call_id());
+        } else if let Some(slot) = records.get_mut(record.call_id()) {
+            *slot = Arc::clone(record);
         } else {
             records.insert(record.call_id().clone(), Arc::clone(record));
         }
