@@ -59,6 +59,170 @@ pub struct Config {
     pub graph_client: GraphClientSettings,
     /// Where calls go.
     pub routing: RoutingPolicy,
+    /// Where call records are kept (`[store]`).
+    pub store: StoreSettings,
+}
+
+/// Where the bot keeps its calls (`[store]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreSettings {
+    /// In this process, or in Redis (shared by every instance on the same Redis and prefix).
+    pub backend: StoreBackend,
+    /// The namespace of every Redis key; instances that share calls use the same one.
+    pub key_prefix: String,
+    /// This instance's name in logs and metrics.
+    pub instance_id: String,
+}
+
+impl Default for StoreSettings {
+    fn default() -> Self {
+        Self {
+            backend: StoreBackend::Memory,
+            key_prefix: DEFAULT_KEY_PREFIX.to_owned(),
+            instance_id: default_instance_id(),
+        }
+    }
+}
+
+impl StoreSettings {
+    /// Calls in Redis at `url`, under `key_prefix`.
+    pub fn redis(url: RedisUrl, key_prefix: impl Into<String>) -> Self {
+        Self {
+            backend: StoreBackend::Redis(url),
+            key_prefix: key_prefix.into(),
+            ..Self::default()
+        }
+    }
+
+    /// `memory` or `redis`, as configured.
+    pub fn kind(&self) -> &'static str {
+        match self.backend {
+            StoreBackend::Memory => "memory",
+            StoreBackend::Redis(_) => "redis",
+        }
+    }
+}
+
+/// The configured call store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreBackend {
+    /// The framework's in-memory store: calls live and die with the process.
+    Memory,
+    /// A Redis (or Valkey) server shared by the instances.
+    Redis(RedisUrl),
+}
+
+/// A `redis://` or `rediss://` URL whose password never shows up in `Debug`,
+/// `Display`, logs or error messages.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RedisUrl(String);
+
+impl RedisUrl {
+    /// Checks the scheme (`redis` or `rediss`), the host and that the Redis
+    /// client can read it. The error never contains the password.
+    pub fn parse(url: &str) -> Result<Self, String> {
+        let masked = mask_url_password(url);
+        let parsed = url::Url::parse(url).map_err(|e| format!("{masked:?} is not a valid URL: {e}"))?;
+        if !matches!(parsed.scheme(), "redis" | "rediss") {
+            return Err(format!(
+                "{masked:?} has scheme {:?}; expected redis or rediss",
+                parsed.scheme()
+            ));
+        }
+        if parsed.host_str().is_none_or(str::is_empty) {
+            return Err(format!("{masked:?} has no host"));
+        }
+        // The same parser the store uses: a database that is not a number, or
+        // TLS in a build without it, fails here instead of at the first call.
+        if let Err(e) = redis::Client::open(url) {
+            let mut reason = e.to_string();
+            if let Some(password) = parsed.password().filter(|p| !p.is_empty()) {
+                reason = reason.replace(password, "***");
+            }
+            if parsed.scheme() == "rediss" && reason.contains("TLS") {
+                return Err(format!(
+                    "{masked:?}: rediss:// (TLS) is not supported by this build (graph-comms-redis is built without TLS); \
+                     use redis://, through a TLS tunnel if the link is not private"
+                ));
+            }
+            return Err(format!("{masked:?} is not a usable Redis URL: {reason}"));
+        }
+        Ok(Self(url.to_owned()))
+    }
+
+    /// The URL itself, password included, for connecting only.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for RedisUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "RedisUrl({})", mask_url_password(&self.0))
+    }
+}
+
+impl fmt::Display for RedisUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&mask_url_password(&self.0))
+    }
+}
+
+/// `url` with its password (if any) replaced by `***`. Text that is not a URL
+/// loses everything between `://` and the last `@`, in case that is a password.
+pub fn mask_url_password(url: &str) -> String {
+    match url::Url::parse(url) {
+        // A user name alone is not a secret.
+        Ok(parsed) if parsed.password().is_none() => url.to_owned(),
+        Ok(mut parsed) => match parsed.set_password(Some("***")) {
+            Ok(()) => parsed.to_string(),
+            Err(()) => hide_userinfo(url),
+        },
+        Err(_) => hide_userinfo(url),
+    }
+}
+
+/// Hides everything between the scheme and the last `@`.
+fn hide_userinfo(url: &str) -> String {
+    let Some(at) = url.rfind('@') else {
+        return url.to_owned();
+    };
+    match url.find("://") {
+        Some(scheme) if scheme < at => format!("{}://***@{}", &url[..scheme], &url[at + 1..]),
+        _ => format!("***@{}", &url[at + 1..]),
+    }
+}
+
+/// The instance id when none is configured: the host name when it is a valid
+/// id, otherwise `transfer-bot-` and 12 random hex digits.
+pub fn default_instance_id() -> String {
+    let host = ["/proc/sys/kernel/hostname", "/etc/hostname"]
+        .iter()
+        .find_map(|path| std::fs::read_to_string(path).ok())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_owned());
+    match host {
+        Some(host) if instance_id_problem(&host).is_none() => host,
+        _ => format!("transfer-bot-{:012x}", rand::random::<u64>() & 0xffff_ffff_ffff),
+    }
+}
+
+fn instance_id_problem(id: &str) -> Option<String> {
+    if id.is_empty() {
+        Some("must not be empty".to_owned())
+    } else if id.len() > MAX_INSTANCE_ID_LEN {
+        Some(format!(
+            "is {} characters long; at most {MAX_INSTANCE_ID_LEN}",
+            id.len()
+        ))
+    } else if !id
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+    {
+        Some(format!("{id:?} may contain only letters, digits, '.', '_' and '-'"))
+    } else {
+        None
+    }
 }
 
 /// Tuning for the Graph HTTP client (`[graph_client]`).
@@ -174,6 +338,9 @@ const MAX_HOOK_TIMEOUT_SECS: u64 = 10 * 60;
 const DEFAULT_REQUEST_TIMEOUT_SECS: u64 = 30;
 /// Graph ends calls that see no keepAlive for 45 minutes.
 const MAX_KEEP_ALIVE_INTERVAL_SECS: u64 = 45 * 60 - 60;
+/// The Redis key prefix when none is configured (the store crate's default).
+pub const DEFAULT_KEY_PREFIX: &str = graph_comms_redis::DEFAULT_PREFIX;
+const MAX_INSTANCE_ID_LEN: usize = 64;
 
 const KNOWN_KEYS: &[&str] = &[
     "tenant_id",
@@ -195,6 +362,7 @@ const KNOWN_KEYS: &[&str] = &[
     "graph_client",
     "routes",
     "default_targets",
+    "store",
 ];
 
 /// The configuration as read, before validation. Ids accept numbers too,
@@ -238,6 +406,21 @@ struct RawConfig {
     routes: Option<Vec<RawRoute>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     default_targets: Option<Vec<RawTarget>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    store: Option<RawStore>,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct RawStore {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    kind: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    redis_url: Option<String>,
+    #[serde(deserialize_with = "lenient_string", skip_serializing_if = "Option::is_none")]
+    key_prefix: Option<String>,
+    #[serde(deserialize_with = "lenient_string", skip_serializing_if = "Option::is_none")]
+    instance_id: Option<String>,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -467,6 +650,7 @@ fn validate(raw: RawConfig, env_secret: Option<String>, errors: &mut Vec<ConfigE
     };
 
     let routing = validate_routing(errors, raw.routes.unwrap_or_default(), raw.default_targets);
+    let store = validate_store(errors, raw.store.unwrap_or_default());
 
     Some(Config {
         tenant_id: TenantId::new(tenant_id?),
@@ -486,6 +670,80 @@ fn validate(raw: RawConfig, env_secret: Option<String>, errors: &mut Vec<ConfigE
         log_format: log_format?,
         graph_client,
         routing,
+        store: store?,
+    })
+}
+
+fn validate_store(errors: &mut Vec<ConfigError>, raw: RawStore) -> Option<StoreSettings> {
+    let url = match raw.redis_url {
+        Some(url) if url.trim().is_empty() => {
+            errors.push(err("store.redis_url", "must not be empty"));
+            None
+        }
+        Some(url) => match RedisUrl::parse(url.trim()) {
+            Ok(url) => Some(url),
+            Err(problem) => {
+                errors.push(err("store.redis_url", problem));
+                None
+            }
+        },
+        None => None,
+    };
+    let kind = raw.kind.unwrap_or_else(|| "memory".to_owned());
+    let backend = match kind.trim().to_ascii_lowercase().as_str() {
+        // A URL with the default kind is most likely a forgotten `kind`: refuse
+        // it rather than run instances that silently share nothing.
+        "memory" if url.is_some() => {
+            errors.push(err(
+                "store.redis_url",
+                "is set but store.kind is memory: set store.kind = \"redis\" to use it, or remove it",
+            ));
+            None
+        }
+        "memory" => Some(StoreBackend::Memory),
+        "redis" => match url {
+            Some(url) => Some(StoreBackend::Redis(url)),
+            None => {
+                if !errors.iter().any(|e| e.key == "store.redis_url") {
+                    errors.push(err("store.redis_url", "missing (required when store.kind is redis)"));
+                }
+                None
+            }
+        },
+        _ => {
+            errors.push(err("store.kind", format!("{kind:?} is not one of memory, redis")));
+            None
+        }
+    };
+    let key_prefix = match raw.key_prefix {
+        None => Some(DEFAULT_KEY_PREFIX.to_owned()),
+        Some(prefix) if prefix.is_empty() => {
+            errors.push(err("store.key_prefix", "must not be empty"));
+            None
+        }
+        Some(prefix) if prefix.contains(['{', '}']) || prefix.chars().any(|c| c.is_whitespace() || c.is_control()) => {
+            errors.push(err(
+                "store.key_prefix",
+                format!("{prefix:?} must not contain '{{', '}}', whitespace or control characters"),
+            ));
+            None
+        }
+        Some(prefix) => Some(prefix),
+    };
+    let instance_id = match raw.instance_id {
+        None => Some(default_instance_id()),
+        Some(id) => match instance_id_problem(&id) {
+            None => Some(id),
+            Some(problem) => {
+                errors.push(err("store.instance_id", problem));
+                None
+            }
+        },
+    };
+    Some(StoreSettings {
+        backend: backend?,
+        key_prefix: key_prefix?,
+        instance_id: instance_id?,
     })
 }
 
@@ -702,6 +960,29 @@ mod tests {
     }
 
     #[test]
+    fn redis_passwords_are_masked() {
+        let url = RedisUrl::parse("redis://user:hunter2@redis.internal:6379/2").unwrap();
+        assert_eq!(url.to_string(), "redis://user:***@redis.internal:6379/2");
+        assert!(!format!("{url:?}").contains("hunter2"));
+        assert_eq!(url.expose(), "redis://user:hunter2@redis.internal:6379/2");
+        let url = RedisUrl::parse("redis://:hunter2@127.0.0.1:6399/").unwrap();
+        assert!(!url.to_string().contains("hunter2"), "{url}");
+        assert_eq!(mask_url_password("redis://127.0.0.1:6379/"), "redis://127.0.0.1:6379/");
+        assert_eq!(mask_url_password("not a url: x:hunter2@y"), "***@y");
+        assert!(!mask_url_password("redis:// bad:hunter2@host").contains("hunter2"));
+        let problem = RedisUrl::parse("http://u:hunter2@host/").unwrap_err();
+        assert!(!problem.contains("hunter2"), "{problem}");
+        let problem = RedisUrl::parse("redis://u:hunter2@host/db").unwrap_err();
+        assert!(!problem.contains("hunter2"), "{problem}");
+    }
+
+    #[test]
+    fn the_default_instance_id_is_valid() {
+        let id = default_instance_id();
+        assert_eq!(instance_id_problem(&id), None, "{id}");
+    }
+
+    #[test]
     fn http_is_accepted_only_for_loopback_hosts() {
         let mut errors = Vec::new();
         assert!(check_url(&mut errors, "k", "http://127.0.0.1:8080/x".into()).is_some());
@@ -747,6 +1028,12 @@ mod tests {
                 targets: Some(vec![target()]),
             }]),
             default_targets: Some(vec![target()]),
+            store: Some(RawStore {
+                kind: Some("redis".into()),
+                redis_url: Some("redis://h/".into()),
+                key_prefix: Some("p".into()),
+                instance_id: Some("i".into()),
+            }),
         };
         fn walk(prefix: &str, value: &serde_json::Value, out: &mut Vec<String>) {
             match value {

@@ -13,7 +13,7 @@ use rand::{Rng as _, SeedableRng as _};
 use tokio::sync::mpsc;
 
 use crate::bot::{BotEvent, BotEventKind, CallOutcome};
-use crate::config::{Config, GraphClientSettings, LogFormat, Secret};
+use crate::config::{Config, GraphClientSettings, LogFormat, Secret, StoreSettings};
 use crate::routing::{Route, RoutingPolicy, Target};
 use crate::server::RunningBot;
 
@@ -267,6 +267,11 @@ pub struct DemoEnvironment {
 impl DemoEnvironment {
     /// Starts the emulator on loopback and the bot against it, routing the given scenarios.
     pub async fn start(scenarios: &[Scenario]) -> anyhow::Result<Self> {
+        Self::start_with_store(scenarios, StoreSettings::default()).await
+    }
+
+    /// Like [`DemoEnvironment::start`], keeping calls where `store` says (Redis in tests).
+    pub async fn start_with_store(scenarios: &[Scenario], store: StoreSettings) -> anyhow::Result<Self> {
         let emulator = Emulator::start(EmulatorConfig::default())
             .await
             .context("starting the Graph emulator")?;
@@ -305,6 +310,7 @@ impl DemoEnvironment {
                     .collect(),
                 default_targets: Vec::new(),
             },
+            store,
         };
         let (sender, events) = mpsc::unbounded_channel();
         let bot = RunningBot::start(&config, listener, Some(sender)).await?;

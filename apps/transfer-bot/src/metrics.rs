@@ -209,6 +209,44 @@ impl Metrics {
     }
 }
 
+/// `transfer_bot_instance_info{instance_id=..,store=..} 1`.
+pub fn render_instance(out: &mut String, instance_id: &str, store: &str) {
+    let name = "transfer_bot_instance_info";
+    let labels = vec![("instance_id", instance_id.to_owned()), ("store", store.to_owned())];
+    let _ = writeln!(
+        out,
+        "# HELP {name} This instance and its call store.\n# TYPE {name} gauge\n{name}{} 1",
+        label_text(&labels, None)
+    );
+}
+
+/// The call store's counters: `ops` are (operation, calls, round trips),
+/// `counters` (name, help, value).
+pub fn render_store_ops(out: &mut String, ops: &[(&str, u64, u64)], counters: &[(&str, &str, u64)]) {
+    for (name, help, round_trips) in [
+        (
+            "transfer_bot_redis_operations_total",
+            "Call store operations on Redis, by operation.",
+            false,
+        ),
+        (
+            "transfer_bot_redis_round_trips_total",
+            "Redis round trips, by call store operation (a pipeline is one).",
+            true,
+        ),
+    ] {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+        for (op, calls, trips) in ops {
+            let value = if round_trips { trips } else { calls };
+            let labels = vec![("op", (*op).to_owned())];
+            let _ = writeln!(out, "{name}{} {value}", label_text(&labels, None));
+        }
+    }
+    for (name, help, value) in counters {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}");
+    }
+}
+
 fn label_text(labels: &[(&'static str, String)], extra: Option<(&'static str, String)>) -> String {
     let pairs: Vec<String> = labels
         .iter()

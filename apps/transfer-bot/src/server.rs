@@ -14,13 +14,17 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use graph_comms_handler::client::{GraphClient, RequestInfo, RequestObserver};
 use graph_comms_handler::notify::NotifyConfig;
-use graph_comms_handler::{Bot, ShutdownReport, Timings};
+use graph_comms_handler::{Bot, CallStore, ShutdownReport, Timings};
+use graph_comms_redis::{RedisCallStore, RedisStoreConfig, StoreMetrics};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::bot::{BotEvent, Receptionist, ReceptionistSettings};
-use crate::config::Config;
+use crate::config::{Config, StoreBackend};
 use crate::metrics::{Metrics, Verdict};
+
+/// How long `/readyz` waits for Redis to answer `PING`.
+pub const STORE_PING_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// Feeds Graph request latencies into [`Metrics`].
 struct LatencyObserver(Arc<Metrics>);
@@ -40,6 +44,10 @@ pub struct RunningBot {
     pub bot: Bot,
     /// The app's counters.
     pub metrics: Arc<Metrics>,
+    /// This instance's id (`store.instance_id`).
+    pub instance_id: String,
+    /// The Redis call store, when `store.kind` is `redis`.
+    pub redis_store: Option<RedisCallStore>,
     ready: Arc<Readiness>,
     stop: watch::Sender<bool>,
     server: JoinHandle<std::io::Result<()>>,
@@ -56,6 +64,9 @@ struct AppState {
     bot: Bot,
     metrics: Arc<Metrics>,
     ready: Arc<Readiness>,
+    redis_store: Option<RedisCallStore>,
+    instance_id: String,
+    store_kind: &'static str,
 }
 
 impl RunningBot {
@@ -97,7 +108,12 @@ impl RunningBot {
             .transfer_timeout(config.transfer_timeout)
             .keep_alive_interval(config.keep_alive_interval)
             .hook_timeout(config.hook_timeout);
-        let bot = Bot::builder()
+        let redis_store = build_store(config)?;
+        let mut builder = Bot::builder();
+        if let Some(store) = &redis_store {
+            builder = builder.store(Arc::new(store.clone()) as Arc<dyn CallStore>);
+        }
+        let bot = builder
             .client(client)
             .notify(notify)
             .handler(Arc::new(receptionist))
@@ -110,10 +126,25 @@ impl RunningBot {
         let ready = Arc::new(Readiness::default());
         let (stop, stopped) = watch::channel(false);
         let warmup = tokio::spawn(warm_up(bot.clone(), Arc::clone(&ready), stopped.clone()));
+        if let Some(store) = redis_store.clone() {
+            // Only a log line: readiness asks Redis again on every probe.
+            tokio::spawn(async move {
+                match try_ping(&store).await {
+                    Ok(()) => tracing::info!("call store: Redis answers"),
+                    Err(error) => tracing::warn!(
+                        %error,
+                        "call store: Redis does not answer yet; /readyz reports call_store: false until it does"
+                    ),
+                }
+            });
+        }
         let state = AppState {
             bot: bot.clone(),
             metrics: Arc::clone(&metrics),
             ready: Arc::clone(&ready),
+            redis_store: redis_store.clone(),
+            instance_id: config.store.instance_id.clone(),
+            store_kind: config.store.kind(),
         };
         let router = app_routes(state).merge(bot.router());
         let endpoint = bot.notify_endpoint().clone();
@@ -127,11 +158,18 @@ impl RunningBot {
                 })
                 .await
         });
-        tracing::info!(%addr, callback_path = %config.callback_path, "listening");
+        tracing::info!(
+            %addr,
+            callback_path = %config.callback_path,
+            instance_id = %config.store.instance_id,
+            "listening"
+        );
         Ok(Self {
             addr,
             bot,
             metrics,
+            instance_id: config.store.instance_id.clone(),
+            redis_store,
             ready,
             stop,
             server,
@@ -142,6 +180,15 @@ impl RunningBot {
     /// Whether signing keys are loaded and a Graph token was obtained.
     pub fn is_ready(&self) -> bool {
         self.bot.notify_endpoint().keys_loaded() && self.ready.token.load(Ordering::Relaxed)
+    }
+
+    /// Whether the call store answers: always for the in-memory store, a
+    /// `PING` within [`STORE_PING_TIMEOUT`] for Redis.
+    pub async fn call_store_ready(&self) -> bool {
+        match &self.redis_store {
+            None => true,
+            Some(store) => ping(store).await,
+        }
     }
 
     /// Waits until [`RunningBot::is_ready`], at most `timeout`.
@@ -166,6 +213,61 @@ impl RunningBot {
             Ok(Ok(())) => {}
         }
         self.bot.shutdown().await
+    }
+}
+
+/// The Redis store when `store.kind` is `redis`. It connects lazily: the app
+/// starts (not ready) while Redis is down, and the connection is retried by
+/// each operation.
+fn build_store(config: &Config) -> anyhow::Result<Option<RedisCallStore>> {
+    let settings = &config.store;
+    match &settings.backend {
+        StoreBackend::Memory => {
+            tracing::info!(
+                instance_id = %settings.instance_id,
+                "call store: memory (calls are not shared with other instances)"
+            );
+            Ok(None)
+        }
+        StoreBackend::Redis(url) => {
+            let store_config = RedisStoreConfig::new(url.expose()).prefix(settings.key_prefix.clone());
+            // The crate's errors show the URL with its password masked.
+            let store =
+                RedisCallStore::connect_lazy(store_config).map_err(|e| anyhow::anyhow!("store.redis_url: {e}"))?;
+            tracing::info!(
+                instance_id = %settings.instance_id,
+                redis = %url,
+                key_prefix = %settings.key_prefix,
+                "call store: redis"
+            );
+            Ok(Some(store))
+        }
+    }
+}
+
+/// `PING` through the store's connection, bounded by [`STORE_PING_TIMEOUT`].
+async fn ping(store: &RedisCallStore) -> bool {
+    match try_ping(store).await {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::debug!(error = %e, "call store: PING failed");
+            false
+        }
+    }
+}
+
+async fn try_ping(store: &RedisCallStore) -> Result<(), String> {
+    let mut connection = store.connection();
+    let answer = tokio::time::timeout(
+        STORE_PING_TIMEOUT,
+        redis::cmd("PING").query_async::<String>(&mut connection),
+    )
+    .await;
+    match answer {
+        Ok(Ok(pong)) if pong == "PONG" => Ok(()),
+        Ok(Ok(other)) => Err(format!("unexpected answer {other:?}")),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err(format!("no answer within {STORE_PING_TIMEOUT:?}")),
     }
 }
 
@@ -219,14 +321,18 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     let token = state.ready.token.load(Ordering::Relaxed);
     // False once a shutdown drains the bot, so the load balancer moves traffic away.
     let accepting = state.bot.is_ready();
-    let status = if keys && token && accepting {
+    let call_store = match &state.redis_store {
+        None => true,
+        Some(store) => ping(store).await,
+    };
+    let status = if keys && token && accepting && call_store {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
     (
         status,
-        format!("signing_keys: {keys}\ngraph_token: {token}\naccepting: {accepting}\n"),
+        format!("signing_keys: {keys}\ngraph_token: {token}\naccepting: {accepting}\ncall_store: {call_store}\n"),
     )
 }
 
@@ -296,10 +402,49 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
             bot.events_in_flight as u64,
         ),
     ];
+    let mut text = state.metrics.render(&verdicts, &framework_counters(&bot), &gauges);
+    crate::metrics::render_instance(&mut text, &state.instance_id, state.store_kind);
+    if let Some(store) = &state.redis_store {
+        render_redis(&mut text, &store.metrics());
+    }
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
-        state.metrics.render(&verdicts, &framework_counters(&bot), &gauges),
+        text,
     )
+}
+
+/// The Redis store's own counters (read from memory, no round trip).
+fn render_redis(out: &mut String, m: &StoreMetrics) {
+    let ops = [
+        ("load", m.load.calls, m.load.round_trips),
+        ("save", m.save.calls, m.save.round_trips),
+        ("delete", m.delete.calls, m.delete.round_trips),
+        ("due", m.due.calls, m.due.round_trips),
+        ("count", m.count.calls, m.count.round_trips),
+    ];
+    let counters = [
+        (
+            "transfer_bot_redis_conflicts_total",
+            "Redis compare-and-set writes refused for a stale version.",
+            m.conflicts,
+        ),
+        (
+            "transfer_bot_redis_index_repairs_total",
+            "Stale due-index entries repaired.",
+            m.index_repairs,
+        ),
+        (
+            "transfer_bot_redis_index_errors_total",
+            "Due-index updates that failed.",
+            m.index_errors,
+        ),
+        (
+            "transfer_bot_redis_script_loads_total",
+            "Lua scripts sent in full because Redis had not cached them.",
+            m.script_loads,
+        ),
+    ];
+    crate::metrics::render_store_ops(out, &ops, &counters);
 }
 
 /// `serve`: runs against the configured Graph until SIGTERM or Ctrl-C.
@@ -310,8 +455,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let running = RunningBot::start(&config, listener, None).await?;
     shutdown_signal().await;
     tracing::info!("shutting down");
+    let instance_id = running.instance_id.clone();
     let report = running.shutdown().await;
-    tracing::info!(drained = report.drained, events_left = report.events_left, "stopped");
+    tracing::info!(%instance_id, drained = report.drained, events_left = report.events_left, "stopped");
     Ok(())
 }
 

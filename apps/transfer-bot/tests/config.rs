@@ -7,7 +7,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use figment::Jail;
-use transfer_bot::config::{Config, ConfigErrors, DEFAULT_CONFIG_FILE, LogFormat, SECRET_ENV};
+use transfer_bot::config::{Config, ConfigErrors, DEFAULT_CONFIG_FILE, LogFormat, SECRET_ENV, StoreBackend};
 use transfer_bot::routing::{Destination, TransferMode};
 
 const EXAMPLE: &str = include_str!("../transfer-bot.example.toml");
@@ -53,6 +53,8 @@ fn the_example_file_parses_and_validates() {
         assert_eq!(config.routing.default_targets.len(), 2);
         assert_eq!(config.keep_alive_interval, Duration::from_secs(900));
         assert!(config.apology_prompt_uri.is_some());
+        assert_eq!(config.store.backend, StoreBackend::Memory);
+        assert_eq!(config.store.key_prefix, "graph-comms");
         Ok(())
     });
 }
@@ -218,6 +220,174 @@ targets = [{ kind = "robot", id = "r2" }, { kind = "user", id = "u", mode = "sid
         assert!(problem(&errors, "log_format").contains("xml"));
         assert!(problem(&errors, "keep_alive_interval_secs").contains("out of range"));
         assert!(problem(&errors, "tenat_id").contains("unknown"));
+        Ok(())
+    });
+}
+
+#[test]
+fn the_store_defaults_to_memory() {
+    Jail::expect_with(|jail| {
+        jail.create_file(DEFAULT_CONFIG_FILE, MINIMAL)?;
+        jail.set_env(SECRET_ENV, "s3cret");
+        let config = Config::load(None).unwrap();
+        assert_eq!(config.store.backend, StoreBackend::Memory);
+        assert_eq!(config.store.kind(), "memory");
+        assert_eq!(config.store.key_prefix, "graph-comms");
+        let id = &config.store.instance_id;
+        assert!(!id.is_empty() && id.len() <= 64, "{id}");
+        assert!(
+            id.chars().all(|c| c.is_ascii_alphanumeric() || ".-_".contains(c)),
+            "{id}"
+        );
+        Ok(())
+    });
+}
+
+#[test]
+fn a_redis_store_comes_from_the_file_and_the_environment() {
+    Jail::expect_with(|jail| {
+        jail.create_file(
+            "bot.toml",
+            &format!("{MINIMAL}\n[store]\nkind = \"redis\"\nkey_prefix = \"receptionist\"\n"),
+        )?;
+        jail.set_env(SECRET_ENV, "s3cret");
+        jail.set_env(
+            "TRANSFER_BOT_STORE__REDIS_URL",
+            "redis://bot:hunter2@redis.internal:6380/3",
+        );
+        jail.set_env("TRANSFER_BOT_STORE__INSTANCE_ID", "12345");
+        let config = Config::load(Some(Path::new("bot.toml"))).unwrap();
+        let StoreBackend::Redis(url) = &config.store.backend else {
+            panic!("expected redis: {:?}", config.store);
+        };
+        assert_eq!(url.expose(), "redis://bot:hunter2@redis.internal:6380/3");
+        assert_eq!(config.store.key_prefix, "receptionist");
+        assert_eq!(config.store.instance_id, "12345", "numeric-looking ids stay text");
+        // The password shows nowhere in the printed configuration.
+        let printed = format!("{config:?}");
+        assert!(!printed.contains("hunter2"), "{printed}");
+        assert!(printed.contains("redis://bot:***@redis.internal:6380/3"), "{printed}");
+        Ok(())
+    });
+}
+
+#[test]
+fn an_unknown_store_kind_is_refused() {
+    Jail::expect_with(|jail| {
+        jail.create_file(DEFAULT_CONFIG_FILE, &format!("{MINIMAL}\n[store]\nkind = \"mysql\"\n"))?;
+        jail.set_env(SECRET_ENV, "s3cret");
+        let errors = load_errors(None);
+        assert_eq!(problem(&errors, "store.kind"), "\"mysql\" is not one of memory, redis");
+        assert_eq!(
+            errors.to_string().lines().nth(1).unwrap().trim(),
+            "- store.kind: \"mysql\" is not one of memory, redis"
+        );
+        Ok(())
+    });
+}
+
+#[test]
+fn a_redis_store_needs_its_url() {
+    Jail::expect_with(|jail| {
+        jail.create_file(DEFAULT_CONFIG_FILE, MINIMAL)?;
+        jail.set_env(SECRET_ENV, "s3cret");
+        jail.set_env("TRANSFER_BOT_STORE__KIND", "redis");
+        let errors = load_errors(None);
+        assert!(problem(&errors, "store.redis_url").contains("missing"), "{errors}");
+        assert_eq!(errors.0.len(), 1, "{errors}");
+        jail.set_env("TRANSFER_BOT_STORE__REDIS_URL", "");
+        assert!(problem(&load_errors(None), "store.redis_url").contains("empty"));
+        Ok(())
+    });
+}
+
+#[test]
+fn bad_redis_urls_name_the_key_and_hide_the_password() {
+    Jail::expect_with(|jail| {
+        jail.create_file(DEFAULT_CONFIG_FILE, &format!("{MINIMAL}\n[store]\nkind = \"redis\"\n"))?;
+        jail.set_env(SECRET_ENV, "s3cret");
+        for (url, expected) in [
+            ("http://user:hunter2@redis.internal:6379/", "expected redis or rediss"),
+            (
+                "redis://:hunter2@redis.internal:6379/not-a-db",
+                "not a usable Redis URL",
+            ),
+            ("redis://:hunter2@redis.internal:99999/", "not a valid URL"),
+            ("redis.internal:6379", "expected redis or rediss"),
+            ("rediss://:hunter2@redis.internal:6380/", "TLS"),
+        ] {
+            jail.set_env("TRANSFER_BOT_STORE__REDIS_URL", url);
+            let errors = load_errors(None);
+            let why = problem(&errors, "store.redis_url");
+            assert!(why.contains(expected), "{url}: {why}");
+            assert!(!errors.to_string().contains("hunter2"), "{url}: {errors}");
+            assert_eq!(errors.0.len(), 1, "{url}: {errors}");
+        }
+        Ok(())
+    });
+}
+
+#[test]
+fn bad_key_prefixes_and_instance_ids_name_their_key() {
+    Jail::expect_with(|jail| {
+        jail.create_file(DEFAULT_CONFIG_FILE, MINIMAL)?;
+        jail.set_env(SECRET_ENV, "s3cret");
+        for (prefix, expected) in [
+            ("", "empty"),
+            ("a{b}", "must not contain"),
+            ("two words", "must not contain"),
+        ] {
+            jail.set_env("TRANSFER_BOT_STORE__KEY_PREFIX", prefix);
+            let why = problem(&load_errors(None), "store.key_prefix");
+            assert!(why.contains(expected), "{prefix:?}: {why}");
+        }
+        jail.set_env("TRANSFER_BOT_STORE__KEY_PREFIX", "ok");
+        let long = "x".repeat(65);
+        for (id, expected) in [
+            ("", "empty"),
+            (long.as_str(), "at most 64"),
+            ("bot/1", "only letters, digits"),
+            ("bot 1", "only letters, digits"),
+        ] {
+            jail.set_env("TRANSFER_BOT_STORE__INSTANCE_ID", id);
+            let why = problem(&load_errors(None), "store.instance_id");
+            assert!(why.contains(expected), "{id:?}: {why}");
+        }
+        jail.set_env("TRANSFER_BOT_STORE__INSTANCE_ID", "x".repeat(64));
+        assert_eq!(Config::load(None).unwrap().store.instance_id.len(), 64);
+        Ok(())
+    });
+}
+
+#[test]
+fn unknown_keys_in_the_store_table_are_refused() {
+    Jail::expect_with(|jail| {
+        jail.create_file(
+            DEFAULT_CONFIG_FILE,
+            &format!("{MINIMAL}\n[store]\nredis_uri = \"redis://h/\"\n"),
+        )?;
+        jail.set_env(SECRET_ENV, "s3cret");
+        let errors = load_errors(None);
+        assert!(
+            problem(&errors, "store.redis_uri").contains("unknown field"),
+            "{errors}"
+        );
+        Ok(())
+    });
+}
+
+#[test]
+fn a_redis_url_without_the_redis_kind_is_refused() {
+    Jail::expect_with(|jail| {
+        jail.create_file(DEFAULT_CONFIG_FILE, MINIMAL)?;
+        jail.set_env(SECRET_ENV, "s3cret");
+        jail.set_env("TRANSFER_BOT_STORE__REDIS_URL", "redis://:hunter2@redis.internal:6379/");
+        let errors = load_errors(None);
+        assert!(
+            problem(&errors, "store.redis_url").contains("store.kind is memory"),
+            "{errors}"
+        );
+        assert!(!errors.to_string().contains("hunter2"));
         Ok(())
     });
 }
