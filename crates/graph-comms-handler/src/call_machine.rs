@@ -203,7 +203,7 @@ pub fn step(record: &mut CallRecord, input: CallInput<'_>, now: SystemTime, t: &
             call,
             received_at,
         } => notification(record, kind, call, received_at, now, t, &mut steps),
-        CallInput::Activity => record.lifecycle.deadlines.idle = Some(now + t.idle_timeout),
+        CallInput::Activity => touch(record, now, t),
         CallInput::Attempt { id, input } => {
             let ambiguous = input == AttemptInput::PostOutcomeUnknown;
             if feed(record, Some(id), input, &mut steps) && ambiguous {
@@ -212,7 +212,7 @@ pub fn step(record: &mut CallRecord, input: CallInput<'_>, now: SystemTime, t: &
         }
         CallInput::Wake => wake(record, now, t, &mut steps),
         CallInput::KeepAlive(result) => match result {
-            KeepAliveResult::Sent => record.lifecycle.deadlines.idle = Some(now + t.idle_timeout),
+            KeepAliveResult::Sent => touch(record, now, t),
             KeepAliveResult::Failed => {
                 if record.lifecycle.keep_alive {
                     record.lifecycle.deadlines.keep_alive = Some(now + t.keep_alive_retry);
@@ -257,7 +257,7 @@ fn notification(
     t: &MachineTimings,
     steps: &mut Vec<Step>,
 ) {
-    record.lifecycle.deadlines.idle = Some(now + t.idle_timeout);
+    touch(record, now, t);
     // A notification received before the latest attempt started belongs to an
     // earlier attempt (or none) and must not move this one.
     let stale = record.attempt.as_ref().is_some_and(|a| received_at < a.info.started_at);
@@ -300,6 +300,21 @@ fn notification(
 
 /// Feeds the latest attempt (the one named, if `id` is given). Returns whether
 /// the input reached an attempt that had no outcome yet.
+/// Something happened to the call: push its idle deadline back. Coarsely (by
+/// an eighth of the idle time at least), so a duplicate notification leaves the
+/// record unchanged and costs no store write.
+fn touch(record: &mut CallRecord, now: SystemTime, t: &MachineTimings) {
+    let idle = now + t.idle_timeout;
+    let stale = record
+        .lifecycle
+        .deadlines
+        .idle
+        .is_none_or(|at| idle.duration_since(at).is_ok_and(|ahead| ahead >= t.idle_timeout / 8));
+    if stale {
+        record.lifecycle.deadlines.idle = Some(idle);
+    }
+}
+
 fn feed(record: &mut CallRecord, id: Option<AttemptId>, input: AttemptInput, steps: &mut Vec<Step>) -> bool {
     let Some(attempt) = record.attempt.as_mut().filter(|a| id.is_none_or(|id| a.info.id == id)) else {
         return false;
@@ -419,7 +434,7 @@ pub fn start_attempt(
     let deadlines = &mut record.lifecycle.deadlines;
     deadlines.unknown_outcome = None;
     deadlines.attempt_timeout = Some(now + t.transfer_timeout);
-    deadlines.idle = Some(now + t.idle_timeout);
+    touch(record, now, t);
     Ok((info, superseded))
 }
 

@@ -18,6 +18,16 @@ use graph_comms_handler::{
 };
 use tower::ServiceExt;
 
+/// POSTs a notification body to a bot's router (no socket) with a signed token.
+async fn post_signed(router: &axum::Router, token: &str, body: serde_json::Value) -> axum::response::Response {
+    let request = Request::post("/api/calls")
+        .header("authorization", token)
+        .header("content-type", "application/json")
+        .body(Body::from(body.to_string()))
+        .unwrap();
+    router.clone().oneshot(request).await.unwrap()
+}
+
 fn outcomes(hooks: &[Hook]) -> usize {
     hooks.iter().filter(|h| h.is_outcome()).count()
 }
@@ -81,6 +91,52 @@ async fn shutdown_with_a_pending_attempt_fires_the_outcome_once_on_the_next_bot(
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(outcomes(&second.hooks(&call)), 1);
     assert_eq!(outcomes(&first.hooks(&call)), 0);
+    h.stop().await;
+}
+
+/// The attempt's timeout is a deadline in the record: a bot started after a
+/// shutdown finds it due in the store and decides the attempt (after asking Graph).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pending_attempt_still_times_out_on_the_next_bot() {
+    let first = Arc::new(Recorder::new(|_, step| {
+        (step == 1).then(|| TransferRequest::to_user("ringing-agent", None).build())
+    }));
+    let timings = short_timings()
+        .transfer_timeout(Duration::from_millis(1500))
+        .sweep_interval(Duration::from_millis(100));
+    let mut h = Harness::start_on(
+        first.clone(),
+        timings,
+        EmulatorConfig::default(),
+        Arc::new(InMemoryCallStore::new()),
+    )
+    .await;
+    h.emu.script_target(
+        "ringing-agent",
+        TargetBehavior::NoAnswer {
+            after: Duration::from_secs(60),
+        },
+    );
+    let call = h.call_from("patient").await;
+    first
+        .wait_for(&call, |hooks| hooks.contains(&Hook::Transferring(1)))
+        .await;
+    let second = Arc::new(Recorder::new(|_, _| None));
+    h.restart(second.clone()).await;
+    let hooks = second.wait_for(&call, |hooks| outcomes(hooks) == 1).await;
+    assert!(
+        matches!(
+            hooks.as_slice(),
+            [Hook::Failed {
+                attempt: 1,
+                reason: "timed_out",
+                ..
+            }]
+        ),
+        "{hooks:?}"
+    );
+    assert_eq!(outcomes(&first.hooks(&call)), 0);
+    assert_eq!(h.bot.metrics().timeout_lookups, 1, "the new bot asked Graph");
     h.stop().await;
 }
 
@@ -359,12 +415,7 @@ async fn forged_call_ids_are_evicted_after_the_idle_time() {
                 })
             })
             .collect();
-        let request = Request::post("/api/calls")
-            .header("authorization", &token)
-            .header("content-type", "application/json")
-            .body(Body::from(serde_json::json!({ "value": items }).to_string()))
-            .unwrap();
-        let response = router.clone().oneshot(request).await.unwrap();
+        let response = post_signed(&router, &token, serde_json::json!({ "value": items })).await;
         assert_eq!(response.status(), 202);
     }
     let deadline = tokio::time::Instant::now() + WAIT;
@@ -431,12 +482,7 @@ async fn a_full_call_queue_answers_503_and_loses_nothing_acknowledged() {
             "resourceUrl": "/communications/calls/busy-call",
             "resourceData": {"@odata.type": "#microsoft.graph.call", "state": "establishing"}
         }]});
-        let request = Request::post("/api/calls")
-            .header("authorization", &token)
-            .header("content-type", "application/json")
-            .body(Body::from(body.to_string()))
-            .unwrap();
-        let response = router.clone().oneshot(request).await.unwrap();
+        let response = post_signed(&router, &token, body).await;
         match response.status().as_u16() {
             202 => accepted += 1,
             503 => {

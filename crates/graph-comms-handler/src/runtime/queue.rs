@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use graph_comms_model::CallId;
 use graph_comms_notify::{Admission, EventReceiver, NotificationEvent};
@@ -27,31 +27,53 @@ pub(crate) enum CallEvent {
     Wake,
 }
 
-/// A call's queue, and the notifications admitted for it but not yet handled.
+/// A call's queue, and the notifications admitted for it but not yet handled
+/// (shared with its worker, which counts them down without the map's lock).
 #[derive(Debug, Default)]
 pub(super) struct Slot {
     sender: Option<mpsc::UnboundedSender<CallEvent>>,
-    admitted: usize,
+    admitted: Arc<AtomicUsize>,
+}
+
+impl Runtime {
+    fn reserve(&self, workers: &mut HashMap<CallId, Slot>, call_id: &CallId, count: usize) -> bool {
+        let admitted = match workers.get(call_id) {
+            Some(slot) => &slot.admitted,
+            None => &workers.entry(call_id.clone()).or_default().admitted,
+        };
+        if admitted.load(Ordering::SeqCst) + count > self.max_queued_per_call {
+            return false;
+        }
+        admitted.fetch_add(count, Ordering::SeqCst);
+        true
+    }
 }
 
 impl Admission for Runtime {
     fn admit(&self, events: &[NotificationEvent]) -> bool {
-        let mut per_call: HashMap<&CallId, usize> = HashMap::new();
-        for event in events {
-            *per_call.entry(&event.call_id).or_default() += 1;
-        }
         let mut workers = lock(&self.workers);
-        let full = per_call
-            .iter()
-            .any(|(call_id, count)| workers.get(*call_id).map_or(0, |s| s.admitted) + count > self.max_queued_per_call);
-        if full {
+        let admitted = match events {
+            // The common body: one item, no per-call tally needed.
+            [event] => self.reserve(&mut workers, &event.call_id, 1),
+            _ => {
+                let mut per_call: HashMap<&CallId, usize> = HashMap::new();
+                for event in events {
+                    *per_call.entry(&event.call_id).or_default() += 1;
+                }
+                let full = per_call.iter().any(|(call_id, count)| {
+                    let queued = workers.get(*call_id).map_or(0, |s| s.admitted.load(Ordering::SeqCst));
+                    queued + count > self.max_queued_per_call
+                });
+                !full
+                    && per_call
+                        .iter()
+                        .all(|(call_id, count)| self.reserve(&mut workers, call_id, *count))
+            }
+        };
+        if !admitted {
             self.counters.refused_busy.fetch_add(1, Ordering::Relaxed);
-            return false;
         }
-        for (call_id, count) in per_call {
-            workers.entry(call_id.clone()).or_default().admitted += count;
-        }
-        true
+        admitted
     }
 }
 
@@ -80,13 +102,19 @@ impl Runtime {
         // The receiver is alive, so this cannot fail.
         let _ = sender.send(event);
         slot.sender = Some(sender);
+        let admitted = Arc::clone(&slot.admitted);
         drop(workers);
-        tokio::spawn(Arc::clone(self).worker(call_id, receiver));
+        tokio::spawn(Arc::clone(self).worker(call_id, receiver, admitted));
     }
 
     /// A call's worker: handles its events one by one and exits once its queue
     /// stays empty for the idle timeout (or right away once the call is not held).
-    async fn worker(self: Arc<Self>, call_id: CallId, mut queue: mpsc::UnboundedReceiver<CallEvent>) {
+    async fn worker(
+        self: Arc<Self>,
+        call_id: CallId,
+        mut queue: mpsc::UnboundedReceiver<CallEvent>,
+        admitted: Arc<AtomicUsize>,
+    ) {
         let idle = self.timings.worker_idle_timeout;
         loop {
             let next = if self.cache.contains(&call_id) {
@@ -104,7 +132,7 @@ impl Runtime {
                         Err(_) => {
                             if let Some(slot) = workers.get_mut(&call_id) {
                                 slot.sender = None;
-                                if slot.admitted == 0 {
+                                if slot.admitted.load(Ordering::SeqCst) == 0 {
                                     workers.remove(&call_id);
                                 }
                             }
@@ -113,10 +141,11 @@ impl Runtime {
                     }
                 }
             };
-            let admitted = matches!(event, CallEvent::Notification(_));
+            let notification = matches!(event, CallEvent::Notification(_));
             self.process(&call_id, event).await;
-            if admitted && let Some(slot) = lock(&self.workers).get_mut(&call_id) {
-                slot.admitted = slot.admitted.saturating_sub(1);
+            if notification {
+                // Saturating: a bot fed by an endpoint without this admission counts nothing.
+                let _ = admitted.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
             }
             self.in_flight.fetch_sub(1, Ordering::SeqCst);
         }
