@@ -32,6 +32,9 @@ pub(crate) enum Holder {
     Bot,
     /// `HashMap<CallId, ()>`.
     Floor,
+    /// A `Bot` sent signed notifications about N unknown (forged) call ids,
+    /// measured after it has forgotten them (idle time 1 s).
+    Forged,
 }
 
 /// Arguments of `bench memory`.
@@ -91,7 +94,8 @@ pub(crate) fn run(args: MemoryArgs) -> anyhow::Result<()> {
             std::hint::black_box(&map);
             return Ok(());
         }
-        Holder::Bot => runtime.block_on(fill_bot(args.calls))?,
+        Holder::Bot => runtime.block_on(fill_bot(args.calls, false))?,
+        Holder::Forged => runtime.block_on(fill_bot(args.calls, true))?,
     };
     let (rss, hwm) = rss()?;
     print_result(&args, rss, hwm, tracked, started);
@@ -115,7 +119,9 @@ fn print_result(args: &MemoryArgs, rss: u64, hwm: u64, tracked: usize, started: 
     println!("{result}");
 }
 
-async fn fill_bot(calls: usize) -> anyhow::Result<usize> {
+/// Sends every call's notifications; `forged` sends one `incoming` per id and
+/// waits until the bot has forgotten them all (returns how many it still holds).
+async fn fill_bot(calls: usize, forged: bool) -> anyhow::Result<usize> {
     let key = BenchKey::generate()?;
     let (app_id, tenant) = ("bench-app", "bench-tenant");
     let token = format!("Bearer {}", key.sign(ISSUER, app_id, tenant, 3600)?);
@@ -134,44 +140,71 @@ async fn fill_bot(calls: usize) -> anyhow::Result<usize> {
         .login_base_url("http://127.0.0.1:9")
         .build()?;
     let store = Arc::new(InMemoryCallStore::new());
+    let timings = Timings::default().worker_idle_timeout(Duration::from_millis(200));
     let bot = Bot::builder()
         .client(client)
         .notify_endpoint(endpoint, events)
         .handler(Arc::new(Quiet))
         .store(Arc::clone(&store) as Arc<dyn CallStore>)
-        .timings(Timings::default().worker_idle_timeout(Duration::from_millis(200)))
+        .timings(if forged {
+            timings
+                .idle_timeout(Duration::from_secs(1))
+                .sweep_interval(Duration::from_millis(200))
+        } else {
+            timings
+        })
         .build()?;
+    let bodies: &[&str] = if forged { &[INCOMING] } else { &[INCOMING, ESTABLISHED] };
     let router = bot.router();
-    for i in 0..calls {
-        let id = call_id(i);
-        for body in [INCOMING, ESTABLISHED] {
-            let body = body.replace(FIXTURE_CALL_ID, &id);
-            loop {
-                let request = Request::post("/api/calls")
-                    .header("content-type", "application/json")
-                    .header("authorization", &token)
-                    .body(Body::from(body.clone()))?;
-                let status = router.clone().oneshot(request).await?.status();
-                match status {
-                    StatusCode::ACCEPTED => break,
-                    // The queue is full: let the workers catch up.
-                    StatusCode::SERVICE_UNAVAILABLE => tokio::time::sleep(Duration::from_millis(2)).await,
-                    other => bail!("notification refused: HTTP {other}"),
+    // Forged ids come in three rounds of new ids: RSS that stays flat after the
+    // first round is memory reused, not kept.
+    let rounds = if forged { 3 } else { 1 };
+    for round in 0..rounds {
+        for i in round * calls..(round + 1) * calls {
+            let id = call_id(i);
+            for body in bodies {
+                let body = body.replace(FIXTURE_CALL_ID, &id);
+                loop {
+                    let request = Request::post("/api/calls")
+                        .header("content-type", "application/json")
+                        .header("authorization", &token)
+                        .body(Body::from(body.clone()))?;
+                    let status = router.clone().oneshot(request).await?.status();
+                    match status {
+                        StatusCode::ACCEPTED => break,
+                        // The queue is full: let the workers catch up.
+                        StatusCode::SERVICE_UNAVAILABLE => tokio::time::sleep(Duration::from_millis(2)).await,
+                        other => bail!("notification refused: HTTP {other}"),
+                    }
                 }
             }
         }
-    }
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let m = bot.metrics();
-        let stored = store.count().await.map_err(|e| anyhow::anyhow!("{e}"))?;
-        if m.calls_active == calls && stored == calls && m.workers_active == 0 && m.events_in_flight == 0 {
-            break;
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let m = bot.metrics();
+            let stored = store.count().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            let settled = m.workers_active == 0 && m.events_in_flight == 0;
+            let done = if forged {
+                m.calls_evicted == ((round + 1) * calls) as u64 && stored == 0 && m.calls_active == 0
+            } else {
+                m.calls_active == calls && stored == calls
+            };
+            if settled && done {
+                break;
+            }
+            if Instant::now() > deadline {
+                bail!("the bot did not settle: {m:?}, {stored} stored");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        if Instant::now() > deadline {
-            bail!("the bot did not settle: {m:?}, {stored} stored");
+        if forged {
+            let (rss, hwm) = rss()?;
+            eprintln!(
+                "after forged round {}: {} ids forgotten, VmRSS {rss} B, VmHWM {hwm} B",
+                round + 1,
+                (round + 1) * calls
+            );
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let tracked = bot.metrics().calls_active;
     // Keep everything alive while the caller reads the RSS.
