@@ -7,6 +7,8 @@ use graph_comms_notify::NotificationEvent;
 use crate::attempt::{TransferFailure, TransferInfo};
 use crate::context::CallContext;
 use crate::decision::{AnswerOptions, CallEnd, IncomingDecision};
+#[cfg(doc)]
+use crate::report::ErrorHandler;
 
 /// What a hook returns when it fails. Any error type converts into it with `?`.
 pub type HookError = Box<dyn std::error::Error + Send + Sync>;

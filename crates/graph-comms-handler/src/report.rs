@@ -4,6 +4,8 @@ use std::fmt;
 
 use graph_comms_model::CallId;
 
+#[cfg(doc)]
+use crate::hooks::CallHandler;
 use crate::hooks::HookError;
 
 /// Names a hook, for error reports.
