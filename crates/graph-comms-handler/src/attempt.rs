@@ -4,7 +4,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::SystemTime;
 
-use graph_comms_model::{CallId, CallState, ResultInfo, TransferKind, TransferRequest};
+use graph_comms_model::{CallId, CallState, FailureCause, ResultInfo, TransferKind, TransferRequest};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use tokio::sync::watch;
 
@@ -282,6 +282,25 @@ impl TransferFailure {
         }
     }
 
+    /// The named cause Graph gave: the `resultInfo` subcode the call came back
+    /// or ended with, or the code of a refused `POST /transfer` (7505 tenant
+    /// mismatch, 8523 meeting mode, 7503/7504 registration and permissions, ...).
+    /// Unknown subcodes are kept as [`FailureCause::Other`].
+    pub fn cause(&self) -> Option<FailureCause> {
+        match self {
+            Self::ReturnedToEstablished { result } | Self::CallEnded { result: Some(result) } => result.failure_cause(),
+            Self::Rejected { error } => {
+                FailureCause::from_error_parts(error.code.as_deref().unwrap_or_default(), &error.message)
+            }
+            _ => None,
+        }
+    }
+
+    /// A one-line hint at the likely cause, when Graph named one.
+    pub fn hint(&self) -> Option<&'static str> {
+        self.cause().map(FailureCause::hint)
+    }
+
     /// The subcode Graph gave, when the failure came with a `resultInfo`.
     pub fn subcode(&self) -> Option<i32> {
         match self {
@@ -395,6 +414,33 @@ pub enum TransferError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn failures_name_their_cause_with_a_hint() {
+        let declined = TransferFailure::ReturnedToEstablished {
+            result: ResultInfo::new(500, 7000, "declined"),
+        };
+        assert_eq!(declined.cause(), Some(FailureCause::TargetNotReached));
+        let tenant = TransferFailure::Rejected {
+            error: ClientErrorSummary {
+                status: Some(403),
+                code: Some("7505".into()),
+                request_id: None,
+                message: "Forbidden".into(),
+            },
+        };
+        assert_eq!(tenant.cause(), Some(FailureCause::TenantMismatch));
+        assert!(
+            tenant.hint().is_some_and(|h| h.contains("tenant")),
+            "{:?}",
+            tenant.hint()
+        );
+        let odd = TransferFailure::CallEnded {
+            result: Some(ResultInfo::new(500, 9999, "odd")),
+        };
+        assert_eq!(odd.cause(), Some(FailureCause::Other(9999)));
+        assert_eq!(TransferFailure::TimedOut.cause(), None);
+    }
 
     #[test]
     fn attempt_ids_print_and_parse_back() {

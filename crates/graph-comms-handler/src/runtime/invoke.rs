@@ -78,7 +78,8 @@ impl Runtime {
                 }
                 AttemptEffect::Failed(failure) => {
                     self.counters.transfer_failed(failure.label());
-                    tracing::info!(call_id = %info.call_id, attempt = %info.id, %failure, "transfer failed");
+                    let hint = failure.hint().unwrap_or_default();
+                    tracing::info!(call_id = %info.call_id, attempt = %info.id, %failure, hint, "transfer failed");
                     let hook = self.handler.on_transfer_failed(ctx, info, &failure);
                     self.run_hook(ctx, name, hook).await;
                     self.resolve_waiter(info.id, TransferOutcome::Failed(failure));
