@@ -10,11 +10,14 @@ use common::{Harness, WAIT, short_timings};
 use graph_comms_handler::model::{FailureCause, TransferRequest};
 use graph_comms_handler::{CallContext, CallHandler, HookError, TransferFailure, TransferInfo, async_trait};
 
+/// A failure as seen by the hook: its label, cause and hint.
+type Seen = (&'static str, Option<FailureCause>, Option<&'static str>);
+
 /// Keeps the established call's context and records each failure's label and cause.
 #[derive(Default)]
 struct Causes {
     established: Mutex<Option<CallContext>>,
-    seen: Mutex<Vec<(&'static str, Option<FailureCause>, Option<&'static str>)>>,
+    seen: Mutex<Vec<Seen>>,
 }
 
 #[async_trait]
