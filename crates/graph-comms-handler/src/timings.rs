@@ -27,7 +27,8 @@ pub struct Timings {
     pub worker_idle_timeout: Duration,
     /// Every hook is dropped (and reported) if it runs longer than this (default 30 s).
     pub hook_timeout: Duration,
-    /// A call with no event (notification, keep-alive, timer) this long is
+    /// A call with no event (notification, keep-alive, timer) this long, give
+    /// or take an eighth, and without keep-alive or a pending transfer is
     /// forgotten: unknown or forged call ids do not pile up (default 1 h).
     pub idle_timeout: Duration,
     /// How long an ended call's record stays in the store, so late duplicates

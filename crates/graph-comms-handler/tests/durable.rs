@@ -28,6 +28,13 @@ async fn post_signed(router: &axum::Router, token: &str, body: serde_json::Value
     router.clone().oneshot(request).await.unwrap()
 }
 
+/// A plan that transfers once, to `target`.
+fn transfer_once_to(
+    target: &'static str,
+) -> impl Fn(&graph_comms_handler::CallSnapshot, u32) -> Option<TransferRequest> + Send + Sync + 'static {
+    move |_, step| (step == 1).then(|| TransferRequest::to_user(target, None).build())
+}
+
 fn outcomes(hooks: &[Hook]) -> usize {
     hooks.iter().filter(|h| h.is_outcome()).count()
 }
@@ -40,9 +47,7 @@ fn terminations(hooks: &[Hook]) -> usize {
 /// bot did not know the call.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_with_a_pending_attempt_fires_the_outcome_once_on_the_next_bot() {
-    let first = Arc::new(Recorder::new(|_, step| {
-        (step == 1).then(|| TransferRequest::to_user("slow-agent", None).build())
-    }));
+    let first = Arc::new(Recorder::new(transfer_once_to("slow-agent")));
     // Enough redelivery attempts to span the restart.
     let config = EmulatorConfig {
         delivery_attempts: 12,
@@ -98,9 +103,7 @@ async fn shutdown_with_a_pending_attempt_fires_the_outcome_once_on_the_next_bot(
 /// shutdown finds it due in the store and decides the attempt (after asking Graph).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pending_attempt_still_times_out_on_the_next_bot() {
-    let first = Arc::new(Recorder::new(|_, step| {
-        (step == 1).then(|| TransferRequest::to_user("ringing-agent", None).build())
-    }));
+    let first = Arc::new(Recorder::new(transfer_once_to("ringing-agent")));
     let timings = short_timings()
         .transfer_timeout(Duration::from_millis(1500))
         .sweep_interval(Duration::from_millis(100));
@@ -455,7 +458,6 @@ impl CallHandler for SlowCounter {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_call_queue_answers_503_and_loses_nothing_acknowledged() {
     let recorder = Arc::new(Recorder::new(|_, _| None));
-    let (emu, app, client, notify) = emulator(EmulatorConfig::default()).await;
     // A real call through a recording bot, to borrow a signed token.
     let h = Harness::start(recorder.clone(), short_timings()).await;
     let real = h.call_from("token-donor").await;
@@ -463,13 +465,10 @@ async fn a_full_call_queue_answers_503_and_loses_nothing_acknowledged() {
         .wait_for(&real, |hooks| hooks.contains(&Hook::Established))
         .await;
     let token = h.emu.notifications(&real)[0].authorization.clone();
-    let mut notify = notify;
-    notify.app_id = h.app.app_id.clone();
-    notify.openid_configuration_url = h.emu.openid_configuration_url();
     let slow = Arc::new(SlowCounter::default());
     let bot = Bot::builder()
-        .client(client)
-        .notify(notify)
+        .client(h.client.clone())
+        .notify(h.notify.clone())
         .handler(slow.clone())
         .max_queued_per_call(3)
         .build()
@@ -497,7 +496,5 @@ async fn a_full_call_queue_answers_503_and_loses_nothing_acknowledged() {
     assert!(report.drained);
     assert_eq!(slow.handled.load(Ordering::SeqCst), accepted, "every 202 was handled");
     assert_eq!(bot.metrics().refused_busy, refused as u64);
-    let _ = app;
-    emu.shutdown().await;
     h.stop().await;
 }

@@ -25,7 +25,7 @@ impl Runtime {
         match event {
             CallEvent::Notification(event) => self.on_notification(*event).await,
             CallEvent::Input(id, input) => {
-                self.apply(call_id, None, CallInput::Attempt { id, input }, None).await;
+                self.apply(call_id, CallInput::Attempt { id, input }).await;
             }
             CallEvent::Fire(info, effects) => {
                 let ctx = self.context(call_id, &TenantId::from(""), None);
@@ -33,7 +33,7 @@ impl Runtime {
             }
             CallEvent::Wake => {
                 if !self.is_shutting_down() {
-                    self.apply(call_id, None, CallInput::Wake, None).await;
+                    self.apply(call_id, CallInput::Wake).await;
                 }
             }
         }
@@ -88,18 +88,13 @@ impl Runtime {
         self.run_steps(&ctx, steps, Some(event.received_at)).await;
     }
 
-    /// Feeds one input to the call's record, commits, and carries out the steps.
-    async fn apply(
-        self: &Arc<Self>,
-        call_id: &CallId,
-        tenant: Option<&TenantId>,
-        input: CallInput<'_>,
-        received: Option<Instant>,
-    ) {
-        let tenant = tenant.cloned().unwrap_or_else(|| TenantId::from(""));
-        if let Some((steps, record)) = self.commit(call_id, &tenant, Missing::Skip, input).await {
-            let ctx = self.context(call_id, &tenant, Some(record));
-            self.run_steps(&ctx, steps, received).await;
+    /// Feeds a non-notification input to a known call's record, commits, and
+    /// carries out the steps (the record already knows the call's tenant).
+    async fn apply(self: &Arc<Self>, call_id: &CallId, input: CallInput<'_>) {
+        let unknown_tenant = TenantId::from("");
+        if let Some((steps, record)) = self.commit(call_id, &unknown_tenant, Missing::Skip, input).await {
+            let ctx = self.context(call_id, &unknown_tenant, Some(record));
+            self.run_steps(&ctx, steps, None).await;
         }
     }
 
