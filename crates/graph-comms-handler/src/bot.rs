@@ -12,6 +12,7 @@ use crate::hooks::CallHandler;
 use crate::metrics::BotMetrics;
 use crate::report::{ErrorHandler, LogErrors};
 use crate::runtime::{Runtime, RuntimeParts};
+use crate::shared::SharedCallStore;
 use crate::store::{CallStore, InMemoryCallStore};
 use crate::sync::lock;
 use crate::timings::Timings;
@@ -55,6 +56,7 @@ pub struct BotBuilder {
     notify: Option<NotifySource>,
     handler: Option<Arc<dyn CallHandler>>,
     store: Option<Arc<dyn CallStore>>,
+    sharing: Option<(Arc<dyn SharedCallStore>, String)>,
     error_handler: Option<Arc<dyn ErrorHandler>>,
     callback_uri: Option<String>,
     callback_path: String,
@@ -91,6 +93,16 @@ impl BotBuilder {
     /// Where call records are kept (default: [`InMemoryCallStore`]).
     pub fn store(mut self, store: Arc<dyn CallStore>) -> Self {
         self.store = Some(store);
+        self
+    }
+
+    /// Shares calls with other instances through `store` (for example Redis):
+    /// each notification is appended to its call's inbox before the webhook
+    /// answers 202, and the instance holding the call's lease processes it.
+    /// `instance_id` names this instance in lease tokens and logs.
+    pub fn shared_store(mut self, store: Arc<dyn SharedCallStore>, instance_id: impl Into<String>) -> Self {
+        self.store = Some(Arc::clone(&store) as Arc<dyn CallStore>);
+        self.sharing = Some((store, instance_id.into()));
         self
     }
 
@@ -156,8 +168,12 @@ impl BotBuilder {
             callback_uri: self.callback_uri,
             allow_concurrent_transfers: self.allow_concurrent_transfers,
             max_queued_per_call: self.max_queued_per_call,
+            sharing: self.sharing,
         });
         endpoint.set_admission(Arc::clone(&shared) as Arc<dyn graph_comms_notify::Admission>);
+        if shared.is_shared() {
+            endpoint.set_journal(Arc::clone(&shared) as Arc<dyn graph_comms_notify::Journal>);
+        }
         let dispatcher = runtime.spawn(Arc::clone(&shared).dispatch(events));
         Ok(Bot {
             inner: Arc::new(BotInner {
@@ -211,6 +227,7 @@ impl Bot {
             notify: None,
             handler: None,
             store: None,
+            sharing: None,
             error_handler: None,
             callback_uri: None,
             callback_path: DEFAULT_CALLBACK_PATH.to_owned(),
@@ -250,9 +267,10 @@ impl Bot {
     }
 
     /// Whether the bot accepts notifications: false once shutdown has begun,
-    /// so a load balancer's readiness check moves traffic elsewhere.
+    /// and while the shared store is unreachable, so a load balancer's
+    /// readiness check moves traffic elsewhere.
     pub fn is_ready(&self) -> bool {
-        !self.inner.endpoint.is_closed()
+        !self.inner.endpoint.is_closed() && self.inner.shared.store_reachable()
     }
 
     /// The store the bot keeps its calls in.

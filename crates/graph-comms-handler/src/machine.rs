@@ -16,7 +16,11 @@ use crate::attempt::{ClientErrorSummary, TransferFailure, TransferOutcome};
 pub const APP_TRANSFERRED: &str = "AppTransferred";
 
 /// What happened to a transfer attempt.
-#[derive(Debug, Clone, PartialEq)]
+///
+/// Serializable: a shared store carries inputs decided by one process to the
+/// process that holds the call's lease.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "camelCase")]
 #[non_exhaustive]
 pub enum AttemptInput {
     /// The call reported `state: transferring`.
@@ -59,7 +63,8 @@ pub enum AttemptInput {
 
 /// What Graph said when asked about a call whose transfer attempt timed out
 /// (`GET /communications/calls/{id}`).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "camelCase")]
 #[non_exhaustive]
 pub enum CallLookup {
     /// 404: Graph no longer has the call, so it left the bot.

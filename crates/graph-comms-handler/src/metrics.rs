@@ -25,6 +25,12 @@ pub(crate) struct Counters {
     pub(crate) store_errors: AtomicU64,
     pub(crate) timeout_lookups: AtomicU64,
     pub(crate) refused_busy: AtomicU64,
+    pub(crate) claims: AtomicU64,
+    pub(crate) claims_refused: AtomicU64,
+    pub(crate) takeovers: AtomicU64,
+    pub(crate) leases_lost: AtomicU64,
+    pub(crate) redeliveries: AtomicU64,
+    pub(crate) journal_failures: AtomicU64,
 }
 
 impl Counters {
@@ -82,6 +88,22 @@ pub struct BotMetrics {
     pub timeout_lookups: u64,
     /// Requests answered 503 because a call's queue was full.
     pub refused_busy: u64,
+    /// Call leases this instance took (shared stores).
+    pub claims: u64,
+    /// Claims refused because another instance held the lease.
+    pub claims_refused: u64,
+    /// Calls claimed from the orphan sweep: their holder stopped (died,
+    /// paused, partitioned) with items waiting.
+    pub takeovers: u64,
+    /// Leases found lost at a commit, renewal or release (this instance
+    /// stalled past the lease's time); its writes were refused.
+    pub leases_lost: u64,
+    /// Outcome hooks run again because the instance that decided the outcome
+    /// stopped before recording that they had run.
+    pub redeliveries: u64,
+    /// Requests answered 503 because their events could not be appended to
+    /// the shared store.
+    pub journal_failures: u64,
 }
 
 impl BotMetrics {
@@ -115,6 +137,12 @@ impl Counters {
             store_errors: get(&self.store_errors),
             timeout_lookups: get(&self.timeout_lookups),
             refused_busy: get(&self.refused_busy),
+            claims: get(&self.claims),
+            claims_refused: get(&self.claims_refused),
+            takeovers: get(&self.takeovers),
+            leases_lost: get(&self.leases_lost),
+            redeliveries: get(&self.redeliveries),
+            journal_failures: get(&self.journal_failures),
         }
     }
 }

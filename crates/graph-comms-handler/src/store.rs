@@ -31,12 +31,24 @@ pub enum StoreError {
     /// A stored record could not be read (bad bytes, another schema).
     #[error("corrupt call record: {0}")]
     Corrupt(String),
+    /// A write under a lease carried a token that no longer holds the call's
+    /// lease (it expired and may be another instance's now): nothing changed.
+    #[error("call {call_id}: the lease was lost")]
+    LeaseLost {
+        /// The call.
+        call_id: CallId,
+    },
 }
 
 impl StoreError {
     /// Whether this is a version conflict.
     pub fn is_conflict(&self) -> bool {
         matches!(self, Self::Conflict { .. })
+    }
+
+    /// Whether the store could not be reached (the operation may be retried).
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, Self::Unavailable(_))
     }
 }
 
@@ -88,9 +100,34 @@ pub trait CallStore: Send + Sync + 'static {
 ///
 /// It shares records with the runtime (`Arc`), so a write copies no record.
 /// Several bots in one process may share one (`Arc<InMemoryCallStore>`).
+///
+/// It is also a [`SharedCallStore`](crate::SharedCallStore), so several bots
+/// in one process can share calls with leases the way instances share Redis.
 #[derive(Debug, Default)]
 pub struct InMemoryCallStore {
     records: Mutex<HashMap<CallId, Arc<CallRecord>>>,
+    inboxes: Mutex<HashMap<CallId, Inbox>>,
+}
+
+/// A call's inbox and lease in [`InMemoryCallStore`].
+#[derive(Debug, Default)]
+struct Inbox {
+    items: std::collections::VecDeque<crate::InboxItem>,
+    lease: Option<(String, std::time::Instant)>,
+}
+
+impl Inbox {
+    fn held_by(&self, token: &str) -> bool {
+        self.lease
+            .as_ref()
+            .is_some_and(|(held, until)| held == token && *until > std::time::Instant::now())
+    }
+
+    fn is_free(&self) -> bool {
+        self.lease
+            .as_ref()
+            .is_none_or(|(_, until)| *until <= std::time::Instant::now())
+    }
 }
 
 impl InMemoryCallStore {
@@ -155,5 +192,120 @@ impl CallStore for InMemoryCallStore {
 
     async fn count(&self) -> Result<usize, StoreError> {
         Ok(lock(&self.records).len())
+    }
+}
+
+impl InMemoryCallStore {
+    /// Checks the lease and applies `change` under the inbox lock.
+    fn under_lease<T>(
+        &self,
+        lease: &crate::Lease,
+        change: impl FnOnce(&mut Inbox) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut inboxes = lock(&self.inboxes);
+        match inboxes.get_mut(&lease.call_id) {
+            Some(inbox) if inbox.held_by(&lease.token) => change(inbox),
+            _ => Err(StoreError::LeaseLost {
+                call_id: lease.call_id.clone(),
+            }),
+        }
+    }
+}
+
+fn drop_head(inbox: &mut Inbox, consumed: usize) {
+    let consumed = consumed.min(inbox.items.len());
+    inbox.items.drain(..consumed);
+}
+
+#[async_trait]
+impl crate::SharedCallStore for InMemoryCallStore {
+    async fn append(&self, items: &[(CallId, crate::InboxItem)]) -> Result<(), StoreError> {
+        let mut inboxes = lock(&self.inboxes);
+        for (call_id, item) in items {
+            inboxes.entry(call_id.clone()).or_default().items.push_back(item.clone());
+        }
+        Ok(())
+    }
+
+    async fn claim(
+        &self,
+        call_id: &CallId,
+        owner: &str,
+        ttl: std::time::Duration,
+        limit: usize,
+    ) -> Result<Option<crate::Claim>, StoreError> {
+        let mut inboxes = lock(&self.inboxes);
+        let inbox = inboxes.entry(call_id.clone()).or_default();
+        if !inbox.is_free() {
+            return Ok(None);
+        }
+        let lease = crate::Lease::new(call_id.clone(), owner);
+        inbox.lease = Some((lease.token.clone(), std::time::Instant::now() + ttl));
+        let items = inbox.items.iter().take(limit).cloned().collect();
+        let record = lock(&self.records).get(call_id).cloned();
+        Ok(Some(crate::Claim::new(lease, record, items)))
+    }
+
+    async fn renew(&self, lease: &crate::Lease, ttl: std::time::Duration) -> Result<(), StoreError> {
+        self.under_lease(lease, |inbox| {
+            inbox.lease = Some((lease.token.clone(), std::time::Instant::now() + ttl));
+            Ok(())
+        })
+    }
+
+    async fn commit(
+        &self,
+        lease: &crate::Lease,
+        record: Option<Arc<CallRecord>>,
+        consumed: usize,
+        ttl: std::time::Duration,
+    ) -> Result<(), StoreError> {
+        self.under_lease(lease, |inbox| {
+            if let Some(record) = record {
+                // Under the inbox lock, so no holder change can slip between check and write.
+                let mut map = lock(&self.records);
+                let stored = map.get(record.call_id()).map_or(0, |r| r.version);
+                if record.version != stored + 1 {
+                    return Err(StoreError::Conflict {
+                        call_id: record.call_id().clone(),
+                        written: record.version,
+                        stored,
+                    });
+                }
+                map.insert(record.call_id().clone(), record);
+            }
+            drop_head(inbox, consumed);
+            inbox.lease = Some((lease.token.clone(), std::time::Instant::now() + ttl));
+            Ok(())
+        })
+    }
+
+    async fn release(&self, lease: &crate::Lease, consumed: usize) -> Result<usize, StoreError> {
+        let mut inboxes = lock(&self.inboxes);
+        let waiting = match inboxes.get_mut(&lease.call_id) {
+            Some(inbox) if inbox.held_by(&lease.token) => {
+                drop_head(inbox, consumed);
+                inbox.lease = None;
+                inbox.items.len()
+            }
+            _ => {
+                return Err(StoreError::LeaseLost {
+                    call_id: lease.call_id.clone(),
+                });
+            }
+        };
+        if waiting == 0 {
+            inboxes.remove(&lease.call_id);
+        }
+        Ok(waiting)
+    }
+
+    async fn orphans(&self, limit: usize) -> Result<Vec<CallId>, StoreError> {
+        Ok(lock(&self.inboxes)
+            .iter()
+            .filter(|(_, inbox)| !inbox.items.is_empty() && inbox.is_free())
+            .map(|(id, _)| id.clone())
+            .take(limit)
+            .collect())
     }
 }

@@ -40,6 +40,10 @@ pub struct Timings {
     /// After a transfer timeout, how long the lookup of the call may take
     /// before another try (default 30 s).
     pub lookup_grace: Duration,
+    /// With a shared store: how long a call's lease lasts without renewal.
+    /// An instance renews it while it works; a call whose holder stopped is
+    /// taken over this long after its last renewal (default 10 s).
+    pub lease_ttl: Duration,
 }
 
 impl Default for Timings {
@@ -57,6 +61,7 @@ impl Default for Timings {
             ended_retention: Duration::from_secs(10 * 60),
             sweep_interval: Duration::from_secs(5),
             lookup_grace: Duration::from_secs(30),
+            lease_ttl: Duration::from_secs(10),
         }
     }
 }
@@ -131,6 +136,12 @@ impl Timings {
     /// Sets [`Timings::lookup_grace`].
     pub fn lookup_grace(mut self, d: Duration) -> Self {
         self.lookup_grace = d;
+        self
+    }
+
+    /// Sets [`Timings::lease_ttl`].
+    pub fn lease_ttl(mut self, d: Duration) -> Self {
+        self.lease_ttl = d;
         self
     }
 

@@ -185,22 +185,55 @@ async fn a_late_success_after_the_timeout_is_completed_by_reconciliation() {
 /// completed transfer as failed and fired `on_call_terminated` twice.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_bots_on_one_store_give_one_outcome_and_one_termination_per_call() {
+    let bots = bots_behind_round_robin(2, Sharing::StoreOnly).await;
+    let conflicts: u64 = bots.iter().map(|b| b.metrics().store_conflicts).sum();
+    println!("store conflicts resolved by reloading: {conflicts}");
+}
+
+/// Three bots sharing calls with leases: each call's notifications, spread
+/// over all three, are processed by one lease holder at a time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_bots_sharing_calls_with_leases_give_one_outcome_per_call() {
+    let bots = bots_behind_round_robin(3, Sharing::Leases).await;
+    let claims: u64 = bots.iter().map(|b| b.metrics().claims).sum();
+    let conflicts: u64 = bots.iter().map(|b| b.metrics().store_conflicts).sum();
+    let lost: u64 = bots.iter().map(|b| b.metrics().leases_lost).sum();
+    println!("claims {claims}, conflicts {conflicts}, leases lost {lost}");
+    assert!(claims > 0, "the bots claimed calls");
+    assert_eq!(conflicts, 0, "a lease holder never races another writer");
+    assert_eq!(lost, 0);
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sharing {
+    /// One store, compare-and-set only.
+    StoreOnly,
+    /// One shared store: inboxes and leases.
+    Leases,
+}
+
+/// `count` bots on one in-memory store behind a round-robin proxy, 40 calls
+/// with duplicate and reordered notifications: every call gets one outcome,
+/// one termination, one `POST /transfer`. Returns the stopped bots.
+async fn bots_behind_round_robin(count: usize, sharing: Sharing) -> Vec<Bot> {
     let (emu, app, client, notify) = emulator(EmulatorConfig::default()).await;
-    let store: Arc<dyn CallStore> = Arc::new(InMemoryCallStore::new());
+    let store = Arc::new(InMemoryCallStore::new());
     let handler = Arc::new(Recorder::new(to_agent));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let callback = format!("http://{}/api/calls", listener.local_addr().unwrap());
-    let bots: Vec<Bot> = (0..2)
-        .map(|_| {
-            Bot::builder()
+    let bots: Vec<Bot> = (0..count)
+        .map(|i| {
+            let builder = Bot::builder()
                 .client(client.clone())
                 .notify(notify.clone())
                 .handler(handler.clone())
                 .callback_uri(callback.clone())
-                .timings(short_timings())
-                .store(Arc::clone(&store))
-                .build()
-                .unwrap()
+                .timings(short_timings());
+            let builder = match sharing {
+                Sharing::StoreOnly => builder.store(Arc::clone(&store) as Arc<dyn CallStore>),
+                Sharing::Leases => builder.shared_store(Arc::clone(&store) as _, format!("bot-{i}")),
+            };
+            builder.build().unwrap()
         })
         .collect();
     let routers: Vec<axum::Router> = bots.iter().map(Bot::router).collect();
@@ -263,13 +296,12 @@ async fn two_bots_on_one_store_give_one_outcome_and_one_termination_per_call() {
         .filter(|r| r.endpoint == Endpoint::Transfer)
         .count();
     assert_eq!(transfers, calls.len(), "one POST /transfer per call");
-    let conflicts: u64 = bots.iter().map(|b| b.metrics().store_conflicts).sum();
-    println!("store conflicts resolved by reloading: {conflicts}");
     for bot in &bots {
         bot.shutdown().await;
     }
     server.abort();
     emu.shutdown().await;
+    bots
 }
 
 /// Keep-alive is a deadline in the record: a new bot on the same store sends

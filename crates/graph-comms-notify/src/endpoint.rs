@@ -40,6 +40,7 @@ struct Inner {
     counters: Arc<Counters>,
     queue: Mutex<Queue>,
     admission: std::sync::OnceLock<Arc<dyn Admission>>,
+    journal: std::sync::OnceLock<Arc<dyn Journal>>,
 }
 
 /// Decides, before a request is answered 202, whether its events may be queued.
@@ -50,6 +51,19 @@ struct Inner {
 pub trait Admission: Send + Sync + 'static {
     /// Reserves room for all of `events` (all or none). `false` refuses the request.
     fn admit(&self, events: &[NotificationEvent]) -> bool;
+}
+
+/// Makes a request's events durable before it is answered 202.
+///
+/// Runtimes that share calls among processes implement this: 202 then means
+/// "the shared store has it", so an instance that dies after answering loses
+/// nothing. An error answers 503 with `Retry-After` (Graph delivers again);
+/// events already written by a failed call may then arrive twice, which
+/// readers of Graph's notifications tolerate anyway.
+#[async_trait::async_trait]
+pub trait Journal: Send + Sync + 'static {
+    /// Writes all of `events`; `Err` carries the reason for the log.
+    async fn record(&self, events: &[NotificationEvent]) -> Result<(), String>;
 }
 
 /// The sending side; `sender` is `None` once closed. Sequence numbers are
@@ -120,6 +134,7 @@ impl NotifyEndpoint {
                 next_sequence: 0,
             }),
             admission: std::sync::OnceLock::new(),
+            journal: std::sync::OnceLock::new(),
         };
         let endpoint = NotifyEndpoint { inner: Arc::new(inner) };
         Ok((endpoint, EventReceiver { inner: receiver }))
@@ -141,6 +156,12 @@ impl NotifyEndpoint {
     /// second call is ignored and returns `false`).
     pub fn set_admission(&self, admission: Arc<dyn Admission>) -> bool {
         self.inner.admission.set(admission).is_ok()
+    }
+
+    /// Installs the journal that makes events durable before 202 (once; a
+    /// second call is ignored and returns `false`).
+    pub fn set_journal(&self, journal: Arc<dyn Journal>) -> bool {
+        self.inner.journal.set(journal).is_ok()
     }
 
     /// Fetches the key set now (for example at startup, to fail fast), whatever the rate limit.
@@ -240,6 +261,13 @@ impl NotifyEndpoint {
         let envelope = CommsNotifications::from_slice(&body)
             .map_err(|e| Rejection::new(RejectReason::MalformedBody, format!("malformed notification body: {e}")))?;
         let events = to_events(envelope, &tenant, received_at)?;
+        if let Some(journal) = self.inner.journal.get() {
+            journal.record(&events).await.map_err(|detail| Rejection {
+                reason: RejectReason::JournalUnavailable,
+                message: "the call store is unavailable; retry later".into(),
+                detail,
+            })?;
+        }
         self.enqueue(events)
     }
 

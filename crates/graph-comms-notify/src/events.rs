@@ -23,6 +23,30 @@ pub struct NotificationEvent {
     pub sequence: u64,
 }
 
+impl NotificationEvent {
+    /// The event for one item, as the endpoint builds it (sequence 0): for
+    /// items read back from a journal.
+    ///
+    /// # Errors
+    ///
+    /// The item names no call (no parseable `resourceUrl` or `resource`).
+    pub fn new(
+        notification: CommsNotification,
+        tenant_id: TenantId,
+        received_at: Instant,
+    ) -> Result<Self, graph_comms_model::ResourceUrlError> {
+        let resource = notification.resource()?;
+        Ok(Self {
+            call_id: resource.call_id.clone(),
+            resource,
+            notification,
+            tenant_id,
+            received_at,
+            sequence: 0,
+        })
+    }
+}
+
 /// The receiving end of the endpoint's bounded queue, in arrival order.
 #[derive(Debug)]
 pub struct EventReceiver {

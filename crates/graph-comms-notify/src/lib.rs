@@ -9,7 +9,7 @@ mod keys;
 mod metrics;
 
 pub use config::{DEFAULT_ISSUERS, DEFAULT_OPENID_CONFIGURATION_URL, NotifyConfig};
-pub use endpoint::{Admission, NotifyEndpoint};
+pub use endpoint::{Admission, Journal, NotifyEndpoint};
 pub use error::NotifyError;
 pub use events::{EventReceiver, NotificationEvent};
 pub use keys::{HttpKeySource, Jwks, KeySource};

@@ -40,13 +40,15 @@ pub enum RejectReason {
     QueueFull,
     /// The handler's queue for one of the body's calls is full (503).
     CallBusy,
+    /// The [`Journal`](crate::Journal) could not make the events durable (503).
+    JournalUnavailable,
     /// The endpoint was closed or the receiver dropped.
     Closed,
 }
 
 impl RejectReason {
     /// Every reason, in counter order.
-    pub const ALL: [RejectReason; 17] = [
+    pub const ALL: [RejectReason; 18] = [
         Self::MissingToken,
         Self::BadToken,
         Self::Expired,
@@ -63,6 +65,7 @@ impl RejectReason {
         Self::MalformedBody,
         Self::QueueFull,
         Self::CallBusy,
+        Self::JournalUnavailable,
         Self::Closed,
     ];
 
@@ -85,6 +88,7 @@ impl RejectReason {
             Self::MalformedBody => "malformed_body",
             Self::QueueFull => "queue_full",
             Self::CallBusy => "call_busy",
+            Self::JournalUnavailable => "journal_unavailable",
             Self::Closed => "closed",
         }
     }
@@ -94,7 +98,7 @@ impl RejectReason {
         match self {
             Self::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::BadContentType | Self::MalformedBody => StatusCode::BAD_REQUEST,
-            Self::QueueFull | Self::CallBusy | Self::Closed => StatusCode::SERVICE_UNAVAILABLE,
+            Self::QueueFull | Self::CallBusy | Self::JournalUnavailable | Self::Closed => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::UNAUTHORIZED,
         }
     }

@@ -6,9 +6,12 @@
 //! - [`process`]: one event through the call machine, then its steps;
 //! - [`invoke`]: running hooks under a timeout, with panics caught;
 //! - [`timers`]: in-process wake-ups and the store sweep for due calls;
-//! - [`transfer`]: starting a transfer and the in-process outcome handles.
+//! - [`transfer`]: starting a transfer and the in-process outcome handles;
+//! - [`lease`]: with a shared store, the journal before 202 and the
+//!   claim–process–release cycle under a call's lease.
 
 mod invoke;
+mod lease;
 mod process;
 mod queue;
 mod state;
@@ -49,6 +52,9 @@ pub(crate) struct Runtime {
     timers: mpsc::UnboundedSender<timers::Wake>,
     shutting_down: AtomicBool,
     in_flight: AtomicUsize,
+    sharing: Option<lease::Sharing>,
+    held: lease::Held,
+    store_reachable: AtomicBool,
 }
 
 /// What [`Runtime::start`] needs.
@@ -61,6 +67,8 @@ pub(crate) struct RuntimeParts {
     pub(crate) callback_uri: Option<String>,
     pub(crate) allow_concurrent_transfers: bool,
     pub(crate) max_queued_per_call: usize,
+    /// A shared store and this instance's id, to share calls with other instances.
+    pub(crate) sharing: Option<(Arc<dyn crate::shared::SharedCallStore>, String)>,
 }
 
 impl Runtime {
@@ -84,6 +92,11 @@ impl Runtime {
             timers,
             shutting_down: AtomicBool::new(false),
             in_flight: AtomicUsize::new(0),
+            sharing: parts
+                .sharing
+                .map(|(store, instance_id)| lease::Sharing { store, instance_id }),
+            held: lease::Held::default(),
+            store_reachable: AtomicBool::new(true),
         });
         tokio::spawn(timers::timer_loop(Arc::downgrade(&runtime), timer_rx));
         tokio::spawn(timers::sweep_loop(Arc::downgrade(&runtime)));

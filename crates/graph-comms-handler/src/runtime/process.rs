@@ -39,7 +39,7 @@ impl Runtime {
         }
     }
 
-    async fn on_notification(self: &Arc<Self>, event: NotificationEvent) {
+    pub(super) async fn on_notification(self: &Arc<Self>, event: NotificationEvent) {
         self.counters.events.fetch_add(1, Ordering::Relaxed);
         let kind = event_kind(&event.notification, &event.resource);
         // Attribution to attempts compares wall-clock times, which outlive this process.
@@ -90,7 +90,7 @@ impl Runtime {
 
     /// Feeds a non-notification input to a known call's record, commits, and
     /// carries out the steps (the record already knows the call's tenant).
-    async fn apply(self: &Arc<Self>, call_id: &CallId, input: CallInput<'_>) {
+    pub(super) async fn apply(self: &Arc<Self>, call_id: &CallId, input: CallInput<'_>) {
         let unknown_tenant = TenantId::from("");
         if let Some((steps, record)) = self.commit(call_id, &unknown_tenant, Missing::Skip, input).await {
             let ctx = self.context(call_id, &unknown_tenant, Some(record));

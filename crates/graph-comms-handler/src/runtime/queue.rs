@@ -142,7 +142,10 @@ impl Runtime {
                 }
             };
             let notification = matches!(event, CallEvent::Notification(_));
-            self.process(&call_id, event).await;
+            match &self.sharing {
+                Some(sharing) => self.process_shared(sharing, &call_id, event).await,
+                None => self.process(&call_id, event).await,
+            }
             if notification {
                 // Saturating: a bot fed by an endpoint without this admission counts nothing.
                 let _ = admitted.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));

@@ -45,6 +45,16 @@ impl Cache {
         }
     }
 
+    /// Sets the call's record as just read from the store.
+    pub(super) fn replace(&self, call_id: &CallId, record: Option<Arc<CallRecord>>) {
+        match record.filter(|r| !r.is_ended()) {
+            Some(record) => {
+                lock(&self.records).insert(call_id.clone(), record);
+            }
+            None => self.remove(call_id),
+        }
+    }
+
     pub(super) fn remove(&self, call_id: &CallId) {
         lock(&self.records).remove(call_id);
     }
@@ -95,6 +105,7 @@ impl Runtime {
         let mut conflicts = 0;
         loop {
             let current = self.with_store_retries(|| self.current(call_id)).await?;
+            let lease = self.held.for_commit(call_id);
             let mut record = match (&current, missing) {
                 (Some(current), _) => CallRecord::clone(current),
                 (None, Missing::Create) => CallRecord::new(CallSnapshot::new(call_id.clone(), tenant_id.clone())),
@@ -106,12 +117,28 @@ impl Runtime {
             }
             record.version = current.as_ref().map_or(0, |c| c.version) + 1;
             let record = Arc::new(record);
-            match self.with_store_retries(|| self.store.save(Arc::clone(&record))).await {
+            let saved = match (&self.sharing, &lease) {
+                (Some(sharing), Some((lease, consumed))) => {
+                    let ttl = self.timings.lease_ttl;
+                    let committed = self
+                        .with_store_retries(|| sharing.store.commit(lease, Some(Arc::clone(&record)), *consumed, ttl))
+                        .await;
+                    if committed.is_ok() {
+                        self.held.committed(lease, *consumed);
+                    }
+                    committed
+                }
+                _ => self.with_store_retries(|| self.store.save(Arc::clone(&record))).await,
+            };
+            match saved {
                 Ok(()) => {
                     if current.is_none() {
                         self.counters.calls_seen.fetch_add(1, Ordering::Relaxed);
                     }
-                    self.cache.put(&record);
+                    // Without the lease, another instance may change the call next: not cached.
+                    if self.sharing.is_none() || lease.is_some() {
+                        self.cache.put(&record);
+                    }
                     self.after_commit(current.as_deref(), &record);
                     return Ok(Some((result, record)));
                 }
@@ -120,21 +147,28 @@ impl Runtime {
                     self.counters.store_conflicts.fetch_add(1, Ordering::Relaxed);
                     self.cache.remove(call_id);
                 }
-                Err(error) => return Err(error),
+                Err(error) => {
+                    if let (StoreError::LeaseLost { .. }, Some((lease, _))) = (&error, &lease) {
+                        self.lease_lost(lease);
+                    }
+                    return Err(error);
+                }
             }
         }
     }
 
     /// Runs a store operation, retrying while the store is unavailable, so an
     /// acknowledged event survives a short outage.
-    async fn with_store_retries<T, F>(&self, mut op: impl FnMut() -> F) -> Result<T, StoreError>
+    pub(super) async fn with_store_retries<T, F>(&self, mut op: impl FnMut() -> F) -> Result<T, StoreError>
     where
         F: Future<Output = Result<T, StoreError>>,
     {
         let mut pause = Duration::from_millis(50);
         let mut tries = 0;
         loop {
-            match op().await {
+            let result = op().await;
+            self.observe_store(&result);
+            match result {
                 Err(StoreError::Unavailable(message)) if tries + 1 < MAX_STORE_TRIES => {
                     tries += 1;
                     self.counters.store_errors.fetch_add(1, Ordering::Relaxed);

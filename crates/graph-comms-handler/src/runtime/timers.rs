@@ -107,6 +107,14 @@ pub(super) async fn sweep_loop(runtime: Weak<Runtime>) {
                 tracing::warn!("call store sweep failed: {error}");
             }
         }
+        if let Some(sharing) = &strong.sharing {
+            strong.sweep_orphans(sharing).await;
+        }
+        // Orphans are taken over within the lease time.
+        let interval = match &strong.sharing {
+            Some(_) => interval.min(strong.timings.lease_ttl / 2),
+            None => interval,
+        };
         drop(strong);
         tokio::time::sleep(interval).await;
     }

@@ -1,0 +1,321 @@
+//! Sharing calls with other instances: the journal that appends notifications
+//! to their call's inbox before 202, and the claim–process–release cycle of
+//! the instance that holds a call's lease.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant, SystemTime};
+
+use graph_comms_model::CallId;
+use graph_comms_notify::{Journal, NotificationEvent};
+
+use super::Runtime;
+use super::queue::CallEvent;
+use crate::call_machine::CallInput;
+use crate::report::RuntimeFailure;
+use crate::shared::{Claim, InboxItem, Lease, SharedCallStore};
+use crate::store::StoreError;
+use crate::sync::lock;
+
+/// Inbox items one claim reads at most; more are read by the next claim.
+const INBOX_BATCH: usize = 64;
+/// Orphaned calls one sweep claims at most.
+const ORPHAN_BATCH: usize = 1_000;
+
+/// This instance's part in sharing calls.
+pub(crate) struct Sharing {
+    pub(crate) store: Arc<dyn SharedCallStore>,
+    pub(crate) instance_id: String,
+}
+
+/// The leases this instance holds, by call.
+#[derive(Debug, Default)]
+pub(super) struct Held {
+    leases: std::sync::Mutex<HashMap<CallId, HeldLease>>,
+}
+
+#[derive(Debug)]
+struct HeldLease {
+    lease: Lease,
+    /// Inbox items handled and not yet dropped from the store: the next commit
+    /// under the lease drops them in the same atomic step.
+    consumed: usize,
+    lost: bool,
+}
+
+impl Held {
+    /// The lease held for a call (unless lost) and the items its next commit drops.
+    pub(super) fn for_commit(&self, call_id: &CallId) -> Option<(Lease, usize)> {
+        lock(&self.leases)
+            .get(call_id)
+            .filter(|h| !h.lost)
+            .map(|h| (h.lease.clone(), h.consumed))
+    }
+
+    /// A commit under `lease` dropped `consumed` items.
+    pub(super) fn committed(&self, lease: &Lease, consumed: usize) {
+        if let Some(held) = lock(&self.leases).get_mut(&lease.call_id).filter(|h| h.lease == *lease) {
+            held.consumed = held.consumed.saturating_sub(consumed);
+        }
+    }
+
+    /// The store said the lease is gone: nothing more is committed under it.
+    pub(super) fn lost(&self, lease: &Lease) {
+        if let Some(held) = lock(&self.leases).get_mut(&lease.call_id).filter(|h| h.lease == *lease) {
+            held.lost = true;
+        }
+    }
+
+    pub(super) fn holds(&self, call_id: &CallId) -> bool {
+        lock(&self.leases).get(call_id).is_some_and(|h| !h.lost)
+    }
+
+    fn insert(&self, lease: Lease) {
+        let call_id = lease.call_id.clone();
+        let held = HeldLease {
+            lease,
+            consumed: 0,
+            lost: false,
+        };
+        lock(&self.leases).insert(call_id, held);
+    }
+
+    fn consume_one(&self, call_id: &CallId) {
+        if let Some(held) = lock(&self.leases).get_mut(call_id) {
+            held.consumed += 1;
+        }
+    }
+
+    fn remove(&self, call_id: &CallId) -> Option<HeldLease> {
+        lock(&self.leases).remove(call_id)
+    }
+}
+
+impl Runtime {
+    /// Whether this runtime shares its calls through a [`SharedCallStore`].
+    pub(crate) fn is_shared(&self) -> bool {
+        self.sharing.is_some()
+    }
+
+    /// False after the shared store failed, until an operation succeeds again.
+    pub(crate) fn store_reachable(&self) -> bool {
+        self.store_reachable.load(Ordering::SeqCst)
+    }
+
+    /// Notes a store result for readiness.
+    pub(super) fn observe_store<T>(&self, result: &Result<T, StoreError>) {
+        match result {
+            Err(StoreError::Unavailable(_)) => self.store_reachable.store(false, Ordering::SeqCst),
+            _ => self.store_reachable.store(true, Ordering::SeqCst),
+        }
+    }
+
+    /// One local event of a call, under the call's lease: claim, handle the
+    /// inbox in order and then the event, release; again while items wait.
+    pub(super) async fn process_shared(self: &Arc<Self>, sharing: &Sharing, call_id: &CallId, event: CallEvent) {
+        // A notification is in the inbox already; its local event only wakes the call.
+        let mut event = match event {
+            CallEvent::Notification(_) => None,
+            other => Some(other),
+        };
+        let ttl = self.timings.lease_ttl;
+        loop {
+            let claimed = sharing
+                .store
+                .claim(call_id, &sharing.instance_id, ttl, INBOX_BATCH)
+                .await;
+            self.observe_store(&claimed);
+            let claim = match claimed {
+                Ok(Some(claim)) => claim,
+                Ok(None) => {
+                    self.counters.claims_refused.fetch_add(1, Ordering::Relaxed);
+                    // The holder sees anything appended before this refusal when it releases.
+                    match event.take() {
+                        Some(CallEvent::Input(id, input)) => {
+                            if self.hand_over(sharing, call_id, InboxItem::Attempt { id, input }).await {
+                                continue;
+                            }
+                        }
+                        Some(fire @ CallEvent::Fire(..)) => self.process(call_id, fire).await,
+                        _ => {}
+                    }
+                    return;
+                }
+                Err(error) => {
+                    // The items stay in the inbox; the orphan sweep claims them once the store is back.
+                    self.store_failed(call_id, error);
+                    if let Some(fire @ CallEvent::Fire(..)) = event.take() {
+                        self.process(call_id, fire).await;
+                    }
+                    return;
+                }
+            };
+            self.counters.claims.fetch_add(1, Ordering::Relaxed);
+            let waiting = self.run_claim(sharing, claim, event.take()).await;
+            if waiting == 0 {
+                return;
+            }
+        }
+    }
+
+    /// Handles a claim's inbox and `event`, then releases; answers how many
+    /// items still wait (0 when the lease was lost: the new holder has them).
+    async fn run_claim(self: &Arc<Self>, sharing: &Sharing, claim: Claim, event: Option<CallEvent>) -> usize {
+        let Claim { lease, record, inbox } = claim;
+        let call_id = lease.call_id.clone();
+        self.cache.replace(&call_id, record);
+        self.held.insert(lease.clone());
+        let renewal = tokio::spawn(renew_loop(
+            Arc::downgrade(self),
+            Arc::clone(&sharing.store),
+            lease.clone(),
+            self.timings.lease_ttl,
+        ));
+        for item in inbox {
+            if !self.held.holds(&call_id) {
+                break;
+            }
+            // Counted before handling, so the item's own commit drops it from the inbox.
+            self.held.consume_one(&call_id);
+            match item {
+                InboxItem::Notification {
+                    tenant_id,
+                    received_at,
+                    notification,
+                } => {
+                    let age = SystemTime::now().duration_since(received_at).unwrap_or_default();
+                    let received_at = Instant::now().checked_sub(age).unwrap_or_else(Instant::now);
+                    match NotificationEvent::new(*notification, tenant_id, received_at) {
+                        Ok(event) => self.on_notification(event).await,
+                        Err(error) => tracing::warn!(call_id = %call_id, %error, "inbox item names no call: dropped"),
+                    }
+                }
+                InboxItem::Attempt { id, input } => {
+                    self.apply(&call_id, CallInput::Attempt { id, input }).await;
+                }
+            }
+        }
+        if let Some(event) = event
+            && self.held.holds(&call_id)
+        {
+            self.process(&call_id, event).await;
+        }
+        renewal.abort();
+        self.cache.remove(&call_id);
+        let Some(held) = self.held.remove(&call_id) else {
+            return 0;
+        };
+        if held.lost {
+            return 0;
+        }
+        let released = sharing.store.release(&held.lease, held.consumed).await;
+        self.observe_store(&released);
+        match released {
+            Ok(waiting) => waiting,
+            Err(error) => {
+                if matches!(error, StoreError::LeaseLost { .. }) {
+                    self.counters.leases_lost.fetch_add(1, Ordering::Relaxed);
+                }
+                self.store_failed(&call_id, error);
+                0
+            }
+        }
+    }
+
+    /// Appends an item for the lease holder; `true` if it was appended (then
+    /// claim again: the holder may have released meanwhile).
+    async fn hand_over(&self, sharing: &Sharing, call_id: &CallId, item: InboxItem) -> bool {
+        let items = [(call_id.clone(), item)];
+        match self.with_store_retries(|| sharing.store.append(&items)).await {
+            Ok(()) => true,
+            Err(error) => {
+                self.store_failed(call_id, error);
+                false
+            }
+        }
+    }
+
+    /// A commit under a lease was refused for its token.
+    pub(super) fn lease_lost(&self, lease: &Lease) {
+        self.counters.leases_lost.fetch_add(1, Ordering::Relaxed);
+        self.held.lost(lease);
+        self.cache.remove(&lease.call_id);
+        tracing::warn!(call_id = %lease.call_id, "lease lost: another instance holds the call now");
+    }
+
+    /// Claims calls whose inbox has items and no live lease.
+    pub(super) async fn sweep_orphans(self: &Arc<Self>, sharing: &Sharing) {
+        let orphans = sharing.store.orphans(ORPHAN_BATCH).await;
+        self.observe_store(&orphans);
+        match orphans {
+            Ok(calls) => {
+                for call_id in calls {
+                    self.counters.takeovers.fetch_add(1, Ordering::Relaxed);
+                    tracing::info!(call_id = %call_id, "taking over a call whose holder stopped");
+                    self.route(call_id, CallEvent::Wake);
+                }
+            }
+            Err(error) => {
+                self.counters.store_errors.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!("orphan sweep failed: {error}");
+            }
+        }
+    }
+}
+
+/// Renews a lease every third of its time until aborted or lost.
+async fn renew_loop(
+    runtime: std::sync::Weak<Runtime>,
+    store: Arc<dyn SharedCallStore>,
+    lease: Lease,
+    ttl: Duration,
+) {
+    loop {
+        tokio::time::sleep(ttl / 3).await;
+        let renewed = store.renew(&lease, ttl).await;
+        let Some(runtime) = runtime.upgrade() else { return };
+        runtime.observe_store(&renewed);
+        match renewed {
+            Ok(()) => {}
+            Err(StoreError::LeaseLost { .. }) => {
+                runtime.lease_lost(&lease);
+                return;
+            }
+            // The next try may reach the store; a commit meanwhile is fenced anyway.
+            Err(error) => tracing::warn!(call_id = %lease.call_id, "lease renewal failed: {error}"),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Journal for Runtime {
+    async fn record(&self, events: &[NotificationEvent]) -> Result<(), String> {
+        let Some(sharing) = &self.sharing else {
+            return Ok(());
+        };
+        let items: Vec<(CallId, InboxItem)> = events
+            .iter()
+            .map(|event| {
+                let received_at = SystemTime::now()
+                    .checked_sub(event.received_at.elapsed())
+                    .unwrap_or_else(SystemTime::now);
+                let item = InboxItem::Notification {
+                    tenant_id: event.tenant_id.clone(),
+                    received_at,
+                    notification: Box::new(event.notification.clone()),
+                };
+                (event.call_id.clone(), item)
+            })
+            .collect();
+        let appended = sharing.store.append(&items).await;
+        self.observe_store(&appended);
+        appended.map_err(|error| {
+            self.counters.journal_failures.fetch_add(1, Ordering::Relaxed);
+            self.counters.store_errors.fetch_add(1, Ordering::Relaxed);
+            let failure = RuntimeFailure::Store(error);
+            tracing::warn!(%failure, "notifications not appended to the shared store: answered 503");
+            failure.to_string()
+        })
+    }
+}
