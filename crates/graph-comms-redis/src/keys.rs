@@ -10,6 +10,8 @@ pub(crate) struct Keys {
     pub(crate) due: String,
     /// The sorted set of stored calls by when they expire (millis; `+inf` for live calls).
     pub(crate) calls: String,
+    /// The sorted set of calls that had inbox items appended, by when (millis).
+    pub(crate) inboxes: String,
 }
 
 impl Keys {
@@ -18,6 +20,7 @@ impl Keys {
             prefix: prefix.to_owned(),
             due: format!("{{{prefix}}}:due"),
             calls: format!("{{{prefix}}}:calls"),
+            inboxes: format!("{{{prefix}}}:inboxes"),
         }
     }
 
@@ -35,5 +38,15 @@ impl Keys {
 
     pub(crate) fn record_for_member(&self, member: &str) -> String {
         format!("{}:{{{member}}}", self.prefix)
+    }
+
+    /// The call's inbox (a list of `InboxItem` JSON), in the record's slot.
+    pub(crate) fn inbox(&self, member: &str) -> String {
+        format!("{}:{{{member}}}:inbox", self.prefix)
+    }
+
+    /// The call's lease (the holder's token, expiring), in the record's slot.
+    pub(crate) fn lease(&self, member: &str) -> String {
+        format!("{}:{{{member}}}:lease", self.prefix)
     }
 }

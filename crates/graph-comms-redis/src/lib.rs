@@ -4,6 +4,7 @@ mod config;
 mod keys;
 mod metrics;
 mod scripts;
+mod shared;
 mod store;
 
 pub use config::{ConnectError, DEFAULT_PREFIX, RedisStoreConfig};

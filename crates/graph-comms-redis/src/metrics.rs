@@ -39,6 +39,20 @@ pub struct StoreMetrics {
     pub due: OpStats,
     /// `count`.
     pub count: OpStats,
+    /// `append` (inbox items before 202).
+    pub append: OpStats,
+    /// `claim`.
+    pub claim: OpStats,
+    /// `commit` (writes under a lease).
+    pub commit: OpStats,
+    /// `release`.
+    pub release: OpStats,
+    /// `renew`.
+    pub renew: OpStats,
+    /// `orphans`.
+    pub orphans: OpStats,
+    /// Writes under a lease refused because its token no longer held it.
+    pub fenced: u64,
     /// Writes and deletes refused for a stale version.
     pub conflicts: u64,
     /// Stale due-index entries fixed by `due` (record gone, or not due yet).
@@ -52,7 +66,19 @@ pub struct StoreMetrics {
 impl StoreMetrics {
     /// Round trips of every operation.
     pub fn round_trips(&self) -> u64 {
-        [self.load, self.save, self.delete, self.due, self.count]
+        [
+            self.load,
+            self.save,
+            self.delete,
+            self.due,
+            self.count,
+            self.append,
+            self.claim,
+            self.commit,
+            self.release,
+            self.renew,
+            self.orphans,
+        ]
             .iter()
             .map(|op| op.round_trips)
             .sum()
@@ -89,6 +115,13 @@ pub(crate) struct Counters {
     pub(crate) delete: OpCounter,
     pub(crate) due: OpCounter,
     pub(crate) count: OpCounter,
+    pub(crate) append: OpCounter,
+    pub(crate) claim: OpCounter,
+    pub(crate) commit: OpCounter,
+    pub(crate) release: OpCounter,
+    pub(crate) renew: OpCounter,
+    pub(crate) orphans: OpCounter,
+    pub(crate) fenced: AtomicU64,
     pub(crate) conflicts: AtomicU64,
     pub(crate) index_repairs: AtomicU64,
     pub(crate) index_errors: AtomicU64,
@@ -103,6 +136,13 @@ impl Counters {
             delete: self.delete.snapshot(),
             due: self.due.snapshot(),
             count: self.count.snapshot(),
+            append: self.append.snapshot(),
+            claim: self.claim.snapshot(),
+            commit: self.commit.snapshot(),
+            release: self.release.snapshot(),
+            renew: self.renew.snapshot(),
+            orphans: self.orphans.snapshot(),
+            fenced: self.fenced.load(Ordering::Relaxed),
             conflicts: self.conflicts.load(Ordering::Relaxed),
             index_repairs: self.index_repairs.load(Ordering::Relaxed),
             index_errors: self.index_errors.load(Ordering::Relaxed),

@@ -71,12 +71,72 @@ end
 return changed
 "#;
 
+/// Takes a call's lease unless anyone holds it, and reads the call under it.
+///
+/// `KEYS` lease, record, inbox; `ARGV` token, lease millis, how many items.
+/// Answers `{0}` when the lease is held, else `{1, record or false, items}`.
+const CLAIM: &str = r#"
+if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return {0} end
+local record = redis.call('GET', KEYS[2])
+local items = redis.call('LRANGE', KEYS[3], 0, tonumber(ARGV[3]) - 1)
+return {1, record, items}
+"#;
+
+/// Under the lease: the record's compare-and-set write (if a version is
+/// given), the handled items dropped, the lease extended, in one step.
+///
+/// `KEYS` lease, record, inbox; `ARGV` token, lease millis, items handled,
+/// new version or `""`, JSON, expiry (Unix millis) or `""`.
+/// Answers `{-1, 0}` when the token does not hold the lease, `{0, stored}` on
+/// a version conflict, `{1, stored}` when done.
+const COMMIT_BODY: &str = r#"
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return {-1, 0} end
+local stored = 0
+if ARGV[4] ~= '' then
+  stored = stored_version(redis.call('GET', KEYS[2]))
+  if stored == nil then return redis.error_reply('CORRUPT the stored call record has no version') end
+  if tonumber(ARGV[4]) ~= stored + 1 then return {0, stored} end
+  if ARGV[6] == '' then
+    redis.call('SET', KEYS[2], ARGV[5])
+  else
+    redis.call('SET', KEYS[2], ARGV[5], 'PXAT', ARGV[6])
+  end
+end
+local handled = tonumber(ARGV[3])
+if handled > 0 then redis.call('LTRIM', KEYS[3], handled, -1) end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return {1, stored}
+"#;
+
+/// Drops the handled items and gives the lease up.
+///
+/// `KEYS` lease, inbox; `ARGV` token, items handled. Answers -1 when the token
+/// does not hold the lease, else how many items still wait.
+const RELEASE: &str = r#"
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
+local handled = tonumber(ARGV[2])
+if handled > 0 then redis.call('LTRIM', KEYS[2], handled, -1) end
+redis.call('DEL', KEYS[1])
+return redis.call('LLEN', KEYS[2])
+"#;
+
+/// Extends the lease if the token holds it. `KEYS` lease; `ARGV` token, millis.
+const RENEW: &str = r#"
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1
+"#;
+
 /// The scripts with their SHA1s, built once per store.
 #[derive(Debug)]
 pub(crate) struct Scripts {
     pub(crate) save: Lua,
     pub(crate) delete: Lua,
     pub(crate) fix_due: Lua,
+    pub(crate) claim: Lua,
+    pub(crate) commit: Lua,
+    pub(crate) release: Lua,
+    pub(crate) renew: Lua,
 }
 
 /// A script's code and SHA1 (for `EVALSHA`).
@@ -99,6 +159,10 @@ impl Scripts {
             save: Lua::new(format!("{STORED_VERSION}{SAVE_BODY}")),
             delete: Lua::new(format!("{STORED_VERSION}{DELETE_BODY}")),
             fix_due: Lua::new(FIX_DUE.to_owned()),
+            claim: Lua::new(CLAIM.to_owned()),
+            commit: Lua::new(format!("{STORED_VERSION}{COMMIT_BODY}")),
+            release: Lua::new(RELEASE.to_owned()),
+            renew: Lua::new(RENEW.to_owned()),
         }
     }
 }

@@ -24,16 +24,16 @@ const MAX_DUE_PASSES: usize = 4;
 /// Cloning is cheap: clones share the connection and the counters.
 #[derive(Clone)]
 pub struct RedisCallStore {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
-struct Inner {
-    connection: ConnectionManager,
-    keys: Keys,
-    scripts: Scripts,
-    ended_retention: Duration,
+pub(crate) struct Inner {
+    pub(crate) connection: ConnectionManager,
+    pub(crate) keys: Keys,
+    pub(crate) scripts: Scripts,
+    pub(crate) ended_retention: Duration,
     deadline: Duration,
-    counters: Counters,
+    pub(crate) counters: Counters,
 }
 
 impl std::fmt::Debug for RedisCallStore {
@@ -142,7 +142,7 @@ impl RedisCallStore {
 
 impl Inner {
     /// Sends one request (a command or a pipeline) and counts the round trip.
-    async fn request<T, F>(&self, op: &OpCounter, what: &str, send: F) -> Result<T, StoreError>
+    pub(crate) async fn request<T, F>(&self, op: &OpCounter, what: &str, send: F) -> Result<T, StoreError>
     where
         F: Future<Output = Result<T, RedisError>>,
     {
@@ -158,7 +158,7 @@ impl Inner {
     }
 
     /// Runs a script by its SHA1, sending it in full when Redis has not cached it.
-    async fn eval(
+    pub(crate) async fn eval(
         &self,
         op: &OpCounter,
         what: &str,
@@ -223,70 +223,15 @@ impl CallStore for RedisCallStore {
         op.call();
         let member = Keys::member(record.call_id());
         let key = inner.keys.record_for_member(&member);
-        let json = record.to_json()?;
-        let deadlines = &record.lifecycle.deadlines;
-        let expire_at = record.is_ended().then(|| {
-            millis(
-                deadlines
-                    .forget
-                    .unwrap_or_else(|| SystemTime::now() + inner.ended_retention),
-            )
-        });
-
-        // The indexes first (another slot, so not in the script): an entry for
-        // a write that then fails only causes a harmless early wake-up. The
-        // due score only ever moves earlier here (LT), so a refused write can
-        // never delay a committed deadline; `due` moves it later when needed.
-        let mut pipe = redis::pipe();
-        pipe.ignore_errors();
-        let mut index_commands = 1;
-        if let Some(next_due) = deadlines.next_due() {
-            pipe.cmd("ZADD")
-                .arg(&inner.keys.due)
-                .arg("LT")
-                .arg(millis(next_due))
-                .arg(&member);
-            index_commands += 1;
-        }
-        pipe.cmd("ZADD")
-            .arg(&inner.keys.calls)
-            .arg(expire_at.map_or_else(|| "+inf".to_owned(), |at| at.to_string()))
-            .arg(&member);
-        pipe.cmd("EVALSHA")
-            .arg(&inner.scripts.save.sha)
-            .arg(1)
-            .arg(&key)
-            .arg(record.version)
-            .arg(&json)
-            .arg(expire_at.map_or_else(String::new, |at| at.to_string()));
-        let mut conn = inner.connection.clone();
-        let mut replies: Vec<Result<Value, RedisError>> =
-            inner.request(op, "save", pipe.query_async(&mut conn)).await?;
-        let script_reply = replies.pop();
-        let index_failures = replies.iter().filter(|r| r.is_err()).count();
-        if index_failures > 0 || replies.len() != index_commands {
-            Counters::add(&inner.counters.index_errors, 1);
-            for error in replies.iter().filter_map(|r| r.as_ref().err()) {
-                tracing::warn!(call_id = %record.call_id(), "redis call store: index update refused: {error}");
-            }
-        }
-        let reply = match script_reply {
-            Some(Ok(value)) => value,
-            Some(Err(error)) if error.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
-                Counters::add(&inner.counters.script_loads, 1);
-                let args = [
-                    record.version.to_string(),
-                    String::from_utf8_lossy(&json).into_owned(),
-                    expire_at.map_or_else(String::new, |at| at.to_string()),
-                ];
-                inner.eval_full(op, "save", &inner.scripts.save, &[&key], &args).await?
-            }
-            Some(Err(error)) => return Err(store_error("save", &error)),
-            None => return Err(StoreError::Unavailable("redis save: no reply to the write".to_owned())),
-        };
+        let write = RecordWrite::new(&record, inner.ended_retention)?;
+        let mut args = vec![record.version.to_string()];
+        args.extend(write.args());
+        let reply = inner
+            .write_with_indexes(op, "save", &inner.scripts.save, &[&key], &args, &member, &write)
+            .await?;
         match cas_reply(&reply)? {
-            (true, _) => Ok(()),
-            (false, stored) => {
+            (1, _) => Ok(()),
+            (_, stored) => {
                 Counters::add(&inner.counters.conflicts, 1);
                 Err(StoreError::Conflict {
                     call_id: record.call_id().clone(),
@@ -307,8 +252,8 @@ impl CallStore for RedisCallStore {
             .eval(op, "delete", &inner.scripts.delete, &[&key], &[version.to_string()])
             .await?;
         match cas_reply(&reply)? {
-            (true, 0) => Ok(()),
-            (true, _) => {
+            (1, 0) => Ok(()),
+            (1, _) => {
                 // Only the count index: a due entry left behind is removed by
                 // `due` (the record is gone), whereas removing it here could
                 // remove the entry of a call created again meanwhile.
@@ -321,7 +266,7 @@ impl CallStore for RedisCallStore {
                 }
                 Ok(())
             }
-            (false, stored) => {
+            (_, stored) => {
                 Counters::add(&inner.counters.conflicts, 1);
                 Err(StoreError::Conflict {
                     call_id: call_id.clone(),
@@ -493,12 +438,94 @@ impl RedisCallStore {
     }
 }
 
-/// Reads a compare-and-set script's `{done, stored}` answer.
-fn cas_reply(reply: &Value) -> Result<(bool, u64), StoreError> {
+/// A record about to be written: its JSON and when it expires.
+pub(crate) struct RecordWrite {
+    json: Vec<u8>,
+    /// Unix millis; `None` while the call is live.
+    expire_at: Option<u64>,
+    next_due: Option<u64>,
+}
+
+impl RecordWrite {
+    pub(crate) fn new(record: &CallRecord, ended_retention: Duration) -> Result<Self, StoreError> {
+        let deadlines = &record.lifecycle.deadlines;
+        Ok(Self {
+            json: record.to_json()?,
+            expire_at: record
+                .is_ended()
+                .then(|| millis(deadlines.forget.unwrap_or_else(|| SystemTime::now() + ended_retention))),
+            next_due: deadlines.next_due().map(millis),
+        })
+    }
+
+    /// The script arguments after the version: the JSON and the expiry (or `""`).
+    pub(crate) fn args(&self) -> [String; 2] {
+        [
+            String::from_utf8_lossy(&self.json).into_owned(),
+            self.expire_at.map_or_else(String::new, |at| at.to_string()),
+        ]
+    }
+}
+
+impl Inner {
+    /// Sends the index updates for `write` and then the record's script, in
+    /// one pipeline (one round trip).
+    ///
+    /// The indexes come first (another slot, so not in the script): an entry
+    /// for a write that then fails only causes a harmless early wake-up. The
+    /// due score only ever moves earlier here (LT), so a refused write can
+    /// never delay a committed deadline; `due` moves it later when needed.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn write_with_indexes(
+        &self,
+        op: &OpCounter,
+        what: &str,
+        lua: &Lua,
+        keys: &[&str],
+        args: &[String],
+        member: &str,
+        write: &RecordWrite,
+    ) -> Result<Value, StoreError> {
+        let mut pipe = redis::pipe();
+        pipe.ignore_errors();
+        let mut index_commands = 1;
+        if let Some(next_due) = write.next_due {
+            pipe.cmd("ZADD").arg(&self.keys.due).arg("LT").arg(next_due).arg(member);
+            index_commands += 1;
+        }
+        pipe.cmd("ZADD")
+            .arg(&self.keys.calls)
+            .arg(write.expire_at.map_or_else(|| "+inf".to_owned(), |at| at.to_string()))
+            .arg(member);
+        pipe.cmd("EVALSHA").arg(&lua.sha).arg(keys.len()).arg(keys).arg(args);
+        let mut conn = self.connection.clone();
+        let mut replies: Vec<Result<Value, RedisError>> = self.request(op, what, pipe.query_async(&mut conn)).await?;
+        let script_reply = replies.pop();
+        let index_failures = replies.iter().filter(|r| r.is_err()).count();
+        if index_failures > 0 || replies.len() != index_commands {
+            Counters::add(&self.counters.index_errors, 1);
+            for error in replies.iter().filter_map(|r| r.as_ref().err()) {
+                tracing::warn!(member, "redis call store: index update refused: {error}");
+            }
+        }
+        match script_reply {
+            Some(Ok(value)) => Ok(value),
+            Some(Err(error)) if error.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
+                Counters::add(&self.counters.script_loads, 1);
+                self.eval_full(op, what, lua, keys, args).await
+            }
+            Some(Err(error)) => Err(store_error(what, &error)),
+            None => Err(StoreError::Unavailable(format!("redis {what}: no reply to the write"))),
+        }
+    }
+}
+
+/// Reads a script's `{status, stored}` answer (status 1: done).
+pub(crate) fn cas_reply(reply: &Value) -> Result<(i64, u64), StoreError> {
     if let Value::Array(items) = reply
         && let [Value::Int(done), Value::Int(stored)] = items.as_slice()
     {
-        return Ok((*done == 1, u64::try_from(*stored).unwrap_or(0)));
+        return Ok((*done, u64::try_from(*stored).unwrap_or(0)));
     }
     Err(StoreError::Unavailable(format!(
         "redis: unexpected script reply {reply:?}"
@@ -507,7 +534,7 @@ fn cas_reply(reply: &Value) -> Result<(bool, u64), StoreError> {
 
 /// Maps a Redis error: our scripts' `CORRUPT` replies to [`StoreError::Corrupt`],
 /// everything else (I/O, timeouts, server errors) to [`StoreError::Unavailable`].
-fn store_error(what: &str, error: &RedisError) -> StoreError {
+pub(crate) fn store_error(what: &str, error: &RedisError) -> StoreError {
     if error.code() == Some("CORRUPT") {
         return StoreError::Corrupt(format!("redis {what}: {error}"));
     }
@@ -515,7 +542,7 @@ fn store_error(what: &str, error: &RedisError) -> StoreError {
 }
 
 /// Unix milliseconds (0 before the epoch).
-fn millis(time: SystemTime) -> u64 {
+pub(crate) fn millis(time: SystemTime) -> u64 {
     time.duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }

@@ -52,6 +52,37 @@ contract_test!(
 contract_test!(redis_count_counts_stored_calls, count_counts_stored_calls);
 contract_test!(redis_whole_contract_on_one_store, run_all);
 
+macro_rules! shared_contract_test {
+    ($name:ident, $check:ident) => {
+        #[tokio::test]
+        async fn $name() {
+            let Some(store) = store(stringify!($name)).await else {
+                return;
+            };
+            graph_comms_testkit::shared_contract::$check(&store).await;
+        }
+    };
+}
+
+shared_contract_test!(redis_one_lease_holder_at_a_time, one_holder_at_a_time);
+shared_contract_test!(
+    redis_inbox_items_are_read_in_order_and_dropped_when_handled,
+    items_are_read_in_order_and_dropped_when_handled
+);
+shared_contract_test!(redis_an_expired_lease_fences_its_holder, an_expired_lease_fences_its_holder);
+shared_contract_test!(
+    redis_commits_under_a_lease_keep_the_version_compare_and_set,
+    commits_keep_the_version_compare_and_set
+);
+shared_contract_test!(
+    redis_release_reports_items_appended_meanwhile,
+    release_reports_items_appended_meanwhile
+);
+shared_contract_test!(
+    redis_orphans_are_calls_with_items_and_no_live_lease,
+    orphans_are_calls_with_items_and_no_live_lease
+);
+
 #[test]
 fn redis_two_writers_lose_no_update() {
     let Some(url) = redis_url() else { return };

@@ -2,6 +2,7 @@
 
 pub mod env;
 pub mod records;
+pub mod shared_contract;
 pub mod store_contract;
 
 pub use env::redis_url;

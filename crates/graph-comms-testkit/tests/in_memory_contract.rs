@@ -53,3 +53,9 @@ async fn in_memory_whole_contract_on_one_store() {
 fn in_memory_two_writers_lose_no_update() {
     store_contract::no_lost_updates_with_two_writers(64, || async { store() });
 }
+
+#[tokio::test]
+async fn in_memory_store_keeps_the_shared_contract() {
+    graph_comms_testkit::shared_contract::run_all(std::sync::Arc::new(graph_comms_handler::InMemoryCallStore::new()))
+        .await;
+}

@@ -131,14 +131,18 @@ impl Runtime {
                 Ok(None) => {
                     self.counters.claims_refused.fetch_add(1, Ordering::Relaxed);
                     // The holder sees anything appended before this refusal when it releases.
-                    match event.take() {
+                    let handed_over = match event.take() {
                         Some(CallEvent::Input(id, input)) => {
-                            if self.hand_over(sharing, call_id, InboxItem::Attempt { id, input }).await {
-                                continue;
-                            }
+                            self.hand_over(sharing, call_id, InboxItem::Attempt { id, input }).await
                         }
-                        Some(fire @ CallEvent::Fire(..)) => self.process(call_id, fire).await,
-                        _ => {}
+                        Some(fire @ CallEvent::Fire(..)) => {
+                            self.process(call_id, fire).await;
+                            false
+                        }
+                        _ => false,
+                    };
+                    if handed_over {
+                        continue;
                     }
                     return;
                 }

@@ -1,0 +1,203 @@
+//! The [`SharedCallStore`] contract (inbox, leases, fencing) as runnable
+//! checks, for any shared store's tests. Like [`store_contract`](crate::store_contract),
+//! each check panics when the store breaks the contract and uses call ids of
+//! its own; [`orphans_are_calls_with_items_and_no_live_lease`] needs no other
+//! writer leaving orphans on the same store (give it a store of its own).
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use graph_comms_handler::model::{CallId, CommsNotification, TenantId};
+use graph_comms_handler::{Claim, InboxItem, Lease, SharedCallStore, StoreError};
+
+use crate::records::{empty_record, unique_call_id};
+
+/// A lease long enough never to expire during a check.
+const LONG: Duration = Duration::from_secs(30);
+/// A lease that expires during a check.
+const SHORT: Duration = Duration::from_millis(200);
+
+/// Runs every check, one after the other.
+pub async fn run_all<S: SharedCallStore>(store: Arc<S>) {
+    one_holder_at_a_time(&*store).await;
+    items_are_read_in_order_and_dropped_when_handled(&*store).await;
+    an_expired_lease_fences_its_holder(&*store).await;
+    commits_keep_the_version_compare_and_set(&*store).await;
+    release_reports_items_appended_meanwhile(&*store).await;
+    orphans_are_calls_with_items_and_no_live_lease(&*store).await;
+}
+
+/// A notification item for `call_id`, numbered `n` (its `sequenceId`).
+pub fn notification_item(call_id: &CallId, n: u64) -> InboxItem {
+    let notification: CommsNotification = serde_json::from_value(serde_json::json!({
+        "@odata.type": "#microsoft.graph.commsNotification",
+        "changeType": "updated",
+        "resourceUrl": format!("/communications/calls/{call_id}"),
+        "resourceData": {
+            "@odata.type": "#microsoft.graph.call",
+            "state": "established",
+            "sequenceId": n,
+        }
+    }))
+    .unwrap_or_else(|e| panic!("the test notification does not parse: {e}"));
+    InboxItem::Notification {
+        tenant_id: TenantId::from("tenant-1"),
+        received_at: crate::records::now_millis(),
+        notification: Box::new(notification),
+    }
+}
+
+async fn claim_ok<S: SharedCallStore + ?Sized>(store: &S, call_id: &CallId, owner: &str, ttl: Duration) -> Claim {
+    match store.claim(call_id, owner, ttl, 64).await {
+        Ok(Some(claim)) => claim,
+        Ok(None) => panic!("{owner} could not claim the free call {call_id}"),
+        Err(error) => panic!("{owner} claiming {call_id} failed: {error}"),
+    }
+}
+
+async fn append_ok<S: SharedCallStore + ?Sized>(store: &S, items: &[(CallId, InboxItem)]) {
+    if let Err(error) = store.append(items).await {
+        panic!("append failed: {error}");
+    }
+}
+
+fn assert_lease_lost<T: std::fmt::Debug>(result: Result<T, StoreError>, lease: &Lease, what: &str) {
+    match result {
+        Err(StoreError::LeaseLost { call_id }) => assert_eq!(call_id, lease.call_id, "{what}"),
+        other => panic!("{what}: expected StoreError::LeaseLost, got {other:?}"),
+    }
+}
+
+/// A held lease refuses other claimants until released; tokens are unique.
+pub async fn one_holder_at_a_time<S: SharedCallStore + ?Sized>(store: &S) {
+    let call = unique_call_id("one-holder");
+    let first = claim_ok(store, &call, "a", LONG).await;
+    match store.claim(&call, "b", LONG, 64).await {
+        Ok(None) => {}
+        other => panic!("a second claim of a held lease must be refused, got {other:?}"),
+    }
+    match store.claim(&call, "a", LONG, 64).await {
+        Ok(None) => {}
+        other => panic!("the holder's own second claim must be refused too, got {other:?}"),
+    }
+    assert_eq!(store.release(&first.lease, 0).await.ok(), Some(0), "release");
+    let second = claim_ok(store, &call, "b", LONG).await;
+    assert_ne!(first.lease.token, second.lease.token, "every claim has a fresh token");
+    assert_eq!(store.release(&second.lease, 0).await.ok(), Some(0));
+}
+
+/// Items come back in append order, with the record; handled items are
+/// dropped by the commit or the release that names them, and only those.
+pub async fn items_are_read_in_order_and_dropped_when_handled<S: SharedCallStore + ?Sized>(store: &S) {
+    let call = unique_call_id("inbox-order");
+    let items: Vec<(CallId, InboxItem)> = (1..=3).map(|n| (call.clone(), notification_item(&call, n))).collect();
+    append_ok(store, &items[..2]).await;
+    append_ok(store, &items[2..]).await;
+    let claim = claim_ok(store, &call, "a", LONG).await;
+    assert!(claim.record.is_none(), "no record yet");
+    let read: Vec<InboxItem> = claim.inbox.clone();
+    let expected: Vec<InboxItem> = items.iter().map(|(_, item)| item.clone()).collect();
+    assert_eq!(read, expected, "items in append order, unchanged");
+
+    let mut record = empty_record(call.clone());
+    record.version = 1;
+    let record = Arc::new(record);
+    if let Err(error) = store.commit(&claim.lease, Some(Arc::clone(&record)), 1, LONG).await {
+        panic!("commit under the lease failed: {error}");
+    }
+    assert_eq!(
+        store.release(&claim.lease, 1).await.ok(),
+        Some(1),
+        "two items handled, one waits"
+    );
+    let again = claim_ok(store, &call, "b", LONG).await;
+    assert_eq!(again.record.as_deref(), Some(&*record), "the committed record is read back");
+    assert_eq!(again.inbox, expected[2..].to_vec(), "only the unhandled item is left");
+    assert_eq!(store.release(&again.lease, 1).await.ok(), Some(0));
+}
+
+/// A holder whose lease expired and was taken can commit, renew and release
+/// nothing; the new holder can.
+pub async fn an_expired_lease_fences_its_holder<S: SharedCallStore + ?Sized>(store: &S) {
+    let call = unique_call_id("fenced");
+    append_ok(store, &[(call.clone(), notification_item(&call, 1))]).await;
+    let stale = claim_ok(store, &call, "paused", SHORT).await;
+    tokio::time::sleep(SHORT * 2).await;
+    let fresh = claim_ok(store, &call, "taker", LONG).await;
+    assert_eq!(fresh.inbox.len(), 1, "the taker sees the unhandled item");
+
+    let mut record = empty_record(call.clone());
+    record.version = 1;
+    let result = store.commit(&stale.lease, Some(Arc::new(record.clone())), 1, LONG).await;
+    assert_lease_lost(result, &stale.lease, "a commit with an expired token");
+    assert_lease_lost(store.renew(&stale.lease, LONG).await, &stale.lease, "a renewal with an expired token");
+    assert_lease_lost(store.release(&stale.lease, 1).await, &stale.lease, "a release with an expired token");
+    let still = claim_ok_after_release(store, &fresh).await;
+    assert!(still.record.is_none(), "the stale commit wrote nothing");
+    assert_eq!(still.inbox.len(), 1, "the stale holder dropped no item");
+
+    if let Err(error) = store.commit(&still.lease, Some(Arc::new(record)), 1, LONG).await {
+        panic!("the holder's commit failed: {error}");
+    }
+    assert_eq!(store.release(&still.lease, 0).await.ok(), Some(0));
+}
+
+/// Releases `claim` without handling anything and claims again.
+async fn claim_ok_after_release<S: SharedCallStore + ?Sized>(store: &S, claim: &Claim) -> Claim {
+    if let Err(error) = store.release(&claim.lease, 0).await {
+        panic!("release failed: {error}");
+    }
+    claim_ok(store, &claim.lease.call_id, "taker", LONG).await
+}
+
+/// Under a lease, a record write still needs the stored version plus one.
+pub async fn commits_keep_the_version_compare_and_set<S: SharedCallStore + ?Sized>(store: &S) {
+    let call = unique_call_id("commit-cas");
+    let claim = claim_ok(store, &call, "a", LONG).await;
+    let mut record = empty_record(call.clone());
+    record.version = 2;
+    match store.commit(&claim.lease, Some(Arc::new(record)), 0, LONG).await {
+        Err(StoreError::Conflict { written: 2, stored: 0, .. }) => {}
+        other => panic!("version 2 on an empty store must conflict, got {other:?}"),
+    }
+    if let Err(error) = store.commit(&claim.lease, None, 0, LONG).await {
+        panic!("a commit without a record (only the lease and the inbox) failed: {error}");
+    }
+    assert_eq!(store.release(&claim.lease, 0).await.ok(), Some(0));
+}
+
+/// Items appended while the lease is held are reported by the release.
+pub async fn release_reports_items_appended_meanwhile<S: SharedCallStore + ?Sized>(store: &S) {
+    let call = unique_call_id("release-waiting");
+    let claim = claim_ok(store, &call, "a", LONG).await;
+    append_ok(store, &[(call.clone(), notification_item(&call, 1))]).await;
+    assert_eq!(store.release(&claim.lease, 0).await.ok(), Some(1), "one item waits");
+    let next = claim_ok(store, &call, "a", LONG).await;
+    assert_eq!(next.inbox.len(), 1);
+    assert_eq!(store.release(&next.lease, 1).await.ok(), Some(0));
+}
+
+/// A call with items is an orphan only while no live lease covers it.
+pub async fn orphans_are_calls_with_items_and_no_live_lease<S: SharedCallStore + ?Sized>(store: &S) {
+    let call = unique_call_id("orphan");
+    append_ok(store, &[(call.clone(), notification_item(&call, 1))]).await;
+    assert!(orphans(store).await.contains(&call), "unclaimed items make an orphan");
+    let claim = claim_ok(store, &call, "dies", SHORT).await;
+    assert!(!orphans(store).await.contains(&call), "not while its lease lives");
+    let deadline = SystemTime::now() + Duration::from_secs(5);
+    while !orphans(store).await.contains(&call) {
+        assert!(SystemTime::now() < deadline, "the call is an orphan once its lease expired");
+        tokio::time::sleep(SHORT / 2).await;
+    }
+    let taken = claim_ok(store, &call, "taker", LONG).await;
+    assert_eq!(store.release(&taken.lease, 1).await.ok(), Some(0));
+    assert!(!orphans(store).await.contains(&call), "handled: no orphan");
+    drop(claim);
+}
+
+async fn orphans<S: SharedCallStore + ?Sized>(store: &S) -> Vec<CallId> {
+    match store.orphans(10_000).await {
+        Ok(calls) => calls,
+        Err(error) => panic!("orphans failed: {error}"),
+    }
+}
