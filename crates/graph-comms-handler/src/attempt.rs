@@ -94,6 +94,10 @@ pub struct TransferInfo {
     /// attributed to this attempt.
     #[serde(with = "crate::wall::millis")]
     pub started_at: SystemTime,
+    /// True when this hook already ran for this attempt, on an instance that
+    /// stopped before recording so (hooks run at least once; deduplicate by `id`).
+    #[serde(skip)]
+    pub redelivered: bool,
 }
 
 impl TransferInfo {
@@ -106,6 +110,7 @@ impl TransferInfo {
             request,
             number,
             started_at,
+            redelivered: false,
         }
     }
 }
@@ -130,6 +135,7 @@ impl From<StoredInfo> for TransferInfo {
             request: s.request,
             number: s.number,
             started_at: s.started_at,
+            redelivered: false,
         }
     }
 }

@@ -326,6 +326,7 @@ fn feed(record: &mut CallRecord, id: Option<AttemptId>, input: AttemptInput, ste
     let effects = attempt.machine.handle(input);
     let finished = attempt.machine.is_finished();
     if !effects.is_empty() {
+        attempt.outbox.extend(effects.iter().cloned());
         steps.push(Step::Attempt(Box::new(attempt.info.clone()), effects));
     }
     if finished {
@@ -430,6 +431,7 @@ pub fn start_attempt(
     record.attempt = Some(Box::new(AttemptRecord {
         info: info.clone(),
         machine: TransferMachine::new(consultative),
+        outbox: Vec::new(),
     }));
     let deadlines = &mut record.lifecycle.deadlines;
     deadlines.unknown_outcome = None;

@@ -83,7 +83,11 @@ pub enum CallLookup {
 }
 
 /// What the runtime must do in reaction to an input, in order.
-#[derive(Debug, Clone, PartialEq)]
+///
+/// Serializable: the record keeps an attempt's effects until their hooks ran
+/// (its outbox), so another instance can run them again.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "effect", rename_all = "camelCase")]
 pub enum AttemptEffect {
     /// Fire `on_transferring`.
     Transferring,

@@ -105,6 +105,10 @@ pub struct AttemptRecord {
     pub info: TransferInfo,
     /// Its progress.
     pub machine: TransferMachine,
+    /// Effects decided and committed whose hooks have not been recorded as
+    /// run (the outbox): an instance that takes the call over runs them again.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub outbox: Vec<crate::machine::AttemptEffect>,
 }
 
 /// How this call relates to the bot's other calls.

@@ -13,6 +13,7 @@ use graph_comms_notify::{Journal, NotificationEvent};
 use super::Runtime;
 use super::queue::CallEvent;
 use crate::call_machine::CallInput;
+use crate::record::CallRecord;
 use crate::report::RuntimeFailure;
 use crate::shared::{Claim, InboxItem, Lease, SharedCallStore};
 use crate::store::StoreError;
@@ -168,7 +169,7 @@ impl Runtime {
     async fn run_claim(self: &Arc<Self>, sharing: &Sharing, claim: Claim, event: Option<CallEvent>) -> usize {
         let Claim { lease, record, inbox } = claim;
         let call_id = lease.call_id.clone();
-        self.cache.replace(&call_id, record);
+        self.cache.replace(&call_id, record.clone());
         self.held.insert(lease.clone());
         let renewal = tokio::spawn(renew_loop(
             Arc::downgrade(self),
@@ -176,6 +177,9 @@ impl Runtime {
             lease.clone(),
             self.timings.lease_ttl,
         ));
+        if let Some(record) = record {
+            self.redeliver(record).await;
+        }
         for item in inbox {
             if !self.held.holds(&call_id) {
                 break;
@@ -225,6 +229,29 @@ impl Runtime {
                 0
             }
         }
+    }
+
+    /// Runs again the hooks of an attempt's outbox: the instance that decided
+    /// them stopped before recording that they ran.
+    async fn redeliver(self: &Arc<Self>, record: Arc<CallRecord>) {
+        let Some(attempt) = record.attempt.as_deref().filter(|a| !a.outbox.is_empty()) else {
+            return;
+        };
+        let mut info = attempt.info.clone();
+        info.redelivered = true;
+        let effects = attempt.outbox.clone();
+        self.counters
+            .redeliveries
+            .fetch_add(effects.len() as u64, Ordering::Relaxed);
+        tracing::info!(
+            call_id = %info.call_id,
+            attempt = %info.id,
+            hooks = effects.len(),
+            "running an attempt's hooks again: the instance that decided them stopped first"
+        );
+        let tenant = record.snapshot.tenant_id.clone();
+        let ctx = self.context(&info.call_id, &tenant, Some(record));
+        self.deliver(&ctx, &info, effects).await;
     }
 
     /// Appends an item for the lease holder; `true` if it was appended (then

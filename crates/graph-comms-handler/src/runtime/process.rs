@@ -148,7 +148,7 @@ impl Runtime {
                     let hook = self.handler.on_call_established(ctx);
                     self.run_hook(ctx, HookName::CallEstablished, hook).await;
                 }
-                Step::Attempt(info, effects) => self.fire_effects(ctx, &info, effects).await,
+                Step::Attempt(info, effects) => self.deliver(ctx, &info, effects).await,
                 Step::Terminated(end) => {
                     self.counters.calls_ended.fetch_add(1, Ordering::Relaxed);
                     let hook = self.handler.on_call_terminated(ctx, &end);

@@ -34,9 +34,11 @@ impl Cache {
         lock(&self.records).contains_key(call_id)
     }
 
-    fn put(&self, record: &Arc<CallRecord>) {
+    /// Keeps the record; an ended one only with `keep_ended` (while a lease
+    /// holder still works on it), else it is dropped.
+    fn put(&self, record: &Arc<CallRecord>, keep_ended: bool) {
         let mut records = lock(&self.records);
-        if record.is_ended() {
+        if record.is_ended() && !keep_ended {
             records.remove(record.call_id());
         } else if let Some(slot) = records.get_mut(record.call_id()) {
             *slot = Arc::clone(record);
@@ -47,7 +49,7 @@ impl Cache {
 
     /// Sets the call's record as just read from the store.
     pub(super) fn replace(&self, call_id: &CallId, record: Option<Arc<CallRecord>>) {
-        match record.filter(|r| !r.is_ended()) {
+        match record {
             Some(record) => {
                 lock(&self.records).insert(call_id.clone(), record);
             }
@@ -79,7 +81,7 @@ impl Runtime {
         }
         let loaded = self.store.load(call_id).await?;
         if let Some(record) = loaded.as_ref().filter(|r| !r.is_ended()) {
-            self.cache.put(record);
+            self.cache.put(record, false);
         }
         Ok(loaded)
     }
@@ -137,7 +139,7 @@ impl Runtime {
                     }
                     // Without the lease, another instance may change the call next: not cached.
                     if self.sharing.is_none() || lease.is_some() {
-                        self.cache.put(&record);
+                        self.cache.put(&record, lease.is_some());
                     }
                     self.after_commit(current.as_deref(), &record);
                     return Ok(Some((result, record)));
