@@ -70,8 +70,11 @@ pub struct StoreSettings {
     pub backend: StoreBackend,
     /// The namespace of every Redis key; instances that share calls use the same one.
     pub key_prefix: String,
-    /// This instance's name in logs and metrics.
+    /// This instance's name in logs, metrics and lease tokens.
     pub instance_id: String,
+    /// With Redis: how long a call's lease lasts without renewal, so how soon
+    /// another instance takes over the calls of one that died (`store.lease_ttl_ms`).
+    pub lease_ttl: Duration,
 }
 
 impl Default for StoreSettings {
@@ -80,6 +83,7 @@ impl Default for StoreSettings {
             backend: StoreBackend::Memory,
             key_prefix: DEFAULT_KEY_PREFIX.to_owned(),
             instance_id: default_instance_id(),
+            lease_ttl: Duration::from_millis(DEFAULT_LEASE_TTL_MS),
         }
     }
 }
@@ -340,6 +344,11 @@ const DEFAULT_REQUEST_TIMEOUT_SECS: u64 = 30;
 const MAX_KEEP_ALIVE_INTERVAL_SECS: u64 = 45 * 60 - 60;
 /// The Redis key prefix when none is configured (the store crate's default).
 pub const DEFAULT_KEY_PREFIX: &str = graph_comms_redis::DEFAULT_PREFIX;
+/// Default `store.lease_ttl_ms`.
+pub const DEFAULT_LEASE_TTL_MS: u64 = 10_000;
+/// The range `store.lease_ttl_ms` accepts: renewals every third of it must
+/// fit Redis round trips, and takeover waits for it.
+const LEASE_TTL_MS_RANGE: std::ops::RangeInclusive<u64> = 300..=300_000;
 const MAX_INSTANCE_ID_LEN: usize = 64;
 
 const KNOWN_KEYS: &[&str] = &[
@@ -421,6 +430,8 @@ struct RawStore {
     key_prefix: Option<String>,
     #[serde(deserialize_with = "lenient_string", skip_serializing_if = "Option::is_none")]
     instance_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    lease_ttl_ms: Option<u64>,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -740,10 +751,26 @@ fn validate_store(errors: &mut Vec<ConfigError>, raw: RawStore) -> Option<StoreS
             }
         },
     };
+    let lease_ttl = match raw.lease_ttl_ms {
+        None => Some(Duration::from_millis(DEFAULT_LEASE_TTL_MS)),
+        Some(ms) if LEASE_TTL_MS_RANGE.contains(&ms) => Some(Duration::from_millis(ms)),
+        Some(ms) => {
+            errors.push(err(
+                "store.lease_ttl_ms",
+                format!(
+                    "{ms} is outside {}..={}",
+                    LEASE_TTL_MS_RANGE.start(),
+                    LEASE_TTL_MS_RANGE.end()
+                ),
+            ));
+            None
+        }
+    };
     Some(StoreSettings {
         backend: backend?,
         key_prefix: key_prefix?,
         instance_id: instance_id?,
+        lease_ttl: lease_ttl?,
     })
 }
 
@@ -1033,6 +1060,7 @@ mod tests {
                 redis_url: Some("redis://h/".into()),
                 key_prefix: Some("p".into()),
                 instance_id: Some("i".into()),
+                lease_ttl_ms: Some(1_000),
             }),
         };
         fn walk(prefix: &str, value: &serde_json::Value, out: &mut Vec<String>) {

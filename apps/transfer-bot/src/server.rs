@@ -14,7 +14,7 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use graph_comms_handler::client::{GraphClient, RequestInfo, RequestObserver};
 use graph_comms_handler::notify::NotifyConfig;
-use graph_comms_handler::{Bot, CallStore, ShutdownReport, Timings};
+use graph_comms_handler::{Bot, ShutdownReport, Timings};
 use graph_comms_redis::{RedisCallStore, RedisStoreConfig, StoreMetrics};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -107,11 +107,14 @@ impl RunningBot {
         let timings = Timings::default()
             .transfer_timeout(config.transfer_timeout)
             .keep_alive_interval(config.keep_alive_interval)
-            .hook_timeout(config.hook_timeout);
+            .hook_timeout(config.hook_timeout)
+            .lease_ttl(config.store.lease_ttl);
         let redis_store = build_store(config)?;
         let mut builder = Bot::builder();
         if let Some(store) = &redis_store {
-            builder = builder.store(Arc::new(store.clone()) as Arc<dyn CallStore>);
+            // Instances on one Redis share calls: notifications go to the call's
+            // inbox before 202, and the call's lease holder handles them.
+            builder = builder.shared_store(Arc::new(store.clone()), config.store.instance_id.clone());
         }
         let bot = builder
             .client(client)
@@ -337,7 +340,7 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
 }
 
 /// The runtime's own counters that an operator alerts on.
-fn framework_counters(bot: &graph_comms_handler::BotMetrics) -> [(&'static str, &'static str, u64); 7] {
+fn framework_counters(bot: &graph_comms_handler::BotMetrics) -> [(&'static str, &'static str, u64); 13] {
     [
         (
             "transfer_bot_late_events_total",
@@ -373,6 +376,36 @@ fn framework_counters(bot: &graph_comms_handler::BotMetrics) -> [(&'static str, 
             "transfer_bot_call_queue_full_total",
             "Notifications answered 503 because their call's queue was full.",
             bot.refused_busy,
+        ),
+        (
+            "transfer_bot_call_claims_total",
+            "Call leases this instance took (shared store).",
+            bot.claims,
+        ),
+        (
+            "transfer_bot_call_claims_refused_total",
+            "Claims refused because another instance held the call's lease.",
+            bot.claims_refused,
+        ),
+        (
+            "transfer_bot_takeovers_total",
+            "Calls taken over from an instance that stopped with notifications waiting.",
+            bot.takeovers,
+        ),
+        (
+            "transfer_bot_leases_lost_total",
+            "Leases found lost (this instance stalled past the lease time); its writes were refused.",
+            bot.leases_lost,
+        ),
+        (
+            "transfer_bot_hook_redeliveries_total",
+            "Attempt hooks run again after the instance that decided them stopped first.",
+            bot.redeliveries,
+        ),
+        (
+            "transfer_bot_journal_failures_total",
+            "Notifications answered 503 because the shared store could not take them.",
+            bot.journal_failures,
         ),
     ]
 }
@@ -421,12 +454,23 @@ fn render_redis(out: &mut String, m: &StoreMetrics) {
         ("delete", m.delete.calls, m.delete.round_trips),
         ("due", m.due.calls, m.due.round_trips),
         ("count", m.count.calls, m.count.round_trips),
+        ("append", m.append.calls, m.append.round_trips),
+        ("claim", m.claim.calls, m.claim.round_trips),
+        ("commit", m.commit.calls, m.commit.round_trips),
+        ("release", m.release.calls, m.release.round_trips),
+        ("renew", m.renew.calls, m.renew.round_trips),
+        ("orphans", m.orphans.calls, m.orphans.round_trips),
     ];
     let counters = [
         (
             "transfer_bot_redis_conflicts_total",
             "Redis compare-and-set writes refused for a stale version.",
             m.conflicts,
+        ),
+        (
+            "transfer_bot_redis_fenced_writes_total",
+            "Writes under a lease refused because its token no longer held the lease.",
+            m.fenced,
         ),
         (
             "transfer_bot_redis_index_repairs_total",

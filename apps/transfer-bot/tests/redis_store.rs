@@ -138,11 +138,19 @@ async fn a_transferred_call_is_kept_in_redis() {
         "{metrics}"
     );
     assert!(metrics.contains(",store=\"redis\"} 1"), "{metrics}");
+    // Instances on Redis share calls: notifications are appended before 202 and
+    // every write is a commit under the call's lease.
     assert!(
-        sample(&metrics, "transfer_bot_redis_operations_total{op=\"save\"}") >= 2,
+        sample(&metrics, "transfer_bot_redis_operations_total{op=\"append\"}") >= 2,
         "{metrics}"
     );
-    assert!(sample(&metrics, "transfer_bot_redis_round_trips_total{op=\"save\"}") >= 2);
+    assert!(
+        sample(&metrics, "transfer_bot_redis_operations_total{op=\"commit\"}") >= 2,
+        "{metrics}"
+    );
+    assert!(sample(&metrics, "transfer_bot_redis_round_trips_total{op=\"commit\"}") >= 2);
+    assert!(sample(&metrics, "transfer_bot_call_claims_total") >= 1, "{metrics}");
+    assert_eq!(sample(&metrics, "transfer_bot_leases_lost_total"), 0);
     assert_eq!(sample(&metrics, "transfer_bot_redis_conflicts_total"), 0);
     assert_eq!(sample(&metrics, "transfer_bot_store_errors_total"), 0);
 

@@ -222,7 +222,11 @@ impl crate::SharedCallStore for InMemoryCallStore {
     async fn append(&self, items: &[(CallId, crate::InboxItem)]) -> Result<(), StoreError> {
         let mut inboxes = lock(&self.inboxes);
         for (call_id, item) in items {
-            inboxes.entry(call_id.clone()).or_default().items.push_back(item.clone());
+            inboxes
+                .entry(call_id.clone())
+                .or_default()
+                .items
+                .push_back(item.clone());
         }
         Ok(())
     }

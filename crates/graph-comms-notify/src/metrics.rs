@@ -98,7 +98,9 @@ impl RejectReason {
         match self {
             Self::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::BadContentType | Self::MalformedBody => StatusCode::BAD_REQUEST,
-            Self::QueueFull | Self::CallBusy | Self::JournalUnavailable | Self::Closed => StatusCode::SERVICE_UNAVAILABLE,
+            Self::QueueFull | Self::CallBusy | Self::JournalUnavailable | Self::Closed => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             _ => StatusCode::UNAUTHORIZED,
         }
     }

@@ -79,9 +79,9 @@ impl StoreMetrics {
             self.renew,
             self.orphans,
         ]
-            .iter()
-            .map(|op| op.round_trips)
-            .sum()
+        .iter()
+        .map(|op| op.round_trips)
+        .sum()
     }
 }
 

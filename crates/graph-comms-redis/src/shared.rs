@@ -48,8 +48,15 @@ impl SharedCallStore for RedisCallStore {
         for (call_id, item) in items {
             // The index keeps the id as Graph spelled it: the orphan sweep hands it to the runtime.
             let member = Keys::member(call_id);
-            pipe.cmd("RPUSH").arg(inner.keys.inbox(&member)).arg(item.to_json()?).ignore();
-            pipe.cmd("ZADD").arg(&inner.keys.inboxes).arg(now).arg(call_id.as_str()).ignore();
+            pipe.cmd("RPUSH")
+                .arg(inner.keys.inbox(&member))
+                .arg(item.to_json()?)
+                .ignore();
+            pipe.cmd("ZADD")
+                .arg(&inner.keys.inboxes)
+                .arg(now)
+                .arg(call_id.as_str())
+                .ignore();
         }
         let mut conn = inner.connection.clone();
         inner.request(op, "append", pipe.query_async::<()>(&mut conn)).await
@@ -74,7 +81,13 @@ impl SharedCallStore for RedisCallStore {
         ];
         let args = [lease.token.clone(), ttl_millis(ttl), limit.max(1).to_string()];
         let reply = inner
-            .eval(op, "claim", &inner.scripts.claim, &keys.each_ref().map(String::as_str), &args)
+            .eval(
+                op,
+                "claim",
+                &inner.scripts.claim,
+                &keys.each_ref().map(String::as_str),
+                &args,
+            )
             .await?;
         let Value::Array(parts) = &reply else {
             return Err(unexpected("claim", &reply));
@@ -105,7 +118,13 @@ impl SharedCallStore for RedisCallStore {
         op.call();
         let key = inner.keys.lease(&Keys::member(&lease.call_id));
         let reply = inner
-            .eval(op, "renew", &inner.scripts.renew, &[&key], &[lease.token.clone(), ttl_millis(ttl)])
+            .eval(
+                op,
+                "renew",
+                &inner.scripts.renew,
+                &[&key],
+                &[lease.token.clone(), ttl_millis(ttl)],
+            )
             .await?;
         match reply {
             Value::Int(1) => Ok(()),
@@ -168,7 +187,13 @@ impl SharedCallStore for RedisCallStore {
         let keys = [inner.keys.lease(&member), inner.keys.inbox(&member)];
         let args = [lease.token.clone(), consumed.to_string()];
         let reply = inner
-            .eval(op, "release", &inner.scripts.release, &keys.each_ref().map(String::as_str), &args)
+            .eval(
+                op,
+                "release",
+                &inner.scripts.release,
+                &keys.each_ref().map(String::as_str),
+                &args,
+            )
             .await?;
         match reply {
             Value::Int(waiting) if waiting >= 0 => Ok(usize::try_from(waiting).unwrap_or(usize::MAX)),
@@ -215,7 +240,13 @@ impl SharedCallStore for RedisCallStore {
         }
         if !stale.is_empty() {
             inner
-                .eval(op, "inboxes index fix", &inner.scripts.fix_due, &[&inner.keys.inboxes], &stale)
+                .eval(
+                    op,
+                    "inboxes index fix",
+                    &inner.scripts.fix_due,
+                    &[&inner.keys.inboxes],
+                    &stale,
+                )
                 .await?;
         }
         Ok(orphans)

@@ -69,7 +69,10 @@ shared_contract_test!(
     redis_inbox_items_are_read_in_order_and_dropped_when_handled,
     items_are_read_in_order_and_dropped_when_handled
 );
-shared_contract_test!(redis_an_expired_lease_fences_its_holder, an_expired_lease_fences_its_holder);
+shared_contract_test!(
+    redis_an_expired_lease_fences_its_holder,
+    an_expired_lease_fences_its_holder
+);
 shared_contract_test!(
     redis_commits_under_a_lease_keep_the_version_compare_and_set,
     commits_keep_the_version_compare_and_set

@@ -77,7 +77,10 @@ async fn a_dead_instances_undelivered_outcome_is_redelivered_once_with_its_attem
     record.version = 1;
     store.save(Arc::new(record)).await.unwrap();
     // A notification it had acknowledged and not handled; its lease is long gone.
-    store.append(&[(call.clone(), notification_item(&call, 9))]).await.unwrap();
+    store
+        .append(&[(call.clone(), notification_item(&call, 9))])
+        .await
+        .unwrap();
 
     let outcomes = Arc::new(Outcomes::default());
     let taker = bot(Arc::clone(&store), Arc::clone(&outcomes), "taker");
@@ -100,10 +103,7 @@ async fn a_dead_instances_undelivered_outcome_is_redelivered_once_with_its_attem
     let seen = outcomes.0.lock().unwrap().clone();
     assert_eq!(
         seen,
-        vec![
-            ("accepted", attempt_id.clone(), true),
-            ("completed", attempt_id, true),
-        ],
+        vec![("accepted", attempt_id.clone(), true), ("completed", attempt_id, true),],
         "each undelivered hook runs once more, flagged, with the same attempt id"
     );
     let metrics = taker.metrics();

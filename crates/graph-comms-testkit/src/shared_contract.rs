@@ -111,7 +111,11 @@ pub async fn items_are_read_in_order_and_dropped_when_handled<S: SharedCallStore
         "two items handled, one waits"
     );
     let again = claim_ok(store, &call, "b", LONG).await;
-    assert_eq!(again.record.as_deref(), Some(&*record), "the committed record is read back");
+    assert_eq!(
+        again.record.as_deref(),
+        Some(&*record),
+        "the committed record is read back"
+    );
     assert_eq!(again.inbox, expected[2..].to_vec(), "only the unhandled item is left");
     assert_eq!(store.release(&again.lease, 1).await.ok(), Some(0));
 }
@@ -128,10 +132,20 @@ pub async fn an_expired_lease_fences_its_holder<S: SharedCallStore + ?Sized>(sto
 
     let mut record = empty_record(call.clone());
     record.version = 1;
-    let result = store.commit(&stale.lease, Some(Arc::new(record.clone())), 1, LONG).await;
+    let result = store
+        .commit(&stale.lease, Some(Arc::new(record.clone())), 1, LONG)
+        .await;
     assert_lease_lost(result, &stale.lease, "a commit with an expired token");
-    assert_lease_lost(store.renew(&stale.lease, LONG).await, &stale.lease, "a renewal with an expired token");
-    assert_lease_lost(store.release(&stale.lease, 1).await, &stale.lease, "a release with an expired token");
+    assert_lease_lost(
+        store.renew(&stale.lease, LONG).await,
+        &stale.lease,
+        "a renewal with an expired token",
+    );
+    assert_lease_lost(
+        store.release(&stale.lease, 1).await,
+        &stale.lease,
+        "a release with an expired token",
+    );
     let still = claim_ok_after_release(store, &fresh).await;
     assert!(still.record.is_none(), "the stale commit wrote nothing");
     assert_eq!(still.inbox.len(), 1, "the stale holder dropped no item");
@@ -157,7 +171,9 @@ pub async fn commits_keep_the_version_compare_and_set<S: SharedCallStore + ?Size
     let mut record = empty_record(call.clone());
     record.version = 2;
     match store.commit(&claim.lease, Some(Arc::new(record)), 0, LONG).await {
-        Err(StoreError::Conflict { written: 2, stored: 0, .. }) => {}
+        Err(StoreError::Conflict {
+            written: 2, stored: 0, ..
+        }) => {}
         other => panic!("version 2 on an empty store must conflict, got {other:?}"),
     }
     if let Err(error) = store.commit(&claim.lease, None, 0, LONG).await {
@@ -186,7 +202,10 @@ pub async fn orphans_are_calls_with_items_and_no_live_lease<S: SharedCallStore +
     assert!(!orphans(store).await.contains(&call), "not while its lease lives");
     let deadline = SystemTime::now() + Duration::from_secs(5);
     while !orphans(store).await.contains(&call) {
-        assert!(SystemTime::now() < deadline, "the call is an orphan once its lease expired");
+        assert!(
+            SystemTime::now() < deadline,
+            "the call is an orphan once its lease expired"
+        );
         tokio::time::sleep(SHORT / 2).await;
     }
     let taken = claim_ok(store, &call, "taker", LONG).await;

@@ -296,12 +296,7 @@ impl Runtime {
 }
 
 /// Renews a lease every third of its time until aborted or lost.
-async fn renew_loop(
-    runtime: std::sync::Weak<Runtime>,
-    store: Arc<dyn SharedCallStore>,
-    lease: Lease,
-    ttl: Duration,
-) {
+async fn renew_loop(runtime: std::sync::Weak<Runtime>, store: Arc<dyn SharedCallStore>, lease: Lease, ttl: Duration) {
     loop {
         tokio::time::sleep(ttl / 3).await;
         let renewed = store.renew(&lease, ttl).await;
