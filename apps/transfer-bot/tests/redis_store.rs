@@ -154,6 +154,33 @@ async fn a_transferred_call_is_kept_in_redis() {
     assert_eq!(sample(&metrics, "transfer_bot_redis_conflicts_total"), 0);
     assert_eq!(sample(&metrics, "transfer_bot_store_errors_total"), 0);
 
+    // Round trips on the notification path (the periodic sweeps aside) per
+    // notification item received: append-and-claim, commit, release.
+    let store_metrics = env.bot.redis_store.as_ref().unwrap().metrics();
+    let path = [
+        store_metrics.append,
+        store_metrics.claim,
+        store_metrics.commit,
+        store_metrics.release,
+        store_metrics.renew,
+        store_metrics.load,
+        store_metrics.save,
+        store_metrics.delete,
+    ];
+    // A script's first use on a Redis costs one more round trip (NOSCRIPT, then EVAL): not per notification.
+    let round_trips: u64 = path.iter().map(|op| op.round_trips).sum::<u64>() - store_metrics.script_loads;
+    let notifications = env.bot.bot.notify_endpoint().metrics().queued_events;
+    #[allow(clippy::cast_precision_loss)]
+    let per_notification = round_trips as f64 / notifications as f64;
+    println!(
+        "redis round trips: {round_trips} for {notifications} notifications = {per_notification:.2} each; {store_metrics:?}"
+    );
+    assert!(notifications >= 3, "{notifications}");
+    assert!(
+        per_notification <= 3.0,
+        "{per_notification:.2} round trips per notification: {store_metrics:?}"
+    );
+
     env.shutdown().await;
 
     // Leave the shared test Redis clean.

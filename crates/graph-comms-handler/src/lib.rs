@@ -33,7 +33,7 @@ pub use inspect::{Classification, classify};
 pub use metrics::BotMetrics;
 pub use record::{AttemptRecord, CallLinks, CallRecord, CallSnapshot, RECORD_SCHEMA};
 pub use report::{ErrorHandler, HookFailure, HookName, LogErrors, RuntimeFailure};
-pub use shared::{Claim, InboxItem, Lease, SharedCallStore};
+pub use shared::{Claim, InboxItem, Lease, Released, SharedCallStore};
 pub use store::{CallStore, InMemoryCallStore, StoreError};
 pub use timings::Timings;
 

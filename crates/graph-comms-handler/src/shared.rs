@@ -105,6 +105,16 @@ impl Claim {
     }
 }
 
+/// What [`SharedCallStore::release`] did.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum Released {
+    /// The lease is free and the inbox was empty.
+    Free,
+    /// Items were waiting: the lease is kept, with what the store read under it.
+    Kept(Claim),
+}
+
 /// A [`CallStore`] several processes share: each call has an ordered inbox
 /// and a lease, and the lease holder's commits are fenced.
 ///
@@ -124,6 +134,18 @@ impl Claim {
 pub trait SharedCallStore: CallStore {
     /// Appends items to their calls' inboxes, each call's items in order.
     async fn append(&self, items: &[(CallId, InboxItem)]) -> Result<(), StoreError>;
+
+    /// [`append`](Self::append), and in the same round trip tries to take the
+    /// lease of each call appended to (as [`claim`](Self::claim) does):
+    /// answers the claims taken. A call not claimed has a live holder, which
+    /// sees the items when it releases.
+    async fn append_and_claim(
+        &self,
+        items: &[(CallId, InboxItem)],
+        owner: &str,
+        ttl: Duration,
+        limit: usize,
+    ) -> Result<Vec<Claim>, StoreError>;
 
     /// Takes the call's lease for `ttl` unless a live lease is held by anyone
     /// (this instance included): then `None`. Reads the record and up to
@@ -159,13 +181,23 @@ pub trait SharedCallStore: CallStore {
         ttl: Duration,
     ) -> Result<(), StoreError>;
 
-    /// Drops `consumed` items and gives the lease up; answers how many items
-    /// still wait, which the caller claims again.
+    /// Under the lease, in one atomic step: writes `record` if given (as
+    /// [`commit`](Self::commit) does) and drops `consumed` items; then gives
+    /// the lease up, or, when items were appended meanwhile, keeps it for
+    /// `ttl` and reads up to `limit` of them ([`Released::Kept`]).
     ///
     /// # Errors
     ///
-    /// [`StoreError::LeaseLost`] for a stale token (nothing is dropped).
-    async fn release(&self, lease: &Lease, consumed: usize) -> Result<usize, StoreError>;
+    /// [`StoreError::LeaseLost`] for a stale token, [`StoreError::Conflict`]
+    /// for a stale version; nothing changes then (the lease stays).
+    async fn release(
+        &self,
+        lease: &Lease,
+        consumed: usize,
+        record: Option<Arc<CallRecord>>,
+        ttl: Duration,
+        limit: usize,
+    ) -> Result<Released, StoreError>;
 
     /// Up to `limit` calls whose inbox has items and whose lease is free.
     async fn orphans(&self, limit: usize) -> Result<Vec<CallId>, StoreError>;

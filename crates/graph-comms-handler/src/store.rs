@@ -212,6 +212,20 @@ impl InMemoryCallStore {
     }
 }
 
+/// The compare-and-set write, on the locked map.
+fn save_locked(map: &mut HashMap<CallId, Arc<CallRecord>>, record: Arc<CallRecord>) -> Result<(), StoreError> {
+    let stored = map.get(record.call_id()).map_or(0, |r| r.version);
+    if record.version != stored + 1 {
+        return Err(StoreError::Conflict {
+            call_id: record.call_id().clone(),
+            written: record.version,
+            stored,
+        });
+    }
+    map.insert(record.call_id().clone(), record);
+    Ok(())
+}
+
 fn drop_head(inbox: &mut Inbox, consumed: usize) {
     let consumed = consumed.min(inbox.items.len());
     inbox.items.drain(..consumed);
@@ -229,6 +243,25 @@ impl crate::SharedCallStore for InMemoryCallStore {
                 .push_back(item.clone());
         }
         Ok(())
+    }
+
+    async fn append_and_claim(
+        &self,
+        items: &[(CallId, crate::InboxItem)],
+        owner: &str,
+        ttl: std::time::Duration,
+        limit: usize,
+    ) -> Result<Vec<crate::Claim>, StoreError> {
+        crate::SharedCallStore::append(self, items).await?;
+        let mut calls: Vec<&CallId> = items.iter().map(|(id, _)| id).collect();
+        calls.dedup();
+        let mut claims = Vec::new();
+        for call_id in calls {
+            if let Some(claim) = crate::SharedCallStore::claim(self, call_id, owner, ttl, limit).await? {
+                claims.push(claim);
+            }
+        }
+        Ok(claims)
     }
 
     async fn claim(
@@ -267,16 +300,7 @@ impl crate::SharedCallStore for InMemoryCallStore {
         self.under_lease(lease, |inbox| {
             if let Some(record) = record {
                 // Under the inbox lock, so no holder change can slip between check and write.
-                let mut map = lock(&self.records);
-                let stored = map.get(record.call_id()).map_or(0, |r| r.version);
-                if record.version != stored + 1 {
-                    return Err(StoreError::Conflict {
-                        call_id: record.call_id().clone(),
-                        written: record.version,
-                        stored,
-                    });
-                }
-                map.insert(record.call_id().clone(), record);
+                save_locked(&mut lock(&self.records), record)?;
             }
             drop_head(inbox, consumed);
             inbox.lease = Some((lease.token.clone(), std::time::Instant::now() + ttl));
@@ -284,24 +308,36 @@ impl crate::SharedCallStore for InMemoryCallStore {
         })
     }
 
-    async fn release(&self, lease: &crate::Lease, consumed: usize) -> Result<usize, StoreError> {
+    async fn release(
+        &self,
+        lease: &crate::Lease,
+        consumed: usize,
+        record: Option<Arc<CallRecord>>,
+        ttl: std::time::Duration,
+        limit: usize,
+    ) -> Result<crate::Released, StoreError> {
         let mut inboxes = lock(&self.inboxes);
-        let waiting = match inboxes.get_mut(&lease.call_id) {
-            Some(inbox) if inbox.held_by(&lease.token) => {
-                drop_head(inbox, consumed);
-                inbox.lease = None;
-                inbox.items.len()
-            }
-            _ => {
-                return Err(StoreError::LeaseLost {
-                    call_id: lease.call_id.clone(),
-                });
-            }
+        let Some(inbox) = inboxes
+            .get_mut(&lease.call_id)
+            .filter(|inbox| inbox.held_by(&lease.token))
+        else {
+            return Err(StoreError::LeaseLost {
+                call_id: lease.call_id.clone(),
+            });
         };
-        if waiting == 0 {
-            inboxes.remove(&lease.call_id);
+        let mut records = lock(&self.records);
+        if let Some(record) = record {
+            save_locked(&mut records, record)?;
         }
-        Ok(waiting)
+        drop_head(inbox, consumed);
+        if !inbox.items.is_empty() {
+            inbox.lease = Some((lease.token.clone(), std::time::Instant::now() + ttl));
+            let items = inbox.items.iter().take(limit).cloned().collect();
+            let record = records.get(&lease.call_id).cloned();
+            return Ok(crate::Released::Kept(crate::Claim::new(lease.clone(), record, items)));
+        }
+        inboxes.remove(&lease.call_id);
+        Ok(crate::Released::Free)
     }
 
     async fn orphans(&self, limit: usize) -> Result<Vec<CallId>, StoreError> {

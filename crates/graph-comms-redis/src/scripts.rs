@@ -82,6 +82,18 @@ local items = redis.call('LRANGE', KEYS[3], 0, tonumber(ARGV[3]) - 1)
 return {1, record, items}
 "#;
 
+/// Appends items to a call's inbox, then claims the call as [`CLAIM`] does.
+///
+/// `KEYS` lease, record, inbox; `ARGV` token, lease millis, how many items to
+/// read, then the items. Answers as [`CLAIM`].
+const APPEND_CLAIM: &str = r#"
+redis.call('RPUSH', KEYS[3], unpack(ARGV, 4))
+if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return {0} end
+local record = redis.call('GET', KEYS[2])
+local items = redis.call('LRANGE', KEYS[3], 0, tonumber(ARGV[3]) - 1)
+return {1, record, items}
+"#;
+
 /// Under the lease: the record's compare-and-set write (if a version is
 /// given), the handled items dropped, the lease extended, in one step.
 ///
@@ -108,16 +120,36 @@ redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return {1, stored}
 "#;
 
-/// Drops the handled items and gives the lease up.
+/// Under the lease: the record's compare-and-set write (if a version is
+/// given) and the handled items dropped; then the lease is given up, or kept
+/// and the waiting items read when there are some, in one step.
 ///
-/// `KEYS` lease, inbox; `ARGV` token, items handled. Answers -1 when the token
-/// does not hold the lease, else how many items still wait.
-const RELEASE: &str = r#"
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
+/// `KEYS` lease, record, inbox; `ARGV` token, items handled, new version or
+/// `""`, JSON, expiry (Unix millis) or `""`, lease millis, how many items to
+/// read. Answers `{-1}` when the token does not hold the lease, `{0, stored}`
+/// on a version conflict, `{1}` when released, `{2, record, items}` when kept.
+const RELEASE_BODY: &str = r#"
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return {-1} end
+if ARGV[3] ~= '' then
+  local stored = stored_version(redis.call('GET', KEYS[2]))
+  if stored == nil then return redis.error_reply('CORRUPT the stored call record has no version') end
+  if tonumber(ARGV[3]) ~= stored + 1 then return {0, stored} end
+  if ARGV[5] == '' then
+    redis.call('SET', KEYS[2], ARGV[4])
+  else
+    redis.call('SET', KEYS[2], ARGV[4], 'PXAT', ARGV[5])
+  end
+end
 local handled = tonumber(ARGV[2])
-if handled > 0 then redis.call('LTRIM', KEYS[2], handled, -1) end
-redis.call('DEL', KEYS[1])
-return redis.call('LLEN', KEYS[2])
+if handled > 0 then redis.call('LTRIM', KEYS[3], handled, -1) end
+if redis.call('LLEN', KEYS[3]) == 0 then
+  redis.call('DEL', KEYS[1])
+  return {1}
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[6])
+local record = redis.call('GET', KEYS[2])
+local items = redis.call('LRANGE', KEYS[3], 0, tonumber(ARGV[7]) - 1)
+return {2, record, items}
 "#;
 
 /// Extends the lease if the token holds it. `KEYS` lease; `ARGV` token, millis.
@@ -134,6 +166,7 @@ pub(crate) struct Scripts {
     pub(crate) delete: Lua,
     pub(crate) fix_due: Lua,
     pub(crate) claim: Lua,
+    pub(crate) append_claim: Lua,
     pub(crate) commit: Lua,
     pub(crate) release: Lua,
     pub(crate) renew: Lua,
@@ -160,8 +193,9 @@ impl Scripts {
             delete: Lua::new(format!("{STORED_VERSION}{DELETE_BODY}")),
             fix_due: Lua::new(FIX_DUE.to_owned()),
             claim: Lua::new(CLAIM.to_owned()),
+            append_claim: Lua::new(APPEND_CLAIM.to_owned()),
             commit: Lua::new(format!("{STORED_VERSION}{COMMIT_BODY}")),
-            release: Lua::new(RELEASE.to_owned()),
+            release: Lua::new(format!("{STORED_VERSION}{RELEASE_BODY}")),
             renew: Lua::new(RENEW.to_owned()),
         }
     }

@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use graph_comms_handler::model::CallId;
-use graph_comms_handler::{CallRecord, Claim, InboxItem, Lease, SharedCallStore, StoreError};
+use graph_comms_handler::{CallRecord, Claim, InboxItem, Lease, Released, SharedCallStore, StoreError};
 use redis::Value;
 
 use crate::keys::Keys;
@@ -29,6 +29,31 @@ fn lease_lost(counters: &Counters, lease: &Lease) -> StoreError {
     Counters::add(&counters.fenced, 1);
     StoreError::LeaseLost {
         call_id: lease.call_id.clone(),
+    }
+}
+
+/// Reads a claim script's answer: `{0}` (held), or `{1, record, items}`.
+fn parse_claim(lease: Lease, reply: &Value) -> Result<Option<Claim>, StoreError> {
+    let Value::Array(parts) = reply else {
+        return Err(unexpected("claim", reply));
+    };
+    match parts.as_slice() {
+        [Value::Int(0)] => Ok(None),
+        [Value::Int(1), record, Value::Array(items)] => {
+            let record = match record {
+                Value::BulkString(bytes) => Some(Arc::new(CallRecord::from_json(bytes)?)),
+                _ => None,
+            };
+            let mut inbox = Vec::with_capacity(items.len());
+            for item in items {
+                match item {
+                    Value::BulkString(bytes) => inbox.push(InboxItem::from_json(bytes)?),
+                    other => return Err(unexpected("claim", other)),
+                }
+            }
+            Ok(Some(Claim::new(lease, record, inbox)))
+        }
+        _ => Err(unexpected("claim", reply)),
     }
 }
 
@@ -62,6 +87,84 @@ impl SharedCallStore for RedisCallStore {
         inner.request(op, "append", pipe.query_async::<()>(&mut conn)).await
     }
 
+    /// One pipeline: per call, a script that appends its items and tries
+    /// its lease, and the call's entry in the inboxes index.
+    async fn append_and_claim(
+        &self,
+        items: &[(CallId, InboxItem)],
+        owner: &str,
+        ttl: Duration,
+        limit: usize,
+    ) -> Result<Vec<Claim>, StoreError> {
+        let inner = &*self.inner;
+        let op = &inner.counters.append;
+        op.call();
+        // Each call's items in order, calls in order of first appearance.
+        let mut calls: Vec<(&CallId, Vec<String>)> = Vec::new();
+        for (call_id, item) in items {
+            let json = String::from_utf8_lossy(&item.to_json()?).into_owned();
+            match calls.iter_mut().find(|(id, _)| *id == call_id) {
+                Some((_, jsons)) => jsons.push(json),
+                None => calls.push((call_id, vec![json])),
+            }
+        }
+        let now = millis(SystemTime::now());
+        let mut requests = Vec::with_capacity(calls.len());
+        let mut pipe = redis::pipe();
+        pipe.ignore_errors();
+        for (call_id, jsons) in calls {
+            let member = Keys::member(call_id);
+            let keys = [
+                inner.keys.lease(&member),
+                inner.keys.record_for_member(&member),
+                inner.keys.inbox(&member),
+            ];
+            let lease = Lease::new(call_id.clone(), owner);
+            let mut args = vec![lease.token.clone(), ttl_millis(ttl), limit.max(1).to_string()];
+            args.extend(jsons);
+            pipe.cmd("EVALSHA")
+                .arg(&inner.scripts.append_claim.sha)
+                .arg(keys.len())
+                .arg(&keys)
+                .arg(&args);
+            pipe.cmd("ZADD").arg(&inner.keys.inboxes).arg(now).arg(call_id.as_str());
+            requests.push((lease, keys, args));
+        }
+        let mut conn = inner.connection.clone();
+        let replies: Vec<Result<Value, redis::RedisError>> =
+            inner.request(op, "append", pipe.query_async(&mut conn)).await?;
+        if replies.len() != requests.len() * 2 {
+            return Err(StoreError::Unavailable(format!(
+                "redis append: {} replies to {} commands",
+                replies.len(),
+                requests.len() * 2
+            )));
+        }
+        let mut claims = Vec::new();
+        for ((lease, keys, args), replies) in requests.into_iter().zip(replies.chunks(2)) {
+            let reply = match &replies[0] {
+                Ok(value) => value.clone(),
+                Err(error) if error.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
+                    // The script did not run, so nothing was appended: run it in full.
+                    Counters::add(&inner.counters.script_loads, 1);
+                    let keys = keys.each_ref().map(String::as_str);
+                    inner
+                        .eval(op, "append", &inner.scripts.append_claim, &keys, &args)
+                        .await?
+                }
+                Err(error) => return Err(crate::store::store_error("append", error)),
+            };
+            if let Err(error) = &replies[1] {
+                Counters::add(&inner.counters.index_errors, 1);
+                tracing::warn!(call_id = %lease.call_id, "redis call store: inboxes index update refused: {error}");
+            }
+            if let Some(claim) = parse_claim(lease, &reply)? {
+                claims.push(claim);
+            }
+        }
+        Ok(claims)
+    }
+
     async fn claim(
         &self,
         call_id: &CallId,
@@ -89,27 +192,7 @@ impl SharedCallStore for RedisCallStore {
                 &args,
             )
             .await?;
-        let Value::Array(parts) = &reply else {
-            return Err(unexpected("claim", &reply));
-        };
-        match parts.as_slice() {
-            [Value::Int(0)] => Ok(None),
-            [Value::Int(1), record, Value::Array(items)] => {
-                let record = match record {
-                    Value::BulkString(bytes) => Some(Arc::new(CallRecord::from_json(bytes)?)),
-                    _ => None,
-                };
-                let mut inbox = Vec::with_capacity(items.len());
-                for item in items {
-                    match item {
-                        Value::BulkString(bytes) => inbox.push(InboxItem::from_json(bytes)?),
-                        other => return Err(unexpected("claim", other)),
-                    }
-                }
-                Ok(Some(Claim::new(lease, record, inbox)))
-            }
-            _ => Err(unexpected("claim", &reply)),
-        }
+        parse_claim(lease, &reply)
     }
 
     async fn renew(&self, lease: &Lease, ttl: Duration) -> Result<(), StoreError> {
@@ -179,26 +262,69 @@ impl SharedCallStore for RedisCallStore {
         }
     }
 
-    async fn release(&self, lease: &Lease, consumed: usize) -> Result<usize, StoreError> {
+    async fn release(
+        &self,
+        lease: &Lease,
+        consumed: usize,
+        record: Option<Arc<CallRecord>>,
+        ttl: Duration,
+        limit: usize,
+    ) -> Result<Released, StoreError> {
         let inner = &*self.inner;
         let op = &inner.counters.release;
         op.call();
         let member = Keys::member(&lease.call_id);
-        let keys = [inner.keys.lease(&member), inner.keys.inbox(&member)];
-        let args = [lease.token.clone(), consumed.to_string()];
-        let reply = inner
-            .eval(
-                op,
-                "release",
-                &inner.scripts.release,
-                &keys.each_ref().map(String::as_str),
-                &args,
-            )
-            .await?;
-        match reply {
-            Value::Int(waiting) if waiting >= 0 => Ok(usize::try_from(waiting).unwrap_or(usize::MAX)),
-            Value::Int(_) => Err(lease_lost(&inner.counters, lease)),
-            other => Err(unexpected("release", &other)),
+        let keys = [
+            inner.keys.lease(&member),
+            inner.keys.record_for_member(&member),
+            inner.keys.inbox(&member),
+        ];
+        let keys = keys.each_ref().map(String::as_str);
+        let mut args = vec![lease.token.clone(), consumed.to_string()];
+        let write = match &record {
+            Some(record) => {
+                let write = RecordWrite::new(record, inner.ended_retention)?;
+                args.push(record.version.to_string());
+                args.extend(write.args());
+                Some(write)
+            }
+            None => {
+                args.extend([String::new(), String::new(), String::new()]);
+                None
+            }
+        };
+        args.extend([ttl_millis(ttl), limit.max(1).to_string()]);
+        let reply = match &write {
+            Some(write) => {
+                inner
+                    .write_with_indexes(op, "release", &inner.scripts.release, &keys, &args, &member, write)
+                    .await?
+            }
+            None => inner.eval(op, "release", &inner.scripts.release, &keys, &args).await?,
+        };
+        let Value::Array(parts) = &reply else {
+            return Err(unexpected("release", &reply));
+        };
+        match parts.as_slice() {
+            [Value::Int(1)] => Ok(Released::Free),
+            [Value::Int(2), rest @ ..] => {
+                let mut claim = vec![Value::Int(1)];
+                claim.extend(rest.iter().cloned());
+                match parse_claim(lease.clone(), &Value::Array(claim))? {
+                    Some(claim) => Ok(Released::Kept(claim)),
+                    None => Err(unexpected("release", &reply)),
+                }
+            }
+            [Value::Int(-1)] => Err(lease_lost(&inner.counters, lease)),
+            [Value::Int(0), Value::Int(stored)] => {
+                Counters::add(&inner.counters.conflicts, 1);
+                Err(StoreError::Conflict {
+                    call_id: lease.call_id.clone(),
+                    written: record.map_or(0, |r| r.version),
+                    stored: u64::try_from(*stored).unwrap_or(0),
+                })
+            }
+            _ => Err(unexpected("release", &reply)),
         }
     }
 

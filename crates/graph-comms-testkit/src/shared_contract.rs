@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use graph_comms_handler::model::{CallId, CommsNotification, TenantId};
-use graph_comms_handler::{Claim, InboxItem, Lease, SharedCallStore, StoreError};
+use graph_comms_handler::{Claim, InboxItem, Lease, Released, SharedCallStore, StoreError};
 
 use crate::records::{empty_record, unique_call_id};
 
@@ -55,6 +55,39 @@ async fn claim_ok<S: SharedCallStore + ?Sized>(store: &S, call_id: &CallId, owne
     }
 }
 
+async fn release<S: SharedCallStore + ?Sized>(store: &S, lease: &Lease, consumed: usize) -> Released {
+    match store.release(lease, consumed, None, LONG, 64).await {
+        Ok(released) => released,
+        Err(error) => panic!("releasing {} failed: {error}", lease.call_id),
+    }
+}
+
+/// Releases and expects the lease free (nothing waiting).
+async fn release_free<S: SharedCallStore + ?Sized>(store: &S, lease: &Lease, consumed: usize, what: &str) {
+    match release(store, lease, consumed).await {
+        Released::Free => {}
+        other => panic!("{what}: expected the lease released with nothing waiting, got {other:?}"),
+    }
+}
+
+/// Releases and expects the lease kept for `waiting` items.
+async fn release_kept<S: SharedCallStore + ?Sized>(
+    store: &S,
+    lease: &Lease,
+    consumed: usize,
+    waiting: usize,
+    what: &str,
+) -> Claim {
+    match release(store, lease, consumed).await {
+        Released::Kept(claim) => {
+            assert_eq!(claim.inbox.len(), waiting, "{what}: items still waiting");
+            assert_eq!(&claim.lease, lease, "{what}: the same lease continues");
+            claim
+        }
+        other => panic!("{what}: expected the lease kept for {waiting} waiting items, got {other:?}"),
+    }
+}
+
 async fn append_ok<S: SharedCallStore + ?Sized>(store: &S, items: &[(CallId, InboxItem)]) {
     if let Err(error) = store.append(items).await {
         panic!("append failed: {error}");
@@ -80,10 +113,10 @@ pub async fn one_holder_at_a_time<S: SharedCallStore + ?Sized>(store: &S) {
         Ok(None) => {}
         other => panic!("the holder's own second claim must be refused too, got {other:?}"),
     }
-    assert_eq!(store.release(&first.lease, 0).await.ok(), Some(0), "release");
+    release_free(store, &first.lease, 0, "release").await;
     let second = claim_ok(store, &call, "b", LONG).await;
     assert_ne!(first.lease.token, second.lease.token, "every claim has a fresh token");
-    assert_eq!(store.release(&second.lease, 0).await.ok(), Some(0));
+    release_free(store, &second.lease, 0, "release").await;
 }
 
 /// Items come back in append order, with the record; handled items are
@@ -105,19 +138,17 @@ pub async fn items_are_read_in_order_and_dropped_when_handled<S: SharedCallStore
     if let Err(error) = store.commit(&claim.lease, Some(Arc::clone(&record)), 1, LONG).await {
         panic!("commit under the lease failed: {error}");
     }
-    assert_eq!(
-        store.release(&claim.lease, 1).await.ok(),
-        Some(1),
-        "two items handled, one waits"
-    );
-    let again = claim_ok(store, &call, "b", LONG).await;
+    let again = release_kept(store, &claim.lease, 1, 1, "two items handled, one waits").await;
     assert_eq!(
         again.record.as_deref(),
         Some(&*record),
         "the committed record is read back"
     );
     assert_eq!(again.inbox, expected[2..].to_vec(), "only the unhandled item is left");
-    assert_eq!(store.release(&again.lease, 1).await.ok(), Some(0));
+    release_free(store, &again.lease, 1, "all handled").await;
+    let next = claim_ok(store, &call, "b", LONG).await;
+    assert!(next.inbox.is_empty(), "nothing left: {:?}", next.inbox);
+    release_free(store, &next.lease, 0, "empty").await;
 }
 
 /// A holder whose lease expired and was taken can commit, renew and release
@@ -142,26 +173,17 @@ pub async fn an_expired_lease_fences_its_holder<S: SharedCallStore + ?Sized>(sto
         "a renewal with an expired token",
     );
     assert_lease_lost(
-        store.release(&stale.lease, 1).await,
+        store.release(&stale.lease, 1, None, LONG, 64).await,
         &stale.lease,
         "a release with an expired token",
     );
-    let still = claim_ok_after_release(store, &fresh).await;
+    let still = release_kept(store, &fresh.lease, 0, 1, "the stale holder dropped no item").await;
     assert!(still.record.is_none(), "the stale commit wrote nothing");
-    assert_eq!(still.inbox.len(), 1, "the stale holder dropped no item");
 
     if let Err(error) = store.commit(&still.lease, Some(Arc::new(record)), 1, LONG).await {
         panic!("the holder's commit failed: {error}");
     }
-    assert_eq!(store.release(&still.lease, 0).await.ok(), Some(0));
-}
-
-/// Releases `claim` without handling anything and claims again.
-async fn claim_ok_after_release<S: SharedCallStore + ?Sized>(store: &S, claim: &Claim) -> Claim {
-    if let Err(error) = store.release(&claim.lease, 0).await {
-        panic!("release failed: {error}");
-    }
-    claim_ok(store, &claim.lease.call_id, "taker", LONG).await
+    release_free(store, &still.lease, 0, "the holder handled the item").await;
 }
 
 /// Under a lease, a record write still needs the stored version plus one.
@@ -179,18 +201,31 @@ pub async fn commits_keep_the_version_compare_and_set<S: SharedCallStore + ?Size
     if let Err(error) = store.commit(&claim.lease, None, 0, LONG).await {
         panic!("a commit without a record (only the lease and the inbox) failed: {error}");
     }
-    assert_eq!(store.release(&claim.lease, 0).await.ok(), Some(0));
+    release_free(store, &claim.lease, 0, "nothing appended").await;
 }
 
-/// Items appended while the lease is held are reported by the release.
+/// Items appended while the lease is held are handed back by the release,
+/// with the lease kept; a release with a record writes it in the same step.
 pub async fn release_reports_items_appended_meanwhile<S: SharedCallStore + ?Sized>(store: &S) {
     let call = unique_call_id("release-waiting");
     let claim = claim_ok(store, &call, "a", LONG).await;
     append_ok(store, &[(call.clone(), notification_item(&call, 1))]).await;
-    assert_eq!(store.release(&claim.lease, 0).await.ok(), Some(1), "one item waits");
-    let next = claim_ok(store, &call, "a", LONG).await;
-    assert_eq!(next.inbox.len(), 1);
-    assert_eq!(store.release(&next.lease, 1).await.ok(), Some(0));
+    let kept = release_kept(store, &claim.lease, 0, 1, "one item appended meanwhile").await;
+    match store.claim(&call, "b", LONG, 64).await {
+        Ok(None) => {}
+        other => panic!("a kept lease refuses claims, got {other:?}"),
+    }
+    let mut record = empty_record(call.clone());
+    record.version = 1;
+    let record = Arc::new(record);
+    match store.release(&kept.lease, 1, Some(Arc::clone(&record)), LONG, 64).await {
+        Ok(Released::Free) => {}
+        other => panic!("release with a record: expected Free, got {other:?}"),
+    }
+    let next = claim_ok(store, &call, "b", LONG).await;
+    assert_eq!(next.record.as_deref(), Some(&*record), "the release wrote the record");
+    assert!(next.inbox.is_empty());
+    release_free(store, &next.lease, 0, "empty").await;
 }
 
 /// A call with items is an orphan only while no live lease covers it.
@@ -209,7 +244,7 @@ pub async fn orphans_are_calls_with_items_and_no_live_lease<S: SharedCallStore +
         tokio::time::sleep(SHORT / 2).await;
     }
     let taken = claim_ok(store, &call, "taker", LONG).await;
-    assert_eq!(store.release(&taken.lease, 1).await.ok(), Some(0));
+    release_free(store, &taken.lease, 1, "the orphan's item handled").await;
     assert!(!orphans(store).await.contains(&call), "handled: no orphan");
     drop(claim);
 }

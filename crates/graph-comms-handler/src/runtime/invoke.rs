@@ -65,6 +65,9 @@ impl Runtime {
         let count = effects.len();
         self.fire_effects(ctx, info, effects).await;
         let id = info.id;
+        if self.held.delivered(ctx.call_id(), id, count) {
+            return;
+        }
         let delivered = self
             .update(ctx.call_id(), ctx.tenant_id(), Missing::Skip, |record| {
                 if let Some(attempt) = record.attempt.as_mut().filter(|a| a.info.id == id) {

@@ -12,10 +12,11 @@ use graph_comms_notify::{Journal, NotificationEvent};
 
 use super::Runtime;
 use super::queue::CallEvent;
+use crate::attempt::AttemptId;
 use crate::call_machine::CallInput;
 use crate::record::CallRecord;
 use crate::report::RuntimeFailure;
-use crate::shared::{Claim, InboxItem, Lease, SharedCallStore};
+use crate::shared::{Claim, InboxItem, Lease, Released, SharedCallStore};
 use crate::store::StoreError;
 use crate::sync::lock;
 
@@ -34,6 +35,8 @@ pub(crate) struct Sharing {
 #[derive(Debug, Default)]
 pub(super) struct Held {
     leases: std::sync::Mutex<HashMap<CallId, HeldLease>>,
+    /// Claims the webhook took with its append, waiting for the call's worker.
+    stashed: std::sync::Mutex<HashMap<CallId, (Claim, Instant)>>,
 }
 
 #[derive(Debug)]
@@ -42,6 +45,9 @@ struct HeldLease {
     /// Inbox items handled and not yet dropped from the store: the next commit
     /// under the lease drops them in the same atomic step.
     consumed: usize,
+    /// Outbox effects whose hooks ran, by attempt: emptied by the next write
+    /// under the lease (a commit, or the release).
+    delivered: Vec<(AttemptId, usize)>,
     lost: bool,
 }
 
@@ -68,6 +74,34 @@ impl Held {
         }
     }
 
+    /// Notes that hooks of `count` outbox effects of an attempt ran; `false`
+    /// when no lease is held (then the caller writes that itself).
+    pub(super) fn delivered(&self, call_id: &CallId, attempt: AttemptId, count: usize) -> bool {
+        match lock(&self.leases).get_mut(call_id).filter(|h| !h.lost) {
+            Some(held) => {
+                held.delivered.push((attempt, count));
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The deliveries the next write under the lease records.
+    pub(super) fn deliveries(&self, call_id: &CallId) -> Vec<(AttemptId, usize)> {
+        lock(&self.leases)
+            .get(call_id)
+            .map(|h| h.delivered.clone())
+            .unwrap_or_default()
+    }
+
+    /// A write recorded the first `count` deliveries.
+    pub(super) fn recorded(&self, call_id: &CallId, count: usize) {
+        if let Some(held) = lock(&self.leases).get_mut(call_id) {
+            let count = count.min(held.delivered.len());
+            held.delivered.drain(..count);
+        }
+    }
+
     pub(super) fn holds(&self, call_id: &CallId) -> bool {
         lock(&self.leases).get(call_id).is_some_and(|h| !h.lost)
     }
@@ -77,6 +111,7 @@ impl Held {
         let held = HeldLease {
             lease,
             consumed: 0,
+            delivered: Vec::new(),
             lost: false,
         };
         lock(&self.leases).insert(call_id, held);
@@ -90,6 +125,18 @@ impl Held {
 
     fn remove(&self, call_id: &CallId) -> Option<HeldLease> {
         lock(&self.leases).remove(call_id)
+    }
+
+    fn stash(&self, claim: Claim) {
+        let call_id = claim.lease.call_id.clone();
+        lock(&self.stashed).insert(call_id, (claim, Instant::now()));
+    }
+
+    /// The webhook's claim of the call, unless it is too old to rely on (its
+    /// request was refused after the append, and its lease is about to expire).
+    fn take_stashed(&self, call_id: &CallId, ttl: Duration) -> Option<Claim> {
+        let (claim, at) = lock(&self.stashed).remove(call_id)?;
+        (at.elapsed() < ttl / 2).then_some(claim)
     }
 }
 
@@ -115,17 +162,25 @@ impl Runtime {
     /// One local event of a call, under the call's lease: claim, handle the
     /// inbox in order and then the event, release; again while items wait.
     pub(super) async fn process_shared(self: &Arc<Self>, sharing: &Sharing, call_id: &CallId, event: CallEvent) {
-        // A notification is in the inbox already; its local event only wakes the call.
+        let ttl = self.timings.lease_ttl;
+        let mut stashed = self.held.take_stashed(call_id, ttl);
+        // A notification is in the inbox already. Its webhook either claimed
+        // the call (stashed), or found a holder, which sees it when releasing.
         let mut event = match event {
+            CallEvent::Notification(_) if stashed.is_none() => return,
             CallEvent::Notification(_) => None,
             other => Some(other),
         };
-        let ttl = self.timings.lease_ttl;
         loop {
-            let claimed = sharing
-                .store
-                .claim(call_id, &sharing.instance_id, ttl, INBOX_BATCH)
-                .await;
+            let claimed = match stashed.take() {
+                Some(claim) => Ok(Some(claim)),
+                None => {
+                    sharing
+                        .store
+                        .claim(call_id, &sharing.instance_id, ttl, INBOX_BATCH)
+                        .await
+                }
+            };
             self.observe_store(&claimed);
             let claim = match claimed {
                 Ok(Some(claim)) => claim,
@@ -157,16 +212,19 @@ impl Runtime {
                 }
             };
             self.counters.claims.fetch_add(1, Ordering::Relaxed);
-            let waiting = self.run_claim(sharing, claim, event.take()).await;
-            if waiting == 0 {
-                return;
+            let mut next = self.run_claim(sharing, claim, event.take()).await;
+            // Items appended while this instance held the call: the release kept the lease.
+            while let Some(claim) = next {
+                next = self.run_claim(sharing, claim, None).await;
             }
+            return;
         }
     }
 
-    /// Handles a claim's inbox and `event`, then releases; answers how many
-    /// items still wait (0 when the lease was lost: the new holder has them).
-    async fn run_claim(self: &Arc<Self>, sharing: &Sharing, claim: Claim, event: Option<CallEvent>) -> usize {
+    /// Handles a claim's inbox and `event`, then releases; answers the lease
+    /// kept for items appended meanwhile (none when the lease was lost: the
+    /// new holder has them).
+    async fn run_claim(self: &Arc<Self>, sharing: &Sharing, claim: Claim, event: Option<CallEvent>) -> Option<Claim> {
         let Claim { lease, record, inbox } = claim;
         let call_id = lease.call_id.clone();
         self.cache.replace(&call_id, record.clone());
@@ -210,23 +268,39 @@ impl Runtime {
             self.process(&call_id, event).await;
         }
         renewal.abort();
+        let cached = self.cache.get(&call_id);
         self.cache.remove(&call_id);
-        let Some(held) = self.held.remove(&call_id) else {
-            return 0;
-        };
-        if held.lost {
-            return 0;
+        let held = self.held.remove(&call_id).filter(|held| !held.lost)?;
+        // Deliveries not yet recorded go with the release, in the same step.
+        let record = cached.filter(|_| !held.delivered.is_empty()).map(|current| {
+            let mut record = CallRecord::clone(&current);
+            record_deliveries(&mut record, &held.delivered);
+            record.version += 1;
+            Arc::new(record)
+        });
+        let (ttl, lease) = (self.timings.lease_ttl, &held.lease);
+        let mut released = sharing
+            .store
+            .release(lease, held.consumed, record, ttl, INBOX_BATCH)
+            .await;
+        if let Err(StoreError::Conflict { .. }) = &released {
+            // Someone wrote the record without the lease: its hooks may run again later.
+            self.counters.store_conflicts.fetch_add(1, Ordering::Relaxed);
+            released = sharing
+                .store
+                .release(lease, held.consumed, None, ttl, INBOX_BATCH)
+                .await;
         }
-        let released = sharing.store.release(&held.lease, held.consumed).await;
         self.observe_store(&released);
         match released {
-            Ok(waiting) => waiting,
+            Ok(Released::Free) => None,
+            Ok(Released::Kept(claim)) => Some(claim),
             Err(error) => {
                 if matches!(error, StoreError::LeaseLost { .. }) {
                     self.counters.leases_lost.fetch_add(1, Ordering::Relaxed);
                 }
                 self.store_failed(&call_id, error);
-                0
+                None
             }
         }
     }
@@ -334,14 +408,48 @@ impl Journal for Runtime {
                 (event.call_id.clone(), item)
             })
             .collect();
-        let appended = sharing.store.append(&items).await;
+        let appended = sharing
+            .store
+            .append_and_claim(&items, &sharing.instance_id, self.timings.lease_ttl, INBOX_BATCH)
+            .await;
         self.observe_store(&appended);
-        appended.map_err(|error| {
-            self.counters.journal_failures.fetch_add(1, Ordering::Relaxed);
-            self.counters.store_errors.fetch_add(1, Ordering::Relaxed);
-            let failure = RuntimeFailure::Store(error);
-            tracing::warn!(%failure, "notifications not appended to the shared store: answered 503");
-            failure.to_string()
-        })
+        appended
+            .map(|claims| {
+                self.counters.claims_refused.fetch_add(
+                    count_calls(events).saturating_sub(claims.len()) as u64,
+                    Ordering::Relaxed,
+                );
+                for claim in claims {
+                    self.held.stash(claim);
+                }
+            })
+            .map_err(|error| {
+                self.counters.journal_failures.fetch_add(1, Ordering::Relaxed);
+                self.counters.store_errors.fetch_add(1, Ordering::Relaxed);
+                let failure = RuntimeFailure::Store(error);
+                tracing::warn!(%failure, "notifications not appended to the shared store: answered 503");
+                failure.to_string()
+            })
+    }
+}
+
+/// How many distinct calls `events` are about.
+fn count_calls(events: &[NotificationEvent]) -> usize {
+    match events {
+        [] | [_] => events.len(),
+        _ => {
+            let calls: std::collections::HashSet<&CallId> = events.iter().map(|e| &e.call_id).collect();
+            calls.len()
+        }
+    }
+}
+
+/// Empties the delivered part of the attempts' outboxes.
+pub(super) fn record_deliveries(record: &mut CallRecord, delivered: &[(AttemptId, usize)]) {
+    for (id, count) in delivered {
+        if let Some(attempt) = record.attempt.as_mut().filter(|a| a.info.id == *id) {
+            let count = (*count).min(attempt.outbox.len());
+            attempt.outbox.drain(..count);
+        }
     }
 }

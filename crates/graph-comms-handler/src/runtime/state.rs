@@ -106,14 +106,24 @@ impl Runtime {
     ) -> Result<Option<(R, Arc<CallRecord>)>, StoreError> {
         let mut conflicts = 0;
         loop {
-            let current = self.with_store_retries(|| self.current(call_id)).await?;
             let lease = self.held.for_commit(call_id);
+            // Under a lease the cache is what the claim read and what was
+            // committed since: no load (after a conflict, reload).
+            let current = match &lease {
+                Some(_) if conflicts == 0 => self.cache.get(call_id),
+                _ => self.with_store_retries(|| self.current(call_id)).await?,
+            };
             let mut record = match (&current, missing) {
                 (Some(current), _) => CallRecord::clone(current),
                 (None, Missing::Create) => CallRecord::new(CallSnapshot::new(call_id.clone(), tenant_id.clone())),
                 (None, Missing::Skip) => return Ok(None),
             };
+            let deliveries = match &lease {
+                Some(_) => self.held.deliveries(call_id),
+                None => Vec::new(),
+            };
             let result = change(&mut record);
+            super::lease::record_deliveries(&mut record, &deliveries);
             if let Some(current) = current.as_ref().filter(|c| ***c == record) {
                 return Ok(Some((result, Arc::clone(current))));
             }
@@ -127,6 +137,7 @@ impl Runtime {
                         .await;
                     if committed.is_ok() {
                         self.held.committed(lease, *consumed);
+                        self.held.recorded(call_id, deliveries.len());
                     }
                     committed
                 }
