@@ -16,6 +16,10 @@ if ! command -v wrk >/dev/null 2>&1; then
   echo "installing wrk" >&2
   apt_install wrk || { echo "wrk is required: install it (apt-get install -y wrk) and retry" >&2; exit 1; }
 fi
+if ! command -v redis-server >/dev/null 2>&1; then
+  echo "installing redis-server (for the Redis figures)" >&2
+  apt_install redis-server || echo "redis-server unavailable: the report will have no Redis figures" >&2
+fi
 if ! command -v perf >/dev/null 2>&1; then
   echo "installing perf (optional, for the profiles)" >&2
   apt_install linux-perf || echo "perf unavailable: the report will have no profiles" >&2

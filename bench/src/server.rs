@@ -5,6 +5,8 @@
 //!   queueing, per-call workers, the transfer state machine) with a no-op handler whose
 //!   `on_notification` records event.received_at -> hook start.
 //! - `uncached`: `full` with `NotifyConfig.token_cache = false` (RSA check per request).
+//! - `redis`: `full` on a shared Redis store (`--redis-url`): each notification is
+//!   appended to its call's inbox before 202 and handled under the call's lease.
 //!
 //! In `full`/`uncached`, the calls the load targets are set up for real first: an
 //! in-process emulator rings the bot, the bot answers, and on `established` it starts a
@@ -27,6 +29,7 @@ use graph_comms_emulator::{Emulator, EmulatorConfig, IncomingCall, TargetBehavio
 use graph_comms_handler::{Bot, CallContext, CallHandler, HookError, Timings, TransferInfo};
 use graph_comms_model::TransferRequest;
 use graph_comms_notify::{HttpKeySource, NotificationEvent, NotifyConfig, NotifyEndpoint};
+use graph_comms_redis::{RedisCallStore, RedisStoreConfig};
 use hdrhistogram::Histogram;
 
 use crate::token::{BenchKey, StaticKeys};
@@ -47,6 +50,8 @@ pub(crate) enum Mode {
     Full,
     /// The full path, RSA-verifying every token.
     Uncached,
+    /// The full path, sharing calls through Redis.
+    Redis,
 }
 
 /// Arguments of `bench serve`.
@@ -64,6 +69,9 @@ pub(crate) struct ServeArgs {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:0")]
     pub(crate) listen: SocketAddr,
+    /// The Redis of `--mode redis`.
+    #[arg(long, env = "GRAPH_COMMS_REDIS_URL")]
+    pub(crate) redis_url: Option<String>,
 }
 
 /// What the hooks saw, exposed at `GET /stats`.
@@ -74,6 +82,7 @@ pub(crate) struct Stats {
     transferring: AtomicU64,
     accepted: AtomicU64,
     hook_errors: AtomicU64,
+    redis: std::sync::OnceLock<RedisCallStore>,
 }
 
 impl Stats {
@@ -85,6 +94,7 @@ impl Stats {
             transferring: AtomicU64::new(0),
             accepted: AtomicU64::new(0),
             hook_errors: AtomicU64::new(0),
+            redis: std::sync::OnceLock::new(),
         })
     }
 
@@ -104,8 +114,20 @@ impl Stats {
             "transferring_hooks": self.transferring.load(Ordering::Relaxed),
             "accepted_hooks": self.accepted.load(Ordering::Relaxed),
             "hook_errors": self.hook_errors.load(Ordering::Relaxed),
+            "redis_round_trips": self.redis.get().map(notification_round_trips),
         })
     }
+}
+
+/// Redis round trips on the notification path (the periodic sweeps aside),
+/// less the one-off script loads.
+fn notification_round_trips(store: &RedisCallStore) -> u64 {
+    let m = store.metrics();
+    [m.append, m.claim, m.commit, m.release, m.renew, m.load, m.save, m.delete]
+        .iter()
+        .map(|op| op.round_trips)
+        .sum::<u64>()
+        .saturating_sub(m.script_loads)
 }
 
 /// The no-op handler: counts, records the hook latency, and (setup only) starts the transfer.
@@ -258,7 +280,7 @@ async fn setup_bot(
     )?;
 
     let mut config = NotifyConfig::new(app.app_id.clone());
-    config.token_cache = args.mode == Mode::Full;
+    config.token_cache = args.mode != Mode::Uncached;
     let keys = StaticKeys {
         keys: key.jwks()?,
         also: Some(Box::new(HttpKeySource::new(emulator.openid_configuration_url())?)),
@@ -272,7 +294,15 @@ async fn setup_bot(
         .build()?;
     let callback = format!("http://{addr}{CALLBACK_PATH}");
     let long = Duration::from_secs(6 * 3600);
-    let bot = Bot::builder()
+    let mut builder = Bot::builder();
+    if args.mode == Mode::Redis {
+        let url = args.redis_url.clone().context("--mode redis needs --redis-url")?;
+        let prefix = format!("bench-{}", std::process::id());
+        let store = RedisCallStore::connect(RedisStoreConfig::new(url).prefix(prefix)).await?;
+        builder = builder.shared_store(Arc::new(store.clone()), "bench");
+        let _ = stats.redis.set(store);
+    }
+    let bot = builder
         .client(client)
         .notify_endpoint(endpoint, events)
         .handler(Arc::new(BenchHandler {

@@ -84,6 +84,59 @@ struct Ctx {
     fixture: PathBuf,
     lua: PathBuf,
     notes: Vec<String>,
+    /// The private Redis of the Redis figures, when `redis-server` is installed.
+    redis_url: Option<String>,
+}
+
+/// A private `redis-server` (loopback, no persistence) for the Redis figures.
+struct PrivateRedis {
+    child: Child,
+    url: String,
+}
+
+impl PrivateRedis {
+    fn start(work: &Path) -> anyhow::Result<Self> {
+        let addr = free_port()?;
+        let dir = work.join("redis");
+        std::fs::create_dir_all(&dir)?;
+        let child = Command::new("redis-server")
+            .args(["--bind", "127.0.0.1", "--port", &addr.port().to_string()])
+            .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+            .arg("--dir")
+            .arg(&dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("starting redis-server")?;
+        let redis = Self {
+            child,
+            url: format!("redis://{addr}/"),
+        };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !pong(addr) {
+            if Instant::now() > deadline {
+                bail!("redis-server did not answer PING on {addr}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(redis)
+    }
+}
+
+impl Drop for PrivateRedis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn pong(addr: SocketAddr) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut stream) = std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)) else {
+        return false;
+    };
+    let mut reply = [0u8; 7];
+    stream.write_all(b"PING\r\n").is_ok() && stream.read_exact(&mut reply).is_ok() && &reply == b"+PONG\r\n"
 }
 
 /// A running `bench serve`.
@@ -157,6 +210,7 @@ impl Ctx {
             ])
             .arg("--setup-file")
             .arg(&setup_file)
+            .args(self.redis_url.iter().flat_map(|url| ["--redis-url", url.as_str()]))
             .stdout(Stdio::piped())
             .spawn()
             .context("starting bench serve")?;
@@ -344,6 +398,8 @@ struct ModeResult {
     mode: Mode,
     runs: Vec<WrkRun>,
     hooks_ran: u64,
+    /// Redis round trips on the notification path during the runs (`redis` mode).
+    redis_round_trips: Option<u64>,
     openloop: Option<(Value, Value)>,
     profile: Option<String>,
 }
@@ -390,6 +446,18 @@ pub(crate) fn run(args: SuiteArgs) -> anyhow::Result<()> {
         fixture: root.join("bench/fixtures/call-transfer.ex1.notify.transfer-accepted.json"),
         lua: root.join("bench/wrk/notify.lua"),
         notes: Vec::new(),
+        redis_url: None,
+    };
+    let redis = match PrivateRedis::start(&work) {
+        Ok(redis) => {
+            ctx.redis_url = Some(redis.url.clone());
+            Some(redis)
+        }
+        Err(e) => {
+            ctx.notes
+                .push(format!("no Redis figures: {e:#} (install redis-server)"));
+            None
+        }
     };
     if ctx.pin.server.is_none() {
         ctx.notes
@@ -416,7 +484,14 @@ pub(crate) fn run(args: SuiteArgs) -> anyhow::Result<()> {
     let bare = webhook_mode(&ctx, Mode::Bare, args.calls, Some(rate), false)?;
     eprintln!("== webhook: uncached JWT");
     let uncached = webhook_mode(&ctx, Mode::Uncached, args.calls, None, perf_ok)?;
-    webhook_section(&mut report, &ctx, args.calls, &full, &bare, &uncached);
+    let shared = match &redis {
+        Some(_) => {
+            eprintln!("== webhook: shared Redis store");
+            Some(webhook_mode(&ctx, Mode::Redis, args.calls, None, perf_ok)?)
+        }
+        None => None,
+    };
+    webhook_section(&mut report, &ctx, args.calls, &full, &bare, &uncached, shared.as_ref());
     latency_section(&mut report, rate, &full, &bare);
 
     eprintln!("== transfer-bot demo");
@@ -546,9 +621,8 @@ fn webhook_mode(
     profile: bool,
 ) -> anyhow::Result<ModeResult> {
     let server = ctx.start_server(mode, calls)?;
-    let hooks_before = httpc::get_json(server.addr, "/stats")?["notifications"]
-        .as_u64()
-        .unwrap_or(0);
+    let before = httpc::get_json(server.addr, "/stats")?;
+    let hooks_before = before["notifications"].as_u64().unwrap_or(0);
     let mut runs = Vec::new();
     for connections in [32, 256] {
         ctx.wrk(&server, connections, 1)?; // warm-up
@@ -556,9 +630,11 @@ fn webhook_mode(
     }
     // Let the per-call workers drain before counting hook runs.
     std::thread::sleep(Duration::from_millis(500));
-    let hooks_after = httpc::get_json(server.addr, "/stats")?["notifications"]
+    let after = httpc::get_json(server.addr, "/stats")?;
+    let hooks_after = after["notifications"].as_u64().unwrap_or(0);
+    let redis_round_trips = after["redis_round_trips"]
         .as_u64()
-        .unwrap_or(0);
+        .map(|a| a.saturating_sub(before["redis_round_trips"].as_u64().unwrap_or(0)));
     let openloop = match (mode, openloop_rate) {
         (Mode::Full, _) => {
             let rate = runs.first().map_or(1000.0, |r| r.rps * 0.5);
@@ -580,6 +656,7 @@ fn webhook_mode(
         mode,
         runs,
         hooks_ran: hooks_after - hooks_before,
+        redis_round_trips,
         openloop,
         profile,
     })
@@ -592,6 +669,7 @@ fn webhook_section(
     full: &ModeResult,
     bare: &ModeResult,
     uncached: &ModeResult,
+    shared: Option<&ModeResult>,
 ) {
     let _ = writeln!(report, "## 1. Webhook cost\n");
     let _ = writeln!(
@@ -607,7 +685,7 @@ fn webhook_section(
         "| path | connections | requests/s | vs bare | server CPU per request | vs bare | server core busy | non-2xx |"
     );
     let _ = writeln!(report, "|---|---|---|---|---|---|---|---|");
-    for result in [bare, full, uncached] {
+    for result in [Some(bare), Some(full), Some(uncached), shared].into_iter().flatten() {
         for (run, base) in result.runs.iter().zip(&bare.runs) {
             let _ = writeln!(
                 report,
@@ -624,7 +702,7 @@ fn webhook_section(
         }
     }
     let _ = writeln!(report);
-    for result in [full, uncached] {
+    for result in [Some(full), Some(uncached), shared].into_iter().flatten() {
         let requests: u64 = result.runs.iter().map(|r| r.requests).sum();
         let _ = writeln!(
             report,
@@ -643,6 +721,19 @@ fn webhook_section(
                 );
             }
         }
+    }
+    if let Some(shared) = shared
+        && let Some(trips) = shared.redis_round_trips
+        && shared.hooks_ran > 0
+    {
+        let per = trips as f64 / shared.hooks_ran as f64;
+        let _ = writeln!(
+            report,
+            "- {}: {trips} Redis round trips for {} notifications = {per:.2} per notification (goal <= 3: {}).",
+            label(shared.mode),
+            shared.hooks_ran,
+            verdict(per <= 3.0)
+        );
     }
     if let (Some(f), Some(b)) = (full.runs.first(), bare.runs.first()) {
         let cpu = f.cpu_us_per_req / b.cpu_us_per_req;
@@ -677,6 +768,7 @@ fn label(mode: Mode) -> &'static str {
         Mode::Bare => "bare axum handler (baseline)",
         Mode::Full => "full path, token cache on",
         Mode::Uncached => "full path, token cache off (RSA per request)",
+        Mode::Redis => "full path, calls shared through Redis",
     }
 }
 
