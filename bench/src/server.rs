@@ -123,11 +123,13 @@ impl Stats {
 /// less the one-off script loads.
 fn notification_round_trips(store: &RedisCallStore) -> u64 {
     let m = store.metrics();
-    [m.append, m.claim, m.commit, m.release, m.renew, m.load, m.save, m.delete]
-        .iter()
-        .map(|op| op.round_trips)
-        .sum::<u64>()
-        .saturating_sub(m.script_loads)
+    [
+        m.append, m.claim, m.commit, m.release, m.renew, m.load, m.save, m.delete,
+    ]
+    .iter()
+    .map(|op| op.round_trips)
+    .sum::<u64>()
+    .saturating_sub(m.script_loads)
 }
 
 /// The no-op handler: counts, records the hook latency, and (setup only) starts the transfer.

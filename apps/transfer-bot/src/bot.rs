@@ -1,6 +1,11 @@
 //! The receptionist: answers, optionally plays a hold prompt, then walks the
 //! routed target list until a transfer completes; apologises and hangs up when
 //! no target takes the call.
+//!
+//! A call's plan lives in the call's record (`CallContext::data`), so any
+//! instance sharing the store carries it on. Consultation calls are linked to
+//! their inbound call in this process only: a consultative transfer needs both
+//! calls' notifications on one instance.
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -35,7 +40,8 @@ pub struct ReceptionistSettings {
 }
 
 /// How the bot finished with a call.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub enum CallOutcome {
     /// A transfer completed to this target.
     Transferred {
@@ -156,7 +162,8 @@ impl fmt::Display for BotEvent {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
 enum Phase {
     /// Answered, waiting for `established`.
     Ringing,
@@ -170,8 +177,10 @@ enum Phase {
     HangingUp,
 }
 
+/// An inbound call's progress through its targets, kept in the call's record.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
 struct Plan {
-    ctx: CallContext,
     targets: Vec<Target>,
     next: usize,
     tried: Vec<String>,
@@ -183,6 +192,27 @@ struct Plan {
     finished_operations: HashSet<OperationId>,
 }
 
+/// The call's plan, if it is an inbound call of this receptionist.
+fn plan(ctx: &CallContext) -> Option<Plan> {
+    match ctx.data::<Plan>() {
+        Ok(plan) => plan,
+        Err(e) => {
+            tracing::warn!(call_id = %ctx.call_id(), error = %e, "unreadable call plan");
+            None
+        }
+    }
+}
+
+/// Changes the call's plan and stores it with the call; `None` when the call has no plan.
+async fn update_plan<R>(ctx: &CallContext, change: impl FnOnce(&mut Plan) -> R) -> Option<R> {
+    let mut plan = plan(ctx)?;
+    let result = change(&mut plan);
+    if let Err(e) = ctx.set_data(&plan).await {
+        tracing::warn!(call_id = %ctx.call_id(), error = %e, "could not store the call plan");
+    }
+    Some(result)
+}
+
 /// What happened to a consultation call before its inbound call knew its id.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Early {
@@ -190,15 +220,15 @@ enum Early {
     Ended(String),
 }
 
+/// A consultation call, linked to its inbound call in this process.
 #[derive(Default)]
 struct Consultation {
-    inbound: Option<CallId>,
+    inbound: Option<CallContext>,
     early: Option<Early>,
 }
 
 #[derive(Default)]
 struct State {
-    calls: HashMap<CallId, Plan>,
     consultations: HashMap<CallId, Consultation>,
 }
 
@@ -278,15 +308,11 @@ impl Receptionist {
     }
 
     /// Moves the call to its next target, or to the apology when none is left.
-    async fn advance(&self, call_id: &CallId) {
+    async fn advance(&self, ctx: &CallContext) {
         loop {
-            let step = {
-                let mut state = self.state();
-                let Some(plan) = state.calls.get_mut(call_id) else {
-                    return;
-                };
+            let step = update_plan(ctx, |plan| {
                 if matches!(plan.phase, Phase::Apologising(_) | Phase::HangingUp) {
-                    return;
+                    return None;
                 }
                 plan.consultation = None;
                 match plan.targets.get(plan.next).cloned() {
@@ -298,29 +324,29 @@ impl Receptionist {
                             TransferMode::Blind => Phase::Transferring,
                             TransferMode::Consultative => Phase::Consulting(None),
                         };
-                        Some((plan.ctx.clone(), target, plan.transferee.clone()))
+                        Some(Some((target, plan.transferee.clone())))
                     }
                     None => {
                         plan.phase = Phase::Apologising(None);
                         plan.current = None;
-                        None
+                        Some(None)
                     }
                 }
-            };
-            let Some((ctx, target, transferee)) = step else {
-                let ctx = self.state().calls.get(call_id).map(|p| p.ctx.clone());
-                if let Some(ctx) = ctx {
-                    self.apologise(&ctx).await;
-                }
+            })
+            .await
+            .flatten();
+            let Some(step) = step else { return };
+            let Some((target, transferee)) = step else {
+                self.apologise(ctx).await;
                 return;
             };
             let started = match target.mode {
-                TransferMode::Blind => self.start_transfer(&ctx, &target, transferee, None).await,
-                TransferMode::Consultative => self.start_consultation(&ctx, &target).await,
+                TransferMode::Blind => self.start_transfer(ctx, &target, transferee, None).await,
+                TransferMode::Consultative => self.start_consultation(ctx, &target).await,
             };
             match started {
                 Ok(()) => return,
-                Err(reason) => self.record_failure(call_id, &target, "not_started", &reason),
+                Err(reason) => self.record_failure(ctx.call_id(), &target, "not_started", &reason),
             }
         }
     }
@@ -391,17 +417,18 @@ impl Receptionist {
             .id
             .ok_or_else(|| "consultation call created without an id".to_owned())?;
         tracing::info!(consultation = %consult_id, target = %target, "consultation call placed");
+        update_plan(ctx, |plan| {
+            plan.phase = Phase::Consulting(Some(consult_id.clone()));
+            plan.consultation = Some(consult_id.clone());
+        })
+        .await;
         let early = {
             let mut state = self.state();
             let early = state.consultations.remove(&consult_id).and_then(|c| c.early);
-            if let Some(plan) = state.calls.get_mut(ctx.call_id()) {
-                plan.phase = Phase::Consulting(Some(consult_id.clone()));
-                plan.consultation = Some(consult_id.clone());
-            }
             state.consultations.insert(
                 consult_id.clone(),
                 Consultation {
-                    inbound: Some(ctx.call_id().clone()),
+                    inbound: Some(ctx.clone()),
                     early: None,
                 },
             );
@@ -422,43 +449,42 @@ impl Receptionist {
 
     /// Transfers the inbound call to replace the established consultation call.
     /// `None` when no inbound call waits for this consultation any more.
-    async fn transfer_replacing(&self, consult_id: &CallId) -> Option<(CallId, Target, Result<(), String>)> {
-        let (ctx, target, transferee, inbound) = {
-            let mut state = self.state();
-            let inbound = state.consultations.get(consult_id).and_then(|c| c.inbound.clone())?;
-            let plan = state.calls.get_mut(&inbound)?;
+    async fn transfer_replacing(&self, consult_id: &CallId) -> Option<(CallContext, Target, Result<(), String>)> {
+        let ctx = self
+            .state()
+            .consultations
+            .get(consult_id)
+            .and_then(|c| c.inbound.clone())?;
+        let (target, transferee) = update_plan(&ctx, |plan| {
             if plan.phase != Phase::Consulting(Some(consult_id.clone())) {
                 return None;
             }
             plan.phase = Phase::Transferring;
-            (
-                plan.ctx.clone(),
-                plan.current.clone()?,
-                plan.transferee.clone(),
-                inbound,
-            )
-        };
+            Some((plan.current.clone()?, plan.transferee.clone()))
+        })
+        .await
+        .flatten()?;
         let result = self
             .start_transfer(&ctx, &target, transferee, Some(consult_id.clone()))
-            .instrument(span(&inbound))
+            .instrument(span(ctx.call_id()))
             .await;
         if result.is_err() {
             self.hang_up_consultation(&ctx, consult_id).await;
         }
-        Some((inbound, target, result))
+        Some((ctx, target, result))
     }
 
     /// The consultation call is up: transfer, or move on if that cannot start.
     async fn consultation_established(&self, consult_id: &CallId) {
         if let Some((inbound, target, Err(reason))) = self.transfer_replacing(consult_id).await {
-            self.record_failure(&inbound, &target, "not_started", &reason);
-            self.advance(&inbound).instrument(span(&inbound)).await;
+            self.record_failure(inbound.call_id(), &target, "not_started", &reason);
+            self.advance(&inbound).instrument(span(inbound.call_id())).await;
         }
     }
 
     /// The consultation call ended; if the inbound call was still waiting for it, try the next target.
     async fn consultation_ended(&self, consult_id: &CallId, reason: String) {
-        let step = {
+        let inbound = {
             let mut state = self.state();
             let Some(consultation) = state.consultations.remove(consult_id) else {
                 return;
@@ -466,23 +492,25 @@ impl Receptionist {
             let Some(inbound) = consultation.inbound else {
                 return;
             };
-            let Some(plan) = state.calls.get_mut(&inbound) else {
-                return;
-            };
+            inbound
+        };
+        let target = update_plan(&inbound, |plan| {
             if plan.phase != Phase::Consulting(Some(consult_id.clone())) {
-                return;
+                return None;
             }
             plan.phase = Phase::Transferring;
-            plan.current.clone().map(|target| (target, inbound))
-        };
-        let Some((target, inbound)) = step else { return };
+            plan.current.clone()
+        })
+        .await
+        .flatten();
+        let Some(target) = target else { return };
         self.record_failure(
-            &inbound,
+            inbound.call_id(),
             &target,
             "consultation_ended",
             &format!("consultation call ended ({reason})"),
         );
-        self.advance(&inbound).instrument(span(&inbound)).await;
+        self.advance(&inbound).instrument(span(inbound.call_id())).await;
     }
 
     async fn hang_up_consultation(&self, ctx: &CallContext, consult_id: &CallId) {
@@ -495,8 +523,7 @@ impl Receptionist {
     }
 
     async fn apologise(&self, ctx: &CallContext) {
-        let call_id = ctx.call_id();
-        self.emit(call_id, BotEventKind::Apologising);
+        self.emit(ctx.call_id(), BotEventKind::Apologising);
         tracing::info!("no target took the call; apologising");
         let Some(uri) = self.settings.apology_prompt_uri.clone() else {
             self.hang_up(ctx).await;
@@ -508,16 +535,15 @@ impl Receptionist {
                     operation.status,
                     Some(OperationStatus::Completed | OperationStatus::Failed)
                 );
-                let already = {
-                    let mut state = self.state();
-                    match (state.calls.get_mut(call_id), operation_id(&operation)) {
-                        (Some(plan), Some(id)) => {
-                            let done = plan.finished_operations.contains(&id);
-                            plan.phase = Phase::Apologising(Some(id));
-                            done
-                        }
-                        _ => true,
-                    }
+                let already = match operation_id(&operation) {
+                    Some(id) => update_plan(ctx, |plan| {
+                        let done = plan.finished_operations.contains(&id);
+                        plan.phase = Phase::Apologising(Some(id));
+                        done
+                    })
+                    .await
+                    .unwrap_or(true),
+                    None => true,
                 };
                 if finished_now || already {
                     self.hang_up(ctx).await;
@@ -543,9 +569,7 @@ impl Receptionist {
     }
 
     async fn hang_up(&self, ctx: &CallContext) {
-        if let Some(plan) = self.state().calls.get_mut(ctx.call_id()) {
-            plan.phase = Phase::HangingUp;
-        }
+        update_plan(ctx, |plan| plan.phase = Phase::HangingUp).await;
         self.emit(ctx.call_id(), BotEventKind::HangingUp);
         if let Err(e) = ctx.hang_up().await
             && !e.is_not_found()
@@ -554,12 +578,10 @@ impl Receptionist {
         }
     }
 
-    fn current_target(&self, call_id: &CallId) -> String {
-        self.state()
-            .calls
-            .get(call_id)
-            .and_then(|p| p.current.as_ref())
-            .map_or_else(|| "?".into(), ToString::to_string)
+    fn current_target(ctx: &CallContext) -> String {
+        plan(ctx)
+            .and_then(|p| p.current)
+            .map_or_else(|| "?".into(), |t| t.to_string())
     }
 }
 
@@ -574,21 +596,20 @@ impl CallHandler for Receptionist {
             let is_group = ctx.is_group() || call.chat_info.as_ref().is_some_and(|c| c.thread_id.is_some());
             // Out of a group call, the caller is the one who moves.
             let transferee = is_group.then(|| call.source.clone()).flatten();
-            self.state().calls.insert(
-                ctx.call_id().clone(),
-                Plan {
-                    ctx: ctx.clone(),
-                    targets,
-                    next: 0,
-                    tried: Vec::new(),
-                    current: None,
-                    consultation: None,
-                    transferee,
-                    phase: Phase::Ringing,
-                    outcome: None,
-                    finished_operations: HashSet::new(),
-                },
-            );
+            let plan = Plan {
+                targets,
+                next: 0,
+                tried: Vec::new(),
+                current: None,
+                consultation: None,
+                transferee,
+                phase: Phase::Ringing,
+                outcome: None,
+                finished_operations: HashSet::new(),
+            };
+            if let Err(e) = ctx.set_data(&plan).await {
+                tracing::warn!(error = %e, "could not store the call plan");
+            }
         }
         .instrument(span(ctx.call_id()))
         .await;
@@ -597,8 +618,7 @@ impl CallHandler for Receptionist {
 
     async fn on_call_established(&self, ctx: &CallContext) -> Result<(), HookError> {
         let call_id = ctx.call_id();
-        let inbound = self.state().calls.contains_key(call_id);
-        if !inbound {
+        if plan(ctx).is_none() {
             // Not one of ours: a consultation call (possibly before its creator knows its id).
             let known = {
                 let mut state = self.state();
@@ -620,7 +640,7 @@ impl CallHandler for Receptionist {
             {
                 tracing::warn!(error = %e, "hold prompt failed; transferring anyway");
             }
-            self.advance(call_id).await;
+            self.advance(ctx).await;
         }
         .instrument(span(call_id))
         .await;
@@ -633,22 +653,20 @@ impl CallHandler for Receptionist {
         attempt: &TransferInfo,
         inferred: bool,
     ) -> Result<(), HookError> {
-        let target = self.current_target(ctx.call_id());
+        let target = Self::current_target(ctx);
         let _span = span(ctx.call_id()).entered();
-        tracing::info!(attempt = %attempt.id, target = %target, inferred, "transfer accepted");
+        tracing::info!(attempt = %attempt.id, target = %target, inferred, redelivered = attempt.redelivered, "transfer accepted");
         self.metrics.transfer_accepted();
         self.emit(ctx.call_id(), BotEventKind::TransferAccepted { target });
         Ok(())
     }
 
     async fn on_transfer_completed(&self, ctx: &CallContext, attempt: &TransferInfo) -> Result<(), HookError> {
-        let target = self.current_target(ctx.call_id());
-        let _span = span(ctx.call_id()).entered();
-        tracing::info!(attempt = %attempt.id, target = %target, "transfer completed");
+        let target = Self::current_target(ctx);
+        tracing::info!(parent: &span(ctx.call_id()), attempt = %attempt.id, target = %target, redelivered = attempt.redelivered, "transfer completed");
         self.metrics.transfer_completed();
-        if let Some(plan) = self.state().calls.get_mut(ctx.call_id()) {
-            plan.outcome = Some(CallOutcome::Transferred { target: target.clone() });
-        }
+        let outcome = CallOutcome::Transferred { target: target.clone() };
+        update_plan(ctx, |plan| plan.outcome = Some(outcome)).await;
         self.emit(ctx.call_id(), BotEventKind::TransferCompleted { target });
         Ok(())
     }
@@ -661,16 +679,11 @@ impl CallHandler for Receptionist {
     ) -> Result<(), HookError> {
         let call_id = ctx.call_id();
         async {
-            let (target, consultation) = {
-                let state = self.state();
-                let plan = state.calls.get(call_id);
-                (
-                    plan.and_then(|p| p.current.clone()),
-                    plan.and_then(|p| p.consultation.clone()),
-                )
-            };
+            let plan = plan(ctx);
+            let target = plan.as_ref().and_then(|p| p.current.clone());
+            let consultation = plan.and_then(|p| p.consultation);
             let label = target.as_ref().map_or_else(|| "?".into(), ToString::to_string);
-            tracing::info!(attempt = %attempt.id, target = %label, reason = %failure, "transfer failed");
+            tracing::info!(attempt = %attempt.id, target = %label, reason = %failure, redelivered = attempt.redelivered, "transfer failed");
             self.metrics.transfer_failed(failure.label());
             self.emit(
                 call_id,
@@ -684,7 +697,7 @@ impl CallHandler for Receptionist {
             }
             // When the call itself is gone there is nothing left to transfer.
             if !matches!(failure, TransferFailure::CallEnded { .. } | TransferFailure::Abandoned) {
-                self.advance(call_id).await;
+                self.advance(ctx).await;
             }
         }
         .instrument(span(call_id))
@@ -694,8 +707,7 @@ impl CallHandler for Receptionist {
 
     async fn on_call_terminated(&self, ctx: &CallContext, end: &CallEnd) -> Result<(), HookError> {
         let call_id = ctx.call_id();
-        let plan = self.state().calls.remove(call_id);
-        let Some(plan) = plan else {
+        let Some(plan) = plan(ctx) else {
             // A consultation call ended.
             let code = end_code(end);
             let known = {
@@ -738,14 +750,12 @@ impl CallHandler for Receptionist {
         let Some(id) = operation_id(operation) else {
             return Ok(());
         };
-        let apology_done = {
-            let mut state = self.state();
-            let Some(plan) = state.calls.get_mut(ctx.call_id()) else {
-                return Ok(());
-            };
+        let apology_done = update_plan(ctx, |plan| {
             plan.finished_operations.insert(id.clone());
             plan.phase == Phase::Apologising(Some(id))
-        };
+        })
+        .await
+        .unwrap_or(false);
         if apology_done {
             self.hang_up(ctx).instrument(span(ctx.call_id())).await;
         }

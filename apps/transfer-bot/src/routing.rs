@@ -9,7 +9,8 @@ use std::fmt;
 use graph_comms_model::{Call, Identity, IdentitySet, PhoneNumber, TenantId, TransferBuilder, TransferRequest};
 
 /// How the bot hands the call over to a target.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub enum TransferMode {
     /// Transfer straight away; the bot never talks to the target.
     Blind,
@@ -28,7 +29,8 @@ impl TransferMode {
 }
 
 /// Who a target is.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub enum Destination {
     /// A Teams user, optionally in another tenant.
     User {
@@ -49,7 +51,8 @@ pub enum Destination {
 }
 
 /// One place the call may be transferred to.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Target {
     /// Who.
     pub destination: Destination,

@@ -24,8 +24,9 @@ use crate::runtime::Runtime;
 #[derive(Clone)]
 pub struct CallContext {
     runtime: Arc<Runtime>,
-    /// The record when the context was made; used once the call is no longer held.
-    fallback: Arc<CallRecord>,
+    /// The latest record this context made or saw committed; used once the
+    /// call is no longer in the runtime's cache (ended, or held elsewhere).
+    fallback: Arc<std::sync::Mutex<Arc<CallRecord>>>,
     call_id: CallId,
     tenant_id: TenantId,
 }
@@ -49,8 +50,8 @@ pub enum DataError {
     /// The call store failed.
     #[error("per-call data: {0}")]
     Store(#[from] crate::store::StoreError),
-    /// The call has ended or is unknown.
-    #[error("per-call data: the call has ended or is unknown")]
+    /// The call is unknown (never seen, or forgotten after it ended).
+    #[error("per-call data: the call is unknown")]
     CallGone,
 }
 
@@ -60,15 +61,20 @@ impl CallContext {
             call_id: record.snapshot.call_id.clone(),
             tenant_id: record.snapshot.tenant_id.clone(),
             runtime,
-            fallback: record,
+            fallback: Arc::new(std::sync::Mutex::new(record)),
         }
+    }
+
+    /// A commit made through this context: later reads see it.
+    pub(crate) fn committed(&self, record: Arc<CallRecord>) {
+        *crate::sync::lock(&self.fallback) = record;
     }
 
     /// The call's latest committed record as this process knows it.
     pub(crate) fn record(&self) -> Arc<CallRecord> {
         self.runtime
             .cached(&self.call_id)
-            .unwrap_or_else(|| Arc::clone(&self.fallback))
+            .unwrap_or_else(|| Arc::clone(&crate::sync::lock(&self.fallback)))
     }
 
     /// The call's id.
@@ -125,7 +131,8 @@ impl CallContext {
 
     /// Stores the handler's own data for this call with the call's record: it
     /// survives restarts, is shared with other bots on the same store, and is
-    /// gone when the call ends.
+    /// kept with an ended call until the call is forgotten (`ended_retention`),
+    /// so `on_call_terminated` still reads what the hooks before it wrote.
     ///
     /// # Errors
     ///

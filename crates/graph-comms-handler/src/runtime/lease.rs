@@ -48,6 +48,9 @@ struct HeldLease {
     /// Outbox effects whose hooks ran, by attempt: emptied by the next write
     /// under the lease (a commit, or the release).
     delivered: Vec<(AttemptId, usize)>,
+    /// The cached record has changes not written yet (per-call data): the
+    /// next write under the lease carries them.
+    dirty: bool,
     lost: bool,
 }
 
@@ -60,10 +63,23 @@ impl Held {
             .map(|h| (h.lease.clone(), h.consumed))
     }
 
-    /// A commit under `lease` dropped `consumed` items.
+    /// A commit under `lease` dropped `consumed` items and wrote the cached record.
     pub(super) fn committed(&self, lease: &Lease, consumed: usize) {
         if let Some(held) = lock(&self.leases).get_mut(&lease.call_id).filter(|h| h.lease == *lease) {
             held.consumed = held.consumed.saturating_sub(consumed);
+            held.dirty = false;
+        }
+    }
+
+    /// Marks the cached record as changed without a write; `false` when no
+    /// lease is held (then the caller writes itself).
+    pub(super) fn defer_write(&self, call_id: &CallId) -> bool {
+        match lock(&self.leases).get_mut(call_id).filter(|h| !h.lost) {
+            Some(held) => {
+                held.dirty = true;
+                true
+            }
+            None => false,
         }
     }
 
@@ -112,6 +128,7 @@ impl Held {
             lease,
             consumed: 0,
             delivered: Vec::new(),
+            dirty: false,
             lost: false,
         };
         lock(&self.leases).insert(call_id, held);
@@ -271,13 +288,15 @@ impl Runtime {
         let cached = self.cache.get(&call_id);
         self.cache.remove(&call_id);
         let held = self.held.remove(&call_id).filter(|held| !held.lost)?;
-        // Deliveries not yet recorded go with the release, in the same step.
-        let record = cached.filter(|_| !held.delivered.is_empty()).map(|current| {
-            let mut record = CallRecord::clone(&current);
-            record_deliveries(&mut record, &held.delivered);
-            record.version += 1;
-            Arc::new(record)
-        });
+        // Deliveries and data not yet written go with the release, in the same step.
+        let record = cached
+            .filter(|_| held.dirty || !held.delivered.is_empty())
+            .map(|current| {
+                let mut record = CallRecord::clone(&current);
+                record_deliveries(&mut record, &held.delivered);
+                record.version += 1;
+                Arc::new(record)
+            });
         let (ttl, lease) = (self.timings.lease_ttl, &held.lease);
         let mut released = sharing
             .store

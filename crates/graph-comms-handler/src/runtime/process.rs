@@ -219,17 +219,30 @@ impl Runtime {
         ctx: &CallContext,
         value: serde_json::Value,
     ) -> Result<(), crate::context::DataError> {
+        // Under a lease the change rides on the next write (at the latest the
+        // release at the end of the call's current events): no round trip.
+        if let Some(current) = self.cached(ctx.call_id())
+            && self.held.holds(ctx.call_id())
+        {
+            let mut record = CallRecord::clone(&current);
+            record.data = Some(value.clone());
+            let record = Arc::new(record);
+            if self.cache_deferred(&record) {
+                ctx.committed(record);
+                return Ok(());
+            }
+        }
         let committed = self
             .update(ctx.call_id(), ctx.tenant_id(), Missing::Skip, |record| {
-                if record.is_ended() {
-                    return false;
-                }
                 record.data = Some(value.clone());
                 true
             })
             .await?;
         match committed {
-            Some((true, _)) => Ok(()),
+            Some((true, record)) => {
+                ctx.committed(record);
+                Ok(())
+            }
             _ => Err(crate::context::DataError::CallGone),
         }
     }

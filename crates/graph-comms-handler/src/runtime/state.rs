@@ -86,6 +86,16 @@ impl Runtime {
         Ok(loaded)
     }
 
+    /// Puts a changed record in the cache to be written by the next write
+    /// under the call's lease; `false` (nothing changed) without a lease.
+    pub(super) fn cache_deferred(&self, record: &Arc<CallRecord>) -> bool {
+        if !self.held.defer_write(record.call_id()) {
+            return false;
+        }
+        self.cache.put(record, true);
+        true
+    }
+
     /// The cached record, without going to the store.
     pub(crate) fn cached(&self, call_id: &CallId) -> Option<Arc<CallRecord>> {
         self.cache.get(call_id)
