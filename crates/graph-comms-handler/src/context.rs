@@ -134,6 +134,11 @@ impl CallContext {
     /// kept with an ended call until the call is forgotten (`ended_retention`),
     /// so `on_call_terminated` still reads what the hooks before it wrote.
     ///
+    /// With a shared store, while this instance holds the call's lease (during
+    /// its hooks) the value is written with the call's next commit, at the
+    /// latest when the instance releases the call after its current events:
+    /// no extra round trip. Reads through [`data`](Self::data) see it at once.
+    ///
     /// # Errors
     ///
     /// [`DataError`] when the value does not serialize, the store fails, or the call is gone.
