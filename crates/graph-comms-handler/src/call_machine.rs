@@ -166,7 +166,11 @@ pub enum KeepAliveResult {
 }
 
 /// Something the runtime does for a call, in order, after committing the record.
-#[derive(Debug, Clone, PartialEq)]
+///
+/// Serializable: with a shared store the hook steps wait in the record's
+/// outbox until they ran ([`Step::runs_hooks`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 #[non_exhaustive]
 pub enum Step {
     /// Fire `on_incoming_call` and carry out its decision.
@@ -186,6 +190,16 @@ pub enum Step {
     /// An input about an attempt that already has its outcome, or about an
     /// ended call: changes nothing, is logged and counted.
     Late,
+}
+
+impl Step {
+    /// Whether the step runs the handler's hooks (and so goes to the outbox).
+    pub fn runs_hooks(&self) -> bool {
+        matches!(
+            self,
+            Self::Incoming(_) | Self::Established | Self::Attempt(..) | Self::Terminated(_)
+        )
+    }
 }
 
 /// Feeds one input to a call's record at wall-clock time `now`.
@@ -326,7 +340,6 @@ fn feed(record: &mut CallRecord, id: Option<AttemptId>, input: AttemptInput, ste
     let effects = attempt.machine.handle(input);
     let finished = attempt.machine.is_finished();
     if !effects.is_empty() {
-        attempt.outbox.extend(effects.iter().cloned());
         steps.push(Step::Attempt(Box::new(attempt.info.clone()), effects));
     }
     if finished {
@@ -431,7 +444,6 @@ pub fn start_attempt(
     record.attempt = Some(Box::new(AttemptRecord {
         info: info.clone(),
         machine: TransferMachine::new(consultative),
-        outbox: Vec::new(),
     }));
     let deadlines = &mut record.lifecycle.deadlines;
     deadlines.unknown_outcome = None;

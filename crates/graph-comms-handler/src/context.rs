@@ -29,6 +29,7 @@ pub struct CallContext {
     fallback: Arc<std::sync::Mutex<Arc<CallRecord>>>,
     call_id: CallId,
     tenant_id: TenantId,
+    redelivered: bool,
 }
 
 impl std::fmt::Debug for CallContext {
@@ -62,7 +63,21 @@ impl CallContext {
             tenant_id: record.snapshot.tenant_id.clone(),
             runtime,
             fallback: Arc::new(std::sync::Mutex::new(record)),
+            redelivered: false,
         }
+    }
+
+    /// The same context, for hooks run again from the outbox.
+    pub(crate) fn redelivery(mut self) -> Self {
+        self.redelivered = true;
+        self
+    }
+
+    /// True when this hook already ran for the same committed step, on an
+    /// instance that stopped before recording so: hooks run at least once with
+    /// a shared store. Attempt hooks also say it in [`TransferInfo::redelivered`].
+    pub fn is_redelivery(&self) -> bool {
+        self.redelivered
     }
 
     /// A commit made through this context: later reads see it.

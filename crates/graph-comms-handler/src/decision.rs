@@ -64,7 +64,8 @@ impl AnswerOptions {
 }
 
 /// Why and how a call ended, as told to [`CallHandler::on_call_terminated`](crate::CallHandler::on_call_terminated).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
 #[non_exhaustive]
 pub struct CallEnd {
     /// The end `resultInfo` (for example 200/5001, 408/8537, 0/7015).
@@ -87,7 +88,8 @@ impl CallEnd {
 }
 
 /// How the bot learned that a call ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
 #[non_exhaustive]
 pub enum EndCause {
     /// A `terminated` or `deleted` notification.

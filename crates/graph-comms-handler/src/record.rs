@@ -105,10 +105,6 @@ pub struct AttemptRecord {
     pub info: TransferInfo,
     /// Its progress.
     pub machine: TransferMachine,
-    /// Effects decided and committed whose hooks have not been recorded as
-    /// run (the outbox): an instance that takes the call over runs them again.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub outbox: Vec<crate::machine::AttemptEffect>,
 }
 
 /// How this call relates to the bot's other calls.
@@ -157,6 +153,11 @@ pub struct CallRecord {
     /// The handler's own per-call data, as JSON.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data: Option<serde_json::Value>,
+    /// With a shared store: hook steps committed whose hooks have not been
+    /// recorded as run, oldest first (the outbox). An instance that takes the
+    /// call over runs them again.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub outbox: Vec<crate::call_machine::Step>,
 }
 
 impl CallRecord {
@@ -171,6 +172,7 @@ impl CallRecord {
             attempts_started: 0,
             links: CallLinks::default(),
             data: None,
+            outbox: Vec::new(),
         }
     }
 

@@ -216,6 +216,26 @@ fn states() -> BTreeMap<&'static str, CallRecord> {
     consultative.links.consultation = Some(CallId::from("consult-1"));
     consultative.data = Some(serde_json::json!({"route": "sales", "tries": 1}));
     states.insert("18 consultative transfer pending, with links and data", consultative);
+    // What a shared store keeps until the hooks ran: the steps of a completion and the end.
+    let mut outbox = blind(19);
+    let id = outbox.attempt.as_ref().unwrap().info.id;
+    let end = ResultInfo::new(0, 7015, "");
+    let (kind, call) = kind_of(CallState::Terminated, Some(end));
+    let input = CallInput::Notification {
+        kind: &kind,
+        call: Some(&call),
+        received_at: at(4_000),
+    };
+    outbox.outbox = step(&mut outbox, input, at(4_000), &Timings::default().machine())
+        .into_iter()
+        .filter(Step::runs_hooks)
+        .collect();
+    assert!(
+        outbox.outbox.iter().any(|s| matches!(s, Step::Attempt(info, _) if info.id == id)),
+        "{:?}",
+        outbox.outbox
+    );
+    states.insert("19 transfer completed, hooks waiting in the outbox", outbox);
     states
 }
 

@@ -1,5 +1,5 @@
 //! A bot taking over calls on Redis from an instance that stopped: the state
-//! a killed instance leaves behind (a committed outcome whose hooks did not
+//! a killed instance leaves behind (committed hook steps whose hooks did not
 //! finish, an unhandled inbox item, an expired lease) is written to a real
 //! Redis, then a bot on the same prefix must find and finish it.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -7,12 +7,14 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use graph_comms_handler::call_machine::Step;
 use graph_comms_handler::client::GraphClient;
 use graph_comms_handler::machine::AttemptEffect;
 use graph_comms_handler::model::{AppId, TenantId};
 use graph_comms_handler::notify::NotifyConfig;
 use graph_comms_handler::{
-    Bot, CallContext, CallHandler, CallStore, HookError, SharedCallStore, Timings, TransferInfo, async_trait,
+    Bot, CallContext, CallEnd, CallHandler, CallStore, EndCause, HookError, SharedCallStore, Timings, TransferInfo,
+    async_trait,
 };
 use graph_comms_redis::{RedisCallStore, RedisStoreConfig};
 use graph_comms_testkit::records::{now_millis, typical_record, unique_call_id};
@@ -33,6 +35,12 @@ impl CallHandler for Outcomes {
 
     async fn on_transfer_completed(&self, _: &CallContext, attempt: &TransferInfo) -> Result<(), HookError> {
         let entry = ("completed", attempt.id.to_string(), attempt.redelivered);
+        self.0.lock().unwrap().push(entry);
+        Ok(())
+    }
+
+    async fn on_call_terminated(&self, ctx: &CallContext, _: &CallEnd) -> Result<(), HookError> {
+        let entry = ("terminated", String::new(), ctx.is_redelivery());
         self.0.lock().unwrap().push(entry);
         Ok(())
     }
@@ -71,9 +79,19 @@ async fn a_dead_instances_undelivered_outcome_is_redelivered_once_with_its_attem
     // What the dead instance committed: the outcome, its hooks still in the outbox.
     let call = unique_call_id("call");
     let mut record = typical_record(call.clone(), now_millis());
-    let attempt = record.attempt.as_mut().unwrap();
-    attempt.outbox = vec![AttemptEffect::Accepted { inferred: false }, AttemptEffect::Completed];
-    let attempt_id = attempt.info.id.to_string();
+    let info = record.attempt.as_ref().unwrap().info.clone();
+    let attempt_id = info.id.to_string();
+    record.outbox = vec![
+        Step::Attempt(
+            Box::new(info),
+            vec![AttemptEffect::Accepted { inferred: false }, AttemptEffect::Completed],
+        ),
+        Step::Terminated(CallEnd::new(
+            None,
+            Some("AppTransferred".into()),
+            EndCause::Notification,
+        )),
+    ];
     record.version = 1;
     store.save(Arc::new(record)).await.unwrap();
     // A notification it had acknowledged and not handled; its lease is long gone.
@@ -89,7 +107,7 @@ async fn a_dead_instances_undelivered_outcome_is_redelivered_once_with_its_attem
         let claim = store.claim(&call, "probe", Duration::from_millis(1), 64).await.unwrap();
         let record = store.load(&call).await.unwrap().unwrap();
         let drained = claim.is_some_and(|c| c.inbox.is_empty());
-        if drained && record.attempt.as_ref().unwrap().outbox.is_empty() {
+        if drained && record.outbox.is_empty() {
             break;
         }
         assert!(
@@ -103,11 +121,15 @@ async fn a_dead_instances_undelivered_outcome_is_redelivered_once_with_its_attem
     let seen = outcomes.0.lock().unwrap().clone();
     assert_eq!(
         seen,
-        vec![("accepted", attempt_id.clone(), true), ("completed", attempt_id, true),],
+        vec![
+            ("accepted", attempt_id.clone(), true),
+            ("completed", attempt_id, true),
+            ("terminated", String::new(), true),
+        ],
         "each undelivered hook runs once more, flagged, with the same attempt id"
     );
     let metrics = taker.metrics();
     assert!(metrics.takeovers >= 1, "{metrics:?}");
-    assert_eq!(metrics.redeliveries, 2, "{metrics:?}");
+    assert_eq!(metrics.redeliveries, 2, "two outbox steps: {metrics:?}");
     taker.shutdown().await;
 }

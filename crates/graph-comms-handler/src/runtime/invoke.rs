@@ -11,7 +11,6 @@ use futures::FutureExt;
 use graph_comms_model::Call;
 
 use super::Runtime;
-use super::state::Missing;
 use crate::attempt::{TransferInfo, TransferOutcome};
 use crate::context::CallContext;
 use crate::decision::IncomingDecision;
@@ -58,30 +57,16 @@ impl Runtime {
     }
 
     /// Runs the hooks for attempt effects, in order, and settles the attempt's handle.
-    /// Runs an attempt's hooks, then records that they ran by emptying that
-    /// much of the attempt's outbox (an instance taking the call over before
-    /// that runs them again).
-    pub(super) async fn deliver(self: &Arc<Self>, ctx: &CallContext, info: &TransferInfo, effects: Vec<AttemptEffect>) {
-        let count = effects.len();
-        self.fire_effects(ctx, info, effects).await;
-        let id = info.id;
-        if self.held.delivered(ctx.call_id(), id, count) {
-            return;
-        }
-        let delivered = self
-            .update(ctx.call_id(), ctx.tenant_id(), Missing::Skip, |record| {
-                if let Some(attempt) = record.attempt.as_mut().filter(|a| a.info.id == id) {
-                    let count = count.min(attempt.outbox.len());
-                    attempt.outbox.drain(..count);
-                }
-            })
-            .await;
-        if let Err(error) = delivered {
-            self.store_failed(ctx.call_id(), error);
-        }
-    }
-
     pub(crate) async fn fire_effects(&self, ctx: &CallContext, info: &TransferInfo, effects: Vec<AttemptEffect>) {
+        let redelivered;
+        let info = if ctx.is_redelivery() && !info.redelivered {
+            let mut again = info.clone();
+            again.redelivered = true;
+            redelivered = again;
+            &redelivered
+        } else {
+            info
+        };
         for effect in effects {
             let name = effect.hook();
             match effect {

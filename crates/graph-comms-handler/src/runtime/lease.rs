@@ -12,7 +12,6 @@ use graph_comms_notify::{Journal, NotificationEvent};
 
 use super::Runtime;
 use super::queue::CallEvent;
-use crate::attempt::AttemptId;
 use crate::call_machine::CallInput;
 use crate::record::CallRecord;
 use crate::report::RuntimeFailure;
@@ -45,9 +44,9 @@ struct HeldLease {
     /// Inbox items handled and not yet dropped from the store: the next commit
     /// under the lease drops them in the same atomic step.
     consumed: usize,
-    /// Outbox effects whose hooks ran, by attempt: emptied by the next write
-    /// under the lease (a commit, or the release).
-    delivered: Vec<(AttemptId, usize)>,
+    /// Outbox steps whose hooks ran (the oldest ones): dropped from the outbox
+    /// by the next write under the lease (a commit, or the release).
+    delivered: usize,
     /// The cached record has changes not written yet (per-call data): the
     /// next write under the lease carries them.
     dirty: bool,
@@ -90,31 +89,23 @@ impl Held {
         }
     }
 
-    /// Notes that hooks of `count` outbox effects of an attempt ran; `false`
-    /// when no lease is held (then the caller writes that itself).
-    pub(super) fn delivered(&self, call_id: &CallId, attempt: AttemptId, count: usize) -> bool {
-        match lock(&self.leases).get_mut(call_id).filter(|h| !h.lost) {
-            Some(held) => {
-                held.delivered.push((attempt, count));
-                true
-            }
-            None => false,
+    /// Notes that the hooks of the `count` oldest outbox steps ran; the next
+    /// write under the lease drops them from the outbox.
+    pub(super) fn delivered(&self, call_id: &CallId, count: usize) {
+        if let Some(held) = lock(&self.leases).get_mut(call_id).filter(|h| !h.lost) {
+            held.delivered += count;
         }
     }
 
-    /// The deliveries the next write under the lease records.
-    pub(super) fn deliveries(&self, call_id: &CallId) -> Vec<(AttemptId, usize)> {
-        lock(&self.leases)
-            .get(call_id)
-            .map(|h| h.delivered.clone())
-            .unwrap_or_default()
+    /// How many outbox steps the next write under the lease drops.
+    pub(super) fn deliveries(&self, call_id: &CallId) -> usize {
+        lock(&self.leases).get(call_id).map_or(0, |h| h.delivered)
     }
 
-    /// A write recorded the first `count` deliveries.
+    /// A write dropped `count` delivered steps from the outbox.
     pub(super) fn recorded(&self, call_id: &CallId, count: usize) {
         if let Some(held) = lock(&self.leases).get_mut(call_id) {
-            let count = count.min(held.delivered.len());
-            held.delivered.drain(..count);
+            held.delivered = held.delivered.saturating_sub(count);
         }
     }
 
@@ -127,7 +118,7 @@ impl Held {
         let held = HeldLease {
             lease,
             consumed: 0,
-            delivered: Vec::new(),
+            delivered: 0,
             dirty: false,
             lost: false,
         };
@@ -289,14 +280,12 @@ impl Runtime {
         self.cache.remove(&call_id);
         let held = self.held.remove(&call_id).filter(|held| !held.lost)?;
         // Deliveries and data not yet written go with the release, in the same step.
-        let record = cached
-            .filter(|_| held.dirty || !held.delivered.is_empty())
-            .map(|current| {
-                let mut record = CallRecord::clone(&current);
-                record_deliveries(&mut record, &held.delivered);
-                record.version += 1;
-                Arc::new(record)
-            });
+        let record = cached.filter(|_| held.dirty || held.delivered > 0).map(|current| {
+            let mut record = CallRecord::clone(&current);
+            record_deliveries(&mut record, held.delivered);
+            record.version += 1;
+            Arc::new(record)
+        });
         let (ttl, lease) = (self.timings.lease_ttl, &held.lease);
         let mut released = sharing
             .store
@@ -324,27 +313,24 @@ impl Runtime {
         }
     }
 
-    /// Runs again the hooks of an attempt's outbox: the instance that decided
-    /// them stopped before recording that they ran.
+    /// Runs again the hook steps in the call's outbox: the instance that
+    /// committed them stopped before recording that they ran.
     async fn redeliver(self: &Arc<Self>, record: Arc<CallRecord>) {
-        let Some(attempt) = record.attempt.as_deref().filter(|a| !a.outbox.is_empty()) else {
+        if record.outbox.is_empty() {
             return;
-        };
-        let mut info = attempt.info.clone();
-        info.redelivered = true;
-        let effects = attempt.outbox.clone();
+        }
+        let steps = record.outbox.clone();
         self.counters
             .redeliveries
-            .fetch_add(effects.len() as u64, Ordering::Relaxed);
+            .fetch_add(steps.len() as u64, Ordering::Relaxed);
         tracing::info!(
-            call_id = %info.call_id,
-            attempt = %info.id,
-            hooks = effects.len(),
-            "running an attempt's hooks again: the instance that decided them stopped first"
+            call_id = %record.call_id(),
+            steps = steps.len(),
+            "running hooks again: the instance that committed them stopped first"
         );
-        let tenant = record.snapshot.tenant_id.clone();
-        let ctx = self.context(&info.call_id, &tenant, Some(record));
-        self.deliver(&ctx, &info, effects).await;
+        let (call_id, tenant) = (record.call_id().clone(), record.snapshot.tenant_id.clone());
+        let ctx = self.context(&call_id, &tenant, Some(record)).redelivery();
+        self.run_steps(&ctx, steps, None).await;
     }
 
     /// Appends an item for the lease holder; `true` if it was appended (then
@@ -463,12 +449,8 @@ fn count_calls(events: &[NotificationEvent]) -> usize {
     }
 }
 
-/// Empties the delivered part of the attempts' outboxes.
-pub(super) fn record_deliveries(record: &mut CallRecord, delivered: &[(AttemptId, usize)]) {
-    for (id, count) in delivered {
-        if let Some(attempt) = record.attempt.as_mut().filter(|a| a.info.id == *id) {
-            let count = (*count).min(attempt.outbox.len());
-            attempt.outbox.drain(..count);
-        }
-    }
+/// Drops the `delivered` oldest steps from the record's outbox.
+pub(super) fn record_deliveries(record: &mut CallRecord, delivered: usize) {
+    let delivered = delivered.min(record.outbox.len());
+    record.outbox.drain(..delivered);
 }

@@ -106,10 +106,15 @@ impl Runtime {
         missing: Missing,
         input: CallInput<'_>,
     ) -> Option<(Vec<Step>, Arc<CallRecord>)> {
-        let timings = self.machine_timings;
+        let (timings, outbox) = (self.machine_timings, self.is_shared());
         let result = self
             .update(call_id, tenant, missing, |record| {
-                step(record, input.clone(), crate::wall::now(), &timings)
+                let steps = step(record, input.clone(), crate::wall::now(), &timings);
+                // Committed with the change, so another instance can run them if this one stops.
+                if outbox {
+                    record.outbox.extend(steps.iter().filter(|s| s.runs_hooks()).cloned());
+                }
+                steps
             })
             .await;
         match result {
@@ -139,16 +144,17 @@ impl Runtime {
 
     /// Carries out steps in order; I/O steps feed their results back to the
     /// machine, whose further steps join the queue.
-    async fn run_steps(self: &Arc<Self>, ctx: &CallContext, steps: Vec<Step>, received: Option<Instant>) {
+    pub(super) async fn run_steps(self: &Arc<Self>, ctx: &CallContext, steps: Vec<Step>, received: Option<Instant>) {
         let mut queue: VecDeque<Step> = steps.into();
         while let Some(next) = queue.pop_front() {
+            let hooks = next.runs_hooks();
             match next {
                 Step::Incoming(call) => self.handle_incoming(ctx, &call, received).await,
                 Step::Established => {
                     let hook = self.handler.on_call_established(ctx);
                     self.run_hook(ctx, HookName::CallEstablished, hook).await;
                 }
-                Step::Attempt(info, effects) => self.deliver(ctx, &info, effects).await,
+                Step::Attempt(info, effects) => self.fire_effects(ctx, &info, effects).await,
                 Step::Terminated(end) => {
                     self.counters.calls_ended.fetch_add(1, Ordering::Relaxed);
                     let hook = self.handler.on_call_terminated(ctx, &end);
@@ -191,6 +197,10 @@ impl Runtime {
                     self.counters.late_events.fetch_add(1, Ordering::Relaxed);
                     tracing::debug!(call_id = %ctx.call_id(), "event after the outcome or the call's end: ignored");
                 }
+            }
+            if hooks && self.is_shared() {
+                // Outbox order: steps are carried out in the order they were committed.
+                self.held.delivered(ctx.call_id(), 1);
             }
         }
     }

@@ -130,10 +130,11 @@ impl Runtime {
             };
             let deliveries = match &lease {
                 Some(_) => self.held.deliveries(call_id),
-                None => Vec::new(),
+                None => 0,
             };
+            // Delivered steps go first: `change` may append new ones.
+            super::lease::record_deliveries(&mut record, deliveries);
             let result = change(&mut record);
-            super::lease::record_deliveries(&mut record, &deliveries);
             if let Some(current) = current.as_ref().filter(|c| ***c == record) {
                 return Ok(Some((result, Arc::clone(current))));
             }
@@ -147,7 +148,7 @@ impl Runtime {
                         .await;
                     if committed.is_ok() {
                         self.held.committed(lease, *consumed);
-                        self.held.recorded(call_id, deliveries.len());
+                        self.held.recorded(call_id, deliveries);
                     }
                     committed
                 }
