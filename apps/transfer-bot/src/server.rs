@@ -399,7 +399,7 @@ fn framework_counters(bot: &graph_comms_handler::BotMetrics) -> [(&'static str, 
         ),
         (
             "transfer_bot_hook_redeliveries_total",
-            "Attempt hooks run again after the instance that decided them stopped first.",
+            "Hook steps run again after the instance that committed them stopped first.",
             bot.redeliveries,
         ),
         (

@@ -98,8 +98,8 @@ pub struct BotMetrics {
     /// Leases found lost at a commit, renewal or release (this instance
     /// stalled past the lease's time); its writes were refused.
     pub leases_lost: u64,
-    /// Outcome hooks run again because the instance that decided the outcome
-    /// stopped before recording that they had run.
+    /// Hook steps run again from a call's outbox because the instance that
+    /// committed them stopped before recording that they had run.
     pub redeliveries: u64,
     /// Requests answered 503 because their events could not be appended to
     /// the shared store.
