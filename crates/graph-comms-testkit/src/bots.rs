@@ -289,6 +289,40 @@ impl BotProcess {
         }
     }
 
+    /// `GET <base_url><path>`: the status and body, or an error of kind
+    /// [`io::ErrorKind::TimedOut`] (no answer within `timeout`, as from a
+    /// paused process) or [`io::ErrorKind::ConnectionRefused`] (nothing
+    /// listens: the process is gone).
+    ///
+    /// # Errors
+    ///
+    /// As above; other failures have kind [`io::ErrorKind::Other`].
+    pub async fn get(&self, path: &str, timeout: Duration) -> io::Result<(u16, String)> {
+        let client = reqwest::Client::builder()
+            .no_proxy()
+            .timeout(timeout)
+            .build()
+            .map_err(io::Error::other)?;
+        let classify = |e: reqwest::Error| {
+            let kind = if e.is_timeout() {
+                io::ErrorKind::TimedOut
+            } else if e.is_connect() {
+                io::ErrorKind::ConnectionRefused
+            } else {
+                io::ErrorKind::Other
+            };
+            io::Error::new(kind, e)
+        };
+        let response = client
+            .get(format!("{}{path}", self.base_url()))
+            .send()
+            .await
+            .map_err(classify)?;
+        let status = response.status().as_u16();
+        let body = response.text().await.map_err(classify)?;
+        Ok((status, body))
+    }
+
     /// The log as text (empty if it cannot be read).
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log_path).unwrap_or_default()
