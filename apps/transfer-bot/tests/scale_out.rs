@@ -42,7 +42,7 @@ const INSTANCES: usize = 3;
 const CALL_TIMEOUT: Duration = Duration::from_secs(20);
 /// The load stops offering calls once this many did not end in time: the
 /// test has failed, and waiting for the rest would only take longer.
-const STUCK_LIMIT: usize = 40;
+const STUCK_LIMIT: usize = 20;
 /// How long a graceful shutdown may take.
 const TERMINATE_TIMEOUT: Duration = Duration::from_secs(20);
 /// Graph redelivers a notification the bot did not take (non-2xx or no
@@ -375,6 +375,15 @@ struct Load {
     started: Instant,
 }
 
+/// How many calls, how many in flight at most, and the pause between two
+/// offers (zero: as fast as slots free up).
+#[derive(Clone, Copy)]
+struct LoadShape {
+    calls: usize,
+    concurrency: usize,
+    pace: Duration,
+}
+
 /// The offered calls, and why offering stopped early (if it did).
 struct LoadResult {
     placed: Vec<Placed>,
@@ -383,15 +392,21 @@ struct LoadResult {
 }
 
 impl Load {
-    /// Starts offering `calls` calls; none is offered after `placing_deadline`
-    /// or once [`STUCK_LIMIT`] calls did not end in time.
-    fn start(cluster: &Cluster, calls: usize, concurrency: usize, placing_deadline: Duration) -> Self {
+    /// Starts offering calls as `shape` says; none is offered after
+    /// `placing_deadline` or once [`STUCK_LIMIT`] calls did not end in time.
+    fn start(cluster: &Cluster, shape: LoadShape, placing_deadline: Duration) -> Self {
+        let LoadShape {
+            calls,
+            concurrency,
+            pace,
+        } = shape;
         let (count, placed) = watch::channel(0);
         let emulator = cluster.emulator.clone();
         let app = cluster.app.clone();
         let callback = cluster.callback_url();
         let started = Instant::now();
-        let stop_placing = tokio::time::Instant::now() + placing_deadline;
+        let first = tokio::time::Instant::now();
+        let stop_placing = first + placing_deadline;
         let task = tokio::spawn(async move {
             let slots = Arc::new(Semaphore::new(concurrency));
             let stuck = Arc::new(AtomicUsize::new(0));
@@ -443,6 +458,9 @@ impl Load {
                     }),
                 }
                 count.send_replace(n + 1);
+                if !pace.is_zero() {
+                    tokio::time::sleep_until(first + pace * u32::try_from(n + 1).unwrap_or(u32::MAX)).await;
+                }
             }
             // Closing the channel tells waiters that no more calls come.
             drop(count);
@@ -459,16 +477,14 @@ impl Load {
         Self { placed, task, started }
     }
 
-    /// Waits (at most a minute) until `n` calls have been offered; false if
-    /// the load stopped before (the test then fails in [`verify`]).
-    async fn wait_placed(&mut self, n: usize) -> bool {
-        let reached = tokio::time::timeout(Duration::from_secs(60), self.placed.wait_for(|p| *p >= n)).await;
-        matches!(reached, Ok(Ok(_)))
+    /// Waits until the load has run for `at` (from its start).
+    async fn wait_until(&self, at: Duration) {
+        tokio::time::sleep_until((self.started + at).into()).await;
     }
 
-    /// Time since the load started.
-    fn elapsed(&self) -> Duration {
-        self.started.elapsed()
+    /// Calls offered so far.
+    fn offered(&self) -> usize {
+        *self.placed.borrow()
     }
 
     /// Waits until every offered call ended or timed out.
@@ -814,29 +830,41 @@ fn keep_evidence(cluster: &Cluster, test: &str) -> String {
 }
 
 /// The whole scenario: start, offer `calls`, disrupt while they run, verify.
-async fn run<F>(test: &str, options: ClusterOptions, calls: usize, concurrency: usize, disrupt: F)
+async fn run<F>(test: &str, options: ClusterOptions, shape: LoadShape, disrupt: F)
 where
-    F: AsyncFnOnce(&mut Cluster, &mut Load),
+    F: AsyncFnOnce(&mut Cluster, &Load),
 {
     let _turn = ONE_CLUSTER_AT_A_TIME.lock().await;
     let started = Instant::now();
     let mut cluster = Cluster::start(options).await;
     let setup = started.elapsed();
-    let mut load = Load::start(&cluster, calls, concurrency, Duration::from_secs(120));
-    disrupt(&mut cluster, &mut load).await;
+    let load = Load::start(&cluster, shape, Duration::from_secs(120));
+    disrupt(&mut cluster, &load).await;
     let result = load.finish().await;
     eprintln!(
         "{test}: set-up {setup:.1?}, load {:.1?} ({} calls offered)",
         result.elapsed,
         result.placed.len()
     );
-    verify(&cluster, test, calls, &result).await;
+    verify(&cluster, test, shape.calls, &result).await;
     eprintln!("{test}: passed in {:.1?}", started.elapsed());
 }
 
-/// The baseline: the same checks with every notification going to one
-/// instance (the way the app runs without Redis). It shows the harness and
-/// the checks pass when the calls are not spread across instances.
+/// Tests 2 to 5: a steady 100 calls a second for 4 s, 24 in flight at most,
+/// so calls are in flight on every instance when the disruption comes at 1.5 s
+/// and new ones keep coming after it.
+const STEADY: LoadShape = LoadShape {
+    calls: 400,
+    concurrency: 24,
+    pace: Duration::from_millis(10),
+};
+/// When the disruption comes, from the start of the load.
+const DISRUPT_AT: Duration = Duration::from_millis(1_500);
+
+/// The baseline: the same load and checks as the thousand-call test, with
+/// every notification going to one of the three instances. It shows that
+/// the harness and the checks pass when a call's notifications are not
+/// spread across instances.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_instance_in_rotation_ends_every_call_as_scripted() {
     run(
@@ -845,21 +873,25 @@ async fn one_instance_in_rotation_ends_every_call_as_scripted() {
             one_in_rotation: true,
             ..ClusterOptions::default()
         },
-        200,
-        24,
+        THOUSAND,
         async |_, _| {},
     )
     .await;
 }
 
+/// 1,000 calls as fast as 32 slots allow.
+const THOUSAND: LoadShape = LoadShape {
+    calls: 1_000,
+    concurrency: 32,
+    pace: Duration::ZERO,
+};
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_mixed_transfers_across_three_instances_each_end_once() {
-    const CALLS: usize = 1_000;
     run(
         "a_thousand_mixed_transfers_across_three_instances_each_end_once",
         ClusterOptions::default(),
-        CALLS,
-        32,
+        THOUSAND,
         async |_, _| {},
     )
     .await;
@@ -870,17 +902,14 @@ async fn kill_9_of_one_instance_mid_load_loses_no_outcome() {
     run(
         "kill_9_of_one_instance_mid_load_loses_no_outcome",
         ClusterOptions::default(),
-        240,
-        24,
+        STEADY,
         async |cluster, load| {
-            if !load.wait_placed(80).await {
-                return;
-            }
+            load.wait_until(DISRUPT_AT).await;
             let status = cluster.bots[1].kill9().expect("SIGKILL");
             eprintln!(
-                "killed {} ({status}) {:.1?} into the load",
+                "killed {} ({status}) after {} calls were offered",
                 cluster.bots[1].name(),
-                load.elapsed()
+                load.offered()
             );
             // It stays in the proxy's rotation: the proxy skips it as it refuses connections.
         },
@@ -896,13 +925,17 @@ async fn sigstop_longer_than_the_lease_then_sigcont_writes_nothing_stale() {
             store_extra: "lease_ttl_ms = 1000",
             ..ClusterOptions::default()
         },
-        240,
-        24,
+        STEADY,
         async |cluster, load| {
-            if !load.wait_placed(80).await {
-                return;
-            }
+            load.wait_until(DISRUPT_AT).await;
+            // Notifications routed to it hang until the emulator's delivery
+            // timeout (5 s) and are redelivered; its leases expire meanwhile.
             cluster.bots[1].pause().expect("SIGSTOP");
+            eprintln!(
+                "paused {} after {} calls were offered",
+                cluster.bots[1].name(),
+                load.offered()
+            );
             tokio::time::sleep(Duration::from_secs(3)).await;
             cluster.bots[1].resume().expect("SIGCONT");
         },
@@ -919,13 +952,11 @@ async fn redis_stopped_for_five_seconds_mid_load_loses_nothing() {
             persistent_redis: true,
             ..ClusterOptions::default()
         },
-        240,
-        24,
+        STEADY,
         async |cluster, load| {
-            if !load.wait_placed(80).await {
-                return;
-            }
+            load.wait_until(DISRUPT_AT).await;
             cluster.redis.stop().expect("Redis stops");
+            eprintln!("stopped Redis after {} calls were offered", load.offered());
             tokio::time::sleep(Duration::from_secs(5)).await;
             cluster.redis.restart().expect("Redis restarts on the same port");
         },
@@ -938,14 +969,19 @@ async fn rolling_restart_of_all_three_instances_loses_no_outcome() {
     run(
         "rolling_restart_of_all_three_instances_loses_no_outcome",
         ClusterOptions::default(),
-        300,
-        24,
+        // Long enough that calls keep coming through all three restarts.
+        LoadShape { calls: 800, ..STEADY },
         async |cluster, load| {
+            load.wait_until(DISRUPT_AT).await;
             for i in 0..INSTANCES {
-                if !load.wait_placed(60 * (i + 1)).await {
-                    return;
-                }
+                let began = Instant::now();
                 cluster.restart_instance(i).await;
+                eprintln!(
+                    "restarted instance {i} in {:.1?}; {} calls offered",
+                    began.elapsed(),
+                    load.offered()
+                );
+                tokio::time::sleep(Duration::from_millis(500)).await;
             }
         },
     )
