@@ -512,18 +512,10 @@ struct AttemptLog {
     hooks: HashMap<String, Vec<OutcomeLine>>,
     /// Attempt id -> the app's `transfer accepted` hook lines.
     accepted: HashMap<String, usize>,
-    /// Call id -> attempt ids, in log order per instance.
-    by_call: HashMap<String, Vec<String>>,
+    /// Call id -> attempt ids, each once, in log order per instance.
+    by_call: HashMap<CallId, Vec<String>>,
     /// `WARN`/`ERROR` messages and how often, for failure messages.
     warnings: BTreeMap<String, usize>,
-}
-
-/// Graph call ids match without case or dashes; the bots log the compact form.
-fn call_key(id: &str) -> String {
-    id.chars()
-        .filter(|c| *c != '-')
-        .map(|c| c.to_ascii_lowercase())
-        .collect()
 }
 
 fn text<'a>(line: &'a Value, pointer: &str) -> Option<&'a str> {
@@ -556,8 +548,12 @@ impl AttemptLog {
         let outcome = match message {
             "transfer started" => {
                 *self.started.entry(attempt.to_owned()).or_default() += 1;
-                let call = call_key(text(line, "/fields/call_id").unwrap_or("?"));
-                self.by_call.entry(call).or_default().push(attempt.to_owned());
+                // Call ids compare as Graph's do: without case or dashes.
+                let call = CallId::new(text(line, "/fields/call_id").unwrap_or("?"));
+                let attempts = self.by_call.entry(call).or_default();
+                if !attempts.iter().any(|a| a == attempt) {
+                    attempts.push(attempt.to_owned());
+                }
                 return;
             }
             "transfer accepted" if from_app => {
@@ -696,7 +692,7 @@ async fn verify(cluster: &Cluster, test: &str, calls: usize, load: &LoadResult) 
         if scenario.hangs_up && !hang_ups.contains_key(*call) {
             findings.add("no hang-up after every target failed", at.clone());
         }
-        let attempts = log.by_call.get(&call_key(call.as_str())).cloned().unwrap_or_default();
+        let attempts = log.by_call.get(*call).cloned().unwrap_or_default();
         if attempts.len() != posts.len() {
             findings.add(
                 "attempts logged != POST /transfer seen",
@@ -797,13 +793,21 @@ async fn verify(cluster: &Cluster, test: &str, calls: usize, load: &LoadResult) 
         instances.join(", "),
         proxy.join("; "),
         cluster.proxy.unavailable(),
-        log.warnings.iter().take(8).collect::<Vec<_>>(),
+        most_frequent(&log.warnings, 8),
     );
     eprintln!("{context}");
     if !findings.0.is_empty() {
         let kept = keep_evidence(cluster, test);
         panic!("{context}\nfindings:\n{}\n{kept}", findings.summary());
     }
+}
+
+/// The `n` most frequent messages, most frequent first.
+fn most_frequent(counts: &BTreeMap<String, usize>, n: usize) -> Vec<(usize, &str)> {
+    let mut by_count: Vec<(usize, &str)> = counts.iter().map(|(m, c)| (*c, m.as_str())).collect();
+    by_count.sort_by_key(|(count, _)| std::cmp::Reverse(*count));
+    by_count.truncate(n);
+    by_count
 }
 
 /// Copies every instance's log and the emulator's request log next to the
