@@ -180,6 +180,9 @@ struct ClusterOptions {
     /// Only the first instance is in the proxy's rotation (the others run
     /// and share Redis but get no notification): the baseline.
     one_in_rotation: bool,
+    /// How long the emulator waits for a bot to answer a notification
+    /// before it delivers it again (default 5 s).
+    delivery_timeout: Option<Duration>,
 }
 
 /// The emulator, Redis, the proxy and the bot processes of one test.
@@ -201,9 +204,11 @@ struct Cluster {
 
 impl Cluster {
     async fn start(options: ClusterOptions) -> Self {
+        let defaults = EmulatorConfig::default();
         let emulator = Emulator::start(EmulatorConfig {
             delivery_attempts: DELIVERY_ATTEMPTS,
-            ..EmulatorConfig::default()
+            delivery_timeout: options.delivery_timeout.unwrap_or(defaults.delivery_timeout),
+            ..defaults
         })
         .await
         .expect("the emulator starts");
@@ -927,13 +932,17 @@ async fn sigstop_longer_than_the_lease_then_sigcont_writes_nothing_stale() {
         "sigstop_longer_than_the_lease_then_sigcont_writes_nothing_stale",
         ClusterOptions {
             store_extra: "lease_ttl_ms = 1000",
+            // Graph gives up on the paused instance and delivers elsewhere
+            // while the paused one still holds the request.
+            delivery_timeout: Some(Duration::from_secs(1)),
             ..ClusterOptions::default()
         },
         STEADY,
         async |cluster, load| {
             load.wait_until(DISRUPT_AT).await;
-            // Notifications routed to it hang until the emulator's delivery
-            // timeout (5 s) and are redelivered; its leases expire meanwhile.
+            // Notifications routed to it hang until the delivery timeout (1 s)
+            // and go to another instance; its leases (1 s) expire meanwhile,
+            // and on SIGCONT it goes on with what it had started.
             cluster.bots[1].pause().expect("SIGSTOP");
             eprintln!(
                 "paused {} after {} calls were offered",
