@@ -1,0 +1,1084 @@
+//! Failover tests with real processes: three `transfer-bot serve` processes
+//! share one private `redis-server` and sit behind a round-robin proxy, so
+//! the notifications of one call reach different instances. The Graph
+//! emulator (in this process) offers calls through the proxy and scripts how
+//! each transfer target answers; instances are killed, paused, restarted and
+//! Redis is stopped while calls are in flight.
+//!
+//! What each test checks, for every call it placed:
+//! - the call ended in the emulator, with `POST /transfer` sent to exactly
+//!   the targets its route lists (no attempt sent twice, none lost);
+//! - from the instances' JSON logs: every attempt (`transfer started`) has
+//!   exactly one outcome (`transfer completed` or `transfer failed`) across
+//!   all instances, never two different ones, and as many attempts as the
+//!   emulator saw POSTs; the outcomes are the scripted ones;
+//! - the call's record in Redis is ended and agrees with those outcomes.
+//!
+//! Needs `redis-server` on the PATH (each test starts its own).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use graph_comms_emulator::{
+    DeliveryFaults, Emulator, EmulatorConfig, Endpoint, IncomingCall, RegisteredApp, TargetBehavior,
+};
+use graph_comms_handler::CallStore as _;
+use graph_comms_handler::model::{CallId, CallState, Identity, IdentitySet};
+use graph_comms_redis::{RedisCallStore, RedisStoreConfig};
+use graph_comms_testkit::{BotProcess, RedisServer, RoundRobinProxy, free_port};
+use serde_json::Value;
+use tokio::sync::{Semaphore, watch};
+use tokio::task::{JoinHandle, JoinSet};
+
+const BINARY: &str = env!("CARGO_BIN_EXE_transfer-bot");
+const CALLBACK_PATH: &str = "/api/calls";
+const INSTANCES: usize = 3;
+/// How long one call may take from being offered to ending in the emulator
+/// (a lost notification costs the 10 s transfer timeout, then the next target).
+const CALL_TIMEOUT: Duration = Duration::from_secs(20);
+/// The load stops offering calls once this many did not end in time: the
+/// test has failed, and waiting for the rest would only take longer.
+const STUCK_LIMIT: usize = 20;
+/// How long a graceful shutdown may take.
+const TERMINATE_TIMEOUT: Duration = Duration::from_secs(20);
+/// Graph redelivers a notification the bot did not take (non-2xx or no
+/// answer). With the emulator's backoff (20 ms, doubling) ten attempts span
+/// about 10 s, longer than any outage these tests cause.
+const DELIVERY_ATTEMPTS: u32 = 10;
+/// The tests start three bot processes and a Redis each: one at a time on a
+/// small machine, whatever the test harness's thread count.
+static ONE_CLUSTER_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// How the scripted transfer targets answer.
+fn behaviours() -> Vec<(&'static str, TargetBehavior)> {
+    vec![
+        ("scale-alice", TargetBehavior::Accept),
+        ("scale-bob", TargetBehavior::Decline),
+        ("scale-carol", TargetBehavior::Accept),
+        ("scale-frank", TargetBehavior::Busy),
+        (
+            "scale-grace",
+            TargetBehavior::NoAnswer {
+                after: Duration::from_millis(100),
+            },
+        ),
+        ("scale-dave", TargetBehavior::Accept),
+        ("scale-ivan", TargetBehavior::Decline),
+        ("scale-judy", TargetBehavior::Accept),
+    ]
+}
+
+/// One kind of call: its route and what must happen to it.
+struct Scenario {
+    name: &'static str,
+    /// The called application instance; the route matches it.
+    called_id: &'static str,
+    /// The route's `targets`, as TOML.
+    targets: &'static str,
+    /// The targets the emulator must see `POST /transfer` for, in order.
+    transfers: &'static [&'static str],
+    /// Attempts that must end completed / failed.
+    completed: usize,
+    failed: usize,
+    /// Every target fails: the bot apologises and hangs up.
+    hangs_up: bool,
+    /// The route starts with a consultative target.
+    consultative: bool,
+}
+
+const SCENARIOS: [Scenario; 5] = [
+    Scenario {
+        name: "blind, accepted",
+        called_id: "scale-blind",
+        targets: r#"[{ kind = "user", id = "scale-alice" }]"#,
+        transfers: &["scale-alice"],
+        completed: 1,
+        failed: 0,
+        hangs_up: false,
+        consultative: false,
+    },
+    Scenario {
+        name: "declined, falls back",
+        called_id: "scale-fallback",
+        targets: r#"[{ kind = "user", id = "scale-bob" }, { kind = "user", id = "scale-carol" }]"#,
+        transfers: &["scale-bob", "scale-carol"],
+        completed: 1,
+        failed: 1,
+        hangs_up: false,
+        consultative: false,
+    },
+    Scenario {
+        name: "busy, no answer, apology",
+        called_id: "scale-all-fail",
+        targets: r#"[{ kind = "user", id = "scale-frank" }, { kind = "user", id = "scale-grace" }]"#,
+        transfers: &["scale-frank", "scale-grace"],
+        completed: 0,
+        failed: 2,
+        hangs_up: true,
+        consultative: false,
+    },
+    Scenario {
+        name: "consultative, accepted",
+        called_id: "scale-consult",
+        targets: r#"[{ kind = "user", id = "scale-dave", mode = "consultative" }]"#,
+        transfers: &["scale-dave"],
+        completed: 1,
+        failed: 0,
+        hangs_up: false,
+        consultative: true,
+    },
+    Scenario {
+        name: "consultation declined, falls back",
+        called_id: "scale-consult-fallback",
+        targets: r#"[{ kind = "user", id = "scale-ivan", mode = "consultative" }, { kind = "user", id = "scale-judy" }]"#,
+        // The declined consultation call is not a transfer attempt.
+        transfers: &["scale-judy"],
+        completed: 1,
+        failed: 0,
+        hangs_up: false,
+        consultative: true,
+    },
+];
+
+/// The delivery faults of the `n`th call (of scenario `n % 5`): four mixes
+/// of reordering, duplicates and delay, minus two combinations that fail on
+/// a single instance too, for reasons that have nothing to do with scale-out:
+///
+/// - duplicates on a route with a fallback: a duplicate of attempt 1's
+///   failure that arrives after attempt 2's POST fails attempt 2 (documented
+///   in graph-comms-handler's README, "Ordering guarantees");
+/// - reordering on a consultative route: `establishing` delivered after
+///   `established` leaves the inbound call's snapshot at `Establishing`, so
+///   the transfer that follows the consultation is refused with "the call is
+///   not established" (a call-machine bug, reported separately).
+fn faults(n: usize) -> DeliveryFaults {
+    let scenario = &SCENARIOS[n % SCENARIOS.len()];
+    let (reorder, duplicate, delay) = match (n / SCENARIOS.len()) % 4 {
+        0 => (false, false, Duration::ZERO),
+        1 => (true, false, Duration::ZERO),
+        2 => (false, true, Duration::ZERO),
+        _ => (true, true, Duration::from_millis(15)),
+    };
+    DeliveryFaults {
+        reorder: reorder && !scenario.consultative,
+        duplicate: duplicate && scenario.transfers.len() == 1,
+        delay,
+        ..DeliveryFaults::default()
+    }
+}
+
+#[derive(Clone, Copy, Default)]
+struct ClusterOptions {
+    /// Redis keeps every write in an append-only file, so a restart loses nothing.
+    persistent_redis: bool,
+    /// Extra lines for each instance's `[store]` table.
+    store_extra: &'static str,
+    /// Only the first instance is in the proxy's rotation (the others run
+    /// and share Redis but get no notification): the baseline.
+    one_in_rotation: bool,
+    /// How long the emulator waits for a bot to answer a notification
+    /// before it delivers it again (default 5 s).
+    delivery_timeout: Option<Duration>,
+}
+
+/// The emulator, Redis, the proxy and the bot processes of one test.
+struct Cluster {
+    emulator: Emulator,
+    app: RegisteredApp,
+    redis: RedisServer,
+    proxy: RoundRobinProxy,
+    /// The instances in service, in proxy order.
+    bots: Vec<BotProcess>,
+    /// Instances replaced by a rolling restart (their logs still count).
+    retired: Vec<BotProcess>,
+    prefix: String,
+    options: ClusterOptions,
+    spawned: usize,
+    /// Things that went wrong while driving the cluster (a shutdown that hung, ...).
+    incidents: Vec<String>,
+}
+
+impl Cluster {
+    async fn start(options: ClusterOptions) -> Self {
+        let defaults = EmulatorConfig::default();
+        let emulator = Emulator::start(EmulatorConfig {
+            delivery_attempts: DELIVERY_ATTEMPTS,
+            delivery_timeout: options.delivery_timeout.unwrap_or(defaults.delivery_timeout),
+            ..defaults
+        })
+        .await
+        .expect("the emulator starts");
+        for (id, behaviour) in behaviours() {
+            emulator.script_target(id, behaviour);
+        }
+        let redis = if options.persistent_redis {
+            RedisServer::start_persistent()
+        } else {
+            RedisServer::start()
+        };
+        let proxy = RoundRobinProxy::start(Vec::new()).await.expect("the proxy starts");
+        let mut cluster = Self {
+            app: emulator.default_app(),
+            emulator,
+            redis,
+            proxy,
+            bots: Vec::new(),
+            retired: Vec::new(),
+            prefix: format!("scale-{}-{:012x}", std::process::id(), rand::random::<u64>() >> 16),
+            options,
+            spawned: 0,
+            incidents: Vec::new(),
+        };
+        for _ in 0..INSTANCES {
+            let bot = cluster.spawn_bot().await;
+            cluster.bots.push(bot);
+        }
+        let mut rotation = cluster.upstreams();
+        if options.one_in_rotation {
+            rotation.truncate(1);
+        }
+        cluster.proxy.set_upstreams(rotation);
+        cluster
+    }
+
+    fn callback_url(&self) -> String {
+        format!("{}{CALLBACK_PATH}", self.proxy.url())
+    }
+
+    fn upstreams(&self) -> Vec<String> {
+        self.bots.iter().map(BotProcess::base_url).collect()
+    }
+
+    /// One instance's configuration: every instance shares Redis and the key
+    /// prefix, and Graph posts to the proxy, not to the instance.
+    fn config(&self, port: u16, instance_id: &str) -> String {
+        config_toml(&ConfigParts {
+            emulator: &self.emulator,
+            listen_port: port,
+            public_callback_url: &self.callback_url(),
+            store: &format!(
+                "kind = \"redis\"\nredis_url = \"{}\"\nkey_prefix = \"{}\"\ninstance_id = \"{instance_id}\"\n{}",
+                self.redis.url(),
+                self.prefix,
+                self.options.store_extra
+            ),
+        })
+    }
+
+    async fn spawn_bot(&mut self) -> BotProcess {
+        self.spawned += 1;
+        let name = format!("bot-{}", self.spawned);
+        let secret = self.app.client_secret.clone();
+        let mut last_error = None;
+        for _ in 0..3 {
+            let config = self.config(free_port().unwrap(), &name);
+            match BotProcess::spawn_with_env(
+                Path::new(BINARY),
+                &config,
+                &name,
+                &[("TRANSFER_BOT_CLIENT_SECRET", &secret)],
+            )
+            .await
+            {
+                Ok(bot) => return bot,
+                // The free port was taken before the bot bound it: take another.
+                Err(e) if e.to_string().contains("binding") => last_error = Some(e),
+                Err(e) => panic!("{name} did not start: {e}"),
+            }
+        }
+        panic!("{name} did not start: {last_error:?}");
+    }
+
+    /// Out of the proxy's rotation (as a load balancer drains it), `SIGTERM`,
+    /// a new process on a new port, back into the rotation.
+    async fn restart_instance(&mut self, i: usize) {
+        let old_url = self.bots[i].base_url();
+        let others: Vec<String> = self.upstreams().into_iter().filter(|u| *u != old_url).collect();
+        self.proxy.set_upstreams(others);
+        let name = self.bots[i].name().to_owned();
+        match self.bots[i].terminate(TERMINATE_TIMEOUT).await {
+            Ok(status) if status.success() => {}
+            Ok(status) => self
+                .incidents
+                .push(format!("{name} exited with {status} after SIGTERM")),
+            Err(e) => self.incidents.push(format!("{name}: {e}")),
+        }
+        let fresh = self.spawn_bot().await;
+        let old = std::mem::replace(&mut self.bots[i], fresh);
+        self.retired.push(old);
+        self.proxy.set_upstreams(self.upstreams());
+    }
+
+    fn all_bots(&self) -> impl Iterator<Item = &BotProcess> {
+        self.bots.iter().chain(&self.retired)
+    }
+}
+
+struct ConfigParts<'a> {
+    emulator: &'a Emulator,
+    listen_port: u16,
+    public_callback_url: &'a str,
+    /// The body of the `[store]` table.
+    store: &'a str,
+}
+
+/// A `transfer-bot serve` configuration against the emulator, routing every
+/// scenario; the client secret comes from the environment.
+fn config_toml(parts: &ConfigParts<'_>) -> String {
+    let app = parts.emulator.default_app();
+    let mut toml = format!(
+        r#"tenant_id = "{tenant}"
+app_id = "{app_id}"
+graph_base_url = "{graph}"
+login_base_url = "{login}"
+openid_configuration_url = "{openid}"
+listen = "127.0.0.1:{port}"
+public_callback_url = "{callback}"
+callback_path = "{CALLBACK_PATH}"
+apology_prompt_uri = "https://transfer-bot.invalid/audio/sorry.wav"
+transfer_timeout_secs = 10
+log_format = "json"
+default_targets = [{{ kind = "user", id = "scale-alice" }}]
+"#,
+        tenant = app.tenant_id,
+        app_id = app.app_id,
+        graph = parts.emulator.graph_base_url(),
+        login = parts.emulator.login_base_url(),
+        openid = parts.emulator.openid_configuration_url(),
+        port = parts.listen_port,
+        callback = parts.public_callback_url,
+    );
+    for scenario in &SCENARIOS {
+        toml.push_str(&format!(
+            "\n[[routes]]\nmatch_called_id = \"{}\"\ntargets = {}\n",
+            scenario.called_id, scenario.targets
+        ));
+    }
+    toml.push_str(&format!("\n[store]\n{}\n", parts.store));
+    toml
+}
+
+/// One call the load offered.
+#[derive(Debug)]
+struct Placed {
+    n: usize,
+    scenario: usize,
+    result: Result<CallId, String>,
+    /// The emulator saw it end within [`CALL_TIMEOUT`].
+    ended: bool,
+}
+
+/// Calls offered through the proxy, at most `concurrency` in flight; a call
+/// holds its slot until it ends (or [`CALL_TIMEOUT`]).
+struct Load {
+    placed: watch::Receiver<usize>,
+    task: JoinHandle<LoadResult>,
+    started: Instant,
+}
+
+/// How many calls, how many in flight at most, and the pause between two
+/// offers (zero: as fast as slots free up).
+#[derive(Clone, Copy)]
+struct LoadShape {
+    calls: usize,
+    concurrency: usize,
+    pace: Duration,
+}
+
+/// The offered calls, and why offering stopped early (if it did).
+struct LoadResult {
+    placed: Vec<Placed>,
+    stopped_early: Option<String>,
+    elapsed: Duration,
+}
+
+impl Load {
+    /// Starts offering calls as `shape` says; none is offered after
+    /// `placing_deadline` or once [`STUCK_LIMIT`] calls did not end in time.
+    fn start(cluster: &Cluster, shape: LoadShape, placing_deadline: Duration) -> Self {
+        let LoadShape {
+            calls,
+            concurrency,
+            pace,
+        } = shape;
+        let (count, placed) = watch::channel(0);
+        let emulator = cluster.emulator.clone();
+        let app = cluster.app.clone();
+        let callback = cluster.callback_url();
+        let started = Instant::now();
+        let first = tokio::time::Instant::now();
+        let stop_placing = first + placing_deadline;
+        let task = tokio::spawn(async move {
+            let slots = Arc::new(Semaphore::new(concurrency));
+            let stuck = Arc::new(AtomicUsize::new(0));
+            let mut calls_in_flight = JoinSet::new();
+            let mut placed = Vec::new();
+            let mut stopped_early = None;
+            for n in 0..calls {
+                let slot = tokio::time::timeout_at(stop_placing, Arc::clone(&slots).acquire_owned()).await;
+                let Ok(Ok(slot)) = slot else {
+                    stopped_early = Some(format!("placing deadline of {placing_deadline:?} passed"));
+                    break;
+                };
+                if stuck.load(Ordering::SeqCst) >= STUCK_LIMIT {
+                    stopped_early = Some(format!("{STUCK_LIMIT} calls did not end within {CALL_TIMEOUT:?}"));
+                    break;
+                }
+                let scenario = n % SCENARIOS.len();
+                let call = IncomingCall::from_user(&app, callback.clone(), &format!("caller-{n}"), "Scale Caller")
+                    .to(IdentitySet::application_instance(Identity::with_id(
+                        SCENARIOS[scenario].called_id,
+                    )))
+                    .faults(faults(n));
+                match emulator.place_incoming_call(call).await {
+                    Ok(id) => {
+                        let emulator = emulator.clone();
+                        let stuck = Arc::clone(&stuck);
+                        calls_in_flight.spawn(async move {
+                            let ended = emulator
+                                .wait_for_state(&id, CallState::Terminated, CALL_TIMEOUT)
+                                .await
+                                .is_ok();
+                            if !ended {
+                                stuck.fetch_add(1, Ordering::SeqCst);
+                            }
+                            drop(slot);
+                            Placed {
+                                n,
+                                scenario,
+                                result: Ok(id),
+                                ended,
+                            }
+                        });
+                    }
+                    Err(e) => placed.push(Placed {
+                        n,
+                        scenario,
+                        result: Err(e.to_string()),
+                        ended: false,
+                    }),
+                }
+                count.send_replace(n + 1);
+                if !pace.is_zero() {
+                    tokio::time::sleep_until(first + pace * u32::try_from(n + 1).unwrap_or(u32::MAX)).await;
+                }
+            }
+            // Closing the channel tells waiters that no more calls come.
+            drop(count);
+            while let Some(call) = calls_in_flight.join_next().await {
+                placed.push(call.expect("a call's waiter panicked"));
+            }
+            placed.sort_by_key(|p| p.n);
+            LoadResult {
+                placed,
+                stopped_early,
+                elapsed: started.elapsed(),
+            }
+        });
+        Self { placed, task, started }
+    }
+
+    /// Waits until the load has run for `at` (from its start).
+    async fn wait_until(&self, at: Duration) {
+        tokio::time::sleep_until((self.started + at).into()).await;
+    }
+
+    /// Calls offered so far.
+    fn offered(&self) -> usize {
+        *self.placed.borrow()
+    }
+
+    /// Waits until every offered call ended or timed out.
+    async fn finish(self) -> LoadResult {
+        self.task.await.expect("the load task panicked")
+    }
+}
+
+/// An attempt's outcome as one log line states it, and the instance that logged it.
+type OutcomeLine = (&'static str, String);
+
+/// What the instances' JSON logs say about transfer attempts.
+///
+/// The runtime logs `transfer started` before the POST, and `transfer
+/// completed` / `transfer failed` once the outcome is committed (target
+/// `graph_comms_handler::...`); the app's hooks then log the same messages
+/// (target `transfer_bot::bot`). Both are counted, separately.
+#[derive(Default)]
+struct AttemptLog {
+    /// Attempt id -> times `transfer started` was logged.
+    started: HashMap<String, usize>,
+    /// Attempt id -> the runtime's outcome lines (the decision).
+    decided: HashMap<String, Vec<OutcomeLine>>,
+    /// Attempt id -> the app's outcome hook lines.
+    hooks: HashMap<String, Vec<OutcomeLine>>,
+    /// Attempt id -> the app's `transfer accepted` hook lines.
+    accepted: HashMap<String, usize>,
+    /// Call id -> attempt ids, each once, in log order per instance.
+    by_call: HashMap<CallId, Vec<String>>,
+    /// `WARN`/`ERROR` messages and how often, for failure messages.
+    warnings: BTreeMap<String, usize>,
+}
+
+fn text<'a>(line: &'a Value, pointer: &str) -> Option<&'a str> {
+    line.pointer(pointer).and_then(Value::as_str)
+}
+
+impl AttemptLog {
+    fn read<'a>(bots: impl Iterator<Item = &'a BotProcess>) -> Self {
+        let mut log = Self::default();
+        for bot in bots {
+            for line in bot.log_lines() {
+                log.absorb(bot.name(), &line);
+            }
+        }
+        log
+    }
+
+    fn absorb(&mut self, instance: &str, line: &Value) {
+        let Some(message) = text(line, "/fields/message") else {
+            return;
+        };
+        if matches!(text(line, "/level"), Some("WARN" | "ERROR")) {
+            let first: String = message.chars().take(90).collect();
+            *self.warnings.entry(first).or_default() += 1;
+        }
+        let Some(attempt) = text(line, "/fields/attempt") else {
+            return;
+        };
+        let from_app = text(line, "/target") == Some("transfer_bot::bot");
+        let outcome = match message {
+            "transfer started" => {
+                *self.started.entry(attempt.to_owned()).or_default() += 1;
+                // Call ids compare as Graph's do: without case or dashes.
+                let call = CallId::new(text(line, "/fields/call_id").unwrap_or("?"));
+                let attempts = self.by_call.entry(call).or_default();
+                if !attempts.iter().any(|a| a == attempt) {
+                    attempts.push(attempt.to_owned());
+                }
+                return;
+            }
+            "transfer accepted" if from_app => {
+                *self.accepted.entry(attempt.to_owned()).or_default() += 1;
+                return;
+            }
+            "transfer completed" => "completed",
+            "transfer failed" => "failed",
+            _ => return,
+        };
+        let lines = if from_app { &mut self.hooks } else { &mut self.decided };
+        lines
+            .entry(attempt.to_owned())
+            .or_default()
+            .push((outcome, instance.to_owned()));
+    }
+
+    /// Whether every attempt started has its decision and its hook logged.
+    fn settled(&self) -> bool {
+        self.started
+            .keys()
+            .all(|a| self.decided.contains_key(a) && self.hooks.contains_key(a))
+    }
+}
+
+/// The outcome kinds among `lines`, each once, sorted.
+fn distinct_kinds(lines: &[OutcomeLine]) -> Vec<&'static str> {
+    let mut kinds: Vec<&'static str> = lines.iter().map(|(kind, _)| *kind).collect();
+    kinds.sort_unstable();
+    kinds.dedup();
+    kinds
+}
+
+/// Problems found, by kind, with examples.
+#[derive(Default)]
+struct Findings(BTreeMap<&'static str, Vec<String>>);
+
+impl Findings {
+    fn add(&mut self, kind: &'static str, example: String) {
+        self.0.entry(kind).or_default().push(example);
+    }
+
+    fn summary(&self) -> String {
+        let mut out = String::new();
+        for (kind, examples) in &self.0 {
+            out.push_str(&format!("  {} x {kind}\n", examples.len()));
+            for example in examples.iter().take(4) {
+                out.push_str(&format!("      e.g. {example}\n"));
+            }
+        }
+        out
+    }
+}
+
+/// Checks every offered call against its scenario (see the module docs) and
+/// panics with all findings at once.
+async fn verify(cluster: &Cluster, test: &str, calls: usize, load: &LoadResult) {
+    let (placed, load_time) = (&load.placed, load.elapsed);
+    let mut findings = Findings::default();
+    for incident in &cluster.incidents {
+        findings.add("incident while driving the cluster", incident.clone());
+    }
+    let offered: Vec<(&Placed, &CallId)> = placed
+        .iter()
+        .filter_map(|p| p.result.as_ref().ok().map(|id| (p, id)))
+        .collect();
+    if placed.len() < calls {
+        let why = load.stopped_early.as_deref().unwrap_or("?");
+        findings.add(
+            "load stopped early",
+            format!("{} of {calls} calls offered: {why}", placed.len()),
+        );
+    }
+    for p in placed.iter() {
+        if let Err(e) = &p.result {
+            findings.add("call could not be offered", format!("call {}: {e}", p.n));
+        }
+    }
+
+    // Outcome hooks run after the emulator's state changed: let the logs catch up.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut log = AttemptLog::read(cluster.all_bots());
+    while !log.settled() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        log = AttemptLog::read(cluster.all_bots());
+    }
+    // A late duplicate outcome would show up now.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let log = AttemptLog::read(cluster.all_bots());
+
+    let mut transfers: HashMap<CallId, Vec<(String, u16)>> = HashMap::new();
+    let mut hang_ups: HashMap<CallId, usize> = HashMap::new();
+    for request in cluster.emulator.requests() {
+        let Some(call) = request.call_id.clone() else { continue };
+        match request.endpoint {
+            Endpoint::Transfer => {
+                let target = request
+                    .body
+                    .as_ref()
+                    .and_then(|b| b.pointer("/transferTarget/identity/user/id"))
+                    .and_then(Value::as_str)
+                    .unwrap_or("?")
+                    .to_owned();
+                transfers.entry(call).or_default().push((target, request.status));
+            }
+            Endpoint::HangUp => *hang_ups.entry(call).or_default() += 1,
+            _ => {}
+        }
+    }
+
+    let store = RedisCallStore::connect(RedisStoreConfig::new(cluster.redis.url()).prefix(cluster.prefix.clone()))
+        .await
+        .expect("connecting to the test's Redis to read the records");
+
+    for (p, call) in &offered {
+        let scenario = &SCENARIOS[p.scenario];
+        let at = format!("call {} ({}, {call})", p.n, scenario.name);
+        if !p.ended {
+            let state = cluster
+                .emulator
+                .call_state(call)
+                .map_or_else(|| "unknown".to_owned(), |s| s.to_string());
+            findings.add(
+                "call did not end",
+                format!("{at}: still {state} after {CALL_TIMEOUT:?}"),
+            );
+        }
+        let posts = transfers.get(*call).cloned().unwrap_or_default();
+        let targets: Vec<&str> = posts.iter().map(|(t, _)| t.as_str()).collect();
+        if targets != scenario.transfers {
+            findings.add(
+                "POST /transfer targets differ from the route",
+                format!("{at}: POSTed {targets:?}, route says {:?}", scenario.transfers),
+            );
+        }
+        if scenario.hangs_up && !hang_ups.contains_key(*call) {
+            findings.add("no hang-up after every target failed", at.clone());
+        }
+        let attempts = log.by_call.get(*call).cloned().unwrap_or_default();
+        if attempts.len() != posts.len() {
+            findings.add(
+                "attempts logged != POST /transfer seen",
+                format!("{at}: {} attempt(s) logged, {} POST(s)", attempts.len(), posts.len()),
+            );
+        }
+        let (mut completed, mut failed) = (0, 0);
+        for attempt in &attempts {
+            if let Some(times) = log.started.get(attempt).filter(|times| **times > 1) {
+                findings.add("attempt started twice", format!("{at}: {attempt} logged {times} times"));
+            }
+            let decided = log.decided.get(attempt).cloned().unwrap_or_default();
+            match distinct_kinds(&decided).as_slice() {
+                [] => findings.add("attempt without a decided outcome", format!("{at}: {attempt}")),
+                ["completed"] => completed += 1,
+                [_] => failed += 1,
+                _ => findings.add(
+                    "attempt with two different outcomes",
+                    format!("{at}: {attempt}: {decided:?}"),
+                ),
+            }
+            if decided.len() > 1 {
+                findings.add(
+                    "attempt outcome decided more than once",
+                    format!("{at}: {attempt}: {decided:?}"),
+                );
+            }
+            let hooks = log.hooks.get(attempt).cloned().unwrap_or_default();
+            if hooks.len() != 1 {
+                findings.add(
+                    "outcome hook not run exactly once",
+                    format!("{at}: {attempt}: hooks {hooks:?}, decided {decided:?}"),
+                );
+            } else if distinct_kinds(&hooks) != distinct_kinds(&decided) {
+                findings.add(
+                    "outcome hook differs from the decision",
+                    format!("{at}: {attempt}: hooks {hooks:?}, decided {decided:?}"),
+                );
+            }
+            if let Some(n) = log.accepted.get(attempt).filter(|n| **n > 1) {
+                findings.add("transfer accepted more than once", format!("{at}: {attempt} x{n}"));
+            }
+        }
+        if (completed, failed) != (scenario.completed, scenario.failed) && attempts.len() == posts.len() {
+            findings.add(
+                "outcomes differ from the script",
+                format!(
+                    "{at}: {completed} completed, {failed} failed; expected {} and {}",
+                    scenario.completed, scenario.failed
+                ),
+            );
+        }
+        match store.load(call).await {
+            Ok(Some(record)) => {
+                let latest = record.attempt.as_ref().and_then(|a| a.machine.outcome());
+                let want_completed = scenario.completed > 0;
+                if !record.is_ended() {
+                    findings.add("record in Redis not ended", format!("{at}: version {}", record.version));
+                }
+                if usize::try_from(record.attempts_started).unwrap_or(usize::MAX) != posts.len() {
+                    findings.add(
+                        "record's attempt count != POST /transfer seen",
+                        format!("{at}: record {}, POSTs {}", record.attempts_started, posts.len()),
+                    );
+                }
+                if !posts.is_empty() && latest.map(|o| o.is_completed()) != Some(want_completed) {
+                    findings.add(
+                        "record's last outcome differs from the script",
+                        format!("{at}: {latest:?}, expected completed = {want_completed}"),
+                    );
+                }
+            }
+            Ok(None) => findings.add("no record in Redis", at.clone()),
+            Err(e) => findings.add("record unreadable", format!("{at}: {e}")),
+        }
+    }
+
+    let instances: Vec<String> = cluster
+        .all_bots()
+        .map(|b| format!("{} (pid {}, {})", b.name(), b.pid(), b.base_url()))
+        .collect();
+    let proxy: Vec<String> = cluster
+        .proxy
+        .counters()
+        .iter()
+        .map(|c| {
+            format!(
+                "{} fwd {} refused {} failed {}",
+                c.url, c.forwarded, c.refused, c.failed
+            )
+        })
+        .collect();
+    let context = format!(
+        "{test}: {} of {calls} calls offered, {} attempts logged, load took {load_time:.1?}\n\
+         instances: {}\nproxy: {} (502 with no upstream: {})\nwarnings logged: {:?}",
+        offered.len(),
+        log.started.len(),
+        instances.join(", "),
+        proxy.join("; "),
+        cluster.proxy.unavailable(),
+        most_frequent(&log.warnings, 8),
+    );
+    eprintln!("{context}");
+    if !findings.0.is_empty() {
+        let kept = keep_evidence(cluster, test);
+        panic!("{context}\nfindings:\n{}\n{kept}", findings.summary());
+    }
+}
+
+/// The `n` most frequent messages, most frequent first.
+fn most_frequent(counts: &BTreeMap<String, usize>, n: usize) -> Vec<(usize, &str)> {
+    let mut by_count: Vec<(usize, &str)> = counts.iter().map(|(m, c)| (*c, m.as_str())).collect();
+    by_count.sort_by_key(|(count, _)| std::cmp::Reverse(*count));
+    by_count.truncate(n);
+    by_count
+}
+
+/// Copies every instance's log and the emulator's request log next to the
+/// build's other test files, so a failure can be read after the processes
+/// and their temporary directories are gone.
+fn keep_evidence(cluster: &Cluster, test: &str) -> String {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("scale-out").join(test);
+    let _ = std::fs::remove_dir_all(&dir);
+    if let Err(e) = std::fs::create_dir_all(&dir) {
+        return format!("(logs not kept: {e})");
+    }
+    for bot in cluster.all_bots() {
+        let _ = std::fs::copy(bot.log_path(), dir.join(format!("{}.log", bot.name())));
+    }
+    let requests: Vec<String> = cluster
+        .emulator
+        .requests()
+        .iter()
+        .filter_map(|r| serde_json::to_string(r).ok())
+        .collect();
+    let _ = std::fs::write(dir.join("emulator-requests.jsonl"), requests.join("\n"));
+    let _ = std::fs::copy(cluster.redis.log_path(), dir.join("redis.log"));
+    format!("instance logs and the emulator's requests: {}", dir.display())
+}
+
+/// The whole scenario: start, offer `calls`, disrupt while they run, verify.
+async fn run<F>(test: &str, options: ClusterOptions, shape: LoadShape, disrupt: F)
+where
+    F: AsyncFnOnce(&mut Cluster, &Load),
+{
+    let _turn = ONE_CLUSTER_AT_A_TIME.lock().await;
+    let started = Instant::now();
+    let mut cluster = Cluster::start(options).await;
+    let setup = started.elapsed();
+    let load = Load::start(&cluster, shape, Duration::from_secs(120));
+    disrupt(&mut cluster, &load).await;
+    let result = load.finish().await;
+    eprintln!(
+        "{test}: set-up {setup:.1?}, load {:.1?} ({} calls offered)",
+        result.elapsed,
+        result.placed.len()
+    );
+    verify(&cluster, test, shape.calls, &result).await;
+    eprintln!("{test}: passed in {:.1?}", started.elapsed());
+}
+
+/// Tests 2 to 5: a steady 100 calls a second for 4 s, 24 in flight at most,
+/// so calls are in flight on every instance when the disruption comes at 1.5 s
+/// and new ones keep coming after it.
+const STEADY: LoadShape = LoadShape {
+    calls: 400,
+    concurrency: 24,
+    pace: Duration::from_millis(10),
+};
+/// When the disruption comes, from the start of the load.
+const DISRUPT_AT: Duration = Duration::from_millis(1_500);
+
+/// The baseline: the same load and checks as the thousand-call test, with
+/// every notification going to one of the three instances. It shows that
+/// the harness and the checks pass when a call's notifications are not
+/// spread across instances.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_instance_in_rotation_ends_every_call_as_scripted() {
+    run(
+        "one_instance_in_rotation_ends_every_call_as_scripted",
+        ClusterOptions {
+            one_in_rotation: true,
+            ..ClusterOptions::default()
+        },
+        THOUSAND,
+        async |_, _| {},
+    )
+    .await;
+}
+
+/// 1,000 calls as fast as 32 slots allow.
+const THOUSAND: LoadShape = LoadShape {
+    calls: 1_000,
+    concurrency: 32,
+    pace: Duration::ZERO,
+};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_mixed_transfers_across_three_instances_each_end_once() {
+    run(
+        "a_thousand_mixed_transfers_across_three_instances_each_end_once",
+        ClusterOptions::default(),
+        THOUSAND,
+        async |_, _| {},
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_of_one_instance_mid_load_loses_no_outcome() {
+    run(
+        "kill_9_of_one_instance_mid_load_loses_no_outcome",
+        ClusterOptions::default(),
+        STEADY,
+        async |cluster, load| {
+            load.wait_until(DISRUPT_AT).await;
+            let status = cluster.bots[1].kill9().expect("SIGKILL");
+            eprintln!(
+                "killed {} ({status}) after {} calls were offered",
+                cluster.bots[1].name(),
+                load.offered()
+            );
+            // It stays in the proxy's rotation: the proxy skips it as it refuses connections.
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigstop_longer_than_the_lease_then_sigcont_writes_nothing_stale() {
+    run(
+        "sigstop_longer_than_the_lease_then_sigcont_writes_nothing_stale",
+        ClusterOptions {
+            store_extra: "lease_ttl_ms = 1000",
+            // Graph gives up on the paused instance and delivers elsewhere
+            // while the paused one still holds the request.
+            delivery_timeout: Some(Duration::from_secs(1)),
+            ..ClusterOptions::default()
+        },
+        STEADY,
+        async |cluster, load| {
+            load.wait_until(DISRUPT_AT).await;
+            // Notifications routed to it hang until the delivery timeout (1 s)
+            // and go to another instance; its leases (1 s) expire meanwhile,
+            // and on SIGCONT it goes on with what it had started.
+            cluster.bots[1].pause().expect("SIGSTOP");
+            eprintln!(
+                "paused {} after {} calls were offered",
+                cluster.bots[1].name(),
+                load.offered()
+            );
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            cluster.bots[1].resume().expect("SIGCONT");
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_stopped_for_five_seconds_mid_load_loses_nothing() {
+    run(
+        "redis_stopped_for_five_seconds_mid_load_loses_nothing",
+        // A production Redis persists its data; without that a restart loses every call by design.
+        ClusterOptions {
+            persistent_redis: true,
+            ..ClusterOptions::default()
+        },
+        STEADY,
+        async |cluster, load| {
+            load.wait_until(DISRUPT_AT).await;
+            cluster.redis.stop().expect("Redis stops");
+            eprintln!("stopped Redis after {} calls were offered", load.offered());
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            cluster.redis.restart().expect("Redis restarts on the same port");
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rolling_restart_of_all_three_instances_loses_no_outcome() {
+    run(
+        "rolling_restart_of_all_three_instances_loses_no_outcome",
+        ClusterOptions::default(),
+        // Long enough that calls keep coming through all three restarts.
+        LoadShape { calls: 800, ..STEADY },
+        async |cluster, load| {
+            load.wait_until(DISRUPT_AT).await;
+            for i in 0..INSTANCES {
+                let began = Instant::now();
+                cluster.restart_instance(i).await;
+                eprintln!(
+                    "restarted instance {i} in {:.1?}; {} calls offered",
+                    began.elapsed(),
+                    load.offered()
+                );
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        },
+    )
+    .await;
+}
+
+/// [`BotProcess`] on the real binary (in-memory store, so no Redis): ready,
+/// paused, resumed, killed; its JSON log stays readable afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bot_process_answers_until_paused_and_refuses_once_killed() {
+    let emulator = Emulator::start(EmulatorConfig::default()).await.unwrap();
+    let port = free_port().unwrap();
+    let config = config_toml(&ConfigParts {
+        emulator: &emulator,
+        listen_port: port,
+        public_callback_url: &format!("http://127.0.0.1:{port}{CALLBACK_PATH}"),
+        store: "kind = \"memory\"\ninstance_id = \"solo\"",
+    });
+    let secret = emulator.default_app().client_secret;
+    let mut bot = BotProcess::spawn_with_env(
+        Path::new(BINARY),
+        &config,
+        "solo",
+        &[("TRANSFER_BOT_CLIENT_SECRET", &secret)],
+    )
+    .await
+    .expect("the bot starts and becomes ready");
+    assert_eq!(bot.base_url(), format!("http://127.0.0.1:{port}"));
+    let probe = Duration::from_millis(700);
+    assert_eq!(bot.get("/readyz", probe).await.unwrap().0, 200);
+    let lines = bot.log_lines();
+    assert!(
+        lines.iter().any(|l| text(l, "/fields/message") == Some("listening")),
+        "the JSON log has the start-up line: {lines:?}"
+    );
+
+    bot.pause().unwrap();
+    let paused = bot.get("/readyz", probe).await;
+    assert_eq!(
+        paused.as_ref().map_err(std::io::Error::kind).err(),
+        Some(std::io::ErrorKind::TimedOut),
+        "a paused process accepts the connection but never answers: {paused:?}"
+    );
+    bot.resume().unwrap();
+    assert_eq!(bot.get("/readyz", probe).await.unwrap().0, 200);
+
+    let status = bot.kill9().unwrap();
+    assert!(!status.success(), "{status}");
+    assert!(!bot.is_running());
+    let refused = bot.get("/readyz", probe).await.unwrap_err();
+    assert_eq!(refused.kind(), std::io::ErrorKind::ConnectionRefused, "{refused}");
+    assert!(bot.pause().is_err(), "no signal to a process that is gone");
+    assert!(!bot.log_lines().is_empty(), "the log outlives the process");
+    emulator.shutdown().await;
+}
+
+/// `terminate` is a graceful shutdown: exit status 0 and the app's last log line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_terminated_bot_process_shuts_down_gracefully() {
+    let emulator = Emulator::start(EmulatorConfig::default()).await.unwrap();
+    let port = free_port().unwrap();
+    let config = config_toml(&ConfigParts {
+        emulator: &emulator,
+        listen_port: port,
+        public_callback_url: &format!("http://127.0.0.1:{port}{CALLBACK_PATH}"),
+        store: "kind = \"memory\"",
+    });
+    let secret = emulator.default_app().client_secret;
+    let mut bot = BotProcess::spawn_with_env(
+        Path::new(BINARY),
+        &config,
+        "graceful",
+        &[("TRANSFER_BOT_CLIENT_SECRET", &secret)],
+    )
+    .await
+    .unwrap();
+    let status = bot.terminate(TERMINATE_TIMEOUT).await.unwrap();
+    assert!(status.success(), "{status}\n{}", bot.log_tail(10));
+    assert!(
+        bot.log_lines()
+            .iter()
+            .any(|l| text(l, "/fields/message") == Some("stopped")),
+        "{}",
+        bot.log_tail(10)
+    );
+    emulator.shutdown().await;
+}
