@@ -663,7 +663,7 @@ impl CallHandler for Receptionist {
 
     async fn on_transfer_completed(&self, ctx: &CallContext, attempt: &TransferInfo) -> Result<(), HookError> {
         let target = Self::current_target(ctx);
-        tracing::info!(parent: &span(ctx.call_id()), attempt = %attempt.id, target = %target, redelivered = attempt.redelivered, "transfer completed");
+        tracing::info!(parent: &span(ctx.call_id()), call_id = %ctx.call_id(), attempt = %attempt.id, target = %target, redelivered = attempt.redelivered, "transfer completed");
         self.metrics.transfer_completed();
         let outcome = CallOutcome::Transferred { target: target.clone() };
         update_plan(ctx, |plan| plan.outcome = Some(outcome)).await;
@@ -733,8 +733,17 @@ impl CallHandler for Receptionist {
             Phase::Apologising(_) | Phase::HangingUp => CallOutcome::Apologised,
             _ => CallOutcome::Dropped { reason: end_code(end) },
         });
-        let _span = span(call_id).entered();
-        tracing::info!(outcome = %outcome, tried = plan.tried.len(), "call finished");
+        // Machine-readable too: the cluster demo reads it from the instances' JSON logs.
+        let outcome_json = serde_json::to_string(&outcome).unwrap_or_default();
+        tracing::info!(
+            parent: &span(call_id),
+            call_id = %call_id,
+            outcome = %outcome,
+            outcome_json,
+            path = plan.tried.join(" -> "),
+            tried = plan.tried.len(),
+            "call finished"
+        );
         self.metrics.call_ended(outcome.label());
         self.emit(
             call_id,

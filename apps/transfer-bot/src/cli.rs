@@ -40,6 +40,13 @@ pub enum Command {
         /// Seed for the randomised mix with `--calls`.
         #[arg(long)]
         seed: Option<u64>,
+        /// Run the scripted calls on this many `serve` processes sharing `--redis`,
+        /// behind a round-robin proxy, killing one of them in the middle.
+        #[arg(long, requires = "redis", conflicts_with = "calls")]
+        instances: Option<usize>,
+        /// The Redis the instances share (`redis://host:port/`), with `--instances`.
+        #[arg(long, requires = "instances")]
+        redis: Option<String>,
     },
     /// Show how a notification body (a file, or `-` for stdin) is read and which hook it fires.
     Inspect {
@@ -74,12 +81,25 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             calls,
             concurrency,
             seed,
+            instances,
+            redis,
         } => {
             crate::logging::init_with_default(cli.log_format.unwrap_or_default(), "warn")?;
             let runtime = runtime()?;
-            let code = match calls {
-                None => runtime.block_on(crate::demo::run_scripted_demo())?.print_and_check(),
-                Some(n) => runtime
+            let code = match (calls, instances.zip(redis)) {
+                (_, Some((instances, redis_url))) => {
+                    crate::config::RedisUrl::parse(&redis_url).map_err(|e| anyhow::anyhow!("--redis: {e}"))?;
+                    let options = crate::demo::cluster::ClusterOptions {
+                        instances,
+                        redis_url,
+                        progress: true,
+                    };
+                    runtime
+                        .block_on(crate::demo::cluster::run_cluster_demo(&options))?
+                        .print_and_check()
+                }
+                (None, None) => runtime.block_on(crate::demo::run_scripted_demo())?.print_and_check(),
+                (Some(n), None) => runtime
                     .block_on(crate::demo::run_load(crate::demo::LoadOptions {
                         calls: n,
                         concurrency: concurrency.max(1),

@@ -73,7 +73,7 @@ impl CallSnapshot {
 
     /// Folds in what a notification's call resource says.
     pub(crate) fn apply(&mut self, call: &Call) {
-        if let Some(state) = &call.state {
+        if let Some(state) = call.state.as_ref().filter(|s| !goes_back(self.state.as_ref(), s)) {
             self.state = Some(state.clone());
         }
         if call.result_info.is_some() {
@@ -94,6 +94,31 @@ impl CallSnapshot {
         if call.callback_uri.is_some() {
             self.callback_uri.clone_from(&call.callback_uri);
         }
+    }
+}
+
+/// Whether moving from `from` to `to` would go back in a call's life: a
+/// reordered `establishing` after `established`, anything after `terminated`.
+/// Such notifications are late; the state keeps the later one.
+fn goes_back(from: Option<&CallState>, to: &CallState) -> bool {
+    fn stage(state: &CallState) -> Option<u8> {
+        match state {
+            CallState::Incoming => Some(0),
+            CallState::Establishing => Some(1),
+            CallState::Terminating => Some(3),
+            CallState::Terminated => Some(4),
+            // Established, hold, transferring, ... move back and forth among themselves.
+            CallState::Established
+            | CallState::Hold
+            | CallState::Transferring
+            | CallState::TransferAccepted
+            | CallState::Redirecting => Some(2),
+            _ => None,
+        }
+    }
+    match (from.and_then(stage), stage(to)) {
+        (Some(from), Some(to)) => to < from,
+        _ => false,
     }
 }
 
@@ -240,6 +265,30 @@ mod tests {
         );
         assert!(record < 512, "CallRecord is {record} bytes");
         assert!(snapshot < 512, "CallSnapshot is {snapshot} bytes");
+    }
+
+    /// Before: a reordered `establishing` after `established` set the state
+    /// back, and a consultative transfer was then refused as "not established".
+    #[test]
+    fn a_reordered_establishing_after_established_keeps_the_call_established() {
+        let mut snapshot = CallSnapshot::new(CallId::from("c1"), TenantId::from("t1"));
+        let with_state = |state| Call {
+            state: Some(state),
+            ..Call::default()
+        };
+        snapshot.apply(&with_state(CallState::Established));
+        snapshot.apply(&with_state(CallState::Establishing));
+        assert_eq!(snapshot.state, Some(CallState::Established));
+        snapshot.apply(&with_state(CallState::Transferring));
+        snapshot.apply(&with_state(CallState::Established));
+        assert_eq!(
+            snapshot.state,
+            Some(CallState::Established),
+            "a failed transfer returns to established"
+        );
+        snapshot.apply(&with_state(CallState::Terminated));
+        snapshot.apply(&with_state(CallState::Established));
+        assert_eq!(snapshot.state, Some(CallState::Terminated));
     }
 
     #[test]

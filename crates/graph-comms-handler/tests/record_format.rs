@@ -231,7 +231,10 @@ fn states() -> BTreeMap<&'static str, CallRecord> {
         .filter(Step::runs_hooks)
         .collect();
     assert!(
-        outbox.outbox.iter().any(|s| matches!(s, Step::Attempt(info, _) if info.id == id)),
+        outbox
+            .outbox
+            .iter()
+            .any(|s| matches!(s, Step::Attempt(info, _) if info.id == id)),
         "{:?}",
         outbox.outbox
     );

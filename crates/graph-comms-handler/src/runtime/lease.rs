@@ -275,6 +275,9 @@ impl Runtime {
         {
             self.process(&call_id, event).await;
         }
+        if self.held.holds(&call_id) {
+            self.run_leftovers(&call_id).await;
+        }
         renewal.abort();
         let cached = self.cache.get(&call_id);
         self.cache.remove(&call_id);
@@ -330,6 +333,27 @@ impl Runtime {
         );
         let (call_id, tenant) = (record.call_id().clone(), record.snapshot.tenant_id.clone());
         let ctx = self.context(&call_id, &tenant, Some(record)).redelivery();
+        self.run_steps(&ctx, steps, None).await;
+    }
+
+    /// Runs outbox steps committed but not carried out by this claim: a write
+    /// that reached the store but whose answer was lost, decided again as a
+    /// duplicate, leaves its steps in the outbox.
+    async fn run_leftovers(self: &Arc<Self>, call_id: &CallId) {
+        let Some(record) = self.cache.get(call_id) else {
+            return;
+        };
+        let delivered = self.held.deliveries(call_id);
+        let Some(steps) = record.outbox.get(delivered..).filter(|s| !s.is_empty()) else {
+            return;
+        };
+        let steps = steps.to_vec();
+        self.counters
+            .redeliveries
+            .fetch_add(steps.len() as u64, Ordering::Relaxed);
+        tracing::info!(call_id = %call_id, steps = steps.len(), "running committed hook steps left in the outbox");
+        let tenant = record.snapshot.tenant_id.clone();
+        let ctx = self.context(call_id, &tenant, Some(record)).redelivery();
         self.run_steps(&ctx, steps, None).await;
     }
 

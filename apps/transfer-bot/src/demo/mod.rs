@@ -1,4 +1,8 @@
 //! `transfer-bot demo`: the embedded Graph emulator, scripted calls, and a result table.
+//!
+//! [`cluster`] runs the same calls on several `serve` processes sharing Redis.
+
+pub mod cluster;
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -18,7 +22,7 @@ use crate::routing::{Route, RoutingPolicy, Target};
 use crate::server::RunningBot;
 
 /// How long one scripted call may take before it counts as stuck.
-const CALL_TIMEOUT: Duration = Duration::from_secs(20);
+pub(crate) const CALL_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// One scripted call: who is called, how the targets behave, what should happen.
 #[derive(Debug, Clone)]
@@ -421,12 +425,26 @@ pub async fn run_scenario_list(scenarios: &[Scenario], progress: bool) -> anyhow
 }
 
 fn row_for(scenario: &Scenario, call_id: CallId, log: Option<&CallLog>) -> DemoRow {
-    let (outcome, path, completions) = match log.and_then(|l| l.finished.clone().map(|f| (f, l.completions))) {
-        Some(((outcome, path), completions)) => (Ok(outcome), path, completions),
+    row_from(
+        scenario,
+        call_id,
+        log.and_then(|l| l.finished.clone()),
+        log.map_or(0, |l| l.completions),
+    )
+}
+
+/// A row from what is known about the call: how it finished (outcome, path) and how many completions were reported.
+pub(crate) fn row_from(
+    scenario: &Scenario,
+    call_id: CallId,
+    finished: Option<(CallOutcome, Vec<String>)>,
+    completions: usize,
+) -> DemoRow {
+    let (outcome, path) = match finished {
+        Some((outcome, path)) => (Ok(outcome), path),
         None => (
             Err(format!("no outcome within {}s", CALL_TIMEOUT.as_secs())),
             Vec::new(),
-            log.map_or(0, |l| l.completions),
         ),
     };
     let expected_completions = usize::from(matches!(scenario.expected, CallOutcome::Transferred { .. }));
@@ -626,6 +644,16 @@ pub struct CallPlacer {
 }
 
 impl CallPlacer {
+    /// Offers calls through `emulator` as `app`'s callers; Graph posts their
+    /// notifications to `callback_uri`.
+    pub fn new(emulator: Emulator, app: RegisteredApp, callback_uri: String) -> Self {
+        Self {
+            emulator,
+            app,
+            callback_uri,
+        }
+    }
+
     /// Offers the scenario's call to the bot; `caller` numbers the caller.
     pub async fn place(&self, scenario: &Scenario, caller: usize) -> anyhow::Result<CallId> {
         let mut call = if scenario.from_phone {

@@ -1,0 +1,276 @@
+//! `transfer-bot demo --instances N --redis URL`: the scripted calls on N
+//! `serve` processes that share calls through Redis, behind a loopback
+//! round-robin proxy (so the notifications of one call reach different
+//! instances). One instance is killed with `SIGKILL` in the middle; every call
+//! must still end as scripted.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use graph_comms_emulator::{Emulator, EmulatorConfig};
+use graph_comms_handler::model::{CallId, CallState};
+use graph_comms_testkit::{BotProcess, RoundRobinProxy, free_port};
+use serde_json::Value;
+
+use super::{CALL_TIMEOUT, CallPlacer, DemoReport, DemoRow, Scenario, row_from, scenarios};
+use crate::bot::CallOutcome;
+use crate::routing::{Destination, Target, TransferMode};
+
+/// The callback path the instances serve.
+const CALLBACK_PATH: &str = "/api/calls";
+/// Short, so the killed instance's calls are taken over quickly.
+const LEASE_TTL_MS: u64 = 2_000;
+/// Graph delivers a notification again when an instance refuses it or is gone.
+const DELIVERY_ATTEMPTS: u32 = 10;
+
+/// What `demo --instances N --redis URL` runs.
+#[derive(Debug, Clone)]
+pub struct ClusterOptions {
+    /// How many `serve` processes (2 or more).
+    pub instances: usize,
+    /// The Redis they share.
+    pub redis_url: String,
+    /// Print progress to stderr.
+    pub progress: bool,
+}
+
+/// Runs the scripted calls on `options.instances` processes sharing Redis and
+/// kills one of them with `SIGKILL` in the middle.
+///
+/// # Errors
+///
+/// When the emulator, the proxy or an instance cannot start.
+pub async fn run_cluster_demo(options: &ClusterOptions) -> anyhow::Result<DemoReport> {
+    anyhow::ensure!(
+        options.instances >= 2,
+        "--instances must be 2 or more (got {})",
+        options.instances
+    );
+    let binary = std::env::current_exe().context("locating the transfer-bot binary")?;
+    // Consultation calls are linked to their inbound call in one process only.
+    let (scenarios, consultative): (Vec<Scenario>, Vec<Scenario>) = scenarios()?
+        .into_iter()
+        .partition(|s| s.targets.iter().all(|t| t.mode == TransferMode::Blind));
+    if options.progress && !consultative.is_empty() {
+        let names: Vec<&str> = consultative.iter().map(|s| s.name).collect();
+        eprintln!(
+            "== skipped (a consultation call is linked to its inbound call in one process only): {}",
+            names.join(", ")
+        );
+    }
+    let config = EmulatorConfig {
+        delivery_attempts: DELIVERY_ATTEMPTS,
+        ..EmulatorConfig::default()
+    };
+    let emulator = Emulator::start(config).await.context("starting the Graph emulator")?;
+    for scenario in &scenarios {
+        for (id, behavior) in &scenario.behaviors {
+            emulator.script_target(id, behavior.clone());
+        }
+    }
+    let proxy = RoundRobinProxy::start(Vec::new())
+        .await
+        .context("starting the round-robin proxy")?;
+    let callback = format!("{}{CALLBACK_PATH}", proxy.url());
+    let prefix = format!("transfer-bot-demo-{}", uuid_like());
+    let mut bots = Vec::with_capacity(options.instances);
+    for i in 1..=options.instances {
+        let name = format!("bot-{i}");
+        let toml = config_toml(&emulator, &scenarios, &callback, &options.redis_url, &prefix, &name)?;
+        let secret = emulator.default_app().client_secret;
+        let bot = BotProcess::spawn_with_env(&binary, &toml, &name, &[("TRANSFER_BOT_CLIENT_SECRET", &secret)])
+            .await
+            .with_context(|| format!("starting instance {name}"))?;
+        if options.progress {
+            eprintln!("== {name} (pid {}) at {}", bot.pid(), bot.base_url());
+        }
+        bots.push(bot);
+    }
+    proxy.set_upstreams(bots.iter().map(BotProcess::base_url).collect());
+
+    let placer = CallPlacer::new(emulator.clone(), emulator.default_app(), callback);
+    let victim = 1.min(bots.len() - 1);
+    let kill_at = scenarios.len() / 2;
+    let mut rows = Vec::with_capacity(scenarios.len());
+    for (i, scenario) in scenarios.iter().enumerate() {
+        if options.progress {
+            eprintln!("== {}: {}", i + 1, scenario.name);
+        }
+        let call = match placer.place(scenario, i).await {
+            Ok(call) => call,
+            Err(e) => {
+                rows.push(failed_row(scenario, format!("could not place the call: {e}")));
+                continue;
+            }
+        };
+        if i == kill_at {
+            // While the call is being handled: its notifications are spread over every instance.
+            tokio::time::sleep(Duration::from_millis(150)).await;
+            let bot = &mut bots[victim];
+            let status = bot.kill9().with_context(|| format!("killing {}", bot.name()))?;
+            if options.progress {
+                eprintln!("== killed {} (pid {}) with SIGKILL: {status}", bot.name(), bot.pid());
+            }
+        }
+        let ended = emulator
+            .wait_for_state(&call, CallState::Terminated, CALL_TIMEOUT)
+            .await
+            .is_ok();
+        let finished = wait_for_finish(&bots, &call, ended).await;
+        if options.progress
+            && let Some((outcome, path)) = &finished
+        {
+            eprintln!("   {outcome}; tried [{}]", path.join(", "));
+        }
+        let completions = completions(&bots, &call);
+        rows.push(row_from(scenario, call, finished, completions));
+    }
+
+    for bot in &mut bots {
+        if bot.is_running() {
+            let _ = bot.terminate(Duration::from_secs(20)).await;
+        }
+    }
+    proxy.shutdown().await;
+    emulator.shutdown().await;
+    Ok(DemoReport { rows })
+}
+
+fn failed_row(scenario: &Scenario, reason: String) -> DemoRow {
+    DemoRow {
+        call_id: None,
+        scenario: scenario.name,
+        path: Vec::new(),
+        outcome: Err(reason),
+        expected: scenario.expected.clone(),
+        completions: 0,
+        ok: false,
+    }
+}
+
+/// A short random suffix, so runs on one Redis do not share calls.
+fn uuid_like() -> String {
+    format!("{:016x}", rand::random::<u64>())
+}
+
+/// Waits (bounded) for an instance's `call finished` line about `call`.
+async fn wait_for_finish(bots: &[BotProcess], call: &CallId, ended: bool) -> Option<(CallOutcome, Vec<String>)> {
+    let deadline = tokio::time::Instant::now() + if ended { Duration::from_secs(5) } else { Duration::ZERO };
+    loop {
+        if let Some(finished) = bots
+            .iter()
+            .flat_map(BotProcess::log_lines)
+            .find_map(|l| finished(&l, call))
+        {
+            return Some(finished);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn field<'a>(line: &'a Value, name: &str) -> Option<&'a str> {
+    line.pointer(&format!("/fields/{name}")).and_then(Value::as_str)
+}
+
+/// The outcome and path of a `call finished` line about `call`.
+fn finished(line: &Value, call: &CallId) -> Option<(CallOutcome, Vec<String>)> {
+    if field(line, "message") != Some("call finished")
+        || field(line, "call_id").map(CallId::from).as_ref() != Some(call)
+    {
+        return None;
+    }
+    let outcome: CallOutcome = serde_json::from_str(field(line, "outcome_json")?).ok()?;
+    let path = field(line, "path")
+        .filter(|p| !p.is_empty())
+        .map(|p| p.split(" -> ").map(str::to_owned).collect())
+        .unwrap_or_default();
+    Some((outcome, path))
+}
+
+/// Completed attempts of `call` its instances reported, each attempt once
+/// (an attempt's hook run again after a takeover is the same completion).
+fn completions(bots: &[BotProcess], call: &CallId) -> usize {
+    let mut attempts: HashMap<String, ()> = HashMap::new();
+    for line in bots.iter().flat_map(BotProcess::log_lines) {
+        if field(&line, "message") == Some("transfer completed")
+            && line.pointer("/target").and_then(Value::as_str) == Some("transfer_bot::bot")
+            && field(&line, "call_id").map(CallId::from).as_ref() == Some(call)
+            && let Some(attempt) = field(&line, "attempt")
+        {
+            attempts.insert(attempt.to_owned(), ());
+        }
+    }
+    attempts.len()
+}
+
+/// One instance's `serve` configuration: the emulator as Graph, the proxy as
+/// the public callback, Redis as the store.
+fn config_toml(
+    emulator: &Emulator,
+    scenarios: &[Scenario],
+    callback: &str,
+    redis_url: &str,
+    prefix: &str,
+    instance_id: &str,
+) -> anyhow::Result<String> {
+    let app = emulator.default_app();
+    let port = free_port()?;
+    let mut toml = format!(
+        r#"tenant_id = "{tenant}"
+app_id = "{app_id}"
+graph_base_url = "{graph}"
+login_base_url = "{login}"
+openid_configuration_url = "{openid}"
+listen = "127.0.0.1:{port}"
+public_callback_url = "{callback}"
+callback_path = "{CALLBACK_PATH}"
+apology_prompt_uri = "https://transfer-bot.invalid/audio/sorry.wav"
+transfer_timeout_secs = 10
+log_format = "json"
+default_targets = [{{ kind = "user", id = "operator" }}]
+"#,
+        tenant = app.tenant_id,
+        app_id = app.app_id,
+        graph = emulator.graph_base_url(),
+        login = emulator.login_base_url(),
+        openid = emulator.openid_configuration_url(),
+        port = port,
+    );
+    for scenario in scenarios {
+        let targets: Vec<String> = scenario.targets.iter().map(target_toml).collect();
+        toml.push_str(&format!(
+            "\n[[routes]]\nmatch_called_id = \"{}\"\ntargets = [{}]\n",
+            scenario.called_id,
+            targets.join(", ")
+        ));
+    }
+    toml.push_str(&format!(
+        "\n[store]\nkind = \"redis\"\nredis_url = \"{redis_url}\"\nkey_prefix = \"{prefix}\"\ninstance_id = \"{instance_id}\"\nlease_ttl_ms = {LEASE_TTL_MS}\n"
+    ));
+    Ok(toml)
+}
+
+/// A target as an inline TOML table of the `targets` list.
+fn target_toml(target: &Target) -> String {
+    let (kind, id, tenant) = match &target.destination {
+        Destination::User { id, tenant_id } => ("user", id.clone(), tenant_id.clone()),
+        Destination::Phone(number) => ("phone", number.as_str().to_owned(), None),
+        Destination::ApplicationInstance { id, tenant_id } => ("application_instance", id.clone(), tenant_id.clone()),
+    };
+    let mut table = format!(
+        "{{ kind = \"{kind}\", id = \"{id}\", mode = \"{}\"",
+        target.mode.as_str()
+    );
+    if let Some(tenant) = tenant {
+        table.push_str(&format!(", tenant_id = \"{tenant}\""));
+    }
+    if let Some(name) = &target.display_name {
+        table.push_str(&format!(", display_name = \"{name}\""));
+    }
+    table.push_str(" }");
+    table
+}
