@@ -3,13 +3,13 @@
 //! no target takes the call.
 //!
 //! A call's plan lives in the call's record (`CallContext::data`), so any
-//! instance sharing the store carries it on. Consultation calls are linked to
-//! their inbound call in this process only: a consultative transfer needs both
-//! calls' notifications on one instance.
+//! instance sharing the store carries it on. Consultation calls are placed
+//! with `CallContext::place_consultation`: their establishment and end come
+//! back to the inbound call's hooks, whichever instance handles them.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::fmt;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
 use graph_comms_handler::model::{
@@ -213,32 +213,12 @@ async fn update_plan<R>(ctx: &CallContext, change: impl FnOnce(&mut Plan) -> R) 
     Some(result)
 }
 
-/// What happened to a consultation call before its inbound call knew its id.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Early {
-    Established,
-    Ended(String),
-}
-
-/// A consultation call, linked to its inbound call in this process.
-#[derive(Default)]
-struct Consultation {
-    inbound: Option<CallContext>,
-    early: Option<Early>,
-}
-
-#[derive(Default)]
-struct State {
-    consultations: HashMap<CallId, Consultation>,
-}
-
 /// The bot's [`CallHandler`]: a receptionist driven by a [`RoutingPolicy`].
 pub struct Receptionist {
     policy: RoutingPolicy,
     settings: ReceptionistSettings,
     metrics: Arc<Metrics>,
     events: Option<UnboundedSender<BotEvent>>,
-    state: Mutex<State>,
 }
 
 impl fmt::Debug for Receptionist {
@@ -283,7 +263,6 @@ impl Receptionist {
             settings,
             metrics,
             events: None,
-            state: Mutex::new(State::default()),
         }
     }
 
@@ -292,10 +271,6 @@ impl Receptionist {
     pub fn with_events(mut self, events: UnboundedSender<BotEvent>) -> Self {
         self.events = Some(events);
         self
-    }
-
-    fn state(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn emit(&self, call_id: &CallId, kind: BotEventKind) {
@@ -407,114 +382,20 @@ impl Receptionist {
             tenant_id: Some(ctx.tenant_id().clone()),
             ..Call::default()
         };
-        let created = ctx
-            .client()
-            .create_call(&call)
+        let consult_id = ctx
+            .place_consultation(&call)
             .await
             .map_err(|e| format!("consultation call failed: {e}"))?;
-        let consult_id = created
-            .value
-            .id
-            .ok_or_else(|| "consultation call created without an id".to_owned())?;
         tracing::info!(consultation = %consult_id, target = %target, "consultation call placed");
         update_plan(ctx, |plan| {
             plan.phase = Phase::Consulting(Some(consult_id.clone()));
             plan.consultation = Some(consult_id.clone());
         })
         .await;
-        let early = {
-            let mut state = self.state();
-            let early = state.consultations.remove(&consult_id).and_then(|c| c.early);
-            state.consultations.insert(
-                consult_id.clone(),
-                Consultation {
-                    inbound: Some(ctx.clone()),
-                    early: None,
-                },
-            );
-            early
-        };
-        match early {
-            Some(Early::Ended(reason)) => {
-                self.state().consultations.remove(&consult_id);
-                Err(format!("consultation call ended ({reason})"))
-            }
-            Some(Early::Established) => match self.transfer_replacing(&consult_id).await {
-                Some((_, _, Err(reason))) => Err(reason),
-                _ => Ok(()),
-            },
-            None => Ok(()),
-        }
-    }
-
-    /// Transfers the inbound call to replace the established consultation call.
-    /// `None` when no inbound call waits for this consultation any more.
-    async fn transfer_replacing(&self, consult_id: &CallId) -> Option<(CallContext, Target, Result<(), String>)> {
-        let ctx = self
-            .state()
-            .consultations
-            .get(consult_id)
-            .and_then(|c| c.inbound.clone())?;
-        let (target, transferee) = update_plan(&ctx, |plan| {
-            if plan.phase != Phase::Consulting(Some(consult_id.clone())) {
-                return None;
-            }
-            plan.phase = Phase::Transferring;
-            Some((plan.current.clone()?, plan.transferee.clone()))
-        })
-        .await
-        .flatten()?;
-        let result = self
-            .start_transfer(&ctx, &target, transferee, Some(consult_id.clone()))
-            .instrument(span(ctx.call_id()))
-            .await;
-        if result.is_err() {
-            self.hang_up_consultation(&ctx, consult_id).await;
-        }
-        Some((ctx, target, result))
-    }
-
-    /// The consultation call is up: transfer, or move on if that cannot start.
-    async fn consultation_established(&self, consult_id: &CallId) {
-        if let Some((inbound, target, Err(reason))) = self.transfer_replacing(consult_id).await {
-            self.record_failure(inbound.call_id(), &target, "not_started", &reason);
-            self.advance(&inbound).instrument(span(inbound.call_id())).await;
-        }
-    }
-
-    /// The consultation call ended; if the inbound call was still waiting for it, try the next target.
-    async fn consultation_ended(&self, consult_id: &CallId, reason: String) {
-        let inbound = {
-            let mut state = self.state();
-            let Some(consultation) = state.consultations.remove(consult_id) else {
-                return;
-            };
-            let Some(inbound) = consultation.inbound else {
-                return;
-            };
-            inbound
-        };
-        let target = update_plan(&inbound, |plan| {
-            if plan.phase != Phase::Consulting(Some(consult_id.clone())) {
-                return None;
-            }
-            plan.phase = Phase::Transferring;
-            plan.current.clone()
-        })
-        .await
-        .flatten();
-        let Some(target) = target else { return };
-        self.record_failure(
-            inbound.call_id(),
-            &target,
-            "consultation_ended",
-            &format!("consultation call ended ({reason})"),
-        );
-        self.advance(&inbound).instrument(span(inbound.call_id())).await;
+        Ok(())
     }
 
     async fn hang_up_consultation(&self, ctx: &CallContext, consult_id: &CallId) {
-        self.state().consultations.remove(consult_id);
         if let Err(e) = ctx.client().hang_up(consult_id).await
             && !e.is_not_found()
         {
@@ -619,18 +500,7 @@ impl CallHandler for Receptionist {
     async fn on_call_established(&self, ctx: &CallContext) -> Result<(), HookError> {
         let call_id = ctx.call_id();
         if plan(ctx).is_none() {
-            // Not one of ours: a consultation call (possibly before its creator knows its id).
-            let known = {
-                let mut state = self.state();
-                let entry = state.consultations.entry(call_id.clone()).or_default();
-                if entry.inbound.is_none() {
-                    entry.early = Some(Early::Established);
-                }
-                entry.inbound.is_some()
-            };
-            if known {
-                self.consultation_established(call_id).await;
-            }
+            // Not an inbound call of this receptionist.
             return Ok(());
         }
         async {
@@ -708,19 +578,6 @@ impl CallHandler for Receptionist {
     async fn on_call_terminated(&self, ctx: &CallContext, end: &CallEnd) -> Result<(), HookError> {
         let call_id = ctx.call_id();
         let Some(plan) = plan(ctx) else {
-            // A consultation call ended.
-            let code = end_code(end);
-            let known = {
-                let mut state = self.state();
-                let entry = state.consultations.entry(call_id.clone()).or_default();
-                if entry.inbound.is_none() {
-                    entry.early = Some(Early::Ended(code.clone()));
-                }
-                entry.inbound.is_some()
-            };
-            if known {
-                self.consultation_ended(call_id, code).await;
-            }
             return Ok(());
         };
         // After a completed consultative transfer Graph ends the consultation call itself.
@@ -752,6 +609,62 @@ impl CallHandler for Receptionist {
                 tried: plan.tried,
             },
         );
+        Ok(())
+    }
+
+    async fn on_consultation_established(&self, ctx: &CallContext, consultation: &CallId) -> Result<(), HookError> {
+        let step = update_plan(ctx, |plan| {
+            if plan.phase != Phase::Consulting(Some(consultation.clone())) {
+                return None;
+            }
+            plan.phase = Phase::Transferring;
+            Some((plan.current.clone()?, plan.transferee.clone()))
+        })
+        .await
+        .flatten();
+        let Some((target, transferee)) = step else {
+            return Ok(());
+        };
+        async {
+            let started = self
+                .start_transfer(ctx, &target, transferee, Some(consultation.clone()))
+                .await;
+            if let Err(reason) = started {
+                self.hang_up_consultation(ctx, consultation).await;
+                self.record_failure(ctx.call_id(), &target, "not_started", &reason);
+                self.advance(ctx).await;
+            }
+        }
+        .instrument(span(ctx.call_id()))
+        .await;
+        Ok(())
+    }
+
+    async fn on_consultation_ended(
+        &self,
+        ctx: &CallContext,
+        consultation: &CallId,
+        end: &CallEnd,
+    ) -> Result<(), HookError> {
+        let target = update_plan(ctx, |plan| {
+            if plan.phase != Phase::Consulting(Some(consultation.clone())) {
+                return None;
+            }
+            plan.phase = Phase::Transferring;
+            plan.current.clone()
+        })
+        .await
+        .flatten();
+        let Some(target) = target else {
+            return Ok(());
+        };
+        async {
+            let reason = format!("consultation call ended ({})", end_code(end));
+            self.record_failure(ctx.call_id(), &target, "consultation_ended", &reason);
+            self.advance(ctx).await;
+        }
+        .instrument(span(ctx.call_id()))
+        .await;
         Ok(())
     }
 

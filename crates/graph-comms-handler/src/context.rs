@@ -41,6 +41,26 @@ impl std::fmt::Debug for CallContext {
     }
 }
 
+/// A consultation call could not be placed or linked.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConsultationError {
+    /// Graph refused or failed the `POST /communications/calls`.
+    #[error("placing the consultation call: {0}")]
+    Graph(#[from] GraphClientError),
+    /// Graph created the call without an id.
+    #[error("the consultation call was created without an id")]
+    NoId,
+    /// The link between the calls could not be stored (the call was placed).
+    #[error("linking the consultation call {consultation}: {error}")]
+    Link {
+        /// The call Graph created.
+        consultation: CallId,
+        /// What failed.
+        error: crate::store::StoreError,
+    },
+}
+
 /// Per-call data could not be read or written.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -160,6 +180,22 @@ impl CallContext {
     pub async fn set_data<T: Serialize>(&self, value: &T) -> Result<(), DataError> {
         let value = serde_json::to_value(value)?;
         self.runtime.set_data(self, value).await
+    }
+
+    /// Places `call` (an outgoing call, e.g. to the transfer target) as a
+    /// consultation for this call and links the two in the call store: its
+    /// establishment and end reach this call's
+    /// [`on_consultation_established`](crate::CallHandler::on_consultation_established)
+    /// and [`on_consultation_ended`](crate::CallHandler::on_consultation_ended)
+    /// (never its own `on_call_established` / `on_call_terminated`), in this
+    /// call's order and on whichever instance holds this call. What the
+    /// consultation call went through before the link existed is delivered too.
+    ///
+    /// # Errors
+    ///
+    /// [`ConsultationError`]: the call could not be placed, or placed but not linked.
+    pub async fn place_consultation(&self, call: &graph_comms_model::Call) -> Result<CallId, ConsultationError> {
+        self.runtime.place_consultation(self, call).await
     }
 
     /// Starts a transfer: checks the guards, commits the attempt to the call

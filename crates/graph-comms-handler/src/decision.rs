@@ -100,3 +100,17 @@ pub enum EndCause {
     /// (404, or `terminated`).
     LookedUp,
 }
+
+/// What happened to a consultation call, delivered to the call it was placed for.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "camelCase")]
+#[non_exhaustive]
+pub enum ConsultationEvent {
+    /// The consultation call is established.
+    Established,
+    /// The consultation call ended.
+    Ended {
+        /// How.
+        end: CallEnd,
+    },
+}

@@ -1,7 +1,7 @@
 //! The user-facing hooks.
 
 use async_trait::async_trait;
-use graph_comms_model::{Call, CommsOperation};
+use graph_comms_model::{Call, CallId, CommsOperation};
 use graph_comms_notify::NotificationEvent;
 
 use crate::attempt::{TransferFailure, TransferInfo};
@@ -84,6 +84,29 @@ pub trait CallHandler: Send + Sync + 'static {
     /// The call ended. Fires once per call; the bot forgets the call afterwards.
     async fn on_call_terminated(&self, ctx: &CallContext, end: &CallEnd) -> Result<(), HookError> {
         let _ = (ctx, end);
+        Ok(())
+    }
+
+    /// A consultation call placed with [`CallContext::place_consultation`]
+    /// for this call is established (typically: transfer this call with
+    /// `replacesCallId` set to it). Runs under this call's ordering, on the
+    /// instance that holds this call; the consultation call's own
+    /// `on_call_established` does not fire.
+    async fn on_consultation_established(&self, ctx: &CallContext, consultation: &CallId) -> Result<(), HookError> {
+        let _ = (ctx, consultation);
+        Ok(())
+    }
+
+    /// A consultation call placed for this call ended (declined, not
+    /// answered, hung up, or replaced by a completed transfer). Its own
+    /// `on_call_terminated` does not fire.
+    async fn on_consultation_ended(
+        &self,
+        ctx: &CallContext,
+        consultation: &CallId,
+        end: &CallEnd,
+    ) -> Result<(), HookError> {
+        let _ = (ctx, consultation, end);
         Ok(())
     }
 

@@ -25,8 +25,8 @@ pub use attempt::{
     TransferOutcome,
 };
 pub use bot::{Bot, BotBuilder, BuildError, DEFAULT_CALLBACK_PATH, DEFAULT_MAX_QUEUED_PER_CALL, ShutdownReport};
-pub use context::{CallContext, DataError};
-pub use decision::{AnswerOptions, CallEnd, EndCause, IncomingDecision};
+pub use context::{CallContext, ConsultationError, DataError};
+pub use decision::{AnswerOptions, CallEnd, ConsultationEvent, EndCause, IncomingDecision};
 pub use event::{EventKind, event_kind};
 pub use hooks::{CallHandler, HookError};
 pub use inspect::{Classification, classify};

@@ -26,6 +26,10 @@ pub enum HookName {
     TransferFailed,
     /// [`CallHandler::on_call_terminated`].
     CallTerminated,
+    /// [`CallHandler::on_consultation_established`].
+    ConsultationEstablished,
+    /// [`CallHandler::on_consultation_ended`].
+    ConsultationEnded,
     /// [`CallHandler::on_operation_completed`].
     OperationCompleted,
     /// [`CallHandler::on_notification`].
@@ -42,6 +46,8 @@ impl fmt::Display for HookName {
             Self::TransferCompleted => "on_transfer_completed",
             Self::TransferFailed => "on_transfer_failed",
             Self::CallTerminated => "on_call_terminated",
+            Self::ConsultationEstablished => "on_consultation_established",
+            Self::ConsultationEnded => "on_consultation_ended",
             Self::OperationCompleted => "on_operation_completed",
             Self::Notification => "on_notification",
         })

@@ -55,6 +55,14 @@ pub enum InboxItem {
         /// The item as Graph sent it.
         notification: Box<CommsNotification>,
     },
+    /// What happened to a consultation call placed for this call.
+    #[serde(rename_all = "camelCase")]
+    Consultation {
+        /// The consultation call.
+        consultation: CallId,
+        /// What happened to it.
+        event: crate::decision::ConsultationEvent,
+    },
     /// An attempt input decided by a process that did not hold the lease
     /// (the `POST /transfer` result, when another instance held the call).
     #[serde(rename_all = "camelCase")]

@@ -15,7 +15,7 @@ use serde_json::Value;
 
 use super::{CALL_TIMEOUT, CallPlacer, DemoReport, DemoRow, Scenario, row_from, scenarios};
 use crate::bot::CallOutcome;
-use crate::routing::{Destination, Target, TransferMode};
+use crate::routing::{Destination, Target};
 
 /// The callback path the instances serve.
 const CALLBACK_PATH: &str = "/api/calls";
@@ -48,17 +48,7 @@ pub async fn run_cluster_demo(options: &ClusterOptions) -> anyhow::Result<DemoRe
         options.instances
     );
     let binary = std::env::current_exe().context("locating the transfer-bot binary")?;
-    // Consultation calls are linked to their inbound call in one process only.
-    let (scenarios, consultative): (Vec<Scenario>, Vec<Scenario>) = scenarios()?
-        .into_iter()
-        .partition(|s| s.targets.iter().all(|t| t.mode == TransferMode::Blind));
-    if options.progress && !consultative.is_empty() {
-        let names: Vec<&str> = consultative.iter().map(|s| s.name).collect();
-        eprintln!(
-            "== skipped (a consultation call is linked to its inbound call in one process only): {}",
-            names.join(", ")
-        );
-    }
+    let scenarios = scenarios()?;
     let config = EmulatorConfig {
         delivery_attempts: DELIVERY_ATTEMPTS,
         ..EmulatorConfig::default()

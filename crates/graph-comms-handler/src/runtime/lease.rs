@@ -268,6 +268,9 @@ impl Runtime {
                 InboxItem::Attempt { id, input } => {
                     self.apply(&call_id, CallInput::Attempt { id, input }).await;
                 }
+                InboxItem::Consultation { consultation, event } => {
+                    self.consultation_event(&call_id, &consultation, event).await;
+                }
             }
         }
         if let Some(event) = event
@@ -359,7 +362,7 @@ impl Runtime {
 
     /// Appends an item for the lease holder; `true` if it was appended (then
     /// claim again: the holder may have released meanwhile).
-    async fn hand_over(&self, sharing: &Sharing, call_id: &CallId, item: InboxItem) -> bool {
+    pub(super) async fn hand_over(&self, sharing: &Sharing, call_id: &CallId, item: InboxItem) -> bool {
         let items = [(call_id.clone(), item)];
         match self.with_store_retries(|| sharing.store.append(&items)).await {
             Ok(()) => true,

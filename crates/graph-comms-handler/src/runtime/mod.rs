@@ -7,9 +7,11 @@
 //! - [`invoke`]: running hooks under a timeout, with panics caught;
 //! - [`timers`]: in-process wake-ups and the store sweep for due calls;
 //! - [`transfer`]: starting a transfer and the in-process outcome handles;
+//! - [`consult`]: placing a consultation call and linking it to its call;
 //! - [`lease`]: with a shared store, the journal before 202 and the
 //!   claim–process–release cycle under a call's lease.
 
+mod consult;
 mod invoke;
 mod lease;
 mod process;

@@ -36,6 +36,52 @@ impl Runtime {
                     self.apply(call_id, CallInput::Wake).await;
                 }
             }
+            CallEvent::Consultation(consultation, event) => {
+                self.consultation_event(call_id, &consultation, event).await;
+            }
+        }
+    }
+
+    /// Fires the consultation hook on the call the consultation was placed for.
+    pub(super) async fn consultation_event(
+        self: &Arc<Self>,
+        call_id: &CallId,
+        consultation: &CallId,
+        event: crate::decision::ConsultationEvent,
+    ) {
+        let ctx = self.context(call_id, &TenantId::from(""), None);
+        match event {
+            crate::decision::ConsultationEvent::Established => {
+                let hook = self.handler.on_consultation_established(&ctx, consultation);
+                self.run_hook(&ctx, HookName::ConsultationEstablished, hook).await;
+            }
+            crate::decision::ConsultationEvent::Ended { end } => {
+                let hook = self.handler.on_consultation_ended(&ctx, consultation, &end);
+                self.run_hook(&ctx, HookName::ConsultationEnded, hook).await;
+            }
+        }
+    }
+
+    /// Sends what happened to a consultation call to the call it was placed for.
+    pub(crate) async fn forward_consultation(
+        self: &Arc<Self>,
+        parent: &CallId,
+        consultation: &CallId,
+        event: crate::decision::ConsultationEvent,
+    ) {
+        tracing::debug!(call_id = %parent, consultation = %consultation, ?event, "consultation event");
+        match &self.sharing {
+            Some(sharing) => {
+                let item = crate::shared::InboxItem::Consultation {
+                    consultation: consultation.clone(),
+                    event,
+                };
+                // In the parent's inbox, for whichever instance holds it; a wake-up claims it if free.
+                if self.hand_over(sharing, parent, item).await {
+                    self.route(parent.clone(), CallEvent::Wake);
+                }
+            }
+            None => self.route(parent.clone(), CallEvent::Consultation(consultation.clone(), event)),
         }
     }
 
@@ -150,15 +196,29 @@ impl Runtime {
             let hooks = next.runs_hooks();
             match next {
                 Step::Incoming(call) => self.handle_incoming(ctx, &call, received).await,
-                Step::Established => {
-                    let hook = self.handler.on_call_established(ctx);
-                    self.run_hook(ctx, HookName::CallEstablished, hook).await;
-                }
+                Step::Established => match ctx.record().links.consultation_for.clone() {
+                    Some(parent) => {
+                        let event = crate::decision::ConsultationEvent::Established;
+                        self.forward_consultation(&parent, ctx.call_id(), event).await;
+                    }
+                    None => {
+                        let hook = self.handler.on_call_established(ctx);
+                        self.run_hook(ctx, HookName::CallEstablished, hook).await;
+                    }
+                },
                 Step::Attempt(info, effects) => self.fire_effects(ctx, &info, effects).await,
                 Step::Terminated(end) => {
                     self.counters.calls_ended.fetch_add(1, Ordering::Relaxed);
-                    let hook = self.handler.on_call_terminated(ctx, &end);
-                    self.run_hook(ctx, HookName::CallTerminated, hook).await;
+                    match ctx.record().links.consultation_for.clone() {
+                        Some(parent) => {
+                            let event = crate::decision::ConsultationEvent::Ended { end };
+                            self.forward_consultation(&parent, ctx.call_id(), event).await;
+                        }
+                        None => {
+                            let hook = self.handler.on_call_terminated(ctx, &end);
+                            self.run_hook(ctx, HookName::CallTerminated, hook).await;
+                        }
+                    }
                 }
                 Step::SendKeepAlive => {
                     let result = match self.client.keep_alive(ctx.call_id()).await {

@@ -25,6 +25,8 @@ pub(crate) enum CallEvent {
     Fire(Box<TransferInfo>, Vec<AttemptEffect>),
     /// A deadline of the call may be due.
     Wake,
+    /// What happened to a consultation call placed for this call.
+    Consultation(graph_comms_model::CallId, crate::decision::ConsultationEvent),
 }
 
 /// A call's queue, and the notifications admitted for it but not yet handled
