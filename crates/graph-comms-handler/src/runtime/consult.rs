@@ -6,7 +6,7 @@ use std::sync::Arc;
 use graph_comms_model::{Call, CallId};
 
 use super::Runtime;
-use super::state::Missing;
+use super::state::{Missing, Writer};
 use crate::context::{CallContext, ConsultationError};
 use crate::decision::{CallEnd, ConsultationEvent, EndCause};
 
@@ -32,7 +32,7 @@ impl Runtime {
         .map_err(link_failed)?;
         // Its notifications may have come first: what it went through is forwarded here.
         let seen = self
-            .update(&consultation, ctx.tenant_id(), Missing::Create, |record| {
+            .update_as(&consultation, ctx.tenant_id(), Missing::Create, Writer::Outsider, |record| {
                 record.links.consultation_for = Some(parent.clone());
                 if record.is_ended() {
                     let end = CallEnd::new(record.snapshot.result_info.clone(), None, EndCause::Notification);

@@ -66,6 +66,14 @@ impl Cache {
     }
 }
 
+/// Who writes a record: the call's own worker (under its lease, when held),
+/// or another task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Writer {
+    Worker,
+    Outsider,
+}
+
 /// Whether [`Runtime::update`] may create a record for a call the store does not have.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Missing {
@@ -112,11 +120,28 @@ impl Runtime {
         call_id: &CallId,
         tenant_id: &TenantId,
         missing: Missing,
+        change: impl FnMut(&mut CallRecord) -> R,
+    ) -> Result<Option<(R, Arc<CallRecord>)>, StoreError> {
+        self.update_as(call_id, tenant_id, missing, Writer::Worker, change).await
+    }
+
+    /// [`update`](Self::update) as `writer`: a write from outside the call's
+    /// worker (linking a consultation call from its parent's hook) never uses
+    /// the lease the worker may hold, only the version compare-and-set.
+    pub(super) async fn update_as<R>(
+        &self,
+        call_id: &CallId,
+        tenant_id: &TenantId,
+        missing: Missing,
+        writer: Writer,
         mut change: impl FnMut(&mut CallRecord) -> R,
     ) -> Result<Option<(R, Arc<CallRecord>)>, StoreError> {
         let mut conflicts = 0;
         loop {
-            let lease = self.held.for_commit(call_id);
+            let lease = match writer {
+                Writer::Worker => self.held.for_commit(call_id),
+                Writer::Outsider => None,
+            };
             // Under a lease the cache is what the claim read and what was
             // committed since: no load (after a conflict, reload).
             let current = match &lease {
