@@ -214,3 +214,37 @@ async fn a_small_randomised_load_ends_as_scripted() {
     assert!(report.transfers > 0);
     assert_eq!(report.mix.iter().map(|(_, n)| n).sum::<usize>(), 24);
 }
+
+/// `demo --instances 3 --redis URL` as a user runs it: three `serve`
+/// processes on the test Redis, one killed with SIGKILL halfway, and every
+/// scripted call (consultative ones included) still ends as scripted.
+#[test]
+fn demo_on_three_instances_kills_one_and_every_call_ends_as_scripted() {
+    let Some(url) = graph_comms_testkit::redis_url() else {
+        return;
+    };
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_transfer-bot"))
+        .args(["demo", "--instances", "3", "--redis", &url])
+        .output()
+        .expect("transfer-bot runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    let total = scenarios().unwrap().len();
+    assert!(
+        stdout.contains(&format!("{total} of {total} scripted calls ended as scripted")),
+        "{stdout}"
+    );
+    assert!(stderr.contains("with SIGKILL"), "an instance was killed: {stderr}");
+}
+
+#[test]
+fn demo_instances_without_redis_is_refused_with_a_clear_error() {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_transfer-bot"))
+        .args(["demo", "--instances", "3"])
+        .output()
+        .expect("transfer-bot runs");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("--redis"), "{stderr}");
+}
