@@ -412,11 +412,16 @@ pub type Superseded = (TransferInfo, Vec<AttemptEffect>);
 /// [`TransferError`] when a guard fails; the record is unchanged then.
 pub fn start_attempt(
     record: &mut CallRecord,
+    id: AttemptId,
     request: TransferRequest,
     allow_concurrent: bool,
     now: SystemTime,
     t: &MachineTimings,
 ) -> Result<(TransferInfo, Option<Superseded>), TransferError> {
+    // The same start again (a write that landed but whose answer was lost): it is this attempt.
+    if let Some(started) = record.attempt.as_ref().filter(|a| a.info.id == id) {
+        return Ok((started.info.clone(), None));
+    }
     if record.lifecycle.ended {
         return Err(TransferError::CallGone);
     }
@@ -440,7 +445,8 @@ pub fn start_attempt(
     }
     record.attempts_started += 1;
     let consultative = request.transfer_target.replaces_call_id.is_some();
-    let info = TransferInfo::new(record.snapshot.call_id.clone(), request, record.attempts_started, now);
+    let mut info = TransferInfo::new(record.snapshot.call_id.clone(), request, record.attempts_started, now);
+    info.id = id;
     record.attempt = Some(Box::new(AttemptRecord {
         info: info.clone(),
         machine: TransferMachine::new(consultative),
@@ -492,7 +498,7 @@ mod tests {
     fn transferring_call() -> (CallRecord, AttemptId) {
         let mut record = established_call();
         let request = TransferRequest::to_user("agent", None).build();
-        let (info, _) = start_attempt(&mut record, request, false, at(10), &timings()).unwrap();
+        let (info, _) = start_attempt(&mut record, AttemptId::new(), request, false, at(10), &timings()).unwrap();
         (record, info.id)
     }
 

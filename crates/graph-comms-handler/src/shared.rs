@@ -135,9 +135,10 @@ pub enum Released {
 ///   [`release`](Self::release) check the token in the same atomic step as
 ///   their write; a stale token gets [`StoreError::LeaseLost`] and changes
 ///   nothing. The record's version compare-and-set applies as in `save`.
-/// - **Nothing is stranded.** `release` answers how many items wait (appended
-///   while the lease was held), and [`orphans`](Self::orphans) lists calls with
-///   items and no live lease (their holder died), so some instance claims them.
+/// - **Nothing is stranded.** `release` hands back items appended while the
+///   lease was held, and [`orphans`](Self::orphans) lists calls with no live
+///   lease and items or outbox steps (their holder died), so some instance
+///   claims them.
 #[async_trait]
 pub trait SharedCallStore: CallStore {
     /// Appends items to their calls' inboxes, each call's items in order.
@@ -207,6 +208,7 @@ pub trait SharedCallStore: CallStore {
         limit: usize,
     ) -> Result<Released, StoreError>;
 
-    /// Up to `limit` calls whose inbox has items and whose lease is free.
+    /// Up to `limit` calls whose lease is free and which have inbox items, or
+    /// hook steps in their record's outbox (left by a holder that stopped).
     async fn orphans(&self, limit: usize) -> Result<Vec<CallId>, StoreError>;
 }

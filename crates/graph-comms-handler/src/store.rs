@@ -341,11 +341,22 @@ impl crate::SharedCallStore for InMemoryCallStore {
     }
 
     async fn orphans(&self, limit: usize) -> Result<Vec<CallId>, StoreError> {
-        Ok(lock(&self.inboxes)
+        let inboxes = lock(&self.inboxes);
+        let waiting = inboxes
             .iter()
             .filter(|(_, inbox)| !inbox.items.is_empty() && inbox.is_free())
-            .map(|(id, _)| id.clone())
-            .take(limit)
-            .collect())
+            .map(|(id, _)| id.clone());
+        // Hook steps committed by a holder that stopped before running them.
+        let records = lock(&self.records);
+        let stranded = records
+            .iter()
+            .filter(|(id, record)| {
+                !record.outbox.is_empty()
+                    && inboxes
+                        .get(*id)
+                        .is_none_or(|inbox| inbox.is_free() && inbox.items.is_empty())
+            })
+            .map(|(id, _)| id.clone());
+        Ok(waiting.chain(stranded).take(limit).collect())
     }
 }

@@ -53,7 +53,10 @@ impl Consulting {
             if seen.iter().any(|w| w.starts_with(what)) {
                 return seen;
             }
-            assert!(tokio::time::Instant::now() < deadline, "no {what:?} for {call}: {seen:?}");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no {what:?} for {call}: {seen:?}"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
@@ -136,14 +139,23 @@ async fn an_answered_consultation_reaches_its_call_and_the_transfer_replaces_it(
     let seen = handler.wait_for(&call, "transfer completed").await;
     let consultation = placed(&seen);
     assert_eq!(
-        seen.iter().filter(|w| w.starts_with("consultation established")).count(),
+        seen.iter()
+            .filter(|w| w.starts_with("consultation established"))
+            .count(),
         1,
         "{seen:?}"
     );
-    assert!(seen.contains(&format!("consultation established {consultation}")), "{seen:?}");
+    assert!(
+        seen.contains(&format!("consultation established {consultation}")),
+        "{seen:?}"
+    );
     // Graph ends the replaced consultation call; that reaches the call too, once.
     let seen = handler.wait_for(&call, "consultation ended").await;
-    assert_eq!(seen.iter().filter(|w| w.starts_with("consultation ended")).count(), 1, "{seen:?}");
+    assert_eq!(
+        seen.iter().filter(|w| w.starts_with("consultation ended")).count(),
+        1,
+        "{seen:?}"
+    );
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(
         handler.seen(&consultation),
@@ -167,7 +179,8 @@ async fn a_declined_consultation_reaches_its_call_as_ended() {
         "{seen:?}"
     );
     assert!(
-        seen.iter().any(|w| w.starts_with(&format!("consultation ended {consultation}"))),
+        seen.iter()
+            .any(|w| w.starts_with(&format!("consultation ended {consultation}"))),
         "{seen:?}"
     );
     assert_eq!(handler.seen(&consultation), Vec::<String>::new());

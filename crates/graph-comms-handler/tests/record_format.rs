@@ -79,8 +79,8 @@ fn established() -> CallRecord {
 fn with_attempt(request: TransferRequest, id: u128) -> CallRecord {
     let mut record = established();
     let timings = Timings::default().machine();
-    start_attempt(&mut record, request, false, at(2_000), &timings).unwrap();
-    record.attempt.as_mut().unwrap().info.id = AttemptId::from(uuid::Uuid::from_u128(id));
+    let id = AttemptId::from(uuid::Uuid::from_u128(id));
+    start_attempt(&mut record, id, request, false, at(2_000), &timings).unwrap();
     record.version = 3;
     record
 }

@@ -49,4 +49,10 @@ impl Keys {
     pub(crate) fn lease(&self, member: &str) -> String {
         format!("{}:{{{member}}}:lease", self.prefix)
     }
+
+    /// Present while the call's record has hook steps in its outbox (written
+    /// with the record under the lease), so the orphan sweep finds them.
+    pub(crate) fn outbox(&self, member: &str) -> String {
+        format!("{}:{{{member}}}:outbox", self.prefix)
+    }
 }

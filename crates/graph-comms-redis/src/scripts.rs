@@ -97,8 +97,9 @@ return {1, record, items}
 /// Under the lease: the record's compare-and-set write (if a version is
 /// given), the handled items dropped, the lease extended, in one step.
 ///
-/// `KEYS` lease, record, inbox; `ARGV` token, lease millis, items handled,
-/// new version or `""`, JSON, expiry (Unix millis) or `""`.
+/// `KEYS` lease, record, inbox, outbox marker; `ARGV` token, lease millis,
+/// items handled, new version or `""`, JSON, expiry (Unix millis) or `""`,
+/// whether the record's outbox has steps (`1`/`0`).
 /// Answers `{-1, 0}` when the token does not hold the lease, `{0, stored}` on
 /// a version conflict, `{1, stored}` when done.
 const COMMIT_BODY: &str = r#"
@@ -113,6 +114,14 @@ if ARGV[4] ~= '' then
   else
     redis.call('SET', KEYS[2], ARGV[5], 'PXAT', ARGV[6])
   end
+  -- The marker lives no longer than the record.
+  if ARGV[7] ~= '1' then
+    redis.call('DEL', KEYS[4])
+  elseif ARGV[6] == '' then
+    redis.call('SET', KEYS[4], '1')
+  else
+    redis.call('SET', KEYS[4], '1', 'PXAT', ARGV[6])
+  end
 end
 local handled = tonumber(ARGV[3])
 if handled > 0 then redis.call('LTRIM', KEYS[3], handled, -1) end
@@ -124,9 +133,9 @@ return {1, stored}
 /// given) and the handled items dropped; then the lease is given up, or kept
 /// and the waiting items read when there are some, in one step.
 ///
-/// `KEYS` lease, record, inbox; `ARGV` token, items handled, new version or
-/// `""`, JSON, expiry (Unix millis) or `""`, lease millis, how many items to
-/// read. Answers `{-1}` when the token does not hold the lease, `{0, stored}`
+/// `KEYS` lease, record, inbox, outbox marker; `ARGV` token, items handled,
+/// new version or `""`, JSON, expiry (Unix millis) or `""`, lease millis, how
+/// many items to read, whether the record's outbox has steps (`1`/`0`). Answers `{-1}` when the token does not hold the lease, `{0, stored}`
 /// on a version conflict, `{1}` when released, `{2, record, items}` when kept.
 const RELEASE_BODY: &str = r#"
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return {-1} end
@@ -138,6 +147,13 @@ if ARGV[3] ~= '' then
     redis.call('SET', KEYS[2], ARGV[4])
   else
     redis.call('SET', KEYS[2], ARGV[4], 'PXAT', ARGV[5])
+  end
+  if ARGV[8] ~= '1' then
+    redis.call('DEL', KEYS[4])
+  elseif ARGV[5] == '' then
+    redis.call('SET', KEYS[4], '1')
+  else
+    redis.call('SET', KEYS[4], '1', 'PXAT', ARGV[5])
   end
 end
 local handled = tonumber(ARGV[2])

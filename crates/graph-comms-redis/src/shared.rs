@@ -17,6 +17,11 @@ use crate::store::{RecordWrite, RedisCallStore, cas_reply, millis};
 /// Orphan candidates read per sweep, at most.
 const ORPHAN_SCAN: usize = 1_000;
 
+/// The outbox marker's argument: `1` while the record has hook steps to run.
+fn outbox_flag(record: &CallRecord) -> String {
+    if record.outbox.is_empty() { "0" } else { "1" }.to_owned()
+}
+
 fn ttl_millis(ttl: Duration) -> String {
     ttl.as_millis().max(1).to_string()
 }
@@ -231,6 +236,7 @@ impl SharedCallStore for RedisCallStore {
             inner.keys.lease(&member),
             inner.keys.record_for_member(&member),
             inner.keys.inbox(&member),
+            inner.keys.outbox(&member),
         ];
         let keys = keys.each_ref().map(String::as_str);
         let mut args = vec![lease.token.clone(), ttl_millis(ttl), consumed.to_string()];
@@ -239,12 +245,13 @@ impl SharedCallStore for RedisCallStore {
                 let write = RecordWrite::new(record, inner.ended_retention)?;
                 args.push(record.version.to_string());
                 args.extend(write.args());
+                args.push(outbox_flag(record));
                 inner
                     .write_with_indexes(op, "commit", &inner.scripts.commit, &keys, &args, &member, &write)
                     .await?
             }
             None => {
-                args.extend([String::new(), String::new(), String::new()]);
+                args.extend([String::new(), String::new(), String::new(), String::new()]);
                 inner.eval(op, "commit", &inner.scripts.commit, &keys, &args).await?
             }
         };
@@ -278,6 +285,7 @@ impl SharedCallStore for RedisCallStore {
             inner.keys.lease(&member),
             inner.keys.record_for_member(&member),
             inner.keys.inbox(&member),
+            inner.keys.outbox(&member),
         ];
         let keys = keys.each_ref().map(String::as_str);
         let mut args = vec![lease.token.clone(), consumed.to_string()];
@@ -293,7 +301,11 @@ impl SharedCallStore for RedisCallStore {
                 None
             }
         };
-        args.extend([ttl_millis(ttl), limit.max(1).to_string()]);
+        args.extend([
+            ttl_millis(ttl),
+            limit.max(1).to_string(),
+            record.as_deref().map(outbox_flag).unwrap_or_default(),
+        ]);
         let reply = match &write {
             Some(write) => {
                 inner
@@ -352,15 +364,19 @@ impl SharedCallStore for RedisCallStore {
             let member = Keys::member(&CallId::from(id.as_str()));
             pipe.cmd("LLEN").arg(inner.keys.inbox(&member));
             pipe.cmd("EXISTS").arg(inner.keys.lease(&member));
+            pipe.cmd("EXISTS").arg(inner.keys.outbox(&member));
         }
         let mut conn = inner.connection.clone();
         let states: Vec<u64> = inner.request(op, "LLEN", pipe.query_async(&mut conn)).await?;
         let mut orphans = Vec::new();
         let mut stale = Vec::new();
-        for ((id, score), state) in entries.iter().zip(states.chunks(2)) {
+        for ((id, score), state) in entries.iter().zip(states.chunks(3)) {
             match state {
-                [0, 0] => stale.extend([id.clone(), score.clone(), String::new()]),
-                [waiting, 0] if *waiting > 0 && orphans.len() < limit => orphans.push(CallId::from(id.as_str())),
+                [0, 0, 0] => stale.extend([id.clone(), score.clone(), String::new()]),
+                // Items waiting, or hook steps committed by a holder that stopped.
+                [waiting, 0, outbox] if (*waiting > 0 || *outbox > 0) && orphans.len() < limit => {
+                    orphans.push(CallId::from(id.as_str()));
+                }
                 _ => {}
             }
         }

@@ -444,6 +444,8 @@ pub(crate) struct RecordWrite {
     /// Unix millis; `None` while the call is live.
     expire_at: Option<u64>,
     next_due: Option<u64>,
+    /// The call's id as Graph spells it, when its outbox has steps.
+    with_outbox: Option<String>,
 }
 
 impl RecordWrite {
@@ -455,6 +457,7 @@ impl RecordWrite {
                 .is_ended()
                 .then(|| millis(deadlines.forget.unwrap_or_else(|| SystemTime::now() + ended_retention))),
             next_due: deadlines.next_due().map(millis),
+            with_outbox: (!record.outbox.is_empty()).then(|| record.call_id().as_str().to_owned()),
         })
     }
 
@@ -497,6 +500,14 @@ impl Inner {
             .arg(&self.keys.calls)
             .arg(write.expire_at.map_or_else(|| "+inf".to_owned(), |at| at.to_string()))
             .arg(member);
+        if let Some(call_id) = &write.with_outbox {
+            // The orphan sweep reads this index: a holder that stops leaves its steps to another.
+            pipe.cmd("ZADD")
+                .arg(&self.keys.inboxes)
+                .arg(millis(SystemTime::now()))
+                .arg(call_id);
+            index_commands += 1;
+        }
         pipe.cmd("EVALSHA").arg(&lua.sha).arg(keys.len()).arg(keys).arg(args);
         let mut conn = self.connection.clone();
         let mut replies: Vec<Result<Value, RedisError>> = self.request(op, what, pipe.query_async(&mut conn)).await?;

@@ -85,6 +85,10 @@ shared_contract_test!(
     redis_orphans_are_calls_with_items_and_no_live_lease,
     orphans_are_calls_with_items_and_no_live_lease
 );
+shared_contract_test!(
+    redis_steps_left_in_an_outbox_make_an_orphan,
+    steps_left_in_an_outbox_make_an_orphan
+);
 
 #[test]
 fn redis_two_writers_lose_no_update() {

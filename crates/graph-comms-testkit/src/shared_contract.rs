@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use graph_comms_handler::model::{CallId, CommsNotification, TenantId};
-use graph_comms_handler::{Claim, InboxItem, Lease, Released, SharedCallStore, StoreError};
+use graph_comms_handler::{CallRecord, Claim, InboxItem, Lease, Released, SharedCallStore, StoreError};
 
 use crate::records::{empty_record, unique_call_id};
 
@@ -25,6 +25,7 @@ pub async fn run_all<S: SharedCallStore>(store: Arc<S>) {
     commits_keep_the_version_compare_and_set(&*store).await;
     release_reports_items_appended_meanwhile(&*store).await;
     orphans_are_calls_with_items_and_no_live_lease(&*store).await;
+    steps_left_in_an_outbox_make_an_orphan(&*store).await;
 }
 
 /// A notification item for `call_id`, numbered `n` (its `sequenceId`).
@@ -254,4 +255,42 @@ async fn orphans<S: SharedCallStore + ?Sized>(store: &S) -> Vec<CallId> {
         Ok(calls) => calls,
         Err(error) => panic!("orphans failed: {error}"),
     }
+}
+
+/// A holder that committed hook steps and stopped before running them (no
+/// items left in the inbox) leaves an orphan, until a release records the
+/// steps as run.
+pub async fn steps_left_in_an_outbox_make_an_orphan<S: SharedCallStore + ?Sized>(store: &S) {
+    let call = unique_call_id("outbox-orphan");
+    append_ok(store, &[(call.clone(), notification_item(&call, 1))]).await;
+    let dies = claim_ok(store, &call, "dies", SHORT).await;
+    let mut record = empty_record(call.clone());
+    record.version = 1;
+    record.outbox = vec![graph_comms_handler::call_machine::Step::Established];
+    if let Err(error) = store
+        .commit(&dies.lease, Some(Arc::new(record.clone())), 1, SHORT)
+        .await
+    {
+        panic!("commit with outbox steps failed: {error}");
+    }
+    let deadline = SystemTime::now() + Duration::from_secs(5);
+    while !orphans(store).await.contains(&call) {
+        assert!(
+            SystemTime::now() < deadline,
+            "a call whose outbox has steps is an orphan once its holder's lease expired"
+        );
+        tokio::time::sleep(SHORT / 2).await;
+    }
+    let taker = claim_ok(store, &call, "taker", LONG).await;
+    assert!(taker.inbox.is_empty(), "the item was handled by the commit");
+    let stored = taker.record.clone().expect("the committed record");
+    assert_eq!(stored.outbox, record.outbox, "the steps are read back");
+    let mut done = CallRecord::clone(&stored);
+    done.outbox.clear();
+    done.version += 1;
+    match store.release(&taker.lease, 0, Some(Arc::new(done)), LONG, 64).await {
+        Ok(Released::Free) => {}
+        other => panic!("release recording the steps as run: expected Free, got {other:?}"),
+    }
+    assert!(!orphans(store).await.contains(&call), "no steps left: no orphan");
 }

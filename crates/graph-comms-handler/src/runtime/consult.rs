@@ -32,17 +32,23 @@ impl Runtime {
         .map_err(link_failed)?;
         // Its notifications may have come first: what it went through is forwarded here.
         let seen = self
-            .update_as(&consultation, ctx.tenant_id(), Missing::Create, Writer::Outsider, |record| {
-                record.links.consultation_for = Some(parent.clone());
-                if record.is_ended() {
-                    let end = CallEnd::new(record.snapshot.result_info.clone(), None, EndCause::Notification);
-                    Some(ConsultationEvent::Ended { end })
-                } else if record.lifecycle.established_fired {
-                    Some(ConsultationEvent::Established)
-                } else {
-                    None
-                }
-            })
+            .update_as(
+                &consultation,
+                ctx.tenant_id(),
+                Missing::Create,
+                Writer::Outsider,
+                |record| {
+                    record.links.consultation_for = Some(parent.clone());
+                    if record.is_ended() {
+                        let end = CallEnd::new(record.snapshot.result_info.clone(), None, EndCause::Notification);
+                        Some(ConsultationEvent::Ended { end })
+                    } else if record.lifecycle.established_fired {
+                        Some(ConsultationEvent::Established)
+                    } else {
+                        None
+                    }
+                },
+            )
             .await
             .map_err(link_failed)?;
         if let Some((Some(event), _)) = seen {

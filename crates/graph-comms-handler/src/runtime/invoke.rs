@@ -80,7 +80,7 @@ impl Runtime {
                 }
                 AttemptEffect::Completed => {
                     self.counters.transfer_completed();
-                    tracing::info!(call_id = %info.call_id, attempt = %info.id, "transfer completed");
+                    tracing::info!(call_id = %info.call_id, attempt = %info.id, redelivered = info.redelivered, "transfer completed");
                     let hook = self.handler.on_transfer_completed(ctx, info);
                     self.run_hook(ctx, name, hook).await;
                     self.resolve_waiter(info.id, TransferOutcome::Completed);
@@ -88,7 +88,7 @@ impl Runtime {
                 AttemptEffect::Failed(failure) => {
                     self.counters.transfer_failed(failure.label());
                     let hint = failure.hint().unwrap_or_default();
-                    tracing::info!(call_id = %info.call_id, attempt = %info.id, %failure, hint, "transfer failed");
+                    tracing::info!(call_id = %info.call_id, attempt = %info.id, redelivered = info.redelivered, %failure, hint, "transfer failed");
                     let hook = self.handler.on_transfer_failed(ctx, info, &failure);
                     self.run_hook(ctx, name, hook).await;
                     self.resolve_waiter(info.id, TransferOutcome::Failed(failure));

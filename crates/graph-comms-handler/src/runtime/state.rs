@@ -122,7 +122,8 @@ impl Runtime {
         missing: Missing,
         change: impl FnMut(&mut CallRecord) -> R,
     ) -> Result<Option<(R, Arc<CallRecord>)>, StoreError> {
-        self.update_as(call_id, tenant_id, missing, Writer::Worker, change).await
+        self.update_as(call_id, tenant_id, missing, Writer::Worker, change)
+            .await
     }
 
     /// [`update`](Self::update) as `writer`: a write from outside the call's
@@ -214,11 +215,17 @@ impl Runtime {
     {
         let mut pause = Duration::from_millis(50);
         let mut tries = 0;
+        // With a shared store, retry as long as a lease taken now could still be valid.
+        let give_up = tokio::time::Instant::now() + self.timings.lease_ttl;
+        let more = |tries: u32| match self.sharing {
+            Some(_) => tokio::time::Instant::now() < give_up,
+            None => tries + 1 < MAX_STORE_TRIES,
+        };
         loop {
             let result = op().await;
             self.observe_store(&result);
             match result {
-                Err(StoreError::Unavailable(message)) if tries + 1 < MAX_STORE_TRIES => {
+                Err(StoreError::Unavailable(message)) if more(tries) => {
                     tries += 1;
                     self.counters.store_errors.fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(tries, "call store unavailable, retrying: {message}");

@@ -30,9 +30,11 @@ impl Runtime {
         }
         let call_id = ctx.call_id();
         let (allow, timings) = (self.allow_concurrent_transfers, self.machine_timings);
+        // Chosen once: a retried write that had landed finds this attempt and is not a second one.
+        let id = AttemptId::new();
         let committed = self
             .update(call_id, ctx.tenant_id(), Missing::Skip, |record| {
-                start_attempt(record, request.clone(), allow, crate::wall::now(), &timings)
+                start_attempt(record, id, request.clone(), allow, crate::wall::now(), &timings)
             })
             .await
             .map_err(TransferError::Store)?;
