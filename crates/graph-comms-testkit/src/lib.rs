@@ -1,8 +1,12 @@
 #![doc = include_str!("../README.md")]
 
 pub mod env;
+pub mod fixtures;
+#[cfg(feature = "stores")]
 pub mod records;
+#[cfg(feature = "stores")]
 pub mod shared_contract;
+#[cfg(feature = "stores")]
 pub mod store_contract;
 
 pub use env::redis_url;
