@@ -31,7 +31,10 @@ pub async fn wait_logged(emu: &Emulator, call: &CallId, n: usize) -> Vec<graph_c
         if log.iter().filter(|sent| sent.response_status.is_some()).count() >= n {
             return log;
         }
-        assert!(tokio::time::Instant::now() < deadline, "{n} attempts not logged: {log:?}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{n} attempts not logged: {log:?}"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
