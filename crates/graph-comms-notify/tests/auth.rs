@@ -160,6 +160,10 @@ async fn forged_and_malformed_tokens_are_refused() {
         &mut signature,
     )
     .unwrap();
+    // The signature is good, so the refusal is the algorithm's.
+    aws_lc_rs::signature::UnparsedPublicKey::new(&aws_lc_rs::signature::RSA_PSS_2048_8192_SHA256, A.public_der())
+        .verify(ps_input.as_bytes(), &signature)
+        .unwrap();
     let token = format!("{ps_input}.{}", URL_SAFE_NO_PAD.encode(signature));
     assert_refused(&endpoint, &token, RejectReason::BadAlgorithm).await;
 
