@@ -20,15 +20,21 @@ use graph_comms_notify::{NotifyConfig, NotifyEndpoint};
 use http::Request;
 use tower::ServiceExt as _;
 
-const BODY: &[u8] = include_bytes!("../fixtures/call-transfer.ex1.notify.transfer-accepted.json");
+/// The docs' transfer-accepted notification.
+fn body() -> &'static [u8] {
+    static BODY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    BODY.get_or_init(|| graph_comms_testkit::fixtures::read("call-transfer.ex1.notify.transfer-accepted.json"))
+        .as_bytes()
+}
 
 fn parse(c: &mut Criterion) {
     let mut group = c.benchmark_group("envelope_parse");
+    let body = body();
     group.bench_function("CommsNotifications::from_slice", |b| {
-        b.iter(|| CommsNotifications::from_slice(black_box(BODY)).unwrap())
+        b.iter(|| CommsNotifications::from_slice(black_box(body)).unwrap())
     });
     group.bench_function("baseline serde_json::Value", |b| {
-        b.iter(|| serde_json::from_slice::<serde_json::Value>(black_box(BODY)).unwrap())
+        b.iter(|| serde_json::from_slice::<serde_json::Value>(black_box(body)).unwrap())
     });
     group.finish();
 }
@@ -37,7 +43,7 @@ fn request(token: &str) -> Request<Body> {
     Request::post("/api/calls")
         .header("content-type", "application/json")
         .header("authorization", token)
-        .body(Body::from(BODY))
+        .body(Body::from(body()))
         .unwrap()
 }
 
@@ -46,14 +52,19 @@ fn token_cache_hit(c: &mut Criterion) {
         .enable_all()
         .build()
         .unwrap();
-    let key = token::BenchKey::generate().unwrap();
+    let key = graph_comms_emulator::NotificationSigner::new().unwrap();
     let token = format!(
         "Bearer {}",
-        key.sign("https://api.botframework.com", "bench-app", "bench-tenant", 3600)
-            .unwrap()
+        key.sign(
+            "https://api.botframework.com",
+            "bench-app",
+            "bench-tenant",
+            std::time::Duration::from_secs(3600)
+        )
+        .unwrap()
     );
     let keys = token::StaticKeys {
-        keys: key.jwks().unwrap(),
+        keys: token::jwks(&key).unwrap(),
         also: None,
     };
     let (endpoint, mut events) =

@@ -7,10 +7,14 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 
+/// The notification the load sends: the docs' transfer-accepted body.
+pub(crate) const FIXTURE: &str = "call-transfer.ex1.notify.transfer-accepted.json";
+
 /// The notification body with `call_id` in its `resourceUrl`.
 pub(crate) fn notification_body(call_id: &str) -> String {
-    const FIXTURE: &str = include_str!("../fixtures/call-transfer.ex1.notify.transfer-accepted.json");
-    FIXTURE.replace("341a0500-d4bf-4224-8b19-1581168d328b", call_id)
+    static BODY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    BODY.get_or_init(|| graph_comms_testkit::fixtures::read(FIXTURE))
+        .replace("341a0500-d4bf-4224-8b19-1581168d328b", call_id)
 }
 
 /// The token and call ids a server wrote.

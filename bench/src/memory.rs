@@ -10,18 +10,21 @@ use anyhow::{Context, bail};
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use graph_comms_client::GraphClient;
+use graph_comms_emulator::NotificationSigner;
 use graph_comms_handler::{
     AttemptRecord, Bot, CallContext, CallHandler, CallRecord, CallSnapshot, CallStore, HookError, InMemoryCallStore,
     IncomingDecision, Timings,
 };
 use graph_comms_model::{Call, CallId, ParticipantInfo, TransferRequest};
 use graph_comms_notify::{NotifyConfig, NotifyEndpoint};
+use graph_comms_testkit::fixtures;
 use tower::ServiceExt as _;
 
-use crate::token::{BenchKey, StaticKeys};
+use crate::token::{self, StaticKeys};
 
-const INCOMING: &str = include_str!("../fixtures/call-answer.ex1.notify.incoming.json");
-const ESTABLISHED: &str = include_str!("../fixtures/call-answer.ex1.notify.established.json");
+const INCOMING: &str = "call-answer.ex1.notify.incoming.json";
+const ESTABLISHED: &str = "call-answer.ex1.notify.established.json";
+/// The call id in both fixtures, replaced to make many calls.
 const FIXTURE_CALL_ID: &str = "57DAB8B1894C409AB240BD8BEAE78896";
 const ISSUER: &str = "https://api.botframework.com";
 
@@ -122,13 +125,16 @@ fn print_result(args: &MemoryArgs, rss: u64, hwm: u64, tracked: usize, started: 
 /// Sends every call's notifications; `forged` sends one `incoming` per id and
 /// waits until the bot has forgotten them all (returns how many it still holds).
 async fn fill_bot(calls: usize, forged: bool) -> anyhow::Result<usize> {
-    let key = BenchKey::generate()?;
+    let key = NotificationSigner::new()?;
     let (app_id, tenant) = ("bench-app", "bench-tenant");
-    let token = format!("Bearer {}", key.sign(ISSUER, app_id, tenant, 3600)?);
+    let token = format!(
+        "Bearer {}",
+        key.sign(ISSUER, app_id, tenant, Duration::from_secs(3600))?
+    );
     let mut config = NotifyConfig::new(app_id);
     config.queue_capacity = 4096;
     let keys = StaticKeys {
-        keys: key.jwks()?,
+        keys: token::jwks(&key)?,
         also: None,
     };
     let (endpoint, events) = NotifyEndpoint::with_key_source(config, Arc::new(keys))?;
@@ -154,7 +160,8 @@ async fn fill_bot(calls: usize, forged: bool) -> anyhow::Result<usize> {
             timings
         })
         .build()?;
-    let bodies: &[&str] = if forged { &[INCOMING] } else { &[INCOMING, ESTABLISHED] };
+    let names: &[&str] = if forged { &[INCOMING] } else { &[INCOMING, ESTABLISHED] };
+    let bodies: Vec<String> = names.iter().map(|name| fixtures::read(name)).collect();
     let router = bot.router();
     // Forged ids come in three rounds of new ids: RSS that stays flat after the
     // first round is memory reused, not kept.
@@ -162,7 +169,7 @@ async fn fill_bot(calls: usize, forged: bool) -> anyhow::Result<usize> {
     for round in 0..rounds {
         for i in round * calls..(round + 1) * calls {
             let id = call_id(i);
-            for body in bodies {
+            for body in &bodies {
                 let body = body.replace(FIXTURE_CALL_ID, &id);
                 loop {
                     let request = Request::post("/api/calls")

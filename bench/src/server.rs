@@ -25,14 +25,14 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use graph_comms_client::GraphClient;
-use graph_comms_emulator::{Emulator, EmulatorConfig, IncomingCall, TargetBehavior};
+use graph_comms_emulator::{Emulator, EmulatorConfig, IncomingCall, NotificationSigner, TargetBehavior};
 use graph_comms_handler::{Bot, CallContext, CallHandler, HookError, Timings, TransferInfo};
 use graph_comms_model::TransferRequest;
 use graph_comms_notify::{HttpKeySource, NotificationEvent, NotifyConfig, NotifyEndpoint};
 use graph_comms_redis::{RedisCallStore, RedisStoreConfig};
 use hdrhistogram::Histogram;
 
-use crate::token::{BenchKey, StaticKeys};
+use crate::token::{self, StaticKeys};
 
 /// Path the notifications are POSTed to.
 pub(crate) const CALLBACK_PATH: &str = "/api/calls";
@@ -40,6 +40,8 @@ pub(crate) const CALLBACK_PATH: &str = "/api/calls";
 const SILENT_TARGET: &str = "bench-silent-target";
 /// Issuer and audience used by the bare server's token (it checks nothing).
 const BARE_ISSUER: &str = "https://api.botframework.com";
+/// How long the load generators' token stays valid: longer than any run.
+const TOKEN_LIFETIME: Duration = Duration::from_secs(3 * 3600);
 
 /// Which server to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -222,10 +224,10 @@ async fn run(args: ServeArgs) -> anyhow::Result<()> {
             None
         }
     };
-    let key = tokio::task::spawn_blocking(BenchKey::generate).await??;
+    let key = tokio::task::spawn_blocking(NotificationSigner::new).await??;
     let (token, call_ids) = match bare {
         Some(_) => {
-            let token = key.sign(BARE_ISSUER, "bench-app", "bench-tenant", 3 * 3600)?;
+            let token = key.sign(BARE_ISSUER, "bench-app", "bench-tenant", TOKEN_LIFETIME)?;
             let ids = (0..args.calls)
                 .map(|i| format!("00000000-0000-4000-8000-{i:012}"))
                 .collect();
@@ -261,7 +263,7 @@ async fn serve_router(listener: tokio::net::TcpListener, router: Router) {
 
 async fn setup_bot(
     args: &ServeArgs,
-    key: &BenchKey,
+    key: &NotificationSigner,
     addr: SocketAddr,
     listener: tokio::net::TcpListener,
     stats: Arc<Stats>,
@@ -278,13 +280,13 @@ async fn setup_bot(
         &emulator.issuer(),
         app.app_id.as_str(),
         app.tenant_id.as_str(),
-        3 * 3600,
+        TOKEN_LIFETIME,
     )?;
 
     let mut config = NotifyConfig::new(app.app_id.clone());
     config.token_cache = args.mode != Mode::Uncached;
     let keys = StaticKeys {
-        keys: key.jwks()?,
+        keys: token::jwks(key)?,
         also: Some(Box::new(HttpKeySource::new(emulator.openid_configuration_url())?)),
     };
     let (endpoint, events) = NotifyEndpoint::with_key_source(config, Arc::new(keys))?;

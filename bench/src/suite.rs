@@ -443,7 +443,7 @@ pub(crate) fn run(args: SuiteArgs) -> anyhow::Result<()> {
         pin: Pinning::detect(cores),
         clk_tck,
         seconds: args.seconds,
-        fixture: root.join("bench/fixtures/call-transfer.ex1.notify.transfer-accepted.json"),
+        fixture: graph_comms_testkit::fixtures::path(crate::httpc::FIXTURE),
         lua: root.join("bench/wrk/notify.lua"),
         notes: Vec::new(),
         redis_url: None,

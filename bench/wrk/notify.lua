@@ -1,4 +1,4 @@
--- POSTs the call-transfer `transferAccepted` notification (bench/fixtures) with a
+-- POSTs the call-transfer `transferAccepted` notification (the testkit's fixtures) with a
 -- bearer token, round-robin over the calls the server set up.
 -- Script arguments: <setup file: token, then one call id a line> <notification body file>
 local requests = {}

@@ -1,21 +1,21 @@
 //! Answers and transfers calls with `graph-comms-client` against the local
 //! Graph emulator: a blind transfer, then a consultative one.
 //!
-//! The emulator runs in-process, and a bare callback receiver (no bot) prints
-//! the notifications Graph would send the bot. Run it with
+//! The emulator runs in-process, and a recording callback receiver from the
+//! workspace's test kit (no bot) collects the notifications Graph would send
+//! the bot, which this prints. Run it with
 //! `cargo run -p examples --example client_transfer`.
 
 use std::time::Duration;
 
-use anyhow::Context;
-use examples::callback_receiver;
+use anyhow::{Context, anyhow};
 use graph_comms_client::{GraphClient, GraphClientError};
 use graph_comms_emulator::{Emulator, EmulatorConfig, IncomingCall};
 use graph_comms_model::{
-    AnswerRequest, Call, CallId, CallState, CommsNotifications, Identity, IdentitySet, InvitationParticipantInfo,
-    MediaConfig, Modality, TransferRequest,
+    AnswerRequest, Call, CallId, CallState, ChangeType, CommsNotifications, Identity, IdentitySet,
+    InvitationParticipantInfo, MediaConfig, Modality, TransferRequest,
 };
-use tokio::sync::mpsc;
+use graph_comms_testkit::receiver::{CallbackReceiver, Received};
 
 const WAIT: Duration = Duration::from_secs(5);
 
@@ -29,7 +29,9 @@ async fn main() -> anyhow::Result<()> {
         .init();
 
     let emulator = Emulator::start(EmulatorConfig::default()).await?;
-    let (callback_uri, mut notifications) = callback_receiver().await?;
+    let receiver = CallbackReceiver::start().await;
+    let callback_uri = receiver.url();
+    let mut printed = 0;
     let app = emulator.default_app();
     println!("emulator at {}, callbacks to {callback_uri}", emulator.base_url());
 
@@ -52,7 +54,7 @@ async fn main() -> anyhow::Result<()> {
         accepted.request_id.as_deref().unwrap_or("-")
     );
     emulator.wait_for_state(&call, CallState::Terminated, WAIT).await?;
-    print_notifications(&mut notifications).await;
+    print_notifications(&receiver, &mut printed, &call).await?;
 
     // Consultative transfer: call the target first, then replace that call.
     let caller_call = answered_call(&emulator, &client, &callback_uri, "caller-2").await?;
@@ -84,7 +86,7 @@ async fn main() -> anyhow::Result<()> {
     emulator
         .wait_for_state(&caller_call, CallState::Terminated, WAIT)
         .await?;
-    print_notifications(&mut notifications).await;
+    print_notifications(&receiver, &mut printed, &caller_call).await?;
 
     // A Graph error keeps its code and request id.
     let err = client
@@ -124,12 +126,26 @@ async fn answered_call(
     Ok(call)
 }
 
-/// Prints the notifications received so far, one line each.
-async fn print_notifications(notifications: &mut mpsc::UnboundedReceiver<CommsNotifications>) {
-    // Deliveries are asynchronous; give the last ones a moment to arrive.
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    while let Ok(batch) = notifications.try_recv() {
-        for item in batch.value {
+/// Whether `post` carries `call`'s end: its `deleted` call notification, the last one Graph sends.
+fn ends(post: &Received, call: &CallId) -> bool {
+    CommsNotifications::from_slice(&post.body).is_ok_and(|batch| {
+        batch.value.iter().any(|item| {
+            item.change_type == ChangeType::Deleted
+                && item.call().is_some()
+                && item.resource().is_ok_and(|url| url.call_id == *call)
+        })
+    })
+}
+
+/// Waits until `call`'s end arrived (deliveries are asynchronous), then
+/// prints the notifications not printed yet, one line each.
+async fn print_notifications(receiver: &CallbackReceiver, printed: &mut usize, call: &CallId) -> anyhow::Result<()> {
+    let received = receiver
+        .wait_until(WAIT, |posts| posts.iter().any(|post| ends(post, call)))
+        .await
+        .map_err(|posts| anyhow!("the end of {call} did not arrive; {} notifications did", posts.len()))?;
+    for post in &received[*printed..] {
+        for item in CommsNotifications::from_slice(&post.body)?.value {
             let call = item.call();
             let state = call
                 .and_then(|c| c.state.as_ref())
@@ -148,4 +164,6 @@ async fn print_notifications(notifications: &mut mpsc::UnboundedReceiver<CommsNo
             );
         }
     }
+    *printed = received.len();
+    Ok(())
 }

@@ -10,10 +10,8 @@ use anyhow::Context as _;
 use graph_comms_client::GraphClient;
 use graph_comms_emulator::{Emulator, EmulatorConfig, IncomingCall, RegisteredApp};
 use graph_comms_handler::model::CallId;
-use graph_comms_handler::model::CommsNotifications;
 use graph_comms_handler::notify::NotifyConfig;
 use graph_comms_handler::{Bot, CallHandler};
-use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
@@ -114,81 +112,4 @@ pub async fn print_until(
             return Ok(());
         }
     }
-}
-
-/// A bare HTTP endpoint on `127.0.0.1:0` that answers every POST with 202 and
-/// forwards the notification bodies, for examples that use the client without a bot.
-/// Returns its callback URI.
-pub async fn callback_receiver() -> anyhow::Result<(String, mpsc::UnboundedReceiver<CommsNotifications>)> {
-    let listener = TcpListener::bind("127.0.0.1:0").await?;
-    let uri = format!("http://{}/api/calls", listener.local_addr()?);
-    let (tx, rx) = mpsc::unbounded_channel();
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            let tx = tx.clone();
-            tokio::spawn(async move {
-                while let Ok(body) = read_request(&stream).await {
-                    if let Ok(batch) = CommsNotifications::from_slice(&body) {
-                        let _ = tx.send(batch);
-                    }
-                    if write_all(&stream, b"HTTP/1.1 202 Accepted\r\ncontent-length: 0\r\n\r\n")
-                        .await
-                        .is_err()
-                    {
-                        break;
-                    }
-                }
-            });
-        }
-    });
-    Ok((uri, rx))
-}
-
-/// Reads one request from a keep-alive connection and returns its body.
-async fn read_request(stream: &TcpStream) -> std::io::Result<Vec<u8>> {
-    let mut buf = Vec::new();
-    let head_end = loop {
-        if let Some(pos) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break pos + 4;
-        }
-        read_some(stream, &mut buf).await?;
-    };
-    let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
-    let length: usize = head
-        .lines()
-        .find_map(|line| line.strip_prefix("content-length:"))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0);
-    while buf.len() < head_end + length {
-        read_some(stream, &mut buf).await?;
-    }
-    Ok(buf[head_end..head_end + length].to_vec())
-}
-
-async fn read_some(stream: &TcpStream, buf: &mut Vec<u8>) -> std::io::Result<()> {
-    let mut chunk = [0u8; 8192];
-    loop {
-        stream.readable().await?;
-        match stream.try_read(&mut chunk) {
-            Ok(0) => return Err(std::io::ErrorKind::UnexpectedEof.into()),
-            Ok(n) => {
-                buf.extend_from_slice(&chunk[..n]);
-                return Ok(());
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-            Err(e) => return Err(e),
-        }
-    }
-}
-
-async fn write_all(stream: &TcpStream, mut bytes: &[u8]) -> std::io::Result<()> {
-    while !bytes.is_empty() {
-        stream.writable().await?;
-        match stream.try_write(bytes) {
-            Ok(n) => bytes = &bytes[n..],
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
 }

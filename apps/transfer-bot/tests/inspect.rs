@@ -3,21 +3,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::Write as _;
-use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use graph_comms_testkit::fixtures;
 use transfer_bot::inspect::inspect;
-
-fn fixtures() -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.file_name().unwrap().to_string_lossy().contains(".notify"))
-        .collect();
-    files.sort();
-    files
-}
 
 /// What each fixture must become, by what its name says it is: the event, the
 /// hooks on a call with no transfer pending, and the hooks while a
@@ -94,11 +83,10 @@ fn names(hooks: &[graph_comms_handler::HookName]) -> Vec<String> {
 
 #[test]
 fn every_fixture_is_read_and_classified() {
-    let files = fixtures();
-    assert!(files.len() >= 30, "fixtures missing: {}", files.len());
-    for file in files {
-        let name = file.file_name().unwrap().to_string_lossy().into_owned();
-        let report = inspect(&std::fs::read(&file).unwrap()).unwrap_or_else(|e| panic!("{name}: {e}"));
+    let bodies = fixtures::notifications();
+    assert_eq!(bodies.len(), 20, "every published notification body: {bodies:?}");
+    for name in bodies {
+        let report = inspect(fixtures::read(&name).as_bytes()).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(report.items.len(), 1, "{name}");
         let item = &report.items[0];
         let call_id = item.call_id.as_ref().unwrap_or_else(|e| panic!("{name}: {e}"));
@@ -131,9 +119,8 @@ fn every_fixture_is_read_and_classified() {
 
 #[test]
 fn the_report_shows_codes_and_the_hook() {
-    let file =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/call-transfer.ex1.notify.transfer-failed.json");
-    let text = inspect(&std::fs::read(file).unwrap()).unwrap().to_string();
+    let body = fixtures::read("call-transfer.ex1.notify.transfer-failed.json");
+    let text = inspect(body.as_bytes()).unwrap().to_string();
     assert!(text.contains("change type: updated"), "{text}");
     assert!(text.contains("state:       established"), "{text}");
     assert!(text.contains("subcode 7000"), "{text}");
@@ -181,7 +168,7 @@ fn binary() -> Command {
 
 #[test]
 fn the_binary_inspects_a_file_and_exits_zero() {
-    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/incoming-call.notify.json");
+    let file = fixtures::path("call-answer.ex1.notify.incoming.json");
     let out = binary().arg("inspect").arg(file).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let stdout = String::from_utf8(out.stdout).unwrap();
@@ -190,7 +177,8 @@ fn the_binary_inspects_a_file_and_exits_zero() {
 
 #[test]
 fn the_binary_rejects_broken_input_with_position_and_non_zero_exit() {
-    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/broken.legacy-sample.json");
+    // The Teams docs' legacy sample: a bare `"value": [...]`, not JSON.
+    let file = fixtures::path("teams-call-notifications.legacy-sample.notify.json");
     let out = binary().arg("inspect").arg(&file).output().unwrap();
     assert!(!out.status.success());
     let stderr = String::from_utf8(out.stderr).unwrap();

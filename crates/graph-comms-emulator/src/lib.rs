@@ -23,7 +23,9 @@ pub use types::{
     RecordingBehavior, RegisteredApp, SentNotification, TargetBehavior,
 };
 
-use crate::keys::{KeyRing, SigningKey};
+pub use keys::NotificationSigner;
+
+use crate::keys::KeyRing;
 use crate::state::{Inner, Script, lock, target_key};
 
 /// How long a rotated-out signing key stays in the JWKS (emulator clock) with [`Emulator::rotate_signing_key`].
@@ -171,7 +173,7 @@ impl Emulator {
 
     /// Like [`Emulator::rotate_signing_key`], with the old key published for `grace` (emulator clock).
     pub fn rotate_signing_key_with_grace(&self, grace: Duration) {
-        match SigningKey::generate() {
+        match NotificationSigner::new() {
             Ok(fresh) => {
                 let until = self.inner.now() + grace;
                 lock(&self.inner.keys).rotate(fresh, until);

@@ -11,15 +11,20 @@ use graph_comms_emulator::{ApiFault, DeliveryFaults, Endpoint, FaultKind, Incomi
 use graph_comms_model::{CallId, CallState};
 use serde_json::json;
 
-async fn incoming(emu: &graph_comms_emulator::Emulator, recv: &Receiver, path: &str, faults: DeliveryFaults) -> CallId {
+async fn incoming(
+    emu: &graph_comms_emulator::Emulator,
+    recv: &CallbackReceiver,
+    path: &str,
+    faults: DeliveryFaults,
+) -> CallId {
     let app = emu.default_app();
     let id = emu
         .place_incoming_call(
-            IncomingCall::from_user(&app, recv.url(&format!("{path}/global")), "u", "U").faults(faults),
+            IncomingCall::from_user(&app, recv.url_for(&format!("{path}/global")), "u", "U").faults(faults),
         )
         .await
         .unwrap();
-    recv.wait(&format!("{path}/global"), |h| !h.is_empty()).await;
+    recv.wait_for_on(&format!("{path}/global"), 1, WAIT).await;
     id
 }
 
@@ -27,7 +32,7 @@ async fn incoming(emu: &graph_comms_emulator::Emulator, recv: &Receiver, path: &
 async fn reorder_swaps_adjacent_notifications_but_not_the_final_state() {
     let emu = start().await;
     let bot = Bot::new(&emu, &emu.default_app()).await;
-    let recv = Receiver::start().await;
+    let recv = CallbackReceiver::start().await;
     let id = incoming(
         &emu,
         &recv,
@@ -40,7 +45,7 @@ async fn reorder_swaps_adjacent_notifications_but_not_the_final_state() {
     .await;
     answer(&emu, &bot, &recv, "/o", &id).await;
     assert_eq!(bot.action(&id, "transfer", blind_transfer("t")).await.0, 202);
-    let states = recv.wait_states("/o", 5).await;
+    let states = wait_states(&recv, "/o", 5).await;
     assert_eq!(
         states,
         [
@@ -59,7 +64,7 @@ async fn reorder_swaps_adjacent_notifications_but_not_the_final_state() {
 async fn duplicate_posts_every_notification_twice() {
     let emu = start().await;
     let bot = Bot::new(&emu, &emu.default_app()).await;
-    let recv = Receiver::start().await;
+    let recv = CallbackReceiver::start().await;
     let id = incoming(
         &emu,
         &recv,
@@ -71,12 +76,12 @@ async fn duplicate_posts_every_notification_twice() {
     )
     .await;
     answer(&emu, &bot, &recv, "/dup", &id).await;
-    let hits = recv.wait("/dup", |h| h.len() >= 4).await;
+    let hits = recv.wait_for_on("/dup", 4, WAIT).await;
     assert_eq!(hits[0].body, hits[1].body);
     assert_eq!(hits[2].body, hits[3].body);
     assert_eq!(hits[0].states(), [st("updated", Some("establishing"))]);
     assert_eq!(hits[2].states(), [st("updated", Some("established"))]);
-    assert_eq!(recv.wait("/dup/global", |h| h.len() >= 2).await.len(), 2);
+    assert_eq!(recv.wait_for_on("/dup/global", 2, WAIT).await.len(), 2);
     emu.shutdown().await;
 }
 
@@ -84,7 +89,7 @@ async fn duplicate_posts_every_notification_twice() {
 async fn batch_puts_one_actions_notifications_in_one_post() {
     let emu = start().await;
     let bot = Bot::new(&emu, &emu.default_app()).await;
-    let recv = Receiver::start().await;
+    let recv = CallbackReceiver::start().await;
     let id = incoming(
         &emu,
         &recv,
@@ -95,16 +100,16 @@ async fn batch_puts_one_actions_notifications_in_one_post() {
         },
     )
     .await;
-    let body = json!({ "callbackUri": recv.url("/b"), "mediaConfig": {}, "acceptedModalities": ["audio"] });
+    let body = json!({ "callbackUri": recv.url_for("/b"), "mediaConfig": {}, "acceptedModalities": ["audio"] });
     assert_eq!(bot.action(&id, "answer", body).await.0, 202);
     emu.wait_for_state(&id, CallState::Established, WAIT).await.unwrap();
-    let hits = recv.wait("/b", |h| !h.is_empty()).await;
+    let hits = recv.wait_for_on("/b", 1, WAIT).await;
     assert_eq!(
         hits[0].states(),
         [st("updated", Some("establishing")), st("updated", Some("established"))]
     );
     assert_eq!(bot.action(&id, "transfer", blind_transfer("t")).await.0, 202);
-    let hits = recv.wait("/b", |h| h.len() >= 2).await;
+    let hits = recv.wait_for_on("/b", 2, WAIT).await;
     assert_eq!(hits.len(), 2);
     assert_eq!(hits[1].notifications().value.len(), 3);
     emu.shutdown().await;
@@ -114,17 +119,17 @@ async fn batch_puts_one_actions_notifications_in_one_post() {
 async fn drop_never_delivers_the_first_notification_of_a_state() {
     let emu = start().await;
     let bot = Bot::new(&emu, &emu.default_app()).await;
-    let recv = Receiver::start().await;
+    let recv = CallbackReceiver::start().await;
     let faults = DeliveryFaults {
         drop: vec![CallState::Established],
         ..Default::default()
     };
     let id = incoming(&emu, &recv, "/x", faults).await;
-    let body = json!({ "callbackUri": recv.url("/x"), "mediaConfig": {}, "acceptedModalities": ["audio"] });
+    let body = json!({ "callbackUri": recv.url_for("/x"), "mediaConfig": {}, "acceptedModalities": ["audio"] });
     assert_eq!(bot.action(&id, "answer", body).await.0, 202);
     emu.wait_for_state(&id, CallState::Established, WAIT).await.unwrap();
     assert_eq!(bot.action(&id, "transfer", blind_transfer("t")).await.0, 202);
-    let states = recv.wait_states("/x", 4).await;
+    let states = wait_states(&recv, "/x", 4).await;
     assert_eq!(
         states,
         [
@@ -142,16 +147,17 @@ async fn failed_deliveries_are_retried_and_logged() {
     let emu = start().await;
     let app = emu.default_app();
     let bot = Bot::new(&emu, &app).await;
-    let recv = Receiver::start().await;
+    let recv = CallbackReceiver::start().await;
     let id = incoming(&emu, &recv, "/rt", DeliveryFaults::default()).await;
     recv.fail_next(2);
-    let body = json!({ "callbackUri": recv.url("/rt"), "mediaConfig": {}, "acceptedModalities": ["audio"] });
+    let body = json!({ "callbackUri": recv.url_for("/rt"), "mediaConfig": {}, "acceptedModalities": ["audio"] });
     assert_eq!(bot.action(&id, "answer", body).await.0, 202);
-    let hits = recv.wait("/rt", |h| h.len() >= 4).await;
+    let hits = recv.wait_for_on("/rt", 4, WAIT).await;
     assert_eq!(hits[0].body, hits[1].body, "a retry re-sends the same body");
     assert_eq!(hits[0].body, hits[2].body);
     assert_eq!(hits[3].states(), [st("updated", Some("established"))]);
-    let log = emu.notifications(&id);
+    // The emulator logs an attempt once the receiver has answered it, just after the receiver saw it.
+    let log = wait_logged(&emu, &id, 5).await;
     let attempts: Vec<(u32, Option<u16>)> = log.iter().map(|n| (n.attempt, n.response_status)).collect();
     assert_eq!(
         attempts,
@@ -165,11 +171,11 @@ async fn failed_deliveries_are_retried_and_logged() {
     );
 
     // A receiver that always fails gets delivery_attempts tries per notification.
-    recv.set_status(503);
+    recv.respond_with(503);
     assert_eq!(bot.action(&id, "keepAlive", json!({})).await.0, 200);
     let (status, _, _) = bot.send("DELETE", &format!("/communications/calls/{id}"), None).await;
     assert_eq!(status, 204);
-    let hits = recv.wait("/rt", |h| h.len() >= 12).await;
+    let hits = recv.wait_for_on("/rt", 12, WAIT).await;
     assert_eq!(hits.len(), 12);
     emu.wait_for_state(&id, CallState::Terminated, WAIT).await.unwrap();
     emu.shutdown().await;
@@ -179,14 +185,14 @@ async fn failed_deliveries_are_retried_and_logged() {
 async fn delayed_deliveries_still_arrive_in_order() {
     let emu = start().await;
     let bot = Bot::new(&emu, &emu.default_app()).await;
-    let recv = Receiver::start().await;
+    let recv = CallbackReceiver::start().await;
     let faults = DeliveryFaults {
         delay: Duration::from_millis(30),
         ..Default::default()
     };
     let id = incoming(&emu, &recv, "/dl", faults).await;
     answer(&emu, &bot, &recv, "/dl", &id).await;
-    let states = recv.wait_states("/dl", 2).await;
+    let states = wait_states(&recv, "/dl", 2).await;
     assert_eq!(
         states,
         [st("updated", Some("establishing")), st("updated", Some("established"))]
@@ -199,7 +205,7 @@ async fn api_faults_throttle_fail_and_delay() {
     let emu = start().await;
     let app = emu.default_app();
     let bot = Bot::new(&emu, &app).await;
-    let recv = Receiver::start().await;
+    let recv = CallbackReceiver::start().await;
     let id = incoming(&emu, &recv, "/af", DeliveryFaults::default()).await;
     emu.inject_api_fault(ApiFault {
         endpoint: Endpoint::Answer,
@@ -213,7 +219,7 @@ async fn api_faults_throttle_fail_and_delay() {
         kind: FaultKind::Status(503),
         count: 1,
     });
-    let body = json!({ "callbackUri": recv.url("/af"), "mediaConfig": {}, "acceptedModalities": ["audio"] });
+    let body = json!({ "callbackUri": recv.url_for("/af"), "mediaConfig": {}, "acceptedModalities": ["audio"] });
     let (status, headers, error) = bot
         .send(
             "POST",
@@ -302,7 +308,7 @@ async fn three_hundred_concurrent_transfers_do_not_cross_talk() {
     let emu = start().await;
     let app = emu.default_app();
     let bot = std::sync::Arc::new(Bot::new(&emu, &app).await);
-    let recv = std::sync::Arc::new(Receiver::start().await);
+    let recv = std::sync::Arc::new(CallbackReceiver::start().await);
     let mut tasks = Vec::new();
     for n in 0..CALLS {
         let (emu, bot, recv, app) = (emu.clone(), bot.clone(), recv.clone(), app.clone());
@@ -311,7 +317,7 @@ async fn three_hundred_concurrent_transfers_do_not_cross_talk() {
             let id = emu
                 .place_incoming_call(IncomingCall::from_user(
                     &app,
-                    recv.url(&format!("{path}/global")),
+                    recv.url_for(&format!("{path}/global")),
                     &format!("user-{n}"),
                     "U",
                 ))
@@ -336,12 +342,12 @@ async fn three_hundred_concurrent_transfers_do_not_cross_talk() {
             .await
             .unwrap()
             .unwrap();
-        let global = recv.hits(&format!("{path}/global"));
+        let global = recv.received_on(&format!("{path}/global"));
         assert_eq!(global.len(), 1);
-        assert_eq!(call_of(&global[0]), id);
-        let hits = recv.wait(&path, |h| h.len() >= 5).await;
+        assert_eq!(global[0].call_id(), id);
+        let hits = recv.wait_for_on(&path, 5, WAIT).await;
         assert_eq!(hits.len(), 5, "{path}");
-        let states: Vec<_> = hits.iter().flat_map(Hit::states).collect();
+        let states: Vec<_> = hits.iter().flat_map(Received::states).collect();
         assert_eq!(
             states,
             [
@@ -354,7 +360,7 @@ async fn three_hundred_concurrent_transfers_do_not_cross_talk() {
             "{path}"
         );
         for hit in &hits {
-            assert_eq!(call_of(hit), id, "{path} got another call's notification");
+            assert_eq!(hit.call_id(), id, "{path} got another call's notification");
         }
         let auth = hits[0].authorization.clone().unwrap();
         first_auth.get_or_insert(auth);

@@ -6,35 +6,31 @@
 
 mod common;
 
-use common::{Bot, Receiver, WAIT, access_token, answer, blind_transfer, established_call, start};
+use common::{Bot, CallbackReceiver, Received, WAIT, access_token, answer, blind_transfer, established_call, start};
 use graph_comms_emulator::{IncomingCall, RecordingBehavior};
 use graph_comms_model::{CallState, Identity, IdentitySet, ParticipantInfo, Tone};
 use serde_json::{Value, json};
 
-/// Every notification item `path` received so far, in order.
-fn items(recv: &Receiver, path: &str) -> Vec<Value> {
-    recv.hits(path)
+/// Every notification item POSTed on `path` among `received`, in order.
+fn items_on(received: &[Received], path: &str) -> Vec<Value> {
+    received
         .iter()
-        .flat_map(|h| {
-            let body: Value = serde_json::from_slice(&h.body).unwrap();
-            body["value"].as_array().unwrap().clone()
-        })
+        .filter(|r| r.path == path)
+        .flat_map(|r| r.json()["value"].as_array().unwrap().clone())
         .collect()
 }
 
+/// Every notification item `path` received so far, in order.
+fn items(recv: &CallbackReceiver, path: &str) -> Vec<Value> {
+    items_on(&recv.received(), path)
+}
+
 /// Waits until an item satisfies `pred`, and returns it.
-async fn wait_item(recv: &Receiver, path: &str, pred: impl Fn(&Value) -> bool) -> Value {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        if let Some(item) = items(recv, path).into_iter().find(|i| pred(i)) {
-            return item;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no matching item on {path}: {:#?}",
-            items(recv, path)
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+async fn wait_item(recv: &CallbackReceiver, path: &str, pred: impl Fn(&Value) -> bool) -> Value {
+    let found = |received: &[Received]| items_on(received, path).into_iter().find(|i| pred(i));
+    match recv.wait_until(WAIT, |received| found(received).is_some()).await {
+        Ok(received) => found(&received).unwrap(),
+        Err(received) => panic!("no matching item on {path}: {:#?}", items_on(&received, path)),
     }
 }
 
@@ -50,7 +46,7 @@ async fn subscribed_tones_arrive_with_sequence_ids_and_repeat_on_later_updates()
     let emu = start().await;
     let app = emu.default_app();
     let bot = Bot::new(&emu, &app).await;
-    let recv = Receiver::start().await;
+    let recv = CallbackReceiver::start().await;
     let id = established_call(&emu, &bot, &recv, "/t").await;
 
     // Not subscribed yet: Graph sends no tones.
@@ -85,7 +81,7 @@ async fn subscribed_tones_arrive_with_sequence_ids_and_repeat_on_later_updates()
     let terminating = wait_item(&recv, "/t", |i| i["resourceData"]["state"] == "terminating").await;
     assert_eq!(terminating["resourceData"]["toneInfo"]["sequenceId"], 2);
     // And the model reads it.
-    let hit = recv.hits("/t").last().cloned().unwrap();
+    let hit = recv.received_on("/t").last().cloned().unwrap();
     let _ = hit.notifications();
 
     // Over the control API too.
@@ -109,7 +105,7 @@ async fn record_response_completes_fails_or_is_cancelled() {
     let emu = start().await;
     let app = emu.default_app();
     let bot = Bot::new(&emu, &app).await;
-    let recv = Receiver::start().await;
+    let recv = CallbackReceiver::start().await;
     let id = established_call(&emu, &bot, &recv, "/r").await;
     let body = json!({
         "prompts": [{ "@odata.type": "#microsoft.graph.mediaPrompt", "mediaInfo": { "uri": "https://cdn/leave-a-message.wav" } }],
@@ -158,7 +154,7 @@ async fn record_response_completes_fails_or_is_cancelled() {
 
     // Before the call is answered: Graph's 400.
     let incoming = emu
-        .place_incoming_call(IncomingCall::from_user(&app, recv.url("/r2"), "u", "U"))
+        .place_incoming_call(IncomingCall::from_user(&app, recv.url_for("/r2"), "u", "U"))
         .await
         .unwrap();
     assert_eq!(bot.action(&incoming, "recordResponse", json!({})).await.0, 400);
@@ -170,7 +166,7 @@ async fn hang_up_codes_are_numbers_and_operation_status_is_schema_cased() {
     let emu = start().await;
     let app = emu.default_app();
     let bot = Bot::new(&emu, &app).await;
-    let recv = Receiver::start().await;
+    let recv = CallbackReceiver::start().await;
     let id = established_call(&emu, &bot, &recv, "/n").await;
     let (_, op) = bot
         .action(
@@ -208,12 +204,12 @@ async fn redirect_ends_like_graph_with_result_info_and_answered_by() {
     let emu = start().await;
     let app = emu.default_app();
     let bot = Bot::new(&emu, &app).await;
-    let recv = Receiver::start().await;
+    let recv = CallbackReceiver::start().await;
     let id = emu
-        .place_incoming_call(IncomingCall::from_phone(&app, recv.url("/d"), "+12345678901"))
+        .place_incoming_call(IncomingCall::from_phone(&app, recv.url_for("/d"), "+12345678901"))
         .await
         .unwrap();
-    recv.wait("/d", |h| !h.is_empty()).await;
+    recv.wait_for_on("/d", 1, WAIT).await;
     let (status, _) = bot
         .action(
             &id,
@@ -248,11 +244,11 @@ async fn group_transferee_needs_a_participant_id_and_meetings_refuse_transfer() 
     let emu = start().await;
     let app = emu.default_app();
     let bot = Bot::new(&emu, &app).await;
-    let recv = Receiver::start().await;
+    let recv = CallbackReceiver::start().await;
     let other = ParticipantInfo::new(IdentitySet::user(Identity::with_id("member-2"))).participant_id("p-2");
     let id = emu
         .place_incoming_call(
-            IncomingCall::from_user(&app, recv.url("/g/global"), "member-1", "Member").group(vec![other]),
+            IncomingCall::from_user(&app, recv.url_for("/g/global"), "member-1", "Member").group(vec![other]),
         )
         .await
         .unwrap();
@@ -320,9 +316,9 @@ async fn keep_alive_only_for_established_calls() {
     let emu = start().await;
     let app = emu.default_app();
     let bot = Bot::new(&emu, &app).await;
-    let recv = Receiver::start().await;
+    let recv = CallbackReceiver::start().await;
     let id = emu
-        .place_incoming_call(IncomingCall::from_user(&app, recv.url("/k"), "u", "U"))
+        .place_incoming_call(IncomingCall::from_user(&app, recv.url_for("/k"), "u", "U"))
         .await
         .unwrap();
     let (status, error) = bot.action(&id, "keepAlive", json!({})).await;
@@ -351,9 +347,9 @@ async fn tenants_have_their_own_credentials_and_mismatches_are_7505() {
 
     let home_bot = Bot::new(&emu, &home).await;
     let other_bot = Bot::new(&emu, &other).await;
-    let recv = Receiver::start().await;
+    let recv = CallbackReceiver::start().await;
     let call = emu
-        .place_incoming_call(IncomingCall::from_user(&other, recv.url("/x"), "u", "U"))
+        .place_incoming_call(IncomingCall::from_user(&other, recv.url_for("/x"), "u", "U"))
         .await
         .unwrap();
     let (status, _, error) = home_bot
@@ -378,7 +374,7 @@ async fn tenants_have_their_own_credentials_and_mismatches_are_7505() {
     let create = |instance_tenant: &str| {
         json!({
             "@odata.type": "#microsoft.graph.call",
-            "callbackUri": recv.url("/c"),
+            "callbackUri": recv.url_for("/c"),
             "source": { "identity": { "applicationInstance": { "id": "instance-1", "tenantId": instance_tenant } } },
             "targets": [{ "identity": { "phone": { "id": "+12345678901" } } }],
             "requestedModalities": ["audio"],
@@ -421,7 +417,7 @@ async fn the_remaining_call_actions_answer_like_graph() {
     let emu = start().await;
     let app = emu.default_app();
     let bot = Bot::new(&emu, &app).await;
-    let recv = Receiver::start().await;
+    let recv = CallbackReceiver::start().await;
     let id = established_call(&emu, &bot, &recv, "/a").await;
     let (status, op) = bot
         .action(

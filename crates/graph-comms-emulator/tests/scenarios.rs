@@ -11,7 +11,7 @@ use graph_comms_emulator::{IncomingCall, RegisteredApp, TargetBehavior};
 use graph_comms_model::{CallId, CallState, Identity, IdentitySet, ParticipantInfo};
 use serde_json::{Value, json};
 
-fn last_call_data(hit: &Hit) -> Value {
+fn last_call_data(hit: &Received) -> Value {
     let body: Value = serde_json::from_slice(&hit.body).unwrap();
     body["value"][0]["resourceData"].clone()
 }
@@ -21,10 +21,10 @@ async fn incoming_answer_and_blind_transfer_complete_with_7015() {
     let emu = start().await;
     let app = emu.default_app();
     let bot = Bot::new(&emu, &app).await;
-    let recv = Receiver::start().await;
+    let recv = CallbackReceiver::start().await;
     let id = established_call(&emu, &bot, &recv, "/c1").await;
 
-    let incoming = recv.hits("/c1/global");
+    let incoming = recv.received_on("/c1/global");
     assert_eq!(incoming.len(), 1);
     assert_eq!(incoming[0].states(), vec![st("created", Some("incoming"))]);
     let created = incoming[0].notifications();
@@ -43,11 +43,11 @@ async fn incoming_answer_and_blind_transfer_complete_with_7015() {
             .as_deref(),
         Some("caller-1")
     );
-    assert_eq!(call_of(&incoming[0]), id);
+    assert_eq!(incoming[0].call_id(), id);
 
     let (status, body) = bot.action(&id, "transfer", blind_transfer("target-user")).await;
     assert_eq!((status, body), (202, Value::Null));
-    let states = recv.wait_states("/c1", 5).await;
+    let states = wait_states(&recv, "/c1", 5).await;
     assert_eq!(
         states,
         vec![
@@ -58,7 +58,7 @@ async fn incoming_answer_and_blind_transfer_complete_with_7015() {
             st("deleted", Some("terminated")),
         ]
     );
-    let hits = recv.hits("/c1");
+    let hits = recv.received_on("/c1");
     let end = hits[4].notifications();
     let result = end.value[0].call().unwrap().result_info.clone().unwrap();
     assert_eq!((result.code, result.subcode), (Some(0), Some(7015)));
@@ -67,7 +67,7 @@ async fn incoming_answer_and_blind_transfer_complete_with_7015() {
 
     for hit in incoming.iter().chain(&hits) {
         verify(&emu, &app, hit.authorization.as_deref().unwrap()).await;
-        assert_eq!(call_of(hit), id);
+        assert_eq!(hit.call_id(), id);
     }
     let (status, body) = bot.action(&id, "keepAlive", json!({})).await;
     assert_eq!(status, 404);
@@ -82,7 +82,7 @@ async fn consultative_transfer_ends_with_app_transferred_and_drops_the_replaced_
     let emu = start().await;
     let app = emu.default_app();
     let bot = Bot::new(&emu, &app).await;
-    let recv = Receiver::start().await;
+    let recv = CallbackReceiver::start().await;
     let a = established_call(&emu, &bot, &recv, "/a").await;
 
     let (status, created) = bot
@@ -90,7 +90,7 @@ async fn consultative_transfer_ends_with_app_transferred_and_drops_the_replaced_
             "/communications/calls",
             json!({
                 "@odata.type": "#microsoft.graph.call",
-                "callbackUri": recv.url("/b"),
+                "callbackUri": recv.url_for("/b"),
                 "targets": [{ "identity": { "user": { "id": "target-c" } } }],
                 "requestedModalities": ["audio"],
                 "mediaConfig": { "@odata.type": "#microsoft.graph.serviceHostedMediaConfig" },
@@ -107,7 +107,7 @@ async fn consultative_transfer_ends_with_app_transferred_and_drops_the_replaced_
     body["transferTarget"]["replacesCallId"] = json!(b.as_str());
     let (status, _) = bot.action(&a, "transfer", body).await;
     assert_eq!(status, 202);
-    let states = recv.wait_states("/a", 5).await;
+    let states = wait_states(&recv, "/a", 5).await;
     assert_eq!(
         states[2..],
         [
@@ -116,12 +116,12 @@ async fn consultative_transfer_ends_with_app_transferred_and_drops_the_replaced_
             st("deleted", Some("terminated"))
         ]
     );
-    let end = recv.hits("/a")[4].notifications();
+    let end = recv.received_on("/a")[4].notifications();
     let call = end.value[0].call().unwrap();
     assert_eq!(call.termination_reason(), Some("AppTransferred"));
     assert!(call.result_info.is_none());
 
-    let b_states = recv.wait_states("/b", 3).await;
+    let b_states = wait_states(&recv, "/b", 3).await;
     assert_eq!(b_states.last(), Some(&st("deleted", Some("terminated"))));
     emu.wait_for_state(&b, CallState::Terminated, WAIT).await.unwrap();
     emu.shutdown().await;
@@ -132,14 +132,14 @@ async fn pstn_caller_transferred_to_a_phone_number() {
     let emu = start().await;
     let app = emu.default_app();
     let bot = Bot::new(&emu, &app).await;
-    let recv = Receiver::start().await;
+    let recv = CallbackReceiver::start().await;
     let instance =
         IdentitySet::application_instance(Identity::with_id("resource-account").tenant(app.tenant_id.clone()));
     let id = emu
-        .place_incoming_call(IncomingCall::from_phone(&app, recv.url("/global"), "+14255550100").to(instance))
+        .place_incoming_call(IncomingCall::from_phone(&app, recv.url_for("/global"), "+14255550100").to(instance))
         .await
         .unwrap();
-    let incoming = recv.wait("/global", |h| !h.is_empty()).await;
+    let incoming = recv.wait_for_on("/global", 1, WAIT).await;
     let created = last_call_data(&incoming[0]);
     assert_eq!(created["source"]["identity"]["phone"]["id"], "+14255550100");
     assert_eq!(
@@ -157,9 +157,9 @@ async fn pstn_caller_transferred_to_a_phone_number() {
         "clientContext": "9e90d1c1-f61e-43e7-9f75-d420159aae08"
     });
     assert_eq!(bot.action(&id, "transfer", body).await.0, 202);
-    let states = recv.wait_states("/p", 5).await;
+    let states = wait_states(&recv, "/p", 5).await;
     assert_eq!(states[4], st("deleted", Some("terminated")));
-    let result = recv.hits("/p")[4].notifications().value[0]
+    let result = recv.received_on("/p")[4].notifications().value[0]
         .call()
         .unwrap()
         .result_info
@@ -174,11 +174,11 @@ async fn group_call_transfer_needs_a_transferee() {
     let emu = start().await;
     let app = emu.default_app();
     let bot = Bot::new(&emu, &app).await;
-    let recv = Receiver::start().await;
+    let recv = CallbackReceiver::start().await;
     let other = ParticipantInfo::new(IdentitySet::user(Identity::with_id("member-2"))).participant_id("p-2");
     let id = emu
         .place_incoming_call(
-            IncomingCall::from_user(&app, recv.url("/g/global"), "member-1", "Member").group(vec![other]),
+            IncomingCall::from_user(&app, recv.url_for("/g/global"), "member-1", "Member").group(vec![other]),
         )
         .await
         .unwrap();
@@ -205,7 +205,7 @@ async fn group_call_transfer_needs_a_transferee() {
         "participantId": "p-1"
     });
     assert_eq!(bot.action(&id, "transfer", body).await.0, 202);
-    let states = recv.wait_states("/g", 5).await;
+    let states = wait_states(&recv, "/g", 5).await;
     assert_eq!(states[4], st("deleted", Some("terminated")));
     emu.shutdown().await;
 }
@@ -215,7 +215,7 @@ async fn failed_transfers_return_the_call_to_established() {
     let emu = start().await;
     let app = emu.default_app();
     let bot = Bot::new(&emu, &app).await;
-    let recv = Receiver::start().await;
+    let recv = CallbackReceiver::start().await;
     emu.script_target("decliner", TargetBehavior::Decline);
     emu.script_target("BUSY-ONE", TargetBehavior::Busy);
     emu.script_target(
@@ -241,13 +241,13 @@ async fn failed_transfers_return_the_call_to_established() {
         }
         assert_eq!(bot.action(&id, "transfer", body).await.0, 202, "{target}");
         let total = 2 + 2 * (n + 1);
-        let states = recv.wait_states("/f", total).await;
+        let states = wait_states(&recv, "/f", total).await;
         assert_eq!(
             states[total - 2..],
             [st("updated", Some("transferring")), st("updated", Some("established"))],
             "{target}"
         );
-        let failed = &recv.hits("/f")[total - 1];
+        let failed = &recv.received_on("/f")[total - 1];
         let raw = last_call_data(failed);
         assert_eq!(raw["resultInfo"]["subCode"], subcode, "{target}: the documented casing");
         let result = failed.notifications().value[0]
@@ -268,20 +268,20 @@ async fn hang_up_then_keep_alive_is_404() {
     let emu = start().await;
     let app = emu.default_app();
     let bot = Bot::new(&emu, &app).await;
-    let recv = Receiver::start().await;
+    let recv = CallbackReceiver::start().await;
     let id = established_call(&emu, &bot, &recv, "/h").await;
     assert_eq!(bot.action(&id, "keepAlive", json!({})).await.0, 200);
     let (status, _, _) = bot.send("DELETE", &format!("/communications/calls/{id}"), None).await;
     assert_eq!(status, 204);
-    let states = recv.wait_states("/h", 4).await;
+    let states = wait_states(&recv, "/h", 4).await;
     assert_eq!(
         states[2..],
         [st("updated", Some("terminating")), st("deleted", Some("terminated"))]
     );
-    let raw = last_call_data(&recv.hits("/h")[3]);
+    let raw = last_call_data(&recv.received_on("/h")[3]);
     assert_eq!(raw["resultInfo"]["code"], 200, "numbers, as the schema's Int32");
     assert_eq!(raw["resultInfo"]["subcode"], 5001);
-    let result = recv.hits("/h")[3].notifications().value[0]
+    let result = recv.received_on("/h")[3].notifications().value[0]
         .call()
         .unwrap()
         .result_info
@@ -300,28 +300,29 @@ async fn reject_and_redirect_end_incoming_calls() {
     let emu = start().await;
     let app = emu.default_app();
     let bot = Bot::new(&emu, &app).await;
-    let recv = Receiver::start().await;
+    let recv = CallbackReceiver::start().await;
     let rejected = emu
-        .place_incoming_call(IncomingCall::from_user(&app, recv.url("/r"), "u1", "U1"))
+        .place_incoming_call(IncomingCall::from_user(&app, recv.url_for("/r"), "u1", "U1"))
         .await
         .unwrap();
     let (status, _) = bot.action(&rejected, "reject", json!({ "reason": "busy" })).await;
     assert_eq!(status, 202);
-    let states = recv.wait_states("/r", 2).await;
+    let states = wait_states(&recv, "/r", 2).await;
     assert_eq!(states[1], st("deleted", None));
     emu.wait_for_state(&rejected, CallState::Terminated, WAIT)
         .await
         .unwrap();
 
     let redirected = emu
-        .place_incoming_call(IncomingCall::from_user(&app, recv.url("/d"), "u2", "U2"))
+        .place_incoming_call(IncomingCall::from_user(&app, recv.url_for("/d"), "u2", "U2"))
         .await
         .unwrap();
     let (status, _) = bot.action(&redirected, "redirect", json!({})).await;
     assert_eq!(status, 400, "targets are required");
-    let body = json!({ "targets": [{ "identity": { "user": { "id": "other" } } }], "callbackUri": recv.url("/d2") });
+    let body =
+        json!({ "targets": [{ "identity": { "user": { "id": "other" } } }], "callbackUri": recv.url_for("/d2") });
     assert_eq!(bot.action(&redirected, "redirect", body).await.0, 202);
-    let states = recv.wait_states("/d2", 1).await;
+    let states = wait_states(&recv, "/d2", 1).await;
     assert_eq!(states[0], st("deleted", Some("terminated")));
     emu.shutdown().await;
 }
@@ -331,7 +332,7 @@ async fn play_prompt_and_media_operations() {
     let emu = start().await;
     let app = emu.default_app();
     let bot = Bot::new(&emu, &app).await;
-    let recv = Receiver::start().await;
+    let recv = CallbackReceiver::start().await;
     let id = established_call(&emu, &bot, &recv, "/m").await;
     let (status, headers, op) = bot
         .send(
@@ -350,7 +351,7 @@ async fn play_prompt_and_media_operations() {
     let op_id = op["id"].as_str().unwrap().to_owned();
     assert!(headers["location"].to_str().unwrap().ends_with(&op_id));
 
-    let hits = recv.wait("/m", |h| h.len() >= 3).await;
+    let hits = recv.wait_for_on("/m", 3, WAIT).await;
     let done = hits[2].notifications();
     let n = &done.value[0];
     assert_eq!(n.change_type.as_str(), "deleted");
@@ -391,7 +392,7 @@ async fn idle_calls_end_with_keep_alive_timeout_on_the_emulator_clock() {
     let emu = start().await;
     let app = emu.default_app();
     let bot = Bot::new(&emu, &app).await;
-    let recv = Receiver::start().await;
+    let recv = CallbackReceiver::start().await;
     let id = established_call(&emu, &bot, &recv, "/k").await;
     emu.advance_clock(Duration::from_secs(30 * 60));
     assert_eq!(bot.action(&id, "keepAlive", json!({})).await.0, 200);
@@ -404,9 +405,9 @@ async fn idle_calls_end_with_keep_alive_timeout_on_the_emulator_clock() {
     emu.advance_clock(Duration::from_secs(16 * 60));
     assert_eq!(emu.call_state(&id), Some(CallState::Terminated));
     assert_eq!(bot.action(&id, "keepAlive", json!({})).await.0, 404);
-    let states = recv.wait_states("/k", 3).await;
+    let states = wait_states(&recv, "/k", 3).await;
     assert_eq!(states[2], st("deleted", Some("terminated")));
-    let result = recv.hits("/k")[2].notifications().value[0]
+    let result = recv.received_on("/k")[2].notifications().value[0]
         .call()
         .unwrap()
         .result_info
@@ -420,9 +421,9 @@ async fn idle_calls_end_with_keep_alive_timeout_on_the_emulator_clock() {
 async fn tokens_are_checked_on_every_graph_call() {
     let emu = start().await;
     let app = emu.default_app();
-    let recv = Receiver::start().await;
+    let recv = CallbackReceiver::start().await;
     let id = emu
-        .place_incoming_call(IncomingCall::from_user(&app, recv.url("/x"), "u", "U"))
+        .place_incoming_call(IncomingCall::from_user(&app, recv.url_for("/x"), "u", "U"))
         .await
         .unwrap();
     let anonymous = reqwest::Client::new();
@@ -480,14 +481,14 @@ async fn state_rules_give_graph_errors() {
     let emu = start().await;
     let app = emu.default_app();
     let bot = Bot::new(&emu, &app).await;
-    let recv = Receiver::start().await;
+    let recv = CallbackReceiver::start().await;
     let id = emu
-        .place_incoming_call(IncomingCall::from_user(&app, recv.url("/s/global"), "u", "U"))
+        .place_incoming_call(IncomingCall::from_user(&app, recv.url_for("/s/global"), "u", "U"))
         .await
         .unwrap();
-    let incoming = recv.wait("/s/global", |h| !h.is_empty()).await;
+    let incoming = recv.wait_for_on("/s/global", 1, WAIT).await;
     // The id as the notification spells it: upper case without dashes.
-    let spelled = call_of(&incoming[0]);
+    let spelled = incoming[0].call_id();
     assert_ne!(spelled.as_str(), id.as_str());
 
     let (status, body) = bot.action(&spelled, "transfer", blind_transfer("t")).await;
@@ -520,12 +521,12 @@ async fn notification_tokens_are_reused_and_survive_key_rotation() {
     let emu = start().await;
     let app = emu.default_app();
     let bot = Bot::new(&emu, &app).await;
-    let recv = Receiver::start().await;
+    let recv = CallbackReceiver::start().await;
     let first = established_call(&emu, &bot, &recv, "/t1").await;
     let second = established_call(&emu, &bot, &recv, "/t2").await;
     let mut auths: Vec<String> = ["/t1/global", "/t1", "/t2/global", "/t2"]
         .iter()
-        .flat_map(|p| recv.hits(p))
+        .flat_map(|p| recv.received_on(p))
         .map(|h| h.authorization.unwrap())
         .collect();
     auths.dedup();
@@ -538,7 +539,7 @@ async fn notification_tokens_are_reused_and_survive_key_rotation() {
 
     emu.rotate_signing_key();
     bot.action(&first, "transfer", blind_transfer("t")).await;
-    let hits = recv.wait("/t1", |h| h.len() >= 5).await;
+    let hits = recv.wait_for_on("/t1", 5, WAIT).await;
     let fresh = hits[4].authorization.clone().unwrap();
     let fresh_kid = jsonwebtoken::decode_header(fresh.trim_start_matches("Bearer "))
         .unwrap()
@@ -569,7 +570,7 @@ async fn notification_tokens_are_reused_and_survive_key_rotation() {
 #[tokio::test]
 async fn control_api_mirrors_the_rust_api() {
     let emu = start().await;
-    let recv = Receiver::start().await;
+    let recv = CallbackReceiver::start().await;
     let http = reqwest::Client::new();
     let control = format!("{}/_emulator", emu.base_url());
     let info: Value = http
@@ -584,7 +585,7 @@ async fn control_api_mirrors_the_rust_api() {
     let app: RegisteredApp = serde_json::from_value(info["defaultApp"].clone()).unwrap();
     assert_eq!(app, emu.default_app());
 
-    let call = IncomingCall::from_user(&app, recv.url("/ctl"), "u", "U");
+    let call = IncomingCall::from_user(&app, recv.url_for("/ctl"), "u", "U");
     let placed: Value = http
         .post(format!("{control}/calls"))
         .json(&call)
@@ -595,7 +596,7 @@ async fn control_api_mirrors_the_rust_api() {
         .await
         .unwrap();
     let id = CallId::new(placed["callId"].as_str().unwrap());
-    recv.wait("/ctl", |h| !h.is_empty()).await;
+    recv.wait_for_on("/ctl", 1, WAIT).await;
     let state: Value = http
         .get(format!("{control}/calls/{id}"))
         .send()

@@ -1,10 +1,8 @@
-//! Every published payload in `tests/fixtures/` (see its README) parses into
+//! Every published payload in the testkit's fixtures (see its README) parses into
 //! its model type, is written back as semantically the same JSON, and reads
 //! as the facts the docs state; the payloads published as invalid JSON fail
 //! with a `ParseError` that points at the mistake.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
-
-use std::path::{Path, PathBuf};
 
 use graph_comms_model::{
     AnswerRequest, CallDirection, CallId, CallState, ChangeType, ClientContextRequest, CommsNotifications,
@@ -12,29 +10,15 @@ use graph_comms_model::{
     ParseErrorCategory, PlayPromptRequest, Prompt, ResourceTarget, ResourceUrl, TransferKind, TransferRequest,
     from_slice,
 };
+use graph_comms_testkit::fixtures;
 use serde::{Serialize, de::DeserializeOwned};
 use serde_json::{Map, Value};
 
-fn fixtures_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
-}
-
 fn read(name: &str) -> Vec<u8> {
-    std::fs::read(fixtures_dir().join(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
+    fixtures::read(name).into_bytes()
 }
 
-/// Every `*.json` fixture name, sorted.
-fn fixture_names() -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(fixtures_dir())
-        .unwrap()
-        .map(|entry| entry.unwrap().file_name().into_string().unwrap())
-        .filter(|name| name.ends_with(".json"))
-        .collect();
-    names.sort();
-    names
-}
-
-/// The fixtures `INDEX.md` marks "valid JSON: NO", with the line of the mistake.
+/// The fixtures the README marks "valid JSON: NO", with the line of the mistake.
 const INVALID: &[(&str, usize)] = &[
     // `    },` closes `transferTarget.identity` with a trailing comma; serde_json
     // notices it only at the `}` on line 10.
@@ -161,20 +145,22 @@ fn kind_of(name: &str) -> Kind {
 
 #[test]
 fn the_fixture_set_is_complete() {
-    let names = fixture_names();
-    assert_eq!(names.len(), 54, "{names:?}");
-    for (invalid, _) in INVALID {
-        assert!(names.iter().any(|n| n == invalid), "{invalid} missing");
+    let names = fixtures::all();
+    assert_eq!(names.len(), 39, "{names:?}");
+    let invalid: Vec<&str> = INVALID.iter().map(|(name, _)| *name).collect();
+    assert_eq!(invalid, fixtures::PUBLISHED_INVALID, "the kit and this test agree");
+    for name in &invalid {
+        assert!(names.iter().any(|n| n == name), "{name} missing");
     }
     // Every name maps to a model type (kind_of panics otherwise).
     let notifications = names.iter().filter(|n| kind_of(n) == Kind::Notifications).count();
-    assert_eq!(notifications, 36);
+    assert_eq!(notifications, 21);
 }
 
 #[test]
 fn every_valid_fixture_round_trips_through_its_type() {
     let mut checked = 0;
-    for name in fixture_names() {
+    for name in fixtures::all() {
         if INVALID.iter().any(|(invalid, _)| *invalid == name) {
             continue;
         }
@@ -228,7 +214,7 @@ fn every_valid_fixture_round_trips_through_its_type() {
         }
         checked += 1;
     }
-    assert_eq!(checked, 52);
+    assert_eq!(checked, 37);
 }
 
 #[test]
@@ -260,51 +246,73 @@ const TRANSFER_CALL: &str = "341a0500-d4bf-4224-8b19-1581168d328b";
 
 #[test]
 fn transfer_notifications_say_what_happened() {
-    for ex in 1..=5 {
-        let consultative = ex == 2 || ex == 4;
-        let url = ResourceUrl::parse(&format!("/communications/calls/{TRANSFER_CALL}")).unwrap();
+    let url = ResourceUrl::parse(&format!("/communications/calls/{TRANSFER_CALL}")).unwrap();
 
-        let transferring = notification(&format!("call-transfer.ex{ex}.notify.transferring.json"));
-        let item = &transferring.value[0];
-        assert_eq!(item.change_type, ChangeType::Updated);
-        assert_eq!(item.resource().unwrap(), url);
-        assert_eq!(item.call().unwrap().state, Some(CallState::Transferring));
+    // Examples 1 to 5 publish the same transferring and transfer-accepted bodies.
+    let transferring = notification("call-transfer.ex1.notify.transferring.json");
+    let item = &transferring.value[0];
+    assert_eq!(item.change_type, ChangeType::Updated);
+    assert_eq!(item.resource().unwrap(), url);
+    assert_eq!(item.call().unwrap().state, Some(CallState::Transferring));
 
-        let accepted = notification(&format!("call-transfer.ex{ex}.notify.transfer-accepted.json"));
-        assert_eq!(
-            accepted.value[0].call().unwrap().state,
-            Some(CallState::TransferAccepted)
-        );
+    let accepted = notification("call-transfer.ex1.notify.transfer-accepted.json");
+    assert_eq!(
+        accepted.value[0].call().unwrap().state,
+        Some(CallState::TransferAccepted)
+    );
 
-        let failed = notification(&format!("call-transfer.ex{ex}.notify.transfer-failed.json"));
+    // A failed transfer returns the call to established: 7000 for the blind
+    // examples (1, 3; 5 repeats 1), 7700 for the consultative ones (2, 4).
+    for (name, subcode) in [
+        ("call-transfer.ex1.notify.transfer-failed.json", 7000),
+        ("call-transfer.ex2.notify.transfer-failed.json", 7700),
+        ("call-transfer.ex3.notify.transfer-failed.json", 7000),
+        ("call-transfer.ex4.notify.transfer-failed.json", 7700),
+    ] {
+        let failed = notification(name);
         let item = &failed.value[0];
-        assert_eq!(item.change_type, ChangeType::Updated);
+        assert_eq!(item.change_type, ChangeType::Updated, "{name}");
+        assert_eq!(item.resource().unwrap(), url, "{name}");
         let call = item.call().unwrap();
-        assert_eq!(call.state, Some(CallState::Established), "ex{ex}");
+        assert_eq!(call.state, Some(CallState::Established), "{name}");
         let result = call.result_info.as_ref().unwrap();
-        assert_eq!(result.code, Some(500));
-        let expected = if consultative { 7700 } else { 7000 };
-        assert_eq!(result.subcode, Some(expected), "ex{ex}: subCode is read as subcode");
-        assert!(result.extra.is_empty(), "ex{ex}: {:?}", result.extra);
+        assert_eq!(result.code, Some(500), "{name}");
+        assert_eq!(result.subcode, Some(subcode), "{name}: subCode is read as subcode");
+        assert!(result.extra.is_empty(), "{name}: {:?}", result.extra);
+    }
 
-        let completed = notification(&format!("call-transfer.ex{ex}.notify.transfer-completed.json"));
-        let item = &completed.value[0];
-        assert_eq!(item.change_type, ChangeType::Deleted);
-        let call = item.call().unwrap();
-        assert_eq!(call.state, Some(CallState::Terminated));
-        if consultative {
-            assert_eq!(call.termination_reason(), Some("AppTransferred"), "ex{ex}");
-            assert!(call.result_info.is_none());
-        } else {
-            let result = call.result_info.as_ref().unwrap();
-            assert_eq!((result.code, result.subcode), (Some(0), Some(7015)), "ex{ex}");
-            assert_eq!(call.termination_reason(), None);
+    // A blind transfer completes with 0/7015 (Example 1; 3 and 5 repeat it).
+    let completed = notification("call-transfer.ex1.notify.transfer-completed.json");
+    let item = &completed.value[0];
+    assert_eq!(item.change_type, ChangeType::Deleted);
+    let call = item.call().unwrap();
+    assert_eq!(call.state, Some(CallState::Terminated));
+    let result = call.result_info.as_ref().unwrap();
+    assert_eq!((result.code, result.subcode), (Some(0), Some(7015)));
+    assert_eq!(call.termination_reason(), None);
+
+    // A consultative one with AppTransferred and no resultInfo (Example 2; 4 repeats it).
+    let completed = notification("call-transfer.ex2.notify.transfer-completed.json");
+    let item = &completed.value[0];
+    assert_eq!(item.change_type, ChangeType::Deleted);
+    let call = item.call().unwrap();
+    assert_eq!(call.state, Some(CallState::Terminated));
+    assert_eq!(call.termination_reason(), Some("AppTransferred"));
+    assert!(call.result_info.is_none());
+
+    // Only the ex1 and ex2 failures (5 repeats 1) carry the undeclared `replacesContext`; it is kept.
+    for (name, kept) in [
+        ("call-transfer.ex1.notify.transfer-failed.json", true),
+        ("call-transfer.ex2.notify.transfer-failed.json", true),
+        ("call-transfer.ex3.notify.transfer-failed.json", false),
+    ] {
+        let failed = notification(name);
+        let call = failed.value[0].call().unwrap();
+        assert_eq!(call.extra.contains_key("replacesContext"), kept, "{name}");
+        if kept {
+            assert_eq!(call.extra["replacesContext"], "<replacesContext>", "{name}");
         }
     }
-    // Only ex1/ex2 carry the undeclared `replacesContext`; it is kept.
-    let failed = notification("call-transfer.ex2.notify.transfer-failed.json");
-    let call = failed.value[0].call().unwrap();
-    assert_eq!(call.extra["replacesContext"], "<replacesContext>");
 }
 
 #[test]
@@ -367,22 +375,20 @@ fn answer_requests_keep_media_config_and_options() {
 
 #[test]
 fn incoming_calls_read_caller_target_and_context() {
-    for name in ["call-answer.ex1.notify.incoming.json", "incoming-call.notify.json"] {
-        let envelope = notification(name);
-        let item = &envelope.value[0];
-        assert_eq!(item.change_type, ChangeType::Created);
-        let call = item.call().unwrap();
-        assert_eq!(call.state, Some(CallState::Incoming));
-        assert_eq!(call.direction, Some(CallDirection::Incoming));
-        let source = call.source.as_ref().unwrap();
-        assert_eq!(source.region.as_deref(), Some("westus"));
-        let caller = source.identity.as_ref().unwrap().primary().unwrap();
-        assert_eq!(caller.display_name.as_deref(), Some("Test User"));
-        let target = &call.targets.as_ref().unwrap()[0];
-        let bot = target.identity.as_ref().unwrap().application.as_ref().unwrap();
-        assert_eq!(bot.display_name.as_deref(), Some("Test BOT"));
-        assert_eq!(call.extra["@odata.etag"], "W/\"5445\"");
-    }
+    let envelope = notification("call-answer.ex1.notify.incoming.json");
+    let item = &envelope.value[0];
+    assert_eq!(item.change_type, ChangeType::Created);
+    let call = item.call().unwrap();
+    assert_eq!(call.state, Some(CallState::Incoming));
+    assert_eq!(call.direction, Some(CallDirection::Incoming));
+    let source = call.source.as_ref().unwrap();
+    assert_eq!(source.region.as_deref(), Some("westus"));
+    let caller = source.identity.as_ref().unwrap().primary().unwrap();
+    assert_eq!(caller.display_name.as_deref(), Some("Test User"));
+    let target = &call.targets.as_ref().unwrap()[0];
+    let bot = target.identity.as_ref().unwrap().application.as_ref().unwrap();
+    assert_eq!(bot.display_name.as_deref(), Some("Test BOT"));
+    assert_eq!(call.extra["@odata.etag"], "W/\"5445\"");
 
     let envelope = notification("call-answer.ex3.notify.incoming-policy-recording.json");
     let item = &envelope.value[0];

@@ -267,7 +267,7 @@ proptest! {
     #[test]
     fn parsing_damaged_notifications_never_panics(edits in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..6),
                                                   cut in any::<prop::sample::Index>()) {
-        let mut bytes = include_bytes!("fixtures/call-answer.ex3.notify.incoming-policy-recording.json").to_vec();
+        let mut bytes = graph_comms_testkit::fixtures::read("call-answer.ex3.notify.incoming-policy-recording.json").into_bytes();
         for (at, byte) in edits {
             let at = at.index(bytes.len());
             bytes[at] = byte;

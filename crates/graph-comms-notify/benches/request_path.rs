@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::body::Body;
 use axum::routing::post;
-use common::{A, PATH, TRANSFER_ACCEPTED, TestKeySource};
+use common::{A, PATH, TestKeySource, transfer_accepted};
 use criterion::Criterion;
 use graph_comms_notify::EventReceiver;
 use http::{Request, StatusCode};
@@ -29,7 +29,7 @@ fn request(token: &str) -> Request<Body> {
     Request::post(PATH)
         .header("authorization", format!("Bearer {token}"))
         .header("content-type", "application/json")
-        .body(Body::from(TRANSFER_ACCEPTED))
+        .body(Body::from(transfer_accepted()))
         .unwrap()
 }
 

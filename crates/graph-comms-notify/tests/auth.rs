@@ -19,7 +19,7 @@ use serde_json::json;
 /// Sends the transfer-accepted body with this token and expects a 401 counted under `reason`.
 async fn assert_refused(endpoint: &NotifyEndpoint, token: &str, reason: RejectReason) {
     let before = endpoint.metrics().rejected(reason);
-    let (status, response) = send(endpoint, json_post(token, TRANSFER_ACCEPTED)).await;
+    let (status, response) = send(endpoint, json_post(token, transfer_accepted())).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "expected {reason}");
     assert_eq!(
         response.headers().get("www-authenticate").unwrap(),
@@ -34,7 +34,7 @@ async fn assert_refused(endpoint: &NotifyEndpoint, token: &str, reason: RejectRe
 async fn a_valid_token_is_accepted_and_its_event_queued() {
     let source = TestKeySource::new(&[A]);
     let (endpoint, mut events) = endpoint(config(), &source);
-    let (status, _) = send(&endpoint, json_post(&A.sign(&claims()), TRANSFER_ACCEPTED)).await;
+    let (status, _) = send(&endpoint, json_post(&A.sign(&claims()), transfer_accepted())).await;
     assert_eq!(status, StatusCode::ACCEPTED);
     let event = events.try_recv().expect("one event queued");
     assert_eq!(event.call_id, CallId::from("341a0500-d4bf-4224-8b19-1581168d328b"));
@@ -81,7 +81,7 @@ async fn tokens_with_bad_claims_are_refused_with_their_reason() {
     // Within the skew is still fine.
     let (status, _) = send(
         &endpoint,
-        json_post(&A.sign(&claims_with("exp", json!(now - 5))), TRANSFER_ACCEPTED),
+        json_post(&A.sign(&claims_with("exp", json!(now - 5))), transfer_accepted()),
     )
     .await;
     assert_eq!(status, StatusCode::ACCEPTED);
@@ -89,7 +89,7 @@ async fn tokens_with_bad_claims_are_refused_with_their_reason() {
     let aud = json!(["x", APP_ID.to_uppercase()]);
     let (status, _) = send(
         &endpoint,
-        json_post(&A.sign(&claims_with("aud", aud)), TRANSFER_ACCEPTED),
+        json_post(&A.sign(&claims_with("aud", aud)), transfer_accepted()),
     )
     .await;
     assert_eq!(status, StatusCode::ACCEPTED);
@@ -103,7 +103,7 @@ async fn only_allowed_tenants_get_in_when_a_list_is_set() {
     let (endpoint, _events) = endpoint(config, &source);
     let other = claims_with("tid", json!("9b0c2d4e-0000-4000-8000-000000000001"));
     assert_refused(&endpoint, &A.sign(&other), RejectReason::TenantNotAllowed).await;
-    let (status, _) = send(&endpoint, json_post(&A.sign(&claims()), TRANSFER_ACCEPTED)).await;
+    let (status, _) = send(&endpoint, json_post(&A.sign(&claims()), transfer_accepted())).await;
     assert_eq!(status, StatusCode::ACCEPTED);
 }
 
@@ -114,7 +114,7 @@ async fn forged_and_malformed_tokens_are_refused() {
     let claims = claims();
 
     // Signed by B but claiming A's kid.
-    assert_refused(&endpoint, &B.sign_as(A.kid, &claims), RejectReason::BadSignature).await;
+    assert_refused(&endpoint, &B.sign_as(A.kid(), &claims), RejectReason::BadSignature).await;
     // A valid token with its payload swapped.
     let valid = A.sign(&claims);
     let parts: Vec<&str> = valid.split('.').collect();
@@ -123,7 +123,7 @@ async fn forged_and_malformed_tokens_are_refused() {
     assert_refused(&endpoint, &tampered, RejectReason::BadSignature).await;
 
     // alg none, with and without a signature part.
-    let none_header = URL_SAFE_NO_PAD.encode(json!({"alg": "none", "typ": "JWT", "kid": A.kid}).to_string());
+    let none_header = URL_SAFE_NO_PAD.encode(json!({"alg": "none", "typ": "JWT", "kid": A.kid()}).to_string());
     let payload = URL_SAFE_NO_PAD.encode(claims.to_string());
     assert_refused(
         &endpoint,
@@ -140,15 +140,31 @@ async fn forged_and_malformed_tokens_are_refused() {
 
     // HS256 keyed with the public key (the classic key-confusion attack), in two encodings.
     let mut hs = Header::new(Algorithm::HS256);
-    hs.kid = Some(A.kid.into());
+    hs.kid = Some(A.kid().into());
     for secret in [A.public_der(), A.jwk()["n"].as_str().unwrap().as_bytes().to_vec()] {
         let token = jsonwebtoken::encode(&hs, &claims, &EncodingKey::from_secret(&secret)).unwrap();
         assert_refused(&endpoint, &token, RejectReason::BadAlgorithm).await;
     }
-    // Other RSA flavours are refused as well: RS256 only.
-    let mut ps = Header::new(Algorithm::PS256);
-    ps.kid = Some(A.kid.into());
-    let token = jsonwebtoken::encode(&ps, &claims, &EncodingKey::from_rsa_der(A.der)).unwrap();
+    // Other RSA flavours are refused as well: RS256 only. PS256, properly signed with A's own key.
+    let ps_input = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(json!({"alg": "PS256", "typ": "JWT", "kid": A.kid()}).to_string()),
+        URL_SAFE_NO_PAD.encode(claims.to_string())
+    );
+    let pair = A.key_pair();
+    let mut signature = vec![0; pair.public_modulus_len()];
+    pair.sign(
+        &aws_lc_rs::signature::RSA_PSS_SHA256,
+        &aws_lc_rs::rand::SystemRandom::new(),
+        ps_input.as_bytes(),
+        &mut signature,
+    )
+    .unwrap();
+    // The signature is good, so the refusal is the algorithm's.
+    aws_lc_rs::signature::UnparsedPublicKey::new(&aws_lc_rs::signature::RSA_PSS_2048_8192_SHA256, A.public_der())
+        .verify(ps_input.as_bytes(), &signature)
+        .unwrap();
+    let token = format!("{ps_input}.{}", URL_SAFE_NO_PAD.encode(signature));
     assert_refused(&endpoint, &token, RejectReason::BadAlgorithm).await;
 
     // Garbage in the token or the header.
@@ -190,7 +206,7 @@ async fn forged_and_malformed_tokens_are_refused() {
             request = request.header("authorization", header);
         }
         let before = endpoint.metrics().rejected(reason);
-        let (status, response) = send(&endpoint, request.body(TRANSFER_ACCEPTED.into()).unwrap()).await;
+        let (status, response) = send(&endpoint, request.body(transfer_accepted().into()).unwrap()).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{header:?}");
         assert!(response.headers().contains_key("www-authenticate"));
         assert_eq!(
@@ -217,11 +233,11 @@ async fn an_unknown_kid_triggers_a_refetch_that_can_find_it() {
 
     // Once published, the next unknown-kid refetch finds it.
     source.set(&[A, B]);
-    let (status, _) = send(&endpoint, json_post(&B.sign(&claims()), TRANSFER_ACCEPTED)).await;
+    let (status, _) = send(&endpoint, json_post(&B.sign(&claims()), transfer_accepted())).await;
     assert_eq!(status, StatusCode::ACCEPTED);
     assert_eq!(source.fetches(), 3);
     // Known kids cause no fetch.
-    let (status, _) = send(&endpoint, json_post(&A.sign(&claims()), TRANSFER_ACCEPTED)).await;
+    let (status, _) = send(&endpoint, json_post(&A.sign(&claims()), transfer_accepted())).await;
     assert_eq!(status, StatusCode::ACCEPTED);
     assert_eq!(source.fetches(), 3);
 }
@@ -235,7 +251,7 @@ async fn a_flood_of_unknown_kids_causes_one_fetch_per_interval() {
     let requests = (0..100).map(|i| {
         let endpoint = endpoint.clone();
         let token = B.sign_as(&format!("unknown-{i}"), &claims);
-        tokio::spawn(async move { send(&endpoint, json_post(&token, TRANSFER_ACCEPTED)).await.0 })
+        tokio::spawn(async move { send(&endpoint, json_post(&token, transfer_accepted())).await.0 })
     });
     for status in futures::future::join_all(requests).await {
         assert_eq!(status.unwrap(), StatusCode::UNAUTHORIZED);
@@ -244,7 +260,7 @@ async fn a_flood_of_unknown_kids_causes_one_fetch_per_interval() {
     assert_eq!(endpoint.metrics().rejected(RejectReason::UnknownKey), 100);
     assert_eq!(endpoint.metrics().key_fetches, 1);
     // The fetch that did happen loaded the keys, so valid tokens pass without another fetch.
-    let (status, _) = send(&endpoint, json_post(&A.sign(&claims), TRANSFER_ACCEPTED)).await;
+    let (status, _) = send(&endpoint, json_post(&A.sign(&claims), transfer_accepted())).await;
     assert_eq!(status, StatusCode::ACCEPTED);
     assert_eq!(source.fetches(), 1);
 }
@@ -261,7 +277,7 @@ async fn a_key_endpoint_that_is_down_keeps_the_last_good_keys() {
     assert!(endpoint.refresh_keys().await.is_err());
     assert!(endpoint.keys_loaded());
     // A valid token still verifies with the kept key; an unknown kid tries once more and is refused.
-    let (status, _) = send(&endpoint, json_post(&A.sign(&claims()), TRANSFER_ACCEPTED)).await;
+    let (status, _) = send(&endpoint, json_post(&A.sign(&claims()), transfer_accepted())).await;
     assert_eq!(status, StatusCode::ACCEPTED);
     assert_refused(&endpoint, &B.sign(&claims()), RejectReason::UnknownKey).await;
     let metrics = endpoint.metrics();
@@ -271,7 +287,7 @@ async fn a_key_endpoint_that_is_down_keeps_the_last_good_keys() {
     source.failing.store(false, Ordering::SeqCst);
     source.set(&[]);
     assert!(endpoint.refresh_keys().await.is_err());
-    let (status, _) = send(&endpoint, json_post(&A.sign(&claims()), TRANSFER_ACCEPTED)).await;
+    let (status, _) = send(&endpoint, json_post(&A.sign(&claims()), transfer_accepted())).await;
     assert_eq!(status, StatusCode::ACCEPTED);
 }
 
@@ -284,7 +300,7 @@ async fn keys_are_refreshed_once_older_than_the_refresh_interval() {
     config.token_cache = false;
     let (endpoint, _events) = endpoint(config, &source);
     endpoint.refresh_keys().await.unwrap();
-    let (status, _) = send(&endpoint, json_post(&A.sign(&claims()), TRANSFER_ACCEPTED)).await;
+    let (status, _) = send(&endpoint, json_post(&A.sign(&claims()), transfer_accepted())).await;
     assert_eq!(status, StatusCode::ACCEPTED);
     // The refresh runs beside the request; wait for it, bounded.
     tokio::time::timeout(Duration::from_secs(5), async {
@@ -304,7 +320,7 @@ async fn the_token_cache_skips_the_signature_check_and_still_honours_exp() {
     let (endpoint, _events) = endpoint(config, &source);
     let token = A.sign(&claims_with("exp", json!(now() + 1)));
     for _ in 0..3 {
-        let (status, _) = send(&endpoint, json_post(&token, TRANSFER_ACCEPTED)).await;
+        let (status, _) = send(&endpoint, json_post(&token, transfer_accepted())).await;
         assert_eq!(status, StatusCode::ACCEPTED);
     }
     let metrics = endpoint.metrics();
@@ -334,7 +350,7 @@ async fn without_the_token_cache_every_request_is_verified() {
     let (endpoint, _events) = endpoint(config, &source);
     let token = A.sign(&claims());
     for _ in 0..3 {
-        let (status, _) = send(&endpoint, json_post(&token, TRANSFER_ACCEPTED)).await;
+        let (status, _) = send(&endpoint, json_post(&token, transfer_accepted())).await;
         assert_eq!(status, StatusCode::ACCEPTED);
     }
     let metrics = endpoint.metrics();
@@ -353,12 +369,12 @@ async fn a_cached_forgery_of_a_good_token_is_still_refused() {
     let source = TestKeySource::new(&[A]);
     let (endpoint, _events) = endpoint(config(), &source);
     let token = A.sign(&claims());
-    let (status, _) = send(&endpoint, json_post(&token, TRANSFER_ACCEPTED)).await;
+    let (status, _) = send(&endpoint, json_post(&token, transfer_accepted())).await;
     assert_eq!(status, StatusCode::ACCEPTED);
     let mut forged = token.clone().into_bytes();
     let i = forged.len() - 10;
     forged[i] = if forged[i] == b'A' { b'B' } else { b'A' };
     let forged = String::from_utf8(forged).unwrap();
-    let (status, _) = send(&endpoint, json_post(&forged, TRANSFER_ACCEPTED)).await;
+    let (status, _) = send(&endpoint, json_post(&forged, transfer_accepted())).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 }

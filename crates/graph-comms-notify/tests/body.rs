@@ -13,8 +13,6 @@ use graph_comms_notify::{NotifyEndpoint, RejectReason};
 use http::StatusCode;
 use serde_json::json;
 
-const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
-
 fn setup() -> (NotifyEndpoint, graph_comms_notify::EventReceiver, String) {
     let source = TestKeySource::new(&[A]);
     let (endpoint, events) = endpoint(config(), &source);
@@ -35,16 +33,11 @@ async fn assert_status(
 #[tokio::test]
 async fn every_notification_vector_is_accepted() {
     let (endpoint, mut events, token) = setup();
-    let mut files: Vec<_> = std::fs::read_dir(FIXTURES)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "json"))
-        .collect();
-    files.sort();
-    assert!(files.len() >= 30, "fixtures present");
+    let files = graph_comms_testkit::fixtures::notifications();
+    assert_eq!(files.len(), 20, "every published notification body: {files:?}");
     for file in &files {
-        let body = std::fs::read(file).unwrap();
-        let expected: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        let body = graph_comms_testkit::fixtures::read(file);
+        let expected = graph_comms_testkit::fixtures::json(file);
         let items = expected["value"].as_array().unwrap();
         assert_status(&endpoint, json_post(&token, body.clone()), StatusCode::ACCEPTED).await;
         for (index, item) in items.iter().enumerate() {
@@ -85,7 +78,7 @@ async fn events_carry_the_item_its_resource_and_arrival_order() {
         ]
     });
     assert_status(&endpoint, json_post(&token, body.to_string()), StatusCode::ACCEPTED).await;
-    assert_status(&endpoint, json_post(&token, TRANSFER_ACCEPTED), StatusCode::ACCEPTED).await;
+    assert_status(&endpoint, json_post(&token, transfer_accepted()), StatusCode::ACCEPTED).await;
     let got: Vec<_> = std::iter::from_fn(|| events.try_recv()).collect();
     assert_eq!(got.len(), 4);
     assert_eq!(got.iter().map(|e| e.sequence).collect::<Vec<_>>(), [0, 1, 2, 3]);
@@ -113,7 +106,7 @@ async fn events_carry_the_item_its_resource_and_arrival_order() {
 #[tokio::test]
 async fn broken_bodies_get_400_naming_the_problem() {
     let (endpoint, mut events, token) = setup();
-    let truncated = &TRANSFER_ACCEPTED[..TRANSFER_ACCEPTED.len() / 2];
+    let truncated = &transfer_accepted()[..transfer_accepted().len() / 2];
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
         ("empty", Vec::new(), "line"),
         ("truncated", truncated.as_bytes().to_vec(), "truncated JSON at line"),
@@ -125,7 +118,7 @@ async fn broken_bodies_get_400_naming_the_problem() {
         ("deep nesting", "[".repeat(10_000).into_bytes(), "line 1"),
         ("deep nesting inside an item", format!(r#"{{"value": [{{"changeType": "updated", "resourceUrl": "/communications/calls/a", "resourceData": {}}}]}}"#, "[".repeat(10_000)).into_bytes(), "recursion limit"),
         ("invalid UTF-8", b"{\"value\": [\"\xff\xfe\"]}".to_vec(), "line 1"),
-        ("trailing data", format!("{TRANSFER_ACCEPTED} {{}}").into_bytes(), "trailing characters"),
+        ("trailing data", format!("{} {{}}", transfer_accepted()).into_bytes(), "trailing characters"),
         ("trailing comma", br#"{"value": [],}"#.to_vec(), "line 1"),
     ];
     for (name, body, needle) in cases {
@@ -155,7 +148,7 @@ async fn the_content_type_must_be_json() {
         "application/json; charset=utf-8",
         "Application/JSON;charset=\"UTF-8\"",
     ] {
-        let request = post(Some(&token), Some(content_type), TRANSFER_ACCEPTED);
+        let request = post(Some(&token), Some(content_type), transfer_accepted());
         assert_status(&endpoint, request, StatusCode::ACCEPTED).await;
     }
     for content_type in [
@@ -167,7 +160,7 @@ async fn the_content_type_must_be_json() {
     ] {
         let message = assert_status(
             &endpoint,
-            post(Some(&token), content_type, TRANSFER_ACCEPTED),
+            post(Some(&token), content_type, transfer_accepted()),
             StatusCode::BAD_REQUEST,
         )
         .await;
@@ -193,12 +186,12 @@ async fn bodies_over_the_limit_get_413() {
     // The limit is configurable; exactly at the limit is fine.
     let source = TestKeySource::new(&[A]);
     let mut config = config();
-    config.max_body_bytes = TRANSFER_ACCEPTED.len();
+    config.max_body_bytes = transfer_accepted().len();
     let (small, _events) = common::endpoint(config, &source);
-    assert_status(&small, json_post(&token, TRANSFER_ACCEPTED), StatusCode::ACCEPTED).await;
+    assert_status(&small, json_post(&token, transfer_accepted()), StatusCode::ACCEPTED).await;
     assert_status(
         &small,
-        json_post(&token, format!("{TRANSFER_ACCEPTED} ")),
+        json_post(&token, format!("{} ", transfer_accepted())),
         StatusCode::PAYLOAD_TOO_LARGE,
     )
     .await;
@@ -247,10 +240,10 @@ async fn a_full_queue_gives_503_and_queues_nothing_partial() {
 #[tokio::test]
 async fn after_close_requests_get_503_and_queued_events_drain() {
     let (endpoint, mut events, token) = setup();
-    assert_status(&endpoint, json_post(&token, TRANSFER_ACCEPTED), StatusCode::ACCEPTED).await;
+    assert_status(&endpoint, json_post(&token, transfer_accepted()), StatusCode::ACCEPTED).await;
     endpoint.close();
     assert!(endpoint.is_closed());
-    let (status, response) = send(&endpoint, json_post(&token, TRANSFER_ACCEPTED)).await;
+    let (status, response) = send(&endpoint, json_post(&token, transfer_accepted())).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert!(response.headers().contains_key("retry-after"));
     assert_eq!(endpoint.metrics().rejected(RejectReason::Closed), 1);
@@ -270,7 +263,7 @@ async fn a_dropped_receiver_gives_503() {
     drop(events);
     assert_status(
         &endpoint,
-        json_post(&token, TRANSFER_ACCEPTED),
+        json_post(&token, transfer_accepted()),
         StatusCode::SERVICE_UNAVAILABLE,
     )
     .await;
@@ -291,7 +284,7 @@ async fn only_post_on_the_mounted_path_is_served() {
     let request = http::Request::post("/hooks/{tenant}")
         .header("authorization", format!("Bearer {token}"))
         .header("content-type", "application/json")
-        .body(axum::body::Body::from(TRANSFER_ACCEPTED))
+        .body(axum::body::Body::from(transfer_accepted()))
         .unwrap();
     use tower::ServiceExt;
     let response = router.oneshot(request).await.unwrap();

@@ -88,7 +88,7 @@ fn jsonish() -> impl Strategy<Value = String> {
 
 /// A real notification body with a few bytes changed, cut or inserted.
 fn mutated_vector() -> impl Strategy<Value = Vec<u8>> {
-    let base = TRANSFER_ACCEPTED.as_bytes().to_vec();
+    let base = transfer_accepted().as_bytes().to_vec();
     let len = base.len();
     prop::collection::vec((0..len, any::<u8>(), 0u8..3), 1..6).prop_map(move |edits| {
         let mut body = base.clone();
@@ -133,7 +133,7 @@ fn the_unmutated_vector_is_accepted() {
     let mut harness = Harness::new();
     let (status, _) = harness
         .runtime
-        .block_on(send(&harness.endpoint, json_post(&harness.token, TRANSFER_ACCEPTED)));
+        .block_on(send(&harness.endpoint, json_post(&harness.token, transfer_accepted())));
     assert_eq!(status, StatusCode::ACCEPTED);
     assert!(harness.events.try_recv().is_some());
 }

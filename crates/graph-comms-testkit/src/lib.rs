@@ -1,17 +1,34 @@
 #![doc = include_str!("../README.md")]
 
+#[cfg(feature = "cluster")]
 pub mod bots;
 pub mod env;
+pub mod fixtures;
+#[cfg(feature = "cluster")]
 pub mod ports;
+#[cfg(feature = "cluster")]
 pub mod proxy;
+#[cfg(feature = "receiver")]
+pub mod receiver;
+#[cfg(feature = "stores")]
 pub mod records;
+#[cfg(feature = "cluster")]
 pub mod redis_server;
+#[cfg(feature = "stores")]
 pub mod shared_contract;
+#[cfg(feature = "cluster")]
 pub mod signal;
+#[cfg(feature = "signer")]
+pub mod signer;
+#[cfg(feature = "stores")]
 pub mod store_contract;
 
+#[cfg(feature = "cluster")]
 pub use bots::BotProcess;
 pub use env::redis_url;
+#[cfg(feature = "cluster")]
 pub use ports::free_port;
+#[cfg(feature = "cluster")]
 pub use proxy::{RoundRobinProxy, UpstreamCounters};
+#[cfg(feature = "cluster")]
 pub use redis_server::RedisServer;

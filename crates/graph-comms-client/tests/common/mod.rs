@@ -8,15 +8,16 @@ use std::time::Duration;
 use graph_comms_client::{GraphClient, GraphClientBuilder, RetryPolicy};
 use graph_comms_emulator::{Emulator, EmulatorConfig, Endpoint, IncomingCall, RecordedRequest};
 use graph_comms_model::{AnswerRequest, CallId, CallState};
+use graph_comms_testkit::receiver::CallbackReceiver;
 
 /// An upper bound for every wait, so a broken test fails instead of hanging.
 pub(crate) const WAIT: Duration = Duration::from_secs(10);
 
-/// A running emulator plus a callback receiver that accepts every notification.
+/// A running emulator plus a callback receiver that accepts (and records) every notification.
 pub(crate) struct Setup {
     pub(crate) emulator: Emulator,
     pub(crate) callback_uri: String,
-    receiver: tokio::task::JoinHandle<()>,
+    receiver: CallbackReceiver,
 }
 
 impl Setup {
@@ -26,12 +27,8 @@ impl Setup {
 
     pub(crate) async fn with_config(config: EmulatorConfig) -> Self {
         let emulator = Emulator::start(config).await.expect("emulator starts");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let callback_uri = format!("http://{}/api/calls", listener.local_addr().unwrap());
-        let router = axum::Router::new().fallback(|| async { axum::http::StatusCode::ACCEPTED });
-        let receiver = tokio::spawn(async move {
-            let _ = axum::serve(listener, router).await;
-        });
+        let receiver = CallbackReceiver::start().await;
+        let callback_uri = receiver.url();
         Self {
             emulator,
             callback_uri,
@@ -95,7 +92,7 @@ impl Setup {
     }
 
     pub(crate) async fn shutdown(self) {
-        self.receiver.abort();
+        // The receiver stops when dropped, after the emulator's deliveries ended.
         self.emulator.shutdown().await;
     }
 }

@@ -1,139 +1,41 @@
-//! Test helpers: a callback receiver, a minimal Graph caller and JWT verification.
+//! Test helpers: a minimal Graph caller and JWT verification; the callback
+//! receiver is the testkit's.
 #![allow(clippy::unwrap_used, clippy::expect_used, dead_code, unreachable_pub)]
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU16, AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::http::HeaderMap;
 use graph_comms_emulator::{Emulator, EmulatorConfig, IncomingCall, RegisteredApp};
-use graph_comms_model::{CallId, CommsNotifications, ResourceUrl};
+use graph_comms_model::CallId;
+pub use graph_comms_testkit::receiver::{CallbackReceiver, Received};
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{Value, json};
 
 pub const WAIT: Duration = Duration::from_secs(10);
 
-/// One POST the receiver got.
-#[derive(Debug, Clone)]
-pub struct Hit {
-    pub path: String,
-    pub body: Vec<u8>,
-    pub authorization: Option<String>,
+/// Waits for `n` POSTs on `path` and returns every (changeType, state) in order.
+pub async fn wait_states(recv: &CallbackReceiver, path: &str, n: usize) -> Vec<(String, Option<String>)> {
+    recv.wait_for_on(path, n, WAIT)
+        .await
+        .iter()
+        .flat_map(Received::states)
+        .collect()
 }
 
-impl Hit {
-    pub fn notifications(&self) -> CommsNotifications {
-        CommsNotifications::from_slice(&self.body).expect("notification body parses")
-    }
-
-    /// (changeType, state) of each item.
-    pub fn states(&self) -> Vec<(String, Option<String>)> {
-        self.notifications()
-            .value
-            .iter()
-            .map(|n| {
-                let state = n.call().and_then(|c| c.state.as_ref()).map(|s| s.to_string());
-                (n.change_type.to_string(), state)
-            })
-            .collect()
-    }
-}
-
-#[derive(Default)]
-struct ReceiverState {
-    hits: Mutex<HashMap<String, Vec<Hit>>>,
-    status: AtomicU16,
-    fail_first: AtomicU32,
-}
-
-/// A callback receiver that records every POST and answers 202 (or a configured status).
-pub struct Receiver {
-    base: String,
-    state: Arc<ReceiverState>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for Receiver {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-async fn record(State(state): State<Arc<ReceiverState>>, uri: Uri, headers: HeaderMap, body: Bytes) -> StatusCode {
-    let path = uri.path().to_owned();
-    state.hits.lock().unwrap().entry(path.clone()).or_default().push(Hit {
-        path,
-        body: body.to_vec(),
-        authorization: headers.get("authorization").map(|v| v.to_str().unwrap().to_owned()),
-    });
-    let failing = state
-        .fail_first
-        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-        .is_ok();
-    if failing {
-        return StatusCode::INTERNAL_SERVER_ERROR;
-    }
-    StatusCode::from_u16(state.status.load(Ordering::SeqCst)).unwrap()
-}
-
-impl Receiver {
-    pub async fn start() -> Self {
-        let state = Arc::new(ReceiverState::default());
-        state.status.store(202, Ordering::SeqCst);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let app = axum::Router::new().fallback(record).with_state(Arc::clone(&state));
-        let task = tokio::spawn(async move {
-            axum::serve(listener, app).await.unwrap();
-        });
-        Self { base, state, task }
-    }
-
-    pub fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-
-    pub fn set_status(&self, status: u16) {
-        self.state.status.store(status, Ordering::SeqCst);
-    }
-
-    /// The next `n` POSTs get 500.
-    pub fn fail_next(&self, n: u32) {
-        self.state.fail_first.store(n, Ordering::SeqCst);
-    }
-
-    pub fn hits(&self, path: &str) -> Vec<Hit> {
-        self.state.hits.lock().unwrap().get(path).cloned().unwrap_or_default()
-    }
-
-    /// Waits until the hits on `path` satisfy `done`.
-    pub async fn wait(&self, path: &str, done: impl Fn(&[Hit]) -> bool) -> Vec<Hit> {
-        let deadline = tokio::time::Instant::now() + WAIT;
-        loop {
-            let hits = self.hits(path);
-            if done(&hits) {
-                return hits;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "timed out waiting on {path}; got {:?}",
-                hits.iter().map(Hit::states).collect::<Vec<_>>()
-            );
-            tokio::time::sleep(Duration::from_millis(10)).await;
+/// Waits until the emulator logged `n` answered delivery attempts of `call`'s notifications.
+pub async fn wait_logged(emu: &Emulator, call: &CallId, n: usize) -> Vec<graph_comms_emulator::SentNotification> {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let log = emu.notifications(call);
+        if log.iter().filter(|sent| sent.response_status.is_some()).count() >= n {
+            return log;
         }
-    }
-
-    /// Waits for `n` POSTs on `path` and returns every (changeType, state) in order.
-    pub async fn wait_states(&self, path: &str, n: usize) -> Vec<(String, Option<String>)> {
-        self.wait(path, |h| h.len() >= n)
-            .await
-            .iter()
-            .flat_map(Hit::states)
-            .collect()
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{n} attempts not logged: {log:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
 
@@ -210,20 +112,14 @@ impl Bot {
     }
 }
 
-/// The call id named by a notification's `resourceUrl`.
-pub fn call_of(hit: &Hit) -> CallId {
-    let n = hit.notifications();
-    ResourceUrl::parse(n.value[0].resource_path().unwrap()).unwrap().call_id
-}
-
 /// Places a call from a user, answers it with callback `path` and waits until it is established.
-pub async fn established_call(emu: &Emulator, bot: &Bot, recv: &Receiver, path: &str) -> CallId {
+pub async fn established_call(emu: &Emulator, bot: &Bot, recv: &CallbackReceiver, path: &str) -> CallId {
     let app = emu.default_app();
     let global = format!("{path}/global");
     let id = emu
         .place_incoming_call(IncomingCall::from_user(
             &app,
-            recv.url(&global),
+            recv.url_for(&global),
             "caller-1",
             "Ann Caller",
         ))
@@ -233,13 +129,13 @@ pub async fn established_call(emu: &Emulator, bot: &Bot, recv: &Receiver, path: 
     id
 }
 
-pub async fn answer(emu: &Emulator, bot: &Bot, recv: &Receiver, path: &str, id: &CallId) {
+pub async fn answer(emu: &Emulator, bot: &Bot, recv: &CallbackReceiver, path: &str, id: &CallId) {
     let (status, _) = bot
         .action(
             id,
             "answer",
             json!({
-                "callbackUri": recv.url(path),
+                "callbackUri": recv.url_for(path),
                 "mediaConfig": { "@odata.type": "#microsoft.graph.serviceHostedMediaConfig" },
                 "acceptedModalities": ["audio"],
             }),
@@ -249,7 +145,7 @@ pub async fn answer(emu: &Emulator, bot: &Bot, recv: &Receiver, path: &str, id: 
     emu.wait_for_state(id, graph_comms_model::CallState::Established, WAIT)
         .await
         .unwrap();
-    recv.wait(path, |h| h.len() >= 2).await;
+    recv.wait_for_on(path, 2, WAIT).await;
 }
 
 pub fn blind_transfer(target: &str) -> Value {

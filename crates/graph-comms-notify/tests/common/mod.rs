@@ -7,72 +7,62 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_lc_rs::signature::KeyPair as _;
 use axum::body::Body;
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use graph_comms_notify::{EventReceiver, Jwks, KeySource, NotifyConfig, NotifyEndpoint, NotifyError};
+use graph_comms_testkit::signer::{self, NotificationSigner};
 use http::{Request, Response, StatusCode};
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use serde_json::{Value, json};
+use serde_json::Value;
 use tower::ServiceExt;
 
 pub const APP_ID: &str = "0efc74f7-41c3-47a4-8775-7259bfef4241";
 pub const TENANT: &str = "1fdd12d0-4620-44ed-baec-459b611f84b2";
-pub const ISSUER: &str = "https://api.botframework.com";
+pub const ISSUER: &str = signer::GRAPH_ISSUER;
 pub const PATH: &str = "/api/calls";
 
-pub const KEY_A: &[u8] = include_bytes!("../keys/rsa_a.der");
-pub const KEY_B: &[u8] = include_bytes!("../keys/rsa_b.der");
-
-/// A PKCS#1 private key and the `kid` it signs with.
+/// A signing key by the name the tests give it: `A` is the testkit's shared
+/// signer, `B` its second key. The signing is the emulator's `NotificationSigner`.
 #[derive(Clone, Copy)]
-pub struct TestKey {
-    pub der: &'static [u8],
-    pub kid: &'static str,
-}
+pub struct TestKey(fn() -> &'static NotificationSigner);
 
-pub const A: TestKey = TestKey {
-    der: KEY_A,
-    kid: "key-a",
-};
-pub const B: TestKey = TestKey {
-    der: KEY_B,
-    kid: "key-b",
-};
+pub const A: TestKey = TestKey(signer::shared);
+pub const B: TestKey = TestKey(signer::other);
 
 impl TestKey {
+    pub fn signer(self) -> &'static NotificationSigner {
+        (self.0)()
+    }
+
+    pub fn kid(self) -> &'static str {
+        self.signer().kid()
+    }
+
     /// The public key as an RSA JWK.
-    pub fn jwk(&self) -> Value {
-        let pair = aws_lc_rs::rsa::KeyPair::from_der(self.der).unwrap();
-        let public = pair.public_key();
-        json!({
-            "kty": "RSA",
-            "use": "sig",
-            "kid": self.kid,
-            "n": URL_SAFE_NO_PAD.encode(public.modulus().big_endian_without_leading_zero()),
-            "e": URL_SAFE_NO_PAD.encode(public.exponent().big_endian_without_leading_zero()),
-        })
+    pub fn jwk(self) -> Value {
+        self.signer().jwk()
     }
 
     /// The public key's DER bytes (what an HS256 key-confusion attack would use as the secret).
-    pub fn public_der(&self) -> Vec<u8> {
-        let pair = aws_lc_rs::rsa::KeyPair::from_der(self.der).unwrap();
-        pair.public_key().as_ref().to_vec()
+    pub fn public_der(self) -> Vec<u8> {
+        self.key_pair().public_key().as_ref().to_vec()
     }
 
-    pub fn sign(&self, claims: &Value) -> String {
-        self.sign_as(self.kid, claims)
+    /// The private key, for crafting tokens in other algorithms.
+    pub fn key_pair(self) -> aws_lc_rs::rsa::KeyPair {
+        aws_lc_rs::rsa::KeyPair::from_pkcs8(&self.signer().pkcs8_der().unwrap()).unwrap()
+    }
+
+    pub fn sign(self, claims: &Value) -> String {
+        self.signer().sign_claims(claims).unwrap()
     }
 
     /// Signs with this key but names another `kid` in the header.
-    pub fn sign_as(&self, kid: &str, claims: &Value) -> String {
-        let mut header = Header::new(Algorithm::RS256);
-        header.kid = Some(kid.to_owned());
-        jsonwebtoken::encode(&header, claims, &EncodingKey::from_rsa_der(self.der)).unwrap()
+    pub fn sign_as(self, kid: &str, claims: &Value) -> String {
+        self.signer().sign_claims_as(kid, claims).unwrap()
     }
 }
 
 pub fn jwks(keys: &[TestKey]) -> Jwks {
-    serde_json::from_value(json!({ "keys": keys.iter().map(TestKey::jwk).collect::<Vec<_>>() })).unwrap()
+    let signers: Vec<&NotificationSigner> = keys.iter().map(|key| key.signer()).collect();
+    serde_json::from_value(signer::jwks(&signers)).unwrap()
 }
 
 pub fn now() -> i64 {
@@ -81,8 +71,7 @@ pub fn now() -> i64 {
 
 /// Claims Graph would send: valid for an hour.
 pub fn claims() -> Value {
-    let now = now();
-    json!({ "aud": APP_ID, "iss": ISSUER, "tid": TENANT, "iat": now, "nbf": now, "exp": now + 3600 })
+    NotificationSigner::claims(ISSUER, APP_ID, TENANT, signer::TOKEN_LIFETIME)
 }
 
 pub fn claims_with(key: &str, value: Value) -> Value {
@@ -159,7 +148,11 @@ pub fn endpoint(config: NotifyConfig, source: &Arc<TestKeySource>) -> (NotifyEnd
     NotifyEndpoint::with_key_source(config, source).unwrap()
 }
 
-pub const TRANSFER_ACCEPTED: &str = include_str!("../fixtures/call-transfer.ex1.notify.transfer-accepted.json");
+/// The docs' transfer-accepted notification body (call `341a0500-d4bf-4224-8b19-1581168d328b`).
+pub fn transfer_accepted() -> &'static str {
+    static BODY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    BODY.get_or_init(|| graph_comms_testkit::fixtures::read("call-transfer.ex1.notify.transfer-accepted.json"))
+}
 
 pub fn post(token: Option<&str>, content_type: Option<&str>, body: impl Into<Body>) -> Request<Body> {
     let mut builder = Request::post(PATH);
