@@ -17,8 +17,8 @@ use graph_comms_handler::model::{
     ParticipantInfo, Prompt, ResourceTarget, ResourceUrl,
 };
 use graph_comms_handler::{
-    AnswerOptions, CallContext, CallEnd, CallHandler, HookError, IncomingDecision, TransferFailure, TransferInfo,
-    async_trait,
+    AnswerOptions, CallContext, CallEnd, CallHandler, HookError, IncomingDecision, TransferError, TransferFailure,
+    TransferInfo, async_trait,
 };
 use tokio::sync::mpsc::UnboundedSender;
 use tracing::Instrument as _;
@@ -38,6 +38,10 @@ pub struct ReceptionistSettings {
     /// Hang up this long after starting the apology even if its completion never arrives.
     pub apology_timeout: Duration,
 }
+
+/// The reason a transfer did not start because the call store failed: the
+/// call is left as it is, for the instance that takes it over.
+const STORE_FAILED: &str = "the call store is unavailable";
 
 /// How the bot finished with a call.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -321,6 +325,7 @@ impl Receptionist {
             };
             match started {
                 Ok(()) => return,
+                Err(reason) if reason == STORE_FAILED => return,
                 Err(reason) => self.record_failure(ctx.call_id(), &target, "not_started", &reason),
             }
         }
@@ -360,7 +365,16 @@ impl Receptionist {
                 mode: target.mode,
             },
         );
-        ctx.transfer(request.build()).await.map_err(|e| e.to_string())?;
+        match ctx.transfer(request.build()).await {
+            Ok(_) => {}
+            Err(TransferError::Store(e)) => {
+                // Not the target's fault: this instance cannot write the call now; the
+                // instance that takes it over runs this step again.
+                tracing::warn!(error = %e, "call store failed; leaving the call to the instance that takes it over");
+                return Err(STORE_FAILED.to_owned());
+            }
+            Err(e) => return Err(e.to_string()),
+        }
         self.metrics.transfer_started(target.mode.as_str());
         Ok(())
     }

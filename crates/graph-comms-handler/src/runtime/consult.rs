@@ -3,12 +3,22 @@
 
 use std::sync::Arc;
 
-use graph_comms_model::{Call, CallId};
+use graph_comms_model::{Call, CallId, CallState};
 
 use super::Runtime;
 use super::state::{Missing, Writer};
 use crate::context::{CallContext, ConsultationError};
 use crate::decision::{CallEnd, ConsultationEvent, EndCause};
+
+/// What the consultation call's record showed when it was linked.
+enum Seen {
+    /// Something to deliver now.
+    Event(ConsultationEvent),
+    /// Notifications were seen; the next ones are delivered through the link.
+    Progress,
+    /// No notification kept yet: it may have ended before the bot knew it.
+    Nothing,
+}
 
 impl Runtime {
     /// See [`CallContext::place_consultation`].
@@ -31,28 +41,39 @@ impl Runtime {
         .await
         .map_err(link_failed)?;
         // Its notifications may have come first: what it went through is forwarded here.
+        let link = |record: &mut crate::record::CallRecord| {
+            record.links.consultation_for = Some(parent.clone());
+            if record.is_ended() {
+                let end = CallEnd::new(record.snapshot.result_info.clone(), None, EndCause::Notification);
+                Seen::Event(ConsultationEvent::Ended { end })
+            } else if record.lifecycle.established_fired {
+                Seen::Event(ConsultationEvent::Established)
+            } else if record.snapshot.state.is_none() {
+                Seen::Nothing
+            } else {
+                Seen::Progress
+            }
+        };
         let seen = self
-            .update_as(
-                &consultation,
-                ctx.tenant_id(),
-                Missing::Create,
-                Writer::Outsider,
-                |record| {
-                    record.links.consultation_for = Some(parent.clone());
-                    if record.is_ended() {
-                        let end = CallEnd::new(record.snapshot.result_info.clone(), None, EndCause::Notification);
-                        Some(ConsultationEvent::Ended { end })
-                    } else if record.lifecycle.established_fired {
-                        Some(ConsultationEvent::Established)
-                    } else {
-                        None
-                    }
-                },
-            )
+            .update_as(&consultation, ctx.tenant_id(), Missing::Create, Writer::Outsider, link)
             .await
             .map_err(link_failed)?;
-        if let Some((Some(event), _)) = seen {
-            self.forward_consultation(&parent, &consultation, event).await;
+        match seen.map(|(seen, _)| seen) {
+            Some(Seen::Event(event)) => self.forward_consultation(&parent, &consultation, event).await,
+            // The end of a call the bot did not know yet is not kept: ask Graph.
+            Some(Seen::Nothing) => {
+                let ended = match ctx.client().get_call(&consultation).await {
+                    Err(error) if error.is_not_found() => Some(None),
+                    Ok(found) if found.value.state == Some(CallState::Terminated) => Some(found.value.result_info),
+                    _ => None,
+                };
+                if let Some(result_info) = ended {
+                    let end = CallEnd::new(result_info, None, EndCause::LookedUp);
+                    self.forward_consultation(&parent, &consultation, ConsultationEvent::Ended { end })
+                        .await;
+                }
+            }
+            _ => {}
         }
         Ok(consultation)
     }
