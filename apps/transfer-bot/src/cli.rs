@@ -42,7 +42,8 @@ pub enum Command {
         seed: Option<u64>,
         /// Run the scripted calls on this many `serve` processes sharing `--redis`,
         /// behind a round-robin proxy, killing one of them in the middle.
-        #[arg(long, requires = "redis", conflicts_with = "calls")]
+        /// With `--calls`, the randomised load runs on the instances instead (1 or more).
+        #[arg(long, requires = "redis")]
         instances: Option<usize>,
         /// The Redis the instances share (`redis://host:port/`), with `--instances`.
         #[arg(long, requires = "instances")]
@@ -87,16 +88,28 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             crate::logging::init_with_default(cli.log_format.unwrap_or_default(), "warn")?;
             let runtime = runtime()?;
             let code = match (calls, instances.zip(redis)) {
-                (_, Some((instances, redis_url))) => {
+                (calls, Some((instances, redis_url))) => {
                     crate::config::RedisUrl::parse(&redis_url).map_err(|e| anyhow::anyhow!("--redis: {e}"))?;
                     let options = crate::demo::cluster::ClusterOptions {
                         instances,
                         redis_url,
-                        progress: true,
+                        progress: calls.is_none(),
                     };
-                    runtime
-                        .block_on(crate::demo::cluster::run_cluster_demo(&options))?
-                        .print_and_check()
+                    match calls {
+                        None => runtime
+                            .block_on(crate::demo::cluster::run_cluster_demo(&options))?
+                            .print_and_check(),
+                        Some(n) => {
+                            let load = crate::demo::LoadOptions {
+                                calls: n,
+                                concurrency: concurrency.max(1),
+                                seed,
+                            };
+                            runtime
+                                .block_on(crate::demo::cluster::run_cluster_load(&options, load))?
+                                .print_and_check()
+                        }
+                    }
                 }
                 (None, None) => runtime.block_on(crate::demo::run_scripted_demo())?.print_and_check(),
                 (Some(n), None) => runtime

@@ -24,7 +24,7 @@ const LEASE_TTL_MS: u64 = 2_000;
 /// Graph delivers a notification again when an instance refuses it or is gone.
 const DELIVERY_ATTEMPTS: u32 = 10;
 
-/// What `demo --instances N --redis URL` runs.
+/// What `demo --instances N --redis URL` runs on.
 #[derive(Debug, Clone)]
 pub struct ClusterOptions {
     /// How many `serve` processes (2 or more).
@@ -47,47 +47,16 @@ pub async fn run_cluster_demo(options: &ClusterOptions) -> anyhow::Result<DemoRe
         "--instances must be 2 or more (got {})",
         options.instances
     );
-    let binary = std::env::current_exe().context("locating the transfer-bot binary")?;
     let scenarios = scenarios()?;
-    let config = EmulatorConfig {
-        delivery_attempts: DELIVERY_ATTEMPTS,
-        ..EmulatorConfig::default()
-    };
-    let emulator = Emulator::start(config).await.context("starting the Graph emulator")?;
-    for scenario in &scenarios {
-        for (id, behavior) in &scenario.behaviors {
-            emulator.script_target(id, behavior.clone());
-        }
-    }
-    let proxy = RoundRobinProxy::start(Vec::new())
-        .await
-        .context("starting the round-robin proxy")?;
-    let callback = format!("{}{CALLBACK_PATH}", proxy.url());
-    let prefix = format!("transfer-bot-demo-{}", uuid_like());
-    let mut bots = Vec::with_capacity(options.instances);
-    for i in 1..=options.instances {
-        let name = format!("bot-{i}");
-        let toml = config_toml(&emulator, &scenarios, &callback, &options.redis_url, &prefix, &name)?;
-        let secret = emulator.default_app().client_secret;
-        let bot = BotProcess::spawn_with_env(&binary, &toml, &name, &[("TRANSFER_BOT_CLIENT_SECRET", &secret)])
-            .await
-            .with_context(|| format!("starting instance {name}"))?;
-        if options.progress {
-            eprintln!("== {name} (pid {}) at {}", bot.pid(), bot.base_url());
-        }
-        bots.push(bot);
-    }
-    proxy.set_upstreams(bots.iter().map(BotProcess::base_url).collect());
-
-    let placer = CallPlacer::new(emulator.clone(), emulator.default_app(), callback);
-    let victim = 1.min(bots.len() - 1);
+    let mut cluster = Cluster::start(options, &scenarios).await?;
+    let victim = 1.min(cluster.bots.len() - 1);
     let kill_at = scenarios.len() / 2;
     let mut rows = Vec::with_capacity(scenarios.len());
     for (i, scenario) in scenarios.iter().enumerate() {
         if options.progress {
             eprintln!("== {}: {}", i + 1, scenario.name);
         }
-        let call = match placer.place(scenario, i).await {
+        let call = match cluster.placer.place(scenario, i).await {
             Ok(call) => call,
             Err(e) => {
                 rows.push(failed_row(scenario, format!("could not place the call: {e}")));
@@ -97,34 +66,201 @@ pub async fn run_cluster_demo(options: &ClusterOptions) -> anyhow::Result<DemoRe
         if i == kill_at {
             // While the call is being handled: its notifications are spread over every instance.
             tokio::time::sleep(Duration::from_millis(150)).await;
-            let bot = &mut bots[victim];
+            let bot = &mut cluster.bots[victim];
             let status = bot.kill9().with_context(|| format!("killing {}", bot.name()))?;
             if options.progress {
                 eprintln!("== killed {} (pid {}) with SIGKILL: {status}", bot.name(), bot.pid());
             }
         }
-        let ended = emulator
+        let ended = cluster
+            .emulator
             .wait_for_state(&call, CallState::Terminated, CALL_TIMEOUT)
             .await
             .is_ok();
-        let finished = wait_for_finish(&bots, &call, ended).await;
+        let finished = wait_for_finish(&cluster.bots, &call, ended).await;
         if options.progress
             && let Some((outcome, path)) = &finished
         {
             eprintln!("   {outcome}; tried [{}]", path.join(", "));
         }
-        let completions = completions(&bots, &call);
+        let completions = completions(&cluster.bots, &call);
         rows.push(row_from(scenario, call, finished, completions));
     }
+    cluster.shutdown().await;
+    Ok(DemoReport { rows })
+}
 
-    for bot in &mut bots {
-        if bot.is_running() {
-            let _ = bot.terminate(Duration::from_secs(20)).await;
+/// `demo --instances N --redis URL --calls M`: a randomised mix of the
+/// scripted calls, `load.concurrency` in flight, on N instances (1 or more);
+/// transfers per second and latency like `demo --calls`. Outcomes are read
+/// from the instances' logs once the load is over.
+///
+/// # Errors
+///
+/// When the emulator, the proxy or an instance cannot start.
+pub async fn run_cluster_load(options: &ClusterOptions, load: super::LoadOptions) -> anyhow::Result<super::LoadReport> {
+    anyhow::ensure!(options.instances >= 1, "--instances must be 1 or more");
+    let scenarios = scenarios()?;
+    let seed = load.seed.unwrap_or_else(rand::random);
+    let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(seed);
+    let picks: Vec<usize> = (0..load.calls)
+        .map(|_| rand::Rng::random_range(&mut rng, 0..scenarios.len()))
+        .collect();
+    let mut mix: Vec<(&'static str, usize)> = scenarios.iter().map(|s| (s.name, 0)).collect();
+    for pick in &picks {
+        mix[*pick].1 += 1;
+    }
+    let cluster = Cluster::start(options, &scenarios).await?;
+    let started = std::time::Instant::now();
+    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(load.concurrency.max(1)));
+    let placer = std::sync::Arc::clone(&cluster.placer);
+    let scenario_list = std::sync::Arc::new(scenarios.clone());
+    let mut calls = tokio::task::JoinSet::new();
+    for (n, pick) in picks.iter().copied().enumerate() {
+        let permit = std::sync::Arc::clone(&slots).acquire_owned().await?;
+        let (placer, emulator, list) = (
+            std::sync::Arc::clone(&placer),
+            cluster.emulator.clone(),
+            std::sync::Arc::clone(&scenario_list),
+        );
+        calls.spawn(async move {
+            let at = std::time::Instant::now();
+            let call = placer.place(&list[pick], n).await.ok()?;
+            let ended = emulator
+                .wait_for_state(&call, CallState::Terminated, CALL_TIMEOUT)
+                .await
+                .is_ok();
+            drop(permit);
+            Some((call, pick, ended.then(|| at.elapsed())))
+        });
+    }
+    let mut placed = Vec::with_capacity(load.calls);
+    while let Some(done) = calls.join_next().await {
+        if let Some(call) = done? {
+            placed.push(call);
         }
     }
-    proxy.shutdown().await;
-    emulator.shutdown().await;
-    Ok(DemoReport { rows })
+    let elapsed = started.elapsed();
+    // Microseconds, 1 µs to 1 hour, 3 significant digits.
+    let mut latency = hdrhistogram::Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3)?;
+    let logs = LogIndex::read(&cluster.bots);
+    let (mut ok, mut transfers) = (0, 0);
+    for (call, pick, took) in placed {
+        if let Some(took) = took {
+            latency.saturating_record(u64::try_from(took.as_micros()).unwrap_or(u64::MAX).max(1));
+        }
+        let completions = logs.completions.get(&call).map_or(0, Vec::len);
+        transfers += completions as u64;
+        if row_from(
+            &scenarios[pick],
+            call.clone(),
+            logs.finished.get(&call).cloned(),
+            completions,
+        )
+        .ok
+        {
+            ok += 1;
+        }
+    }
+    cluster.shutdown().await;
+    Ok(super::LoadReport {
+        calls: load.calls,
+        ok,
+        transfers,
+        elapsed,
+        latency,
+        mix,
+        seed,
+    })
+}
+
+/// The emulator, the proxy and the `serve` processes of one run.
+struct Cluster {
+    emulator: Emulator,
+    proxy: RoundRobinProxy,
+    bots: Vec<BotProcess>,
+    placer: std::sync::Arc<CallPlacer>,
+}
+
+impl Cluster {
+    async fn start(options: &ClusterOptions, scenarios: &[Scenario]) -> anyhow::Result<Self> {
+        let binary = std::env::current_exe().context("locating the transfer-bot binary")?;
+        let config = EmulatorConfig {
+            delivery_attempts: DELIVERY_ATTEMPTS,
+            ..EmulatorConfig::default()
+        };
+        let emulator = Emulator::start(config).await.context("starting the Graph emulator")?;
+        for scenario in scenarios {
+            for (id, behavior) in &scenario.behaviors {
+                emulator.script_target(id, behavior.clone());
+            }
+        }
+        let proxy = RoundRobinProxy::start(Vec::new())
+            .await
+            .context("starting the round-robin proxy")?;
+        let callback = format!("{}{CALLBACK_PATH}", proxy.url());
+        let prefix = format!("transfer-bot-demo-{}", uuid_like());
+        let mut bots = Vec::with_capacity(options.instances);
+        for i in 1..=options.instances {
+            let name = format!("bot-{i}");
+            let toml = config_toml(&emulator, scenarios, &callback, &options.redis_url, &prefix, &name)?;
+            let secret = emulator.default_app().client_secret;
+            let bot = BotProcess::spawn_with_env(&binary, &toml, &name, &[("TRANSFER_BOT_CLIENT_SECRET", &secret)])
+                .await
+                .with_context(|| format!("starting instance {name}"))?;
+            if options.progress {
+                eprintln!("== {name} (pid {}) at {}", bot.pid(), bot.base_url());
+            }
+            bots.push(bot);
+        }
+        proxy.set_upstreams(bots.iter().map(BotProcess::base_url).collect());
+        let placer = std::sync::Arc::new(CallPlacer::new(emulator.clone(), emulator.default_app(), callback));
+        Ok(Self {
+            emulator,
+            proxy,
+            bots,
+            placer,
+        })
+    }
+
+    async fn shutdown(mut self) {
+        for bot in &mut self.bots {
+            if bot.is_running() {
+                let _ = bot.terminate(Duration::from_secs(20)).await;
+            }
+        }
+        self.proxy.shutdown().await;
+        self.emulator.shutdown().await;
+    }
+}
+
+/// What the instances' logs say about every call, read once.
+#[derive(Default)]
+struct LogIndex {
+    finished: HashMap<CallId, (CallOutcome, Vec<String>)>,
+    /// Completed attempts per call, each attempt once.
+    completions: HashMap<CallId, Vec<String>>,
+}
+
+impl LogIndex {
+    fn read(bots: &[BotProcess]) -> Self {
+        let mut index = Self::default();
+        for line in bots.iter().flat_map(BotProcess::log_lines) {
+            let Some(call) = field(&line, "call_id").map(CallId::from) else {
+                continue;
+            };
+            if let Some(finished) = finished(&line, &call) {
+                index.finished.insert(call.clone(), finished);
+            }
+            if let Some(attempt) = completed_attempt(&line) {
+                let attempts = index.completions.entry(call).or_default();
+                if !attempts.iter().any(|a| a == attempt) {
+                    attempts.push(attempt.to_owned());
+                }
+            }
+        }
+        index
+    }
 }
 
 fn failed_row(scenario: &Scenario, reason: String) -> DemoRow {
@@ -184,17 +320,24 @@ fn finished(line: &Value, call: &CallId) -> Option<(CallOutcome, Vec<String>)> {
 /// Completed attempts of `call` its instances reported, each attempt once
 /// (an attempt's hook run again after a takeover is the same completion).
 fn completions(bots: &[BotProcess], call: &CallId) -> usize {
-    let mut attempts: HashMap<String, ()> = HashMap::new();
+    let mut attempts: Vec<String> = Vec::new();
     for line in bots.iter().flat_map(BotProcess::log_lines) {
-        if field(&line, "message") == Some("transfer completed")
-            && line.pointer("/target").and_then(Value::as_str) == Some("transfer_bot::bot")
-            && field(&line, "call_id").map(CallId::from).as_ref() == Some(call)
-            && let Some(attempt) = field(&line, "attempt")
+        if field(&line, "call_id").map(CallId::from).as_ref() == Some(call)
+            && let Some(attempt) = completed_attempt(&line)
+            && !attempts.iter().any(|a| a == attempt)
         {
-            attempts.insert(attempt.to_owned(), ());
+            attempts.push(attempt.to_owned());
         }
     }
     attempts.len()
+}
+
+/// The attempt of the app's `transfer completed` line.
+fn completed_attempt(line: &Value) -> Option<&str> {
+    let from_app = line.pointer("/target").and_then(Value::as_str) == Some("transfer_bot::bot");
+    (field(line, "message") == Some("transfer completed") && from_app)
+        .then(|| field(line, "attempt"))
+        .flatten()
 }
 
 /// One instance's `serve` configuration: the emulator as Graph, the proxy as
