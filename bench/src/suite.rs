@@ -870,6 +870,7 @@ fn demo_section(report: &mut String, ctx: &mut Ctx, calls: usize, perf_ok: bool)
             return;
         }
     }
+    shared_demo(report, ctx, &bot, calls);
     if perf_ok {
         let data = ctx.work.join("perf-demo.data");
         let recorded = Command::new("perf")
@@ -891,6 +892,51 @@ fn demo_section(report: &mut String, ctx: &mut Ctx, calls: usize, perf_ok: bool)
             Err(e) => ctx.notes.push(format!("demo profile failed: {e}")),
         }
     }
+}
+
+/// Transfers per second with 1 and with 3 `serve` processes sharing the
+/// private Redis behind a round-robin proxy (`demo --instances N --calls M`).
+fn shared_demo(report: &mut String, ctx: &Ctx, bot: &Path, calls: usize) {
+    let Some(url) = &ctx.redis_url else {
+        let _ = writeln!(report, "With Redis: not measured (no redis-server).\n");
+        return;
+    };
+    let mut rates = Vec::new();
+    for instances in [1usize, 3] {
+        let output = Command::new(bot)
+            .args(["demo", "--instances", &instances.to_string(), "--redis", url])
+            .args(["--calls", &calls.to_string(), "--concurrency", "32", "--seed", "7"])
+            .output();
+        let text = match output {
+            Ok(o) => String::from_utf8_lossy(&o.stdout).into_owned(),
+            Err(e) => {
+                let _ = writeln!(report, "With Redis, {instances} instance(s): could not run: {e}\n");
+                return;
+            }
+        };
+        let rate = text
+            .lines()
+            .find_map(|l| l.split(" = ").nth(1)?.strip_suffix(" transfers/s")?.parse::<f64>().ok());
+        let ok = text.lines().find(|l| l.starts_with("calls:")).unwrap_or("").to_owned();
+        rates.push((instances, rate, ok));
+    }
+    let _ = writeln!(
+        report,
+        "With Redis: `transfer-bot demo --instances N --redis <private redis> --calls {calls} --concurrency 32 --seed 7`: \
+         N `serve` processes sharing calls behind a loopback round-robin proxy, the emulator and the proxy in the demo \
+         process, everything on the same cores.\n"
+    );
+    let _ = writeln!(report, "| instances | transfers/s | vs 1 instance | calls |\n|---|---|---|---|");
+    let base = rates.first().and_then(|(_, r, _)| *r);
+    for (instances, rate, ok) in &rates {
+        let shown = rate.map_or_else(|| "-".to_owned(), |r| format!("{r:.1}"));
+        let vs = match (rate, base) {
+            (Some(r), Some(b)) => ratio(*r, b),
+            _ => "-".to_owned(),
+        };
+        let _ = writeln!(report, "| {instances} | {shown} | {vs} | {ok} |");
+    }
+    let _ = writeln!(report);
 }
 
 fn memory_run(ctx: &Ctx, holder: &str, calls: usize) -> anyhow::Result<Value> {
