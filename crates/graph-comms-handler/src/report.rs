@@ -125,7 +125,7 @@ impl ErrorHandler for LogErrors {
 
 impl HookName {
     /// Every hook, in the order [`CallHandler`](crate::CallHandler) declares them.
-    pub const ALL: [HookName; 9] = [
+    pub const ALL: [HookName; 11] = [
         Self::IncomingCall,
         Self::CallEstablished,
         Self::Transferring,
@@ -133,6 +133,8 @@ impl HookName {
         Self::TransferCompleted,
         Self::TransferFailed,
         Self::CallTerminated,
+        Self::ConsultationEstablished,
+        Self::ConsultationEnded,
         Self::OperationCompleted,
         Self::Notification,
     ];
