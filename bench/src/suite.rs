@@ -926,7 +926,10 @@ fn shared_demo(report: &mut String, ctx: &Ctx, bot: &Path, calls: usize) {
          N `serve` processes sharing calls behind a loopback round-robin proxy, the emulator and the proxy in the demo \
          process, everything on the same cores.\n"
     );
-    let _ = writeln!(report, "| instances | transfers/s | vs 1 instance | calls |\n|---|---|---|---|");
+    let _ = writeln!(
+        report,
+        "| instances | transfers/s | vs 1 instance | calls |\n|---|---|---|---|"
+    );
     let base = rates.first().and_then(|(_, r, _)| *r);
     for (instances, rate, ok) in &rates {
         let shown = rate.map_or_else(|| "-".to_owned(), |r| format!("{r:.1}"));

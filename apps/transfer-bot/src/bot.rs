@@ -17,8 +17,8 @@ use graph_comms_handler::model::{
     ParticipantInfo, Prompt, ResourceTarget, ResourceUrl,
 };
 use graph_comms_handler::{
-    AnswerOptions, CallContext, CallEnd, CallHandler, HookError, IncomingDecision, TransferError, TransferFailure,
-    TransferInfo, async_trait,
+    AnswerOptions, AttemptId, CallContext, CallEnd, CallHandler, HookError, IncomingDecision, TransferError,
+    TransferFailure, TransferInfo, async_trait,
 };
 use tokio::sync::mpsc::UnboundedSender;
 use tracing::Instrument as _;
@@ -194,6 +194,10 @@ struct Plan {
     phase: Phase,
     outcome: Option<CallOutcome>,
     finished_operations: HashSet<OperationId>,
+    /// The attempt on `current`, once started: outcome hooks of any other
+    /// attempt (a run again after a takeover) change nothing.
+    #[serde(default)]
+    attempt: Option<AttemptId>,
 }
 
 /// The call's plan, if it is an inbound call of this receptionist.
@@ -366,7 +370,10 @@ impl Receptionist {
             },
         );
         match ctx.transfer(request.build()).await {
-            Ok(_) => {}
+            Ok(attempt) => {
+                let id = attempt.info().id;
+                update_plan(ctx, |plan| plan.attempt = Some(id)).await;
+            }
             Err(TransferError::Store(e)) => {
                 // Not the target's fault: this instance cannot write the call now; the
                 // instance that takes it over runs this step again.
@@ -407,6 +414,42 @@ impl Receptionist {
         })
         .await;
         Ok(())
+    }
+
+    /// An error when the current target did not start because the call store
+    /// failed: the framework keeps the hook to run it again.
+    fn check_started(&self, ctx: &CallContext) -> Result<(), HookError> {
+        let stalled = plan(ctx).is_some_and(|p| {
+            matches!(p.phase, Phase::Transferring | Phase::Consulting(None))
+                && p.current.is_some()
+                && ctx.pending_attempt().is_none()
+        });
+        if stalled {
+            return Err(HookError::from(STORE_FAILED));
+        }
+        Ok(())
+    }
+
+    /// Carries on with a call whose `on_call_established` ran before on an
+    /// instance that stopped: an attempt or a consultation under way goes on;
+    /// a target whose transfer or consultation did not start is tried again.
+    async fn resume(&self, ctx: &CallContext, plan: &Plan) {
+        let started = ctx.pending_attempt().is_some() || matches!(plan.phase, Phase::Consulting(Some(_)));
+        let stalled = matches!(plan.phase, Phase::Transferring | Phase::Consulting(None));
+        if started || !stalled || plan.current.is_none() {
+            return;
+        }
+        tracing::info!("resuming the call: its current target did not start");
+        if let Some(orphan) = ctx.consultation() {
+            self.hang_up_consultation(ctx, &orphan).await;
+        }
+        update_plan(ctx, |plan| {
+            plan.next = plan.next.saturating_sub(1);
+            plan.tried.pop();
+            plan.phase = Phase::Ringing;
+        })
+        .await;
+        self.advance(ctx).await;
     }
 
     async fn hang_up_consultation(&self, ctx: &CallContext, consult_id: &CallId) {
@@ -501,8 +544,12 @@ impl CallHandler for Receptionist {
                 phase: Phase::Ringing,
                 outcome: None,
                 finished_operations: HashSet::new(),
+                attempt: None,
             };
-            if let Err(e) = ctx.set_data(&plan).await {
+            // A run again after a takeover keeps the plan the first run made.
+            if self::plan(ctx).is_none()
+                && let Err(e) = ctx.set_data(&plan).await
+            {
                 tracing::warn!(error = %e, "could not store the call plan");
             }
         }
@@ -513,9 +560,14 @@ impl CallHandler for Receptionist {
 
     async fn on_call_established(&self, ctx: &CallContext) -> Result<(), HookError> {
         let call_id = ctx.call_id();
-        if plan(ctx).is_none() {
+        let Some(plan) = plan(ctx) else {
             // Not an inbound call of this receptionist.
             return Ok(());
+        };
+        if plan.phase != Phase::Ringing {
+            // This hook already ran (it runs again after a takeover): carry on from the plan.
+            self.resume(ctx, &plan).instrument(span(call_id)).await;
+            return self.check_started(ctx);
         }
         async {
             self.emit(call_id, BotEventKind::Established);
@@ -528,7 +580,7 @@ impl CallHandler for Receptionist {
         }
         .instrument(span(call_id))
         .await;
-        Ok(())
+        self.check_started(ctx)
     }
 
     async fn on_transfer_accepted(
@@ -564,6 +616,11 @@ impl CallHandler for Receptionist {
         let call_id = ctx.call_id();
         async {
             let plan = plan(ctx);
+            if plan.as_ref().is_some_and(|p| p.attempt.is_some_and(|a| a != attempt.id)) {
+                // An older attempt's hook run again after a takeover: the plan has moved on.
+                tracing::info!(attempt = %attempt.id, redelivered = attempt.redelivered, "transfer failed (an earlier attempt)");
+                return;
+            }
             let target = plan.as_ref().and_then(|p| p.current.clone());
             let consultation = plan.and_then(|p| p.consultation);
             let label = target.as_ref().map_or_else(|| "?".into(), ToString::to_string);

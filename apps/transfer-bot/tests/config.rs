@@ -360,6 +360,23 @@ fn bad_key_prefixes_and_instance_ids_name_their_key() {
 }
 
 #[test]
+fn lease_times_outside_their_range_name_their_key() {
+    Jail::expect_with(|jail| {
+        jail.create_file(DEFAULT_CONFIG_FILE, MINIMAL)?;
+        jail.set_env(SECRET_ENV, "s3cret");
+        for ms in ["0", "299", "300001"] {
+            jail.set_env("TRANSFER_BOT_STORE__LEASE_TTL_MS", ms);
+            let why = problem(&load_errors(None), "store.lease_ttl_ms");
+            assert!(why.contains("outside 300..=300000"), "{ms}: {why}");
+        }
+        jail.set_env("TRANSFER_BOT_STORE__LEASE_TTL_MS", "2000");
+        let config = Config::load(None).unwrap();
+        assert_eq!(config.store.lease_ttl, std::time::Duration::from_secs(2));
+        Ok(())
+    });
+}
+
+#[test]
 fn unknown_keys_in_the_store_table_are_refused() {
     Jail::expect_with(|jail| {
         jail.create_file(

@@ -142,6 +142,12 @@ impl CallContext {
         self.record().attempt.as_ref().map(|a| a.info.clone())
     }
 
+    /// The consultation call placed for this call
+    /// ([`place_consultation`](Self::place_consultation)), while there is one.
+    pub fn consultation(&self) -> Option<CallId> {
+        self.record().links.consultation.clone()
+    }
+
     /// The attempt still waiting for its outcome, if any.
     pub fn pending_attempt(&self) -> Option<AttemptId> {
         self.record().pending_attempt().map(|a| a.info.id)

@@ -192,6 +192,8 @@ impl Runtime {
     /// machine, whose further steps join the queue.
     pub(super) async fn run_steps(self: &Arc<Self>, ctx: &CallContext, steps: Vec<Step>, received: Option<Instant>) {
         let mut queue: VecDeque<Step> = steps.into();
+        // Once a step's hook failed, it and the steps after it stay in the outbox.
+        let mut undelivered = false;
         while let Some(next) = queue.pop_front() {
             let hooks = next.runs_hooks();
             match next {
@@ -203,7 +205,8 @@ impl Runtime {
                     }
                     None => {
                         let hook = self.handler.on_call_established(ctx);
-                        self.run_hook(ctx, HookName::CallEstablished, hook).await;
+                        // A failed run stays in the outbox and is run again later.
+                        undelivered |= self.run_hook(ctx, HookName::CallEstablished, hook).await.is_none();
                     }
                 },
                 Step::Attempt(info, effects) => self.fire_effects(ctx, &info, effects).await,
@@ -258,7 +261,7 @@ impl Runtime {
                     tracing::debug!(call_id = %ctx.call_id(), "event after the outcome or the call's end: ignored");
                 }
             }
-            if hooks && self.is_shared() {
+            if hooks && self.is_shared() && !undelivered {
                 // Outbox order: steps are carried out in the order they were committed.
                 self.held.delivered(ctx.call_id(), 1);
             }
