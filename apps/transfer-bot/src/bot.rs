@@ -17,8 +17,8 @@ use graph_comms_handler::model::{
     ParticipantInfo, Prompt, ResourceTarget, ResourceUrl,
 };
 use graph_comms_handler::{
-    AnswerOptions, AttemptId, CallContext, CallEnd, CallHandler, HookError, IncomingDecision, TransferError,
-    TransferFailure, TransferInfo, async_trait,
+    AnswerOptions, AttemptId, CallContext, CallEnd, CallHandler, HookError, IncomingDecision, RetryLater,
+    TransferError, TransferFailure, TransferInfo, async_trait,
 };
 use tokio::sync::mpsc::UnboundedSender;
 use tracing::Instrument as _;
@@ -425,7 +425,7 @@ impl Receptionist {
                 && ctx.pending_attempt().is_none()
         });
         if stalled {
-            return Err(HookError::from(STORE_FAILED));
+            return Err(RetryLater::new(STORE_FAILED).into());
         }
         Ok(())
     }

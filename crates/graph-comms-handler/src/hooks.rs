@@ -13,6 +13,38 @@ use crate::report::ErrorHandler;
 /// What a hook returns when it fails. Any error type converts into it with `?`.
 pub type HookError = Box<dyn std::error::Error + Send + Sync>;
 
+/// A hook's error asking to run the hook again later: it could not do its
+/// work now (the call store was unavailable, say) and nothing was decided.
+/// With a shared store, `on_call_established` returning it stays in the call's
+/// outbox and runs again, on this or another instance, after the lease time
+/// ([`CallContext::is_redelivery`] is then true). Other errors are reported
+/// and the hook is not run again.
+///
+/// ```
+/// # use graph_comms_handler::{HookError, RetryLater};
+/// fn store_down() -> Result<(), HookError> {
+///     Err(RetryLater::new("the call store is unavailable").into())
+/// }
+/// # assert!(store_down().unwrap_err().is::<RetryLater>());
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetryLater(String);
+
+impl RetryLater {
+    /// Run again later, for this reason (logged).
+    pub fn new(reason: impl Into<String>) -> Self {
+        Self(reason.into())
+    }
+}
+
+impl std::fmt::Display for RetryLater {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} (the hook runs again later)", self.0)
+    }
+}
+
+impl std::error::Error for RetryLater {}
+
 /// The hooks of a calling bot. Every method has a default, so implement only
 /// what you need.
 ///

@@ -28,7 +28,7 @@ pub use bot::{Bot, BotBuilder, BuildError, DEFAULT_CALLBACK_PATH, DEFAULT_MAX_QU
 pub use context::{CallContext, ConsultationError, DataError};
 pub use decision::{AnswerOptions, CallEnd, ConsultationEvent, EndCause, IncomingDecision};
 pub use event::{EventKind, event_kind};
-pub use hooks::{CallHandler, HookError};
+pub use hooks::{CallHandler, HookError, RetryLater};
 pub use inspect::{Classification, classify};
 pub use metrics::BotMetrics;
 pub use record::{AttemptRecord, CallLinks, CallRecord, CallSnapshot, RECORD_SCHEMA};

@@ -204,9 +204,15 @@ impl Runtime {
                         self.forward_consultation(&parent, ctx.call_id(), event).await;
                     }
                     None => {
-                        let hook = self.handler.on_call_established(ctx);
-                        // A failed run stays in the outbox and is run again later.
-                        undelivered |= self.run_hook(ctx, HookName::CallEstablished, hook).await.is_none();
+                        let mut retry = false;
+                        let hook = async {
+                            let result = self.handler.on_call_established(ctx).await;
+                            retry = result.as_ref().is_err_and(|e| e.is::<crate::hooks::RetryLater>());
+                            result
+                        };
+                        self.run_hook(ctx, HookName::CallEstablished, hook).await;
+                        // Asked to run again: it stays in the outbox, with the steps after it.
+                        undelivered |= retry;
                     }
                 },
                 Step::Attempt(info, effects) => self.fire_effects(ctx, &info, effects).await,
