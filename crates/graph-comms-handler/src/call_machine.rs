@@ -246,6 +246,12 @@ pub fn step(record: &mut CallRecord, input: CallInput<'_>, now: SystemTime, t: &
                 } => Some((result_info.clone(), termination_reason.clone())),
                 _ => None,
             };
+            // What Graph says now is the call's state, whatever notifications were lost.
+            if let CallLookup::Found { state: Some(state), .. } = &lookup
+                && *state != CallState::Terminated
+            {
+                record.snapshot.state = Some(state.clone());
+            }
             if feed(record, Some(id), AttemptInput::TimeoutLookup(lookup), &mut steps) {
                 record.lifecycle.deadlines.clear_attempt();
             }
@@ -587,6 +593,29 @@ mod tests {
         assert!(matches!(&steps[0], Step::Attempt(_, effects)
             if matches!(effects.as_slice(), [AttemptEffect::Failed(TransferFailure::CallEnded { .. })])));
         assert!(matches!(&steps[1], Step::Terminated(end) if end.cause == EndCause::KeepAliveNotFound));
+    }
+
+    /// Before: the notification that a transfer failed was lost, the timeout's
+    /// lookup found the call established again, yet the call stayed
+    /// `transferring`, so the next target was refused as "not established".
+    #[test]
+    fn a_timeout_lookup_that_finds_the_call_established_makes_it_established() {
+        let mut record = established_call();
+        let request = TransferRequest::to_user("agent", None).build();
+        let (info, _) = start_attempt(&mut record, AttemptId::new(), request, false, at(10), &timings()).unwrap();
+        record.snapshot.state = Some(CallState::Transferring);
+        let lookup = CallInput::Lookup {
+            id: info.id,
+            lookup: CallLookup::Found {
+                state: Some(CallState::Established),
+                result_info: None,
+                termination_reason: None,
+            },
+        };
+        step(&mut record, lookup, at(72), &timings());
+        assert_eq!(record.snapshot.state, Some(CallState::Established));
+        let next = TransferRequest::to_user("next", None).build();
+        assert!(start_attempt(&mut record, AttemptId::new(), next, false, at(73), &timings()).is_ok());
     }
 
     #[test]
