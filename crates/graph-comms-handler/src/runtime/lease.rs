@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime};
 
-use graph_comms_model::CallId;
+use graph_comms_model::{CallId, CallState};
 use graph_comms_notify::{Journal, NotificationEvent};
 
 use super::Runtime;
@@ -280,6 +280,8 @@ impl Runtime {
         }
         if self.held.holds(&call_id) {
             self.run_leftovers(&call_id).await;
+            // After the inbox: a notification about the attempt settles it first.
+            self.send_unsent_post(&call_id).await;
         }
         renewal.abort();
         let cached = self.cache.get(&call_id);
@@ -293,16 +295,18 @@ impl Runtime {
             Arc::new(record)
         });
         let (ttl, lease) = (self.timings.lease_ttl, &held.lease);
-        let mut released = sharing
-            .store
-            .release(lease, held.consumed, record, ttl, INBOX_BATCH)
+        let mut released = self
+            .with_store_retries(|| {
+                sharing
+                    .store
+                    .release(lease, held.consumed, record.clone(), ttl, INBOX_BATCH)
+            })
             .await;
         if let Err(StoreError::Conflict { .. }) = &released {
             // Someone wrote the record without the lease: its hooks may run again later.
             self.counters.store_conflicts.fetch_add(1, Ordering::Relaxed);
-            released = sharing
-                .store
-                .release(lease, held.consumed, None, ttl, INBOX_BATCH)
+            released = self
+                .with_store_retries(|| sharing.store.release(lease, held.consumed, None, ttl, INBOX_BATCH))
                 .await;
         }
         self.observe_store(&released);
@@ -337,6 +341,41 @@ impl Runtime {
         let (call_id, tenant) = (record.call_id().clone(), record.snapshot.tenant_id.clone());
         let ctx = self.context(&call_id, &tenant, Some(record)).redelivery();
         self.run_steps(&ctx, steps, None).await;
+    }
+
+    /// A pending attempt whose `POST /transfer` the instance that stopped may
+    /// not have sent: Graph says whether the call is transferring already;
+    /// if it is not, the POST is sent now.
+    async fn send_unsent_post(self: &Arc<Self>, call_id: &CallId) {
+        let Some(record) = self.cache.get(call_id) else {
+            return;
+        };
+        let Some(attempt) = record.pending_attempt().filter(|a| !a.posted) else {
+            return;
+        };
+        let (id, request) = (attempt.info.id, attempt.info.request.clone());
+        let state = match self.client.get_call(call_id).await {
+            Ok(found) => found.value.state,
+            Err(error) if error.is_not_found() => Some(CallState::Terminated),
+            Err(error) => {
+                tracing::warn!(call_id = %call_id, attempt = %id, %error, "cannot tell whether the transfer was sent");
+                return;
+            }
+        };
+        match state {
+            Some(CallState::Established) => {
+                tracing::info!(call_id = %call_id, attempt = %id, "sending the transfer the instance that stopped did not send");
+                self.post_transfer(call_id, id, &request).await;
+            }
+            // Sent (Graph is transferring), or the call is gone: the machine hears of it.
+            _ => {
+                let mut sent = crate::record::CallRecord::clone(&record);
+                if let Some(attempt) = sent.attempt.as_mut() {
+                    attempt.posted = true;
+                }
+                let _ = self.cache_deferred(&Arc::new(sent));
+            }
+        }
     }
 
     /// Runs outbox steps committed but not carried out by this claim: a write

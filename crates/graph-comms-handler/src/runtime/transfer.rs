@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use graph_comms_client::GraphClientError;
-use graph_comms_model::TransferRequest;
+use graph_comms_model::{CallId, TransferRequest};
 use tokio::sync::watch;
 
 use super::Runtime;
@@ -48,13 +48,32 @@ impl Runtime {
         if let Some((old, effects)) = superseded {
             self.route(call_id.clone(), CallEvent::Fire(Box::new(old), effects));
         }
-        if let Err(error) = self.client.transfer(call_id, &request).await {
-            tracing::info!(call_id = %call_id, attempt = %info.id, %error, "transfer request failed");
+        self.post_transfer(call_id, info.id, &request).await;
+        Ok(TransferAttempt::new(info, receiver))
+    }
+
+    /// Sends the attempt's `POST /transfer`, then notes that it was sent (with
+    /// a shared store, in the record: an instance that takes the call over
+    /// would otherwise send it again); a failure goes back through the call's queue.
+    pub(super) async fn post_transfer(self: &Arc<Self>, call_id: &CallId, id: AttemptId, request: &TransferRequest) {
+        let posted = self.client.transfer(call_id, request).await;
+        if self.is_shared()
+            && let Some(current) = self.cached(call_id)
+            && current.attempt.as_ref().is_some_and(|a| a.info.id == id && !a.posted)
+        {
+            let mut record = crate::record::CallRecord::clone(&current);
+            if let Some(attempt) = record.attempt.as_mut() {
+                attempt.posted = true;
+            }
+            // Rides on the next write under the lease; without the lease it is left as is.
+            let _ = self.cache_deferred(&Arc::new(record));
+        }
+        if let Err(error) = posted {
+            tracing::info!(call_id = %call_id, attempt = %id, %error, "transfer request failed");
             if let Some(input) = post_failure_input(&error) {
-                self.route(call_id.clone(), CallEvent::Input(info.id, input));
+                self.route(call_id.clone(), CallEvent::Input(id, input));
             }
         }
-        Ok(TransferAttempt::new(info, receiver))
     }
 
     fn register_waiter(&self, id: AttemptId) -> watch::Receiver<Option<TransferOutcome>> {
