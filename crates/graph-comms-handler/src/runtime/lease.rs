@@ -465,6 +465,10 @@ impl Journal for Runtime {
         let Some(sharing) = &self.sharing else {
             return Ok(());
         };
+        if self.stall.as_ref().is_some_and(|s| s.just_resumed()) {
+            // Held across a pause: maybe handled elsewhere already; Graph delivers it again.
+            return Err("this instance was paused longer than half a lease; deliver again".to_owned());
+        }
         let items: Vec<(CallId, InboxItem)> = events
             .iter()
             .map(|event| {

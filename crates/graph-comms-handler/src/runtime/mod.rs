@@ -16,6 +16,7 @@ mod invoke;
 mod lease;
 mod process;
 mod queue;
+mod stall;
 mod state;
 mod timers;
 mod transfer;
@@ -57,6 +58,8 @@ pub(crate) struct Runtime {
     sharing: Option<lease::Sharing>,
     held: lease::Held,
     store_reachable: AtomicBool,
+    /// With a shared store: notices pauses of this process (see [`stall`]).
+    stall: Option<Arc<stall::StallWatch>>,
 }
 
 /// What [`Runtime::start`] needs.
@@ -77,6 +80,10 @@ impl Runtime {
     /// Builds the runtime and spawns its timer and sweep tasks (needs a tokio runtime).
     pub(crate) fn start(parts: RuntimeParts) -> Arc<Self> {
         let (timers, timer_rx) = mpsc::unbounded_channel();
+        let stall = parts
+            .sharing
+            .is_some()
+            .then(|| stall::StallWatch::start(parts.timings.lease_ttl / 2));
         let runtime = Arc::new(Self {
             client: parts.client,
             handler: parts.handler,
@@ -98,6 +105,7 @@ impl Runtime {
                 .sharing
                 .map(|(store, instance_id)| lease::Sharing { store, instance_id }),
             held: lease::Held::default(),
+            stall,
             store_reachable: AtomicBool::new(true),
         });
         tokio::spawn(timers::timer_loop(Arc::downgrade(&runtime), timer_rx));
