@@ -123,7 +123,8 @@ pub trait CallHandler: Send + Sync + 'static {
     /// for this call is established (typically: transfer this call with
     /// `replacesCallId` set to it). Runs under this call's ordering, on the
     /// instance that holds this call; the consultation call's own
-    /// `on_call_established` does not fire.
+    /// `on_call_established` does not fire. At least once: act on it only
+    /// while your call still waits for this consultation.
     async fn on_consultation_established(&self, ctx: &CallContext, consultation: &CallId) -> Result<(), HookError> {
         let _ = (ctx, consultation);
         Ok(())

@@ -60,17 +60,26 @@ impl Runtime {
             .map_err(link_failed)?;
         match seen.map(|(seen, _)| seen) {
             Some(Seen::Event(event)) => self.forward_consultation(&parent, &consultation, event).await,
-            // The end of a call the bot did not know yet is not kept: ask Graph.
+            // Nothing kept yet: the end of a call the bot did not know is not kept,
+            // and its notifications may be delayed; Graph says where it is. A
+            // later notification saying the same is delivered again, which the
+            // handler tells by its own state.
             Some(Seen::Nothing) => {
-                let ended = match ctx.client().get_call(&consultation).await {
-                    Err(error) if error.is_not_found() => Some(None),
-                    Ok(found) if found.value.state == Some(CallState::Terminated) => Some(found.value.result_info),
-                    _ => None,
+                let event = match ctx.client().get_call(&consultation).await {
+                    Err(error) if error.is_not_found() => Some(ConsultationEvent::Ended {
+                        end: CallEnd::new(None, None, EndCause::LookedUp),
+                    }),
+                    Ok(found) => match found.value.state {
+                        Some(CallState::Terminated) => Some(ConsultationEvent::Ended {
+                            end: CallEnd::new(found.value.result_info, None, EndCause::LookedUp),
+                        }),
+                        Some(CallState::Established) => Some(ConsultationEvent::Established),
+                        _ => None,
+                    },
+                    Err(_) => None,
                 };
-                if let Some(result_info) = ended {
-                    let end = CallEnd::new(result_info, None, EndCause::LookedUp);
-                    self.forward_consultation(&parent, &consultation, ConsultationEvent::Ended { end })
-                        .await;
+                if let Some(event) = event {
+                    self.forward_consultation(&parent, &consultation, event).await;
                 }
             }
             _ => {}
