@@ -8,10 +8,12 @@
 //! - [`timers`]: in-process wake-ups and the store sweep for due calls;
 //! - [`transfer`]: starting a transfer and the in-process outcome handles;
 //! - [`consult`]: placing a consultation call and linking it to its call;
+//! - [`held`]: the leases this instance holds and what their next write carries;
 //! - [`lease`]: with a shared store, the journal before 202 and the
 //!   claim–process–release cycle under a call's lease.
 
 mod consult;
+mod held;
 mod invoke;
 mod lease;
 mod process;
@@ -56,7 +58,7 @@ pub(crate) struct Runtime {
     shutting_down: AtomicBool,
     in_flight: AtomicUsize,
     sharing: Option<lease::Sharing>,
-    held: lease::Held,
+    held: held::Held,
     store_reachable: AtomicBool,
     /// With a shared store: notices pauses of this process (see [`stall`]).
     stall: Option<Arc<stall::StallWatch>>,
@@ -104,7 +106,7 @@ impl Runtime {
             sharing: parts
                 .sharing
                 .map(|(store, instance_id)| lease::Sharing { store, instance_id }),
-            held: lease::Held::default(),
+            held: held::Held::default(),
             stall,
             store_reachable: AtomicBool::new(true),
         });
