@@ -94,77 +94,65 @@ local items = redis.call('LRANGE', KEYS[3], 0, tonumber(ARGV[3]) - 1)
 return {1, record, items}
 "#;
 
-/// Under the lease: the record's compare-and-set write (if a version is
-/// given), the handled items dropped, the lease extended, in one step.
-///
-/// `KEYS` lease, record, inbox, outbox marker; `ARGV` token, lease millis,
-/// items handled, new version or `""`, JSON, expiry (Unix millis) or `""`,
-/// whether the record's outbox has steps (`1`/`0`).
-/// Answers `{-1, 0}` when the token does not hold the lease, `{0, stored}` on
-/// a version conflict, `{1, stored}` when done.
-const COMMIT_BODY: &str = r#"
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return {-1, 0} end
-local stored = 0
-if ARGV[4] ~= '' then
-  stored = stored_version(redis.call('GET', KEYS[2]))
-  if stored == nil then return redis.error_reply('CORRUPT the stored call record has no version') end
-  if tonumber(ARGV[4]) ~= stored + 1 then return {0, stored} end
-  if ARGV[6] == '' then
-    redis.call('SET', KEYS[2], ARGV[5])
-  else
-    redis.call('SET', KEYS[2], ARGV[5], 'PXAT', ARGV[6])
-  end
-  -- The marker lives no longer than the record.
-  if ARGV[7] ~= '1' then
-    redis.call('DEL', KEYS[4])
-  elseif ARGV[6] == '' then
-    redis.call('SET', KEYS[4], '1')
-  else
-    redis.call('SET', KEYS[4], '1', 'PXAT', ARGV[6])
-  end
-end
-local handled = tonumber(ARGV[3])
-if handled > 0 then redis.call('LTRIM', KEYS[3], handled, -1) end
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
-return {1, stored}
-"#;
-
-/// Under the lease: the record's compare-and-set write (if a version is
-/// given) and the handled items dropped; then the lease is given up, or kept
-/// and the waiting items read when there are some, in one step.
+/// The write every script under a lease starts with: the token check, the
+/// record's compare-and-set write with the outbox marker (if a version is
+/// given) and the handled items dropped.
 ///
 /// `KEYS` lease, record, inbox, outbox marker; `ARGV` token, items handled,
-/// new version or `""`, JSON, expiry (Unix millis) or `""`, lease millis, how
-/// many items to read, whether the record's outbox has steps (`1`/`0`). Answers `{-1}` when the token does not hold the lease, `{0, stored}`
-/// on a version conflict, `{1}` when released, `{2, record, items}` when kept.
-const RELEASE_BODY: &str = r#"
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return {-1} end
-if ARGV[3] ~= '' then
-  local stored = stored_version(redis.call('GET', KEYS[2]))
-  if stored == nil then return redis.error_reply('CORRUPT the stored call record has no version') end
-  if tonumber(ARGV[3]) ~= stored + 1 then return {0, stored} end
-  if ARGV[5] == '' then
-    redis.call('SET', KEYS[2], ARGV[4])
-  else
-    redis.call('SET', KEYS[2], ARGV[4], 'PXAT', ARGV[5])
+/// new version or `""`, JSON, expiry (Unix millis) or `""`, whether the
+/// record's outbox has steps (`1`/`0`), then the script's own arguments.
+/// Answers `nil` when done, `{-1, 0}` when the token does not hold the lease,
+/// `{0, stored}` on a version conflict.
+const LEASED_WRITE: &str = r#"
+local function leased_write()
+  if redis.call('GET', KEYS[1]) ~= ARGV[1] then return {-1, 0} end
+  if ARGV[3] ~= '' then
+    local stored = stored_version(redis.call('GET', KEYS[2]))
+    if stored == nil then return redis.error_reply('CORRUPT the stored call record has no version') end
+    if tonumber(ARGV[3]) ~= stored + 1 then return {0, stored} end
+    if ARGV[5] == '' then
+      redis.call('SET', KEYS[2], ARGV[4])
+    else
+      redis.call('SET', KEYS[2], ARGV[4], 'PXAT', ARGV[5])
+    end
+    -- The marker lives no longer than the record.
+    if ARGV[6] ~= '1' then
+      redis.call('DEL', KEYS[4])
+    elseif ARGV[5] == '' then
+      redis.call('SET', KEYS[4], '1')
+    else
+      redis.call('SET', KEYS[4], '1', 'PXAT', ARGV[5])
+    end
   end
-  if ARGV[8] ~= '1' then
-    redis.call('DEL', KEYS[4])
-  elseif ARGV[5] == '' then
-    redis.call('SET', KEYS[4], '1')
-  else
-    redis.call('SET', KEYS[4], '1', 'PXAT', ARGV[5])
-  end
+  local handled = tonumber(ARGV[2])
+  if handled > 0 then redis.call('LTRIM', KEYS[3], handled, -1) end
+  return nil
 end
-local handled = tonumber(ARGV[2])
-if handled > 0 then redis.call('LTRIM', KEYS[3], handled, -1) end
+"#;
+
+/// [`LEASED_WRITE`], then the lease extended. Own arguments: lease millis.
+/// Answers as [`LEASED_WRITE`], `{1, 0}` when done.
+const COMMIT_BODY: &str = r#"
+local failed = leased_write()
+if failed then return failed end
+redis.call('PEXPIRE', KEYS[1], ARGV[7])
+return {1, 0}
+"#;
+
+/// [`LEASED_WRITE`], then the lease given up, or kept and the waiting items
+/// read when there are some. Own arguments: lease millis, how many items to
+/// read. Answers as [`LEASED_WRITE`], `{1}` when released, `{2, record,
+/// items}` when kept.
+const RELEASE_BODY: &str = r#"
+local failed = leased_write()
+if failed then return failed end
 if redis.call('LLEN', KEYS[3]) == 0 then
   redis.call('DEL', KEYS[1])
   return {1}
 end
-redis.call('PEXPIRE', KEYS[1], ARGV[6])
+redis.call('PEXPIRE', KEYS[1], ARGV[7])
 local record = redis.call('GET', KEYS[2])
-local items = redis.call('LRANGE', KEYS[3], 0, tonumber(ARGV[7]) - 1)
+local items = redis.call('LRANGE', KEYS[3], 0, tonumber(ARGV[8]) - 1)
 return {2, record, items}
 "#;
 
@@ -210,8 +198,8 @@ impl Scripts {
             fix_due: Lua::new(FIX_DUE.to_owned()),
             claim: Lua::new(CLAIM.to_owned()),
             append_claim: Lua::new(APPEND_CLAIM.to_owned()),
-            commit: Lua::new(format!("{STORED_VERSION}{COMMIT_BODY}")),
-            release: Lua::new(format!("{STORED_VERSION}{RELEASE_BODY}")),
+            commit: Lua::new(format!("{STORED_VERSION}{LEASED_WRITE}{COMMIT_BODY}")),
+            release: Lua::new(format!("{STORED_VERSION}{LEASED_WRITE}{RELEASE_BODY}")),
             renew: Lua::new(RENEW.to_owned()),
         }
     }

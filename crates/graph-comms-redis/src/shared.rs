@@ -11,7 +11,8 @@ use graph_comms_handler::{CallRecord, Claim, InboxItem, Lease, Released, SharedC
 use redis::Value;
 
 use crate::keys::Keys;
-use crate::metrics::Counters;
+use crate::metrics::{Counters, OpCounter};
+use crate::scripts::Lua;
 use crate::store::{RecordWrite, RedisCallStore, cas_reply, millis};
 
 /// Orphan candidates read per sweep, at most.
@@ -59,6 +60,56 @@ fn parse_claim(lease: Lease, reply: &Value) -> Result<Option<Claim>, StoreError>
             Ok(Some(Claim::new(lease, record, inbox)))
         }
         _ => Err(unexpected("claim", reply)),
+    }
+}
+
+impl RedisCallStore {
+    /// Runs a script that starts with the leased write (see `scripts.rs`): the
+    /// call's keys, the token, the handled items and the record (with its index
+    /// updates in the same round trip), then the script's own `tail` arguments.
+    #[allow(clippy::too_many_arguments)]
+    async fn leased_write(
+        &self,
+        op: &OpCounter,
+        what: &str,
+        lua: &Lua,
+        lease: &Lease,
+        consumed: usize,
+        record: Option<&CallRecord>,
+        tail: Vec<String>,
+    ) -> Result<Value, StoreError> {
+        let inner = &*self.inner;
+        let member = Keys::member(&lease.call_id);
+        let keys = [
+            inner.keys.lease(&member),
+            inner.keys.record_for_member(&member),
+            inner.keys.inbox(&member),
+            inner.keys.outbox(&member),
+        ];
+        let keys = keys.each_ref().map(String::as_str);
+        let mut args = vec![lease.token.clone(), consumed.to_string()];
+        let write = match record {
+            Some(record) => {
+                let write = RecordWrite::new(record, inner.ended_retention)?;
+                args.push(record.version.to_string());
+                args.extend(write.args());
+                args.push(outbox_flag(record));
+                Some(write)
+            }
+            None => {
+                args.extend([String::new(), String::new(), String::new(), String::new()]);
+                None
+            }
+        };
+        args.extend(tail);
+        match &write {
+            Some(write) => {
+                inner
+                    .write_with_indexes(op, what, lua, &keys, &args, &member, write)
+                    .await
+            }
+            None => inner.eval(op, what, lua, &keys, &args).await,
+        }
     }
 }
 
@@ -231,30 +282,17 @@ impl SharedCallStore for RedisCallStore {
         let inner = &*self.inner;
         let op = &inner.counters.commit;
         op.call();
-        let member = Keys::member(&lease.call_id);
-        let keys = [
-            inner.keys.lease(&member),
-            inner.keys.record_for_member(&member),
-            inner.keys.inbox(&member),
-            inner.keys.outbox(&member),
-        ];
-        let keys = keys.each_ref().map(String::as_str);
-        let mut args = vec![lease.token.clone(), ttl_millis(ttl), consumed.to_string()];
-        let reply = match &record {
-            Some(record) => {
-                let write = RecordWrite::new(record, inner.ended_retention)?;
-                args.push(record.version.to_string());
-                args.extend(write.args());
-                args.push(outbox_flag(record));
-                inner
-                    .write_with_indexes(op, "commit", &inner.scripts.commit, &keys, &args, &member, &write)
-                    .await?
-            }
-            None => {
-                args.extend([String::new(), String::new(), String::new(), String::new()]);
-                inner.eval(op, "commit", &inner.scripts.commit, &keys, &args).await?
-            }
-        };
+        let reply = self
+            .leased_write(
+                op,
+                "commit",
+                &inner.scripts.commit,
+                lease,
+                consumed,
+                record.as_deref(),
+                vec![ttl_millis(ttl)],
+            )
+            .await?;
         match cas_reply(&reply)? {
             (1, _) => Ok(()),
             (-1, _) => Err(lease_lost(&inner.counters, lease)),
@@ -280,40 +318,18 @@ impl SharedCallStore for RedisCallStore {
         let inner = &*self.inner;
         let op = &inner.counters.release;
         op.call();
-        let member = Keys::member(&lease.call_id);
-        let keys = [
-            inner.keys.lease(&member),
-            inner.keys.record_for_member(&member),
-            inner.keys.inbox(&member),
-            inner.keys.outbox(&member),
-        ];
-        let keys = keys.each_ref().map(String::as_str);
-        let mut args = vec![lease.token.clone(), consumed.to_string()];
-        let write = match &record {
-            Some(record) => {
-                let write = RecordWrite::new(record, inner.ended_retention)?;
-                args.push(record.version.to_string());
-                args.extend(write.args());
-                Some(write)
-            }
-            None => {
-                args.extend([String::new(), String::new(), String::new()]);
-                None
-            }
-        };
-        args.extend([
-            ttl_millis(ttl),
-            limit.max(1).to_string(),
-            record.as_deref().map(outbox_flag).unwrap_or_default(),
-        ]);
-        let reply = match &write {
-            Some(write) => {
-                inner
-                    .write_with_indexes(op, "release", &inner.scripts.release, &keys, &args, &member, write)
-                    .await?
-            }
-            None => inner.eval(op, "release", &inner.scripts.release, &keys, &args).await?,
-        };
+        let tail = vec![ttl_millis(ttl), limit.max(1).to_string()];
+        let reply = self
+            .leased_write(
+                op,
+                "release",
+                &inner.scripts.release,
+                lease,
+                consumed,
+                record.as_deref(),
+                tail,
+            )
+            .await?;
         let Value::Array(parts) = &reply else {
             return Err(unexpected("release", &reply));
         };
@@ -327,7 +343,7 @@ impl SharedCallStore for RedisCallStore {
                     None => Err(unexpected("release", &reply)),
                 }
             }
-            [Value::Int(-1)] => Err(lease_lost(&inner.counters, lease)),
+            [Value::Int(-1), _] => Err(lease_lost(&inner.counters, lease)),
             [Value::Int(0), Value::Int(stored)] => {
                 Counters::add(&inner.counters.conflicts, 1);
                 Err(StoreError::Conflict {
