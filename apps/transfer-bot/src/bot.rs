@@ -17,8 +17,8 @@ use graph_comms_handler::model::{
     ParticipantInfo, Prompt, ResourceTarget, ResourceUrl,
 };
 use graph_comms_handler::{
-    AnswerOptions, AttemptId, CallContext, CallEnd, CallHandler, HookError, IncomingDecision, RetryLater,
-    TransferError, TransferFailure, TransferInfo, async_trait,
+    AnswerOptions, CallContext, CallEnd, CallHandler, HookError, IncomingDecision, RetryLater, TransferError,
+    TransferFailure, TransferInfo, async_trait,
 };
 use tokio::sync::mpsc::UnboundedSender;
 use tracing::Instrument as _;
@@ -194,10 +194,6 @@ struct Plan {
     phase: Phase,
     outcome: Option<CallOutcome>,
     finished_operations: HashSet<OperationId>,
-    /// The attempt on `current`, once started: outcome hooks of any other
-    /// attempt (a run again after a takeover) change nothing.
-    #[serde(default)]
-    attempt: Option<AttemptId>,
 }
 
 /// The call's plan, if it is an inbound call of this receptionist.
@@ -370,10 +366,7 @@ impl Receptionist {
             },
         );
         match ctx.transfer(request.build()).await {
-            Ok(attempt) => {
-                let id = attempt.info().id;
-                update_plan(ctx, |plan| plan.attempt = Some(id)).await;
-            }
+            Ok(_) => {}
             Err(TransferError::Store(e)) => {
                 // Not the target's fault: this instance cannot write the call now; the
                 // instance that takes it over runs this step again.
@@ -544,7 +537,6 @@ impl CallHandler for Receptionist {
                 phase: Phase::Ringing,
                 outcome: None,
                 finished_operations: HashSet::new(),
-                attempt: None,
             };
             // A run again after a takeover keeps the plan the first run made.
             if self::plan(ctx).is_none()
@@ -616,8 +608,9 @@ impl CallHandler for Receptionist {
         let call_id = ctx.call_id();
         async {
             let plan = plan(ctx);
-            if plan.as_ref().is_some_and(|p| p.attempt.is_some_and(|a| a != attempt.id)) {
-                // An older attempt's hook run again after a takeover: the plan has moved on.
+            let current = plan.as_ref().and_then(|p| p.current.as_ref());
+            if current.is_some_and(|target| !target.is_target_of(&attempt.request)) {
+                // An earlier target's hook run again after a takeover: the plan has moved on.
                 tracing::info!(attempt = %attempt.id, redelivered = attempt.redelivered, "transfer failed (an earlier attempt)");
                 return;
             }

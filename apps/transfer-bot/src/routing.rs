@@ -119,6 +119,12 @@ impl Target {
     }
 
     /// A transfer body for this target (without `replacesCallId` or `transferee`).
+    /// Whether `request` transfers the call to this target (whatever else it carries).
+    pub fn is_target_of(&self, request: &TransferRequest) -> bool {
+        self.transfer_request().build().transfer_target.identity == request.transfer_target.identity
+    }
+
+    /// The transfer request for this target.
     pub fn transfer_request(&self) -> TransferBuilder {
         let builder = match &self.destination {
             Destination::User { id, tenant_id } => TransferRequest::to_user(id.clone(), tenant_id.clone()),

@@ -35,6 +35,7 @@ use graph_comms_testkit::{BotProcess, RedisServer, RoundRobinProxy, free_port};
 use serde_json::Value;
 use tokio::sync::{Semaphore, watch};
 use tokio::task::{JoinHandle, JoinSet};
+use transfer_bot::demo::cluster::{ServeConfig, serve_config};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_transfer-bot");
 const CALLBACK_PATH: &str = "/api/calls";
@@ -331,37 +332,18 @@ struct ConfigParts<'a> {
 /// A `transfer-bot serve` configuration against the emulator, routing every
 /// scenario; the client secret comes from the environment.
 fn config_toml(parts: &ConfigParts<'_>) -> String {
-    let app = parts.emulator.default_app();
-    let mut toml = format!(
-        r#"tenant_id = "{tenant}"
-app_id = "{app_id}"
-graph_base_url = "{graph}"
-login_base_url = "{login}"
-openid_configuration_url = "{openid}"
-listen = "127.0.0.1:{port}"
-public_callback_url = "{callback}"
-callback_path = "{CALLBACK_PATH}"
-apology_prompt_uri = "https://transfer-bot.invalid/audio/sorry.wav"
-transfer_timeout_secs = 10
-log_format = "json"
-default_targets = [{{ kind = "user", id = "scale-alice" }}]
-"#,
-        tenant = app.tenant_id,
-        app_id = app.app_id,
-        graph = parts.emulator.graph_base_url(),
-        login = parts.emulator.login_base_url(),
-        openid = parts.emulator.openid_configuration_url(),
-        port = parts.listen_port,
-        callback = parts.public_callback_url,
-    );
-    for scenario in &SCENARIOS {
-        toml.push_str(&format!(
-            "\n[[routes]]\nmatch_called_id = \"{}\"\ntargets = {}\n",
-            scenario.called_id, scenario.targets
-        ));
-    }
-    toml.push_str(&format!("\n[store]\n{}\n", parts.store));
-    toml
+    let routes: Vec<(String, String)> = SCENARIOS
+        .iter()
+        .map(|s| (s.called_id.to_owned(), s.targets.to_owned()))
+        .collect();
+    serve_config(&ServeConfig {
+        emulator: parts.emulator,
+        listen_port: parts.listen_port,
+        public_callback_url: parts.public_callback_url,
+        routes: &routes,
+        default_targets: r#"[{ kind = "user", id = "scale-alice" }]"#,
+        store: parts.store,
+    })
 }
 
 /// One call the load offered.

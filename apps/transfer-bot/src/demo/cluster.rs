@@ -350,8 +350,46 @@ fn config_toml(
     prefix: &str,
     instance_id: &str,
 ) -> anyhow::Result<String> {
-    let app = emulator.default_app();
-    let port = free_port()?;
+    let routes: Vec<(String, String)> = scenarios
+        .iter()
+        .map(|scenario| {
+            let targets: Vec<String> = scenario.targets.iter().map(target_toml).collect();
+            (scenario.called_id.to_owned(), format!("[{}]", targets.join(", ")))
+        })
+        .collect();
+    Ok(serve_config(&ServeConfig {
+        emulator,
+        listen_port: free_port()?,
+        public_callback_url: callback,
+        routes: &routes,
+        default_targets: r#"[{ kind = "user", id = "operator" }]"#,
+        store: &format!(
+            "kind = \"redis\"\nredis_url = \"{redis_url}\"\nkey_prefix = \"{prefix}\"\ninstance_id = \"{instance_id}\"\nlease_ttl_ms = {LEASE_TTL_MS}\n"
+        ),
+    }))
+}
+
+/// The parts of a `transfer-bot serve` configuration against the emulator
+/// (the client secret comes from `TRANSFER_BOT_CLIENT_SECRET`).
+#[derive(Debug)]
+pub struct ServeConfig<'a> {
+    /// Graph, the login endpoint and the signing keys.
+    pub emulator: &'a Emulator,
+    /// The loopback port to listen on.
+    pub listen_port: u16,
+    /// Where Graph posts notifications (a proxy in front of the instances).
+    pub public_callback_url: &'a str,
+    /// `(match_called_id, targets as an inline TOML array)` per route.
+    pub routes: &'a [(String, String)],
+    /// `default_targets` as an inline TOML array.
+    pub default_targets: &'a str,
+    /// The body of the `[store]` table.
+    pub store: &'a str,
+}
+
+/// The configuration file's text (JSON logs, 10 s transfer timeout, an apology prompt).
+pub fn serve_config(parts: &ServeConfig<'_>) -> String {
+    let app = parts.emulator.default_app();
     let mut toml = format!(
         r#"tenant_id = "{tenant}"
 app_id = "{app_id}"
@@ -364,27 +402,24 @@ callback_path = "{CALLBACK_PATH}"
 apology_prompt_uri = "https://transfer-bot.invalid/audio/sorry.wav"
 transfer_timeout_secs = 10
 log_format = "json"
-default_targets = [{{ kind = "user", id = "operator" }}]
+default_targets = {defaults}
 "#,
         tenant = app.tenant_id,
         app_id = app.app_id,
-        graph = emulator.graph_base_url(),
-        login = emulator.login_base_url(),
-        openid = emulator.openid_configuration_url(),
-        port = port,
+        graph = parts.emulator.graph_base_url(),
+        login = parts.emulator.login_base_url(),
+        openid = parts.emulator.openid_configuration_url(),
+        port = parts.listen_port,
+        callback = parts.public_callback_url,
+        defaults = parts.default_targets,
     );
-    for scenario in scenarios {
-        let targets: Vec<String> = scenario.targets.iter().map(target_toml).collect();
+    for (called_id, targets) in parts.routes {
         toml.push_str(&format!(
-            "\n[[routes]]\nmatch_called_id = \"{}\"\ntargets = [{}]\n",
-            scenario.called_id,
-            targets.join(", ")
+            "\n[[routes]]\nmatch_called_id = \"{called_id}\"\ntargets = {targets}\n"
         ));
     }
-    toml.push_str(&format!(
-        "\n[store]\nkind = \"redis\"\nredis_url = \"{redis_url}\"\nkey_prefix = \"{prefix}\"\ninstance_id = \"{instance_id}\"\nlease_ttl_ms = {LEASE_TTL_MS}\n"
-    ));
-    Ok(toml)
+    toml.push_str(&format!("\n[store]\n{}\n", parts.store));
+    toml
 }
 
 /// A target as an inline TOML table of the `targets` list.

@@ -11,6 +11,7 @@ use graph_comms_notify::{Journal, NotificationEvent};
 
 use super::Runtime;
 use super::queue::CallEvent;
+use super::state::Missing;
 use crate::call_machine::CallInput;
 use crate::record::CallRecord;
 use crate::report::RuntimeFailure;
@@ -153,6 +154,11 @@ impl Runtime {
                 }
             }
         }
+        // After the inbox (a notification about the attempt settles it first),
+        // before timers (the attempt's timeout may have passed meanwhile).
+        if self.held.holds(&call_id) {
+            self.send_unsent_post(&call_id).await;
+        }
         if let Some(event) = event
             && self.held.holds(&call_id)
         {
@@ -160,8 +166,6 @@ impl Runtime {
         }
         if self.held.holds(&call_id) {
             self.run_leftovers(&call_id).await;
-            // After the inbox: a notification about the attempt settles it first.
-            self.send_unsent_post(&call_id).await;
         }
         renewal.abort();
         let cached = self.cache.get(&call_id);
@@ -245,7 +249,20 @@ impl Runtime {
         match state {
             Some(CallState::Established) => {
                 tracing::info!(call_id = %call_id, attempt = %id, "sending the transfer the instance that stopped did not send");
-                self.post_transfer(call_id, id, &request).await;
+                // The attempt's time runs from now, when it is really sent.
+                let timeout = self.machine_timings.transfer_timeout;
+                let restarted = self
+                    .update(call_id, &record.snapshot.tenant_id, Missing::Skip, |record| {
+                        if record.attempt.as_ref().is_some_and(|a| a.info.id == id) {
+                            record.lifecycle.deadlines.attempt_timeout = Some(crate::wall::now() + timeout);
+                        }
+                    })
+                    .await;
+                if let Err(error) = restarted {
+                    self.store_failed(call_id, error);
+                    return;
+                }
+                self.post_transfer(call_id, id, &request, Instant::now()).await;
             }
             // Sent (Graph is transferring), or the call is gone: the machine hears of it.
             _ => {

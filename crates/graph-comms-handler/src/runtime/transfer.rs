@@ -38,6 +38,7 @@ impl Runtime {
             })
             .await
             .map_err(TransferError::Store)?;
+        let committed_at = std::time::Instant::now();
         let (info, superseded) = match committed {
             Some((result, _)) => result?,
             None => return Err(TransferError::CallGone),
@@ -48,14 +49,26 @@ impl Runtime {
         if let Some((old, effects)) = superseded {
             self.route(call_id.clone(), CallEvent::Fire(Box::new(old), effects));
         }
-        self.post_transfer(call_id, info.id, &request).await;
+        self.post_transfer(call_id, info.id, &request, committed_at).await;
         Ok(TransferAttempt::new(info, receiver))
     }
 
     /// Sends the attempt's `POST /transfer`, then notes that it was sent (with
     /// a shared store, in the record: an instance that takes the call over
     /// would otherwise send it again); a failure goes back through the call's queue.
-    pub(super) async fn post_transfer(self: &Arc<Self>, call_id: &CallId, id: AttemptId, request: &TransferRequest) {
+    pub(super) async fn post_transfer(
+        self: &Arc<Self>,
+        call_id: &CallId,
+        id: AttemptId,
+        request: &TransferRequest,
+        decided_at: std::time::Instant,
+    ) {
+        // Paused since the attempt was committed (longer than half a lease):
+        // another instance may hold the call and send this POST itself.
+        if self.is_shared() && decided_at.elapsed() > self.timings.lease_ttl / 2 {
+            tracing::warn!(call_id = %call_id, attempt = %id, "transfer not sent: this instance stalled since deciding it");
+            return;
+        }
         let posted = self.client.transfer(call_id, request).await;
         if self.is_shared()
             && let Some(current) = self.cached(call_id)
