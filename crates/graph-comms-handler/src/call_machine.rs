@@ -456,7 +456,6 @@ pub fn start_attempt(
     record.attempt = Some(Box::new(AttemptRecord {
         info: info.clone(),
         machine: TransferMachine::new(consultative),
-        posted: false,
     }));
     let deadlines = &mut record.lifecycle.deadlines;
     deadlines.unknown_outcome = None;

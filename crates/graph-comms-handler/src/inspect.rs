@@ -66,7 +66,6 @@ fn transferring_call(consultative: bool) -> CallRecord {
     record.attempt = Some(Box::new(AttemptRecord {
         info,
         machine: TransferMachine::new(consultative),
-        posted: true,
     }));
     record
 }

@@ -130,19 +130,6 @@ pub struct AttemptRecord {
     pub info: TransferInfo,
     /// Its progress.
     pub machine: TransferMachine,
-    /// Whether its `POST /transfer` was sent (with a shared store, an instance
-    /// that takes the call over sends it when the one that stopped did not).
-    #[serde(default = "sent", skip_serializing_if = "is_sent")]
-    pub posted: bool,
-}
-
-fn sent() -> bool {
-    true
-}
-
-#[allow(clippy::trivially_copy_pass_by_ref)] // serde's skip_serializing_if passes a reference
-fn is_sent(posted: &bool) -> bool {
-    *posted
 }
 
 /// How this call relates to the bot's other calls.

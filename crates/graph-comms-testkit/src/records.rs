@@ -50,7 +50,6 @@ pub fn typical_record(call_id: CallId, now: SystemTime) -> CallRecord {
     record.attempt = Some(Box::new(AttemptRecord {
         info,
         machine: TransferMachine::new(false),
-        posted: true,
     }));
     record.attempts_started = 1;
     record.lifecycle.incoming_handled = true;

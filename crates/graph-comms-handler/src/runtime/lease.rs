@@ -6,12 +6,11 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime};
 
-use graph_comms_model::{CallId, CallState};
+use graph_comms_model::CallId;
 use graph_comms_notify::{Journal, NotificationEvent};
 
 use super::Runtime;
 use super::queue::CallEvent;
-use super::state::Missing;
 use crate::call_machine::CallInput;
 use crate::record::CallRecord;
 use crate::report::RuntimeFailure;
@@ -154,11 +153,6 @@ impl Runtime {
                 }
             }
         }
-        // After the inbox (a notification about the attempt settles it first),
-        // before timers (the attempt's timeout may have passed meanwhile).
-        if self.held.holds(&call_id) {
-            self.send_unsent_post(&call_id).await;
-        }
         if let Some(event) = event
             && self.held.holds(&call_id)
         {
@@ -225,54 +219,6 @@ impl Runtime {
         let (call_id, tenant) = (record.call_id().clone(), record.snapshot.tenant_id.clone());
         let ctx = self.context(&call_id, &tenant, Some(record)).redelivery();
         self.run_steps(&ctx, steps, None).await;
-    }
-
-    /// A pending attempt whose `POST /transfer` the instance that stopped may
-    /// not have sent: Graph says whether the call is transferring already;
-    /// if it is not, the POST is sent now.
-    async fn send_unsent_post(self: &Arc<Self>, call_id: &CallId) {
-        let Some(record) = self.cache.get(call_id) else {
-            return;
-        };
-        let Some(attempt) = record.pending_attempt().filter(|a| !a.posted) else {
-            return;
-        };
-        let (id, request) = (attempt.info.id, attempt.info.request.clone());
-        let state = match self.client.get_call(call_id).await {
-            Ok(found) => found.value.state,
-            Err(error) if error.is_not_found() => Some(CallState::Terminated),
-            Err(error) => {
-                tracing::warn!(call_id = %call_id, attempt = %id, %error, "cannot tell whether the transfer was sent");
-                return;
-            }
-        };
-        match state {
-            Some(CallState::Established) => {
-                tracing::info!(call_id = %call_id, attempt = %id, "sending the transfer the instance that stopped did not send");
-                // The attempt's time runs from now, when it is really sent.
-                let timeout = self.machine_timings.transfer_timeout;
-                let restarted = self
-                    .update(call_id, &record.snapshot.tenant_id, Missing::Skip, |record| {
-                        if record.attempt.as_ref().is_some_and(|a| a.info.id == id) {
-                            record.lifecycle.deadlines.attempt_timeout = Some(crate::wall::now() + timeout);
-                        }
-                    })
-                    .await;
-                if let Err(error) = restarted {
-                    self.store_failed(call_id, error);
-                    return;
-                }
-                self.post_transfer(call_id, id, &request, Instant::now()).await;
-            }
-            // Sent (Graph is transferring), or the call is gone: the machine hears of it.
-            _ => {
-                let mut sent = crate::record::CallRecord::clone(&record);
-                if let Some(attempt) = sent.attempt.as_mut() {
-                    attempt.posted = true;
-                }
-                let _ = self.cache_deferred(&Arc::new(sent));
-            }
-        }
     }
 
     /// Runs outbox steps committed but not carried out by this claim: a write

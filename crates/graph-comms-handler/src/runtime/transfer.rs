@@ -53,9 +53,7 @@ impl Runtime {
         Ok(TransferAttempt::new(info, receiver))
     }
 
-    /// Sends the attempt's `POST /transfer`, then notes that it was sent (with
-    /// a shared store, in the record: an instance that takes the call over
-    /// would otherwise send it again); a failure goes back through the call's queue.
+    /// Sends the attempt's `POST /transfer`; a failure goes back through the call's queue.
     pub(super) async fn post_transfer(
         self: &Arc<Self>,
         call_id: &CallId,
@@ -70,17 +68,6 @@ impl Runtime {
             return;
         }
         let posted = self.client.transfer(call_id, request).await;
-        if self.is_shared()
-            && let Some(current) = self.cached(call_id)
-            && current.attempt.as_ref().is_some_and(|a| a.info.id == id && !a.posted)
-        {
-            let mut record = crate::record::CallRecord::clone(&current);
-            if let Some(attempt) = record.attempt.as_mut() {
-                attempt.posted = true;
-            }
-            // Rides on the next write under the lease; without the lease it is left as is.
-            let _ = self.cache_deferred(&Arc::new(record));
-        }
         if let Err(error) = posted {
             tracing::info!(call_id = %call_id, attempt = %id, %error, "transfer request failed");
             if let Some(input) = post_failure_input(&error) {
