@@ -264,6 +264,12 @@ pub enum TransferFailure {
         /// Why the lookup failed.
         lookup_error: ClientErrorSummary,
     },
+    /// With a shared store: the instance that decided the attempt stopped
+    /// before its `POST /transfer` was known to be sent, and Graph, asked by
+    /// the instance that took the call over, had the call `established`.
+    /// Either the POST never left, or Graph already declined it; it is not
+    /// sent again, because a second POST could transfer the call twice.
+    Unconfirmed,
     /// A newer attempt on the same call replaced this one (only when concurrent
     /// attempts are allowed).
     Superseded,
@@ -283,6 +289,7 @@ impl TransferFailure {
             Self::CallEnded { .. } => "call_ended",
             Self::TimedOut => "timed_out",
             Self::TimedOutUnverified { .. } => "timed_out_unverified",
+            Self::Unconfirmed => "unconfirmed",
             Self::Superseded => "superseded",
             Self::Abandoned => "abandoned",
         }
@@ -335,6 +342,9 @@ impl fmt::Display for TransferFailure {
             Self::TimedOut => f.write_str("transfer timed out (Graph still has the call)"),
             Self::TimedOutUnverified { lookup_error } => {
                 write!(f, "transfer timed out; looking the call up failed: {lookup_error}")
+            }
+            Self::Unconfirmed => {
+                f.write_str("not known to be sent: the instance that decided it stopped, and the call is established")
             }
             Self::Superseded => f.write_str("superseded by a newer transfer"),
             Self::Abandoned => f.write_str("abandoned: this bot stopped before the outcome"),

@@ -219,6 +219,10 @@ pub fn step(record: &mut CallRecord, input: CallInput<'_>, now: SystemTime, t: &
         } => notification(record, kind, call, received_at, now, t, &mut steps),
         CallInput::Activity => touch(record, now, t),
         CallInput::Attempt { id, input } => {
+            // The POST's result, or Graph asked after a takeover: whether it was sent is settled.
+            if let Some(attempt) = record.attempt.as_mut().filter(|a| a.info.id == id) {
+                attempt.sending = false;
+            }
             let ambiguous = input == AttemptInput::PostOutcomeUnknown;
             if feed(record, Some(id), input, &mut steps) && ambiguous {
                 record.lifecycle.deadlines.unknown_outcome = Some(now + t.unknown_outcome_timeout);
@@ -318,8 +322,6 @@ fn notification(
     }
 }
 
-/// Feeds the latest attempt (the one named, if `id` is given). Returns whether
-/// the input reached an attempt that had no outcome yet.
 /// Something happened to the call: push its idle deadline back. Coarsely (by
 /// an eighth of the idle time at least), so a duplicate notification leaves the
 /// record unchanged and costs no store write.
@@ -335,6 +337,8 @@ fn touch(record: &mut CallRecord, now: SystemTime, t: &MachineTimings) {
     }
 }
 
+/// Feeds the latest attempt (the one named, if `id` is given). Returns whether
+/// the input reached an attempt that had no outcome yet.
 fn feed(record: &mut CallRecord, id: Option<AttemptId>, input: AttemptInput, steps: &mut Vec<Step>) -> bool {
     let Some(attempt) = record.attempt.as_mut().filter(|a| id.is_none_or(|id| a.info.id == id)) else {
         return false;
@@ -456,6 +460,7 @@ pub fn start_attempt(
     record.attempt = Some(Box::new(AttemptRecord {
         info: info.clone(),
         machine: TransferMachine::new(consultative),
+        sending: false,
     }));
     let deadlines = &mut record.lifecycle.deadlines;
     deadlines.unknown_outcome = None;

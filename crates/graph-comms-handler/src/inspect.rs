@@ -66,6 +66,7 @@ fn transferring_call(consultative: bool) -> CallRecord {
     record.attempt = Some(Box::new(AttemptRecord {
         info,
         machine: TransferMachine::new(consultative),
+        sending: false,
     }));
     record
 }

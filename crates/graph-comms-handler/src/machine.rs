@@ -55,6 +55,10 @@ pub enum AttemptInput {
     TimedOut,
     /// The attempt's overall timeout has passed and Graph was asked about the call.
     TimeoutLookup(CallLookup),
+    /// With a shared store: the call was taken over from an instance that
+    /// stopped before its `POST /transfer` was known to be sent, and Graph
+    /// was asked about the call.
+    SendUnconfirmed(CallLookup),
     /// A newer attempt replaced this one.
     Superseded,
     /// The runtime stops tracking the attempt (shutdown).
@@ -221,6 +225,22 @@ impl TransferMachine {
                     &mut effects,
                 ),
             },
+            AttemptInput::SendUnconfirmed(lookup) => {
+                // A call Graph moved on (transferring, ended) says the POST was
+                // sent: its own notifications decide. `established` says no
+                // transfer is under way, whatever was heard before (a late
+                // notification of an earlier attempt can look like this one's).
+                let established = matches!(
+                    lookup,
+                    CallLookup::Found {
+                        state: Some(CallState::Established),
+                        ..
+                    }
+                );
+                if established {
+                    self.finish(TransferOutcome::Failed(TransferFailure::Unconfirmed), &mut effects);
+                }
+            }
             AttemptInput::Superseded => {
                 self.finish(TransferOutcome::Failed(TransferFailure::Superseded), &mut effects);
             }
@@ -303,6 +323,37 @@ mod tests {
                 AttemptEffect::Completed
             ]
         );
+    }
+
+    fn found(state: CallState) -> CallLookup {
+        CallLookup::Found {
+            state: Some(state),
+            result_info: None,
+            termination_reason: None,
+        }
+    }
+
+    #[test]
+    fn an_unconfirmed_post_fails_only_when_graph_has_the_call_established() {
+        let unconfirmed = |lookup| AttemptInput::SendUnconfirmed(lookup);
+        let failed = vec![AttemptEffect::Failed(TransferFailure::Unconfirmed)];
+        assert_eq!(run(false, vec![unconfirmed(found(CallState::Established))]), failed);
+        // Sent: Graph moved on, and the attempt's own notifications decide.
+        for state in [
+            CallState::Transferring,
+            CallState::TransferAccepted,
+            CallState::Terminated,
+        ] {
+            assert_eq!(run(false, vec![unconfirmed(found(state))]), vec![]);
+        }
+        assert_eq!(run(false, vec![unconfirmed(CallLookup::NotFound)]), vec![]);
+        let error = ClientErrorSummary::default();
+        assert_eq!(run(false, vec![unconfirmed(CallLookup::Failed(error))]), vec![]);
+        // Heard of before, yet no transfer is under way now: it failed either way.
+        let heard = vec![AttemptInput::Transferring, unconfirmed(found(CallState::Established))];
+        let mut after_transferring = vec![AttemptEffect::Transferring];
+        after_transferring.extend(failed);
+        assert_eq!(run(false, heard), after_transferring);
     }
 
     #[test]

@@ -24,6 +24,7 @@ pub(crate) struct Counters {
     pub(crate) store_conflicts: AtomicU64,
     pub(crate) store_errors: AtomicU64,
     pub(crate) timeout_lookups: AtomicU64,
+    pub(crate) unsent_checks: AtomicU64,
     pub(crate) refused_busy: AtomicU64,
     pub(crate) claims: AtomicU64,
     pub(crate) claims_refused: AtomicU64,
@@ -86,6 +87,9 @@ pub struct BotMetrics {
     pub store_errors: u64,
     /// Calls looked up in Graph after a transfer timeout.
     pub timeout_lookups: u64,
+    /// Calls looked up in Graph after a takeover found a `POST /transfer`
+    /// not known to be sent (shared stores).
+    pub unsent_checks: u64,
     /// Requests answered 503 because a call's queue was full.
     pub refused_busy: u64,
     /// Call leases this instance took (shared stores).
@@ -136,6 +140,7 @@ impl Counters {
             store_conflicts: get(&self.store_conflicts),
             store_errors: get(&self.store_errors),
             timeout_lookups: get(&self.timeout_lookups),
+            unsent_checks: get(&self.unsent_checks),
             refused_busy: get(&self.refused_busy),
             claims: get(&self.claims),
             claims_refused: get(&self.claims_refused),

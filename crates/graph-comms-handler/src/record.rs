@@ -130,6 +130,12 @@ pub struct AttemptRecord {
     pub info: TransferInfo,
     /// Its progress.
     pub machine: TransferMachine,
+    /// With a shared store: its `POST /transfer` was decided and is not yet
+    /// known to be sent. An instance that takes the call over while this is
+    /// set asks Graph about the call instead of sending the POST again (Graph
+    /// has no idempotency key for transfers, so a second POST could transfer twice).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub sending: bool,
 }
 
 /// How this call relates to the bot's other calls.
@@ -214,6 +220,13 @@ impl CallRecord {
     /// The attempt that has no outcome yet, if any.
     pub fn pending_attempt(&self) -> Option<&AttemptRecord> {
         self.attempt.as_deref().filter(|a| !a.machine.is_finished())
+    }
+
+    /// Whether the call needs a lease holder even with an empty inbox: hook
+    /// steps in its outbox, or a `POST /transfer` not known to be sent. A
+    /// shared store offers such calls without a live lease as orphans.
+    pub fn awaits_holder(&self) -> bool {
+        !self.outbox.is_empty() || self.pending_attempt().is_some_and(|a| a.sending)
     }
 
     /// The record as JSON, for stores that keep bytes.

@@ -346,12 +346,12 @@ impl crate::SharedCallStore for InMemoryCallStore {
             .iter()
             .filter(|(_, inbox)| !inbox.items.is_empty() && inbox.is_free())
             .map(|(id, _)| id.clone());
-        // Hook steps committed by a holder that stopped before running them.
+        // Work committed by a holder that stopped before finishing it.
         let records = lock(&self.records);
         let stranded = records
             .iter()
             .filter(|(id, record)| {
-                !record.outbox.is_empty()
+                record.awaits_holder()
                     && inboxes
                         .get(*id)
                         .is_none_or(|inbox| inbox.is_free() && inbox.items.is_empty())

@@ -50,8 +50,9 @@ impl Keys {
         format!("{}:{{{member}}}:lease", self.prefix)
     }
 
-    /// Present while the call's record has hook steps in its outbox (written
-    /// with the record under the lease), so the orphan sweep finds them.
+    /// Present while the call's record awaits a holder: hook steps in its
+    /// outbox, or a `POST /transfer` not known to be sent (written with the
+    /// record under the lease), so the orphan sweep finds the call.
     pub(crate) fn outbox(&self, member: &str) -> String {
         format!("{}:{{{member}}}:outbox", self.prefix)
     }

@@ -100,7 +100,7 @@ return {1, record, items}
 ///
 /// `KEYS` lease, record, inbox, outbox marker; `ARGV` token, items handled,
 /// new version or `""`, JSON, expiry (Unix millis) or `""`, whether the
-/// record's outbox has steps (`1`/`0`), then the script's own arguments.
+/// record awaits a holder (`1`/`0`), then the script's own arguments.
 /// Answers `nil` when done, `{-1, 0}` when the token does not hold the lease,
 /// `{0, stored}` on a version conflict.
 const LEASED_WRITE: &str = r#"

@@ -18,9 +18,10 @@ use crate::store::{RecordWrite, RedisCallStore, cas_reply, millis};
 /// Orphan candidates read per sweep, at most.
 const ORPHAN_SCAN: usize = 1_000;
 
-/// The outbox marker's argument: `1` while the record has hook steps to run.
+/// The outbox marker's argument: `1` while the record awaits a holder (hook
+/// steps to run, a `POST /transfer` not known to be sent).
 fn outbox_flag(record: &CallRecord) -> String {
-    if record.outbox.is_empty() { "0" } else { "1" }.to_owned()
+    if record.awaits_holder() { "1" } else { "0" }.to_owned()
 }
 
 fn ttl_millis(ttl: Duration) -> String {

@@ -444,7 +444,7 @@ pub(crate) struct RecordWrite {
     /// Unix millis; `None` while the call is live.
     expire_at: Option<u64>,
     next_due: Option<u64>,
-    /// The call's id as Graph spells it, when its outbox has steps.
+    /// The call's id as Graph spells it, when the record awaits a holder.
     with_outbox: Option<String>,
 }
 
@@ -457,7 +457,7 @@ impl RecordWrite {
                 .is_ended()
                 .then(|| millis(deadlines.forget.unwrap_or_else(|| SystemTime::now() + ended_retention))),
             next_due: deadlines.next_due().map(millis),
-            with_outbox: (!record.outbox.is_empty()).then(|| record.call_id().as_str().to_owned()),
+            with_outbox: record.awaits_holder().then(|| record.call_id().as_str().to_owned()),
         })
     }
 
@@ -501,7 +501,7 @@ impl Inner {
             .arg(write.expire_at.map_or_else(|| "+inf".to_owned(), |at| at.to_string()))
             .arg(member);
         if let Some(call_id) = &write.with_outbox {
-            // The orphan sweep reads this index: a holder that stops leaves its steps to another.
+            // The orphan sweep reads this index: a holder that stops leaves its work to another.
             pipe.cmd("ZADD")
                 .arg(&self.keys.inboxes)
                 .arg(millis(SystemTime::now()))

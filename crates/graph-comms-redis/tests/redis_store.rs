@@ -89,6 +89,10 @@ shared_contract_test!(
     redis_steps_left_in_an_outbox_make_an_orphan,
     steps_left_in_an_outbox_make_an_orphan
 );
+shared_contract_test!(
+    redis_a_transfer_not_known_sent_makes_an_orphan,
+    a_transfer_not_known_sent_makes_an_orphan
+);
 
 #[test]
 fn redis_two_writers_lose_no_update() {

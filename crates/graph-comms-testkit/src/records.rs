@@ -50,6 +50,7 @@ pub fn typical_record(call_id: CallId, now: SystemTime) -> CallRecord {
     record.attempt = Some(Box::new(AttemptRecord {
         info,
         machine: TransferMachine::new(false),
+        sending: false,
     }));
     record.attempts_started = 1;
     record.lifecycle.incoming_handled = true;

@@ -26,6 +26,7 @@ pub async fn run_all<S: SharedCallStore>(store: Arc<S>) {
     release_reports_items_appended_meanwhile(&*store).await;
     orphans_are_calls_with_items_and_no_live_lease(&*store).await;
     steps_left_in_an_outbox_make_an_orphan(&*store).await;
+    a_transfer_not_known_sent_makes_an_orphan(&*store).await;
 }
 
 /// A notification item for `call_id`, numbered `n` (its `sequenceId`).
@@ -261,36 +262,78 @@ async fn orphans<S: SharedCallStore + ?Sized>(store: &S) -> Vec<CallId> {
 /// items left in the inbox) leaves an orphan, until a release records the
 /// steps as run.
 pub async fn steps_left_in_an_outbox_make_an_orphan<S: SharedCallStore + ?Sized>(store: &S) {
-    let call = unique_call_id("outbox-orphan");
+    work_left_makes_an_orphan(
+        store,
+        "outbox-orphan",
+        |record| record.outbox = vec![graph_comms_handler::call_machine::Step::Established],
+        |record| record.outbox.clear(),
+    )
+    .await;
+}
+
+/// A holder that committed a transfer attempt and stopped before recording
+/// its `POST /transfer` as sent leaves an orphan, so another instance asks
+/// Graph about it, until a release records the check.
+pub async fn a_transfer_not_known_sent_makes_an_orphan<S: SharedCallStore + ?Sized>(store: &S) {
+    work_left_makes_an_orphan(
+        store,
+        "unsent-orphan",
+        |record| {
+            let typical = crate::records::typical_record(record.call_id().clone(), crate::records::now_millis());
+            record.attempt = typical.attempt;
+            if let Some(attempt) = record.attempt.as_mut() {
+                attempt.sending = true;
+            }
+        },
+        |record| {
+            if let Some(attempt) = record.attempt.as_mut() {
+                attempt.sending = false;
+            }
+        },
+    )
+    .await;
+}
+
+/// The holder commits a record `leave` marked as needing a holder and stops;
+/// the call must be an orphan once its lease expired, and no longer once a
+/// taker releases it with `finish` applied.
+async fn work_left_makes_an_orphan<S: SharedCallStore + ?Sized>(
+    store: &S,
+    label: &str,
+    leave: impl Fn(&mut CallRecord),
+    finish: impl Fn(&mut CallRecord),
+) {
+    let call = unique_call_id(label);
     append_ok(store, &[(call.clone(), notification_item(&call, 1))]).await;
     let dies = claim_ok(store, &call, "dies", SHORT).await;
     let mut record = empty_record(call.clone());
     record.version = 1;
-    record.outbox = vec![graph_comms_handler::call_machine::Step::Established];
+    leave(&mut record);
+    assert!(record.awaits_holder(), "{label}: the record needs a holder");
     if let Err(error) = store
         .commit(&dies.lease, Some(Arc::new(record.clone())), 1, SHORT)
         .await
     {
-        panic!("commit with outbox steps failed: {error}");
+        panic!("{label}: commit failed: {error}");
     }
     let deadline = SystemTime::now() + Duration::from_secs(5);
     while !orphans(store).await.contains(&call) {
         assert!(
             SystemTime::now() < deadline,
-            "a call whose outbox has steps is an orphan once its holder's lease expired"
+            "{label}: a call whose record needs a holder is an orphan once its holder's lease expired"
         );
         tokio::time::sleep(SHORT / 2).await;
     }
     let taker = claim_ok(store, &call, "taker", LONG).await;
-    assert!(taker.inbox.is_empty(), "the item was handled by the commit");
+    assert!(taker.inbox.is_empty(), "{label}: the item was handled by the commit");
     let stored = taker.record.clone().expect("the committed record");
-    assert_eq!(stored.outbox, record.outbox, "the steps are read back");
+    assert_eq!(*stored, record, "{label}: the record is read back");
     let mut done = CallRecord::clone(&stored);
-    done.outbox.clear();
+    finish(&mut done);
     done.version += 1;
     match store.release(&taker.lease, 0, Some(Arc::new(done)), LONG, 64).await {
         Ok(Released::Free) => {}
-        other => panic!("release recording the steps as run: expected Free, got {other:?}"),
+        other => panic!("{label}: release recording the work as done: expected Free, got {other:?}"),
     }
-    assert!(!orphans(store).await.contains(&call), "no steps left: no orphan");
+    assert!(!orphans(store).await.contains(&call), "{label}: nothing left: no orphan");
 }

@@ -88,7 +88,15 @@ impl Runtime {
                 AttemptEffect::Failed(failure) => {
                     self.counters.transfer_failed(failure.label());
                     let hint = failure.hint().unwrap_or_default();
-                    tracing::info!(call_id = %info.call_id, attempt = %info.id, redelivered = info.redelivered, %failure, hint, "transfer failed");
+                    tracing::info!(
+                        call_id = %info.call_id,
+                        attempt = %info.id,
+                        redelivered = info.redelivered,
+                        reason = failure.label(),
+                        %failure,
+                        hint,
+                        "transfer failed"
+                    );
                     let hook = self.handler.on_transfer_failed(ctx, info, &failure);
                     self.run_hook(ctx, name, hook).await;
                     self.resolve_waiter(info.id, TransferOutcome::Failed(failure));

@@ -12,6 +12,7 @@ use graph_comms_notify::{Journal, NotificationEvent};
 use super::Runtime;
 use super::queue::CallEvent;
 use crate::call_machine::CallInput;
+use crate::machine::AttemptInput;
 use crate::record::CallRecord;
 use crate::report::RuntimeFailure;
 use crate::shared::{Claim, InboxItem, Lease, Released, SharedCallStore};
@@ -153,6 +154,11 @@ impl Runtime {
                 }
             }
         }
+        // After the inbox (a notification about the attempt settles it first),
+        // before timers (the attempt's timeout may have passed meanwhile).
+        if self.held.holds(&call_id) {
+            self.check_unsent(&call_id).await;
+        }
         if let Some(event) = event
             && self.held.holds(&call_id)
         {
@@ -219,6 +225,33 @@ impl Runtime {
         let (call_id, tenant) = (record.call_id().clone(), record.snapshot.tenant_id.clone());
         let ctx = self.context(&call_id, &tenant, Some(record)).redelivery();
         self.run_steps(&ctx, steps, None).await;
+    }
+
+    /// A `POST /transfer` the instance that decided it may not have sent (it
+    /// stopped first): Graph is asked about the call, and the attempt fails as
+    /// unconfirmed if the call is `established` (no transfer under way). It is never sent again: Graph cannot tell "never sent" from
+    /// "sent and already declined", and a second POST could transfer twice.
+    async fn check_unsent(self: &Arc<Self>, call_id: &CallId) {
+        let Some(record) = self.cache.get(call_id) else {
+            return;
+        };
+        let Some(attempt) = record.pending_attempt().filter(|a| a.sending) else {
+            return;
+        };
+        // Younger than half a lease, its POST may still be on its way (older
+        // ones are not sent: see `post_transfer`). The orphan sweep comes back.
+        let age = crate::wall::now()
+            .duration_since(attempt.info.started_at)
+            .unwrap_or_default();
+        if age <= self.timings.lease_ttl / 2 {
+            return;
+        }
+        let id = attempt.info.id;
+        let lookup = self.look_up(call_id).await;
+        self.counters.unsent_checks.fetch_add(1, Ordering::Relaxed);
+        tracing::info!(call_id = %call_id, attempt = %id, ?lookup, "transfer not known to be sent by the instance that stopped; asked Graph");
+        let input = AttemptInput::SendUnconfirmed(lookup);
+        self.apply(call_id, CallInput::Attempt { id, input }).await;
     }
 
     /// Runs outbox steps committed but not carried out by this claim: a write

@@ -21,6 +21,19 @@ use crate::record::CallRecord;
 use crate::report::{HookName, RuntimeFailure};
 
 impl Runtime {
+    /// What Graph says about the call now (`GET /communications/calls/{id}`).
+    pub(super) async fn look_up(&self, call_id: &CallId) -> CallLookup {
+        match self.client.get_call(call_id).await {
+            Ok(response) => CallLookup::Found {
+                state: response.value.state.clone(),
+                result_info: response.value.result_info.clone(),
+                termination_reason: response.value.termination_reason().map(str::to_owned),
+            },
+            Err(error) if error.is_not_found() => CallLookup::NotFound,
+            Err(error) => CallLookup::Failed(ClientErrorSummary::from_error(&error)),
+        }
+    }
+
     pub(super) async fn process(self: &Arc<Self>, call_id: &CallId, event: CallEvent) {
         match event {
             CallEvent::Notification(event) => self.on_notification(*event).await,
@@ -248,15 +261,7 @@ impl Runtime {
                     queue.extend(self.feed_back(ctx, CallInput::KeepAlive(result)).await);
                 }
                 Step::LookUp(id) => {
-                    let lookup = match self.client.get_call(ctx.call_id()).await {
-                        Ok(response) => CallLookup::Found {
-                            state: response.value.state.clone(),
-                            result_info: response.value.result_info.clone(),
-                            termination_reason: response.value.termination_reason().map(str::to_owned),
-                        },
-                        Err(error) if error.is_not_found() => CallLookup::NotFound,
-                        Err(error) => CallLookup::Failed(ClientErrorSummary::from_error(&error)),
-                    };
+                    let lookup = self.look_up(ctx.call_id()).await;
                     self.counters.timeout_lookups.fetch_add(1, Ordering::Relaxed);
                     tracing::info!(call_id = %ctx.call_id(), attempt = %id, ?lookup, "transfer timed out; asked Graph");
                     queue.extend(self.feed_back(ctx, CallInput::Lookup { id, lookup }).await);

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use graph_comms_client::GraphClientError;
-use graph_comms_model::{CallId, TransferRequest};
+use graph_comms_model::{CallId, TenantId, TransferRequest};
 use tokio::sync::watch;
 
 use super::Runtime;
@@ -16,6 +16,7 @@ use crate::attempt::{AttemptId, ClientErrorSummary, TransferAttempt, TransferErr
 use crate::call_machine::start_attempt;
 use crate::context::CallContext;
 use crate::machine::AttemptInput;
+use crate::record::CallRecord;
 use crate::sync::lock;
 
 impl Runtime {
@@ -29,12 +30,17 @@ impl Runtime {
             return Err(TransferError::ShuttingDown);
         }
         let call_id = ctx.call_id();
-        let (allow, timings) = (self.allow_concurrent_transfers, self.machine_timings);
+        let (allow, timings, shared) = (self.allow_concurrent_transfers, self.machine_timings, self.is_shared());
         // Chosen once: a retried write that had landed finds this attempt and is not a second one.
         let id = AttemptId::new();
         let committed = self
             .update(call_id, ctx.tenant_id(), Missing::Skip, |record| {
-                start_attempt(record, id, request.clone(), allow, crate::wall::now(), &timings)
+                let started = start_attempt(record, id, request.clone(), allow, crate::wall::now(), &timings);
+                if let Some(attempt) = record.attempt.as_mut().filter(|a| a.info.id == id && started.is_ok()) {
+                    // Until sent: an instance taking the call over asks Graph instead of sending it.
+                    attempt.sending |= shared && !attempt.machine.is_finished();
+                }
+                started
             })
             .await
             .map_err(TransferError::Store)?;
@@ -49,7 +55,8 @@ impl Runtime {
         if let Some((old, effects)) = superseded {
             self.route(call_id.clone(), CallEvent::Fire(Box::new(old), effects));
         }
-        self.post_transfer(call_id, info.id, &request, committed_at).await;
+        self.post_transfer(call_id, ctx.tenant_id(), info.id, &request, committed_at)
+            .await;
         Ok(TransferAttempt::new(info, receiver))
     }
 
@@ -57,6 +64,7 @@ impl Runtime {
     pub(super) async fn post_transfer(
         self: &Arc<Self>,
         call_id: &CallId,
+        tenant_id: &TenantId,
         id: AttemptId,
         request: &TransferRequest,
         decided_at: std::time::Instant,
@@ -68,11 +76,35 @@ impl Runtime {
             return;
         }
         let posted = self.client.transfer(call_id, request).await;
+        if self.is_shared() {
+            self.note_sent(call_id, tenant_id, id).await;
+        }
         if let Err(error) = posted {
             tracing::info!(call_id = %call_id, attempt = %id, %error, "transfer request failed");
             if let Some(input) = post_failure_input(&error) {
                 self.route(call_id.clone(), CallEvent::Input(id, input));
             }
+        }
+    }
+
+    /// Records that the attempt's POST was sent: with the next write under
+    /// the call's lease (no round trip of its own), else with a write now.
+    async fn note_sent(&self, call_id: &CallId, tenant_id: &TenantId, id: AttemptId) {
+        let clear = |record: &mut CallRecord| {
+            if let Some(attempt) = record.attempt.as_mut().filter(|a| a.info.id == id) {
+                attempt.sending = false;
+            }
+        };
+        if let Some(current) = self.cached(call_id) {
+            let mut record = CallRecord::clone(&current);
+            clear(&mut record);
+            if record == *current || self.cache_deferred(&Arc::new(record)) {
+                return;
+            }
+        }
+        if let Err(error) = self.update(call_id, tenant_id, Missing::Skip, clear).await {
+            // Left set, an instance taking the call over asks Graph: one lookup, nothing lost.
+            tracing::warn!(call_id = %call_id, attempt = %id, %error, "could not record that the transfer was sent");
         }
     }
 

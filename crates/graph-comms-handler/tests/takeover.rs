@@ -1,0 +1,209 @@
+//! What an instance sharing calls does when it takes over a call whose
+//! holder stopped between committing a transfer attempt and recording that its
+//! `POST /transfer` was sent. The stopped instance's state is written to the
+//! shared store by hand; a bot on that store must finish the attempt with one
+//! outcome and never send its POST a second time.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use common::{Hook, Recorder, emulator, short_timings};
+use graph_comms_emulator::{Emulator, EmulatorConfig, Endpoint, IncomingCall, TargetBehavior};
+use graph_comms_handler::call_machine::start_attempt;
+use graph_comms_handler::model::{CallId, CallState, TransferRequest};
+use graph_comms_handler::{AttemptId, Bot, CallStore, InMemoryCallStore, SharedCallStore};
+
+const LEASE: Duration = Duration::from_millis(600);
+
+struct Survivor {
+    emu: Emulator,
+    client: graph_comms_client::GraphClient,
+    store: Arc<InMemoryCallStore>,
+    handler: Arc<Recorder>,
+    bot: Bot,
+    server: tokio::task::JoinHandle<std::io::Result<graph_comms_handler::ShutdownReport>>,
+    call: CallId,
+}
+
+/// A bot sharing calls through an in-memory store, and one established call it holds.
+async fn survivor_with_call() -> Survivor {
+    let (emu, app, client, notify) = emulator(EmulatorConfig::default()).await;
+    let store = Arc::new(InMemoryCallStore::new());
+    let handler = Arc::new(Recorder::new(|_, _| None));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let callback = format!("http://{}/api/calls", listener.local_addr().unwrap());
+    let bot = Bot::builder()
+        .client(client.clone())
+        .notify(notify)
+        .handler(handler.clone())
+        .callback_uri(callback.clone())
+        .timings(short_timings().lease_ttl(LEASE))
+        .shared_store(Arc::clone(&store) as Arc<dyn SharedCallStore>, "survivor")
+        .build()
+        .unwrap();
+    let served = bot.clone();
+    let server = tokio::spawn(async move { served.serve(listener, std::future::pending()).await });
+    let call = emu
+        .place_incoming_call(IncomingCall::from_user(&app, &callback, "caller", "Caller"))
+        .await
+        .unwrap();
+    handler.wait_for(&call, |h| h.contains(&Hook::Established)).await;
+    emu.wait_for_state(&call, CallState::Established, Duration::from_secs(10))
+        .await
+        .unwrap();
+    Survivor {
+        emu,
+        client,
+        store,
+        handler,
+        bot,
+        server,
+        call,
+    }
+}
+
+impl Survivor {
+    /// Writes what an instance that stopped right after deciding a transfer
+    /// to `target` left: the attempt, its POST not recorded as sent, decided
+    /// longer ago than half a lease.
+    async fn commit_unsent_attempt(&self, target: &str) -> TransferRequest {
+        let mut record = (*self.store.load(&self.call).await.unwrap().unwrap()).clone();
+        let request = TransferRequest::to_user(target, None).build();
+        let decided = SystemTime::now() - LEASE;
+        start_attempt(
+            &mut record,
+            AttemptId::new(),
+            request.clone(),
+            false,
+            decided,
+            &short_timings().machine(),
+        )
+        .unwrap();
+        record.attempt.as_mut().unwrap().sending = true;
+        assert!(record.awaits_holder());
+        record.version += 1;
+        self.store.save(Arc::new(record)).await.unwrap();
+        request
+    }
+
+    fn posts(&self) -> usize {
+        let requests = self.emu.requests();
+        let to_call = |r: &&graph_comms_emulator::RecordedRequest| r.call_id.as_ref() == Some(&self.call);
+        requests
+            .iter()
+            .filter(to_call)
+            .filter(|r| r.endpoint == Endpoint::Transfer)
+            .count()
+    }
+
+    async fn outcome(&self) -> Vec<Hook> {
+        self.handler
+            .wait_for(&self.call, |h| h.iter().any(Hook::is_outcome))
+            .await
+    }
+
+    async fn stop(self) {
+        self.bot.shutdown().await;
+        self.server.abort();
+        self.emu.shutdown().await;
+    }
+}
+
+/// Before: an instance killed between committing an attempt and sending its
+/// POST left the attempt pending until its transfer timeout. Now the orphan
+/// sweep finds the call at once (no notification needed), Graph says the call
+/// is still established, and the attempt fails as unconfirmed without a POST.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_attempt_decided_but_never_sent_fails_unconfirmed_after_takeover_without_a_post() {
+    let survivor = survivor_with_call().await;
+    survivor.emu.script_target("never-called", TargetBehavior::Accept);
+    survivor.commit_unsent_attempt("never-called").await;
+
+    let hooks = survivor.outcome().await;
+    assert!(
+        hooks.iter().any(|h| matches!(
+            h,
+            Hook::Failed {
+                reason: "unconfirmed",
+                ..
+            }
+        )),
+        "{hooks:?}"
+    );
+    assert_eq!(
+        survivor.posts(),
+        0,
+        "a POST the stopped instance may have sent is never sent again"
+    );
+    let stored = survivor.store.load(&survivor.call).await.unwrap().unwrap();
+    assert!(!stored.awaits_holder(), "the check is recorded: {stored:?}");
+    assert_eq!(survivor.bot.metrics().unsent_checks, 1);
+    survivor.stop().await;
+}
+
+/// Before: the instance taking over sent the POST again when Graph said
+/// `established`, and a POST that the stopped instance had sent (and Graph had
+/// already declined) was sent twice. Now a sent POST's notifications decide,
+/// and the attempt's outcome is the decline, with one POST.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_post_sent_but_not_recorded_by_an_instance_that_stopped_is_not_sent_again() {
+    let survivor = survivor_with_call().await;
+    survivor.emu.script_target("declines", TargetBehavior::Decline);
+    let request = survivor.commit_unsent_attempt("declines").await;
+    // The stopped instance's POST, sent before it stopped.
+    survivor.client.transfer(&survivor.call, &request).await.unwrap();
+
+    let hooks = survivor.outcome().await;
+    assert!(
+        hooks.iter().any(|h| matches!(
+            h,
+            Hook::Failed {
+                reason: "returned_to_established",
+                subcode: Some(7000),
+                ..
+            }
+        )),
+        "{hooks:?}"
+    );
+    // A late check must not decide a second outcome or send anything.
+    tokio::time::sleep(LEASE * 2).await;
+    let outcomes = survivor
+        .handler
+        .hooks(&survivor.call)
+        .into_iter()
+        .filter(Hook::is_outcome)
+        .count();
+    assert_eq!(outcomes, 1, "{:?}", survivor.handler.hooks(&survivor.call));
+    assert_eq!(survivor.posts(), 1);
+    survivor.stop().await;
+}
+
+/// A POST the stopped instance sent while the target still rings: Graph says
+/// `transferring`, so the attempt waits for its notifications and completes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_post_sent_while_the_target_rings_is_left_to_its_notifications_after_takeover() {
+    let survivor = survivor_with_call().await;
+    let ring = Duration::from_millis(1_500);
+    survivor
+        .emu
+        .script_target("rings-then-declines", TargetBehavior::NoAnswer { after: ring });
+    let request = survivor.commit_unsent_attempt("rings-then-declines").await;
+    survivor.client.transfer(&survivor.call, &request).await.unwrap();
+
+    let hooks = survivor.outcome().await;
+    assert!(
+        hooks.iter().any(|h| matches!(
+            h,
+            Hook::Failed {
+                reason: "returned_to_established",
+                ..
+            }
+        )),
+        "the ringing target's own failure decides, not the check: {hooks:?}"
+    );
+    assert_eq!(survivor.posts(), 1);
+    survivor.stop().await;
+}
