@@ -209,6 +209,7 @@ pub trait SharedCallStore: CallStore {
     ) -> Result<Released, StoreError>;
 
     /// Up to `limit` calls whose lease is free and which have inbox items, or
-    /// hook steps in their record's outbox (left by a holder that stopped).
+    /// whose record awaits a holder ([`CallRecord::awaits_holder`]: work left
+    /// by a holder that stopped).
     async fn orphans(&self, limit: usize) -> Result<Vec<CallId>, StoreError>;
 }

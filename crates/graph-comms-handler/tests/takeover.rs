@@ -1,8 +1,9 @@
-//! What an instance sharing calls does when it takes over a call whose
-//! holder stopped between committing a transfer attempt and recording that its
-//! `POST /transfer` was sent. The stopped instance's state is written to the
-//! shared store by hand; a bot on that store must finish the attempt with one
-//! outcome and never send its POST a second time.
+//! What an instance sharing calls does when a holder's work is cut short: a
+//! holder that stopped between committing a transfer attempt and recording
+//! that its `POST /transfer` was sent (its state is written to the shared
+//! store by hand; a bot on that store must finish the attempt with one outcome
+//! and never send its POST a second time), and a holder whose store became
+//! unavailable while it handled a notification.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -14,7 +15,10 @@ use common::{Hook, Recorder, emulator, short_timings};
 use graph_comms_emulator::{Emulator, EmulatorConfig, Endpoint, IncomingCall, TargetBehavior};
 use graph_comms_handler::call_machine::start_attempt;
 use graph_comms_handler::model::{CallId, CallState, TransferRequest};
-use graph_comms_handler::{AttemptId, Bot, CallStore, InMemoryCallStore, SharedCallStore};
+use graph_comms_handler::{
+    AttemptId, Bot, CallRecord, CallStore, Claim, InMemoryCallStore, InboxItem, Lease, Released, SharedCallStore,
+    StoreError,
+};
 
 const LEASE: Duration = Duration::from_millis(600);
 
@@ -206,4 +210,143 @@ async fn a_post_sent_while_the_target_rings_is_left_to_its_notifications_after_t
     );
     assert_eq!(survivor.posts(), 1);
     survivor.stop().await;
+}
+
+/// The in-memory shared store, with its commits of an established call
+/// refused as unavailable for a while after the first one (a store outage
+/// that starts while a holder handles that notification).
+struct OutageOnEstablished {
+    inner: InMemoryCallStore,
+    outage: Duration,
+    until: std::sync::Mutex<Option<std::time::Instant>>,
+}
+
+impl OutageOnEstablished {
+    fn down(&self, record: Option<&Arc<CallRecord>>) -> bool {
+        if !record.is_some_and(|r| r.lifecycle.established_fired) {
+            return false;
+        }
+        let mut until = self.until.lock().unwrap();
+        let end = *until.get_or_insert_with(|| std::time::Instant::now() + self.outage);
+        std::time::Instant::now() < end
+    }
+}
+
+#[async_trait::async_trait]
+impl CallStore for OutageOnEstablished {
+    async fn load(&self, call_id: &CallId) -> Result<Option<Arc<CallRecord>>, StoreError> {
+        self.inner.load(call_id).await
+    }
+    async fn save(&self, record: Arc<CallRecord>) -> Result<(), StoreError> {
+        self.inner.save(record).await
+    }
+    async fn delete(&self, call_id: &CallId, version: u64) -> Result<(), StoreError> {
+        self.inner.delete(call_id, version).await
+    }
+    async fn due(&self, now: SystemTime, limit: usize) -> Result<Vec<CallId>, StoreError> {
+        self.inner.due(now, limit).await
+    }
+    async fn count(&self) -> Result<usize, StoreError> {
+        self.inner.count().await
+    }
+}
+
+#[async_trait::async_trait]
+impl SharedCallStore for OutageOnEstablished {
+    async fn append(&self, items: &[(CallId, InboxItem)]) -> Result<(), StoreError> {
+        self.inner.append(items).await
+    }
+    async fn append_and_claim(
+        &self,
+        items: &[(CallId, InboxItem)],
+        owner: &str,
+        ttl: Duration,
+        limit: usize,
+    ) -> Result<Vec<Claim>, StoreError> {
+        self.inner.append_and_claim(items, owner, ttl, limit).await
+    }
+    async fn claim(
+        &self,
+        call_id: &CallId,
+        owner: &str,
+        ttl: Duration,
+        limit: usize,
+    ) -> Result<Option<Claim>, StoreError> {
+        self.inner.claim(call_id, owner, ttl, limit).await
+    }
+    async fn renew(&self, lease: &Lease, ttl: Duration) -> Result<(), StoreError> {
+        self.inner.renew(lease, ttl).await
+    }
+    async fn commit(
+        &self,
+        lease: &Lease,
+        record: Option<Arc<CallRecord>>,
+        consumed: usize,
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        if self.down(record.as_ref()) {
+            return Err(StoreError::Unavailable("injected outage".into()));
+        }
+        self.inner.commit(lease, record, consumed, ttl).await
+    }
+    async fn release(
+        &self,
+        lease: &Lease,
+        consumed: usize,
+        record: Option<Arc<CallRecord>>,
+        ttl: Duration,
+        limit: usize,
+    ) -> Result<Released, StoreError> {
+        self.inner.release(lease, consumed, record, ttl, limit).await
+    }
+    async fn orphans(&self, limit: usize) -> Result<Vec<CallId>, StoreError> {
+        self.inner.orphans(limit).await
+    }
+}
+
+/// Before: the holder counted a notification as handled before committing
+/// its change; when the store stayed unavailable past the retries, the change
+/// was given up but the release still dropped the notification from the
+/// inbox, so the call never became established (`on_call_established` never
+/// ran, no transfer, the call hung). Now the notification stays in the inbox
+/// and the call is claimed again once the store is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_notification_whose_change_could_not_be_written_is_handled_again_not_dropped() {
+    let (emu, app, client, notify) = emulator(EmulatorConfig::default()).await;
+    // Longer than the holder's retries (a lease), shorter than the test's wait.
+    let store = Arc::new(OutageOnEstablished {
+        inner: InMemoryCallStore::new(),
+        outage: LEASE * 2,
+        until: std::sync::Mutex::new(None),
+    });
+    let handler = Arc::new(Recorder::new(|_, _| None));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let callback = format!("http://{}/api/calls", listener.local_addr().unwrap());
+    let bot = Bot::builder()
+        .client(client)
+        .notify(notify)
+        .handler(handler.clone())
+        .callback_uri(callback.clone())
+        .timings(short_timings().lease_ttl(LEASE))
+        .shared_store(Arc::clone(&store) as Arc<dyn SharedCallStore>, "holder")
+        .build()
+        .unwrap();
+    let served = bot.clone();
+    let server = tokio::spawn(async move { served.serve(listener, std::future::pending()).await });
+    let call = emu
+        .place_incoming_call(IncomingCall::from_user(&app, &callback, "caller", "Caller"))
+        .await
+        .unwrap();
+
+    let hooks = handler.wait_for(&call, |h| h.contains(&Hook::Established)).await;
+    assert!(hooks.contains(&Hook::Established), "{hooks:?}");
+    assert!(
+        store.until.lock().unwrap().is_some(),
+        "the outage happened while the established call was written"
+    );
+    let stored = store.load(&call).await.unwrap().unwrap();
+    assert!(stored.lifecycle.established_fired, "{stored:?}");
+    bot.shutdown().await;
+    server.abort();
+    emu.shutdown().await;
 }

@@ -335,5 +335,8 @@ async fn work_left_makes_an_orphan<S: SharedCallStore + ?Sized>(
         Ok(Released::Free) => {}
         other => panic!("{label}: release recording the work as done: expected Free, got {other:?}"),
     }
-    assert!(!orphans(store).await.contains(&call), "{label}: nothing left: no orphan");
+    assert!(
+        !orphans(store).await.contains(&call),
+        "{label}: nothing left: no orphan"
+    );
 }

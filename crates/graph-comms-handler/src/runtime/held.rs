@@ -30,6 +30,10 @@ pub(super) struct HeldLease {
     /// next write under the lease carries them.
     pub(super) dirty: bool,
     pub(super) lost: bool,
+    /// A change under the lease could not be written (the store stayed
+    /// unavailable): the items counted in `consumed` since the last commit
+    /// are not dropped, so another claim handles them again.
+    pub(super) failed: bool,
 }
 
 impl Held {
@@ -88,6 +92,18 @@ impl Held {
         }
     }
 
+    /// A write for the call failed: stop handling its items (see [`HeldLease::failed`]).
+    pub(super) fn failed(&self, call_id: &CallId) {
+        if let Some(held) = lock(&self.leases).get_mut(call_id) {
+            held.failed = true;
+        }
+    }
+
+    /// Whether the lease is held and nothing failed under it: its next item may be handled.
+    pub(super) fn can_go_on(&self, call_id: &CallId) -> bool {
+        lock(&self.leases).get(call_id).is_some_and(|h| !h.lost && !h.failed)
+    }
+
     pub(super) fn holds(&self, call_id: &CallId) -> bool {
         lock(&self.leases).get(call_id).is_some_and(|h| !h.lost)
     }
@@ -100,6 +116,7 @@ impl Held {
             delivered: 0,
             dirty: false,
             lost: false,
+            failed: false,
         };
         lock(&self.leases).insert(call_id, held);
     }

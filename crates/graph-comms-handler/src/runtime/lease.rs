@@ -128,7 +128,7 @@ impl Runtime {
             self.redeliver(record).await;
         }
         for item in inbox {
-            if !self.held.holds(&call_id) {
+            if !self.held.can_go_on(&call_id) {
                 break;
             }
             // Counted before handling, so the item's own commit drops it from the inbox.
@@ -170,7 +170,12 @@ impl Runtime {
         renewal.abort();
         let cached = self.cache.get(&call_id);
         self.cache.remove(&call_id);
-        let held = self.held.remove(&call_id).filter(|held| !held.lost)?;
+        let mut held = self.held.remove(&call_id).filter(|held| !held.lost)?;
+        let failed = held.failed;
+        if failed {
+            // Handled but not committed: left in the inbox for the next claim.
+            held.consumed = 0;
+        }
         // Deliveries and data not yet written go with the release, in the same step.
         let record = cached.filter(|_| held.dirty || held.delivered > 0).map(|current| {
             let mut record = CallRecord::clone(&current);
@@ -196,6 +201,10 @@ impl Runtime {
         self.observe_store(&released);
         match released {
             Ok(Released::Free) => None,
+            // After a failed write, the items wait for the lease to expire and
+            // the orphan sweep to claim them: a store that keeps failing is not
+            // retried in a tight loop.
+            Ok(Released::Kept(_)) if failed => None,
             Ok(Released::Kept(claim)) => Some(claim),
             Err(error) => {
                 if matches!(error, StoreError::LeaseLost { .. }) {

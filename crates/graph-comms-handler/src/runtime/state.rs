@@ -169,9 +169,14 @@ impl Runtime {
             let saved = match (&self.sharing, &lease) {
                 (Some(sharing), Some((lease, consumed))) => {
                     let ttl = self.timings.lease_ttl;
-                    let committed = self
+                    let mut committed = self
                         .with_store_retries(|| sharing.store.commit(lease, Some(Arc::clone(&record)), *consumed, ttl))
                         .await;
+                    if let Err(StoreError::Conflict { .. }) = &committed
+                        && self.landed_earlier(call_id, &record).await
+                    {
+                        committed = Ok(());
+                    }
                     if committed.is_ok() {
                         self.held.committed(lease, *consumed);
                         self.held.recorded(call_id, deliveries);
@@ -207,6 +212,15 @@ impl Runtime {
         }
     }
 
+    /// Whether a commit refused for its version is in the store already: an
+    /// earlier try landed and its answer was lost. Counted as done, its handled
+    /// items and delivered steps are not dropped a second time by the next
+    /// write (which would drop ones not handled yet).
+    async fn landed_earlier(&self, call_id: &CallId, record: &Arc<CallRecord>) -> bool {
+        let stored = self.with_store_retries(|| self.store.load(call_id)).await;
+        matches!(stored, Ok(Some(stored)) if *stored == **record)
+    }
+
     /// Runs a store operation, retrying while the store is unavailable, so an
     /// acknowledged event survives a short outage.
     pub(super) async fn with_store_retries<T, F>(&self, mut op: impl FnMut() -> F) -> Result<T, StoreError>
@@ -239,6 +253,7 @@ impl Runtime {
 
     /// Reports a store failure for a call.
     pub(super) fn store_failed(&self, call_id: &CallId, error: StoreError) {
+        self.held.failed(call_id);
         self.counters.store_errors.fetch_add(1, Ordering::Relaxed);
         self.errors.runtime_failed(call_id, &RuntimeFailure::Store(error));
     }
