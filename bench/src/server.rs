@@ -24,12 +24,12 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
-use graph_comms_client::GraphClient;
 use graph_comms_emulator::{Emulator, EmulatorConfig, IncomingCall, NotificationSigner, TargetBehavior};
 use graph_comms_handler::{Bot, CallContext, CallHandler, HookError, Timings, TransferInfo};
 use graph_comms_model::TransferRequest;
 use graph_comms_notify::{HttpKeySource, NotificationEvent, NotifyConfig, NotifyEndpoint};
 use graph_comms_redis::{RedisCallStore, RedisStoreConfig};
+use graph_comms_testkit::LocalGraph;
 use hdrhistogram::Histogram;
 
 use crate::token::{self, StaticKeys};
@@ -268,14 +268,15 @@ async fn setup_bot(
     listener: tokio::net::TcpListener,
     stats: Arc<Stats>,
 ) -> anyhow::Result<(String, Vec<String>, Bot, Emulator)> {
-    let emulator = Emulator::start(EmulatorConfig::default()).await?;
+    let LocalGraph {
+        emulator, app, client, ..
+    } = LocalGraph::start(EmulatorConfig::default()).await?;
     emulator.script_target(
         SILENT_TARGET,
         TargetBehavior::NoAnswer {
             after: Duration::from_secs(6 * 3600),
         },
     );
-    let app = emulator.default_app();
     let token = key.sign(
         &emulator.issuer(),
         app.app_id.as_str(),
@@ -291,11 +292,6 @@ async fn setup_bot(
     };
     let (endpoint, events) = NotifyEndpoint::with_key_source(config, Arc::new(keys))?;
     endpoint.refresh_keys().await?;
-    let client = GraphClient::builder()
-        .credentials(app.tenant_id.clone(), app.app_id.clone(), app.client_secret.clone())
-        .graph_base_url(emulator.graph_base_url())
-        .login_base_url(emulator.login_base_url())
-        .build()?;
     let callback = format!("http://{addr}{CALLBACK_PATH}");
     let long = Duration::from_secs(6 * 3600);
     let mut builder = Bot::builder();

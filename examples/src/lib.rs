@@ -10,10 +10,9 @@ use anyhow::Context as _;
 use graph_comms_client::GraphClient;
 use graph_comms_emulator::{Emulator, EmulatorConfig, IncomingCall, RegisteredApp};
 use graph_comms_handler::model::CallId;
-use graph_comms_handler::notify::NotifyConfig;
 use graph_comms_handler::{Bot, CallHandler};
-use tokio::sync::{mpsc, oneshot};
-use tokio::task::JoinHandle;
+use graph_comms_testkit::{LocalGraph, ServedBot, bot_listener};
+use tokio::sync::mpsc;
 
 /// How long an example waits for the next thing it expects before giving up.
 pub const WAIT: Duration = Duration::from_secs(20);
@@ -30,52 +29,33 @@ pub struct LocalSetup {
     pub callback_uri: String,
     /// The bot.
     pub bot: Bot,
-    stop: oneshot::Sender<()>,
-    server: JoinHandle<std::io::Result<graph_comms_handler::ShutdownReport>>,
-}
-
-/// A Graph client signed in as the emulator's default app.
-pub fn client_for(emulator: &Emulator) -> anyhow::Result<GraphClient> {
-    let app = emulator.default_app();
-    Ok(GraphClient::builder()
-        .credentials(app.tenant_id.clone(), app.app_id.clone(), app.client_secret.clone())
-        .graph_base_url(emulator.graph_base_url())
-        .login_base_url(emulator.login_base_url())
-        .build()?)
+    served: ServedBot,
 }
 
 /// Starts the emulator, then a bot running `handler` against it on
 /// `127.0.0.1:0` that accepts the emulator's signed notifications.
 pub async fn start_local(handler: Arc<dyn CallHandler>) -> anyhow::Result<LocalSetup> {
-    let emulator = Emulator::start(EmulatorConfig::default())
-        .await
-        .context("starting the emulator")?;
-    let app = emulator.default_app();
-    let client = client_for(&emulator)?;
-    let mut notify = NotifyConfig::new(app.app_id.clone());
-    notify.issuers = vec![emulator.issuer()];
-    notify.openid_configuration_url = emulator.openid_configuration_url();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let callback_uri = format!("http://{}/api/calls", listener.local_addr()?);
+    let LocalGraph {
+        emulator,
+        app,
+        client,
+        notify,
+    } = LocalGraph::start(EmulatorConfig::default()).await?;
+    let (listener, callback_uri) = bot_listener().await?;
     let bot = Bot::builder()
         .client(client.clone())
         .notify(notify)
         .handler(handler)
         .callback_uri(callback_uri.clone())
         .build()?;
-    let (stop, stopped) = oneshot::channel::<()>();
-    let server = tokio::spawn({
-        let bot = bot.clone();
-        async move { bot.serve(listener, async { drop(stopped.await) }).await }
-    });
+    let served = ServedBot::serve(bot.clone(), listener)?;
     Ok(LocalSetup {
         emulator,
         app,
         client,
         callback_uri,
         bot,
-        stop,
-        server,
+        served,
     })
 }
 
@@ -88,11 +68,9 @@ impl LocalSetup {
 
     /// Stops the bot (handling what it already acknowledged), then the emulator.
     pub async fn shutdown(self) -> anyhow::Result<()> {
-        // The server may already have stopped; its result says how.
-        let _ = self.stop.send(());
-        self.server.await??;
+        let report = self.served.stop().await;
         self.emulator.shutdown().await;
-        Ok(())
+        report.map(drop).context("the bot's server failed")
     }
 }
 

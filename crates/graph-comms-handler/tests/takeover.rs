@@ -19,6 +19,7 @@ use graph_comms_handler::{
     AttemptId, Bot, CallRecord, CallStore, Claim, InMemoryCallStore, InboxItem, Lease, Released, SharedCallStore,
     StoreError,
 };
+use graph_comms_testkit::{ServedBot, bot_listener};
 
 const LEASE: Duration = Duration::from_millis(600);
 
@@ -27,8 +28,7 @@ struct Survivor {
     client: graph_comms_client::GraphClient,
     store: Arc<InMemoryCallStore>,
     handler: Arc<Recorder>,
-    bot: Bot,
-    server: tokio::task::JoinHandle<std::io::Result<graph_comms_handler::ShutdownReport>>,
+    served: ServedBot,
     call: CallId,
 }
 
@@ -37,8 +37,7 @@ async fn survivor_with_call() -> Survivor {
     let (emu, app, client, notify) = emulator(EmulatorConfig::default()).await;
     let store = Arc::new(InMemoryCallStore::new());
     let handler = Arc::new(Recorder::new(|_, _| None));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let callback = format!("http://{}/api/calls", listener.local_addr().unwrap());
+    let (listener, callback) = bot_listener().await.unwrap();
     let bot = Bot::builder()
         .client(client.clone())
         .notify(notify)
@@ -48,8 +47,7 @@ async fn survivor_with_call() -> Survivor {
         .shared_store(Arc::clone(&store) as Arc<dyn SharedCallStore>, "survivor")
         .build()
         .unwrap();
-    let served = bot.clone();
-    let server = tokio::spawn(async move { served.serve(listener, std::future::pending()).await });
+    let served = ServedBot::serve(bot, listener).unwrap();
     let call = emu
         .place_incoming_call(IncomingCall::from_user(&app, &callback, "caller", "Caller"))
         .await
@@ -63,8 +61,7 @@ async fn survivor_with_call() -> Survivor {
         client,
         store,
         handler,
-        bot,
-        server,
+        served,
         call,
     }
 }
@@ -110,8 +107,7 @@ impl Survivor {
     }
 
     async fn stop(self) {
-        self.bot.shutdown().await;
-        self.server.abort();
+        self.served.stop().await;
         self.emu.shutdown().await;
     }
 }
@@ -144,7 +140,7 @@ async fn an_attempt_decided_but_never_sent_fails_unconfirmed_after_takeover_with
     );
     let stored = survivor.store.load(&survivor.call).await.unwrap().unwrap();
     assert!(!stored.awaits_holder(), "the check is recorded: {stored:?}");
-    assert_eq!(survivor.bot.metrics().unsent_checks, 1);
+    assert_eq!(survivor.served.bot.metrics().unsent_checks, 1);
     survivor.stop().await;
 }
 
@@ -320,8 +316,7 @@ async fn a_notification_whose_change_could_not_be_written_is_handled_again_not_d
         until: std::sync::Mutex::new(None),
     });
     let handler = Arc::new(Recorder::new(|_, _| None));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let callback = format!("http://{}/api/calls", listener.local_addr().unwrap());
+    let (listener, callback) = bot_listener().await.unwrap();
     let bot = Bot::builder()
         .client(client)
         .notify(notify)
@@ -331,8 +326,7 @@ async fn a_notification_whose_change_could_not_be_written_is_handled_again_not_d
         .shared_store(Arc::clone(&store) as Arc<dyn SharedCallStore>, "holder")
         .build()
         .unwrap();
-    let served = bot.clone();
-    let server = tokio::spawn(async move { served.serve(listener, std::future::pending()).await });
+    let served = ServedBot::serve(bot, listener).unwrap();
     let call = emu
         .place_incoming_call(IncomingCall::from_user(&app, &callback, "caller", "Caller"))
         .await
@@ -346,7 +340,6 @@ async fn a_notification_whose_change_could_not_be_written_is_handled_again_not_d
     );
     let stored = store.load(&call).await.unwrap().unwrap();
     assert!(stored.lifecycle.established_fired, "{stored:?}");
-    bot.shutdown().await;
-    server.abort();
+    served.stop().await;
     emu.shutdown().await;
 }

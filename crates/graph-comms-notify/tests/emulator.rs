@@ -4,9 +4,10 @@
 
 use std::time::Duration;
 
-use graph_comms_emulator::{Emulator, EmulatorConfig, IncomingCall};
+use graph_comms_emulator::{EmulatorConfig, IncomingCall};
 use graph_comms_model::{CallState, ChangeType};
-use graph_comms_notify::{EventReceiver, NotificationEvent, NotifyConfig, NotifyEndpoint};
+use graph_comms_notify::{EventReceiver, NotificationEvent, NotifyEndpoint};
+use graph_comms_testkit::LocalGraph;
 
 async fn next_event(events: &mut EventReceiver) -> NotificationEvent {
     tokio::time::timeout(Duration::from_secs(15), events.recv())
@@ -17,12 +18,12 @@ async fn next_event(events: &mut EventReceiver) -> NotificationEvent {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn incoming_calls_from_the_emulator_are_authenticated_and_queued() {
-    let emulator = Emulator::start(EmulatorConfig::default()).await.unwrap();
-    let app = emulator.default_app();
-
-    let mut config = NotifyConfig::new(app.app_id.clone());
-    config.issuers = vec![emulator.issuer()];
-    config.openid_configuration_url = emulator.openid_configuration_url();
+    let LocalGraph {
+        emulator,
+        app,
+        notify: mut config,
+        ..
+    } = LocalGraph::start(EmulatorConfig::default()).await.unwrap();
     config.allowed_tenants = Some(vec![app.tenant_id.clone()]);
     config.min_key_refetch_interval = Duration::ZERO;
     let (endpoint, mut events) = NotifyEndpoint::new(config).unwrap();

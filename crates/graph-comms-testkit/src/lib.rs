@@ -4,6 +4,8 @@
 pub mod bots;
 pub mod env;
 pub mod fixtures;
+#[cfg(feature = "local")]
+pub mod local;
 #[cfg(feature = "cluster")]
 pub mod ports;
 #[cfg(feature = "cluster")]
@@ -26,6 +28,8 @@ pub mod store_contract;
 #[cfg(feature = "cluster")]
 pub use bots::BotProcess;
 pub use env::redis_url;
+#[cfg(feature = "local")]
+pub use local::{LocalError, LocalGraph, ServedBot, bot_listener};
 #[cfg(feature = "cluster")]
 pub use ports::free_port;
 #[cfg(feature = "cluster")]

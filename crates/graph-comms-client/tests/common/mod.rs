@@ -38,11 +38,7 @@ impl Setup {
 
     /// A client for the emulator's default app, with fast retries.
     pub(crate) fn client_builder(&self) -> GraphClientBuilder {
-        let app = self.emulator.default_app();
-        GraphClient::builder()
-            .credentials(app.tenant_id, app.app_id, app.client_secret)
-            .graph_base_url(self.emulator.graph_base_url())
-            .login_base_url(self.emulator.login_base_url())
+        graph_comms_testkit::local::client_builder(&self.emulator, &self.emulator.default_app())
             .request_timeout(Duration::from_secs(5))
             .retry_policy(RetryPolicy {
                 max_attempts: 4,

@@ -13,6 +13,7 @@ use graph_comms_handler::{
     Bot, CallContext, CallEnd, CallHandler, CallSnapshot, CallStore, HookError, InMemoryCallStore, Timings,
     TransferError, TransferFailure, TransferInfo, async_trait,
 };
+use graph_comms_testkit::{LocalGraph, ServedBot, bot_listener};
 
 /// Upper bound on any wait in these tests.
 pub const WAIT: Duration = Duration::from_secs(20);
@@ -245,8 +246,7 @@ pub struct Harness {
     pub timings: Timings,
     pub store: Arc<dyn CallStore>,
     pub addr: std::net::SocketAddr,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    server: Option<tokio::task::JoinHandle<std::io::Result<graph_comms_handler::ShutdownReport>>>,
+    served: Option<ServedBot>,
 }
 
 pub fn short_timings() -> Timings {
@@ -263,18 +263,8 @@ pub async fn emulator(config: EmulatorConfig) -> (Emulator, RegisteredApp, Graph
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_test_writer()
         .try_init();
-    let emu = Emulator::start(config).await.expect("emulator starts");
-    let app = emu.default_app();
-    let client = GraphClient::builder()
-        .credentials(app.tenant_id.clone(), app.app_id.clone(), app.client_secret.clone())
-        .graph_base_url(emu.graph_base_url())
-        .login_base_url(emu.login_base_url())
-        .build()
-        .expect("client builds");
-    let mut notify = NotifyConfig::new(app.app_id.clone());
-    notify.issuers = vec![emu.issuer()];
-    notify.openid_configuration_url = emu.openid_configuration_url();
-    (emu, app, client, notify)
+    let local = LocalGraph::start(config).await.expect("the emulator starts");
+    (local.emulator, local.app, local.client, local.notify)
 }
 
 impl Harness {
@@ -294,9 +284,8 @@ impl Harness {
         store: Arc<dyn CallStore>,
     ) -> Self {
         let (emu, app, client, notify) = emulator(config).await;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let (listener, callback) = bot_listener().await.expect("a loopback port");
         let addr = listener.local_addr().expect("addr");
-        let callback = format!("http://{addr}/api/calls");
         let mut harness = Self {
             bot: build_bot(
                 &client,
@@ -314,24 +303,14 @@ impl Harness {
             timings,
             store,
             addr,
-            stop: None,
-            server: None,
+            served: None,
         };
         harness.serve(listener);
         harness
     }
 
     fn serve(&mut self, listener: tokio::net::TcpListener) {
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let serving = self.bot.clone();
-        self.server = Some(tokio::spawn(async move {
-            serving
-                .serve(listener, async move {
-                    let _ = stopped.await;
-                })
-                .await
-        }));
-        self.stop = Some(stop);
+        self.served = Some(ServedBot::serve(self.bot.clone(), listener).expect("served"));
     }
 
     /// Another bot on the same emulator, client and store (not served).
@@ -359,14 +338,10 @@ impl Harness {
     }
 
     async fn stop_bot(&mut self) -> graph_comms_handler::ShutdownReport {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        match self.server.take() {
-            Some(server) => tokio::time::timeout(WAIT, server)
+        match self.served.take() {
+            Some(served) => tokio::time::timeout(WAIT, served.stop())
                 .await
                 .expect("server stops in time")
-                .expect("server task")
                 .expect("server ran"),
             None => self.bot.shutdown().await,
         }
