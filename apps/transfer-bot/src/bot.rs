@@ -7,14 +7,12 @@
 //! with `CallContext::place_consultation`: their establishment and end come
 //! back to the inbound call's hooks, whichever instance handles them.
 
-use std::collections::HashSet;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
 use graph_comms_handler::model::{
-    Call, CallId, CommsOperation, InvitationParticipantInfo, MediaConfig, Modality, OperationId, OperationStatus,
-    ParticipantInfo, Prompt, ResourceTarget, ResourceUrl,
+    Call, CallId, InvitationParticipantInfo, MediaConfig, Modality, ParticipantInfo, Prompt,
 };
 use graph_comms_handler::{
     AnswerOptions, CallContext, CallEnd, CallHandler, HookError, IncomingDecision, RetryLater, TransferError,
@@ -175,8 +173,8 @@ enum Phase {
     Consulting(Option<CallId>),
     /// A transfer request is out.
     Transferring,
-    /// Playing the apology; hang up when this operation completes.
-    Apologising(Option<OperationId>),
+    /// Playing the apology; hang up once it ended.
+    Apologising,
     /// Hung up; waiting for the end.
     HangingUp,
 }
@@ -193,7 +191,6 @@ struct Plan {
     transferee: Option<ParticipantInfo>,
     phase: Phase,
     outcome: Option<CallOutcome>,
-    finished_operations: HashSet<OperationId>,
 }
 
 /// The call's plan, if it is an inbound call of this receptionist.
@@ -248,17 +245,6 @@ fn end_code(end: &CallEnd) -> String {
     }
 }
 
-/// The operation's `id`, or the one in its `@odata.id` when `id` is left out.
-fn operation_id(operation: &CommsOperation) -> Option<OperationId> {
-    operation.id.clone().or_else(|| {
-        let url = operation.extra.get("@odata.id")?.as_str()?;
-        match ResourceUrl::parse(url).ok()?.target {
-            ResourceTarget::Operation(id) => Some(id),
-            _ => None,
-        }
-    })
-}
-
 impl Receptionist {
     /// A receptionist for this policy.
     pub fn new(policy: RoutingPolicy, settings: ReceptionistSettings, metrics: Arc<Metrics>) -> Self {
@@ -290,7 +276,7 @@ impl Receptionist {
     async fn advance(&self, ctx: &CallContext) {
         loop {
             let step = update_plan(ctx, |plan| {
-                if matches!(plan.phase, Phase::Apologising(_) | Phase::HangingUp) {
+                if matches!(plan.phase, Phase::Apologising | Phase::HangingUp) {
                     return None;
                 }
                 plan.consultation = None;
@@ -306,7 +292,7 @@ impl Receptionist {
                         Some(Some((target, plan.transferee.clone())))
                     }
                     None => {
-                        plan.phase = Phase::Apologising(None);
+                        plan.phase = Phase::Apologising;
                         plan.current = None;
                         Some(None)
                     }
@@ -461,36 +447,12 @@ impl Receptionist {
             return;
         };
         match ctx.play_prompt(vec![Prompt::media(uri)]).await {
-            Ok(operation) => {
-                let finished_now = matches!(
-                    operation.status,
-                    Some(OperationStatus::Completed | OperationStatus::Failed)
-                );
-                let already = match operation_id(&operation) {
-                    Some(id) => update_plan(ctx, |plan| {
-                        let done = plan.finished_operations.contains(&id);
-                        plan.phase = Phase::Apologising(Some(id));
-                        done
-                    })
-                    .await
-                    .unwrap_or(true),
-                    None => true,
-                };
-                if finished_now || already {
-                    self.hang_up(ctx).await;
-                } else {
-                    // If the completion never arrives, hang up anyway.
-                    let ctx = ctx.clone();
-                    let timeout = self.settings.apology_timeout;
-                    tokio::spawn(async move {
-                        tokio::time::sleep(timeout).await;
-                        if let Err(e) = ctx.hang_up().await
-                            && !e.is_not_found()
-                        {
-                            tracing::warn!(call_id = %ctx.call_id(), error = %e, "hang-up after the apology failed");
-                        }
-                    });
+            // Awaited here, in the call's order: the hang-up follows the apology's end.
+            Ok(prompt) => {
+                if let Err(e) = prompt.timeout(self.settings.apology_timeout).await {
+                    tracing::info!(reason = %e, "the apology did not complete; hanging up");
                 }
+                self.hang_up(ctx).await;
             }
             Err(e) => {
                 tracing::warn!(error = %e, "apology prompt failed; hanging up");
@@ -536,7 +498,6 @@ impl CallHandler for Receptionist {
                 transferee,
                 phase: Phase::Ringing,
                 outcome: None,
-                finished_operations: HashSet::new(),
             };
             // A run again after a takeover keeps the plan the first run made.
             if self::plan(ctx).is_none()
@@ -651,7 +612,7 @@ impl CallHandler for Receptionist {
             self.hang_up_consultation(ctx, consultation).await;
         }
         let outcome = plan.outcome.unwrap_or_else(|| match plan.phase {
-            Phase::Apologising(_) | Phase::HangingUp => CallOutcome::Apologised,
+            Phase::Apologising | Phase::HangingUp => CallOutcome::Apologised,
             _ => CallOutcome::Dropped { reason: end_code(end) },
         });
         // Machine-readable too: the cluster demo reads it from the instances' JSON logs.
@@ -729,22 +690,6 @@ impl CallHandler for Receptionist {
         }
         .instrument(span(ctx.call_id()))
         .await;
-        Ok(())
-    }
-
-    async fn on_operation_completed(&self, ctx: &CallContext, operation: &CommsOperation) -> Result<(), HookError> {
-        let Some(id) = operation_id(operation) else {
-            return Ok(());
-        };
-        let apology_done = update_plan(ctx, |plan| {
-            plan.finished_operations.insert(id.clone());
-            plan.phase == Phase::Apologising(Some(id))
-        })
-        .await
-        .unwrap_or(false);
-        if apology_done {
-            self.hang_up(ctx).instrument(span(ctx.call_id())).await;
-        }
         Ok(())
     }
 }

@@ -994,6 +994,37 @@ pub(crate) fn caller_tones(inner: &Inner, call: &CallId, tones: &[Tone]) -> Resu
     Ok(true)
 }
 
+/// The caller hangs up: the call ends `terminated` with 200/4097 ("ended by
+/// other participant", as Graph's resultInfo table lists it).
+pub(crate) fn caller_hangs_up(inner: &Inner, call: &CallId) -> Result<(), EmulatorError> {
+    let url = {
+        let calls = lock(&inner.calls);
+        let record = calls
+            .get(call)
+            .filter(|r| !r.is_gone())
+            .ok_or_else(|| EmulatorError::UnknownCall(call.clone()))?;
+        record.callback_uri.clone()
+    };
+    set_state(inner, call, CallState::Terminating);
+    let result = result_info(
+        json!(200),
+        "subcode",
+        json!(4097),
+        "The call was ended by the other participant.",
+    );
+    play(
+        inner,
+        call,
+        url,
+        vec![end_step(
+            call,
+            Some(CallState::Terminated),
+            json!({ "resultInfo": result }),
+        )],
+    );
+    Ok(())
+}
+
 /// Redirect: the call ends `terminated` with the
 /// call's resource as the redirect examples show it (`answeredBy`, `resultInfo`, ...).
 fn redirect_steps(snapshot: &Snapshot, body: &Value) -> Vec<Step> {

@@ -221,6 +221,12 @@ impl Emulator {
         calls::caller_tones(&self.inner, call, tones)
     }
 
+    /// The caller hangs up: the bot gets the call's `deleted` notification
+    /// (`terminated`, 200/4097 ended by the other participant).
+    pub fn caller_hangs_up(&self, call: &CallId) -> Result<(), EmulatorError> {
+        calls::caller_hangs_up(&self.inner, call)
+    }
+
     /// How the call's next recordResponse ends (default: completes).
     pub fn script_recording(&self, call: &CallId, behavior: RecordingBehavior) {
         if let Some(record) = lock(&self.inner.calls).get_mut(call) {

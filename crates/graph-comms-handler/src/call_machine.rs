@@ -9,7 +9,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use graph_comms_model::{Call, CallState, TransferRequest};
+use graph_comms_model::{Call, CallState, ToneInfo, TransferRequest};
 use serde::{Deserialize, Serialize};
 
 use crate::attempt::{AttemptId, TransferError, TransferInfo};
@@ -34,6 +34,10 @@ pub struct CallMachine {
     pub ended: bool,
     /// Whether the runtime sends `keepAlive` for the call.
     pub keep_alive: bool,
+    /// The `sequenceId` of the last caller tone handed to `on_tone`: Graph
+    /// repeats the last `toneInfo` on later call notifications.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_tone: Option<i64>,
     /// When each timer of the call is due.
     #[serde(default)]
     pub deadlines: Deadlines,
@@ -46,6 +50,7 @@ impl Default for CallMachine {
             established_fired: false,
             ended: false,
             keep_alive: true,
+            last_tone: None,
             deadlines: Deadlines::default(),
         }
     }
@@ -177,6 +182,8 @@ pub enum Step {
     Incoming(Box<Call>),
     /// Fire `on_call_established`.
     Established,
+    /// Fire `on_tone`: a caller's key press not handed on before.
+    Tone(ToneInfo),
     /// Fire the attempt's hooks.
     Attempt(Box<TransferInfo>, Vec<AttemptEffect>),
     /// Fire `on_call_terminated`; the call is over.
@@ -197,7 +204,7 @@ impl Step {
     pub fn runs_hooks(&self) -> bool {
         matches!(
             self,
-            Self::Incoming(_) | Self::Established | Self::Attempt(..) | Self::Terminated(_)
+            Self::Incoming(_) | Self::Established | Self::Tone(_) | Self::Attempt(..) | Self::Terminated(_)
         )
     }
 }
@@ -303,6 +310,18 @@ fn notification(
     };
     if let Some(input) = input {
         feed(record, None, input, steps);
+    }
+    if let Some(tone) = call
+        .and_then(|c| c.tone_info.as_ref())
+        .filter(|_| !record.lifecycle.ended)
+    {
+        // Each press once, in order: a repeated or older `sequenceId` is not news.
+        if let Some(sequence) = tone.sequence_id
+            && record.lifecycle.last_tone.is_none_or(|last| sequence > last)
+        {
+            record.lifecycle.last_tone = Some(sequence);
+            steps.push(Step::Tone(tone.clone()));
+        }
     }
     if matches!(kind, EventKind::CallEstablished { .. }) && !stale && !record.lifecycle.established_fired {
         record.lifecycle.established_fired = true;

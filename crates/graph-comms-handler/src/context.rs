@@ -2,10 +2,11 @@
 
 use std::sync::Arc;
 
-use graph_comms_client::{GraphClient, GraphClientError};
+use graph_comms_client::{GraphClient, GraphClientError, GraphResponse};
 use graph_comms_model::{
-    AnswerRequest, CallId, CallState, CommsOperation, InvitationParticipantInfo, PlayPromptRequest, Prompt,
-    RedirectRequest, RejectReason, RejectRequest, TenantId, TransferRequest,
+    AnswerRequest, CallId, CallState, ClientContextRequest, CommsOperation, InvitationParticipantInfo,
+    PlayPromptRequest, Prompt, RecordResponseRequest, RecordingStatus, RedirectRequest, RejectReason, RejectRequest,
+    SendDtmfTonesRequest, TenantId, Tone, TransferRequest, UpdateRecordingStatusRequest,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -13,8 +14,13 @@ use serde::de::DeserializeOwned;
 use crate::attempt::{AttemptId, TransferAttempt, TransferError, TransferInfo};
 use crate::call_machine::CallInput;
 use crate::decision::AnswerOptions;
+use crate::digits::{CollectDigits, CollectError, Collected, Heard};
+use crate::operation::PendingOperation;
 use crate::record::{CallRecord, CallSnapshot};
 use crate::runtime::Runtime;
+
+/// How long a complete digit input with a press missing in between waits for it.
+const GAP_SETTLE: std::time::Duration = std::time::Duration::from_millis(300);
 
 /// A call as seen from a hook: its id, tenant, current state, and actions backed
 /// by the bot's [`GraphClient`].
@@ -275,21 +281,182 @@ impl CallContext {
         self.runtime.client.redirect(&self.call_id, &request).await.map(|_| ())
     }
 
-    /// Plays prompts; `on_operation_completed` fires when they finish.
+    /// Plays prompts. `.await` the handle for their end (`on_operation_completed`
+    /// fires too).
     ///
     /// # Errors
     ///
-    /// The client's error.
-    pub async fn play_prompt(&self, prompts: Vec<Prompt>) -> Result<CommsOperation, GraphClientError> {
-        let request = PlayPromptRequest {
-            prompts,
-            ..PlayPromptRequest::default()
-        };
-        self.runtime
-            .client
-            .play_prompt(&self.call_id, &request)
-            .await
-            .map(|r| r.value)
+    /// The client's error when Graph refuses the request.
+    pub async fn play_prompt(&self, prompts: Vec<Prompt>) -> Result<PendingOperation, GraphClientError> {
+        self.operation(|client_context| async move {
+            let request = PlayPromptRequest {
+                prompts,
+                client_context: Some(client_context),
+                ..PlayPromptRequest::default()
+            };
+            self.runtime.client.play_prompt(&self.call_id, &request).await
+        })
+        .await
+    }
+
+    /// Records what the caller says (`recordResponse`). The completed
+    /// operation carries `recordingLocation` and `recordingAccessToken`.
+    /// A `clientContext` in `request` is replaced by the one the handle matches.
+    ///
+    /// # Errors
+    ///
+    /// The client's error when Graph refuses the request.
+    pub async fn record_response(&self, request: RecordResponseRequest) -> Result<PendingOperation, GraphClientError> {
+        self.operation(|client_context| async move {
+            let request = RecordResponseRequest {
+                client_context: Some(client_context),
+                ..request
+            };
+            self.runtime.client.record_response(&self.call_id, &request).await
+        })
+        .await
+    }
+
+    /// Subscribes to the caller's DTMF tones (`subscribeToTone`): they then
+    /// arrive as `toneInfo` on call notifications (see [`CallHandler::on_tone`](crate::CallHandler::on_tone)
+    /// and [`collect_digits`](Self::collect_digits)).
+    ///
+    /// # Errors
+    ///
+    /// The client's error when Graph refuses the request.
+    pub async fn subscribe_to_tone(&self) -> Result<PendingOperation, GraphClientError> {
+        self.operation(|client_context| async move {
+            let request = ClientContextRequest {
+                client_context: Some(client_context),
+                ..ClientContextRequest::default()
+            };
+            self.runtime.client.subscribe_to_tone(&self.call_id, &request).await
+        })
+        .await
+    }
+
+    /// Cancels the prompts and recordings in progress (`cancelMediaProcessing`).
+    ///
+    /// # Errors
+    ///
+    /// The client's error when Graph refuses the request.
+    pub async fn cancel_media_processing(&self) -> Result<PendingOperation, GraphClientError> {
+        self.operation(|client_context| async move {
+            let request = ClientContextRequest {
+                client_context: Some(client_context),
+                ..ClientContextRequest::default()
+            };
+            self.runtime
+                .client
+                .cancel_media_processing(&self.call_id, &request)
+                .await
+        })
+        .await
+    }
+
+    /// Sends DTMF tones to the call (`sendDtmfTones`), `delay_ms` apart if given.
+    ///
+    /// # Errors
+    ///
+    /// The client's error when Graph refuses the request.
+    pub async fn send_dtmf_tones(
+        &self,
+        tones: Vec<Tone>,
+        delay_ms: Option<i32>,
+    ) -> Result<PendingOperation, GraphClientError> {
+        self.operation(|client_context| async move {
+            let request = SendDtmfTonesRequest {
+                tones,
+                delay_between_tones_ms: delay_ms,
+                client_context: Some(client_context),
+                extra: Default::default(),
+            };
+            self.runtime.client.send_dtmf_tones(&self.call_id, &request).await
+        })
+        .await
+    }
+
+    /// Tells Graph the bot's recording status (`updateRecordingStatus`).
+    ///
+    /// # Errors
+    ///
+    /// The client's error when Graph refuses the request.
+    pub async fn update_recording_status(&self, status: RecordingStatus) -> Result<PendingOperation, GraphClientError> {
+        self.operation(|client_context| async move {
+            let request = UpdateRecordingStatusRequest {
+                status,
+                client_context: Some(client_context),
+                extra: Default::default(),
+            };
+            self.runtime
+                .client
+                .update_recording_status(&self.call_id, &request)
+                .await
+        })
+        .await
+    }
+
+    /// Collects the caller's key presses: subscribes to tones, plays the
+    /// prompt (the caller may press during it), then takes presses until the
+    /// maximum, the terminator or a pause; plays the prompt again when nothing
+    /// was pressed, as often as asked. Presses made before the call reaches
+    /// this point are not taken (they went to [`CallHandler::on_tone`](crate::CallHandler::on_tone)).
+    ///
+    /// Await it in a hook: the presses come beside the call's queue.
+    ///
+    /// # Errors
+    ///
+    /// [`CollectError::Timeout`] when nothing was pressed, [`CollectError::HungUp`]
+    /// when the call ended, [`CollectError::Graph`] when Graph refused the
+    /// subscription or a prompt.
+    pub async fn collect_digits(&self, spec: &CollectDigits) -> Result<String, CollectError> {
+        let mut listener = self.runtime.listen(&self.call_id);
+        let mut collected = Collected::after(self.record().lifecycle.last_tone);
+        // Not awaited: tones flow once Graph has it, and a press may come first.
+        drop(self.subscribe_to_tone().await?);
+        for _ in 0..spec.rounds() {
+            if !spec.prompts().is_empty() {
+                drop(self.play_prompt(spec.prompts().to_vec()).await?);
+            }
+            let mut deadline = tokio::time::Instant::now() + spec.first_digit_wait();
+            loop {
+                let Ok(next) = tokio::time::timeout_at(deadline, listener.next()).await else {
+                    break;
+                };
+                let Some(notification) = next else {
+                    return Err(CollectError::Stopped);
+                };
+                match collected.hear(&notification, spec) {
+                    Heard::Nothing => {}
+                    Heard::Digit => deadline = tokio::time::Instant::now() + spec.inter_digit_wait(),
+                    Heard::Done if collected.has_gap() => {
+                        // An earlier press may still come through the inbox: a short settle.
+                        deadline = tokio::time::Instant::now() + GAP_SETTLE;
+                    }
+                    Heard::Done => return Ok(collected.digits(spec)),
+                    Heard::HungUp => return Err(CollectError::HungUp),
+                }
+            }
+            let digits = collected.digits(spec);
+            if !digits.is_empty() {
+                return Ok(digits);
+            }
+        }
+        Err(CollectError::Timeout)
+    }
+
+    /// Listens to the call before sending (its end cannot slip by), sends with
+    /// a fresh `clientContext`, and wraps the accepted operation.
+    async fn operation<F, Fut>(&self, send: F) -> Result<PendingOperation, GraphClientError>
+    where
+        F: FnOnce(String) -> Fut,
+        Fut: std::future::Future<Output = Result<GraphResponse<CommsOperation>, GraphClientError>>,
+    {
+        let client_context = uuid::Uuid::new_v4().to_string();
+        let listener = self.runtime.listen(&self.call_id);
+        let accepted = send(client_context.clone()).await?.value;
+        let timeout = self.runtime.timings.operation_timeout;
+        Ok(PendingOperation::new(accepted, client_context, listener, timeout))
     }
 
     /// Hangs up; `on_call_terminated` fires when Graph confirms.

@@ -1,7 +1,7 @@
 //! The user-facing hooks.
 
 use async_trait::async_trait;
-use graph_comms_model::{Call, CallId, CommsOperation};
+use graph_comms_model::{Call, CallId, CommsOperation, ToneInfo};
 use graph_comms_notify::NotificationEvent;
 
 use crate::attempt::{TransferFailure, TransferInfo};
@@ -140,6 +140,16 @@ pub trait CallHandler: Send + Sync + 'static {
         end: &CallEnd,
     ) -> Result<(), HookError> {
         let _ = (ctx, consultation, end);
+        Ok(())
+    }
+
+    /// The caller pressed a key (after [`CallContext::subscribe_to_tone`]):
+    /// each press once, in `sequenceId` order, though Graph repeats the last
+    /// `toneInfo` on later call notifications. Runs in the call's order, so
+    /// while another hook of the call awaits [`CallContext::collect_digits`],
+    /// the presses it takes reach this hook afterwards.
+    async fn on_tone(&self, ctx: &CallContext, tone: &ToneInfo) -> Result<(), HookError> {
+        let _ = (ctx, tone);
         Ok(())
     }
 

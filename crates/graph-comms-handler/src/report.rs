@@ -16,6 +16,8 @@ pub enum HookName {
     IncomingCall,
     /// [`CallHandler::on_call_established`].
     CallEstablished,
+    /// [`CallHandler::on_tone`].
+    Tone,
     /// [`CallHandler::on_transferring`].
     Transferring,
     /// [`CallHandler::on_transfer_accepted`].
@@ -41,6 +43,7 @@ impl fmt::Display for HookName {
         f.write_str(match self {
             Self::IncomingCall => "on_incoming_call",
             Self::CallEstablished => "on_call_established",
+            Self::Tone => "on_tone",
             Self::Transferring => "on_transferring",
             Self::TransferAccepted => "on_transfer_accepted",
             Self::TransferCompleted => "on_transfer_completed",
@@ -125,7 +128,7 @@ impl ErrorHandler for LogErrors {
 
 impl HookName {
     /// Every hook, in the order [`CallHandler`](crate::CallHandler) declares them.
-    pub const ALL: [HookName; 11] = [
+    pub const ALL: [HookName; 12] = [
         Self::IncomingCall,
         Self::CallEstablished,
         Self::Transferring,
@@ -135,6 +138,7 @@ impl HookName {
         Self::CallTerminated,
         Self::ConsultationEstablished,
         Self::ConsultationEnded,
+        Self::Tone,
         Self::OperationCompleted,
         Self::Notification,
     ];

@@ -208,6 +208,12 @@ pub trait SharedCallStore: CallStore {
         limit: usize,
     ) -> Result<Released, StoreError>;
 
+    /// Up to `limit` of the call's inbox items from position `from` (0 is
+    /// the oldest), read without taking them: what a lease holder awaiting
+    /// Graph's next notification (an operation's end, a caller's tone) reads
+    /// of what other instances appended meanwhile.
+    async fn peek(&self, call_id: &CallId, from: usize, limit: usize) -> Result<Vec<InboxItem>, StoreError>;
+
     /// Up to `limit` calls whose lease is free and which have inbox items, or
     /// whose record awaits a holder ([`CallRecord::awaits_holder`]: work left
     /// by a holder that stopped).

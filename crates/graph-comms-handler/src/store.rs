@@ -340,6 +340,14 @@ impl crate::SharedCallStore for InMemoryCallStore {
         Ok(crate::Released::Free)
     }
 
+    async fn peek(&self, call_id: &CallId, from: usize, limit: usize) -> Result<Vec<crate::InboxItem>, StoreError> {
+        let inboxes = lock(&self.inboxes);
+        Ok(inboxes
+            .get(call_id)
+            .map(|inbox| inbox.items.iter().skip(from).take(limit).cloned().collect())
+            .unwrap_or_default())
+    }
+
     async fn orphans(&self, limit: usize) -> Result<Vec<CallId>, StoreError> {
         let inboxes = lock(&self.inboxes);
         let waiting = inboxes

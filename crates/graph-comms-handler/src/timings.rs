@@ -44,6 +44,9 @@ pub struct Timings {
     /// An instance renews it while it works; a call whose holder stopped is
     /// taken over this long after its last renewal (default 10 s).
     pub lease_ttl: Duration,
+    /// How long an awaited operation (a prompt, a recording, ...) may take
+    /// before its handle gives up with `OperationError::TimedOut` (default 5 min).
+    pub operation_timeout: Duration,
 }
 
 impl Default for Timings {
@@ -62,6 +65,7 @@ impl Default for Timings {
             sweep_interval: Duration::from_secs(5),
             lookup_grace: Duration::from_secs(30),
             lease_ttl: Duration::from_secs(10),
+            operation_timeout: Duration::from_secs(5 * 60),
         }
     }
 }
@@ -142,6 +146,12 @@ impl Timings {
     /// Sets [`Timings::lease_ttl`].
     pub fn lease_ttl(mut self, d: Duration) -> Self {
         self.lease_ttl = d;
+        self
+    }
+
+    /// Sets [`Timings::operation_timeout`].
+    pub fn operation_timeout(mut self, d: Duration) -> Self {
+        self.operation_timeout = d;
         self
     }
 

@@ -295,6 +295,9 @@ impl SharedCallStore for OutageOnEstablished {
     ) -> Result<Released, StoreError> {
         self.inner.release(lease, consumed, record, ttl, limit).await
     }
+    async fn peek(&self, call_id: &CallId, from: usize, limit: usize) -> Result<Vec<InboxItem>, StoreError> {
+        self.inner.peek(call_id, from, limit).await
+    }
     async fn orphans(&self, limit: usize) -> Result<Vec<CallId>, StoreError> {
         self.inner.orphans(limit).await
     }

@@ -357,3 +357,53 @@ graph_enum! {
         Flash = "flash",
     }
 }
+
+impl Tone {
+    const KEYS: [(char, Tone); 16] = [
+        ('0', Tone::Tone0),
+        ('1', Tone::Tone1),
+        ('2', Tone::Tone2),
+        ('3', Tone::Tone3),
+        ('4', Tone::Tone4),
+        ('5', Tone::Tone5),
+        ('6', Tone::Tone6),
+        ('7', Tone::Tone7),
+        ('8', Tone::Tone8),
+        ('9', Tone::Tone9),
+        ('*', Tone::Star),
+        ('#', Tone::Pound),
+        ('A', Tone::A),
+        ('B', Tone::B),
+        ('C', Tone::C),
+        ('D', Tone::D),
+    ];
+
+    /// The key on a keypad: `'0'`–`'9'`, `'*'`, `'#'`, `'A'`–`'D'`; `None`
+    /// for `flash` and unknown tones.
+    pub fn key(&self) -> Option<char> {
+        Self::KEYS.iter().find(|(_, tone)| tone == self).map(|(key, _)| *key)
+    }
+
+    /// The tone of a keypad key (see [`Tone::key`]; letters in either case).
+    pub fn from_key(key: char) -> Option<Self> {
+        let key = key.to_ascii_uppercase();
+        Self::KEYS.iter().find(|(k, _)| *k == key).map(|(_, tone)| tone.clone())
+    }
+}
+
+#[cfg(test)]
+mod tone_keys {
+    use super::Tone;
+
+    #[test]
+    fn every_keypad_key_maps_to_its_tone_and_back() {
+        for key in "0123456789*#ABCD".chars() {
+            let tone = Tone::from_key(key).unwrap_or_else(|| panic!("{key} has a tone"));
+            assert_eq!(tone.key(), Some(key));
+        }
+        assert_eq!(Tone::from_key('b'), Some(Tone::B));
+        assert_eq!(Tone::from_key('x'), None);
+        assert_eq!(Tone::Flash.key(), None);
+        assert_eq!(Tone::from_wire("tone11").key(), None);
+    }
+}

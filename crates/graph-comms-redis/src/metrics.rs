@@ -51,6 +51,8 @@ pub struct StoreMetrics {
     pub renew: OpStats,
     /// `orphans`.
     pub orphans: OpStats,
+    /// `peek` (inbox reads while a holder awaits a notification).
+    pub peek: OpStats,
     /// Writes under a lease refused because its token no longer held it.
     pub fenced: u64,
     /// Writes and deletes refused for a stale version.
@@ -78,6 +80,7 @@ impl StoreMetrics {
             self.release,
             self.renew,
             self.orphans,
+            self.peek,
         ]
         .iter()
         .map(|op| op.round_trips)
@@ -121,6 +124,7 @@ pub(crate) struct Counters {
     pub(crate) release: OpCounter,
     pub(crate) renew: OpCounter,
     pub(crate) orphans: OpCounter,
+    pub(crate) peek: OpCounter,
     pub(crate) fenced: AtomicU64,
     pub(crate) conflicts: AtomicU64,
     pub(crate) index_repairs: AtomicU64,
@@ -142,6 +146,7 @@ impl Counters {
             release: self.release.snapshot(),
             renew: self.renew.snapshot(),
             orphans: self.orphans.snapshot(),
+            peek: self.peek.snapshot(),
             fenced: self.fenced.load(Ordering::Relaxed),
             conflicts: self.conflicts.load(Ordering::Relaxed),
             index_repairs: self.index_repairs.load(Ordering::Relaxed),

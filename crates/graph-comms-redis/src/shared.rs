@@ -361,6 +361,23 @@ impl SharedCallStore for RedisCallStore {
     /// lease. Calls with items and no lease are orphans; entries of empty,
     /// unleased inboxes are removed if their score is still the one read (an
     /// append meanwhile re-scores and keeps its entry).
+    async fn peek(&self, call_id: &CallId, from: usize, limit: usize) -> Result<Vec<InboxItem>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let inner = &*self.inner;
+        let op = &inner.counters.peek;
+        op.call();
+        let mut range = redis::cmd("LRANGE");
+        range
+            .arg(inner.keys.inbox(&Keys::member(call_id)))
+            .arg(from)
+            .arg(from + limit - 1);
+        let mut conn = inner.connection.clone();
+        let items: Vec<Vec<u8>> = inner.request(op, "LRANGE", range.query_async(&mut conn)).await?;
+        items.iter().map(|bytes| InboxItem::from_json(bytes)).collect()
+    }
+
     async fn orphans(&self, limit: usize) -> Result<Vec<CallId>, StoreError> {
         let inner = &*self.inner;
         let op = &inner.counters.orphans;
@@ -390,7 +407,7 @@ impl SharedCallStore for RedisCallStore {
         for ((id, score), state) in entries.iter().zip(states.chunks(3)) {
             match state {
                 [0, 0, 0] => stale.extend([id.clone(), score.clone(), String::new()]),
-                // Items waiting, or hook steps committed by a holder that stopped.
+                // Items waiting, or work left by a holder that stopped.
                 [waiting, 0, outbox] if (*waiting > 0 || *outbox > 0) && orphans.len() < limit => {
                     orphans.push(CallId::from(id.as_str()));
                 }

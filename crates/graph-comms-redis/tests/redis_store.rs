@@ -93,6 +93,10 @@ shared_contract_test!(
     redis_a_transfer_not_known_sent_makes_an_orphan,
     a_transfer_not_known_sent_makes_an_orphan
 );
+shared_contract_test!(
+    redis_peek_reads_inbox_items_without_taking_them,
+    peek_reads_items_without_taking_them
+);
 
 #[test]
 fn redis_two_writers_lose_no_update() {

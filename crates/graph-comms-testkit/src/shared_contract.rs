@@ -27,6 +27,7 @@ pub async fn run_all<S: SharedCallStore>(store: Arc<S>) {
     orphans_are_calls_with_items_and_no_live_lease(&*store).await;
     steps_left_in_an_outbox_make_an_orphan(&*store).await;
     a_transfer_not_known_sent_makes_an_orphan(&*store).await;
+    peek_reads_items_without_taking_them(&*store).await;
 }
 
 /// A notification item for `call_id`, numbered `n` (its `sequenceId`).
@@ -151,6 +152,31 @@ pub async fn items_are_read_in_order_and_dropped_when_handled<S: SharedCallStore
     let next = claim_ok(store, &call, "b", LONG).await;
     assert!(next.inbox.is_empty(), "nothing left: {:?}", next.inbox);
     release_free(store, &next.lease, 0, "empty").await;
+}
+
+/// `peek` reads items from a position on, in append order, without taking
+/// them: a claim still reads them all.
+pub async fn peek_reads_items_without_taking_them<S: SharedCallStore + ?Sized>(store: &S) {
+    let call = unique_call_id("peek");
+    let peek = async |from, limit| match store.peek(&call, from, limit).await {
+        Ok(items) => items,
+        Err(error) => panic!("peek({from}, {limit}) failed: {error}"),
+    };
+    assert!(peek(0, 8).await.is_empty(), "no inbox: nothing to read");
+    let items: Vec<(CallId, InboxItem)> = (1..=3).map(|n| (call.clone(), notification_item(&call, n))).collect();
+    append_ok(store, &items).await;
+    let expected: Vec<InboxItem> = items.iter().map(|(_, item)| item.clone()).collect();
+    assert_eq!(peek(0, 8).await, expected, "all items, in order");
+    assert_eq!(
+        peek(1, 1).await,
+        expected[1..2].to_vec(),
+        "from a position, at most the limit"
+    );
+    assert!(peek(3, 8).await.is_empty(), "past the end: nothing");
+    assert!(peek(0, 0).await.is_empty(), "a limit of 0 reads nothing");
+    let claim = claim_ok(store, &call, "a", LONG).await;
+    assert_eq!(claim.inbox, expected, "peeking took nothing");
+    release_free(store, &claim.lease, 3, "all handled").await;
 }
 
 /// A holder whose lease expired and was taken can commit, renew and release

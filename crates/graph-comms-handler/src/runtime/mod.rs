@@ -9,6 +9,7 @@
 //! - [`transfer`]: starting a transfer and the in-process outcome handles;
 //! - [`consult`]: placing a consultation call and linking it to its call;
 //! - [`held`]: the leases this instance holds and what their next write carries;
+//! - [`listen`]: hook code awaiting its call's next notifications (operations, tones);
 //! - [`lease`]: with a shared store, the journal before 202 and the
 //!   claim–process–release cycle under a call's lease.
 
@@ -16,12 +17,15 @@ mod consult;
 mod held;
 mod invoke;
 mod lease;
+mod listen;
 mod process;
 mod queue;
 mod stall;
 mod state;
 mod timers;
 mod transfer;
+
+pub(crate) use listen::Listener;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -59,6 +63,7 @@ pub(crate) struct Runtime {
     in_flight: AtomicUsize,
     sharing: Option<lease::Sharing>,
     held: held::Held,
+    listeners: listen::Listeners,
     store_reachable: AtomicBool,
     /// With a shared store: notices pauses of this process (see [`stall`]).
     stall: Option<Arc<stall::StallWatch>>,
@@ -107,6 +112,7 @@ impl Runtime {
                 .sharing
                 .map(|(store, instance_id)| lease::Sharing { store, instance_id }),
             held: held::Held::default(),
+            listeners: listen::Listeners::default(),
             stall,
             store_reachable: AtomicBool::new(true),
         });

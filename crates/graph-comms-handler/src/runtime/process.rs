@@ -228,6 +228,10 @@ impl Runtime {
                         undelivered |= retry;
                     }
                 },
+                Step::Tone(tone) => {
+                    let hook = self.handler.on_tone(ctx, &tone);
+                    self.run_hook(ctx, HookName::Tone, hook).await;
+                }
                 Step::Attempt(info, effects) => self.fire_effects(ctx, &info, effects).await,
                 Step::Terminated(end) => {
                     self.counters.calls_ended.fetch_add(1, Ordering::Relaxed);

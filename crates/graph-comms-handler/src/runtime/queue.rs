@@ -84,6 +84,7 @@ impl Runtime {
     pub(crate) async fn dispatch(self: Arc<Self>, mut events: EventReceiver) {
         while let Some(event) = events.recv().await {
             let call_id = event.call_id.clone();
+            self.listeners.publish(&call_id, &event.notification);
             self.route(call_id, CallEvent::Notification(Box::new(event)));
         }
     }
