@@ -15,14 +15,15 @@ use graph_comms_handler::model::{
     Call, CallId, InvitationParticipantInfo, MediaConfig, Modality, ParticipantInfo, Prompt,
 };
 use graph_comms_handler::{
-    AnswerOptions, CallContext, CallEnd, CallHandler, HookError, IncomingDecision, RetryLater, TransferError,
-    TransferFailure, TransferInfo, async_trait,
+    AnswerOptions, CallContext, CallEnd, CallHandler, CollectError, HookError, IncomingDecision, RetryLater,
+    TransferError, TransferFailure, TransferInfo, async_trait,
 };
 use tokio::sync::mpsc::UnboundedSender;
 use tracing::Instrument as _;
 
+use crate::menu::{Choice, Menu};
 use crate::metrics::Metrics;
-use crate::routing::{RoutingPolicy, Target, TransferMode};
+use crate::routing::{RoutingPolicy, Target, TransferMode, called_ids};
 
 /// What the receptionist needs besides the routing policy.
 #[derive(Debug, Clone)]
@@ -35,6 +36,8 @@ pub struct ReceptionistSettings {
     pub callback_uri: String,
     /// Hang up this long after starting the apology even if its completion never arrives.
     pub apology_timeout: Duration,
+    /// The auto attendant, if configured.
+    pub menu: Option<Menu>,
 }
 
 /// The reason a transfer did not start because the call store failed: the
@@ -129,6 +132,11 @@ pub enum BotEventKind {
         /// Why.
         reason: String,
     },
+    /// The caller chose in the menu.
+    MenuChoice {
+        /// What was pressed and where it leads.
+        choice: String,
+    },
     /// No target left; apologising.
     Apologising,
     /// The bot hung up.
@@ -155,6 +163,7 @@ impl fmt::Display for BotEvent {
             BotEventKind::TransferAccepted { target } => write!(f, "{target} accepted"),
             BotEventKind::TransferCompleted { target } => write!(f, "transfer to {target} completed"),
             BotEventKind::TransferFailed { target, reason } => write!(f, "transfer to {target} failed: {reason}"),
+            BotEventKind::MenuChoice { choice } => write!(f, "menu: {choice}"),
             BotEventKind::Apologising => f.write_str("no target left, apologising"),
             BotEventKind::HangingUp => f.write_str("hanging up"),
             BotEventKind::Finished { outcome, tried } => {
@@ -191,6 +200,12 @@ struct Plan {
     transferee: Option<ParticipantInfo>,
     phase: Phase,
     outcome: Option<CallOutcome>,
+    /// The caller still has to choose in the menu.
+    #[serde(default)]
+    menu_pending: bool,
+    /// What the caller chose in the menu.
+    #[serde(default)]
+    choice: Option<Choice>,
 }
 
 /// The call's plan, if it is an inbound call of this receptionist.
@@ -461,6 +476,45 @@ impl Receptionist {
         }
     }
 
+    /// Plays the menu and takes the caller's choice into the plan; `false`
+    /// when the caller hung up meanwhile.
+    async fn run_menu(&self, ctx: &CallContext, menu: &Menu) -> bool {
+        let collected = match menu.collection() {
+            Ok(spec) => ctx.collect_digits(&spec).await,
+            Err(e) => {
+                tracing::warn!(error = %e, "menu collection refused; sending the caller to the operator");
+                Err(CollectError::Timeout)
+            }
+        };
+        let pressed = match collected {
+            Ok(digits) => digits.chars().next(),
+            Err(CollectError::HungUp) => {
+                tracing::info!("the caller hung up in the menu");
+                return false;
+            }
+            Err(CollectError::Timeout) => None,
+            Err(e) => {
+                tracing::warn!(error = %e, "menu failed; sending the caller to the operator");
+                None
+            }
+        };
+        let choice = menu.choose(pressed);
+        tracing::info!(choice = %choice, "menu choice");
+        self.emit(
+            ctx.call_id(),
+            BotEventKind::MenuChoice {
+                choice: choice.to_string(),
+            },
+        );
+        update_plan(ctx, |plan| {
+            plan.targets = menu.targets(&choice, std::mem::take(&mut plan.targets));
+            plan.menu_pending = false;
+            plan.choice = Some(choice.clone());
+        })
+        .await;
+        true
+    }
+
     async fn hang_up(&self, ctx: &CallContext) {
         update_plan(ctx, |plan| plan.phase = Phase::HangingUp).await;
         self.emit(ctx.call_id(), BotEventKind::HangingUp);
@@ -489,6 +543,10 @@ impl CallHandler for Receptionist {
             let is_group = ctx.is_group() || call.chat_info.as_ref().is_some_and(|c| c.thread_id.is_some());
             // Out of a group call, the caller is the one who moves.
             let transferee = is_group.then(|| call.source.clone()).flatten();
+            let called = called_ids(call);
+            let menu_pending = self.settings.menu.as_ref().is_some_and(|menu| {
+                menu.match_called_id.is_none() || called.iter().any(|id| menu.applies_to(Some(id)))
+            });
             let plan = Plan {
                 targets,
                 next: 0,
@@ -498,6 +556,8 @@ impl CallHandler for Receptionist {
                 transferee,
                 phase: Phase::Ringing,
                 outcome: None,
+                menu_pending,
+                choice: None,
             };
             // A run again after a takeover keeps the plan the first run made.
             if self::plan(ctx).is_none()
@@ -524,6 +584,12 @@ impl CallHandler for Receptionist {
         }
         async {
             self.emit(call_id, BotEventKind::Established);
+            if plan.menu_pending
+                && let Some(menu) = self.settings.menu.as_ref()
+                && !self.run_menu(ctx, menu).await
+            {
+                return;
+            }
             if let Some(uri) = self.settings.hold_prompt_uri.clone()
                 && let Err(e) = ctx.play_prompt(vec![Prompt::media(uri)]).await
             {
@@ -578,15 +644,14 @@ impl CallHandler for Receptionist {
             let target = plan.as_ref().and_then(|p| p.current.clone());
             let consultation = plan.and_then(|p| p.consultation);
             let label = target.as_ref().map_or_else(|| "?".into(), ToString::to_string);
-            tracing::info!(attempt = %attempt.id, target = %label, reason = %failure, redelivered = attempt.redelivered, "transfer failed");
+            let hint = failure.hint().unwrap_or_default();
+            tracing::info!(attempt = %attempt.id, target = %label, reason = %failure, hint, redelivered = attempt.redelivered, "transfer failed");
             self.metrics.transfer_failed(failure.label());
-            self.emit(
-                call_id,
-                BotEventKind::TransferFailed {
-                    target: label,
-                    reason: failure.to_string(),
-                },
-            );
+            let mut reason = failure.to_string();
+            if let Some(hint) = failure.hint().filter(|hint| !reason.contains(hint)) {
+                reason = format!("{reason} (hint: {hint})");
+            }
+            self.emit(call_id, BotEventKind::TransferFailed { target: label, reason });
             if let Some(consultation) = consultation {
                 self.hang_up_consultation(ctx, &consultation).await;
             }

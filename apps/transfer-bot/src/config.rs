@@ -13,6 +13,7 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use graph_comms_model::{AppId, PhoneNumber, TenantId};
 use serde::{Deserialize, Deserializer, Serialize};
 
+use crate::menu::{Menu, MenuOption};
 use crate::routing::{Destination, Route, RoutingPolicy, Target, TransferMode};
 
 /// Prefix of the environment variables that override the file.
@@ -61,6 +62,8 @@ pub struct Config {
     pub routing: RoutingPolicy,
     /// Where call records are kept (`[store]`).
     pub store: StoreSettings,
+    /// The auto attendant (`[menu]`), if configured.
+    pub menu: Option<Menu>,
 }
 
 /// Where the bot keeps its calls (`[store]`).
@@ -372,6 +375,7 @@ const KNOWN_KEYS: &[&str] = &[
     "routes",
     "default_targets",
     "store",
+    "menu",
 ];
 
 /// The configuration as read, before validation. Ids accept numbers too,
@@ -417,6 +421,33 @@ struct RawConfig {
     default_targets: Option<Vec<RawTarget>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     store: Option<RawStore>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    menu: Option<RawMenu>,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct RawMenu {
+    #[serde(deserialize_with = "lenient_string", skip_serializing_if = "Option::is_none")]
+    match_called_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    prompt_uri: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    timeout_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reprompts: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    options: Option<Vec<RawMenuOption>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    operator_targets: Option<Vec<RawTarget>>,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct RawMenuOption {
+    #[serde(deserialize_with = "lenient_string")]
+    digit: Option<String>,
+    targets: Option<Vec<RawTarget>>,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -662,6 +693,9 @@ fn validate(raw: RawConfig, env_secret: Option<String>, errors: &mut Vec<ConfigE
 
     let routing = validate_routing(errors, raw.routes.unwrap_or_default(), raw.default_targets);
     let store = validate_store(errors, raw.store.unwrap_or_default());
+    let menu = raw
+        .menu
+        .and_then(|menu| validate_menu(errors, menu, hook_timeout.unwrap_or(Duration::MAX)));
 
     Some(Config {
         tenant_id: TenantId::new(tenant_id?),
@@ -682,7 +716,97 @@ fn validate(raw: RawConfig, env_secret: Option<String>, errors: &mut Vec<ConfigE
         graph_client,
         routing,
         store: store?,
+        menu,
     })
+}
+
+/// Menu timeouts, in milliseconds.
+const MENU_TIMEOUT_MS: (u64, u64) = (500, 60_000);
+/// Re-prompts of the menu, at most.
+const MAX_MENU_REPROMPTS: u32 = 5;
+
+fn validate_menu(errors: &mut Vec<ConfigError>, raw: RawMenu, hook_timeout: Duration) -> Option<Menu> {
+    let prompt_uri =
+        required(errors, "menu.prompt_uri", raw.prompt_uri).and_then(|uri| check_url(errors, "menu.prompt_uri", uri));
+    let timeout_ms = raw.timeout_ms.unwrap_or(5_000);
+    let (low, high) = MENU_TIMEOUT_MS;
+    let timeout = if (low..=high).contains(&timeout_ms) {
+        Some(Duration::from_millis(timeout_ms))
+    } else {
+        errors.push(err(
+            "menu.timeout_ms",
+            format!("{timeout_ms} is outside {low}..={high}"),
+        ));
+        None
+    };
+    let reprompts = raw.reprompts.unwrap_or(1);
+    if reprompts > MAX_MENU_REPROMPTS {
+        errors.push(err(
+            "menu.reprompts",
+            format!("{reprompts} is more than {MAX_MENU_REPROMPTS}"),
+        ));
+    }
+    let mut options: Vec<MenuOption> = Vec::new();
+    // Each valid key with the index of the option that set it, for the messages.
+    let mut keys: Vec<(char, usize)> = Vec::new();
+    match raw.options {
+        None => errors.push(err("menu.options", "missing (required): list at least one option")),
+        Some(list) if list.is_empty() => errors.push(err("menu.options", "is empty: list at least one option")),
+        Some(list) => {
+            for (i, option) in list.into_iter().enumerate() {
+                let key = format!("menu.options[{i}]");
+                let digit = required(errors, &format!("{key}.digit"), option.digit).and_then(|digit| {
+                    let mut chars = digit.chars();
+                    match (chars.next(), chars.next()) {
+                        (Some(c), None) if c.is_ascii_digit() || c == '*' || c == '#' => Some(c),
+                        _ => {
+                            errors.push(err(
+                                format!("{key}.digit"),
+                                format!("{digit:?} is not one keypad key (0-9, * or #)"),
+                            ));
+                            None
+                        }
+                    }
+                });
+                if let Some(c) = digit
+                    && let Some((_, first)) = keys.iter().find(|(key, _)| *key == c)
+                {
+                    errors.push(err(
+                        format!("{key}.digit"),
+                        format!("{c:?} is already used by menu.options[{first}]"),
+                    ));
+                }
+                let targets = validate_targets(errors, &format!("{key}.targets"), option.targets);
+                if let Some(c) = digit {
+                    keys.push((c, i));
+                    options.push(MenuOption { key: c, targets });
+                }
+            }
+        }
+    }
+    let operator = raw
+        .operator_targets
+        .map(|targets| validate_targets(errors, "menu.operator_targets", Some(targets)));
+    let menu = Menu {
+        match_called_id: raw.match_called_id,
+        prompt_uri: prompt_uri?,
+        timeout: timeout?,
+        reprompts,
+        options,
+        operator,
+    };
+    // The menu runs inside on_call_established, which the hook timeout bounds.
+    if menu.longest() >= hook_timeout {
+        errors.push(err(
+            "menu.timeout_ms",
+            format!(
+                "with {} re-prompt(s) the menu can take {:?}, not less than hook_timeout_secs ({hook_timeout:?})",
+                menu.reprompts,
+                menu.longest()
+            ),
+        ));
+    }
+    Some(menu)
 }
 
 fn validate_store(errors: &mut Vec<ConfigError>, raw: RawStore) -> Option<StoreSettings> {
@@ -1061,6 +1185,17 @@ mod tests {
                 key_prefix: Some("p".into()),
                 instance_id: Some("i".into()),
                 lease_ttl_ms: Some(1_000),
+            }),
+            menu: Some(RawMenu {
+                match_called_id: Some("c".into()),
+                prompt_uri: Some("u".into()),
+                timeout_ms: Some(1),
+                reprompts: Some(1),
+                options: Some(vec![RawMenuOption {
+                    digit: Some("1".into()),
+                    targets: Some(vec![target()]),
+                }]),
+                operator_targets: Some(vec![target()]),
             }),
         };
         fn walk(prefix: &str, value: &serde_json::Value, out: &mut Vec<String>) {

@@ -6,6 +6,7 @@ pub mod config;
 pub mod demo;
 pub mod inspect;
 pub mod logging;
+pub mod menu;
 pub mod metrics;
 pub mod routing;
 pub mod server;

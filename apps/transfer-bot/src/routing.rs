@@ -103,6 +103,18 @@ impl Target {
         self
     }
 
+    /// Puts a user or application-instance target in another tenant (a phone stays as it is).
+    #[must_use]
+    pub fn in_tenant(mut self, tenant: impl Into<String>) -> Self {
+        match &mut self.destination {
+            Destination::User { tenant_id, .. } | Destination::ApplicationInstance { tenant_id, .. } => {
+                *tenant_id = Some(TenantId::new(tenant.into()));
+            }
+            Destination::Phone(_) => {}
+        }
+        self
+    }
+
     /// Sets the display name.
     #[must_use]
     pub fn named(mut self, name: impl Into<String>) -> Self {

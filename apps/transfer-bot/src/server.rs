@@ -98,7 +98,12 @@ impl RunningBot {
             hold_prompt_uri: config.hold_prompt_uri.clone(),
             apology_prompt_uri: config.apology_prompt_uri.clone(),
             callback_uri: config.public_callback_url.clone(),
-            apology_timeout: Duration::from_secs(30),
+            // Awaited inside a hook: leave it time to hang up before the hook timeout.
+            apology_timeout: config
+                .hook_timeout
+                .saturating_sub(Duration::from_secs(2))
+                .max(Duration::from_secs(1)),
+            menu: config.menu.clone(),
         };
         let mut receptionist = Receptionist::new(config.routing.clone(), settings, Arc::clone(&metrics));
         if let Some(events) = events {

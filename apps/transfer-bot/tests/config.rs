@@ -408,3 +408,106 @@ fn a_redis_url_without_the_redis_kind_is_refused() {
         Ok(())
     });
 }
+
+const MENU: &str = r#"
+[menu]
+match_called_id = "front-desk"
+prompt_uri = "https://bot.example.com/audio/menu.wav"
+timeout_ms = 4000
+reprompts = 2
+operator_targets = [{ kind = "user", id = "operator" }]
+
+[[menu.options]]
+digit = "1"
+targets = [{ kind = "user", id = "sales" }]
+
+[[menu.options]]
+digit = 2
+targets = [{ kind = "user", id = "support" }, { kind = "phone", id = "+14255550100" }]
+"#;
+
+#[test]
+fn a_menu_section_becomes_the_auto_attendant() {
+    Jail::expect_with(|jail| {
+        jail.create_file("bot.toml", &format!("{MINIMAL}\n{MENU}"))?;
+        jail.set_env(SECRET_ENV, "s3cret");
+        let config = Config::load(Some(Path::new("bot.toml"))).unwrap();
+        let menu = config.menu.expect("the menu");
+        assert_eq!(menu.match_called_id.as_deref(), Some("front-desk"));
+        assert_eq!(menu.timeout, Duration::from_secs(4));
+        assert_eq!(menu.reprompts, 2);
+        let keys: Vec<char> = menu.options.iter().map(|o| o.key).collect();
+        assert_eq!(keys, vec!['1', '2'], "a bare number is a key too");
+        assert_eq!(menu.options[1].targets.len(), 2);
+        assert_eq!(menu.operator.map(|o| o.len()), Some(1));
+        Ok(())
+    });
+}
+
+#[test]
+fn an_invalid_menu_names_each_bad_key() {
+    Jail::expect_with(|jail| {
+        let menu = r#"
+[menu]
+prompt_uri = "not a url"
+timeout_ms = 100
+reprompts = 9
+
+[[menu.options]]
+digit = "12"
+targets = [{ kind = "user", id = "a" }]
+
+[[menu.options]]
+digit = "3"
+targets = []
+
+[[menu.options]]
+digit = "3"
+targets = [{ kind = "user", id = "b" }]
+"#;
+        jail.create_file("bot.toml", &format!("{MINIMAL}\n{menu}"))?;
+        jail.set_env(SECRET_ENV, "s3cret");
+        let errors = load_errors(Some(Path::new("bot.toml")));
+        assert!(
+            problem(&errors, "menu.prompt_uri").contains("not a valid URL"),
+            "{errors}"
+        );
+        assert!(problem(&errors, "menu.timeout_ms").contains("500..=60000"));
+        assert!(problem(&errors, "menu.reprompts").contains("more than 5"));
+        assert!(problem(&errors, "menu.options[0].digit").contains("one keypad key"));
+        assert!(problem(&errors, "menu.options[1].targets").contains("empty"));
+        assert!(problem(&errors, "menu.options[2].digit").contains("already used by menu.options[1]"));
+        Ok(())
+    });
+}
+
+#[test]
+fn a_menu_longer_than_the_hook_timeout_is_refused() {
+    Jail::expect_with(|jail| {
+        let file =
+            format!("hook_timeout_secs = 10\n{MINIMAL}\n{MENU}").replace("timeout_ms = 4000", "timeout_ms = 5000");
+        jail.create_file("bot.toml", &file)?;
+        jail.set_env(SECRET_ENV, "s3cret");
+        let errors = load_errors(Some(Path::new("bot.toml")));
+        assert!(
+            problem(&errors, "menu.timeout_ms").contains("hook_timeout_secs"),
+            "{errors}"
+        );
+        Ok(())
+    });
+}
+
+#[test]
+fn a_menu_without_options_is_refused() {
+    Jail::expect_with(|jail| {
+        let file = format!("{MINIMAL}\n[menu]\nprompt_uri = \"https://bot.example.com/m.wav\"\n");
+        jail.create_file("bot.toml", &file)?;
+        jail.set_env(SECRET_ENV, "s3cret");
+        let errors = load_errors(Some(Path::new("bot.toml")));
+        assert!(
+            problem(&errors, "menu.options").contains("at least one option"),
+            "{errors}"
+        );
+        Ok(())
+    });
+}

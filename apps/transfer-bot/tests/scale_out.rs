@@ -351,6 +351,7 @@ fn config_toml(parts: &ConfigParts<'_>) -> String {
         public_callback_url: parts.public_callback_url,
         routes: &routes,
         default_targets: r#"[{ kind = "user", id = "scale-alice" }]"#,
+        menu: None,
         store: parts.store,
     })
 }

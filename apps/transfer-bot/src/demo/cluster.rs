@@ -15,6 +15,7 @@ use serde_json::Value;
 
 use super::{CALL_TIMEOUT, CallPlacer, DemoReport, DemoRow, Scenario, row_from, scenarios};
 use crate::bot::CallOutcome;
+use crate::menu::Menu;
 use crate::routing::{Destination, Target};
 
 /// The callback path the instances serve.
@@ -350,19 +351,23 @@ fn config_toml(
     prefix: &str,
     instance_id: &str,
 ) -> anyhow::Result<String> {
-    let routes: Vec<(String, String)> = scenarios
-        .iter()
-        .map(|scenario| {
-            let targets: Vec<String> = scenario.targets.iter().map(target_toml).collect();
-            (scenario.called_id.to_owned(), format!("[{}]", targets.join(", ")))
-        })
-        .collect();
+    let mut routes: Vec<(String, String)> = Vec::new();
+    for scenario in scenarios {
+        // Scenarios calling the same identity share its route.
+        if routes.iter().any(|(called, _)| called == scenario.called_id) {
+            continue;
+        }
+        let targets: Vec<String> = scenario.targets.iter().map(target_toml).collect();
+        routes.push((scenario.called_id.to_owned(), format!("[{}]", targets.join(", "))));
+    }
+    let menu = super::demo_menu();
     Ok(serve_config(&ServeConfig {
         emulator,
         listen_port: free_port()?,
         public_callback_url: callback,
         routes: &routes,
         default_targets: r#"[{ kind = "user", id = "operator" }]"#,
+        menu: Some(&menu),
         store: &format!(
             "kind = \"redis\"\nredis_url = \"{redis_url}\"\nkey_prefix = \"{prefix}\"\ninstance_id = \"{instance_id}\"\nlease_ttl_ms = {LEASE_TTL_MS}\n"
         ),
@@ -383,6 +388,8 @@ pub struct ServeConfig<'a> {
     pub routes: &'a [(String, String)],
     /// `default_targets` as an inline TOML array.
     pub default_targets: &'a str,
+    /// The `[menu]` table, if any.
+    pub menu: Option<&'a Menu>,
     /// The body of the `[store]` table.
     pub store: &'a str,
 }
@@ -418,7 +425,38 @@ default_targets = {defaults}
             "\n[[routes]]\nmatch_called_id = \"{called_id}\"\ntargets = {targets}\n"
         ));
     }
+    if let Some(menu) = parts.menu {
+        toml.push_str(&menu_toml(menu));
+    }
     toml.push_str(&format!("\n[store]\n{}\n", parts.store));
+    toml
+}
+
+/// The `[menu]` table of `menu`.
+fn menu_toml(menu: &Menu) -> String {
+    let targets = |targets: &[Target]| {
+        let tables: Vec<String> = targets.iter().map(target_toml).collect();
+        format!("[{}]", tables.join(", "))
+    };
+    let mut toml = format!(
+        "\n[menu]\nprompt_uri = \"{}\"\ntimeout_ms = {}\nreprompts = {}\n",
+        menu.prompt_uri,
+        menu.timeout.as_millis(),
+        menu.reprompts
+    );
+    if let Some(called) = &menu.match_called_id {
+        toml.push_str(&format!("match_called_id = \"{called}\"\n"));
+    }
+    if let Some(operator) = &menu.operator {
+        toml.push_str(&format!("operator_targets = {}\n", targets(operator)));
+    }
+    for option in &menu.options {
+        toml.push_str(&format!(
+            "\n[[menu.options]]\ndigit = \"{}\"\ntargets = {}\n",
+            option.key,
+            targets(&option.targets)
+        ));
+    }
     toml
 }
 

@@ -12,12 +12,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use graph_comms_emulator::{DeliveryFaults, Emulator, EmulatorConfig, IncomingCall, RegisteredApp, TargetBehavior};
-use graph_comms_handler::model::{CallId, Identity, IdentitySet, ParticipantInfo, PhoneNumber};
+use graph_comms_handler::model::{CallId, Identity, IdentitySet, ParticipantInfo, PhoneNumber, Tone};
 use rand::{Rng as _, SeedableRng as _};
 use tokio::sync::mpsc;
 
 use crate::bot::{BotEvent, BotEventKind, CallOutcome};
 use crate::config::{Config, GraphClientSettings, LogFormat, Secret, StoreSettings};
+use crate::menu::{Menu, MenuOption};
 use crate::routing::{Route, RoutingPolicy, Target};
 use crate::server::RunningBot;
 
@@ -41,6 +42,8 @@ pub struct Scenario {
     pub group: bool,
     /// Notification delivery faults for the call.
     pub faults: DeliveryFaults,
+    /// Keys the caller presses once the bot listens for them (the menu).
+    pub presses: Vec<Tone>,
     /// The targets the bot should try, in order (log labels).
     pub expected_path: Vec<String>,
     /// The outcome it should reach.
@@ -74,9 +77,27 @@ pub fn scenarios() -> anyhow::Result<Vec<Scenario>> {
             from_phone: false,
             group: false,
             faults: DeliveryFaults::default(),
+            presses: Vec::new(),
             expected,
         }
     };
+    // The menu's callers (see `demo_menu`): the route's target is the operator.
+    let menu_call = |name, presses: Vec<Tone>, reaches: Target| Scenario {
+        expected_path: vec![reaches.to_string()],
+        expected: transferred(&reaches),
+        presses,
+        ..base(
+            name,
+            MENU_CALLED_ID,
+            vec![user("olga")],
+            vec![
+                ("olga", TargetBehavior::Accept),
+                ("sam", TargetBehavior::Accept),
+                ("sue", TargetBehavior::Accept),
+            ],
+        )
+    };
+    let partner_queue = Target::application_instance("partner-queue").in_tenant(OTHER_TENANT);
     let pstn = phone("+14255550100")?;
     let unreachable = phone("+14255550199")?;
     Ok(vec![
@@ -140,6 +161,14 @@ pub fn scenarios() -> anyhow::Result<Vec<Scenario>> {
                 ],
             )
         },
+        menu_call("menu: caller presses 2", vec![Tone::Tone2], user("sue")),
+        menu_call("menu: no key, operator", Vec::new(), user("olga")),
+        base(
+            "7505 tenant mismatch, falls back",
+            "ri-7505",
+            vec![partner_queue, user("kim")],
+            vec![("kim", TargetBehavior::Accept)],
+        ),
         Scenario {
             faults: DeliveryFaults {
                 reorder: true,
@@ -305,16 +334,11 @@ impl DemoEnvironment {
             log_format: LogFormat::Plain,
             graph_client: GraphClientSettings::default(),
             routing: RoutingPolicy {
-                routes: scenarios
-                    .iter()
-                    .map(|s| Route {
-                        match_called_id: s.called_id.to_owned(),
-                        targets: s.targets.clone(),
-                    })
-                    .collect(),
+                routes: routes_of(scenarios),
                 default_targets: Vec::new(),
             },
             store,
+            menu: Some(demo_menu()),
         };
         let (sender, events) = mpsc::unbounded_channel();
         let bot = RunningBot::start(&config, listener, Some(sender)).await?;
@@ -669,6 +693,66 @@ impl CallPlacer {
                 Identity::with_id("colleague").display_name("Colleague"),
             ))]);
         }
-        Ok(self.emulator.place_incoming_call(call).await?)
+        let id = self.emulator.place_incoming_call(call).await?;
+        if !scenario.presses.is_empty() {
+            tokio::spawn(press_when_listened(
+                self.emulator.clone(),
+                id.clone(),
+                scenario.presses.clone(),
+            ));
+        }
+        Ok(id)
+    }
+}
+
+/// Presses `tones` on `call` once the bot subscribed to tones (for at most 10 s).
+async fn press_when_listened(emulator: Emulator, call: CallId, tones: Vec<Tone>) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        match emulator.send_tones(&call, &tones) {
+            Ok(true) | Err(_) => return,
+            Ok(false) => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+    }
+}
+
+/// One route per called identity (scenarios calling the same one share it).
+fn routes_of(scenarios: &[Scenario]) -> Vec<Route> {
+    let mut routes: Vec<Route> = Vec::new();
+    for scenario in scenarios {
+        if !routes.iter().any(|r| r.match_called_id == scenario.called_id) {
+            routes.push(Route {
+                match_called_id: scenario.called_id.to_owned(),
+                targets: scenario.targets.clone(),
+            });
+        }
+    }
+    routes
+}
+
+/// The called identity the demo's menu answers.
+const MENU_CALLED_ID: &str = "ri-menu";
+/// A tenant that is not the bot's: a resource account there is Graph's 7505.
+const OTHER_TENANT: &str = "0a1b2c3d-0000-4000-8000-00000000beef";
+
+/// The demo's auto attendant: 1 for sales (sam), 2 for support (sue), the
+/// operator (olga) otherwise; one short round, so the demo stays quick.
+pub(crate) fn demo_menu() -> Menu {
+    Menu {
+        match_called_id: Some(MENU_CALLED_ID.to_owned()),
+        prompt_uri: "https://transfer-bot.invalid/audio/menu.wav".to_owned(),
+        timeout: Duration::from_secs(1),
+        reprompts: 0,
+        options: vec![
+            MenuOption {
+                key: '1',
+                targets: vec![Target::user("sam")],
+            },
+            MenuOption {
+                key: '2',
+                targets: vec![Target::user("sue")],
+            },
+        ],
+        operator: Some(vec![Target::user("olga")]),
     }
 }
