@@ -64,6 +64,9 @@ pub struct Config {
     pub store: StoreSettings,
     /// The auto attendant (`[menu]`), if configured.
     pub menu: Option<Menu>,
+    /// Tenants whose notifications are accepted; `None`: any tenant the
+    /// app is consented in. Others are refused (403) and counted.
+    pub allowed_tenants: Option<Vec<TenantId>>,
 }
 
 /// Where the bot keeps its calls (`[store]`).
@@ -376,6 +379,7 @@ const KNOWN_KEYS: &[&str] = &[
     "default_targets",
     "store",
     "menu",
+    "allowed_tenants",
 ];
 
 /// The configuration as read, before validation. Ids accept numbers too,
@@ -423,6 +427,8 @@ struct RawConfig {
     store: Option<RawStore>,
     #[serde(skip_serializing_if = "Option::is_none")]
     menu: Option<RawMenu>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    allowed_tenants: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -693,6 +699,9 @@ fn validate(raw: RawConfig, env_secret: Option<String>, errors: &mut Vec<ConfigE
 
     let routing = validate_routing(errors, raw.routes.unwrap_or_default(), raw.default_targets);
     let store = validate_store(errors, raw.store.unwrap_or_default());
+    let allowed_tenants = raw
+        .allowed_tenants
+        .and_then(|tenants| validate_tenants(errors, tenants));
     let menu = raw
         .menu
         .and_then(|menu| validate_menu(errors, menu, hook_timeout.unwrap_or(Duration::MAX)));
@@ -717,7 +726,31 @@ fn validate(raw: RawConfig, env_secret: Option<String>, errors: &mut Vec<ConfigE
         routing,
         store: store?,
         menu,
+        allowed_tenants,
     })
+}
+
+fn validate_tenants(errors: &mut Vec<ConfigError>, tenants: Vec<String>) -> Option<Vec<TenantId>> {
+    if tenants.is_empty() {
+        errors.push(err(
+            "allowed_tenants",
+            "is empty: list at least one tenant id, or leave the key out to accept every tenant",
+        ));
+        return None;
+    }
+    let mut valid = Vec::new();
+    for (i, tenant) in tenants.into_iter().enumerate() {
+        let tenant = tenant.trim();
+        if uuid::Uuid::parse_str(tenant).is_err() {
+            errors.push(err(
+                format!("allowed_tenants[{i}]"),
+                format!("{tenant:?} is not a tenant id (a GUID)"),
+            ));
+        } else {
+            valid.push(TenantId::new(tenant));
+        }
+    }
+    Some(valid)
 }
 
 /// Menu timeouts, in milliseconds.
@@ -1197,6 +1230,7 @@ mod tests {
                 }]),
                 operator_targets: Some(vec![target()]),
             }),
+            allowed_tenants: Some(vec!["t".into()]),
         };
         fn walk(prefix: &str, value: &serde_json::Value, out: &mut Vec<String>) {
             match value {

@@ -94,6 +94,7 @@ impl RunningBot {
             .context("building the Graph client")?;
         let mut notify = NotifyConfig::new(config.app_id.clone());
         notify.openid_configuration_url = config.openid_configuration_url.clone();
+        notify.allowed_tenants = config.allowed_tenants.clone();
         let settings = ReceptionistSettings {
             hold_prompt_uri: config.hold_prompt_uri.clone(),
             apology_prompt_uri: config.apology_prompt_uri.clone(),

@@ -511,3 +511,20 @@ fn a_menu_without_options_is_refused() {
         Ok(())
     });
 }
+
+#[test]
+fn allowed_tenants_must_be_tenant_ids() {
+    Jail::expect_with(|jail| {
+        let file = format!("allowed_tenants = [\"2b0f6a3e-6f2a-4f4e-9d1f-8c4f5e0b7a11\", \"contoso\"]\n{MINIMAL}");
+        jail.create_file("bot.toml", &file)?;
+        jail.set_env(SECRET_ENV, "s3cret");
+        let errors = load_errors(Some(Path::new("bot.toml")));
+        assert!(problem(&errors, "allowed_tenants[1]").contains("GUID"), "{errors}");
+        assert_eq!(errors.0.len(), 1, "{errors}");
+
+        jail.create_file("ok.toml", &file.replace(", \"contoso\"", ""))?;
+        let config = Config::load(Some(Path::new("ok.toml"))).unwrap();
+        assert_eq!(config.allowed_tenants.map(|t| t.len()), Some(1));
+        Ok(())
+    });
+}

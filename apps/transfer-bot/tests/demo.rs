@@ -248,3 +248,58 @@ fn demo_instances_without_redis_is_refused_with_a_clear_error() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("--redis"), "{stderr}");
 }
+
+/// With `allowed_tenants`, a call of another tenant (the app consented there
+/// too) is refused at the webhook and counted; the allowed tenant's calls go on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_notification_from_a_tenant_not_allowed_is_refused_and_counted() {
+    let all = scenarios().unwrap();
+    let blind = [all.iter().find(|s| s.name == "blind transfer").unwrap().clone()];
+    let mut env = DemoEnvironment::start_configured(&blind, transfer_bot::config::StoreSettings::default(), |config| {
+        config.allowed_tenants = Some(vec![config.tenant_id.clone()]);
+    })
+    .await
+    .unwrap();
+
+    let stranger = env.emulator.add_tenant();
+    let refused =
+        graph_comms_emulator::IncomingCall::from_user(&stranger, env.placer.callback_uri(), "outsider", "Outsider");
+    let refused = env.emulator.place_incoming_call(refused).await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        let statuses: Vec<Option<u16>> = env
+            .emulator
+            .notifications(&refused)
+            .iter()
+            .map(|n| n.response_status)
+            .collect();
+        if let Some(status) = statuses.first() {
+            break *status;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the stranger's call was never notified"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(status, Some(401), "another tenant's notification is refused like any bad token");
+
+    let allowed = env.placer.place(&blind[0], 0).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            match env.events.recv().await.map(|e| (e.call_id, e.kind)) {
+                Some((call, BotEventKind::Finished { .. })) if call == allowed => return,
+                Some(_) => {}
+                None => panic!("the bot stopped"),
+            }
+        }
+    })
+    .await
+    .expect("the allowed tenant's call finishes");
+    let (_, metrics) = http_get(env.bot.addr, "/metrics").await;
+    assert!(
+        metrics.contains("transfer_bot_notifications_total{verdict=\"rejected\",reason=\"tenant_not_allowed\"}"),
+        "{metrics}"
+    );
+    env.shutdown().await;
+}

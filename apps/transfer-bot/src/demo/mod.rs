@@ -305,6 +305,16 @@ impl DemoEnvironment {
 
     /// Like [`DemoEnvironment::start`], keeping calls where `store` says (Redis in tests).
     pub async fn start_with_store(scenarios: &[Scenario], store: StoreSettings) -> anyhow::Result<Self> {
+        Self::start_configured(scenarios, store, |_| {}).await
+    }
+
+    /// Like [`DemoEnvironment::start_with_store`]; `configure` changes the
+    /// bot's configuration (the emulator's default app, its tenant, ...) first.
+    pub async fn start_configured(
+        scenarios: &[Scenario],
+        store: StoreSettings,
+        configure: impl FnOnce(&mut Config),
+    ) -> anyhow::Result<Self> {
         let emulator = Emulator::start(EmulatorConfig::default())
             .await
             .context("starting the Graph emulator")?;
@@ -316,7 +326,7 @@ impl DemoEnvironment {
         }
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let callback_uri = format!("http://{}/api/calls", listener.local_addr()?);
-        let config = Config {
+        let mut config = Config {
             tenant_id: app.tenant_id.clone(),
             app_id: app.app_id.clone(),
             client_secret: Secret::new(app.client_secret.clone()),
@@ -339,7 +349,9 @@ impl DemoEnvironment {
             },
             store,
             menu: Some(demo_menu()),
+            allowed_tenants: None,
         };
+        configure(&mut config);
         let (sender, events) = mpsc::unbounded_channel();
         let bot = RunningBot::start(&config, listener, Some(sender)).await?;
         if let Err(e) = bot.wait_ready(Duration::from_secs(10)).await {
@@ -668,6 +680,11 @@ pub struct CallPlacer {
 }
 
 impl CallPlacer {
+    /// Where the bot takes notifications.
+    pub fn callback_uri(&self) -> &str {
+        &self.callback_uri
+    }
+
     /// Offers calls through `emulator` as `app`'s callers; Graph posts their
     /// notifications to `callback_uri`.
     pub fn new(emulator: Emulator, app: RegisteredApp, callback_uri: String) -> Self {
