@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use graph_comms_handler::model::{
-    Call, CallId, InvitationParticipantInfo, MediaConfig, Modality, ParticipantInfo, Prompt,
+    Call, CallId, CreateCallBuilder, InvitationParticipantInfo, MediaConfig, Modality, ParticipantInfo, Prompt,
 };
 use graph_comms_handler::{
     AnswerOptions, CallContext, CallEnd, CallHandler, CollectError, HookError, IncomingDecision, RetryLater,
@@ -23,7 +23,7 @@ use tracing::Instrument as _;
 
 use crate::menu::{Choice, Menu};
 use crate::metrics::Metrics;
-use crate::routing::{RoutingPolicy, Target, TransferMode, called_ids};
+use crate::routing::{Destination, RoutingPolicy, Target, TransferMode, called_ids};
 
 /// What the receptionist needs besides the routing policy.
 #[derive(Debug, Clone)]
@@ -38,6 +38,8 @@ pub struct ReceptionistSettings {
     pub apology_timeout: Duration,
     /// The auto attendant, if configured.
     pub menu: Option<Menu>,
+    /// The bot's resource account with a number: the source of consultation calls to numbers.
+    pub application_instance_id: Option<String>,
 }
 
 /// The reason a transfer did not start because the call store failed: the
@@ -388,14 +390,21 @@ impl Receptionist {
                 target: target.to_string(),
             },
         );
-        let call = Call {
-            odata_type: Some("#microsoft.graph.call".into()),
-            callback_uri: Some(self.settings.callback_uri.clone()),
-            targets: Some(vec![InvitationParticipantInfo::new(target.identity_set())]),
-            requested_modalities: Some(vec![Modality::Audio]),
-            media_config: Some(MediaConfig::service_hosted()),
-            tenant_id: Some(ctx.tenant_id().clone()),
-            ..Call::default()
+        let callback = self.settings.callback_uri.clone();
+        let call = match (&target.destination, &self.settings.application_instance_id) {
+            // Graph calls a number only from a resource account with one.
+            (Destination::Phone(number), Some(instance)) => {
+                CreateCallBuilder::to_phone(callback, number, instance.clone(), ctx.tenant_id().clone()).build()
+            }
+            _ => Call {
+                odata_type: Some("#microsoft.graph.call".into()),
+                callback_uri: Some(callback),
+                targets: Some(vec![InvitationParticipantInfo::new(target.identity_set())]),
+                requested_modalities: Some(vec![Modality::Audio]),
+                media_config: Some(MediaConfig::service_hosted()),
+                tenant_id: Some(ctx.tenant_id().clone()),
+                ..Call::default()
+            },
         };
         let consult_id = ctx
             .place_consultation(&call)

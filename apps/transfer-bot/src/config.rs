@@ -65,8 +65,11 @@ pub struct Config {
     /// The auto attendant (`[menu]`), if configured.
     pub menu: Option<Menu>,
     /// Tenants whose notifications are accepted; `None`: any tenant the
-    /// app is consented in. Others are refused (403) and counted.
+    /// app is consented in. Others are refused (401) and counted.
     pub allowed_tenants: Option<Vec<TenantId>>,
+    /// The bot's resource account with a phone number: the source of the
+    /// consultation calls it places to phone numbers (Graph requires one).
+    pub application_instance_id: Option<String>,
 }
 
 /// Where the bot keeps its calls (`[store]`).
@@ -380,6 +383,7 @@ const KNOWN_KEYS: &[&str] = &[
     "store",
     "menu",
     "allowed_tenants",
+    "application_instance_id",
 ];
 
 /// The configuration as read, before validation. Ids accept numbers too,
@@ -429,6 +433,8 @@ struct RawConfig {
     menu: Option<RawMenu>,
     #[serde(skip_serializing_if = "Option::is_none")]
     allowed_tenants: Option<Vec<String>>,
+    #[serde(deserialize_with = "lenient_string", skip_serializing_if = "Option::is_none")]
+    application_instance_id: Option<String>,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -702,6 +708,10 @@ fn validate(raw: RawConfig, env_secret: Option<String>, errors: &mut Vec<ConfigE
     let allowed_tenants = raw
         .allowed_tenants
         .and_then(|tenants| validate_tenants(errors, tenants));
+    let application_instance_id = raw.application_instance_id.filter(|id| !id.trim().is_empty());
+    if application_instance_id.is_none() {
+        require_instance_for_phone_consultations(errors, &routing);
+    }
     let menu = raw
         .menu
         .and_then(|menu| validate_menu(errors, menu, hook_timeout.unwrap_or(Duration::MAX)));
@@ -727,7 +737,32 @@ fn validate(raw: RawConfig, env_secret: Option<String>, errors: &mut Vec<ConfigE
         store: store?,
         menu,
         allowed_tenants,
+        application_instance_id,
     })
+}
+
+/// A consultative phone target needs the bot's resource account as the
+/// consultation call's source: each one without it is named.
+fn require_instance_for_phone_consultations(errors: &mut Vec<ConfigError>, routing: &RoutingPolicy) {
+    let lists = routing
+        .routes
+        .iter()
+        .enumerate()
+        .map(|(i, route)| (format!("routes[{i}].targets"), &route.targets))
+        .chain(std::iter::once((
+            "default_targets".to_owned(),
+            &routing.default_targets,
+        )));
+    for (key, targets) in lists {
+        for (i, target) in targets.iter().enumerate() {
+            if target.mode == TransferMode::Consultative && matches!(target.destination, Destination::Phone(_)) {
+                errors.push(err(
+                    format!("{key}[{i}].mode"),
+                    "a consultative phone target needs application_instance_id (the resource account with a number that places the consultation call)",
+                ));
+            }
+        }
+    }
 }
 
 fn validate_tenants(errors: &mut Vec<ConfigError>, tenants: Vec<String>) -> Option<Vec<TenantId>> {
@@ -1231,6 +1266,7 @@ mod tests {
                 operator_targets: Some(vec![target()]),
             }),
             allowed_tenants: Some(vec!["t".into()]),
+            application_instance_id: Some("i".into()),
         };
         fn walk(prefix: &str, value: &serde_json::Value, out: &mut Vec<String>) {
             match value {

@@ -105,6 +105,7 @@ impl RunningBot {
                 .saturating_sub(Duration::from_secs(2))
                 .max(Duration::from_secs(1)),
             menu: config.menu.clone(),
+            application_instance_id: config.application_instance_id.clone(),
         };
         let mut receptionist = Receptionist::new(config.routing.clone(), settings, Arc::clone(&metrics));
         if let Some(events) = events {

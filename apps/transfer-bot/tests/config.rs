@@ -528,3 +528,28 @@ fn allowed_tenants_must_be_tenant_ids() {
         Ok(())
     });
 }
+
+#[test]
+fn a_consultative_phone_target_needs_the_resource_account() {
+    Jail::expect_with(|jail| {
+        let file = format!(
+            "{MINIMAL}\n[[routes]]\nmatch_called_id = \"desk\"\ntargets = [{{ kind = \"user\", id = \"u\" }}, {{ kind = \"phone\", id = \"+14255550100\", mode = \"consultative\" }}]\n"
+        );
+        jail.create_file("bot.toml", &file)?;
+        jail.set_env(SECRET_ENV, "s3cret");
+        let errors = load_errors(Some(Path::new("bot.toml")));
+        assert!(
+            problem(&errors, "routes[0].targets[1].mode").contains("application_instance_id"),
+            "{errors}"
+        );
+        assert_eq!(errors.0.len(), 1, "{errors}");
+
+        jail.create_file(
+            "ok.toml",
+            &format!("application_instance_id = \"resource-account\"\n{file}"),
+        )?;
+        let config = Config::load(Some(Path::new("ok.toml"))).unwrap();
+        assert_eq!(config.application_instance_id.as_deref(), Some("resource-account"));
+        Ok(())
+    });
+}

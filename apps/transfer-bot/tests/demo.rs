@@ -282,7 +282,11 @@ async fn a_notification_from_a_tenant_not_allowed_is_refused_and_counted() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
-    assert_eq!(status, Some(401), "another tenant's notification is refused like any bad token");
+    assert_eq!(
+        status,
+        Some(401),
+        "another tenant's notification is refused like any bad token"
+    );
 
     let allowed = env.placer.place(&blind[0], 0).await.unwrap();
     tokio::time::timeout(Duration::from_secs(20), async {

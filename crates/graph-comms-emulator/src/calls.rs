@@ -806,6 +806,18 @@ fn create_call(inner: &Arc<Inner>, grant: &Grant, body: &Value) -> Result<Reply,
         return Err(ApiError::bad_request("targets is required."));
     };
     check_tenants(grant, body, targets)?;
+    // Graph places a PSTN call only from a resource account with a number
+    // (the create-call docs, example 5); the emulator's wording.
+    let calls_phone = targets
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|t| t.pointer("/identity/phone").is_some());
+    if calls_phone && body.pointer("/source/identity/applicationInstance/id").is_none() {
+        return Err(ApiError::bad_request(
+            "A call to a phone number needs source.identity.applicationInstance (a resource account with a number).",
+        ));
+    }
     let target_id = targets
         .pointer("/0/identity")
         .and_then(|i| serde_json::from_value::<graph_comms_model::IdentitySet>(i.clone()).ok())

@@ -391,6 +391,17 @@ async fn tenants_have_their_own_credentials_and_mismatches_are_7505() {
         .post("/communications/calls", create(home.tenant_id.as_str()))
         .await;
     assert_eq!(status, 201);
+    // A phone number called without an application instance as the source: refused.
+    let mut from_the_app = create(home.tenant_id.as_str());
+    from_the_app["source"] = json!({ "identity": { "application": { "id": "the-bot" } } });
+    let (status, error) = home_bot.post("/communications/calls", from_the_app).await;
+    assert_eq!(status, 400, "{error}");
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("applicationInstance")),
+        "{error}"
+    );
 
     // Transferring to an application instance of another tenant: 7505.
     let answered = established_call(&emu, &home_bot, &recv, "/y").await;

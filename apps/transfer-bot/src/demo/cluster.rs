@@ -394,7 +394,8 @@ pub struct ServeConfig<'a> {
     pub store: &'a str,
 }
 
-/// The configuration file's text (JSON logs, 10 s transfer timeout, an apology prompt).
+/// The configuration file's text (JSON logs, 10 s transfer timeout, an apology prompt,
+/// the demo's resource account for consultation calls to numbers).
 pub fn serve_config(parts: &ServeConfig<'_>) -> String {
     let app = parts.emulator.default_app();
     let mut toml = format!(
@@ -407,6 +408,7 @@ listen = "127.0.0.1:{port}"
 public_callback_url = "{callback}"
 callback_path = "{CALLBACK_PATH}"
 apology_prompt_uri = "https://transfer-bot.invalid/audio/sorry.wav"
+application_instance_id = "{instance}"
 transfer_timeout_secs = 10
 log_format = "json"
 default_targets = {defaults}
@@ -419,6 +421,7 @@ default_targets = {defaults}
         port = parts.listen_port,
         callback = parts.public_callback_url,
         defaults = parts.default_targets,
+        instance = super::DEMO_RESOURCE_ACCOUNT,
     );
     for (called_id, targets) in parts.routes {
         toml.push_str(&format!(

@@ -99,6 +99,7 @@ pub fn scenarios() -> anyhow::Result<Vec<Scenario>> {
     };
     let partner_queue = Target::application_instance("partner-queue").in_tenant(OTHER_TENANT);
     let pstn = phone("+14255550100")?;
+    let pstn_desk = phone("+14255550142")?.consultative();
     let unreachable = phone("+14255550199")?;
     Ok(vec![
         base(
@@ -134,6 +135,12 @@ pub fn scenarios() -> anyhow::Result<Vec<Scenario>> {
                 vec![(pstn.id(), TargetBehavior::Accept)],
             )
         },
+        base(
+            "PSTN consultative (from the resource account)",
+            "ri-pstn-consult",
+            vec![pstn_desk.clone()],
+            vec![(pstn_desk.id(), TargetBehavior::Accept)],
+        ),
         Scenario {
             group: true,
             ..base(
@@ -350,6 +357,7 @@ impl DemoEnvironment {
             store,
             menu: Some(demo_menu()),
             allowed_tenants: None,
+            application_instance_id: Some(DEMO_RESOURCE_ACCOUNT.to_owned()),
         };
         configure(&mut config);
         let (sender, events) = mpsc::unbounded_channel();
@@ -746,6 +754,9 @@ fn routes_of(scenarios: &[Scenario]) -> Vec<Route> {
     }
     routes
 }
+
+/// The bot's resource account: the source of consultation calls to numbers.
+pub(crate) const DEMO_RESOURCE_ACCOUNT: &str = "ri-resource-account";
 
 /// The called identity the demo's menu answers.
 const MENU_CALLED_ID: &str = "ri-menu";
