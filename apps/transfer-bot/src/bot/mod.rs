@@ -3,17 +3,17 @@
 //! no target takes the call.
 //!
 //! A call's plan lives in the call's record (`CallContext::data`), so any
-//! instance sharing the store carries it on. Consultation calls are placed
-//! with `CallContext::place_consultation`: their establishment and end come
-//! back to the inbound call's hooks, whichever instance handles them.
+//! instance sharing the store carries it on (`bot/plan.rs`). Consultation calls are
+//! placed with `CallContext::place_consultation` (`bot/consult.rs`): their
+//! establishment and end come back to the inbound call's hooks, whichever
+//! instance handles them. Progress goes out as [`BotEvent`]s; the
+//! auto attendant's policy is [`crate::menu`].
 
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use graph_comms_handler::model::{
-    Call, CallId, CreateCallBuilder, InvitationParticipantInfo, MediaConfig, Modality, ParticipantInfo, Prompt,
-};
+use graph_comms_handler::model::{Call, CallId, ParticipantInfo, Prompt};
 use graph_comms_handler::{
     AnswerOptions, CallContext, CallEnd, CallHandler, CollectError, HookError, IncomingDecision, RetryLater,
     TransferError, TransferFailure, TransferInfo, async_trait,
@@ -21,9 +21,17 @@ use graph_comms_handler::{
 use tokio::sync::mpsc::UnboundedSender;
 use tracing::Instrument as _;
 
-use crate::menu::{Choice, Menu};
+mod consult;
+mod events;
+mod plan;
+
+pub use events::{BotEvent, BotEventKind};
+pub use plan::CallOutcome;
+use plan::{Phase, Plan, plan, update_plan};
+
+use crate::menu::Menu;
 use crate::metrics::Metrics;
-use crate::routing::{Destination, RoutingPolicy, Target, TransferMode, called_ids};
+use crate::routing::{RoutingPolicy, Target, TransferMode, called_ids};
 
 /// What the receptionist needs besides the routing policy.
 #[derive(Debug, Clone)]
@@ -45,191 +53,6 @@ pub struct ReceptionistSettings {
 /// The reason a transfer did not start because the call store failed: the
 /// call is left as it is, for the instance that takes it over.
 const STORE_FAILED: &str = "the call store is unavailable";
-
-/// How the bot finished with a call.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub enum CallOutcome {
-    /// A transfer completed to this target.
-    Transferred {
-        /// The target (log-safe label).
-        target: String,
-    },
-    /// Every target failed; the bot apologised (if a prompt is configured) and hung up.
-    Apologised,
-    /// The call ended before any transfer completed (e.g. the caller hung up).
-    Dropped {
-        /// The end code, `code/subcode`.
-        reason: String,
-    },
-}
-
-impl fmt::Display for CallOutcome {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Transferred { target } => write!(f, "transferred to {target}"),
-            Self::Apologised => f.write_str("apologised, hung up"),
-            Self::Dropped { reason } => write!(f, "dropped ({reason})"),
-        }
-    }
-}
-
-impl CallOutcome {
-    /// A short stable label for metrics.
-    pub fn label(&self) -> &'static str {
-        match self {
-            Self::Transferred { .. } => "transferred",
-            Self::Apologised => "apologised",
-            Self::Dropped { .. } => "dropped",
-        }
-    }
-}
-
-/// One step of a call's handling, for progress output and tests.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BotEvent {
-    /// The incoming call this is about.
-    pub call_id: CallId,
-    /// What happened.
-    pub kind: BotEventKind,
-}
-
-/// What happened to a call.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum BotEventKind {
-    /// A call came in; this many targets are routed for it.
-    Incoming {
-        /// Number of targets.
-        targets: usize,
-    },
-    /// The call is established and the hold prompt (if any) started.
-    Established,
-    /// A consultation call to the target is being placed.
-    Consulting {
-        /// The target.
-        target: String,
-    },
-    /// A transfer to the target was requested.
-    TransferStarted {
-        /// The target.
-        target: String,
-        /// Blind or consultative.
-        mode: TransferMode,
-    },
-    /// The target accepted.
-    TransferAccepted {
-        /// The target.
-        target: String,
-    },
-    /// The transfer completed.
-    TransferCompleted {
-        /// The target.
-        target: String,
-    },
-    /// The attempt on the target failed.
-    TransferFailed {
-        /// The target.
-        target: String,
-        /// Why.
-        reason: String,
-    },
-    /// The caller chose in the menu.
-    MenuChoice {
-        /// What was pressed and where it leads.
-        choice: String,
-    },
-    /// No target left; apologising.
-    Apologising,
-    /// The bot hung up.
-    HangingUp,
-    /// The bot is done with the call.
-    Finished {
-        /// How it ended.
-        outcome: CallOutcome,
-        /// The targets tried, in order.
-        tried: Vec<String>,
-    },
-}
-
-impl fmt::Display for BotEvent {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let id = self.call_id.as_str();
-        let short = id.get(..8).unwrap_or(id);
-        write!(f, "[{short}] ")?;
-        match &self.kind {
-            BotEventKind::Incoming { targets } => write!(f, "incoming call, {targets} target(s) routed"),
-            BotEventKind::Established => f.write_str("answered, call established"),
-            BotEventKind::Consulting { target } => write!(f, "calling {target} to consult"),
-            BotEventKind::TransferStarted { target, mode } => write!(f, "{} transfer to {target}", mode.as_str()),
-            BotEventKind::TransferAccepted { target } => write!(f, "{target} accepted"),
-            BotEventKind::TransferCompleted { target } => write!(f, "transfer to {target} completed"),
-            BotEventKind::TransferFailed { target, reason } => write!(f, "transfer to {target} failed: {reason}"),
-            BotEventKind::MenuChoice { choice } => write!(f, "menu: {choice}"),
-            BotEventKind::Apologising => f.write_str("no target left, apologising"),
-            BotEventKind::HangingUp => f.write_str("hanging up"),
-            BotEventKind::Finished { outcome, tried } => {
-                write!(f, "finished: {outcome}; tried [{}]", tried.join(", "))
-            }
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "camelCase")]
-enum Phase {
-    /// Answered, waiting for `established`.
-    Ringing,
-    /// Placing or waiting on a consultation call.
-    Consulting(Option<CallId>),
-    /// A transfer request is out.
-    Transferring,
-    /// Playing the apology; hang up once it ended.
-    Apologising,
-    /// Hung up; waiting for the end.
-    HangingUp,
-}
-
-/// An inbound call's progress through its targets, kept in the call's record.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Plan {
-    targets: Vec<Target>,
-    next: usize,
-    tried: Vec<String>,
-    current: Option<Target>,
-    consultation: Option<CallId>,
-    transferee: Option<ParticipantInfo>,
-    phase: Phase,
-    outcome: Option<CallOutcome>,
-    /// The caller still has to choose in the menu.
-    #[serde(default)]
-    menu_pending: bool,
-    /// What the caller chose in the menu.
-    #[serde(default)]
-    choice: Option<Choice>,
-}
-
-/// The call's plan, if it is an inbound call of this receptionist.
-fn plan(ctx: &CallContext) -> Option<Plan> {
-    match ctx.data::<Plan>() {
-        Ok(plan) => plan,
-        Err(e) => {
-            tracing::warn!(call_id = %ctx.call_id(), error = %e, "unreadable call plan");
-            None
-        }
-    }
-}
-
-/// Changes the call's plan and stores it with the call; `None` when the call has no plan.
-async fn update_plan<R>(ctx: &CallContext, change: impl FnOnce(&mut Plan) -> R) -> Option<R> {
-    let mut plan = plan(ctx)?;
-    let result = change(&mut plan);
-    if let Err(e) = ctx.set_data(&plan).await {
-        tracing::warn!(call_id = %ctx.call_id(), error = %e, "could not store the call plan");
-    }
-    Some(result)
-}
 
 /// The bot's [`CallHandler`]: a receptionist driven by a [`RoutingPolicy`].
 pub struct Receptionist {
@@ -382,43 +205,6 @@ impl Receptionist {
         Ok(())
     }
 
-    /// Places the consultation call; the transfer follows once it is established.
-    async fn start_consultation(&self, ctx: &CallContext, target: &Target) -> Result<(), String> {
-        self.emit(
-            ctx.call_id(),
-            BotEventKind::Consulting {
-                target: target.to_string(),
-            },
-        );
-        let callback = self.settings.callback_uri.clone();
-        let call = match (&target.destination, &self.settings.application_instance_id) {
-            // Graph calls a number only from a resource account with one.
-            (Destination::Phone(number), Some(instance)) => {
-                CreateCallBuilder::to_phone(callback, number, instance.clone(), ctx.tenant_id().clone()).build()
-            }
-            _ => Call {
-                odata_type: Some("#microsoft.graph.call".into()),
-                callback_uri: Some(callback),
-                targets: Some(vec![InvitationParticipantInfo::new(target.identity_set())]),
-                requested_modalities: Some(vec![Modality::Audio]),
-                media_config: Some(MediaConfig::service_hosted()),
-                tenant_id: Some(ctx.tenant_id().clone()),
-                ..Call::default()
-            },
-        };
-        let consult_id = ctx
-            .place_consultation(&call)
-            .await
-            .map_err(|e| format!("consultation call failed: {e}"))?;
-        tracing::info!(consultation = %consult_id, target = %target, "consultation call placed");
-        update_plan(ctx, |plan| {
-            plan.phase = Phase::Consulting(Some(consult_id.clone()));
-            plan.consultation = Some(consult_id.clone());
-        })
-        .await;
-        Ok(())
-    }
-
     /// An error when the current target did not start because the call store
     /// failed: the framework keeps the hook to run it again.
     fn check_started(&self, ctx: &CallContext) -> Result<(), HookError> {
@@ -453,14 +239,6 @@ impl Receptionist {
         })
         .await;
         self.advance(ctx).await;
-    }
-
-    async fn hang_up_consultation(&self, ctx: &CallContext, consult_id: &CallId) {
-        if let Err(e) = ctx.client().hang_up(consult_id).await
-            && !e.is_not_found()
-        {
-            tracing::warn!(consultation = %consult_id, error = %e, "could not hang up the consultation call");
-        }
     }
 
     async fn apologise(&self, ctx: &CallContext) {

@@ -1,0 +1,106 @@
+//! A call's plan: its targets, how far the receptionist got, and how the call
+//! ended, kept in the call's record (`CallContext::data`) so any instance
+//! sharing the store carries it on.
+
+use std::fmt;
+
+use graph_comms_handler::CallContext;
+use graph_comms_handler::model::{CallId, ParticipantInfo};
+
+use crate::menu::Choice;
+use crate::routing::Target;
+
+/// How the bot finished with a call.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum CallOutcome {
+    /// A transfer completed to this target.
+    Transferred {
+        /// The target (log-safe label).
+        target: String,
+    },
+    /// Every target failed; the bot apologised (if a prompt is configured) and hung up.
+    Apologised,
+    /// The call ended before any transfer completed (e.g. the caller hung up).
+    Dropped {
+        /// The end code, `code/subcode`.
+        reason: String,
+    },
+}
+
+impl fmt::Display for CallOutcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Transferred { target } => write!(f, "transferred to {target}"),
+            Self::Apologised => f.write_str("apologised, hung up"),
+            Self::Dropped { reason } => write!(f, "dropped ({reason})"),
+        }
+    }
+}
+
+impl CallOutcome {
+    /// A short stable label for metrics.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::Transferred { .. } => "transferred",
+            Self::Apologised => "apologised",
+            Self::Dropped { .. } => "dropped",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) enum Phase {
+    /// Answered, waiting for `established`.
+    Ringing,
+    /// Placing or waiting on a consultation call.
+    Consulting(Option<CallId>),
+    /// A transfer request is out.
+    Transferring,
+    /// Playing the apology; hang up once it ended.
+    Apologising,
+    /// Hung up; waiting for the end.
+    HangingUp,
+}
+
+/// An inbound call's progress through its targets, kept in the call's record.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct Plan {
+    pub(super) targets: Vec<Target>,
+    pub(super) next: usize,
+    pub(super) tried: Vec<String>,
+    pub(super) current: Option<Target>,
+    pub(super) consultation: Option<CallId>,
+    pub(super) transferee: Option<ParticipantInfo>,
+    pub(super) phase: Phase,
+    pub(super) outcome: Option<CallOutcome>,
+    /// The caller still has to choose in the menu.
+    #[serde(default)]
+    pub(super) menu_pending: bool,
+    /// What the caller chose in the menu.
+    #[serde(default)]
+    pub(super) choice: Option<Choice>,
+}
+
+/// The call's plan, if it is an inbound call of this receptionist.
+pub(super) fn plan(ctx: &CallContext) -> Option<Plan> {
+    match ctx.data::<Plan>() {
+        Ok(plan) => plan,
+        Err(e) => {
+            tracing::warn!(call_id = %ctx.call_id(), error = %e, "unreadable call plan");
+            None
+        }
+    }
+}
+
+/// Changes the call's plan and stores it with the call; `None` when the call has no plan.
+pub(super) async fn update_plan<R>(ctx: &CallContext, change: impl FnOnce(&mut Plan) -> R) -> Option<R> {
+    let mut plan = plan(ctx)?;
+    let result = change(&mut plan);
+    if let Err(e) = ctx.set_data(&plan).await {
+        tracing::warn!(call_id = %ctx.call_id(), error = %e, "could not store the call plan");
+    }
+    Some(result)
+}
