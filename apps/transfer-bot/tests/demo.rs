@@ -307,3 +307,81 @@ async fn a_notification_from_a_tenant_not_allowed_is_refused_and_counted() {
     );
     env.shutdown().await;
 }
+
+/// The menu's other keys: 1 leads to sales, a key with no option to the operator.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_menu_key_leads_where_the_menu_says() {
+    use graph_comms_handler::model::Tone;
+
+    let all = scenarios().unwrap();
+    let menu_call = all.iter().find(|s| s.name == "menu: caller presses 2").unwrap().clone();
+    let pressing = |name, tone: Tone, reaches: &str| {
+        let mut scenario = menu_call.clone();
+        scenario.name = name;
+        scenario.presses = vec![tone];
+        scenario.expected_path = vec![format!("user:{reaches}")];
+        scenario.expected = CallOutcome::Transferred {
+            target: format!("user:{reaches}"),
+        };
+        scenario
+    };
+    let chosen = [
+        pressing("menu: 1", Tone::Tone1, "sam"),
+        pressing("menu: 9 (no option)", Tone::Tone9, "olga"),
+    ];
+    let report = run_scenario_list(&chosen, false).await.unwrap();
+    assert!(report.all_ok(), "{}", report.table());
+}
+
+/// A caller who hangs up while the menu waits for a key: the call is dropped,
+/// nothing is transferred.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_hanging_up_in_the_menu_is_dropped_without_a_transfer() {
+    let all = scenarios().unwrap();
+    let mut silent = all.iter().find(|s| s.name == "menu: no key, operator").unwrap().clone();
+    // Longer than the test: only the hang-up ends the wait.
+    silent.presses.clear();
+    let mut env = DemoEnvironment::start_configured(
+        std::slice::from_ref(&silent),
+        transfer_bot::config::StoreSettings::default(),
+        |config| {
+            if let Some(menu) = config.menu.as_mut() {
+                menu.timeout = Duration::from_secs(20);
+            }
+        },
+    )
+    .await
+    .unwrap();
+    let call = env.placer.place(&silent, 0).await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    // Subscribed: the menu listens for a key.
+    while !env.emulator.send_tones(&call, &[]).unwrap() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the menu never listened for keys"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    env.emulator.caller_hangs_up(&call).unwrap();
+    let outcome = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            match env.events.recv().await.map(|e| (e.call_id, e.kind)) {
+                Some((id, BotEventKind::Finished { outcome, tried })) if id == call => return (outcome, tried),
+                Some(_) => {}
+                None => panic!("the bot stopped"),
+            }
+        }
+    })
+    .await
+    .expect("the call finishes");
+    assert!(matches!(outcome.0, CallOutcome::Dropped { .. }), "{outcome:?}");
+    assert!(outcome.1.is_empty(), "nothing tried: {outcome:?}");
+    let transfers = env
+        .emulator
+        .requests()
+        .iter()
+        .filter(|r| r.endpoint == Endpoint::Transfer && r.call_id.as_ref() == Some(&call))
+        .count();
+    assert_eq!(transfers, 0);
+    env.shutdown().await;
+}
