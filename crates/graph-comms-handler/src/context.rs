@@ -5,8 +5,9 @@ use std::sync::Arc;
 use graph_comms_client::{GraphClient, GraphClientError, GraphResponse};
 use graph_comms_model::{
     AnswerRequest, CallId, CallState, ClientContextRequest, CommsOperation, InvitationParticipantInfo,
-    PlayPromptRequest, Prompt, RecordResponseRequest, RecordingStatus, RedirectRequest, RejectReason, RejectRequest,
-    SendDtmfTonesRequest, TenantId, Tone, TransferRequest, UpdateRecordingStatusRequest,
+    InviteParticipantsRequest, ParticipantId, PlayPromptRequest, Prompt, RecordResponseRequest, RecordingStatus,
+    RedirectRequest, RejectReason, RejectRequest, SendDtmfTonesRequest, StartHoldMusicRequest, TenantId, Tone,
+    TransferRequest, UpdateRecordingStatusRequest,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -394,6 +395,136 @@ impl CallContext {
                 .await
         })
         .await
+    }
+
+    /// Mutes the bot in the call (`mute`).
+    ///
+    /// # Errors
+    ///
+    /// The client's error when Graph refuses the request.
+    pub async fn mute(&self) -> Result<PendingOperation, GraphClientError> {
+        self.operation(|client_context| async move {
+            let request = ClientContextRequest {
+                client_context: Some(client_context),
+                ..ClientContextRequest::default()
+            };
+            self.runtime.client.mute(&self.call_id, &request).await
+        })
+        .await
+    }
+
+    /// Unmutes the bot in the call (`unmute`).
+    ///
+    /// # Errors
+    ///
+    /// The client's error when Graph refuses the request.
+    pub async fn unmute(&self) -> Result<PendingOperation, GraphClientError> {
+        self.operation(|client_context| async move {
+            let request = ClientContextRequest {
+                client_context: Some(client_context),
+                ..ClientContextRequest::default()
+            };
+            self.runtime.client.unmute(&self.call_id, &request).await
+        })
+        .await
+    }
+
+    /// Invites participants into the call (`participants/invite`); a group
+    /// call, or a peer-to-peer call that becomes one (then a transfer is
+    /// Graph's 8523, meeting mode).
+    ///
+    /// # Errors
+    ///
+    /// The client's error when Graph refuses the request.
+    pub async fn invite_participants(
+        &self,
+        participants: Vec<InvitationParticipantInfo>,
+    ) -> Result<PendingOperation, GraphClientError> {
+        self.operation(|client_context| async move {
+            let request = InviteParticipantsRequest {
+                participants,
+                client_context: Some(client_context),
+                ..InviteParticipantsRequest::default()
+            };
+            self.runtime.client.invite_participants(&self.call_id, &request).await
+        })
+        .await
+    }
+
+    /// Mutes another participant (`participants/{id}/mute`).
+    ///
+    /// # Errors
+    ///
+    /// The client's error when Graph refuses the request.
+    pub async fn mute_participant(&self, participant: &ParticipantId) -> Result<PendingOperation, GraphClientError> {
+        self.operation(|client_context| async move {
+            let request = ClientContextRequest {
+                client_context: Some(client_context),
+                ..ClientContextRequest::default()
+            };
+            self.runtime
+                .client
+                .mute_participant(&self.call_id, participant, &request)
+                .await
+        })
+        .await
+    }
+
+    /// Puts a participant on hold with music (`startHoldMusic`), the default
+    /// music or `prompt`.
+    ///
+    /// # Errors
+    ///
+    /// The client's error when Graph refuses the request.
+    pub async fn start_hold_music(
+        &self,
+        participant: &ParticipantId,
+        prompt: Option<Prompt>,
+    ) -> Result<PendingOperation, GraphClientError> {
+        self.operation(|client_context| async move {
+            let request = StartHoldMusicRequest {
+                custom_prompt: prompt,
+                client_context: Some(client_context),
+                ..StartHoldMusicRequest::default()
+            };
+            self.runtime
+                .client
+                .start_hold_music(&self.call_id, participant, &request)
+                .await
+        })
+        .await
+    }
+
+    /// Takes a participant off hold (`stopHoldMusic`).
+    ///
+    /// # Errors
+    ///
+    /// The client's error when Graph refuses the request.
+    pub async fn stop_hold_music(&self, participant: &ParticipantId) -> Result<PendingOperation, GraphClientError> {
+        self.operation(|client_context| async move {
+            let request = ClientContextRequest {
+                client_context: Some(client_context),
+                ..ClientContextRequest::default()
+            };
+            self.runtime
+                .client
+                .stop_hold_music(&self.call_id, participant, &request)
+                .await
+        })
+        .await
+    }
+
+    /// Removes a participant from the call (`DELETE participants/{id}`).
+    ///
+    /// # Errors
+    ///
+    /// The client's error when Graph refuses the request.
+    pub async fn remove_participant(&self, participant: &ParticipantId) -> Result<(), GraphClientError> {
+        self.runtime
+            .client
+            .delete_participant(&self.call_id, participant)
+            .await
+            .map(|_| ())
     }
 
     /// Collects the caller's key presses: subscribes to tones, plays the

@@ -11,7 +11,9 @@ use std::time::Duration;
 
 use common::{Harness, WAIT, short_timings};
 use graph_comms_emulator::{EmulatorConfig, Endpoint, RecordingBehavior};
-use graph_comms_handler::model::{CallId, OperationStatus, Prompt, RecordResponseRequest, Tone, ToneInfo};
+use graph_comms_handler::model::{
+    CallId, OperationStatus, ParticipantId, Prompt, RecordResponseRequest, RecordingStatus, Tone, ToneInfo,
+};
 use graph_comms_handler::{
     CallContext, CallHandler, CollectDigits, CollectDigitsError, CollectError, HookError, OperationError, async_trait,
 };
@@ -23,6 +25,8 @@ enum Script {
     Collect(CollectDigits),
     Prompt,
     Record,
+    /// Every other call-level action, each awaited.
+    Actions,
 }
 
 /// What it found.
@@ -48,6 +52,32 @@ impl CallHandler for Ivr {
                     .play_prompt(vec![Prompt::media("https://bot.example/hello.wav")])
                     .await?;
                 Found::Operation(prompt.await.map(|op| op.status.expect("a status")))
+            }
+            Script::Actions => {
+                // A peer-to-peer caller has no participant id in the notifications.
+                let caller = ctx
+                    .snapshot()
+                    .source
+                    .and_then(|s| s.participant_id)
+                    .unwrap_or_else(|| ParticipantId::new("caller-participant"));
+                let mut statuses = Vec::new();
+                statuses.push(ctx.mute().await?.await);
+                statuses.push(ctx.unmute().await?.await);
+                statuses.push(ctx.start_hold_music(&caller, None).await?.await);
+                statuses.push(ctx.stop_hold_music(&caller).await?.await);
+                statuses.push(
+                    ctx.send_dtmf_tones(vec![Tone::Tone1, Tone::Pound], Some(100))
+                        .await?
+                        .await,
+                );
+                statuses.push(ctx.update_recording_status(RecordingStatus::Recording).await?.await);
+                statuses.push(ctx.mute_participant(&caller).await?.await);
+                let all = statuses
+                    .into_iter()
+                    .map(|r| r.map(|op| op.status.expect("a status")))
+                    .find(|r| r != &Ok(OperationStatus::Completed))
+                    .unwrap_or(Ok(OperationStatus::Completed));
+                Found::Operation(all)
             }
             Script::Record => {
                 let recording = ctx.record_response(RecordResponseRequest::default()).await?;
@@ -273,4 +303,15 @@ async fn collect_digits_sees_presses_another_instance_received() {
     }
     server.abort();
     local.emulator.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_other_call_action_on_the_context_is_awaited_to_its_end() {
+    let (harness, _ivr, mut results) = start(Script::Actions).await;
+    harness.call_from("holder").await;
+    match next(&mut results).await {
+        Found::Operation(Ok(OperationStatus::Completed)) => {}
+        other => panic!("expected every action completed: {other:?}"),
+    }
+    harness.stop().await;
 }
