@@ -15,10 +15,14 @@ pub type HookError = Box<dyn std::error::Error + Send + Sync>;
 
 /// A hook's error asking to run the hook again later: it could not do its
 /// work now (the call store was unavailable, say) and nothing was decided.
-/// With a shared store, `on_call_established` returning it stays in the call's
-/// outbox and runs again, on this or another instance, after the lease time
-/// ([`CallContext::is_redelivery`] is then true). Other errors are reported
-/// and the hook is not run again.
+/// With a shared store, a hook of an outbox step (`on_incoming_call`,
+/// `on_call_established`, `on_tone`, the attempt's hooks, `on_call_terminated`)
+/// returning it stays in the call's outbox, with the steps after it, and runs
+/// again on this or another instance once the call is claimed again: by its
+/// next notification, or by the orphan sweep within half a lease
+/// ([`CallContext::is_redelivery`] is then true). Without a shared store it
+/// is reported like any error. Other errors are reported and the hook is not
+/// run again.
 ///
 /// ```
 /// # use graph_comms_handler::{HookError, RetryLater};

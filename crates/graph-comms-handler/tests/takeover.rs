@@ -346,3 +346,78 @@ async fn a_notification_whose_change_could_not_be_written_is_handled_again_not_d
     served.stop().await;
     emu.shutdown().await;
 }
+
+/// Counts `on_transfer_failed` runs and asks to run again on the first.
+struct RetriesOnce {
+    runs: std::sync::Mutex<Vec<bool>>,
+}
+
+#[async_trait::async_trait]
+impl graph_comms_handler::CallHandler for RetriesOnce {
+    async fn on_call_established(
+        &self,
+        ctx: &graph_comms_handler::CallContext,
+    ) -> Result<(), graph_comms_handler::HookError> {
+        ctx.transfer(TransferRequest::to_user("declines", None).build()).await?;
+        Ok(())
+    }
+
+    async fn on_transfer_failed(
+        &self,
+        _ctx: &graph_comms_handler::CallContext,
+        attempt: &graph_comms_handler::TransferInfo,
+        _failure: &graph_comms_handler::TransferFailure,
+    ) -> Result<(), graph_comms_handler::HookError> {
+        let first = {
+            let mut runs = self.runs.lock().unwrap();
+            runs.push(attempt.redelivered);
+            runs.len() == 1
+        };
+        if first {
+            return Err(graph_comms_handler::RetryLater::new("the CRM is down").into());
+        }
+        Ok(())
+    }
+}
+
+/// With a shared store, any hook of an outbox step (here `on_transfer_failed`)
+/// that returns `RetryLater` runs again, flagged as a redelivery, and only
+/// until it succeeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outcome_hook_that_asks_to_retry_later_runs_again_as_a_redelivery() {
+    let (emu, app, client, notify) = emulator(EmulatorConfig::default()).await;
+    emu.script_target("declines", TargetBehavior::Decline);
+    let store = Arc::new(InMemoryCallStore::new());
+    let handler = Arc::new(RetriesOnce {
+        runs: std::sync::Mutex::new(Vec::new()),
+    });
+    let (listener, callback) = bot_listener().await.unwrap();
+    let bot = Bot::builder()
+        .client(client)
+        .notify(notify)
+        .handler(handler.clone())
+        .callback_uri(callback.clone())
+        .timings(short_timings().lease_ttl(LEASE))
+        .shared_store(Arc::clone(&store) as Arc<dyn SharedCallStore>, "only")
+        .build()
+        .unwrap();
+    let served = ServedBot::serve(bot, listener).unwrap();
+    emu.place_incoming_call(IncomingCall::from_user(&app, &callback, "caller", "Caller"))
+        .await
+        .unwrap();
+
+    let deadline = tokio::time::Instant::now() + common::WAIT;
+    while handler.runs.lock().unwrap().len() < 2 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "runs: {:?}",
+            handler.runs.lock().unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Settled: no third run once it succeeded.
+    tokio::time::sleep(LEASE * 3).await;
+    assert_eq!(*handler.runs.lock().unwrap(), vec![false, true]);
+    served.stop().await;
+    emu.shutdown().await;
+}

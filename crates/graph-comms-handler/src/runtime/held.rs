@@ -34,6 +34,8 @@ pub(super) struct HeldLease {
     /// unavailable): the items counted in `consumed` since the last commit
     /// are not dropped, so another claim handles them again.
     pub(super) failed: bool,
+    /// A hook of the step being run asked to run again ([`crate::RetryLater`]).
+    pub(super) retry: bool,
 }
 
 impl Held {
@@ -99,6 +101,20 @@ impl Held {
         }
     }
 
+    /// A hook asked to run again: its step stays in the outbox (see [`HeldLease::retry`]).
+    pub(super) fn request_retry(&self, call_id: &CallId) {
+        if let Some(held) = lock(&self.leases).get_mut(call_id).filter(|h| !h.lost) {
+            held.retry = true;
+        }
+    }
+
+    /// Whether a hook of the step just run asked to run again; clears the request.
+    pub(super) fn take_retry(&self, call_id: &CallId) -> bool {
+        lock(&self.leases)
+            .get_mut(call_id)
+            .is_some_and(|held| std::mem::take(&mut held.retry))
+    }
+
     /// Whether the lease is held and nothing failed under it: its next item may be handled.
     pub(super) fn can_go_on(&self, call_id: &CallId) -> bool {
         lock(&self.leases).get(call_id).is_some_and(|h| !h.lost && !h.failed)
@@ -117,6 +133,7 @@ impl Held {
             dirty: false,
             lost: false,
             failed: false,
+            retry: false,
         };
         lock(&self.leases).insert(call_id, held);
     }

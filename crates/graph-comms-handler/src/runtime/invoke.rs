@@ -31,6 +31,10 @@ impl Runtime {
             Ok(Ok(Ok(value))) => return Some(value),
             Ok(Ok(Err(error))) => {
                 self.counters.hook_errors.fetch_add(1, Ordering::Relaxed);
+                if error.is::<crate::hooks::RetryLater>() {
+                    // Under a lease its outbox step stays for another run; without one it is only reported.
+                    self.held.request_retry(ctx.call_id());
+                }
                 HookFailure::Error(error)
             }
             Ok(Err(panic)) => {

@@ -209,6 +209,8 @@ impl Runtime {
         let mut undelivered = false;
         while let Some(next) = queue.pop_front() {
             let hooks = next.runs_hooks();
+            // Only this step's hooks may ask to run again.
+            self.held.take_retry(ctx.call_id());
             match next {
                 Step::Incoming(call) => self.handle_incoming(ctx, &call, received).await,
                 Step::Established => match ctx.record().links.consultation_for.clone() {
@@ -217,15 +219,8 @@ impl Runtime {
                         self.forward_consultation(&parent, ctx.call_id(), event).await;
                     }
                     None => {
-                        let mut retry = false;
-                        let hook = async {
-                            let result = self.handler.on_call_established(ctx).await;
-                            retry = result.as_ref().is_err_and(|e| e.is::<crate::hooks::RetryLater>());
-                            result
-                        };
+                        let hook = self.handler.on_call_established(ctx);
                         self.run_hook(ctx, HookName::CallEstablished, hook).await;
-                        // Asked to run again: it stays in the outbox, with the steps after it.
-                        undelivered |= retry;
                     }
                 },
                 Step::Tone(tone) => {
@@ -276,6 +271,8 @@ impl Runtime {
                     tracing::debug!(call_id = %ctx.call_id(), "event after the outcome or the call's end: ignored");
                 }
             }
+            // A hook that asked to run again (RetryLater) stays in the outbox, with the steps after it.
+            undelivered |= hooks && self.held.take_retry(ctx.call_id());
             if hooks && self.is_shared() && !undelivered {
                 // Outbox order: steps are carried out in the order they were committed.
                 self.held.delivered(ctx.call_id(), 1);
