@@ -238,8 +238,9 @@ impl Runtime {
 
     /// A `POST /transfer` the instance that decided it may not have sent (it
     /// stopped first): Graph is asked about the call, and the attempt fails as
-    /// unconfirmed if the call is `established` (no transfer under way). It is never sent again: Graph cannot tell "never sent" from
-    /// "sent and already declined", and a second POST could transfer twice.
+    /// unconfirmed if the call is `established` (no transfer under way). It is
+    /// never sent again: Graph cannot tell "never sent" from "sent and already
+    /// declined", and a second POST could transfer twice.
     async fn check_unsent(self: &Arc<Self>, call_id: &CallId) {
         let Some(record) = self.cache.get(call_id) else {
             return;
