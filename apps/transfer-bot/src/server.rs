@@ -347,7 +347,7 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
 }
 
 /// The runtime's own counters that an operator alerts on.
-fn framework_counters(bot: &graph_comms_handler::BotMetrics) -> [(&'static str, &'static str, u64); 13] {
+fn framework_counters(bot: &graph_comms_handler::BotMetrics) -> [(&'static str, &'static str, u64); 14] {
     [
         (
             "transfer_bot_late_events_total",
@@ -410,6 +410,11 @@ fn framework_counters(bot: &graph_comms_handler::BotMetrics) -> [(&'static str, 
             bot.redeliveries,
         ),
         (
+            "transfer_bot_unsent_transfer_checks_total",
+            "Calls looked up after a takeover found a transfer not known to be sent (never sent again).",
+            bot.unsent_checks,
+        ),
+        (
             "transfer_bot_journal_failures_total",
             "Notifications answered 503 because the shared store could not take them.",
             bot.journal_failures,
@@ -467,6 +472,7 @@ fn render_redis(out: &mut String, m: &StoreMetrics) {
         ("release", m.release.calls, m.release.round_trips),
         ("renew", m.renew.calls, m.renew.round_trips),
         ("orphans", m.orphans.calls, m.orphans.round_trips),
+        ("peek", m.peek.calls, m.peek.round_trips),
     ];
     let counters = [
         (

@@ -538,16 +538,24 @@ impl CallContext {
     /// # Errors
     ///
     /// [`CollectError::Timeout`] when nothing was pressed, [`CollectError::HungUp`]
-    /// when the call ended, [`CollectError::Graph`] when Graph refused the
-    /// subscription or a prompt.
+    /// when the call ended (or Graph no longer knew it), [`CollectError::Graph`]
+    /// when Graph refused the subscription or a prompt otherwise.
     pub async fn collect_digits(&self, spec: &CollectDigits) -> Result<String, CollectError> {
         let mut listener = self.runtime.listen(&self.call_id);
         let mut collected = Collected::after(self.record().lifecycle.last_tone);
+        // A 404 from Graph: the call ended before the request reached it.
+        let refused = |error: GraphClientError| {
+            if error.is_not_found() {
+                CollectError::HungUp
+            } else {
+                CollectError::Graph(error)
+            }
+        };
         // Not awaited: tones flow once Graph has it, and a press may come first.
-        drop(self.subscribe_to_tone().await?);
+        drop(self.subscribe_to_tone().await.map_err(refused)?);
         for _ in 0..spec.rounds() {
             if !spec.prompts().is_empty() {
-                drop(self.play_prompt(spec.prompts().to_vec()).await?);
+                drop(self.play_prompt(spec.prompts().to_vec()).await.map_err(refused)?);
             }
             let mut deadline = tokio::time::Instant::now() + spec.first_digit_wait();
             loop {
