@@ -7,7 +7,7 @@ use std::time::Duration;
 use graph_comms_handler::model::Prompt;
 use graph_comms_handler::{CollectDigits, CollectDigitsError};
 
-use crate::routing::Target;
+use crate::routing::{Target, same_id};
 
 /// A menu the receptionist plays to callers before transferring.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,11 +60,12 @@ impl fmt::Display for Choice {
 }
 
 impl Menu {
-    /// Whether a call to `called_id` hears the menu.
+    /// Whether a call to `called_id` hears the menu (ids compare as the
+    /// routes' do: without case or dashes).
     pub fn applies_to(&self, called_id: Option<&str>) -> bool {
         self.match_called_id
             .as_deref()
-            .is_none_or(|wanted| called_id == Some(wanted))
+            .is_none_or(|wanted| called_id.is_some_and(|id| same_id(id, wanted)))
     }
 
     /// One key, the prompt, the timeout and the re-prompts.
@@ -154,6 +155,7 @@ mod tests {
     fn the_menu_answers_only_its_called_identity_and_lasts_at_most_every_round() {
         let menu = menu();
         assert!(menu.applies_to(Some("front-desk")));
+        assert!(menu.applies_to(Some("FRONTDESK")), "ids compare as the routes' do");
         assert!(!menu.applies_to(Some("other")));
         assert!(
             Menu {

@@ -248,7 +248,7 @@ fn identity_ids(set: &IdentitySet) -> Vec<String> {
 }
 
 /// Object ids compare without case or dashes, like Graph's own ids.
-fn same_id(a: &str, b: &str) -> bool {
+pub(crate) fn same_id(a: &str, b: &str) -> bool {
     let canon = |s: &str| {
         s.chars()
             .filter(|c| *c != '-')
