@@ -327,10 +327,7 @@ impl CallContext {
     /// The client's error when Graph refuses the request.
     pub async fn subscribe_to_tone(&self) -> Result<PendingOperation, GraphClientError> {
         self.operation(|client_context| async move {
-            let request = ClientContextRequest {
-                client_context: Some(client_context),
-                ..ClientContextRequest::default()
-            };
+            let request = with_context(client_context);
             self.runtime.client.subscribe_to_tone(&self.call_id, &request).await
         })
         .await
@@ -343,10 +340,7 @@ impl CallContext {
     /// The client's error when Graph refuses the request.
     pub async fn cancel_media_processing(&self) -> Result<PendingOperation, GraphClientError> {
         self.operation(|client_context| async move {
-            let request = ClientContextRequest {
-                client_context: Some(client_context),
-                ..ClientContextRequest::default()
-            };
+            let request = with_context(client_context);
             self.runtime
                 .client
                 .cancel_media_processing(&self.call_id, &request)
@@ -404,10 +398,7 @@ impl CallContext {
     /// The client's error when Graph refuses the request.
     pub async fn mute(&self) -> Result<PendingOperation, GraphClientError> {
         self.operation(|client_context| async move {
-            let request = ClientContextRequest {
-                client_context: Some(client_context),
-                ..ClientContextRequest::default()
-            };
+            let request = with_context(client_context);
             self.runtime.client.mute(&self.call_id, &request).await
         })
         .await
@@ -420,10 +411,7 @@ impl CallContext {
     /// The client's error when Graph refuses the request.
     pub async fn unmute(&self) -> Result<PendingOperation, GraphClientError> {
         self.operation(|client_context| async move {
-            let request = ClientContextRequest {
-                client_context: Some(client_context),
-                ..ClientContextRequest::default()
-            };
+            let request = with_context(client_context);
             self.runtime.client.unmute(&self.call_id, &request).await
         })
         .await
@@ -458,10 +446,7 @@ impl CallContext {
     /// The client's error when Graph refuses the request.
     pub async fn mute_participant(&self, participant: &ParticipantId) -> Result<PendingOperation, GraphClientError> {
         self.operation(|client_context| async move {
-            let request = ClientContextRequest {
-                client_context: Some(client_context),
-                ..ClientContextRequest::default()
-            };
+            let request = with_context(client_context);
             self.runtime
                 .client
                 .mute_participant(&self.call_id, participant, &request)
@@ -502,10 +487,7 @@ impl CallContext {
     /// The client's error when Graph refuses the request.
     pub async fn stop_hold_music(&self, participant: &ParticipantId) -> Result<PendingOperation, GraphClientError> {
         self.operation(|client_context| async move {
-            let request = ClientContextRequest {
-                client_context: Some(client_context),
-                ..ClientContextRequest::default()
-            };
+            let request = with_context(client_context);
             self.runtime
                 .client
                 .stop_hold_music(&self.call_id, participant, &request)
@@ -620,5 +602,13 @@ impl CallContext {
     /// ends an established call after 45 minutes (408/8537).
     pub async fn set_keep_alive(&self, enabled: bool) {
         self.runtime.input(self, CallInput::SetKeepAlive(enabled)).await;
+    }
+}
+
+/// The body of an action that carries only a `clientContext`.
+fn with_context(client_context: String) -> ClientContextRequest {
+    ClientContextRequest {
+        client_context: Some(client_context),
+        ..ClientContextRequest::default()
     }
 }
