@@ -200,7 +200,11 @@ impl Runtime {
                 Err(StoreError::Conflict { .. }) if conflicts < MAX_CONFLICTS => {
                     conflicts += 1;
                     self.counters.store_conflicts.fetch_add(1, Ordering::Relaxed);
-                    self.cache.remove(call_id);
+                    // The lease holder's cached record is its truth (a commit under the
+                    // lease reads no other): an outsider's conflict must not drop it.
+                    if lease.is_some() || !self.held.holds(call_id) {
+                        self.cache.remove(call_id);
+                    }
                 }
                 Err(error) => {
                     if let (StoreError::LeaseLost { .. }, Some((lease, _))) = (&error, &lease) {
