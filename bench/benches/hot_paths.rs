@@ -1,6 +1,7 @@
 //! Micro-benchmarks of the per-notification hot paths, each next to its baseline:
 //! envelope parsing vs `serde_json::Value`, a token-cache hit through the notify
-//! router vs a bare axum router, and one step of the pure transfer machine.
+//! router vs a bare axum router, one step of the pure transfer machine, and a
+//! `CallId` map lookup vs a `String` key with the same text.
 //! Under `cargo test` criterion runs each once, as a smoke test.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -112,5 +113,31 @@ fn machine_step(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, parse, token_cache_hit, machine_step);
+/// A lookup in a map of 1,000 calls, keyed by `CallId` (case- and dash-insensitive)
+/// and by `String` (exact); both use std's SipHash with a random key.
+fn call_id_lookup(c: &mut Criterion) {
+    use graph_comms_model::CallId;
+    use std::collections::HashMap;
+    let texts: Vec<String> = (0..1000u32)
+        .map(|n| format!("{n:08x}-894c-409a-b240-bd8beae78896"))
+        .collect();
+    let by_id: HashMap<CallId, u32> = texts
+        .iter()
+        .zip(0..)
+        .map(|(t, n)| (CallId::new(t.clone()), n))
+        .collect();
+    let by_string: HashMap<String, u32> = texts.iter().cloned().zip(0..).collect();
+    let wanted_id = CallId::new(texts[500].clone());
+    let wanted_text = texts[500].clone();
+    let mut group = c.benchmark_group("call_id_lookup");
+    group.bench_function("HashMap<CallId, _>::get", |b| {
+        b.iter(|| by_id.get(black_box(&wanted_id)))
+    });
+    group.bench_function("baseline HashMap<String, _>::get", |b| {
+        b.iter(|| by_string.get(black_box(&wanted_text)))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, parse, token_cache_hit, machine_step, call_id_lookup);
 criterion_main!(benches);
