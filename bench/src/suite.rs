@@ -35,6 +35,22 @@ pub(crate) struct SuiteArgs {
     /// Skip the perf profiles.
     #[arg(long)]
     pub(crate) no_profile: bool,
+    /// Run only these sections (comma-separated; default: all).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub(crate) only: Vec<Section>,
+}
+
+/// A section of the report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Section {
+    /// Webhook CPU, open-loop latency and their profiles.
+    Webhook,
+    /// End-to-end transfers per second (`transfer-bot demo --calls`).
+    Demo,
+    /// Memory per tracked call.
+    Memory,
+    /// Start-up times.
+    Startup,
 }
 
 /// Which cores the server and the load generator run on.
@@ -477,33 +493,46 @@ pub(crate) fn run(args: SuiteArgs) -> anyhow::Result<()> {
     let _ = writeln!(report, "# graph-comms benchmark report\n");
     environment(&mut report, cores, &root, &ctx);
 
-    eprintln!("== webhook: full path");
-    let full = webhook_mode(&ctx, Mode::Full, args.calls, None, perf_ok)?;
-    let rate = full.runs.first().map_or(1000.0, |r| r.rps * 0.5);
-    eprintln!("== webhook: bare handler");
-    let bare = webhook_mode(&ctx, Mode::Bare, args.calls, Some(rate), false)?;
-    eprintln!("== webhook: uncached JWT");
-    let uncached = webhook_mode(&ctx, Mode::Uncached, args.calls, None, perf_ok)?;
-    let shared = match &redis {
-        Some(_) => {
-            eprintln!("== webhook: shared Redis store");
-            Some(webhook_mode(&ctx, Mode::Redis, args.calls, None, perf_ok)?)
-        }
-        None => None,
-    };
-    webhook_section(&mut report, &ctx, args.calls, &full, &bare, &uncached, shared.as_ref());
-    latency_section(&mut report, rate, &full, &bare);
+    let wanted = |section: Section| args.only.is_empty() || args.only.contains(&section);
+    let mut profiled = Vec::new();
+    if wanted(Section::Webhook) {
+        eprintln!("== webhook: full path");
+        let full = webhook_mode(&ctx, Mode::Full, args.calls, None, perf_ok)?;
+        let rate = full.runs.first().map_or(1000.0, |r| r.rps * 0.5);
+        eprintln!("== webhook: bare handler");
+        let bare = webhook_mode(&ctx, Mode::Bare, args.calls, Some(rate), false)?;
+        eprintln!("== webhook: uncached JWT");
+        let uncached = webhook_mode(&ctx, Mode::Uncached, args.calls, None, perf_ok)?;
+        let shared = match &redis {
+            Some(_) => {
+                eprintln!("== webhook: shared Redis store");
+                Some(webhook_mode(&ctx, Mode::Redis, args.calls, None, perf_ok)?)
+            }
+            None => None,
+        };
+        webhook_section(&mut report, &ctx, args.calls, &full, &bare, &uncached, shared.as_ref());
+        latency_section(&mut report, rate, &full, &bare);
+        profiled = vec![full, uncached];
+    }
 
-    eprintln!("== transfer-bot demo");
-    demo_section(&mut report, &mut ctx, args.demo_calls, perf_ok);
+    if wanted(Section::Demo) {
+        eprintln!("== transfer-bot demo");
+        demo_section(&mut report, &mut ctx, args.demo_calls, perf_ok);
+    }
 
-    eprintln!("== memory");
-    memory_section(&mut report, &ctx, args.memory_calls)?;
+    if wanted(Section::Memory) {
+        eprintln!("== memory");
+        memory_section(&mut report, &ctx, args.memory_calls)?;
+    }
 
-    eprintln!("== start-up");
-    startup_section(&mut report, &mut ctx);
+    if wanted(Section::Startup) {
+        eprintln!("== start-up");
+        startup_section(&mut report, &mut ctx);
+    }
 
-    profiles_section(&mut report, &[&full, &uncached]);
+    if !profiled.is_empty() {
+        profiles_section(&mut report, &profiled.iter().collect::<Vec<_>>());
+    }
     if !ctx.notes.is_empty() {
         let _ = writeln!(report, "## Notes\n");
         for note in &ctx.notes {
@@ -870,6 +899,7 @@ fn demo_section(report: &mut String, ctx: &mut Ctx, calls: usize, perf_ok: bool)
             return;
         }
     }
+    concurrency_sweep(report, ctx, &bot, calls, perf_ok);
     shared_demo(report, ctx, &bot, calls);
     if perf_ok {
         let data = ctx.work.join("perf-demo.data");
@@ -892,6 +922,135 @@ fn demo_section(report: &mut String, ctx: &mut Ctx, calls: usize, perf_ok: bool)
             Err(e) => ctx.notes.push(format!("demo profile failed: {e}")),
         }
     }
+}
+
+/// Calls in flight of the sweep; the first ratio's baseline is 64.
+const SWEEP: [usize; 4] = [16, 64, 256, 1000];
+
+/// `demo --calls N --concurrency C --seed 7` for each C of [`SWEEP`], three runs
+/// each, and where the CPU goes at the highest one.
+fn concurrency_sweep(report: &mut String, ctx: &mut Ctx, bot: &Path, calls: usize, perf_ok: bool) {
+    let run = |concurrency: usize| -> Option<(f64, String)> {
+        let output = Command::new(bot)
+            .args(["demo", "--calls", &calls.to_string(), "--concurrency", &concurrency.to_string()])
+            .args(["--seed", "7"])
+            .stderr(Stdio::null())
+            .output()
+            .ok()?;
+        let text = String::from_utf8_lossy(&output.stdout).into_owned();
+        let rate = text
+            .lines()
+            .find_map(|l| l.split(" = ").nth(1)?.strip_suffix(" transfers/s")?.parse::<f64>().ok())?;
+        let p99 = text
+            .lines()
+            .find_map(|l| l.split("p99 ").nth(1)?.split(',').next().map(str::to_owned))
+            .unwrap_or_default();
+        Some((rate, p99))
+    };
+    let mut rows = Vec::new();
+    for concurrency in SWEEP {
+        eprintln!("   {concurrency} in flight");
+        let runs: Vec<(f64, String)> = (0..3).filter_map(|_| run(concurrency)).collect();
+        let rates: Vec<f64> = runs.iter().map(|(r, _)| *r).collect();
+        let p99 = runs.last().map(|(_, p)| p.clone()).unwrap_or_default();
+        rows.push((concurrency, rates, p99));
+    }
+    let _ = writeln!(
+        report,
+        "Calls in flight: `transfer-bot demo --calls {calls} --concurrency C --seed 7`, three runs each \
+         (median, with min-max). Target: 1000 in flight >= 0.9x the rate at 64.\n"
+    );
+    let _ = writeln!(
+        report,
+        "| in flight | transfers/s (median) | min-max | vs 64 | incoming -> finished p99 (last run) |\n|---|---|---|---|---|"
+    );
+    let base = rows
+        .iter()
+        .find(|(c, rates, _)| *c == 64 && !rates.is_empty())
+        .map(|(_, rates, _)| median(rates.clone()));
+    for (concurrency, rates, p99) in &rows {
+        if rates.is_empty() {
+            let _ = writeln!(report, "| {concurrency} | - | - | - | - |");
+            continue;
+        }
+        let rate = median(rates.clone());
+        let lo = rates.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = rates.iter().copied().fold(0.0, f64::max);
+        let vs = base.map_or_else(|| "-".to_owned(), |b| ratio(rate, b));
+        let _ = writeln!(report, "| {concurrency} | {rate:.1} | {lo:.0}-{hi:.0} | {vs} | {p99} |");
+    }
+    let top = rows.last().filter(|(_, rates, _)| !rates.is_empty());
+    if let (Some((concurrency, rates, _)), Some(base)) = (top, base) {
+        let r = median(rates.clone()) / base;
+        let _ = writeln!(report, "\n{concurrency} in flight vs 64: {r:.2}x, target >= 0.9x: {}.\n", verdict(r >= 0.9));
+    }
+    if !perf_ok {
+        return;
+    }
+    let in_flight = SWEEP[SWEEP.len() - 1];
+    match cpu_shares(ctx, bot, calls, in_flight) {
+        Ok(shares) => {
+            let _ = writeln!(
+                report,
+                "Where the CPU goes at {in_flight} in flight (`perf record --call-graph dwarf`, each sample counted once, \
+                 by the first of these found on its stack):\n\n| part | share of CPU samples |\n|---|---|"
+            );
+            for (part, share) in shares {
+                let _ = writeln!(report, "| {part} | {:.1}% |", share * 100.0);
+            }
+            let _ = writeln!(report);
+        }
+        Err(e) => ctx.notes.push(format!("demo CPU shares failed: {e}")),
+    }
+}
+
+/// Which frame on a sample's stack names the part of the demo it is spent in.
+const PARTS: [(&str, &[&str]); 4] = [
+    ("emulator (its API handlers and notification deliveries)", &["graph_comms_emulator::"]),
+    ("load driver (`demo::load`)", &["transfer_bot::demo::"]),
+    (
+        "bot (framework crates and the app's policy)",
+        &["graph_comms_handler::", "graph_comms_notify::", "graph_comms_client::", "transfer_bot::"],
+    ),
+    ("shared: HTTP, runtime and kernel frames of no one part", &[""]),
+];
+
+/// Shares of the CPU samples per [`PARTS`] entry, for one `demo --calls` run.
+fn cpu_shares(ctx: &Ctx, bot: &Path, calls: usize, in_flight: usize) -> anyhow::Result<Vec<(&'static str, f64)>> {
+    let data = ctx.work.join("perf-demo-shares.data");
+    let status = Command::new("perf")
+        .args(["record", "-F", "199", "--call-graph", "dwarf,16384", "-o"])
+        .arg(&data)
+        .arg("--")
+        .arg(bot)
+        .args(["demo", "--calls", &calls.to_string(), "--concurrency", &in_flight.to_string()])
+        .args(["--seed", "7"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()?;
+    anyhow::ensure!(status.success(), "perf record: {status}");
+    let script = Command::new("perf")
+        .args(["script", "-F", "ip,sym", "-i"])
+        .arg(&data)
+        .stderr(Stdio::null())
+        .output()?;
+    let text = String::from_utf8_lossy(&script.stdout);
+    let mut counts = [0usize; PARTS.len()];
+    for sample in text.split("\n\n").filter(|s| !s.trim().is_empty()) {
+        if let Some(part) = PARTS
+            .iter()
+            .position(|(_, marks)| marks.iter().any(|m| sample.contains(m)))
+        {
+            counts[part] += 1;
+        }
+    }
+    let total = counts.iter().sum::<usize>();
+    anyhow::ensure!(total > 0, "perf script gave no samples");
+    Ok(PARTS
+        .iter()
+        .zip(counts)
+        .map(|((part, _), n)| (*part, n as f64 / total as f64))
+        .collect())
 }
 
 /// Transfers per second with 1 and with 3 `serve` processes sharing the
