@@ -76,14 +76,9 @@ impl Authenticator {
         }
     }
 
-    /// The tenant of a request whose `Authorization` header carries a valid token.
-    pub(crate) async fn authenticate(
-        &self,
-        authorization: Option<&http::HeaderValue>,
-    ) -> Result<TenantId, AuthFailure> {
-        let Some(value) = authorization else {
-            return fail(RejectReason::MissingToken, "no Authorization header");
-        };
+    /// The tenant of a request whose one `Authorization` header carries a valid token.
+    pub(crate) async fn authenticate(&self, headers: &http::HeaderMap) -> Result<TenantId, AuthFailure> {
+        let value = single_authorization(headers)?;
         let token = bearer_token(value)?;
         let now = unix_now();
         if let Some(verdict) = self.cached(token) {
@@ -189,6 +184,20 @@ impl Authenticator {
             return fail(RejectReason::Expired, format!("exp {exp} is before now {now}"));
         }
         Ok(())
+    }
+}
+
+/// The request's only `Authorization` header. Several are refused whatever they hold: a proxy in
+/// front may check another one than the first, which this endpoint would read.
+fn single_authorization(headers: &http::HeaderMap) -> Result<&http::HeaderValue, AuthFailure> {
+    let mut values = headers.get_all(http::header::AUTHORIZATION).iter();
+    match (values.next(), values.next()) {
+        (None, _) => fail(RejectReason::MissingToken, "no Authorization header"),
+        (Some(value), None) => Ok(value),
+        (Some(_), Some(_)) => fail(
+            RejectReason::DuplicateAuthorization,
+            format!("{} Authorization headers", 2 + values.count()),
+        ),
     }
 }
 

@@ -248,7 +248,7 @@ impl NotifyEndpoint {
         let tenant = self
             .inner
             .auth
-            .authenticate(parts.headers.get(header::AUTHORIZATION))
+            .authenticate(&parts.headers)
             .await
             .map_err(|failure| Rejection {
                 reason: failure.reason,

@@ -378,3 +378,53 @@ async fn a_cached_forgery_of_a_good_token_is_still_refused() {
     let (status, _) = send(&endpoint, json_post(&forged, transfer_accepted())).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 }
+
+/// Posts the transfer-accepted body with one `Authorization` header per value, in order.
+fn post_with_authorizations(values: &[String]) -> http::Request<axum::body::Body> {
+    let mut request = http::Request::post(PATH).header("content-type", "application/json");
+    for value in values {
+        request = request.header("authorization", value);
+    }
+    request.body(transfer_accepted().into()).unwrap()
+}
+
+#[tokio::test]
+async fn two_authorization_headers_are_refused_whatever_their_order() {
+    let source = TestKeySource::new(&[A, B]);
+    // Without the cache too, so the valid token is not let in by an earlier verdict.
+    let mut config = config();
+    config.token_cache = false;
+    let (endpoint, mut events) = endpoint(config, &source);
+    let valid = format!("Bearer {}", A.sign(&claims()));
+    let other_app = format!("Bearer {}", B.sign(&claims_with("aud", json!("another-app"))));
+    let cases = [
+        vec![valid.clone(), "Bearer garbage".to_owned()],
+        vec!["Bearer garbage".to_owned(), valid.clone()],
+        vec![valid.clone(), other_app.clone()],
+        vec![other_app, valid.clone()],
+        vec![valid.clone(), valid.clone()],
+        vec![valid.clone(), valid.clone(), valid.clone()],
+    ];
+    for values in &cases {
+        let before = endpoint.metrics().rejected(RejectReason::DuplicateAuthorization);
+        let (status, response) = send(&endpoint, post_with_authorizations(values)).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{} headers", values.len());
+        assert_eq!(
+            response.headers().get("www-authenticate").unwrap(),
+            r#"Bearer error="invalid_token""#
+        );
+        assert_eq!(
+            endpoint.metrics().rejected(RejectReason::DuplicateAuthorization),
+            before + 1,
+            "counted as duplicate_authorization"
+        );
+    }
+    assert!(events.try_recv().is_none(), "nothing queued");
+    // Refused before any token is looked at: no signature check, no key fetch.
+    let metrics = endpoint.metrics();
+    assert_eq!((metrics.token_verifications, metrics.key_fetches), (0, 0));
+    assert_eq!(metrics.rejected_total(), cases.len() as u64);
+    // The valid token alone still gets in.
+    let (status, _) = send(&endpoint, post_with_authorizations(&[valid])).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+}
