@@ -8,6 +8,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use graph_comms_model::{AppId, TenantId};
 use jsonwebtoken::{Algorithm, Validation};
+use serde::Deserialize as _;
 
 use crate::NotifyConfig;
 use crate::keys::KeyStore;
@@ -54,6 +55,14 @@ pub(crate) struct Authenticator {
 struct JoseHeader {
     alg: Option<String>,
     kid: Option<String>,
+    /// Whether the header has a `crit` member, whatever its value (even `null` or `[]`).
+    #[serde(default, deserialize_with = "present")]
+    crit: bool,
+}
+
+/// `true` for a member that is there, whatever it holds.
+fn present<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<bool, D::Error> {
+    serde::de::IgnoredAny::deserialize(deserializer).map(|_| true)
 }
 
 impl Authenticator {
@@ -101,6 +110,10 @@ impl Authenticator {
 
     async fn verify(&self, token: &str, now: i64) -> Result<Verdict, AuthFailure> {
         let header = decode_header(token)?;
+        if header.crit {
+            // RFC 7515 §4.1.11: extensions listed in `crit` must be understood, and none are.
+            return fail(RejectReason::BadToken, "the token header has a crit member");
+        }
         match header.alg.as_deref() {
             Some("RS256") => {}
             other => return fail(RejectReason::BadAlgorithm, format!("alg {other:?} is not RS256")),
@@ -155,15 +168,17 @@ impl Authenticator {
                 format!("aud {:?} is not the app id", claims.get("aud")),
             );
         }
-        let Some(exp) = numeric_date(claims.get("exp")) else {
-            return fail(RejectReason::BadToken, "the token has no numeric exp");
+        let Some(exp) = time_claim(claims, "exp")? else {
+            return fail(RejectReason::BadToken, "the token has no exp");
         };
         self.check_exp(exp, now)?;
-        if let Some(nbf) = numeric_date(claims.get("nbf"))
+        if let Some(nbf) = time_claim(claims, "nbf")?
             && now.saturating_add(self.skew_secs) < nbf
         {
             return fail(RejectReason::NotYetValid, format!("nbf {nbf} is after now {now}"));
         }
+        // Not otherwise used, but a malformed one is refused like exp and nbf.
+        time_claim(claims, "iat")?;
         let tenant = match claims.get("tid").and_then(serde_json::Value::as_str) {
             Some(tid) if !tid.trim().is_empty() => TenantId::from(tid),
             _ => return fail(RejectReason::MissingTenant, "the token has no tid"),
@@ -212,6 +227,16 @@ fn bearer_token(value: &http::HeaderValue) -> Result<&str, AuthFailure> {
     if token.is_empty() || token.len() > MAX_TOKEN_BYTES {
         return fail(RejectReason::BadToken, format!("bearer token of {} bytes", token.len()));
     }
+    // A compact JWS is base64url parts and dots: no spaces, commas or a second scheme.
+    if !token
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    {
+        return fail(
+            RejectReason::BadToken,
+            "the bearer token has characters outside base64url and '.'",
+        );
+    }
     Ok(token)
 }
 
@@ -229,6 +254,33 @@ fn decode_header(token: &str) -> Result<JoseHeader, AuthFailure> {
             format!("the token header is not a JSON object: {e}"),
         )
     })
+}
+
+/// A time claim: absent is `None`; present, it must be a NumericDate (a string, a boolean, `null`,
+/// an object or an out-of-range number is refused rather than ignored).
+fn time_claim(claims: &serde_json::Map<String, serde_json::Value>, name: &str) -> Result<Option<i64>, AuthFailure> {
+    let Some(value) = claims.get(name) else {
+        return Ok(None);
+    };
+    match numeric_date(Some(value)) {
+        Some(date) => Ok(Some(date)),
+        None => fail(
+            RejectReason::BadToken,
+            format!("the token's {name} is not a NumericDate (a {})", json_kind(value)),
+        ),
+    }
+}
+
+/// The JSON type of `value`, for refusal details that must not echo the value.
+fn json_kind(value: &serde_json::Value) -> &'static str {
+    match value {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "boolean",
+        serde_json::Value::Number(_) => "number out of range",
+        serde_json::Value::String(_) => "string",
+        serde_json::Value::Array(_) => "array",
+        serde_json::Value::Object(_) => "object",
+    }
 }
 
 /// A JWT NumericDate (seconds, possibly fractional), rounded down.
@@ -294,6 +346,17 @@ mod tests {
         }
         let ok = http::HeaderValue::from_static("bearer a.b.c");
         assert_eq!(bearer_token(&ok).ok(), Some("a.b.c"));
+        let ok = http::HeaderValue::from_static("Bearer  eyJ-_0.e30.A_b-9 ");
+        assert_eq!(bearer_token(&ok).ok(), Some("eyJ-_0.e30.A_b-9"));
+        for bad in [
+            "Bearer a.b.c, Bearer d.e.f",
+            "Bearer a.b.c d",
+            "Bearer a.b.c=",
+            "Bearer a+b.c/d.e",
+        ] {
+            let value = http::HeaderValue::from_static(bad);
+            assert!(bearer_token(&value).is_err(), "{bad:?} accepted");
+        }
     }
 
     #[test]
@@ -302,5 +365,45 @@ mod tests {
         assert_eq!(numeric_date(Some(&serde_json::json!(10.9))), Some(10));
         assert_eq!(numeric_date(Some(&serde_json::json!("10"))), None);
         assert_eq!(numeric_date(Some(&serde_json::json!(1e300))), None);
+    }
+
+    #[test]
+    fn time_claims_that_are_present_must_be_numeric() {
+        let claims = |value: serde_json::Value| match serde_json::json!({ "nbf": value }) {
+            serde_json::Value::Object(map) => map,
+            _ => serde_json::Map::new(),
+        };
+        assert!(matches!(time_claim(&claims(serde_json::json!(5)), "nbf"), Ok(Some(5))));
+        assert!(matches!(time_claim(&claims(serde_json::json!(5)), "exp"), Ok(None)));
+        for bad in [
+            serde_json::json!("5"),
+            serde_json::json!(true),
+            serde_json::json!(null),
+            serde_json::json!({"t": 5}),
+            serde_json::json!([5]),
+            serde_json::json!(1e300),
+        ] {
+            let refused = time_claim(&claims(bad.clone()), "nbf");
+            assert!(
+                matches!(
+                    &refused,
+                    Err(AuthFailure {
+                        reason: RejectReason::BadToken,
+                        ..
+                    })
+                ),
+                "{bad} accepted"
+            );
+        }
+    }
+
+    #[test]
+    fn a_crit_member_is_seen_whatever_it_holds() {
+        let header = |json: &str| decode_header(&format!("{}.e30.e30", URL_SAFE_NO_PAD.encode(json)));
+        assert!(header(r#"{"alg":"RS256","kid":"k"}"#).is_ok_and(|h| !h.crit));
+        for crit in ["null", "[]", r#"["exp"]"#, r#""b64""#, "{}"] {
+            let json = format!(r#"{{"alg":"RS256","kid":"k","crit":{crit}}}"#);
+            assert!(header(&json).is_ok_and(|h| h.crit), "{json}");
+        }
     }
 }

@@ -181,7 +181,7 @@ async fn forged_and_malformed_tokens_are_refused() {
     // A header without alg; a kid-less RS256 header; a known kid with a garbage payload (the signature is checked first).
     assert_refused(&endpoint, "e30.e30.e30", RejectReason::BadAlgorithm).await;
     assert_refused(&endpoint, "eyJhbGciOiJSUzI1NiJ9.e30.", RejectReason::UnknownKey).await;
-    let garbage_payload = format!("{}.!!!.{}", parts[0], parts[2]);
+    let garbage_payload = format!("{}.Zm9v.{}", parts[0], parts[2]);
     assert_refused(&endpoint, &garbage_payload, RejectReason::BadSignature).await;
     // A header without kid.
     let no_kid = URL_SAFE_NO_PAD.encode(json!({"alg": "RS256"}).to_string());
@@ -427,4 +427,80 @@ async fn two_authorization_headers_are_refused_whatever_their_order() {
     // The valid token alone still gets in.
     let (status, _) = send(&endpoint, post_with_authorizations(&[valid])).await;
     assert_eq!(status, StatusCode::ACCEPTED);
+}
+
+/// A properly RS256-signed token with any header (the testkit signer always writes `alg`, `typ`, `kid`).
+fn sign_with_header(key: TestKey, header: &serde_json::Value, claims: &serde_json::Value) -> String {
+    let input = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(header.to_string()),
+        URL_SAFE_NO_PAD.encode(claims.to_string())
+    );
+    let pair = key.key_pair();
+    let mut signature = vec![0; pair.public_modulus_len()];
+    pair.sign(
+        &aws_lc_rs::signature::RSA_PKCS1_SHA256,
+        &aws_lc_rs::rand::SystemRandom::new(),
+        input.as_bytes(),
+        &mut signature,
+    )
+    .unwrap();
+    format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature))
+}
+
+#[tokio::test]
+async fn a_header_with_crit_is_refused() {
+    let source = TestKeySource::new(&[A]);
+    let (endpoint, _events) = endpoint(config(), &source);
+    let claims = claims();
+    // The same header without crit is fine, so the refusal is crit's.
+    let plain = sign_with_header(A, &json!({"alg": "RS256", "typ": "JWT", "kid": A.kid()}), &claims);
+    let (status, _) = send(&endpoint, json_post(&plain, transfer_accepted())).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    for crit in [json!(["exp"]), json!(["b64"]), json!([]), json!(null), json!("x")] {
+        let mut header = json!({"alg": "RS256", "typ": "JWT", "kid": A.kid(), "crit": crit});
+        if crit == json!(["b64"]) {
+            header["b64"] = json!(false);
+        }
+        assert_refused(
+            &endpoint,
+            &sign_with_header(A, &header, &claims),
+            RejectReason::BadToken,
+        )
+        .await;
+    }
+    // Refused before the signature check (only the plain token was verified).
+    assert_eq!(endpoint.metrics().token_verifications, 1);
+}
+
+#[tokio::test]
+async fn time_claims_that_are_not_numbers_are_refused() {
+    let source = TestKeySource::new(&[A]);
+    let (endpoint, _events) = endpoint(config(), &source);
+    let far_future = now() + 24 * 3600;
+    for name in ["nbf", "exp", "iat"] {
+        for value in [
+            json!(far_future.to_string()),
+            json!("soon"),
+            json!(true),
+            json!(null),
+            json!({"t": far_future}),
+            json!([far_future]),
+        ] {
+            let token = A.sign(&claims_with(name, value.clone()));
+            let before = endpoint.metrics().rejected(RejectReason::BadToken);
+            let (status, _) = send(&endpoint, json_post(&token, transfer_accepted())).await;
+            assert_eq!(status, StatusCode::UNAUTHORIZED, "{name}: {value}");
+            assert_eq!(
+                endpoint.metrics().rejected(RejectReason::BadToken),
+                before + 1,
+                "{name}: {value} counted as bad_token"
+            );
+        }
+    }
+    // A fractional NumericDate is a number, and accepted.
+    let fractional = claims_with("nbf", json!(now() as f64 - 0.5));
+    let (status, _) = send(&endpoint, json_post(&A.sign(&fractional), transfer_accepted())).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    assert_eq!(endpoint.metrics().accepted_requests, 1);
 }
