@@ -11,6 +11,7 @@ use jsonwebtoken::{Algorithm, Validation};
 use serde::Deserialize as _;
 
 use crate::NotifyConfig;
+use crate::clip::clip;
 use crate::keys::KeyStore;
 use crate::metrics::{Counters, RejectReason};
 
@@ -116,13 +117,17 @@ impl Authenticator {
         }
         match header.alg.as_deref() {
             Some("RS256") => {}
-            other => return fail(RejectReason::BadAlgorithm, format!("alg {other:?} is not RS256")),
+            Some(other) => return fail(RejectReason::BadAlgorithm, format!("alg {} is not RS256", clip(other))),
+            None => return fail(RejectReason::BadAlgorithm, "the token header has no alg"),
         }
         let Some(kid) = header.kid else {
             return fail(RejectReason::UnknownKey, "the token header has no kid");
         };
         let Ok(key) = self.keys.key(&kid).await else {
-            return fail(RejectReason::UnknownKey, format!("no signing key with kid {kid:?}"));
+            return fail(
+                RejectReason::UnknownKey,
+                format!("no signing key with kid {}", clip(&kid)),
+            );
         };
         Counters::bump(&self.counters.token_verifications, 1);
         let claims =
@@ -151,7 +156,10 @@ impl Authenticator {
         if !iss.is_some_and(|iss| self.issuers.iter().any(|allowed| allowed == iss)) {
             return fail(
                 RejectReason::WrongIssuer,
-                format!("iss {iss:?} is not an accepted issuer"),
+                format!(
+                    "iss {} is not an accepted issuer",
+                    iss.map_or_else(|| "none".into(), clip)
+                ),
             );
         }
         let audience_ok = match claims.get("aud") {
@@ -165,7 +173,12 @@ impl Authenticator {
         if !audience_ok {
             return fail(
                 RejectReason::WrongAudience,
-                format!("aud {:?} is not the app id", claims.get("aud")),
+                format!(
+                    "aud {} is not the app id",
+                    claims
+                        .get("aud")
+                        .map_or_else(|| "none".into(), |aud| clip(&aud.to_string()))
+                ),
             );
         }
         let Some(exp) = time_claim(claims, "exp")? else {
@@ -188,7 +201,7 @@ impl Authenticator {
         {
             return fail(
                 RejectReason::TenantNotAllowed,
-                format!("tenant {tenant} is not allowed"),
+                format!("tenant {} is not allowed", clip(tenant.as_str())),
             );
         }
         Ok(Verdict { tenant, exp })

@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 mod auth;
+mod clip;
 mod config;
 mod endpoint;
 mod error;

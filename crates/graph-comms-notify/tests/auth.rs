@@ -504,3 +504,83 @@ async fn time_claims_that_are_not_numbers_are_refused() {
     assert_eq!(status, StatusCode::ACCEPTED);
     assert_eq!(endpoint.metrics().accepted_requests, 1);
 }
+
+/// Log lines written while `f` runs on this thread (a current-thread test runtime keeps the request on it).
+#[derive(Clone, Default)]
+struct CapturedLog(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for CapturedLog {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl CapturedLog {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+#[tokio::test]
+async fn long_caller_controlled_values_are_refused_and_logged_short() {
+    let log = CapturedLog::default();
+    let writer = log.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .with_max_level(tracing::Level::WARN)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let source = TestKeySource::new(&[A]);
+    let (endpoint, _events) = endpoint(config(), &source);
+    let long = |c: char| c.to_string().repeat(10 * 1024);
+    // A 10 KB kid (unknown, so it costs one refetch), and 10 KB issuer, audience and tenant.
+    assert_refused(&endpoint, &A.sign_as(&long('k'), &claims()), RejectReason::UnknownKey).await;
+    assert_refused(
+        &endpoint,
+        &A.sign(&claims_with("iss", json!(long('i')))),
+        RejectReason::WrongIssuer,
+    )
+    .await;
+    assert_refused(
+        &endpoint,
+        &A.sign(&claims_with("aud", json!([long('a')]))),
+        RejectReason::WrongAudience,
+    )
+    .await;
+    let mut allowed = config();
+    allowed.allowed_tenants = Some(vec![TenantId::from(TENANT)]);
+    let (restricted, _restricted_events) = common::endpoint(allowed, &source);
+    assert_refused(
+        &restricted,
+        &A.sign(&claims_with("tid", json!(long('t')))),
+        RejectReason::TenantNotAllowed,
+    )
+    .await;
+    // A 10 KB content type: the 400's message carries it clipped too.
+    let request = post(Some(&A.sign(&claims())), Some(&long('c')), transfer_accepted());
+    let (status, response) = send(&endpoint, request).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let message = body_text(response).await;
+    assert!(message.len() < 200, "{} bytes: {message:.200}", message.len());
+    assert!(message.ends_with("…(10240 bytes)"), "{message}");
+
+    let text = log.text();
+    let lines: Vec<&str> = text.lines().filter(|l| l.contains("notification refused")).collect();
+    assert_eq!(lines.len(), 5, "{text:.2000}");
+    for (line, c) in lines.iter().zip(['k', 'i', 'a', 't', 'c']) {
+        assert!(line.len() < 1024, "a {}-byte log line", line.len());
+        // The first 64 characters (the audience's include its JSON quotes), then the full length.
+        assert!(
+            line.contains(&c.to_string().repeat(60)),
+            "the value's start is logged: {line}"
+        );
+        assert!(!line.contains(&c.to_string().repeat(65)), "only its start: {line:.300}");
+        assert!(line.contains("…(1024"), "its length is logged: {line}");
+    }
+}
