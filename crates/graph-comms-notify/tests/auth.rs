@@ -584,3 +584,49 @@ async fn long_caller_controlled_values_are_refused_and_logged_short() {
         assert!(line.contains("…(1024"), "its length is logged: {line}");
     }
 }
+
+#[tokio::test]
+async fn a_newly_published_key_is_used_after_the_short_interval_and_a_flood_stays_bounded() {
+    const INTERVAL: Duration = Duration::from_millis(200);
+    // Each fetch takes longer than the interval, so an interval counted from a fetch's start
+    // would let every request that waited for it fetch again in turn.
+    let source = TestKeySource::slow(&[A], Duration::from_millis(300));
+    let mut config = config();
+    config.min_key_refetch_interval = INTERVAL;
+    let (endpoint, _events) = endpoint(config, &source);
+    endpoint.refresh_keys().await.unwrap();
+    assert_eq!(source.fetches(), 1);
+
+    // B is published; once the interval has passed, the first token signed with it fetches it.
+    source.set(&[A, B]);
+    tokio::time::sleep(INTERVAL + Duration::from_millis(50)).await;
+    let (status, _) = send(&endpoint, json_post(&B.sign(&claims()), transfer_accepted())).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "the new key is fetched and accepted");
+    assert_eq!(source.fetches(), 2);
+
+    // 200 tokens naming unknown kids at once, after the interval: they share one fetch.
+    tokio::time::sleep(INTERVAL + Duration::from_millis(50)).await;
+    let claims = claims();
+    let tokens: Vec<String> = (0..200).map(|i| B.sign_as(&format!("unknown-{i}"), &claims)).collect();
+    let requests = tokens.into_iter().map(|token| {
+        let endpoint = endpoint.clone();
+        tokio::spawn(async move { send(&endpoint, json_post(&token, transfer_accepted())).await.0 })
+    });
+    for status in futures::future::join_all(requests).await {
+        assert_eq!(status.unwrap(), StatusCode::UNAUTHORIZED);
+    }
+    let flood_fetches = source.fetches() - 2;
+    assert!(
+        (1..=2).contains(&flood_fetches),
+        "{flood_fetches} fetches for 200 unknown kids"
+    );
+    assert_eq!(endpoint.metrics().rejected(RejectReason::UnknownKey), 200);
+    assert_eq!(endpoint.metrics().key_fetches, source.fetches() as u64);
+    // Known keys still verify without a fetch.
+    let before = source.fetches();
+    for key in [A, B] {
+        let (status, _) = send(&endpoint, json_post(&key.sign(&claims), transfer_accepted())).await;
+        assert_eq!(status, StatusCode::ACCEPTED);
+    }
+    assert_eq!(source.fetches(), before);
+}
