@@ -147,8 +147,18 @@ async fn a_rotated_emulator_key_is_fetched_after_the_short_interval_and_unknown_
         .unwrap();
     let event = next_event(&mut events).await;
     assert_eq!(event.call_id, call_id);
-    let sent = emulator.notifications(&call_id);
-    assert_eq!(sent.first().and_then(|n| n.response_status), Some(202), "{sent:?}");
+    // The event is queued before the emulator has read the answer; wait for it to record the delivery.
+    let first_status = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            if let Some(status) = emulator.notifications(&call_id).first().and_then(|n| n.response_status) {
+                return status;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("the emulator recorded the delivery");
+    assert_eq!(first_status, 202, "the first delivery is accepted");
     assert_eq!(jwks_fetches(), after_flood + 1, "one fetch for the new key");
     let metrics = endpoint.metrics();
     assert_eq!(metrics.rejected_total(), 200, "{metrics:?}");
