@@ -8,8 +8,10 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use graph_comms_model::{AppId, TenantId};
 use jsonwebtoken::{Algorithm, Validation};
+use serde::Deserialize as _;
 
 use crate::NotifyConfig;
+use crate::clip::clip;
 use crate::keys::KeyStore;
 use crate::metrics::{Counters, RejectReason};
 
@@ -54,6 +56,14 @@ pub(crate) struct Authenticator {
 struct JoseHeader {
     alg: Option<String>,
     kid: Option<String>,
+    /// Whether the header has a `crit` member, whatever its value (even `null` or `[]`).
+    #[serde(default, deserialize_with = "present")]
+    crit: bool,
+}
+
+/// `true` for a member that is there, whatever it holds.
+fn present<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<bool, D::Error> {
+    serde::de::IgnoredAny::deserialize(deserializer).map(|_| true)
 }
 
 impl Authenticator {
@@ -76,14 +86,9 @@ impl Authenticator {
         }
     }
 
-    /// The tenant of a request whose `Authorization` header carries a valid token.
-    pub(crate) async fn authenticate(
-        &self,
-        authorization: Option<&http::HeaderValue>,
-    ) -> Result<TenantId, AuthFailure> {
-        let Some(value) = authorization else {
-            return fail(RejectReason::MissingToken, "no Authorization header");
-        };
+    /// The tenant of a request whose one `Authorization` header carries a valid token.
+    pub(crate) async fn authenticate(&self, headers: &http::HeaderMap) -> Result<TenantId, AuthFailure> {
+        let value = single_authorization(headers)?;
         let token = bearer_token(value)?;
         let now = unix_now();
         if let Some(verdict) = self.cached(token) {
@@ -106,15 +111,23 @@ impl Authenticator {
 
     async fn verify(&self, token: &str, now: i64) -> Result<Verdict, AuthFailure> {
         let header = decode_header(token)?;
+        if header.crit {
+            // RFC 7515 §4.1.11: extensions listed in `crit` must be understood, and none are.
+            return fail(RejectReason::BadToken, "the token header has a crit member");
+        }
         match header.alg.as_deref() {
             Some("RS256") => {}
-            other => return fail(RejectReason::BadAlgorithm, format!("alg {other:?} is not RS256")),
+            Some(other) => return fail(RejectReason::BadAlgorithm, format!("alg {} is not RS256", clip(other))),
+            None => return fail(RejectReason::BadAlgorithm, "the token header has no alg"),
         }
         let Some(kid) = header.kid else {
             return fail(RejectReason::UnknownKey, "the token header has no kid");
         };
         let Ok(key) = self.keys.key(&kid).await else {
-            return fail(RejectReason::UnknownKey, format!("no signing key with kid {kid:?}"));
+            return fail(
+                RejectReason::UnknownKey,
+                format!("no signing key with kid {}", clip(&kid)),
+            );
         };
         Counters::bump(&self.counters.token_verifications, 1);
         let claims =
@@ -143,7 +156,10 @@ impl Authenticator {
         if !iss.is_some_and(|iss| self.issuers.iter().any(|allowed| allowed == iss)) {
             return fail(
                 RejectReason::WrongIssuer,
-                format!("iss {iss:?} is not an accepted issuer"),
+                format!(
+                    "iss {} is not an accepted issuer",
+                    iss.map_or_else(|| "none".into(), clip)
+                ),
             );
         }
         let audience_ok = match claims.get("aud") {
@@ -157,18 +173,25 @@ impl Authenticator {
         if !audience_ok {
             return fail(
                 RejectReason::WrongAudience,
-                format!("aud {:?} is not the app id", claims.get("aud")),
+                format!(
+                    "aud {} is not the app id",
+                    claims
+                        .get("aud")
+                        .map_or_else(|| "none".into(), |aud| clip(&aud.to_string()))
+                ),
             );
         }
-        let Some(exp) = numeric_date(claims.get("exp")) else {
-            return fail(RejectReason::BadToken, "the token has no numeric exp");
+        let Some(exp) = time_claim(claims, "exp")? else {
+            return fail(RejectReason::BadToken, "the token has no exp");
         };
         self.check_exp(exp, now)?;
-        if let Some(nbf) = numeric_date(claims.get("nbf"))
+        if let Some(nbf) = time_claim(claims, "nbf")?
             && now.saturating_add(self.skew_secs) < nbf
         {
             return fail(RejectReason::NotYetValid, format!("nbf {nbf} is after now {now}"));
         }
+        // Not otherwise used, but a malformed one is refused like exp and nbf.
+        time_claim(claims, "iat")?;
         let tenant = match claims.get("tid").and_then(serde_json::Value::as_str) {
             Some(tid) if !tid.trim().is_empty() => TenantId::from(tid),
             _ => return fail(RejectReason::MissingTenant, "the token has no tid"),
@@ -178,7 +201,7 @@ impl Authenticator {
         {
             return fail(
                 RejectReason::TenantNotAllowed,
-                format!("tenant {tenant} is not allowed"),
+                format!("tenant {} is not allowed", clip(tenant.as_str())),
             );
         }
         Ok(Verdict { tenant, exp })
@@ -192,6 +215,20 @@ impl Authenticator {
     }
 }
 
+/// The request's only `Authorization` header. Several are refused whatever they hold: a proxy in
+/// front may check another one than the first, which this endpoint would read.
+fn single_authorization(headers: &http::HeaderMap) -> Result<&http::HeaderValue, AuthFailure> {
+    let mut values = headers.get_all(http::header::AUTHORIZATION).iter();
+    match (values.next(), values.next()) {
+        (None, _) => fail(RejectReason::MissingToken, "no Authorization header"),
+        (Some(value), None) => Ok(value),
+        (Some(_), Some(_)) => fail(
+            RejectReason::DuplicateAuthorization,
+            format!("{} Authorization headers", 2 + values.count()),
+        ),
+    }
+}
+
 fn bearer_token(value: &http::HeaderValue) -> Result<&str, AuthFailure> {
     let Ok(value) = value.to_str() else {
         return fail(RejectReason::BadToken, "the Authorization header is not ASCII");
@@ -202,6 +239,16 @@ fn bearer_token(value: &http::HeaderValue) -> Result<&str, AuthFailure> {
     };
     if token.is_empty() || token.len() > MAX_TOKEN_BYTES {
         return fail(RejectReason::BadToken, format!("bearer token of {} bytes", token.len()));
+    }
+    // A compact JWS is base64url parts and dots: no spaces, commas or a second scheme.
+    if !token
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    {
+        return fail(
+            RejectReason::BadToken,
+            "the bearer token has characters outside base64url and '.'",
+        );
     }
     Ok(token)
 }
@@ -220,6 +267,33 @@ fn decode_header(token: &str) -> Result<JoseHeader, AuthFailure> {
             format!("the token header is not a JSON object: {e}"),
         )
     })
+}
+
+/// A time claim: absent is `None`; present, it must be a NumericDate (a string, a boolean, `null`,
+/// an object or an out-of-range number is refused rather than ignored).
+fn time_claim(claims: &serde_json::Map<String, serde_json::Value>, name: &str) -> Result<Option<i64>, AuthFailure> {
+    let Some(value) = claims.get(name) else {
+        return Ok(None);
+    };
+    match numeric_date(Some(value)) {
+        Some(date) => Ok(Some(date)),
+        None => fail(
+            RejectReason::BadToken,
+            format!("the token's {name} is not a NumericDate (a {})", json_kind(value)),
+        ),
+    }
+}
+
+/// The JSON type of `value`, for refusal details that must not echo the value.
+fn json_kind(value: &serde_json::Value) -> &'static str {
+    match value {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "boolean",
+        serde_json::Value::Number(_) => "number out of range",
+        serde_json::Value::String(_) => "string",
+        serde_json::Value::Array(_) => "array",
+        serde_json::Value::Object(_) => "object",
+    }
 }
 
 /// A JWT NumericDate (seconds, possibly fractional), rounded down.
@@ -285,6 +359,17 @@ mod tests {
         }
         let ok = http::HeaderValue::from_static("bearer a.b.c");
         assert_eq!(bearer_token(&ok).ok(), Some("a.b.c"));
+        let ok = http::HeaderValue::from_static("Bearer  eyJ-_0.e30.A_b-9 ");
+        assert_eq!(bearer_token(&ok).ok(), Some("eyJ-_0.e30.A_b-9"));
+        for bad in [
+            "Bearer a.b.c, Bearer d.e.f",
+            "Bearer a.b.c d",
+            "Bearer a.b.c=",
+            "Bearer a+b.c/d.e",
+        ] {
+            let value = http::HeaderValue::from_static(bad);
+            assert!(bearer_token(&value).is_err(), "{bad:?} accepted");
+        }
     }
 
     #[test]
@@ -293,5 +378,45 @@ mod tests {
         assert_eq!(numeric_date(Some(&serde_json::json!(10.9))), Some(10));
         assert_eq!(numeric_date(Some(&serde_json::json!("10"))), None);
         assert_eq!(numeric_date(Some(&serde_json::json!(1e300))), None);
+    }
+
+    #[test]
+    fn time_claims_that_are_present_must_be_numeric() {
+        let claims = |value: serde_json::Value| match serde_json::json!({ "nbf": value }) {
+            serde_json::Value::Object(map) => map,
+            _ => serde_json::Map::new(),
+        };
+        assert!(matches!(time_claim(&claims(serde_json::json!(5)), "nbf"), Ok(Some(5))));
+        assert!(matches!(time_claim(&claims(serde_json::json!(5)), "exp"), Ok(None)));
+        for bad in [
+            serde_json::json!("5"),
+            serde_json::json!(true),
+            serde_json::json!(null),
+            serde_json::json!({"t": 5}),
+            serde_json::json!([5]),
+            serde_json::json!(1e300),
+        ] {
+            let refused = time_claim(&claims(bad.clone()), "nbf");
+            assert!(
+                matches!(
+                    &refused,
+                    Err(AuthFailure {
+                        reason: RejectReason::BadToken,
+                        ..
+                    })
+                ),
+                "{bad} accepted"
+            );
+        }
+    }
+
+    #[test]
+    fn a_crit_member_is_seen_whatever_it_holds() {
+        let header = |json: &str| decode_header(&format!("{}.e30.e30", URL_SAFE_NO_PAD.encode(json)));
+        assert!(header(r#"{"alg":"RS256","kid":"k"}"#).is_ok_and(|h| !h.crit));
+        for crit in ["null", "[]", r#"["exp"]"#, r#""b64""#, "{}"] {
+            let json = format!(r#"{{"alg":"RS256","kid":"k","crit":{crit}}}"#);
+            assert!(header(&json).is_ok_and(|h| h.crit), "{json}");
+        }
     }
 }

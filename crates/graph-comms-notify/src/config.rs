@@ -10,6 +10,9 @@ pub const DEFAULT_ISSUERS: [&str; 2] = ["https://api.botframework.com", "https:/
 /// Where Graph publishes the keys that sign notification tokens.
 pub const DEFAULT_OPENID_CONFIGURATION_URL: &str = "https://api.aps.skype.com/v1/.well-known/OpenIdConfiguration";
 
+/// The default [`NotifyConfig::min_key_refetch_interval`].
+pub const DEFAULT_MIN_KEY_REFETCH_INTERVAL: Duration = Duration::from_secs(5);
+
 /// How the notification endpoint authenticates, limits and queues requests.
 #[derive(Debug, Clone)]
 pub struct NotifyConfig {
@@ -29,7 +32,10 @@ pub struct NotifyConfig {
     pub queue_capacity: usize,
     /// Age after which the key set is fetched again.
     pub key_refresh_interval: Duration,
-    /// Least time between two fetches caused by unknown `kid`s, so bad tokens cannot flood the key endpoint.
+    /// Least time from the end of one key set fetch to the start of one caused by an unknown `kid`
+    /// (default 5 s): a token signed with a newly published key waits at most this long, and tokens
+    /// naming unknown `kid`s cannot flood the key endpoint. Concurrent unknown `kid`s share one fetch
+    /// whatever this is; `Duration::ZERO` removes the wait between fetches.
     pub min_key_refetch_interval: Duration,
     /// Cache verified tokens until their `exp`, so repeat tokens skip the RSA check.
     pub token_cache: bool,
@@ -47,7 +53,7 @@ impl NotifyConfig {
             max_body_bytes: 1024 * 1024,
             queue_capacity: 10_000,
             key_refresh_interval: Duration::from_secs(2 * 60 * 60),
-            min_key_refetch_interval: Duration::from_secs(30),
+            min_key_refetch_interval: DEFAULT_MIN_KEY_REFETCH_INTERVAL,
             token_cache: true,
         }
     }

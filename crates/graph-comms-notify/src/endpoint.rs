@@ -16,6 +16,7 @@ use tokio::sync::mpsc::error::TrySendError;
 use tracing::Instrument;
 
 use crate::auth::Authenticator;
+use crate::clip::{clip, clip_detail};
 use crate::events::{EventReceiver, NotificationEvent};
 use crate::keys::{HttpKeySource, KeySource, KeyStore};
 use crate::metrics::{Counters, NotifyMetrics, RejectReason};
@@ -217,7 +218,7 @@ impl NotifyEndpoint {
         tracing::warn!(
             status = status.as_u16(),
             reason = reason.as_str(),
-            detail,
+            detail = clip_detail(detail),
             "notification refused"
         );
         let mut response = match status {
@@ -248,7 +249,7 @@ impl NotifyEndpoint {
         let tenant = self
             .inner
             .auth
-            .authenticate(parts.headers.get(header::AUTHORIZATION))
+            .authenticate(&parts.headers)
             .await
             .map_err(|failure| Rejection {
                 reason: failure.reason,
@@ -371,7 +372,7 @@ fn check_content_type(headers: &HeaderMap) -> Result<(), Rejection> {
     let refuse = |got: &str| {
         Rejection::new(
             RejectReason::BadContentType,
-            format!("content type must be application/json, got {got:?}"),
+            format!("content type must be application/json, got {}", clip(got)),
         )
     };
     let Some(value) = headers.get(header::CONTENT_TYPE) else {

@@ -18,8 +18,9 @@ pub type Jwks = jsonwebtoken::jwk::JwkSet;
 /// The default is [`HttpKeySource`]; tests and custom deployments supply their own.
 #[async_trait::async_trait]
 pub trait KeySource: Send + Sync {
-    /// The current key set. Called at most once per `min_key_refetch_interval`
-    /// for unknown `kid`s, and about every `key_refresh_interval` otherwise.
+    /// The current key set. Called about every `key_refresh_interval`, and for
+    /// unknown `kid`s at most once per `min_key_refetch_interval` (counted from
+    /// the end of the previous fetch); never twice at once.
     async fn fetch(&self) -> Result<Jwks, NotifyError>;
 }
 
@@ -89,7 +90,10 @@ impl KeySource for HttpKeySource {
 struct KeyState {
     keys: HashMap<String, Arc<DecodingKey>>,
     loaded_at: Option<Instant>,
+    /// When the last fetch started, then when it ended (or was dropped): the rate limit counts from here.
     last_attempt: Option<Instant>,
+    /// Fetches finished (successful or not), so a request that waited for one uses its result.
+    fetches_finished: u64,
 }
 
 /// Why a token's key could not be found.
@@ -137,10 +141,15 @@ impl KeyStore {
     }
 
     /// The key for `kid`, fetching the set again if it is unknown and the rate limit allows.
+    ///
+    /// Unknown `kid`s share fetches: a request that waited while a fetch ran takes that
+    /// fetch's result and starts none, and a new fetch starts only once
+    /// `min_refetch_interval` has passed since the previous one ended (a cancelled fetch
+    /// ends when dropped), so a flood of unknown `kid`s costs one fetch per interval.
     pub(crate) async fn key(self: &Arc<Self>, kid: &str) -> Result<Arc<DecodingKey>, UnknownKey> {
-        let (found, stale) = self.read(|s| {
+        let (found, stale, finished) = self.read(|s| {
             let stale = s.loaded_at.is_none_or(|t| t.elapsed() >= self.refresh_interval);
-            (s.keys.get(kid).cloned(), stale)
+            (s.keys.get(kid).cloned(), stale, s.fetches_finished)
         });
         if let Some(key) = found {
             if stale {
@@ -151,11 +160,12 @@ impl KeyStore {
             return Ok(key);
         }
         let _fetching = self.fetching.lock().await;
-        // Another request may have fetched while this one waited.
-        if let Some(key) = self.read(|s| s.keys.get(kid).cloned()) {
+        // Another request may have fetched while this one waited: its result is the answer.
+        let (found, finished_now) = self.read(|s| (s.keys.get(kid).cloned(), s.fetches_finished));
+        if let Some(key) = found {
             return Ok(key);
         }
-        if !self.attempt_allowed() {
+        if finished_now != finished || !self.attempt_allowed() {
             return Err(UnknownKey);
         }
         // Failure is logged and counted inside; the old keys stay.
@@ -187,6 +197,8 @@ impl KeyStore {
     async fn fetch_locked(&self) -> Result<(), NotifyError> {
         self.write(|s| s.last_attempt = Some(Instant::now()));
         Counters::bump(&self.counters.key_fetches, 1);
+        // Also stamped at the end, so a fetch slower than the interval is not followed by another at once.
+        let _finish = FetchFinished(self);
         let result = self.source.fetch().await.and_then(|set| {
             let keys = usable_keys(&set);
             if keys.is_empty() {
@@ -210,6 +222,18 @@ impl KeyStore {
                 Err(err)
             }
         }
+    }
+}
+
+/// Ends a fetch, also when it was cancelled: stamps `last_attempt` and counts the fetch finished.
+struct FetchFinished<'a>(&'a KeyStore);
+
+impl Drop for FetchFinished<'_> {
+    fn drop(&mut self) {
+        self.0.write(|s| {
+            s.last_attempt = Some(Instant::now());
+            s.fetches_finished = s.fetches_finished.wrapping_add(1);
+        });
     }
 }
 

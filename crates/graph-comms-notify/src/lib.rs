@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 mod auth;
+mod clip;
 mod config;
 mod endpoint;
 mod error;
@@ -8,7 +9,7 @@ mod events;
 mod keys;
 mod metrics;
 
-pub use config::{DEFAULT_ISSUERS, DEFAULT_OPENID_CONFIGURATION_URL, NotifyConfig};
+pub use config::{DEFAULT_ISSUERS, DEFAULT_MIN_KEY_REFETCH_INTERVAL, DEFAULT_OPENID_CONFIGURATION_URL, NotifyConfig};
 pub use endpoint::{Admission, Journal, NotifyEndpoint};
 pub use error::NotifyError;
 pub use events::{EventReceiver, NotificationEvent};

@@ -10,6 +10,8 @@ use http::StatusCode;
 pub enum RejectReason {
     /// No `Authorization` header.
     MissingToken,
+    /// More than one `Authorization` header (a proxy might check another one than this endpoint).
+    DuplicateAuthorization,
     /// Not a `Bearer` JWT, or one that cannot be decoded.
     BadToken,
     /// Past `exp` (plus the clock skew).
@@ -48,8 +50,9 @@ pub enum RejectReason {
 
 impl RejectReason {
     /// Every reason, in counter order.
-    pub const ALL: [RejectReason; 18] = [
+    pub const ALL: [RejectReason; 19] = [
         Self::MissingToken,
+        Self::DuplicateAuthorization,
         Self::BadToken,
         Self::Expired,
         Self::NotYetValid,
@@ -73,6 +76,7 @@ impl RejectReason {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::MissingToken => "missing_token",
+            Self::DuplicateAuthorization => "duplicate_authorization",
             Self::BadToken => "bad_token",
             Self::Expired => "expired",
             Self::NotYetValid => "not_yet_valid",

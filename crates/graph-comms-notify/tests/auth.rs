@@ -181,7 +181,7 @@ async fn forged_and_malformed_tokens_are_refused() {
     // A header without alg; a kid-less RS256 header; a known kid with a garbage payload (the signature is checked first).
     assert_refused(&endpoint, "e30.e30.e30", RejectReason::BadAlgorithm).await;
     assert_refused(&endpoint, "eyJhbGciOiJSUzI1NiJ9.e30.", RejectReason::UnknownKey).await;
-    let garbage_payload = format!("{}.!!!.{}", parts[0], parts[2]);
+    let garbage_payload = format!("{}.Zm9v.{}", parts[0], parts[2]);
     assert_refused(&endpoint, &garbage_payload, RejectReason::BadSignature).await;
     // A header without kid.
     let no_kid = URL_SAFE_NO_PAD.encode(json!({"alg": "RS256"}).to_string());
@@ -377,4 +377,256 @@ async fn a_cached_forgery_of_a_good_token_is_still_refused() {
     let forged = String::from_utf8(forged).unwrap();
     let (status, _) = send(&endpoint, json_post(&forged, transfer_accepted())).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+/// Posts the transfer-accepted body with one `Authorization` header per value, in order.
+fn post_with_authorizations(values: &[String]) -> http::Request<axum::body::Body> {
+    let mut request = http::Request::post(PATH).header("content-type", "application/json");
+    for value in values {
+        request = request.header("authorization", value);
+    }
+    request.body(transfer_accepted().into()).unwrap()
+}
+
+#[tokio::test]
+async fn two_authorization_headers_are_refused_whatever_their_order() {
+    let source = TestKeySource::new(&[A, B]);
+    // Without the cache too, so the valid token is not let in by an earlier verdict.
+    let mut config = config();
+    config.token_cache = false;
+    let (endpoint, mut events) = endpoint(config, &source);
+    let valid = format!("Bearer {}", A.sign(&claims()));
+    let other_app = format!("Bearer {}", B.sign(&claims_with("aud", json!("another-app"))));
+    let cases = [
+        vec![valid.clone(), "Bearer garbage".to_owned()],
+        vec!["Bearer garbage".to_owned(), valid.clone()],
+        vec![valid.clone(), other_app.clone()],
+        vec![other_app, valid.clone()],
+        vec![valid.clone(), valid.clone()],
+        vec![valid.clone(), valid.clone(), valid.clone()],
+    ];
+    for values in &cases {
+        let before = endpoint.metrics().rejected(RejectReason::DuplicateAuthorization);
+        let (status, response) = send(&endpoint, post_with_authorizations(values)).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{} headers", values.len());
+        assert_eq!(
+            response.headers().get("www-authenticate").unwrap(),
+            r#"Bearer error="invalid_token""#
+        );
+        assert_eq!(
+            endpoint.metrics().rejected(RejectReason::DuplicateAuthorization),
+            before + 1,
+            "counted as duplicate_authorization"
+        );
+    }
+    assert!(events.try_recv().is_none(), "nothing queued");
+    // Refused before any token is looked at: no signature check, no key fetch.
+    let metrics = endpoint.metrics();
+    assert_eq!((metrics.token_verifications, metrics.key_fetches), (0, 0));
+    assert_eq!(metrics.rejected_total(), cases.len() as u64);
+    // The valid token alone still gets in.
+    let (status, _) = send(&endpoint, post_with_authorizations(&[valid])).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+}
+
+/// A properly RS256-signed token with any header (the testkit signer always writes `alg`, `typ`, `kid`).
+fn sign_with_header(key: TestKey, header: &serde_json::Value, claims: &serde_json::Value) -> String {
+    let input = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(header.to_string()),
+        URL_SAFE_NO_PAD.encode(claims.to_string())
+    );
+    let pair = key.key_pair();
+    let mut signature = vec![0; pair.public_modulus_len()];
+    pair.sign(
+        &aws_lc_rs::signature::RSA_PKCS1_SHA256,
+        &aws_lc_rs::rand::SystemRandom::new(),
+        input.as_bytes(),
+        &mut signature,
+    )
+    .unwrap();
+    format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature))
+}
+
+#[tokio::test]
+async fn a_header_with_crit_is_refused() {
+    let source = TestKeySource::new(&[A]);
+    let (endpoint, _events) = endpoint(config(), &source);
+    let claims = claims();
+    // The same header without crit is fine, so the refusal is crit's.
+    let plain = sign_with_header(A, &json!({"alg": "RS256", "typ": "JWT", "kid": A.kid()}), &claims);
+    let (status, _) = send(&endpoint, json_post(&plain, transfer_accepted())).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    for crit in [json!(["exp"]), json!(["b64"]), json!([]), json!(null), json!("x")] {
+        let mut header = json!({"alg": "RS256", "typ": "JWT", "kid": A.kid(), "crit": crit});
+        if crit == json!(["b64"]) {
+            header["b64"] = json!(false);
+        }
+        assert_refused(
+            &endpoint,
+            &sign_with_header(A, &header, &claims),
+            RejectReason::BadToken,
+        )
+        .await;
+    }
+    // Refused before the signature check (only the plain token was verified).
+    assert_eq!(endpoint.metrics().token_verifications, 1);
+}
+
+#[tokio::test]
+async fn time_claims_that_are_not_numbers_are_refused() {
+    let source = TestKeySource::new(&[A]);
+    let (endpoint, _events) = endpoint(config(), &source);
+    let far_future = now() + 24 * 3600;
+    for name in ["nbf", "exp", "iat"] {
+        for value in [
+            json!(far_future.to_string()),
+            json!("soon"),
+            json!(true),
+            json!(null),
+            json!({"t": far_future}),
+            json!([far_future]),
+        ] {
+            let token = A.sign(&claims_with(name, value.clone()));
+            let before = endpoint.metrics().rejected(RejectReason::BadToken);
+            let (status, _) = send(&endpoint, json_post(&token, transfer_accepted())).await;
+            assert_eq!(status, StatusCode::UNAUTHORIZED, "{name}: {value}");
+            assert_eq!(
+                endpoint.metrics().rejected(RejectReason::BadToken),
+                before + 1,
+                "{name}: {value} counted as bad_token"
+            );
+        }
+    }
+    // A fractional NumericDate is a number, and accepted.
+    let fractional = claims_with("nbf", json!(now() as f64 - 0.5));
+    let (status, _) = send(&endpoint, json_post(&A.sign(&fractional), transfer_accepted())).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    assert_eq!(endpoint.metrics().accepted_requests, 1);
+}
+
+/// Log lines written while `f` runs on this thread (a current-thread test runtime keeps the request on it).
+#[derive(Clone, Default)]
+struct CapturedLog(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for CapturedLog {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl CapturedLog {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+#[tokio::test]
+async fn long_caller_controlled_values_are_refused_and_logged_short() {
+    let log = CapturedLog::default();
+    let writer = log.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .with_max_level(tracing::Level::WARN)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let source = TestKeySource::new(&[A]);
+    let (endpoint, _events) = endpoint(config(), &source);
+    let long = |c: char| c.to_string().repeat(10 * 1024);
+    // A 10 KB kid (unknown, so it costs one refetch), and 10 KB issuer, audience and tenant.
+    assert_refused(&endpoint, &A.sign_as(&long('k'), &claims()), RejectReason::UnknownKey).await;
+    assert_refused(
+        &endpoint,
+        &A.sign(&claims_with("iss", json!(long('i')))),
+        RejectReason::WrongIssuer,
+    )
+    .await;
+    assert_refused(
+        &endpoint,
+        &A.sign(&claims_with("aud", json!([long('a')]))),
+        RejectReason::WrongAudience,
+    )
+    .await;
+    let mut allowed = config();
+    allowed.allowed_tenants = Some(vec![TenantId::from(TENANT)]);
+    let (restricted, _restricted_events) = common::endpoint(allowed, &source);
+    assert_refused(
+        &restricted,
+        &A.sign(&claims_with("tid", json!(long('t')))),
+        RejectReason::TenantNotAllowed,
+    )
+    .await;
+    // A 10 KB content type: the 400's message carries it clipped too.
+    let request = post(Some(&A.sign(&claims())), Some(&long('c')), transfer_accepted());
+    let (status, response) = send(&endpoint, request).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let message = body_text(response).await;
+    assert!(message.len() < 200, "{} bytes: {message:.200}", message.len());
+    assert!(message.ends_with("…(10240 bytes)"), "{message}");
+
+    let text = log.text();
+    let lines: Vec<&str> = text.lines().filter(|l| l.contains("notification refused")).collect();
+    assert_eq!(lines.len(), 5, "{text:.2000}");
+    for (line, c) in lines.iter().zip(['k', 'i', 'a', 't', 'c']) {
+        assert!(line.len() < 1024, "a {}-byte log line", line.len());
+        // The first 64 characters (the audience's include its JSON quotes), then the full length.
+        assert!(
+            line.contains(&c.to_string().repeat(60)),
+            "the value's start is logged: {line}"
+        );
+        assert!(!line.contains(&c.to_string().repeat(65)), "only its start: {line:.300}");
+        assert!(line.contains("…(1024"), "its length is logged: {line}");
+    }
+}
+
+#[tokio::test]
+async fn a_newly_published_key_is_used_after_the_short_interval_and_a_flood_stays_bounded() {
+    const INTERVAL: Duration = Duration::from_millis(200);
+    // Each fetch takes longer than the interval, so an interval counted from a fetch's start
+    // would let every request that waited for it fetch again in turn.
+    let source = TestKeySource::slow(&[A], Duration::from_millis(300));
+    let mut config = config();
+    config.min_key_refetch_interval = INTERVAL;
+    let (endpoint, _events) = endpoint(config, &source);
+    endpoint.refresh_keys().await.unwrap();
+    assert_eq!(source.fetches(), 1);
+
+    // B is published; once the interval has passed, the first token signed with it fetches it.
+    source.set(&[A, B]);
+    tokio::time::sleep(INTERVAL + Duration::from_millis(50)).await;
+    let (status, _) = send(&endpoint, json_post(&B.sign(&claims()), transfer_accepted())).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "the new key is fetched and accepted");
+    assert_eq!(source.fetches(), 2);
+
+    // 200 tokens naming unknown kids at once, after the interval: they share one fetch.
+    tokio::time::sleep(INTERVAL + Duration::from_millis(50)).await;
+    let claims = claims();
+    let tokens: Vec<String> = (0..200).map(|i| B.sign_as(&format!("unknown-{i}"), &claims)).collect();
+    let requests = tokens.into_iter().map(|token| {
+        let endpoint = endpoint.clone();
+        tokio::spawn(async move { send(&endpoint, json_post(&token, transfer_accepted())).await.0 })
+    });
+    for status in futures::future::join_all(requests).await {
+        assert_eq!(status.unwrap(), StatusCode::UNAUTHORIZED);
+    }
+    let flood_fetches = source.fetches() - 2;
+    assert!(
+        (1..=2).contains(&flood_fetches),
+        "{flood_fetches} fetches for 200 unknown kids"
+    );
+    assert_eq!(endpoint.metrics().rejected(RejectReason::UnknownKey), 200);
+    assert_eq!(endpoint.metrics().key_fetches, source.fetches() as u64);
+    // Known keys still verify without a fetch.
+    let before = source.fetches();
+    for key in [A, B] {
+        let (status, _) = send(&endpoint, json_post(&key.sign(&claims), transfer_accepted())).await;
+        assert_eq!(status, StatusCode::ACCEPTED);
+    }
+    assert_eq!(source.fetches(), before);
 }
