@@ -238,6 +238,21 @@ fn demo_on_three_instances_kills_one_and_every_call_ends_as_scripted() {
     assert!(stderr.contains("with SIGKILL"), "an instance was killed: {stderr}");
 }
 
+/// Regression: a log written to a file or a pipe was full of ANSI colour codes.
+#[test]
+fn logs_to_a_pipe_carry_no_colour_codes() {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_transfer-bot"))
+        .arg("demo")
+        .env("RUST_LOG", "info")
+        .env_remove("NO_COLOR")
+        .output()
+        .expect("transfer-bot runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(stderr.contains(" INFO "), "info lines are logged: {stderr}");
+    assert!(!stderr.contains('\x1b'), "no escape codes: {stderr}");
+}
+
 #[test]
 fn demo_instances_without_redis_is_refused_with_a_clear_error() {
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_transfer-bot"))
