@@ -30,6 +30,7 @@ pub enum Command {
         config: Option<PathBuf>,
     },
     /// Run scripted calls against the embedded Graph emulator and print a result table.
+    #[cfg(feature = "demo")]
     Demo {
         /// Instead of the scripted calls, run this many randomised calls and report throughput and latency.
         #[arg(long)]
@@ -78,6 +79,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             runtime()?.block_on(crate::server::serve(config))?;
             Ok(ExitCode::SUCCESS)
         }
+        #[cfg(feature = "demo")]
         Command::Demo {
             calls,
             concurrency,

@@ -1,5 +1,7 @@
 //! The scripted demo end to end against the Graph emulator over real HTTP, plus
 //! the bot's HTTP endpoints and the request bodies it sends.
+
+#![cfg(feature = "demo")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::Duration;

@@ -3,6 +3,8 @@
 //!
 //! The tests that need a Redis use `GRAPH_COMMS_REDIS_URL` (`scripts/test.sh`
 //! starts a private one); without it they are skipped locally and fail under CI.
+
+#![cfg(feature = "demo")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::{Duration, Instant};

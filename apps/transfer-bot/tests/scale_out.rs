@@ -24,6 +24,8 @@
 //! - the call's record in Redis is ended and agrees with those outcomes.
 //!
 //! Needs `redis-server` on the PATH (each test starts its own).
+
+#![cfg(feature = "demo")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::{BTreeMap, HashMap};

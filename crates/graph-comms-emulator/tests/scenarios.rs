@@ -669,6 +669,7 @@ async fn control_api_mirrors_the_rust_api() {
     emu.shutdown().await;
 }
 
+#[cfg(feature = "cli")]
 #[tokio::test]
 async fn the_binary_prints_its_urls_and_credentials() {
     use std::io::BufRead;
