@@ -8,8 +8,9 @@ use crate::config::LogFormat;
 
 /// Installs the global subscriber, filtered by `RUST_LOG` (default `info`).
 ///
-/// Each call's work runs inside a `call` span carrying `call_id`, so every line
-/// about a call names it.
+/// The framework runs each call's work inside a `call` span carrying `call_id`
+/// and `call_chain_id`, and the webhook's `graph_notification` span names the
+/// call too, so every line about a call can be found by either id.
 pub fn init(format: LogFormat) -> anyhow::Result<()> {
     init_with_default(format, "info")
 }

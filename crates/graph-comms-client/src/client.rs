@@ -202,7 +202,8 @@ impl GraphClientBuilder {
         self
     }
 
-    /// A `scenario-id` header sent with every request, to correlate in Graph's logs.
+    /// A `scenario-id` header sent with every request outside [`with_scenario_id`](crate::with_scenario_id)
+    /// (which the handler framework sets per call), to correlate in Graph's logs.
     pub fn scenario_id(mut self, id: impl Into<String>) -> Self {
         self.scenario_id = Some(id.into());
         self
@@ -566,6 +567,8 @@ impl GraphClient {
                 if let Some(id) = header_text(headers, "request-id") {
                     span.record("request_id", id);
                 }
+                let elapsed_ms = u64::try_from(attempt_started.elapsed().as_millis()).unwrap_or(u64::MAX);
+                tracing::debug!(elapsed_ms, "graph answered");
             }
             if let Some(observer) = &inner.observer {
                 observer.on_response(&RequestInfo {
@@ -638,8 +641,8 @@ impl GraphClient {
             .header(http::header::AUTHORIZATION, authorization)
             .header(http::header::ACCEPT, "application/json")
             .header("client-request-id", client_request_id);
-        if let Some(scenario) = &inner.scenario_id {
-            request = request.header("scenario-id", scenario.clone());
+        if let Some(scenario) = crate::scenario::current().or_else(|| inner.scenario_id.clone()) {
+            request = request.header("scenario-id", scenario);
         }
         if attempt > 1 {
             request = request.header("retry-attempt", (attempt - 1).to_string());

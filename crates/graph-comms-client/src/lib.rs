@@ -8,6 +8,7 @@ mod certificate;
 mod client;
 mod error;
 mod retry;
+mod scenario;
 
 pub use async_trait::async_trait;
 pub use auth::{AccessToken, ClientSecretCredential, TokenProvider};
@@ -16,3 +17,4 @@ pub use client::{GraphClient, GraphClientBuilder, GraphResponse, RequestInfo, Re
 pub use error::{GraphClientError, TokenError};
 pub use graph_comms_model::FailureCause;
 pub use retry::{Idempotency, RetryPolicy};
+pub use scenario::with_scenario_id;

@@ -153,9 +153,12 @@ pub(crate) fn place_incoming(inner: &Arc<Inner>, call: IncomingCall) -> CallId {
     };
     let targets = json!([{ "identity": called }]);
     let url = compact_url(&id);
+    let call_chain_id = uuid::Uuid::new_v4().to_string();
+    // Graph's call resource names its chain (the policy-recording example shows it).
     let mut fields = json!({
         "@odata.id": url, "@odata.etag": "W/\"5445\"", "direction": "incoming",
         "source": source, "targets": targets, "requestedModalities": ["audio"],
+        "callChainId": call_chain_id,
     });
     // Group calls carry their chat thread; that is how a bot tells them from P2P calls.
     if call.group.is_some() {
@@ -189,7 +192,7 @@ pub(crate) fn place_incoming(inner: &Arc<Inner>, call: IncomingCall) -> CallId {
             queue: None,
             last_activity: inner.now(),
             my_participant_id: uuid::Uuid::new_v4().to_string(),
-            call_chain_id: uuid::Uuid::new_v4().to_string(),
+            call_chain_id,
             notifications: Vec::new(),
             tones_subscribed: false,
             tone_sequence: 0,

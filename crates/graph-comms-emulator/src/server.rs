@@ -257,6 +257,11 @@ pub(crate) async fn entry(State(inner): State<Arc<Inner>>, request: Request) -> 
         call_id,
         body: json_body,
         client_request_id: ctx.client_request_id.clone(),
+        scenario_id: parts
+            .headers
+            .get("scenario-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
         status: response.status().as_u16(),
     });
     if let Some(d) = delay {

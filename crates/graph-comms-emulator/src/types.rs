@@ -328,6 +328,9 @@ pub struct RecordedRequest {
     pub body: Option<serde_json::Value>,
     /// The caller's `client-request-id` header.
     pub client_request_id: Option<String>,
+    /// The caller's `scenario-id` header.
+    #[serde(default)]
+    pub scenario_id: Option<String>,
     /// The status returned.
     pub status: u16,
     /// The tenant of the bearer token (calls API) or in the URL (token endpoint).

@@ -119,6 +119,27 @@ graph_id! {
     /// A call's id (`call.id`, the `{id}` in `/communications/calls/{id}`).
     CallId
 }
+
+impl CallId {
+    /// The id as a lower-case dashed GUID, whichever spelling arrived
+    /// (`resourceUrl`'s compact upper case or `resourceData`'s dashed form);
+    /// an id that is not a GUID, as given. One spelling for logs and `scenario-id`.
+    pub fn dashed(&self) -> String {
+        let canonical = self.canonical();
+        if canonical.len() == 32 && canonical.bytes().all(|b| b.is_ascii_hexdigit()) {
+            format!(
+                "{}-{}-{}-{}-{}",
+                &canonical[..8],
+                &canonical[8..12],
+                &canonical[12..16],
+                &canonical[16..20],
+                &canonical[20..]
+            )
+        } else {
+            self.0.clone()
+        }
+    }
+}
 graph_id! {
     /// A comms operation's id (`.../operations/{id}`).
     OperationId
@@ -247,6 +268,15 @@ mod tests {
         assert_eq!(hash(&a), hash(&b));
         assert_ne!(a, CallId::new("57dab8b1-894c-409a-b240-bd8beae78897"));
         assert_eq!(b.as_str(), "57DAB8B1894C409AB240BD8BEAE78896");
+    }
+
+    #[test]
+    fn both_spellings_of_a_call_id_have_one_dashed_form() {
+        let dashed = CallId::new("57dab8b1-894c-409a-b240-bd8beae78896");
+        let compact = CallId::new("57DAB8B1894C409AB240BD8BEAE78896");
+        assert_eq!(compact.dashed(), "57dab8b1-894c-409a-b240-bd8beae78896");
+        assert_eq!(dashed.dashed(), compact.dashed());
+        assert_eq!(CallId::new("not-a-guid").dashed(), "not-a-guid");
     }
 
     #[test]

@@ -262,6 +262,7 @@ impl NotifyEndpoint {
         let envelope = CommsNotifications::from_slice(&body)
             .map_err(|e| Rejection::new(RejectReason::MalformedBody, format!("malformed notification body: {e}")))?;
         let events = to_events(envelope, &tenant, received_at)?;
+        record_call(&events);
         if let Some(journal) = self.inner.journal.get() {
             journal.record(&events).await.map_err(|detail| Rejection {
                 reason: RejectReason::JournalUnavailable,
@@ -358,10 +359,31 @@ impl NotifyEndpoint {
     }
 }
 
+/// Names the call (and its `callChainId`) on the request's span when every item is about
+/// one call, as Graph sends them, so the webhook's lines join the call's `call` span.
+fn record_call(events: &[NotificationEvent]) {
+    let Some(first) = events.first() else {
+        return;
+    };
+    if events.iter().any(|e| e.call_id != first.call_id) {
+        return;
+    }
+    let span = tracing::Span::current();
+    span.record("call_id", tracing::field::display(first.call_id.dashed()));
+    if let Some(chain) = events
+        .iter()
+        .find_map(|e| e.notification.call().and_then(|c| c.call_chain_id.as_deref()))
+    {
+        span.record("call_chain_id", tracing::field::display(chain));
+    }
+}
+
 async fn receive(State(endpoint): State<NotifyEndpoint>, request: Request) -> Response {
     let span = tracing::info_span!(
         "graph_notification",
         tenant = tracing::field::Empty,
+        call_id = tracing::field::Empty,
+        call_chain_id = tracing::field::Empty,
         events = tracing::field::Empty
     );
     endpoint.handle(request).instrument(span).await

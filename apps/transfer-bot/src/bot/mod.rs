@@ -19,7 +19,6 @@ use graph_comms_handler::{
     TransferError, TransferFailure, TransferInfo, async_trait,
 };
 use tokio::sync::mpsc::UnboundedSender;
-use tracing::Instrument as _;
 
 mod consult;
 mod events;
@@ -68,10 +67,6 @@ impl fmt::Debug for Receptionist {
             .field("policy", &self.policy)
             .finish_non_exhaustive()
     }
-}
-
-fn span(call_id: &CallId) -> tracing::Span {
-    tracing::info_span!("call", call_id = %call_id)
 }
 
 fn end_code(end: &CallEnd) -> String {
@@ -353,7 +348,6 @@ impl CallHandler for Receptionist {
                 tracing::warn!(error = %e, "could not store the call plan");
             }
         }
-        .instrument(span(ctx.call_id()))
         .await;
         Ok(IncomingDecision::Answer(AnswerOptions::audio()))
     }
@@ -366,7 +360,7 @@ impl CallHandler for Receptionist {
         };
         if plan.phase != Phase::Ringing {
             // This hook already ran (it runs again after a takeover): carry on from the plan.
-            self.resume(ctx, &plan).instrument(span(call_id)).await;
+            self.resume(ctx, &plan).await;
             return self.check_started(ctx);
         }
         async {
@@ -384,7 +378,6 @@ impl CallHandler for Receptionist {
             }
             self.advance(ctx).await;
         }
-        .instrument(span(call_id))
         .await;
         self.check_started(ctx)
     }
@@ -396,7 +389,6 @@ impl CallHandler for Receptionist {
         inferred: bool,
     ) -> Result<(), HookError> {
         let target = Self::current_target(ctx);
-        let _span = span(ctx.call_id()).entered();
         tracing::info!(attempt = %attempt.id, target = %target, inferred, redelivered = attempt.redelivered, "transfer accepted");
         self.metrics.transfer_accepted();
         self.emit(ctx.call_id(), BotEventKind::TransferAccepted { target });
@@ -405,7 +397,7 @@ impl CallHandler for Receptionist {
 
     async fn on_transfer_completed(&self, ctx: &CallContext, attempt: &TransferInfo) -> Result<(), HookError> {
         let target = Self::current_target(ctx);
-        tracing::info!(parent: &span(ctx.call_id()), call_id = %ctx.call_id(), attempt = %attempt.id, target = %target, redelivered = attempt.redelivered, "transfer completed");
+        tracing::info!(attempt = %attempt.id, target = %target, redelivered = attempt.redelivered, "transfer completed");
         self.metrics.transfer_completed();
         let outcome = CallOutcome::Transferred { target: target.clone() };
         update_plan(ctx, |plan| plan.outcome = Some(outcome)).await;
@@ -447,7 +439,6 @@ impl CallHandler for Receptionist {
                 self.advance(ctx).await;
             }
         }
-        .instrument(span(call_id))
         .await;
         Ok(())
     }
@@ -470,7 +461,6 @@ impl CallHandler for Receptionist {
         // Machine-readable too: the cluster demo reads it from the instances' JSON logs.
         let outcome_json = serde_json::to_string(&outcome).unwrap_or_default();
         tracing::info!(
-            parent: &span(call_id),
             call_id = %call_id,
             outcome = %outcome,
             outcome_json,
@@ -512,7 +502,6 @@ impl CallHandler for Receptionist {
                 self.advance(ctx).await;
             }
         }
-        .instrument(span(ctx.call_id()))
         .await;
         Ok(())
     }
@@ -540,7 +529,6 @@ impl CallHandler for Receptionist {
             self.record_failure(ctx.call_id(), &target, "consultation_ended", &reason);
             self.advance(ctx).await;
         }
-        .instrument(span(ctx.call_id()))
         .await;
         Ok(())
     }

@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use graph_comms_model::CallId;
 use graph_comms_notify::{Admission, EventReceiver, NotificationEvent};
 use tokio::sync::mpsc;
+use tracing::Instrument as _;
 
 use super::Runtime;
 use crate::attempt::TransferInfo;
@@ -119,6 +120,11 @@ impl Runtime {
         admitted: Arc<AtomicUsize>,
     ) {
         let idle = self.timings.worker_idle_timeout;
+        // Hooks and the Graph requests they make log inside this span; the
+        // requests carry the call's id as their `scenario-id`.
+        // One spelling of the id (dashed, lower case) in the call's and the webhook's spans.
+        let scenario = call_id.dashed();
+        let span = tracing::info_span!("call", call_id = %scenario, call_chain_id = tracing::field::Empty);
         loop {
             let next = if self.cache.contains(&call_id) {
                 tokio::time::timeout(idle, queue.recv()).await.ok().flatten()
@@ -145,10 +151,18 @@ impl Runtime {
                 }
             };
             let notification = matches!(event, CallEvent::Notification(_));
-            match &self.sharing {
-                Some(sharing) => self.process_shared(sharing, &call_id, event).await,
-                None => self.process(&call_id, event).await,
+            if let CallEvent::Notification(item) = &event
+                && let Some(chain) = item.notification.call().and_then(|c| c.call_chain_id.as_deref())
+            {
+                span.record("call_chain_id", tracing::field::display(chain));
             }
+            let work = async {
+                match &self.sharing {
+                    Some(sharing) => self.process_shared(sharing, &call_id, event).await,
+                    None => self.process(&call_id, event).await,
+                }
+            };
+            graph_comms_client::with_scenario_id(&scenario, work.instrument(span.clone())).await;
             if notification {
                 // Saturating: a bot fed by an endpoint without this admission counts nothing.
                 let _ = admitted.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
