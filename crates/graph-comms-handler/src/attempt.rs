@@ -270,6 +270,12 @@ pub enum TransferFailure {
     /// Either the POST never left, or Graph already declined it; it is not
     /// sent again, because a second POST could transfer the call twice.
     Unconfirmed,
+    /// The consultation call ended before it was answered (declined, not
+    /// reached, busy, or hung up): no `POST /transfer` was sent.
+    ConsultationEnded {
+        /// The consultation call's end `resultInfo`, if known.
+        result: Option<ResultInfo>,
+    },
     /// A newer attempt on the same call replaced this one (only when concurrent
     /// attempts are allowed).
     Superseded,
@@ -290,6 +296,7 @@ impl TransferFailure {
             Self::TimedOut => "timed_out",
             Self::TimedOutUnverified { .. } => "timed_out_unverified",
             Self::Unconfirmed => "unconfirmed",
+            Self::ConsultationEnded { .. } => "consultation_ended",
             Self::Superseded => "superseded",
             Self::Abandoned => "abandoned",
         }
@@ -301,7 +308,9 @@ impl TransferFailure {
     /// Unknown subcodes are kept as [`FailureCause::Other`].
     pub fn cause(&self) -> Option<FailureCause> {
         match self {
-            Self::ReturnedToEstablished { result } | Self::CallEnded { result: Some(result) } => result.failure_cause(),
+            Self::ReturnedToEstablished { result }
+            | Self::CallEnded { result: Some(result) }
+            | Self::ConsultationEnded { result: Some(result) } => result.failure_cause(),
             Self::Rejected { error } => {
                 FailureCause::from_error_parts(error.code.as_deref().unwrap_or_default(), &error.message)
             }
@@ -318,7 +327,9 @@ impl TransferFailure {
     pub fn subcode(&self) -> Option<i32> {
         match self {
             Self::ReturnedToEstablished { result } => result.subcode,
-            Self::CallEnded { result: Some(result) } => result.subcode,
+            Self::CallEnded { result: Some(result) } | Self::ConsultationEnded { result: Some(result) } => {
+                result.subcode
+            }
             _ => None,
         }
     }
@@ -346,6 +357,10 @@ impl fmt::Display for TransferFailure {
             Self::Unconfirmed => {
                 f.write_str("not known to be sent: the instance that decided it stopped, and the call is established")
             }
+            Self::ConsultationEnded { result: Some(result) } => {
+                write!(f, "consultation call ended before it was answered ({})", code(result))
+            }
+            Self::ConsultationEnded { result: None } => f.write_str("consultation call ended before it was answered"),
             Self::Superseded => f.write_str("superseded by a newer transfer"),
             Self::Abandoned => f.write_str("abandoned: this bot stopped before the outcome"),
         }

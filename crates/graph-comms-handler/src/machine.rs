@@ -59,6 +59,17 @@ pub enum AttemptInput {
     /// stopped before its `POST /transfer` was known to be sent, and Graph
     /// was asked about the call.
     SendUnconfirmed(CallLookup),
+    /// The consultation call of an attempt started with a consultation
+    /// ([`TransferMachine::consulting`]) was answered: the runtime now sends the
+    /// `POST /transfer` with `replacesCallId`.
+    ConsultationAnswered,
+    /// The consultation call ended before it was answered (declined, not
+    /// reached, hung up by the bot). After it was answered, its end says
+    /// nothing about the transfer and is ignored.
+    ConsultationEnded {
+        /// The consultation call's end `resultInfo`, if known.
+        result_info: Option<ResultInfo>,
+    },
     /// A newer attempt replaced this one.
     Superseded,
     /// The runtime stops tracking the attempt (shutdown).
@@ -123,6 +134,9 @@ impl AttemptEffect {
 #[serde(rename_all = "camelCase", default)]
 pub struct TransferMachine {
     consultative: bool,
+    /// Waiting for the consultation call to answer: no `POST /transfer` was sent yet.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    consulting: bool,
     transferring_fired: bool,
     accepted_fired: bool,
     post_outcome_unknown: bool,
@@ -140,6 +154,24 @@ impl TransferMachine {
             consultative,
             ..Self::default()
         }
+    }
+
+    /// A machine for an attempt that starts with a consultation call: no
+    /// `POST /transfer` is sent until [`AttemptInput::ConsultationAnswered`].
+    /// Until then a consultation that ends fails the attempt with
+    /// [`TransferFailure::ConsultationEnded`], and transfer notifications
+    /// cannot be this attempt's (nothing was sent), so they are ignored.
+    pub fn consulting() -> Self {
+        Self {
+            consultative: true,
+            consulting: true,
+            ..Self::default()
+        }
+    }
+
+    /// Whether the attempt still waits for its consultation call to answer.
+    pub fn is_consulting(&self) -> bool {
+        self.consulting && !self.is_finished()
     }
 
     /// The final outcome, once there is one.
@@ -162,6 +194,10 @@ impl TransferMachine {
     pub fn handle(&mut self, input: AttemptInput) -> Vec<AttemptEffect> {
         let mut effects = Vec::new();
         if self.is_finished() {
+            return effects;
+        }
+        if self.consulting {
+            self.handle_consulting(input, &mut effects);
             return effects;
         }
         match input {
@@ -245,8 +281,40 @@ impl TransferMachine {
                 self.finish(TransferOutcome::Failed(TransferFailure::Superseded), &mut effects);
             }
             AttemptInput::Abandoned => self.finish(TransferOutcome::Failed(TransferFailure::Abandoned), &mut effects),
+            // Answered twice, or ended after the answer: the transfer's own notifications decide.
+            AttemptInput::ConsultationAnswered | AttemptInput::ConsultationEnded { .. } => {}
         }
         effects
+    }
+
+    /// Before the `POST /transfer`: only the consultation's progress, the
+    /// call's end and the runtime's own verdicts count.
+    fn handle_consulting(&mut self, input: AttemptInput, effects: &mut Vec<AttemptEffect>) {
+        match input {
+            AttemptInput::ConsultationAnswered => self.consulting = false,
+            AttemptInput::ConsultationEnded { result_info } => {
+                let failure = TransferFailure::ConsultationEnded { result: result_info };
+                self.finish(TransferOutcome::Failed(failure), effects);
+            }
+            AttemptInput::Terminated { result_info, .. } | AttemptInput::CallGone { result_info } => {
+                let failure = TransferFailure::CallEnded { result: result_info };
+                self.finish(TransferOutcome::Failed(failure), effects);
+            }
+            AttemptInput::TimedOut | AttemptInput::TimeoutLookup(_) => {
+                self.finish(TransferOutcome::Failed(TransferFailure::TimedOut), effects);
+            }
+            AttemptInput::Superseded => self.finish(TransferOutcome::Failed(TransferFailure::Superseded), effects),
+            AttemptInput::Abandoned => self.finish(TransferOutcome::Failed(TransferFailure::Abandoned), effects),
+            // Nothing was sent: transfer notifications are an earlier attempt's,
+            // and there is no POST whose result could arrive.
+            AttemptInput::Transferring
+            | AttemptInput::TransferAccepted
+            | AttemptInput::Established { .. }
+            | AttemptInput::PostRejected(_)
+            | AttemptInput::PostOutcomeUnknown
+            | AttemptInput::UnknownOutcomeExpired
+            | AttemptInput::SendUnconfirmed(_) => {}
+        }
     }
 
     /// The call ended: completed if the end says the transfer happened.
@@ -323,6 +391,84 @@ mod tests {
                 AttemptEffect::Completed
             ]
         );
+    }
+
+    fn consulting(inputs: Vec<AttemptInput>) -> Vec<AttemptEffect> {
+        let mut machine = TransferMachine::consulting();
+        inputs.into_iter().flat_map(|i| machine.handle(i)).collect()
+    }
+
+    #[test]
+    fn a_consultation_declined_before_the_answer_fails_the_attempt_once() {
+        let declined = Some(ResultInfo::new(603, 7000, "Declined"));
+        let effects = consulting(vec![
+            // A late notification of an earlier attempt: nothing of this one was sent.
+            AttemptInput::Transferring,
+            AttemptInput::ConsultationEnded {
+                result_info: declined.clone(),
+            },
+            AttemptInput::ConsultationEnded { result_info: None },
+            AttemptInput::ConsultationAnswered,
+        ]);
+        assert_eq!(
+            effects,
+            vec![AttemptEffect::Failed(TransferFailure::ConsultationEnded {
+                result: declined
+            })]
+        );
+    }
+
+    #[test]
+    fn an_answered_consultation_hands_over_to_the_transfers_own_notifications() {
+        let mut machine = TransferMachine::consulting();
+        assert!(machine.is_consulting());
+        assert!(machine.handle(AttemptInput::ConsultationAnswered).is_empty());
+        assert!(!machine.is_consulting());
+        // Graph ends the consultation call once the transfer replaced it: not a failure.
+        assert!(
+            machine
+                .handle(AttemptInput::ConsultationEnded { result_info: None })
+                .is_empty()
+        );
+        let effects = machine.handle(AttemptInput::Terminated {
+            result_info: Some(ResultInfo::new(200, 0, "")),
+            termination_reason: Some(APP_TRANSFERRED.into()),
+        });
+        assert_eq!(
+            effects,
+            vec![
+                AttemptEffect::Transferring,
+                AttemptEffect::Accepted { inferred: true },
+                AttemptEffect::Completed
+            ]
+        );
+    }
+
+    #[test]
+    fn the_caller_hanging_up_during_the_consultation_ends_the_attempt() {
+        let effects = consulting(vec![
+            AttemptInput::Terminated {
+                result_info: Some(ResultInfo::new(200, 5001, "")),
+                termination_reason: None,
+            },
+            AttemptInput::ConsultationEnded { result_info: None },
+        ]);
+        assert_eq!(effects.len(), 1);
+        assert!(matches!(
+            &effects[0],
+            AttemptEffect::Failed(TransferFailure::CallEnded { result: Some(_) })
+        ));
+    }
+
+    #[test]
+    fn a_consulting_machine_round_trips_through_json() {
+        let machine = TransferMachine::consulting();
+        let json = serde_json::to_value(&machine).unwrap();
+        assert_eq!(json["consulting"], true);
+        assert_eq!(serde_json::from_value::<TransferMachine>(json).unwrap(), machine);
+        // Records written before the consultation phase existed read as not consulting.
+        let old: TransferMachine = serde_json::from_str(r#"{"consultative":true}"#).unwrap();
+        assert!(!old.is_consulting());
     }
 
     fn found(state: CallState) -> CallLookup {

@@ -265,7 +265,9 @@ fn any_input() -> impl Strategy<Value = AttemptInput> {
                 result_info,
                 termination_reason
             }),
-        proptest::option::of(result).prop_map(|result_info| AttemptInput::CallGone { result_info }),
+        proptest::option::of(result.clone()).prop_map(|result_info| AttemptInput::CallGone { result_info }),
+        Just(AttemptInput::ConsultationAnswered),
+        proptest::option::of(result).prop_map(|result_info| AttemptInput::ConsultationEnded { result_info }),
         Just(AttemptInput::PostOutcomeUnknown),
         Just(AttemptInput::UnknownOutcomeExpired),
         Just(AttemptInput::TimedOut),
@@ -299,10 +301,15 @@ proptest! {
     /// Any input sequence keeps the invariants, and a final timeout always ends it.
     #[test]
     fn arbitrary_sequences_keep_the_invariants(
-        consultative in any::<bool>(),
+        kind in 0..3u8,
         inputs in proptest::collection::vec(any_input(), 0..12),
     ) {
-        let mut machine = TransferMachine::new(consultative);
+        // Blind, consultative, and consultative starting with a consultation call.
+        let mut machine = match kind {
+            0 => TransferMachine::new(false),
+            1 => TransferMachine::new(true),
+            _ => TransferMachine::consulting(),
+        };
         let mut effects: Vec<AttemptEffect> = inputs.into_iter().flat_map(|i| machine.handle(i)).collect();
         effects.extend(machine.handle(AttemptInput::TimedOut));
         check_effects(&effects).map_err(TestCaseError::fail)?;
