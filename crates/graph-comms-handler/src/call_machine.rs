@@ -231,8 +231,17 @@ pub fn step(record: &mut CallRecord, input: CallInput<'_>, now: SystemTime, t: &
                 attempt.sending = false;
             }
             let ambiguous = input == AttemptInput::PostOutcomeUnknown;
+            let answered = input == AttemptInput::ConsultationAnswered
+                && record
+                    .attempt
+                    .as_ref()
+                    .is_some_and(|a| a.info.id == id && a.machine.is_consulting());
             if feed(record, Some(id), input, &mut steps) && ambiguous {
                 record.lifecycle.deadlines.unknown_outcome = Some(now + t.unknown_outcome_timeout);
+            }
+            if answered {
+                // The transfer itself starts now.
+                record.lifecycle.deadlines.attempt_timeout = Some(now + t.transfer_timeout);
             }
         }
         CallInput::Wake => wake(record, now, t, &mut steps),
@@ -447,6 +456,37 @@ pub fn start_attempt(
     now: SystemTime,
     t: &MachineTimings,
 ) -> Result<(TransferInfo, Option<Superseded>), TransferError> {
+    begin(record, id, request, allow_concurrent, now, t, false)
+}
+
+/// Like [`start_attempt`], for an attempt that starts with its consultation
+/// call (`request` already names it in `replacesCallId`): no `POST /transfer`
+/// until the consultation answers ([`TransferMachine::consulting`]). Its timeout
+/// allows for the ringing, `transfer_timeout` twice; the answer restarts it.
+///
+/// # Errors
+///
+/// As [`start_attempt`].
+pub fn start_consulting_attempt(
+    record: &mut CallRecord,
+    id: AttemptId,
+    request: TransferRequest,
+    allow_concurrent: bool,
+    now: SystemTime,
+    t: &MachineTimings,
+) -> Result<(TransferInfo, Option<Superseded>), TransferError> {
+    begin(record, id, request, allow_concurrent, now, t, true)
+}
+
+fn begin(
+    record: &mut CallRecord,
+    id: AttemptId,
+    request: TransferRequest,
+    allow_concurrent: bool,
+    now: SystemTime,
+    t: &MachineTimings,
+    consulting: bool,
+) -> Result<(TransferInfo, Option<Superseded>), TransferError> {
     // The same start again (a write that landed but whose answer was lost): it is this attempt.
     if let Some(started) = record.attempt.as_ref().filter(|a| a.info.id == id) {
         return Ok((started.info.clone(), None));
@@ -478,12 +518,17 @@ pub fn start_attempt(
     info.id = id;
     record.attempt = Some(Box::new(AttemptRecord {
         info: info.clone(),
-        machine: TransferMachine::new(consultative),
+        machine: if consulting {
+            TransferMachine::consulting()
+        } else {
+            TransferMachine::new(consultative)
+        },
         sending: false,
     }));
     let deadlines = &mut record.lifecycle.deadlines;
     deadlines.unknown_outcome = None;
-    deadlines.attempt_timeout = Some(now + t.transfer_timeout);
+    let ringing = if consulting { t.transfer_timeout } else { Duration::ZERO };
+    deadlines.attempt_timeout = Some(now + t.transfer_timeout + ringing);
     touch(record, now, t);
     Ok((info, superseded))
 }

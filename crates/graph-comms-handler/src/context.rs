@@ -68,6 +68,19 @@ pub enum ConsultationError {
     },
 }
 
+/// A transfer with a consultation could not be started ([`CallContext::consult`]).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConsultError {
+    /// A guard refused the transfer (nothing was placed), or the attempt could
+    /// not be recorded (the consultation call was hung up).
+    #[error(transparent)]
+    Transfer(#[from] crate::attempt::TransferError),
+    /// The consultation call could not be placed, or placed but not linked.
+    #[error(transparent)]
+    Consultation(#[from] ConsultationError),
+}
+
 /// Per-call data could not be read or written.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -209,6 +222,40 @@ impl CallContext {
     /// [`ConsultationError`]: the call could not be placed, or placed but not linked.
     pub async fn place_consultation(&self, call: &graph_comms_model::Call) -> Result<CallId, ConsultationError> {
         self.runtime.place_consultation(self, call).await
+    }
+
+    /// A consultative transfer as one attempt: places `consultation` (an
+    /// outgoing call to the transfer target; see
+    /// [`CreateCallBuilder`](graph_comms_model::CreateCallBuilder), whose
+    /// `to_phone` gives a number the application-instance source Graph
+    /// requires), and when it answers sends `transfer` with `replacesCallId`
+    /// set to it. The attempt's outcome reaches `on_transfer_accepted`,
+    /// `on_transfer_completed` or `on_transfer_failed` and the returned handle
+    /// like any other's:
+    ///
+    /// - the consultation ends before it answers (declined, not reached):
+    ///   [`TransferFailure::ConsultationEnded`](crate::TransferFailure::ConsultationEnded);
+    /// - Graph refuses to place it: [`TransferFailure::Rejected`](crate::TransferFailure::Rejected);
+    /// - the caller hangs up meanwhile: [`TransferFailure::CallEnded`](crate::TransferFailure::CallEnded);
+    /// - nothing within twice `transfer_timeout` for the ringing, then
+    ///   `transfer_timeout` for the transfer: [`TransferFailure::TimedOut`](crate::TransferFailure::TimedOut).
+    ///
+    /// The consultation call's own events stay away from the ordinary hooks
+    /// (and from `on_consultation_*`). It is hung up when the attempt fails
+    /// for any reason but its own end. The attempt is recorded after Graph
+    /// created the consultation call: a bot that stops in between leaves it
+    /// ringing until Graph gives up.
+    ///
+    /// # Errors
+    ///
+    /// [`ConsultError`]: a transfer guard refused (nothing placed), or the
+    /// consultation call could not be placed or linked.
+    pub async fn consult(
+        &self,
+        consultation: &graph_comms_model::Call,
+        transfer: graph_comms_model::TransferRequest,
+    ) -> Result<TransferAttempt, ConsultError> {
+        self.runtime.consult(self, consultation, transfer).await
     }
 
     /// Starts a transfer: checks the guards, commits the attempt to the call

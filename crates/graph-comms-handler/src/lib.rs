@@ -27,7 +27,7 @@ pub use attempt::{
     TransferOutcome,
 };
 pub use bot::{Bot, BotBuilder, BuildError, DEFAULT_CALLBACK_PATH, DEFAULT_MAX_QUEUED_PER_CALL, ShutdownReport};
-pub use context::{CallContext, ConsultationError, DataError};
+pub use context::{CallContext, ConsultError, ConsultationError, DataError};
 pub use decision::{AnswerOptions, CallEnd, ConsultationEvent, EndCause, IncomingDecision};
 pub use digits::{CollectDigits, CollectDigitsError, CollectError};
 pub use event::{EventKind, event_kind};

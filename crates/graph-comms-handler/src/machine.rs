@@ -137,6 +137,9 @@ pub struct TransferMachine {
     /// Waiting for the consultation call to answer: no `POST /transfer` was sent yet.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     consulting: bool,
+    /// Started with a consultation call (stays set after the answer).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    consulted: bool,
     transferring_fired: bool,
     accepted_fired: bool,
     post_outcome_unknown: bool,
@@ -165,8 +168,14 @@ impl TransferMachine {
         Self {
             consultative: true,
             consulting: true,
+            consulted: true,
             ..Self::default()
         }
+    }
+
+    /// Whether the attempt started with a consultation call ([`TransferMachine::consulting`]).
+    pub fn started_with_consultation(&self) -> bool {
+        self.consulted
     }
 
     /// Whether the attempt still waits for its consultation call to answer.
@@ -305,12 +314,15 @@ impl TransferMachine {
             }
             AttemptInput::Superseded => self.finish(TransferOutcome::Failed(TransferFailure::Superseded), effects),
             AttemptInput::Abandoned => self.finish(TransferOutcome::Failed(TransferFailure::Abandoned), effects),
+            // Graph refused to place the consultation call.
+            AttemptInput::PostRejected(error) => {
+                self.finish(TransferOutcome::Failed(TransferFailure::Rejected { error }), effects);
+            }
             // Nothing was sent: transfer notifications are an earlier attempt's,
             // and there is no POST whose result could arrive.
             AttemptInput::Transferring
             | AttemptInput::TransferAccepted
             | AttemptInput::Established { .. }
-            | AttemptInput::PostRejected(_)
             | AttemptInput::PostOutcomeUnknown
             | AttemptInput::UnknownOutcomeExpired
             | AttemptInput::SendUnconfirmed(_) => {}

@@ -1,18 +1,23 @@
-//! Consultation calls: placed to the target (from the bot's resource account
-//! for a phone number), then the transfer with `replacesCallId` follows in
-//! `on_consultation_established`.
+//! Consultative targets: one attempt (`CallContext::consult`) places the
+//! consultation call (from the bot's resource account for a phone number) and
+//! transfers with `replacesCallId` once it answers; its end before the answer
+//! reaches `on_transfer_failed` like any other failure.
 
-use graph_comms_handler::CallContext;
-use graph_comms_handler::model::{Call, CallId, CreateCallBuilder, InvitationParticipantInfo, MediaConfig, Modality};
+use graph_comms_handler::model::{Call, CreateCallBuilder, InvitationParticipantInfo, MediaConfig, Modality, ParticipantInfo};
+use graph_comms_handler::{CallContext, ConsultError};
 
-use super::Receptionist;
 use super::events::BotEventKind;
-use super::plan::{Phase, update_plan};
+use super::{Receptionist, not_started};
 use crate::routing::{Destination, Target};
 
 impl Receptionist {
-    /// Places the consultation call; the transfer follows once it is established.
-    pub(super) async fn start_consultation(&self, ctx: &CallContext, target: &Target) -> Result<(), String> {
+    /// Starts the consultative attempt for `target`.
+    pub(super) async fn start_consultation(
+        &self,
+        ctx: &CallContext,
+        target: &Target,
+        transferee: Option<ParticipantInfo>,
+    ) -> Result<(), String> {
         self.emit(
             ctx.call_id(),
             BotEventKind::Consulting {
@@ -35,24 +40,14 @@ impl Receptionist {
                 ..Call::default()
             },
         };
-        let consult_id = ctx
-            .place_consultation(&call)
-            .await
-            .map_err(|e| format!("consultation call failed: {e}"))?;
-        tracing::info!(consultation = %consult_id, target = %target, "consultation call placed");
-        update_plan(ctx, |plan| {
-            plan.phase = Phase::Consulting(Some(consult_id.clone()));
-            plan.consultation = Some(consult_id.clone());
-        })
-        .await;
-        Ok(())
-    }
-
-    pub(super) async fn hang_up_consultation(&self, ctx: &CallContext, consult_id: &CallId) {
-        if let Err(e) = ctx.client().hang_up(consult_id).await
-            && !e.is_not_found()
-        {
-            tracing::warn!(consultation = %consult_id, error = %e, "could not hang up the consultation call");
+        match ctx.consult(&call, Self::request(target, transferee)).await {
+            Ok(attempt) => {
+                tracing::info!(attempt = %attempt.id(), consultation = ?ctx.consultation(), target = %target, "consultation call placed");
+                self.metrics.transfer_started(target.mode.as_str());
+                Ok(())
+            }
+            Err(ConsultError::Transfer(e)) => Err(not_started(e)),
+            Err(e) => Err(format!("consultation call failed: {e}")),
         }
     }
 }

@@ -3,17 +3,17 @@
 //! no target takes the call.
 //!
 //! A call's plan lives in the call's record (`CallContext::data`), so any
-//! instance sharing the store carries it on (`bot/plan.rs`). Consultation calls are
-//! placed with `CallContext::place_consultation` (`bot/consult.rs`): their
-//! establishment and end come back to the inbound call's hooks, whichever
-//! instance handles them. Progress goes out as [`BotEvent`]s; the
-//! auto attendant's policy is [`crate::menu`].
+//! instance sharing the store carries it on (`bot/plan.rs`). A consultative
+//! target is one attempt of the framework's (`CallContext::consult`,
+//! `bot/consult.rs`): it places the consultation call, transfers into it when it
+//! answers, and its failure reaches `on_transfer_failed` like a blind one's.
+//! Progress goes out as [`BotEvent`]s; the auto attendant's policy is [`crate::menu`].
 
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use graph_comms_handler::model::{Call, CallId, ParticipantInfo, Prompt};
+use graph_comms_handler::model::{Call, CallId, ParticipantInfo, Prompt, TransferRequest};
 use graph_comms_handler::{
     AnswerOptions, CallContext, CallEnd, CallHandler, CollectError, HookError, IncomingDecision, RetryLater,
     TransferError, TransferFailure, TransferInfo, async_trait,
@@ -52,6 +52,19 @@ pub struct ReceptionistSettings {
 /// The reason a transfer did not start because the call store failed: the
 /// call is left as it is, for the instance that takes it over.
 const STORE_FAILED: &str = "the call store is unavailable";
+
+/// Why a target's attempt did not start, for the log and the next target;
+/// [`STORE_FAILED`] when the store failed: not the target's fault, this instance
+/// cannot write the call now and the instance that takes it over runs the step again.
+fn not_started(error: TransferError) -> String {
+    match error {
+        TransferError::Store(e) => {
+            tracing::warn!(error = %e, "call store failed; leaving the call to the instance that takes it over");
+            STORE_FAILED.to_owned()
+        }
+        other => other.to_string(),
+    }
+}
 
 /// The bot's [`CallHandler`]: a receptionist driven by a [`RoutingPolicy`].
 pub struct Receptionist {
@@ -114,16 +127,13 @@ impl Receptionist {
                 if matches!(plan.phase, Phase::Apologising | Phase::HangingUp) {
                     return None;
                 }
-                plan.consultation = None;
                 match plan.targets.get(plan.next).cloned() {
                     Some(target) => {
                         plan.next += 1;
                         plan.tried.push(target.to_string());
                         plan.current = Some(target.clone());
-                        plan.phase = match target.mode {
-                            TransferMode::Blind => Phase::Transferring,
-                            TransferMode::Consultative => Phase::Consulting(None),
-                        };
+                        // A consultative target's attempt covers its consultation call.
+                        plan.phase = Phase::Transferring;
                         Some(Some((target, plan.transferee.clone())))
                     }
                     None => {
@@ -141,8 +151,8 @@ impl Receptionist {
                 return;
             };
             let started = match target.mode {
-                TransferMode::Blind => self.start_transfer(ctx, &target, transferee, None).await,
-                TransferMode::Consultative => self.start_consultation(ctx, &target).await,
+                TransferMode::Blind => self.start_transfer(ctx, &target, transferee).await,
+                TransferMode::Consultative => self.start_consultation(ctx, &target, transferee).await,
             };
             match started {
                 Ok(()) => return,
@@ -169,15 +179,7 @@ impl Receptionist {
         ctx: &CallContext,
         target: &Target,
         transferee: Option<ParticipantInfo>,
-        replaces: Option<CallId>,
     ) -> Result<(), String> {
-        let mut request = target.transfer_request();
-        if let Some(replaces) = replaces {
-            request = request.replaces_call(replaces);
-        }
-        if let Some(transferee) = transferee {
-            request = request.transferee(transferee);
-        }
         tracing::info!(target = %target, mode = target.mode.as_str(), "transferring");
         self.emit(
             ctx.call_id(),
@@ -186,25 +188,28 @@ impl Receptionist {
                 mode: target.mode,
             },
         );
-        match ctx.transfer(request.build()).await {
+        match ctx.transfer(Self::request(target, transferee)).await {
             Ok(_) => {}
-            Err(TransferError::Store(e)) => {
-                // Not the target's fault: this instance cannot write the call now; the
-                // instance that takes it over runs this step again.
-                tracing::warn!(error = %e, "call store failed; leaving the call to the instance that takes it over");
-                return Err(STORE_FAILED.to_owned());
-            }
-            Err(e) => return Err(e.to_string()),
+            Err(e) => return Err(not_started(e)),
         }
         self.metrics.transfer_started(target.mode.as_str());
         Ok(())
+    }
+
+    /// The transfer request for `target` (the framework adds `replacesCallId` for a consultation).
+    fn request(target: &Target, transferee: Option<ParticipantInfo>) -> TransferRequest {
+        let mut request = target.transfer_request();
+        if let Some(transferee) = transferee {
+            request = request.transferee(transferee);
+        }
+        request.build()
     }
 
     /// An error when the current target did not start because the call store
     /// failed: the framework keeps the hook to run it again.
     fn check_started(&self, ctx: &CallContext) -> Result<(), HookError> {
         let stalled = plan(ctx).is_some_and(|p| {
-            matches!(p.phase, Phase::Transferring | Phase::Consulting(None))
+            matches!(p.phase, Phase::Transferring | Phase::Consulting(_))
                 && p.current.is_some()
                 && ctx.pending_attempt().is_none()
         });
@@ -215,18 +220,15 @@ impl Receptionist {
     }
 
     /// Carries on with a call whose `on_call_established` ran before on an
-    /// instance that stopped: an attempt or a consultation under way goes on;
-    /// a target whose transfer or consultation did not start is tried again.
+    /// instance that stopped: an attempt under way (a consultation included) goes
+    /// on; a target whose attempt did not start is tried again.
     async fn resume(&self, ctx: &CallContext, plan: &Plan) {
-        let started = ctx.pending_attempt().is_some() || matches!(plan.phase, Phase::Consulting(Some(_)));
-        let stalled = matches!(plan.phase, Phase::Transferring | Phase::Consulting(None));
+        let started = ctx.pending_attempt().is_some();
+        let stalled = matches!(plan.phase, Phase::Transferring | Phase::Consulting(_));
         if started || !stalled || plan.current.is_none() {
             return;
         }
         tracing::info!("resuming the call: its current target did not start");
-        if let Some(orphan) = ctx.consultation() {
-            self.hang_up_consultation(ctx, &orphan).await;
-        }
         update_plan(ctx, |plan| {
             plan.next = plan.next.saturating_sub(1);
             plan.tried.pop();
@@ -421,7 +423,6 @@ impl CallHandler for Receptionist {
                 return;
             }
             let target = plan.as_ref().and_then(|p| p.current.clone());
-            let consultation = plan.and_then(|p| p.consultation);
             let label = target.as_ref().map_or_else(|| "?".into(), ToString::to_string);
             let hint = failure.hint().unwrap_or_default();
             tracing::info!(attempt = %attempt.id, target = %label, reason = %failure, hint, redelivered = attempt.redelivered, "transfer failed");
@@ -431,9 +432,6 @@ impl CallHandler for Receptionist {
                 reason = format!("{reason} (hint: {hint})");
             }
             self.emit(call_id, BotEventKind::TransferFailed { target: label, reason });
-            if let Some(consultation) = consultation {
-                self.hang_up_consultation(ctx, &consultation).await;
-            }
             // When the call itself is gone there is nothing left to transfer.
             if !matches!(failure, TransferFailure::CallEnded { .. } | TransferFailure::Abandoned) {
                 self.advance(ctx).await;
@@ -448,12 +446,6 @@ impl CallHandler for Receptionist {
         let Some(plan) = plan(ctx) else {
             return Ok(());
         };
-        // After a completed consultative transfer Graph ends the consultation call itself.
-        if plan.outcome.is_none()
-            && let Some(consultation) = &plan.consultation
-        {
-            self.hang_up_consultation(ctx, consultation).await;
-        }
         let outcome = plan.outcome.unwrap_or_else(|| match plan.phase {
             Phase::Apologising | Phase::HangingUp => CallOutcome::Apologised,
             _ => CallOutcome::Dropped { reason: end_code(end) },
@@ -476,60 +468,6 @@ impl CallHandler for Receptionist {
                 tried: plan.tried,
             },
         );
-        Ok(())
-    }
-
-    async fn on_consultation_established(&self, ctx: &CallContext, consultation: &CallId) -> Result<(), HookError> {
-        let step = update_plan(ctx, |plan| {
-            if plan.phase != Phase::Consulting(Some(consultation.clone())) {
-                return None;
-            }
-            plan.phase = Phase::Transferring;
-            Some((plan.current.clone()?, plan.transferee.clone()))
-        })
-        .await
-        .flatten();
-        let Some((target, transferee)) = step else {
-            return Ok(());
-        };
-        async {
-            let started = self
-                .start_transfer(ctx, &target, transferee, Some(consultation.clone()))
-                .await;
-            if let Err(reason) = started {
-                self.hang_up_consultation(ctx, consultation).await;
-                self.record_failure(ctx.call_id(), &target, "not_started", &reason);
-                self.advance(ctx).await;
-            }
-        }
-        .await;
-        Ok(())
-    }
-
-    async fn on_consultation_ended(
-        &self,
-        ctx: &CallContext,
-        consultation: &CallId,
-        end: &CallEnd,
-    ) -> Result<(), HookError> {
-        let target = update_plan(ctx, |plan| {
-            if plan.phase != Phase::Consulting(Some(consultation.clone())) {
-                return None;
-            }
-            plan.phase = Phase::Transferring;
-            plan.current.clone()
-        })
-        .await
-        .flatten();
-        let Some(target) = target else {
-            return Ok(());
-        };
-        async {
-            let reason = format!("consultation call ended ({})", end_code(end));
-            self.record_failure(ctx.call_id(), &target, "consultation_ended", &reason);
-            self.advance(ctx).await;
-        }
-        .await;
         Ok(())
     }
 }

@@ -54,7 +54,8 @@ impl CallOutcome {
 pub(super) enum Phase {
     /// Answered, waiting for `established`.
     Ringing,
-    /// Placing or waiting on a consultation call.
+    /// Placing or waiting on a consultation call: written by versions that
+    /// drove consultations themselves; read like `Transferring`.
     Consulting(Option<CallId>),
     /// A transfer request is out.
     Transferring,
@@ -72,6 +73,8 @@ pub(super) struct Plan {
     pub(super) next: usize,
     pub(super) tried: Vec<String>,
     pub(super) current: Option<Target>,
+    /// Written by versions that drove consultations themselves; unused now.
+    #[serde(default)]
     pub(super) consultation: Option<CallId>,
     pub(super) transferee: Option<ParticipantInfo>,
     pub(super) phase: Phase,

@@ -1,14 +1,22 @@
 //! Consultation calls: placed for a call, linked to it in both records, their
-//! establishment and end delivered to that call.
+//! establishment and end delivered to that call; and transfers that start with
+//! one ([`CallContext::consult`]), driven by those events.
 
 use std::sync::Arc;
 
-use graph_comms_model::{Call, CallId, CallState};
+use std::sync::atomic::Ordering;
+
+use graph_comms_model::{Call, CallId, CallState, TenantId, TransferRequest};
 
 use super::Runtime;
+use super::queue::CallEvent;
 use super::state::{Missing, Writer};
-use crate::context::{CallContext, ConsultationError};
+use crate::attempt::{AttemptId, TransferAttempt, TransferError};
+use crate::call_machine::{CallInput, start_consulting_attempt};
+use crate::context::{CallContext, ConsultError, ConsultationError};
 use crate::decision::{CallEnd, ConsultationEvent, EndCause};
+use crate::machine::AttemptInput;
+use crate::record::CallRecord;
 
 /// What the consultation call's record showed when it was linked.
 enum Seen {
@@ -29,6 +37,16 @@ impl Runtime {
     ) -> Result<CallId, ConsultationError> {
         let created = ctx.client().create_call(call).await?;
         let consultation = created.value.id.ok_or(ConsultationError::NoId)?;
+        self.link_consultation(ctx, consultation).await
+    }
+
+    /// Links a placed consultation call to `ctx`'s call in both records and
+    /// forwards what it went through before the link existed.
+    async fn link_consultation(
+        self: &Arc<Self>,
+        ctx: &CallContext,
+        consultation: CallId,
+    ) -> Result<CallId, ConsultationError> {
         let link_failed = |error| ConsultationError::Link {
             consultation: consultation.clone(),
             error,
@@ -85,5 +103,122 @@ impl Runtime {
             _ => {}
         }
         Ok(consultation)
+    }
+}
+
+impl Runtime {
+    /// See [`CallContext::consult`].
+    pub(crate) async fn consult(
+        self: &Arc<Self>,
+        ctx: &CallContext,
+        consultation_call: &Call,
+        mut request: TransferRequest,
+    ) -> Result<TransferAttempt, ConsultError> {
+        if self.is_shutting_down() {
+            return Err(TransferError::ShuttingDown.into());
+        }
+        // The guards first, so a refused attempt places no call.
+        let mut probe = CallRecord::clone(&ctx.record());
+        start_consulting_attempt(
+            &mut probe,
+            AttemptId::new(),
+            request.clone(),
+            self.allow_concurrent_transfers,
+            crate::wall::now(),
+            &self.machine_timings,
+        )?;
+        let created = ctx
+            .client()
+            .create_call(consultation_call)
+            .await
+            .map_err(ConsultationError::from)?;
+        let consultation = created.value.id.ok_or(ConsultationError::NoId)?;
+        request.transfer_target.replaces_call_id = Some(consultation.clone());
+        let call_id = ctx.call_id();
+        let (allow, timings) = (self.allow_concurrent_transfers, self.machine_timings);
+        let id = AttemptId::new();
+        let committed = self
+            .update(call_id, ctx.tenant_id(), Missing::Skip, |record| {
+                start_consulting_attempt(record, id, request.clone(), allow, crate::wall::now(), &timings)
+            })
+            .await;
+        let started = match committed {
+            Ok(Some((Ok(started), _))) => Ok(started),
+            Ok(Some((Err(error), _))) => Err(error),
+            Ok(None) => Err(TransferError::CallGone),
+            Err(error) => Err(TransferError::Store(error)),
+        };
+        let (info, superseded) = match started {
+            Ok(started) => started,
+            Err(error) => {
+                // Nothing will transfer to it: the consultation call is not left ringing.
+                self.hang_up_consultation(&consultation).await;
+                return Err(error.into());
+            }
+        };
+        let receiver = self.register_waiter(info.id);
+        self.counters.transfers_started.fetch_add(1, Ordering::Relaxed);
+        tracing::info!(call_id = %call_id, attempt = %info.id, consultation = %consultation, "transfer started with a consultation call");
+        if let Some((old, effects)) = superseded {
+            self.route(call_id.clone(), CallEvent::Fire(Box::new(old), effects));
+        }
+        // Its answer or end now reaches the attempt (see `consultation_event`).
+        self.link_consultation(ctx, consultation).await?;
+        Ok(TransferAttempt::new(info, receiver))
+    }
+
+    /// The consultation of this call's attempt answered: commits the answer
+    /// (marked as being sent, with a shared store) and sends the `POST /transfer`.
+    pub(super) async fn consultation_answered(self: &Arc<Self>, call_id: &CallId, id: AttemptId) {
+        let (shared, timings) = (self.is_shared(), self.machine_timings);
+        let unknown_tenant = TenantId::from("");
+        let committed = self
+            .update(call_id, &unknown_tenant, Missing::Skip, |record| {
+                let consulting = record
+                    .attempt
+                    .as_ref()
+                    .is_some_and(|a| a.info.id == id && a.machine.is_consulting());
+                if !consulting {
+                    return None;
+                }
+                let input = CallInput::Attempt {
+                    id,
+                    input: AttemptInput::ConsultationAnswered,
+                };
+                crate::call_machine::step(record, input, crate::wall::now(), &timings);
+                let attempt = record.attempt.as_mut()?;
+                // Until sent: an instance taking the call over asks Graph instead of sending it.
+                attempt.sending = shared;
+                Some((attempt.info.request.clone(), record.snapshot.tenant_id.clone()))
+            })
+            .await;
+        match committed {
+            Ok(Some((Some((request, tenant)), _))) => {
+                self.post_transfer(call_id, &tenant, id, &request, std::time::Instant::now())
+                    .await;
+            }
+            Ok(_) => {}
+            Err(error) => self.store_failed(call_id, error),
+        }
+    }
+
+    /// The consultation call of an attempt `consult` started, once that attempt failed.
+    pub(super) fn consultation_to_hang_up(&self, ctx: &CallContext, info: &crate::TransferInfo) -> Option<CallId> {
+        let record = ctx.record();
+        let attempt = record.attempt.as_ref().filter(|a| a.info.id == info.id)?;
+        attempt
+            .machine
+            .started_with_consultation()
+            .then(|| info.request.transfer_target.replaces_call_id.clone())
+            .flatten()
+    }
+
+    /// Hangs up a consultation call nothing will transfer to (already gone is fine).
+    pub(super) async fn hang_up_consultation(&self, consultation: &CallId) {
+        if let Err(error) = self.client.hang_up(consultation).await
+            && !error.is_not_found()
+        {
+            tracing::warn!(consultation = %consultation, %error, "could not hang up the consultation call");
+        }
     }
 }

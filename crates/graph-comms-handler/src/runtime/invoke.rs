@@ -101,6 +101,12 @@ impl Runtime {
                         hint,
                         "transfer failed"
                     );
+                    if !matches!(failure, crate::TransferFailure::ConsultationEnded { .. })
+                        && let Some(consultation) = self.consultation_to_hang_up(ctx, info)
+                    {
+                        // Nothing will be transferred to it.
+                        self.hang_up_consultation(&consultation).await;
+                    }
                     let hook = self.handler.on_transfer_failed(ctx, info, &failure);
                     self.run_hook(ctx, name, hook).await;
                     self.resolve_waiter(info.id, TransferOutcome::Failed(failure));

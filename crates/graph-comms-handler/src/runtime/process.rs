@@ -63,6 +63,19 @@ impl Runtime {
         event: crate::decision::ConsultationEvent,
     ) {
         let ctx = self.context(call_id, &TenantId::from(""), None);
+        if let Some(id) = consulted_attempt(&ctx, consultation) {
+            // A consultation `consult` placed: its events drive the attempt, not the hooks.
+            match event {
+                crate::decision::ConsultationEvent::Established => self.consultation_answered(call_id, id).await,
+                crate::decision::ConsultationEvent::Ended { end } => {
+                    let input = crate::machine::AttemptInput::ConsultationEnded {
+                        result_info: end.result_info,
+                    };
+                    self.apply(call_id, CallInput::Attempt { id, input }).await;
+                }
+            }
+            return;
+        }
         match event {
             crate::decision::ConsultationEvent::Established => {
                 let hook = self.handler.on_consultation_established(&ctx, consultation);
@@ -331,4 +344,13 @@ impl Runtime {
             _ => Err(crate::context::DataError::CallGone),
         }
     }
+}
+
+/// The call's latest attempt, when it was started by `consult` with this consultation call.
+fn consulted_attempt(ctx: &CallContext, consultation: &CallId) -> Option<crate::attempt::AttemptId> {
+    let record = ctx.record();
+    let attempt = record.attempt.as_ref()?;
+    (attempt.machine.started_with_consultation()
+        && attempt.info.request.transfer_target.replaces_call_id.as_ref() == Some(consultation))
+    .then_some(attempt.info.id)
 }

@@ -108,7 +108,7 @@ impl Runtime {
         }
     }
 
-    fn register_waiter(&self, id: AttemptId) -> watch::Receiver<Option<TransferOutcome>> {
+    pub(super) fn register_waiter(&self, id: AttemptId) -> watch::Receiver<Option<TransferOutcome>> {
         let (sender, receiver) = watch::channel(None);
         lock(&self.waiters).insert(id, sender);
         receiver

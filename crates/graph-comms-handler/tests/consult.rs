@@ -1,0 +1,249 @@
+//! `CallContext::consult`: a consultative transfer as one attempt, end to end
+//! through the emulator. The consultation's answer sends the transfer with
+//! `replacesCallId`; its end before the answer fails the attempt with
+//! `ConsultationEnded`; its events never reach the ordinary or consultation hooks.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::{Harness, short_timings};
+use graph_comms_emulator::{Endpoint, TargetBehavior};
+use graph_comms_handler::model::{
+    Call, CallId, CallState, Identity, IdentitySet, InvitationParticipantInfo, MediaConfig, Modality, TransferRequest,
+};
+use graph_comms_handler::{
+    AnswerOptions, CallContext, CallEnd, CallHandler, HookError, IncomingDecision, TransferFailure, TransferInfo,
+    async_trait,
+};
+
+/// Answers, then consults `target` once established; logs every hook per call.
+struct Consults {
+    target: &'static str,
+    callback: Mutex<String>,
+    log: Mutex<Vec<(CallId, String)>>,
+}
+
+impl Consults {
+    fn new(target: &'static str) -> Arc<Self> {
+        Arc::new(Self {
+            target,
+            callback: Mutex::default(),
+            log: Mutex::default(),
+        })
+    }
+
+    fn note(&self, call: &CallId, what: impl Into<String>) {
+        self.log.lock().unwrap().push((call.clone(), what.into()));
+    }
+
+    fn seen(&self, call: &CallId) -> Vec<String> {
+        let log = self.log.lock().unwrap();
+        log.iter().filter(|(c, _)| c == call).map(|(_, w)| w.clone()).collect()
+    }
+
+    fn all(&self) -> Vec<(CallId, String)> {
+        self.log.lock().unwrap().clone()
+    }
+
+    async fn wait_for(&self, call: &CallId, what: &str) -> Vec<String> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+        loop {
+            let seen = self.seen(call);
+            if seen.iter().any(|w| w.starts_with(what)) {
+                return seen;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no {what:?} for {call}: {seen:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+#[async_trait]
+impl CallHandler for Consults {
+    async fn on_incoming_call(&self, ctx: &CallContext, _call: &Call) -> Result<IncomingDecision, HookError> {
+        self.note(ctx.call_id(), "incoming");
+        Ok(IncomingDecision::Answer(AnswerOptions::audio()))
+    }
+
+    async fn on_call_established(&self, ctx: &CallContext) -> Result<(), HookError> {
+        self.note(ctx.call_id(), "established");
+        let consultation = Call {
+            odata_type: Some("#microsoft.graph.call".into()),
+            callback_uri: Some(self.callback.lock().unwrap().clone()),
+            targets: Some(vec![InvitationParticipantInfo::new(IdentitySet::user(
+                Identity::with_id(self.target),
+            ))]),
+            requested_modalities: Some(vec![Modality::Audio]),
+            media_config: Some(MediaConfig::service_hosted()),
+            tenant_id: Some(ctx.tenant_id().clone()),
+            ..Call::default()
+        };
+        let transfer = TransferRequest::to_user(self.target, None).build();
+        match ctx.consult(&consultation, transfer).await {
+            Ok(_) => {
+                let consultation = ctx.consultation().map_or_else(String::new, |c| c.to_string());
+                self.note(ctx.call_id(), format!("consulting {consultation}"));
+            }
+            Err(e) => self.note(ctx.call_id(), format!("consult refused: {e}")),
+        }
+        Ok(())
+    }
+
+    async fn on_consultation_established(&self, ctx: &CallContext, _: &CallId) -> Result<(), HookError> {
+        self.note(ctx.call_id(), "consultation hook");
+        Ok(())
+    }
+
+    async fn on_consultation_ended(&self, ctx: &CallContext, _: &CallId, _: &CallEnd) -> Result<(), HookError> {
+        self.note(ctx.call_id(), "consultation hook");
+        Ok(())
+    }
+
+    async fn on_transfer_accepted(&self, ctx: &CallContext, _: &TransferInfo, _: bool) -> Result<(), HookError> {
+        self.note(ctx.call_id(), "accepted");
+        Ok(())
+    }
+
+    async fn on_transfer_completed(&self, ctx: &CallContext, info: &TransferInfo) -> Result<(), HookError> {
+        let replaces = info
+            .request
+            .transfer_target
+            .replaces_call_id
+            .as_ref()
+            .map_or_else(String::new, ToString::to_string);
+        self.note(ctx.call_id(), format!("completed replacing {replaces}"));
+        Ok(())
+    }
+
+    async fn on_transfer_failed(
+        &self,
+        ctx: &CallContext,
+        _: &TransferInfo,
+        failure: &TransferFailure,
+    ) -> Result<(), HookError> {
+        self.note(ctx.call_id(), format!("failed {}", failure.label()));
+        Ok(())
+    }
+
+    async fn on_call_terminated(&self, ctx: &CallContext, _: &CallEnd) -> Result<(), HookError> {
+        self.note(ctx.call_id(), "terminated");
+        Ok(())
+    }
+}
+
+fn outcomes(seen: &[String]) -> usize {
+    seen.iter()
+        .filter(|w| w.starts_with("completed") || w.starts_with("failed"))
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answered_consultation_sends_one_transfer_replacing_it_and_completes_once() {
+    let handler = Consults::new("consult-agent");
+    let h = Harness::start(handler.clone(), short_timings()).await;
+    *handler.callback.lock().unwrap() = h.callback.clone();
+    h.emu.script_target("consult-agent", TargetBehavior::Accept);
+    let call = h.call_from("caller-1").await;
+    let seen = handler.wait_for(&call, "completed").await;
+    let transfers: Vec<_> = h
+        .emu
+        .requests()
+        .into_iter()
+        .filter(|r| r.endpoint == Endpoint::Transfer && r.call_id.as_ref() == Some(&call))
+        .collect();
+    assert_eq!(transfers.len(), 1, "one POST /transfer: {transfers:?}");
+    let replaces = transfers[0]
+        .body
+        .as_ref()
+        .and_then(|b| b.pointer("/transferTarget/replacesCallId")?.as_str().map(CallId::from))
+        .expect("replacesCallId");
+    assert!(seen.contains(&format!("completed replacing {replaces}")), "{seen:?}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let seen = handler.seen(&call);
+    assert_eq!(outcomes(&seen), 1, "{seen:?}");
+    assert!(!seen.iter().any(|w| w == "consultation hook"), "{seen:?}");
+    assert_eq!(
+        handler.seen(&replaces),
+        Vec::<String>::new(),
+        "the consultation's own hooks never fire"
+    );
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_declined_consultation_fails_the_attempt_as_consultation_ended_without_a_transfer() {
+    let handler = Consults::new("consult-declines");
+    let h = Harness::start(handler.clone(), short_timings()).await;
+    *handler.callback.lock().unwrap() = h.callback.clone();
+    h.emu.script_target("consult-declines", TargetBehavior::Decline);
+    let call = h.call_from("caller-2").await;
+    handler.wait_for(&call, "failed").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let seen = handler.seen(&call);
+    assert!(seen.contains(&"failed consultation_ended".to_owned()), "{seen:?}");
+    assert_eq!(outcomes(&seen), 1, "{seen:?}");
+    assert!(
+        !seen.iter().any(|w| w == "consultation hook" || w == "accepted"),
+        "{seen:?}"
+    );
+    let posts = h
+        .emu
+        .requests()
+        .iter()
+        .filter(|r| r.endpoint == Endpoint::Transfer)
+        .count();
+    assert_eq!(posts, 0, "no POST /transfer");
+    assert_eq!(
+        h.emu.call_state(&call),
+        Some(CallState::Established),
+        "the caller stays with the bot"
+    );
+    let others: Vec<_> = handler.all().into_iter().filter(|(c, _)| *c != call).collect();
+    assert!(others.is_empty(), "no hooks for the consultation call: {others:?}");
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_caller_hanging_up_during_the_consultation_fails_the_attempt_and_hangs_up_the_consultation() {
+    let handler = Consults::new("consult-rings");
+    let h = Harness::start(handler.clone(), short_timings()).await;
+    *handler.callback.lock().unwrap() = h.callback.clone();
+    h.emu.script_target(
+        "consult-rings",
+        TargetBehavior::NoAnswer {
+            after: Duration::from_secs(30),
+        },
+    );
+    let call = h.call_from("caller-3").await;
+    let seen = handler.wait_for(&call, "consulting").await;
+    let consultation = seen
+        .iter()
+        .find_map(|w| w.strip_prefix("consulting "))
+        .map(CallId::from)
+        .expect("the consultation call is linked");
+    h.emu.caller_hangs_up(&call).unwrap();
+    let seen = handler.wait_for(&call, "failed").await;
+    assert!(seen.contains(&"failed call_ended".to_owned()), "{seen:?}");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !h
+        .emu
+        .requests()
+        .iter()
+        .any(|r| r.endpoint == Endpoint::HangUp && r.call_id.as_ref() == Some(&consultation) && r.status / 100 == 2)
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the consultation call is hung up"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_ne!(h.emu.call_state(&consultation), Some(CallState::Establishing));
+    assert_eq!(outcomes(&handler.seen(&call)), 1);
+    h.stop().await;
+}
