@@ -3,7 +3,9 @@
 //! transfers with `replacesCallId` once it answers; its end before the answer
 //! reaches `on_transfer_failed` like any other failure.
 
-use graph_comms_handler::model::{Call, CreateCallBuilder, InvitationParticipantInfo, MediaConfig, Modality, ParticipantInfo};
+use graph_comms_handler::model::{
+    Call, CreateCallBuilder, InvitationParticipantInfo, MediaConfig, Modality, ParticipantInfo,
+};
 use graph_comms_handler::{CallContext, ConsultError};
 
 use super::events::BotEventKind;

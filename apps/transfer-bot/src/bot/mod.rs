@@ -399,7 +399,8 @@ impl CallHandler for Receptionist {
 
     async fn on_transfer_completed(&self, ctx: &CallContext, attempt: &TransferInfo) -> Result<(), HookError> {
         let target = Self::current_target(ctx);
-        tracing::info!(attempt = %attempt.id, target = %target, redelivered = attempt.redelivered, "transfer completed");
+        // `call_id` as a field too: `demo --instances` reads completions from the JSON logs.
+        tracing::info!(call_id = %ctx.call_id(), attempt = %attempt.id, target = %target, redelivered = attempt.redelivered, "transfer completed");
         self.metrics.transfer_completed();
         let outcome = CallOutcome::Transferred { target: target.clone() };
         update_plan(ctx, |plan| plan.outcome = Some(outcome)).await;
