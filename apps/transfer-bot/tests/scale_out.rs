@@ -18,7 +18,8 @@
 //! - from the instances' JSON logs: every attempt (`transfer started`) has
 //!   exactly one outcome (`transfer completed` or `transfer failed`) across
 //!   all instances, never two different ones, and as many attempts as the
-//!   emulator saw POSTs; the outcomes are the scripted ones. An outcome hook
+//!   emulator saw POSTs (less those whose consultation call ended before
+//!   answering: they send none); the outcomes are the scripted ones. An outcome hook
 //!   may run again on the instance that took a call over from one that
 //!   stopped, only flagged `redelivered` and with the same outcome;
 //! - the call's record in Redis is ended and agrees with those outcomes.
@@ -523,6 +524,8 @@ struct AttemptLog {
     by_call: HashMap<CallId, Vec<String>>,
     /// Attempts the runtime failed as `unconfirmed` after a takeover.
     unconfirmed: std::collections::HashSet<String>,
+    /// Attempts whose consultation call ended before answering: they send no POST.
+    consultation_ended: std::collections::HashSet<String>,
     /// `WARN`/`ERROR` messages and how often, for failure messages.
     warnings: BTreeMap<String, usize>,
 }
@@ -574,8 +577,14 @@ impl AttemptLog {
             }
             "transfer completed" => "completed",
             "transfer failed" => {
-                if !from_app && text(line, "/fields/reason") == Some("unconfirmed") {
-                    self.unconfirmed.insert(attempt.to_owned());
+                match text(line, "/fields/reason").filter(|_| !from_app) {
+                    Some("unconfirmed") => {
+                        self.unconfirmed.insert(attempt.to_owned());
+                    }
+                    Some("consultation_ended") => {
+                        self.consultation_ended.insert(attempt.to_owned());
+                    }
+                    _ => {}
                 }
                 "failed"
             }
@@ -752,10 +761,17 @@ async fn verify(cluster: &Cluster, test: &str, calls: usize, load: &LoadResult) 
         if scenario.hangs_up && !hang_ups.contains_key(*call) {
             findings.add("no hang-up after every target failed", at.clone());
         }
-        if (on_route && attempts.len() != posts.len()) || posts.len() > attempts.len() {
+        // An attempt whose consultation ended before answering sent no POST.
+        let posting = attempts.iter().filter(|a| !log.consultation_ended.contains(*a)).count();
+        if (on_route && posting != posts.len()) || posts.len() > posting {
             findings.add(
                 "attempts logged != POST /transfer seen",
-                format!("{at}: {} attempt(s) logged, {} POST(s)", attempts.len(), posts.len()),
+                format!(
+                    "{at}: {} attempt(s) logged ({} ended with their consultation), {} POST(s)",
+                    attempts.len(),
+                    attempts.len() - posting,
+                    posts.len()
+                ),
             );
         }
         let (mut completed, mut failed) = (0, 0);

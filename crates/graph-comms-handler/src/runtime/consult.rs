@@ -158,7 +158,7 @@ impl Runtime {
         };
         let receiver = self.register_waiter(info.id);
         self.counters.transfers_started.fetch_add(1, Ordering::Relaxed);
-        tracing::info!(call_id = %call_id, attempt = %info.id, consultation = %consultation, "transfer started with a consultation call");
+        tracing::info!(call_id = %call_id, attempt = %info.id, kind = ?info.kind, consultation = %consultation, "transfer started");
         if let Some((old, effects)) = superseded {
             self.route(call_id.clone(), CallEvent::Fire(Box::new(old), effects));
         }
