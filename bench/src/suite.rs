@@ -932,7 +932,13 @@ const SWEEP: [usize; 4] = [16, 64, 256, 1000];
 fn concurrency_sweep(report: &mut String, ctx: &mut Ctx, bot: &Path, calls: usize, perf_ok: bool) {
     let run = |concurrency: usize| -> Option<(f64, String)> {
         let output = Command::new(bot)
-            .args(["demo", "--calls", &calls.to_string(), "--concurrency", &concurrency.to_string()])
+            .args([
+                "demo",
+                "--calls",
+                &calls.to_string(),
+                "--concurrency",
+                &concurrency.to_string(),
+            ])
             .args(["--seed", "7"])
             .stderr(Stdio::null())
             .output()
@@ -982,7 +988,11 @@ fn concurrency_sweep(report: &mut String, ctx: &mut Ctx, bot: &Path, calls: usiz
     let top = rows.last().filter(|(_, rates, _)| !rates.is_empty());
     if let (Some((concurrency, rates, _)), Some(base)) = (top, base) {
         let r = median(rates.clone()) / base;
-        let _ = writeln!(report, "\n{concurrency} in flight vs 64: {r:.2}x, target >= 0.9x: {}.\n", verdict(r >= 0.9));
+        let _ = writeln!(
+            report,
+            "\n{concurrency} in flight vs 64: {r:.2}x, target >= 0.9x: {}.\n",
+            verdict(r >= 0.9)
+        );
     }
     if !perf_ok {
         return;
@@ -1006,11 +1016,19 @@ fn concurrency_sweep(report: &mut String, ctx: &mut Ctx, bot: &Path, calls: usiz
 
 /// Which frame on a sample's stack names the part of the demo it is spent in.
 const PARTS: [(&str, &[&str]); 4] = [
-    ("emulator (its API handlers and notification deliveries)", &["graph_comms_emulator::"]),
+    (
+        "emulator (its API handlers and notification deliveries)",
+        &["graph_comms_emulator::"],
+    ),
     ("load driver (`demo::load`)", &["transfer_bot::demo::"]),
     (
         "bot (framework crates and the app's policy)",
-        &["graph_comms_handler::", "graph_comms_notify::", "graph_comms_client::", "transfer_bot::"],
+        &[
+            "graph_comms_handler::",
+            "graph_comms_notify::",
+            "graph_comms_client::",
+            "transfer_bot::",
+        ],
     ),
     ("shared: HTTP, runtime and kernel frames of no one part", &[""]),
 ];
@@ -1023,7 +1041,13 @@ fn cpu_shares(ctx: &Ctx, bot: &Path, calls: usize, in_flight: usize) -> anyhow::
         .arg(&data)
         .arg("--")
         .arg(bot)
-        .args(["demo", "--calls", &calls.to_string(), "--concurrency", &in_flight.to_string()])
+        .args([
+            "demo",
+            "--calls",
+            &calls.to_string(),
+            "--concurrency",
+            &in_flight.to_string(),
+        ])
         .args(["--seed", "7"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
