@@ -14,7 +14,7 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use graph_comms_handler::client::{GraphClient, RequestInfo, RequestObserver};
 use graph_comms_handler::notify::NotifyConfig;
-use graph_comms_handler::{Bot, ShutdownReport, Timings};
+use graph_comms_handler::{Bot, ShutdownReport, Timings, serve_with_limits};
 use graph_comms_redis::{RedisCallStore, RedisStoreConfig, StoreMetrics};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -159,19 +159,19 @@ impl RunningBot {
         let router = app_routes(state).merge(bot.router());
         let endpoint = bot.notify_endpoint().clone();
         let mut stopped = stopped;
-        let server = tokio::spawn(async move {
-            axum::serve(listener, router)
-                .with_graceful_shutdown(async move {
-                    let _ = stopped.wait_for(|s| *s).await;
-                    // New notifications get 503 so Graph redelivers them elsewhere or later.
-                    endpoint.close();
-                })
-                .await
-        });
+        let limits = config.server;
+        let server = tokio::spawn(serve_with_limits(listener, router, limits, async move {
+            let _ = stopped.wait_for(|s| *s).await;
+            // New notifications get 503 so Graph redelivers them elsewhere or later.
+            endpoint.close();
+        }));
         tracing::info!(
             %addr,
             callback_path = %config.callback_path,
             instance_id = %config.store.instance_id,
+            header_read_timeout = ?limits.header_read_timeout,
+            request_timeout = ?limits.request_timeout,
+            max_connections = limits.max_connections,
             "listening"
         );
         Ok(Self {

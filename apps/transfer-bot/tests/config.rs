@@ -377,6 +377,27 @@ fn lease_times_outside_their_range_name_their_key() {
 }
 
 #[test]
+fn the_server_table_is_read_from_the_file_and_the_environment() {
+    Jail::expect_with(|jail| {
+        let file = format!("{MINIMAL}\n[server]\nheader_read_timeout_ms = 20000\n");
+        jail.create_file(DEFAULT_CONFIG_FILE, &file)?;
+        jail.set_env(SECRET_ENV, "s3cret");
+        jail.set_env("TRANSFER_BOT_SERVER__MAX_CONNECTIONS", "64");
+        let config = Config::load(None).unwrap();
+        assert_eq!(config.server.header_read_timeout, Duration::from_secs(20));
+        assert_eq!(config.server.request_timeout, Duration::from_secs(30));
+        assert_eq!(config.server.max_connections, 64);
+        jail.set_env("TRANSFER_BOT_SERVER__REQUEST_TIMEOUT_MS", "50");
+        let why = problem(&load_errors(None), "server.request_timeout_ms");
+        assert!(why.contains("outside 100..=600000"), "{why}");
+        jail.set_env("TRANSFER_BOT_SERVER__REQUEST_TIMEOUT_MS", "1000");
+        jail.set_env("TRANSFER_BOT_SERVER__MAX_REQUESTS", "1");
+        assert!(load_errors(None).mentions("server.max_requests"));
+        Ok(())
+    });
+}
+
+#[test]
 fn unknown_keys_in_the_store_table_are_refused() {
     Jail::expect_with(|jail| {
         jail.create_file(

@@ -12,6 +12,7 @@ use crate::hooks::CallHandler;
 use crate::metrics::BotMetrics;
 use crate::report::{ErrorHandler, LogErrors};
 use crate::runtime::{Runtime, RuntimeParts};
+use crate::serve::{ServerLimits, serve_with_limits};
 use crate::shared::SharedCallStore;
 use crate::store::{CallStore, InMemoryCallStore};
 use crate::sync::lock;
@@ -279,7 +280,8 @@ impl Bot {
     }
 
     /// Serves [`Bot::router`] on `listener` until `shutdown` resolves, then shuts
-    /// down gracefully (see [`Bot::shutdown`]).
+    /// down gracefully (see [`Bot::shutdown`]). Uses the default
+    /// [`ServerLimits`]; see [`Bot::serve_with_limits`].
     ///
     /// # Errors
     ///
@@ -289,6 +291,23 @@ impl Bot {
         listener: tokio::net::TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<ShutdownReport> {
+        self.serve_with_limits(listener, ServerLimits::default(), shutdown)
+            .await
+    }
+
+    /// Serves [`Bot::router`] on `listener` with `limits` (header read and
+    /// request timeouts, a connection cap; see [`serve_with_limits`]) until
+    /// `shutdown` resolves, then shuts down gracefully (see [`Bot::shutdown`]).
+    ///
+    /// # Errors
+    ///
+    /// The server's I/O error.
+    pub async fn serve_with_limits(
+        &self,
+        listener: tokio::net::TcpListener,
+        limits: ServerLimits,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<ShutdownReport> {
         let endpoint = self.inner.endpoint.clone();
         let signal = async move {
             shutdown.await;
@@ -296,9 +315,7 @@ impl Bot {
             // requests in progress finish before the server stops.
             endpoint.close();
         };
-        axum::serve(listener, self.router())
-            .with_graceful_shutdown(signal)
-            .await?;
+        serve_with_limits(listener, self.router(), limits, signal).await?;
         Ok(self.shutdown().await)
     }
 

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
+use graph_comms_handler::ServerLimits;
 use graph_comms_model::{AppId, TenantId};
 
 use crate::menu::Menu;
@@ -61,6 +62,8 @@ pub struct Config {
     pub routing: RoutingPolicy,
     /// Where call records are kept (`[store]`).
     pub store: StoreSettings,
+    /// Limits of the HTTP server on slow and numerous clients (`[server]`).
+    pub server: ServerLimits,
     /// The auto attendant (`[menu]`), if configured.
     pub menu: Option<Menu>,
     /// Tenants whose notifications are accepted; `None`: any tenant the
@@ -358,6 +361,10 @@ pub const DEFAULT_LEASE_TTL_MS: u64 = 10_000;
 /// fit Redis round trips, and takeover waits for it.
 const LEASE_TTL_MS_RANGE: std::ops::RangeInclusive<u64> = 300..=300_000;
 const MAX_INSTANCE_ID_LEN: usize = 64;
+/// The range `server.header_read_timeout_ms` and `server.request_timeout_ms` accept.
+const SERVER_TIMEOUT_MS_RANGE: std::ops::RangeInclusive<u64> = 100..=600_000;
+/// The range `server.max_connections` accepts.
+const MAX_CONNECTIONS_RANGE: std::ops::RangeInclusive<u64> = 1..=1_000_000;
 
 mod raw;
 mod validate;
@@ -457,7 +464,7 @@ fn figment_errors(error: figment::Error) -> Vec<ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::raw::*;
-    use super::validate::check_url;
+    use super::validate::{check_url, validate_server};
     use super::*;
 
     #[test]
@@ -501,6 +508,101 @@ mod tests {
         assert_eq!(errors.len(), 3);
     }
 
+    #[test]
+    fn the_server_table_defaults_to_the_framework_limits() {
+        let mut errors = Vec::new();
+        let limits = validate_server(&mut errors, RawServer::default());
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(limits, Some(ServerLimits::default()));
+        let limits = validate_server(
+            &mut errors,
+            RawServer {
+                header_read_timeout_ms: Some(100),
+                request_timeout_ms: Some(600_000),
+                max_connections: Some(1_000_000),
+            },
+        );
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(
+            limits,
+            Some(ServerLimits {
+                header_read_timeout: Duration::from_millis(100),
+                request_timeout: Duration::from_secs(600),
+                max_connections: 1_000_000,
+            })
+        );
+    }
+
+    #[test]
+    fn server_limits_outside_their_range_name_their_key() {
+        let cases = [
+            (
+                RawServer {
+                    header_read_timeout_ms: Some(99),
+                    ..RawServer::default()
+                },
+                "server.header_read_timeout_ms",
+                "99 is outside 100..=600000",
+            ),
+            (
+                RawServer {
+                    header_read_timeout_ms: Some(600_001),
+                    ..RawServer::default()
+                },
+                "server.header_read_timeout_ms",
+                "600001 is outside 100..=600000",
+            ),
+            (
+                RawServer {
+                    request_timeout_ms: Some(0),
+                    ..RawServer::default()
+                },
+                "server.request_timeout_ms",
+                "0 is outside 100..=600000",
+            ),
+            (
+                RawServer {
+                    max_connections: Some(0),
+                    ..RawServer::default()
+                },
+                "server.max_connections",
+                "0 is outside 1..=1000000",
+            ),
+            (
+                RawServer {
+                    max_connections: Some(1_000_001),
+                    ..RawServer::default()
+                },
+                "server.max_connections",
+                "1000001 is outside 1..=1000000",
+            ),
+        ];
+        for (raw, key, problem) in cases {
+            let mut errors = Vec::new();
+            assert_eq!(validate_server(&mut errors, raw), None, "{key}");
+            assert_eq!(errors.len(), 1, "{errors:?}");
+            assert_eq!(errors[0].key, key);
+            assert!(errors[0].problem.starts_with(problem), "{}", errors[0]);
+        }
+        // Every bad key is reported at once.
+        let mut errors = Vec::new();
+        let all_bad = RawServer {
+            header_read_timeout_ms: Some(1),
+            request_timeout_ms: Some(1),
+            max_connections: Some(0),
+        };
+        assert_eq!(validate_server(&mut errors, all_bad), None);
+        let keys: Vec<_> = errors.iter().map(|e| e.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "server.header_read_timeout_ms",
+                "server.request_timeout_ms",
+                "server.max_connections"
+            ]
+        );
+    }
+
     /// Every key of the configuration type, as a path like `routes[].targets[].kind`.
     fn config_key_paths() -> Vec<String> {
         let target = || RawTarget {
@@ -541,6 +643,11 @@ mod tests {
                 key_prefix: Some("p".into()),
                 instance_id: Some("i".into()),
                 lease_ttl_ms: Some(1_000),
+            }),
+            server: Some(RawServer {
+                header_read_timeout_ms: Some(1_000),
+                request_timeout_ms: Some(1_000),
+                max_connections: Some(1),
             }),
             menu: Some(RawMenu {
                 match_called_id: Some("c".into()),

@@ -26,6 +26,7 @@ pub(super) const KNOWN_KEYS: &[&str] = &[
     "routes",
     "default_targets",
     "store",
+    "server",
     "menu",
     "allowed_tenants",
     "application_instance_id",
@@ -75,6 +76,8 @@ pub(super) struct RawConfig {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(super) store: Option<RawStore>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) server: Option<RawServer>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub(super) menu: Option<RawMenu>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(super) allowed_tenants: Option<Vec<String>>,
@@ -120,6 +123,17 @@ pub(super) struct RawStore {
     pub(super) instance_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(super) lease_ttl_ms: Option<u64>,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(super) struct RawServer {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) header_read_timeout_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) request_timeout_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) max_connections: Option<u64>,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use graph_comms_model::{AppId, PhoneNumber, TenantId};
 
-use super::raw::{RawConfig, RawMenu, RawRoute, RawStore, RawTarget};
+use super::raw::{RawConfig, RawMenu, RawRoute, RawServer, RawStore, RawTarget};
 use super::*;
 use crate::menu::{Menu, MenuOption};
 use crate::routing::{Destination, Route, RoutingPolicy, Target, TransferMode};
@@ -88,6 +88,7 @@ pub(super) fn validate(raw: RawConfig, env_secret: Option<String>, errors: &mut 
 
     let routing = validate_routing(errors, raw.routes.unwrap_or_default(), raw.default_targets);
     let store = validate_store(errors, raw.store.unwrap_or_default());
+    let server = validate_server(errors, raw.server.unwrap_or_default());
     let allowed_tenants = raw
         .allowed_tenants
         .and_then(|tenants| validate_tenants(errors, tenants));
@@ -118,6 +119,7 @@ pub(super) fn validate(raw: RawConfig, env_secret: Option<String>, errors: &mut 
         graph_client,
         routing,
         store: store?,
+        server: server?,
         menu,
         allowed_tenants,
         application_instance_id,
@@ -346,6 +348,58 @@ fn validate_store(errors: &mut Vec<ConfigError>, raw: RawStore) -> Option<StoreS
         key_prefix: key_prefix?,
         instance_id: instance_id?,
         lease_ttl: lease_ttl?,
+    })
+}
+
+/// The `[server]` table: each key left out keeps the framework's default.
+pub(super) fn validate_server(errors: &mut Vec<ConfigError>, raw: RawServer) -> Option<ServerLimits> {
+    let defaults = ServerLimits::default();
+    let timeout = |errors: &mut Vec<ConfigError>, key: &str, value: Option<u64>, default: Duration| match value {
+        None => Some(default),
+        Some(ms) if SERVER_TIMEOUT_MS_RANGE.contains(&ms) => Some(Duration::from_millis(ms)),
+        Some(ms) => {
+            errors.push(err(
+                key,
+                format!(
+                    "{ms} is outside {}..={} (milliseconds)",
+                    SERVER_TIMEOUT_MS_RANGE.start(),
+                    SERVER_TIMEOUT_MS_RANGE.end()
+                ),
+            ));
+            None
+        }
+    };
+    let header_read_timeout = timeout(
+        errors,
+        "server.header_read_timeout_ms",
+        raw.header_read_timeout_ms,
+        defaults.header_read_timeout,
+    );
+    let request_timeout = timeout(
+        errors,
+        "server.request_timeout_ms",
+        raw.request_timeout_ms,
+        defaults.request_timeout,
+    );
+    let max_connections = match raw.max_connections {
+        None => Some(defaults.max_connections),
+        Some(n) if MAX_CONNECTIONS_RANGE.contains(&n) => usize::try_from(n).ok(),
+        Some(n) => {
+            errors.push(err(
+                "server.max_connections",
+                format!(
+                    "{n} is outside {}..={}",
+                    MAX_CONNECTIONS_RANGE.start(),
+                    MAX_CONNECTIONS_RANGE.end()
+                ),
+            ));
+            None
+        }
+    };
+    Some(ServerLimits {
+        header_read_timeout: header_read_timeout?,
+        request_timeout: request_timeout?,
+        max_connections: max_connections?,
     })
 }
 

@@ -66,6 +66,7 @@ impl DemoEnvironment {
                 default_targets: Vec::new(),
             },
             store,
+            server: ServerLimits::default(),
             menu: Some(demo_menu()),
             allowed_tenants: None,
             application_instance_id: Some(DEMO_RESOURCE_ACCOUNT.to_owned()),

@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use graph_comms_emulator::{DeliveryFaults, Emulator, EmulatorConfig, IncomingCall, RegisteredApp, TargetBehavior};
+use graph_comms_handler::ServerLimits;
 use graph_comms_handler::model::{CallId, Identity, IdentitySet, ParticipantInfo, PhoneNumber, Tone};
 use tokio::sync::mpsc;
 
