@@ -17,6 +17,7 @@ pub(crate) struct Counters {
     pub(crate) hook_errors: AtomicU64,
     pub(crate) hook_panics: AtomicU64,
     pub(crate) keep_alives: AtomicU64,
+    pub(crate) keep_alive_failures: AtomicU64,
     pub(crate) late_incoming_decisions: AtomicU64,
     pub(crate) hook_timeouts: AtomicU64,
     pub(crate) late_events: AtomicU64,
@@ -72,6 +73,9 @@ pub struct BotMetrics {
     pub hook_panics: u64,
     /// Successful keep-alive requests.
     pub keep_alives_sent: u64,
+    /// Keep-alive requests that failed (a 404, the call being gone, is not
+    /// counted: the call ends instead).
+    pub keep_alive_failures: u64,
     /// Incoming calls whose decision took longer than the deadline.
     pub late_incoming_decisions: u64,
     /// Hooks dropped for running longer than the hook timeout.
@@ -133,6 +137,7 @@ impl Counters {
             hook_errors: get(&self.hook_errors),
             hook_panics: get(&self.hook_panics),
             keep_alives_sent: get(&self.keep_alives),
+            keep_alive_failures: get(&self.keep_alive_failures),
             late_incoming_decisions: get(&self.late_incoming_decisions),
             hook_timeouts: get(&self.hook_timeouts),
             late_events: get(&self.late_events),
