@@ -12,6 +12,7 @@ pub(crate) struct Counters {
     pub(crate) calls_ended: AtomicU64,
     pub(crate) events: AtomicU64,
     pub(crate) transfers_started: AtomicU64,
+    pub(crate) transfers_accepted: AtomicU64,
     pub(crate) transfers_completed: AtomicU64,
     pub(crate) transfers_failed: Mutex<BTreeMap<&'static str, u64>>,
     pub(crate) hook_errors: AtomicU64,
@@ -63,6 +64,8 @@ pub struct BotMetrics {
     pub events_handled: u64,
     /// Transfer attempts started (POSTs sent).
     pub transfers_started: u64,
+    /// Attempts the target accepted (reported or inferred), before their outcome.
+    pub transfers_accepted: u64,
     /// Attempts that completed.
     pub transfers_completed: u64,
     /// Attempts that failed, by [`TransferFailure::label`](crate::TransferFailure::label).
@@ -132,6 +135,7 @@ impl Counters {
             events_in_flight,
             events_handled: get(&self.events),
             transfers_started: get(&self.transfers_started),
+            transfers_accepted: get(&self.transfers_accepted),
             transfers_completed: get(&self.transfers_completed),
             transfers_failed: lock(&self.transfers_failed).clone(),
             hook_errors: get(&self.hook_errors),

@@ -159,6 +159,12 @@ impl Collector for BotCollector {
             "Transfer requests sent to Graph.",
             bot.transfers_started,
         )?;
+        counter(
+            e,
+            "graph_comms_transfers_accepted",
+            "Transfer attempts the target accepted (reported or inferred), before their outcome.",
+            bot.transfers_accepted,
+        )?;
         let completed = [(vec![("outcome", "completed")], bot.transfers_completed)];
         let failed = bot
             .transfers_failed
