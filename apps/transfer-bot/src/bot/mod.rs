@@ -157,9 +157,9 @@ impl Receptionist {
         }
     }
 
-    fn record_failure(&self, call_id: &CallId, target: &Target, label: &str, reason: &str) {
+    fn record_failure(&self, call_id: &CallId, target: &Target, label: &'static str, reason: &str) {
         tracing::info!(target = %target, reason, "transfer attempt failed; trying the next target");
-        self.metrics.transfer_failed(label);
+        self.metrics.target_skipped(label);
         self.emit(
             call_id,
             BotEventKind::TransferFailed {
@@ -325,7 +325,6 @@ impl CallHandler for Receptionist {
         let targets = self.policy.targets_for(call).to_vec();
         async {
             tracing::info!(targets = targets.len(), "incoming call; answering");
-            self.metrics.call_received();
             self.emit(ctx.call_id(), BotEventKind::Incoming { targets: targets.len() });
             let is_group = ctx.is_group() || call.chat_info.as_ref().is_some_and(|c| c.thread_id.is_some());
             // Out of a group call, the caller is the one who moves.
@@ -398,7 +397,6 @@ impl CallHandler for Receptionist {
         let target = Self::current_target(ctx);
         let _span = span(ctx.call_id()).entered();
         tracing::info!(attempt = %attempt.id, target = %target, inferred, redelivered = attempt.redelivered, "transfer accepted");
-        self.metrics.transfer_accepted();
         self.emit(ctx.call_id(), BotEventKind::TransferAccepted { target });
         Ok(())
     }
@@ -406,7 +404,6 @@ impl CallHandler for Receptionist {
     async fn on_transfer_completed(&self, ctx: &CallContext, attempt: &TransferInfo) -> Result<(), HookError> {
         let target = Self::current_target(ctx);
         tracing::info!(parent: &span(ctx.call_id()), call_id = %ctx.call_id(), attempt = %attempt.id, target = %target, redelivered = attempt.redelivered, "transfer completed");
-        self.metrics.transfer_completed();
         let outcome = CallOutcome::Transferred { target: target.clone() };
         update_plan(ctx, |plan| plan.outcome = Some(outcome)).await;
         self.emit(ctx.call_id(), BotEventKind::TransferCompleted { target });
@@ -433,7 +430,6 @@ impl CallHandler for Receptionist {
             let label = target.as_ref().map_or_else(|| "?".into(), ToString::to_string);
             let hint = failure.hint().unwrap_or_default();
             tracing::info!(attempt = %attempt.id, target = %label, reason = %failure, hint, redelivered = attempt.redelivered, "transfer failed");
-            self.metrics.transfer_failed(failure.label());
             let mut reason = failure.to_string();
             if let Some(hint) = failure.hint().filter(|hint| !reason.contains(hint)) {
                 reason = format!("{reason} (hint: {hint})");
