@@ -160,6 +160,9 @@ impl Counters {
     }
 }
 
+/// Reads one number of an operation's stats.
+type OpValue = fn(&OpStats) -> u64;
+
 /// The store's counters in a `prometheus_client` registry, read at scrape time.
 #[derive(Debug)]
 pub(crate) struct StoreCollector {
@@ -187,7 +190,7 @@ impl prometheus_client::collector::Collector for StoreCollector {
             ("orphans", m.orphans),
             ("peek", m.peek),
         ];
-        let families: [(&str, &str, fn(&OpStats) -> u64); 2] = [
+        let families: [(&str, &str, OpValue); 2] = [
             (
                 "graph_comms_redis_operations",
                 "Call store operations on Redis, by operation.",

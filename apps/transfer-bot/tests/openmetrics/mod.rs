@@ -83,8 +83,11 @@ fn parse_value(text: &str) -> Result<f64, String> {
     }
 }
 
+/// Label names and values, in order.
+type Labels = Vec<(String, String)>;
+
 /// `{a="x",b="y"}` at the start of `text`: the labels and the rest.
-fn parse_labels(text: &str) -> Result<(Vec<(String, String)>, &str), String> {
+fn parse_labels(text: &str) -> Result<(Labels, &str), String> {
     let mut labels = Vec::new();
     let mut rest = text.strip_prefix('{').ok_or("labels must start with '{'")?;
     if let Some(after) = rest.strip_prefix('}') {
