@@ -15,13 +15,15 @@ use axum::routing::get;
 use graph_comms_handler::client::{GraphClient, RequestInfo, RequestObserver};
 use graph_comms_handler::notify::NotifyConfig;
 use graph_comms_handler::{Bot, ShutdownReport, Timings, serve_with_limits};
-use graph_comms_redis::{RedisCallStore, RedisStoreConfig, StoreMetrics};
+use graph_comms_redis::{RedisCallStore, RedisStoreConfig};
+use prometheus_client::encoding::text::encode;
+use prometheus_client::registry::Registry;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::bot::{BotEvent, Receptionist, ReceptionistSettings};
 use crate::config::{Config, StoreBackend};
-use crate::metrics::{Metrics, Verdict};
+use crate::metrics::Metrics;
 
 /// How long `/readyz` waits for Redis to answer `PING`.
 pub const STORE_PING_TIMEOUT: Duration = Duration::from_millis(500);
@@ -42,7 +44,7 @@ pub struct RunningBot {
     pub addr: SocketAddr,
     /// The framework's bot.
     pub bot: Bot,
-    /// The app's counters.
+    /// The app's own metrics (the framework's are read from [`Bot::metrics`]).
     pub metrics: Arc<Metrics>,
     /// This instance's id (`store.instance_id`).
     pub instance_id: String,
@@ -62,11 +64,9 @@ struct Readiness {
 #[derive(Clone)]
 struct AppState {
     bot: Bot,
-    metrics: Arc<Metrics>,
+    registry: Arc<Registry>,
     ready: Arc<Readiness>,
     redis_store: Option<RedisCallStore>,
-    instance_id: String,
-    store_kind: &'static str,
 }
 
 impl RunningBot {
@@ -148,13 +148,18 @@ impl RunningBot {
                 }
             });
         }
+        // One registry: what the framework counts, then the app's policy metrics.
+        let mut registry = Registry::default();
+        bot.register_metrics(&mut registry);
+        if let Some(store) = &redis_store {
+            store.register_metrics(&mut registry);
+        }
+        metrics.register(&mut registry, &config.store.instance_id, config.store.kind());
         let state = AppState {
             bot: bot.clone(),
-            metrics: Arc::clone(&metrics),
+            registry: Arc::new(registry),
             ready: Arc::clone(&ready),
             redis_store: redis_store.clone(),
-            instance_id: config.store.instance_id.clone(),
-            store_kind: config.store.kind(),
         };
         let router = app_routes(state).merge(bot.router());
         let endpoint = bot.notify_endpoint().clone();
@@ -346,162 +351,20 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     )
 }
 
-/// The runtime's own counters that an operator alerts on.
-fn framework_counters(bot: &graph_comms_handler::BotMetrics) -> [(&'static str, &'static str, u64); 14] {
-    [
-        (
-            "transfer_bot_late_events_total",
-            "Events after their attempt's outcome or their call's end (changed nothing).",
-            bot.late_events,
-        ),
-        (
-            "transfer_bot_calls_evicted_total",
-            "Calls forgotten after the idle time.",
-            bot.calls_evicted,
-        ),
-        (
-            "transfer_bot_hook_timeouts_total",
-            "Hooks dropped for running past the hook timeout.",
-            bot.hook_timeouts,
-        ),
-        (
-            "transfer_bot_timeout_lookups_total",
-            "Calls looked up in Graph after a transfer timeout.",
-            bot.timeout_lookups,
-        ),
-        (
-            "transfer_bot_store_conflicts_total",
-            "Call store writes refused for a stale version and decided again.",
-            bot.store_conflicts,
-        ),
-        (
-            "transfer_bot_store_errors_total",
-            "Call store operations that failed.",
-            bot.store_errors,
-        ),
-        (
-            "transfer_bot_call_queue_full_total",
-            "Notifications answered 503 because their call's queue was full.",
-            bot.refused_busy,
-        ),
-        (
-            "transfer_bot_call_claims_total",
-            "Call leases this instance took (shared store).",
-            bot.claims,
-        ),
-        (
-            "transfer_bot_call_claims_refused_total",
-            "Claims refused because another instance held the call's lease.",
-            bot.claims_refused,
-        ),
-        (
-            "transfer_bot_takeovers_total",
-            "Calls taken over from an instance that stopped with notifications waiting.",
-            bot.takeovers,
-        ),
-        (
-            "transfer_bot_leases_lost_total",
-            "Leases found lost (this instance stalled past the lease time); its writes were refused.",
-            bot.leases_lost,
-        ),
-        (
-            "transfer_bot_hook_redeliveries_total",
-            "Hook steps run again after the instance that committed them stopped first.",
-            bot.redeliveries,
-        ),
-        (
-            "transfer_bot_unsent_transfer_checks_total",
-            "Calls looked up after a takeover found a transfer not known to be sent (never sent again).",
-            bot.unsent_checks,
-        ),
-        (
-            "transfer_bot_journal_failures_total",
-            "Notifications answered 503 because the shared store could not take them.",
-            bot.journal_failures,
-        ),
-    ]
-}
+/// The content type of [`encode`]'s output (OpenMetrics text, which
+/// Prometheus scrapes natively).
+pub const METRICS_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
-async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    let notify = state.bot.notify_endpoint().metrics();
-    let mut verdicts = vec![Verdict {
-        verdict: "accepted",
-        reason: String::new(),
-        count: notify.accepted_requests,
-    }];
-    verdicts.extend(notify.rejections().map(|(reason, count)| Verdict {
-        verdict: "rejected",
-        reason: reason.as_str().to_owned(),
-        count,
-    }));
-    let bot = state.bot.metrics();
-    let gauges = [
-        (
-            "transfer_bot_calls_active",
-            "Calls the bot tracks now.",
-            bot.calls_active as u64,
-        ),
-        (
-            "transfer_bot_events_in_flight",
-            "Notification events queued or being handled now.",
-            bot.events_in_flight as u64,
-        ),
-    ];
-    let mut text = state.metrics.render(&verdicts, &framework_counters(&bot), &gauges);
-    crate::metrics::render_instance(&mut text, &state.instance_id, state.store_kind);
-    if let Some(store) = &state.redis_store {
-        render_redis(&mut text, &store.metrics());
+/// The registry: the framework's families, the Redis store's, and the app's.
+async fn metrics(State(state): State<AppState>) -> axum::response::Response {
+    let mut text = String::new();
+    match encode(&mut text, &state.registry) {
+        Ok(()) => ([(header::CONTENT_TYPE, METRICS_CONTENT_TYPE)], text).into_response(),
+        Err(error) => {
+            tracing::warn!(%error, "encoding the metrics failed");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
     }
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
-        text,
-    )
-}
-
-/// The Redis store's own counters (read from memory, no round trip).
-fn render_redis(out: &mut String, m: &StoreMetrics) {
-    let ops = [
-        ("load", m.load.calls, m.load.round_trips),
-        ("save", m.save.calls, m.save.round_trips),
-        ("delete", m.delete.calls, m.delete.round_trips),
-        ("due", m.due.calls, m.due.round_trips),
-        ("count", m.count.calls, m.count.round_trips),
-        ("append", m.append.calls, m.append.round_trips),
-        ("claim", m.claim.calls, m.claim.round_trips),
-        ("commit", m.commit.calls, m.commit.round_trips),
-        ("release", m.release.calls, m.release.round_trips),
-        ("renew", m.renew.calls, m.renew.round_trips),
-        ("orphans", m.orphans.calls, m.orphans.round_trips),
-        ("peek", m.peek.calls, m.peek.round_trips),
-    ];
-    let counters = [
-        (
-            "transfer_bot_redis_conflicts_total",
-            "Redis compare-and-set writes refused for a stale version.",
-            m.conflicts,
-        ),
-        (
-            "transfer_bot_redis_fenced_writes_total",
-            "Writes under a lease refused because its token no longer held the lease.",
-            m.fenced,
-        ),
-        (
-            "transfer_bot_redis_index_repairs_total",
-            "Stale due-index entries repaired.",
-            m.index_repairs,
-        ),
-        (
-            "transfer_bot_redis_index_errors_total",
-            "Due-index updates that failed.",
-            m.index_errors,
-        ),
-        (
-            "transfer_bot_redis_script_loads_total",
-            "Lua scripts sent in full because Redis had not cached them.",
-            m.script_loads,
-        ),
-    ];
-    crate::metrics::render_store_ops(out, &ops, &counters);
 }
 
 /// `serve`: runs against the configured Graph until SIGTERM or Ctrl-C.

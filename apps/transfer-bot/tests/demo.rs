@@ -12,8 +12,85 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use transfer_bot::bot::{BotEventKind, CallOutcome};
 
 use transfer_bot::demo::{
-    DemoEnvironment, DemoReport, DemoRow, LoadOptions, run_load, run_scenario_list, run_scenarios, scenarios,
+    DemoEnvironment, DemoReport, DemoRow, LoadOptions, run_load, run_scenario_list, run_scenarios, run_scenarios_in,
+    scenarios,
 };
+
+mod openmetrics;
+
+/// Every family the framework registers (`Bot::register_metrics`) with the
+/// in-memory store, in registration order.
+const FRAMEWORK_FAMILIES: &[&str] = &[
+    "graph_comms_notification_requests",
+    "graph_comms_notification_events_queued",
+    "graph_comms_notification_token_cache_hits",
+    "graph_comms_notification_token_verifications",
+    "graph_comms_key_set_fetches",
+    "graph_comms_key_set_fetch_failures",
+    "graph_comms_graph_token_fetches",
+    "graph_comms_graph_token_fetch_failures",
+    "graph_comms_calls_active",
+    "graph_comms_workers_active",
+    "graph_comms_events_in_flight",
+    "graph_comms_calls_seen",
+    "graph_comms_calls_ended",
+    "graph_comms_calls_evicted",
+    "graph_comms_events_handled",
+    "graph_comms_transfers_started",
+    "graph_comms_transfers_accepted",
+    "graph_comms_transfers",
+    "graph_comms_hook_errors",
+    "graph_comms_hook_panics",
+    "graph_comms_hook_timeouts",
+    "graph_comms_hook_redeliveries",
+    "graph_comms_late_incoming_decisions",
+    "graph_comms_keep_alives_sent",
+    "graph_comms_keep_alive_failures",
+    "graph_comms_late_events",
+    "graph_comms_timeout_lookups",
+    "graph_comms_unsent_transfer_checks",
+    "graph_comms_store_conflicts",
+    "graph_comms_store_errors",
+    "graph_comms_call_queue_full",
+    "graph_comms_call_claims",
+    "graph_comms_call_claims_refused",
+    "graph_comms_takeovers",
+    "graph_comms_leases_lost",
+    "graph_comms_journal_failures",
+];
+
+/// The app's own families (`Metrics::register`).
+const APP_FAMILIES: &[&str] = &[
+    "transfer_bot_calls_ended",
+    "transfer_bot_transfers_started",
+    "transfer_bot_targets_skipped",
+    "transfer_bot_graph_request_duration_seconds",
+    "transfer_bot_instance",
+];
+
+/// Samples the scripted demo must move off zero: (sample, labels that must match).
+const EXERCISED: &[(&str, &[(&str, &str)])] = &[
+    ("graph_comms_notification_requests_total", &[("result", "accepted")]),
+    ("graph_comms_notification_events_queued_total", &[]),
+    ("graph_comms_notification_token_verifications_total", &[]),
+    ("graph_comms_key_set_fetches_total", &[]),
+    ("graph_comms_graph_token_fetches_total", &[]),
+    ("graph_comms_calls_seen_total", &[]),
+    ("graph_comms_calls_ended_total", &[]),
+    ("graph_comms_events_handled_total", &[]),
+    ("graph_comms_transfers_started_total", &[]),
+    ("graph_comms_transfers_accepted_total", &[]),
+    ("graph_comms_transfers_total", &[("outcome", "completed")]),
+    ("graph_comms_transfers_total", &[("outcome", "failed")]),
+    ("transfer_bot_calls_ended_total", &[("outcome", "transferred")]),
+    ("transfer_bot_calls_ended_total", &[("outcome", "apologised")]),
+    ("transfer_bot_transfers_started_total", &[("mode", "blind")]),
+    ("transfer_bot_transfers_started_total", &[("mode", "consultative")]),
+    (
+        "transfer_bot_graph_request_duration_seconds_count",
+        &[("action", "transfer")],
+    ),
+];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_scripted_call_ends_as_scripted() {
@@ -99,17 +176,20 @@ fn one_failed_row_or_no_rows_is_a_failing_exit_code() {
 }
 
 async fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
+    let (status, _, body) = http_get_with_headers(addr, path).await;
+    (status, body)
+}
+
+/// The status, the header block and the body.
+async fn http_get_with_headers(addr: std::net::SocketAddr, path: &str) -> (u16, String, String) {
     let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
     let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
     stream.write_all(request.as_bytes()).await.unwrap();
     let mut response = String::new();
     stream.read_to_string(&mut response).await.unwrap();
     let status = response.split(' ').nth(1).unwrap().parse().unwrap();
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    (status, body)
+    let (headers, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    (status, headers.to_owned(), body.to_owned())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -173,23 +253,121 @@ async fn transfers_carry_transferee_and_replaces_call_id_and_metrics_count_them(
 
     let (status, metrics) = http_get(env.bot.addr, "/metrics").await;
     assert_eq!(status, 200);
-    assert!(metrics.contains("transfer_bot_calls_total 3"), "{metrics}");
     assert!(
-        metrics.contains("transfer_bot_transfers_total{outcome=\"completed\",reason=\"\"} 3"),
+        metrics.contains("\ngraph_comms_calls_seen_total 4\n"),
+        "three calls and one consultation call: {metrics}"
+    );
+    assert!(
+        metrics.contains("transfer_bot_calls_ended_total{outcome=\"transferred\"} 3\n"),
         "{metrics}"
     );
     assert!(
-        metrics.contains("transfer_bot_transfers_total{outcome=\"failed\",reason=\"returned_to_established\"} 1"),
+        metrics.contains("\ngraph_comms_transfers_total{outcome=\"completed\"} 3\n"),
         "{metrics}"
     );
     assert!(
-        metrics.contains("transfer_bot_notifications_total{verdict=\"accepted\",reason=\"\"}"),
+        metrics.contains("graph_comms_transfers_total{outcome=\"failed\",reason=\"returned_to_established\"} 1\n"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("graph_comms_notification_requests_total{result=\"accepted\"}"),
         "{metrics}"
     );
     assert!(
         metrics.contains("transfer_bot_graph_request_duration_seconds_count{action="),
         "{metrics}"
     );
+    env.shutdown().await;
+}
+
+/// `/metrics` after the whole scripted demo: valid OpenMetrics text, every
+/// framework and app family, non-zero where the demo exercises it, and no
+/// label value that identifies a caller, a user, a call or a tenant.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_the_scripted_demo_metrics_parse_and_every_family_is_scraped() {
+    let all = scenarios().unwrap();
+    let mut env = tokio::time::timeout(
+        Duration::from_secs(20),
+        DemoEnvironment::start_configured(&all, Default::default(), |config| {
+            // A fixed id: the default (the host name) is not this test's business.
+            config.store.instance_id = "demo-a".into();
+        }),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let report = tokio::time::timeout(Duration::from_secs(90), run_scenarios_in(&mut env, &all, false))
+        .await
+        .expect("demo timed out");
+    assert!(report.all_ok(), "{}", report.table());
+
+    let (status, headers, metrics) = http_get_with_headers(env.bot.addr, "/metrics").await;
+    assert_eq!(status, 200, "{metrics}");
+    assert!(
+        headers
+            .to_ascii_lowercase()
+            .contains("content-type: application/openmetrics-text; version=1.0.0; charset=utf-8"),
+        "{headers}"
+    );
+    let scrape = openmetrics::parse(&metrics).unwrap_or_else(|e| panic!("{e}\n{metrics}"));
+
+    for family in FRAMEWORK_FAMILIES.iter().chain(APP_FAMILIES) {
+        let described = scrape.families.get(*family);
+        assert!(described.is_some(), "no family {family} in:\n{metrics}");
+        assert!(
+            scrape.of(family).next().is_some(),
+            "family {family} has no sample:\n{metrics}"
+        );
+    }
+    let registered: Vec<_> = scrape.families.keys().map(String::as_str).collect();
+    for family in &registered {
+        assert!(
+            FRAMEWORK_FAMILIES.contains(family) || APP_FAMILIES.contains(family),
+            "{family} is not in this test's lists"
+        );
+        let prefix_ok = family.starts_with("graph_comms_") || family.starts_with("transfer_bot_");
+        assert!(prefix_ok, "{family}");
+    }
+    for (family, described) in &scrape.families {
+        let counter_ok = described.kind != "counter" || !family.ends_with("_total");
+        assert!(counter_ok, "{family}: counters get _total on their samples only");
+    }
+    assert_eq!(
+        scrape.families["transfer_bot_graph_request_duration_seconds"].kind,
+        "histogram"
+    );
+    assert_eq!(
+        scrape.families["transfer_bot_graph_request_duration_seconds"]
+            .unit
+            .as_deref(),
+        Some("seconds")
+    );
+    assert_eq!(scrape.families["graph_comms_calls_active"].kind, "gauge");
+    assert_eq!(
+        scrape.value(
+            "transfer_bot_instance_info",
+            &[("instance_id", "demo-a"), ("store", "memory")]
+        ),
+        Some(1.0)
+    );
+
+    for (name, labels) in EXERCISED {
+        let total: f64 = scrape
+            .samples
+            .iter()
+            .filter(|s| {
+                s.name == *name
+                    && labels
+                        .iter()
+                        .all(|(k, v)| s.labels.iter().any(|(sk, sv)| sk == k && sv == v))
+            })
+            .map(|s| s.value)
+            .sum();
+        assert!(total > 0.0, "{name}{labels:?} is zero after the demo:\n{metrics}");
+    }
+
+    let identifying = openmetrics::identifying_label_values(&scrape);
+    assert!(identifying.is_empty(), "identifying label values: {identifying:?}");
     env.shutdown().await;
 }
 
@@ -318,10 +496,12 @@ async fn a_notification_from_a_tenant_not_allowed_is_refused_and_counted() {
     .await
     .expect("the allowed tenant's call finishes");
     let (_, metrics) = http_get(env.bot.addr, "/metrics").await;
-    assert!(
-        metrics.contains("transfer_bot_notifications_total{verdict=\"rejected\",reason=\"tenant_not_allowed\"}"),
-        "{metrics}"
+    let scrape = openmetrics::parse(&metrics).unwrap_or_else(|e| panic!("{e}\n{metrics}"));
+    let rejected = scrape.value(
+        "graph_comms_notification_requests_total",
+        &[("result", "rejected"), ("reason", "tenant_not_allowed")],
     );
+    assert!(rejected.is_some_and(|n| n >= 1.0), "{metrics}");
     env.shutdown().await;
 }
 

@@ -16,6 +16,19 @@ use transfer_bot::bot::{BotEventKind, CallOutcome};
 use transfer_bot::config::{RedisUrl, StoreSettings};
 use transfer_bot::demo::{DemoEnvironment, Scenario, scenarios};
 
+mod openmetrics;
+
+/// Every family the Redis store registers (`RedisCallStore::register_metrics`).
+const REDIS_FAMILIES: &[&str] = &[
+    "graph_comms_redis_operations",
+    "graph_comms_redis_round_trips",
+    "graph_comms_redis_conflicts",
+    "graph_comms_redis_fenced_writes",
+    "graph_comms_redis_index_repairs",
+    "graph_comms_redis_index_errors",
+    "graph_comms_redis_script_loads",
+];
+
 /// A key prefix no other test run uses.
 fn unique_prefix() -> String {
     format!(
@@ -58,7 +71,9 @@ async fn a_transferred_call_is_kept_in_redis() {
     };
     let prefix = unique_prefix();
     let blind = scenario("blind transfer");
-    let store = StoreSettings::redis(RedisUrl::parse(&url).unwrap(), prefix.clone());
+    let mut store = StoreSettings::redis(RedisUrl::parse(&url).unwrap(), prefix.clone());
+    // A fixed id: the default (the host name) is not the label check's business.
+    store.instance_id = "redis-test-a".into();
     let mut env = tokio::time::timeout(
         Duration::from_secs(20),
         DemoEnvironment::start_with_store(std::slice::from_ref(&blind), store),
@@ -135,26 +150,31 @@ async fn a_transferred_call_is_kept_in_redis() {
 
     let (status, metrics) = http_get(env.bot.addr, "/metrics").await;
     assert_eq!(status, 200);
+    let scrape = openmetrics::parse(&metrics).unwrap_or_else(|e| panic!("{e}\n{metrics}"));
+    for family in REDIS_FAMILIES {
+        assert!(scrape.families.contains_key(*family), "no {family} in:\n{metrics}");
+    }
+    assert_eq!(openmetrics::identifying_label_values(&scrape), Vec::<String>::new());
     assert!(
-        metrics.contains("transfer_bot_instance_info{instance_id=\""),
+        metrics.contains("transfer_bot_instance_info{instance_id=\"redis-test-a\""),
         "{metrics}"
     );
     assert!(metrics.contains(",store=\"redis\"} 1"), "{metrics}");
     // Instances on Redis share calls: notifications are appended before 202 and
     // every write is a commit under the call's lease.
     assert!(
-        sample(&metrics, "transfer_bot_redis_operations_total{op=\"append\"}") >= 2,
+        sample(&metrics, "graph_comms_redis_operations_total{op=\"append\"}") >= 2,
         "{metrics}"
     );
     assert!(
-        sample(&metrics, "transfer_bot_redis_operations_total{op=\"commit\"}") >= 2,
+        sample(&metrics, "graph_comms_redis_operations_total{op=\"commit\"}") >= 2,
         "{metrics}"
     );
-    assert!(sample(&metrics, "transfer_bot_redis_round_trips_total{op=\"commit\"}") >= 2);
-    assert!(sample(&metrics, "transfer_bot_call_claims_total") >= 1, "{metrics}");
-    assert_eq!(sample(&metrics, "transfer_bot_leases_lost_total"), 0);
-    assert_eq!(sample(&metrics, "transfer_bot_redis_conflicts_total"), 0);
-    assert_eq!(sample(&metrics, "transfer_bot_store_errors_total"), 0);
+    assert!(sample(&metrics, "graph_comms_redis_round_trips_total{op=\"commit\"}") >= 2);
+    assert!(sample(&metrics, "graph_comms_call_claims_total") >= 1, "{metrics}");
+    assert_eq!(sample(&metrics, "graph_comms_leases_lost_total"), 0);
+    assert_eq!(sample(&metrics, "graph_comms_redis_conflicts_total"), 0);
+    assert_eq!(sample(&metrics, "graph_comms_store_errors_total"), 0);
 
     // Round trips on the notification path (the periodic sweeps aside) per
     // notification item received: append-and-claim, commit, release.
@@ -235,7 +255,7 @@ async fn readiness_says_call_store_false_when_redis_does_not_answer() {
     let (status, metrics) = http_get(env.bot.addr, "/metrics").await;
     assert_eq!(status, 200);
     assert!(
-        metrics.contains("transfer_bot_redis_operations_total{op=\"load\"}"),
+        metrics.contains("graph_comms_redis_operations_total{op=\"load\"}"),
         "{metrics}"
     );
     assert!(!metrics.contains("not-shown"));
@@ -261,6 +281,6 @@ async fn the_memory_store_is_always_ready() {
     assert!(body.contains("call_store: true\n"), "{body}");
     let (_, metrics) = http_get(env.bot.addr, "/metrics").await;
     assert!(metrics.contains(",store=\"memory\"} 1"), "{metrics}");
-    assert!(!metrics.contains("transfer_bot_redis_"), "{metrics}");
+    assert!(!metrics.contains("graph_comms_redis_"), "{metrics}");
     env.shutdown().await;
 }

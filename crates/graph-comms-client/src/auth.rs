@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -294,10 +295,37 @@ fn aadsts_in(text: &str) -> Option<String> {
     (!digits.is_empty()).then(|| format!("AADSTS{digits}"))
 }
 
+/// A snapshot of the client's token fetches, for an app's `/metrics`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TokenMetrics {
+    /// Token requests sent to the provider (cache misses and refreshes, every tenant).
+    pub fetches: u64,
+    /// Token requests that failed (a still-valid token may have been kept).
+    pub fetch_failures: u64,
+}
+
+/// The live counters behind [`TokenMetrics`], shared by every tenant's cache.
+#[derive(Debug, Default)]
+pub(crate) struct TokenCounters {
+    fetches: AtomicU64,
+    fetch_failures: AtomicU64,
+}
+
+impl TokenCounters {
+    pub(crate) fn snapshot(&self) -> TokenMetrics {
+        TokenMetrics {
+            fetches: self.fetches.load(Ordering::Relaxed),
+            fetch_failures: self.fetch_failures.load(Ordering::Relaxed),
+        }
+    }
+}
+
 /// Caches the provider's token, refreshes it ahead of expiry, and makes sure
 /// only one fetch runs however many requests need a token at once.
 pub(crate) struct TokenCache {
     provider: Arc<dyn TokenProvider>,
+    counters: Arc<TokenCounters>,
     /// `None`: the provider's own tenant ([`TokenProvider::token`]).
     tenant: Option<TenantId>,
     current: Mutex<Option<Cached>>,
@@ -322,13 +350,15 @@ fn refresh_time(token: &AccessToken, now: Instant) -> Instant {
 const REFRESH_RETRY: Duration = Duration::from_secs(5);
 
 impl TokenCache {
+    #[cfg(test)]
     pub(crate) fn new(provider: Arc<dyn TokenProvider>) -> Self {
-        Self::for_tenant(provider, None)
+        Self::for_tenant(provider, None, Arc::default())
     }
 
-    fn for_tenant(provider: Arc<dyn TokenProvider>, tenant: Option<TenantId>) -> Self {
+    fn for_tenant(provider: Arc<dyn TokenProvider>, tenant: Option<TenantId>, counters: Arc<TokenCounters>) -> Self {
         Self {
             provider,
+            counters,
             tenant,
             current: Mutex::new(None),
             fetching: tokio::sync::Mutex::new(()),
@@ -363,10 +393,14 @@ impl TokenCache {
         if let Some(cached) = previous.clone().filter(|c| Instant::now() < c.refresh_at) {
             return Ok(cached.token.secret);
         }
+        self.counters.fetches.fetch_add(1, Ordering::Relaxed);
         let fetched = match &self.tenant {
             None => self.provider.token().await,
             Some(tenant) => self.provider.token_for_tenant(tenant).await,
         };
+        if fetched.is_err() {
+            self.counters.fetch_failures.fetch_add(1, Ordering::Relaxed);
+        }
         match fetched {
             Ok(token) => {
                 let refresh_at = refresh_time(&token, Instant::now());
@@ -424,6 +458,7 @@ pub(crate) struct TokenCaches {
     default_tenant: Option<TenantId>,
     default: TokenCache,
     others: Mutex<HashMap<TenantId, Arc<TokenCache>>>,
+    counters: Arc<TokenCounters>,
 }
 
 /// Where a token comes from: the default cache, or one tenant's.
@@ -444,12 +479,19 @@ impl std::ops::Deref for CacheRef<'_> {
 
 impl TokenCaches {
     pub(crate) fn new(provider: Arc<dyn TokenProvider>, default_tenant: Option<TenantId>) -> Self {
+        let counters = Arc::new(TokenCounters::default());
         Self {
-            default: TokenCache::new(Arc::clone(&provider)),
+            default: TokenCache::for_tenant(Arc::clone(&provider), None, Arc::clone(&counters)),
             provider,
             default_tenant,
             others: Mutex::new(HashMap::new()),
+            counters,
         }
+    }
+
+    /// Token fetches of every tenant's cache so far.
+    pub(crate) fn metrics(&self) -> TokenMetrics {
+        self.counters.snapshot()
     }
 
     /// The cache for `tenant` (`None`, or the default tenant: the default cache).
@@ -458,7 +500,11 @@ impl TokenCaches {
             Some(tenant) if self.default_tenant.as_ref() != Some(tenant) => {
                 let mut others = self.others.lock().unwrap_or_else(PoisonError::into_inner);
                 let cache = others.entry(tenant.clone()).or_insert_with(|| {
-                    Arc::new(TokenCache::for_tenant(Arc::clone(&self.provider), Some(tenant.clone())))
+                    Arc::new(TokenCache::for_tenant(
+                        Arc::clone(&self.provider),
+                        Some(tenant.clone()),
+                        Arc::clone(&self.counters),
+                    ))
                 });
                 CacheRef::Tenant(Arc::clone(cache))
             }
@@ -570,6 +616,12 @@ mod tests {
         assert_eq!(calls.get("b"), Some(&1));
         assert_eq!(calls.get("default"), Some(&1), "the default tenant uses token()");
         assert_eq!(calls.len(), 3);
+        let metrics = caches.metrics();
+        assert_eq!(
+            (metrics.fetches, metrics.fetch_failures),
+            (3, 0),
+            "every tenant's fetches count"
+        );
     }
 
     #[tokio::test]
@@ -581,6 +633,8 @@ mod tests {
             caches.cache(Some(&TenantId::new("other"))).get().await,
             Err(TokenError::Provider(_))
         ));
+        let metrics = caches.metrics();
+        assert_eq!((metrics.fetches, metrics.fetch_failures), (2, 1));
     }
 
     #[test]

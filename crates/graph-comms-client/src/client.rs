@@ -998,6 +998,12 @@ impl GraphClient {
         Ok(())
     }
 
+    /// Token fetches so far (every tenant's cache; handles from
+    /// [`Self::for_tenant`] share the counts).
+    pub fn token_metrics(&self) -> crate::TokenMetrics {
+        self.inner.tokens.metrics()
+    }
+
     /// A handle that sends tokens of `tenant`: use the call's tenant (the
     /// `tid` of its notifications) for every request on that call. Cheap; it
     /// shares the connection pool and the token caches, and concurrent

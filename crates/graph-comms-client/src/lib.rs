@@ -11,7 +11,7 @@ mod retry;
 mod scenario;
 
 pub use async_trait::async_trait;
-pub use auth::{AccessToken, ClientSecretCredential, TokenProvider};
+pub use auth::{AccessToken, ClientSecretCredential, TokenMetrics, TokenProvider};
 pub use certificate::{ClientCertificate, ClientCertificateCredential, JWT_BEARER_ASSERTION};
 pub use client::{GraphClient, GraphClientBuilder, GraphResponse, RequestInfo, RequestObserver};
 pub use error::{GraphClientError, TokenError};

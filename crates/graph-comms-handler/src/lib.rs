@@ -12,6 +12,7 @@ mod inspect;
 pub mod machine;
 mod metrics;
 mod operation;
+mod prometheus;
 mod record;
 mod report;
 mod runtime;
@@ -49,3 +50,6 @@ pub use graph_comms_client as client;
 pub use graph_comms_model as model;
 /// The notification endpoint (re-exported `graph-comms-notify`).
 pub use graph_comms_notify as notify;
+/// The Prometheus client library the framework registers its metrics with
+/// (re-exported `prometheus-client`; see [`Bot::register_metrics`]).
+pub use prometheus_client;

@@ -12,11 +12,13 @@ pub(crate) struct Counters {
     pub(crate) calls_ended: AtomicU64,
     pub(crate) events: AtomicU64,
     pub(crate) transfers_started: AtomicU64,
+    pub(crate) transfers_accepted: AtomicU64,
     pub(crate) transfers_completed: AtomicU64,
     pub(crate) transfers_failed: Mutex<BTreeMap<&'static str, u64>>,
     pub(crate) hook_errors: AtomicU64,
     pub(crate) hook_panics: AtomicU64,
     pub(crate) keep_alives: AtomicU64,
+    pub(crate) keep_alive_failures: AtomicU64,
     pub(crate) late_incoming_decisions: AtomicU64,
     pub(crate) hook_timeouts: AtomicU64,
     pub(crate) late_events: AtomicU64,
@@ -62,6 +64,8 @@ pub struct BotMetrics {
     pub events_handled: u64,
     /// Transfer attempts started (POSTs sent).
     pub transfers_started: u64,
+    /// Attempts the target accepted (reported or inferred), before their outcome.
+    pub transfers_accepted: u64,
     /// Attempts that completed.
     pub transfers_completed: u64,
     /// Attempts that failed, by [`TransferFailure::label`](crate::TransferFailure::label).
@@ -72,6 +76,9 @@ pub struct BotMetrics {
     pub hook_panics: u64,
     /// Successful keep-alive requests.
     pub keep_alives_sent: u64,
+    /// Keep-alive requests that failed (a 404, the call being gone, is not
+    /// counted: the call ends instead).
+    pub keep_alive_failures: u64,
     /// Incoming calls whose decision took longer than the deadline.
     pub late_incoming_decisions: u64,
     /// Hooks dropped for running longer than the hook timeout.
@@ -128,11 +135,13 @@ impl Counters {
             events_in_flight,
             events_handled: get(&self.events),
             transfers_started: get(&self.transfers_started),
+            transfers_accepted: get(&self.transfers_accepted),
             transfers_completed: get(&self.transfers_completed),
             transfers_failed: lock(&self.transfers_failed).clone(),
             hook_errors: get(&self.hook_errors),
             hook_panics: get(&self.hook_panics),
             keep_alives_sent: get(&self.keep_alives),
+            keep_alive_failures: get(&self.keep_alive_failures),
             late_incoming_decisions: get(&self.late_incoming_decisions),
             hook_timeouts: get(&self.hook_timeouts),
             late_events: get(&self.late_events),

@@ -91,5 +91,36 @@ async fn keep_alive_not_found_ends_the_call_state() {
             .any(|r| r.endpoint == Endpoint::KeepAlive && r.call_id.as_ref() == Some(&call) && r.status == 404)
     );
     assert_eq!(h.bot.metrics().calls_active, 0);
+    assert_eq!(
+        h.bot.metrics().keep_alive_failures,
+        0,
+        "a 404 ends the call; it is not a failure"
+    );
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_keep_alive_is_counted_and_retried() {
+    use graph_comms_emulator::{ApiFault, FaultKind};
+    let handler = Arc::new(Recorder::new(|_, _| None));
+    let timings = short_timings()
+        .keep_alive_interval(Duration::from_millis(100))
+        .keep_alive_retry(Duration::from_millis(100));
+    let h = Harness::start(handler.clone(), timings).await;
+    // The first keep-alive is refused (403, not retried by the client).
+    h.emu.inject_api_fault(ApiFault {
+        endpoint: Endpoint::KeepAlive,
+        kind: FaultKind::Status(403),
+        count: 1,
+    });
+    let call = h.call_from("steady").await;
+    handler
+        .wait_for(&call, |hooks| hooks.contains(&Hook::Established))
+        .await;
+    wait_for_new_keep_alive(&h, &call, 0).await;
+    let metrics = h.bot.metrics();
+    assert_eq!(metrics.keep_alive_failures, 1, "{metrics:?}");
+    assert!(metrics.keep_alives_sent >= 1, "{metrics:?}");
+    assert_eq!(h.emu.call_state(&call), Some(CallState::Established));
     h.stop().await;
 }

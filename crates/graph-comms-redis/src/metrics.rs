@@ -159,3 +159,131 @@ impl Counters {
         counter.fetch_add(n, Ordering::Relaxed);
     }
 }
+
+/// Reads one number of an operation's stats.
+type OpValue = fn(&OpStats) -> u64;
+
+/// The store's counters in a `prometheus_client` registry, read at scrape time.
+#[derive(Debug)]
+pub(crate) struct StoreCollector {
+    pub(crate) store: crate::RedisCallStore,
+}
+
+impl prometheus_client::collector::Collector for StoreCollector {
+    fn encode(&self, mut encoder: prometheus_client::encoding::DescriptorEncoder<'_>) -> std::fmt::Result {
+        use prometheus_client::encoding::EncodeMetric as _;
+        use prometheus_client::metrics::MetricType;
+        use prometheus_client::metrics::counter::ConstCounter;
+
+        let m = self.store.metrics();
+        let ops = [
+            ("load", m.load),
+            ("save", m.save),
+            ("delete", m.delete),
+            ("due", m.due),
+            ("count", m.count),
+            ("append", m.append),
+            ("claim", m.claim),
+            ("commit", m.commit),
+            ("release", m.release),
+            ("renew", m.renew),
+            ("orphans", m.orphans),
+            ("peek", m.peek),
+        ];
+        let families: [(&str, &str, OpValue); 2] = [
+            (
+                "graph_comms_redis_operations",
+                "Call store operations on Redis, by operation.",
+                |op| op.calls,
+            ),
+            (
+                "graph_comms_redis_round_trips",
+                "Redis round trips, by call store operation (a pipeline is one).",
+                |op| op.round_trips,
+            ),
+        ];
+        for (name, help, value) in families {
+            let mut family = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+            for (op, stats) in &ops {
+                ConstCounter::new(value(stats)).encode(family.encode_family(&[("op", *op)])?)?;
+            }
+        }
+        let counters = [
+            (
+                "graph_comms_redis_conflicts",
+                "Redis compare-and-set writes refused for a stale version.",
+                m.conflicts,
+            ),
+            (
+                "graph_comms_redis_fenced_writes",
+                "Writes under a lease refused because its token no longer held the lease.",
+                m.fenced,
+            ),
+            (
+                "graph_comms_redis_index_repairs",
+                "Stale due-index entries repaired.",
+                m.index_repairs,
+            ),
+            (
+                "graph_comms_redis_index_errors",
+                "Due-index updates that failed (the record write itself went ahead).",
+                m.index_errors,
+            ),
+            (
+                "graph_comms_redis_script_loads",
+                "Lua scripts sent in full because Redis had not cached them.",
+                m.script_loads,
+            ),
+        ];
+        for (name, help, value) in counters {
+            let metric = ConstCounter::new(value);
+            metric.encode(encoder.encode_descriptor(name, help, None, metric.metric_type())?)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use prometheus_client::encoding::text::encode;
+    use prometheus_client::registry::Registry;
+
+    use crate::{RedisCallStore, RedisStoreConfig};
+
+    #[tokio::test]
+    async fn registers_every_operation_and_counter_without_a_round_trip() {
+        // Lazy: nothing listens on port 9, and a scrape never connects.
+        let store = RedisCallStore::connect_lazy(RedisStoreConfig::new("redis://127.0.0.1:9/")).expect("valid config");
+        let mut registry = Registry::default();
+        store.register_metrics(&mut registry);
+        let mut text = String::new();
+        encode(&mut text, &registry).expect("encodes");
+        for op in ["load", "save", "commit", "peek"] {
+            assert!(
+                text.contains(&format!("graph_comms_redis_operations_total{{op=\"{op}\"}} 0\n")),
+                "{text}"
+            );
+            assert!(
+                text.contains(&format!("graph_comms_redis_round_trips_total{{op=\"{op}\"}} 0\n")),
+                "{text}"
+            );
+        }
+        for name in [
+            "conflicts",
+            "fenced_writes",
+            "index_repairs",
+            "index_errors",
+            "script_loads",
+        ] {
+            assert!(
+                text.contains(&format!("# TYPE graph_comms_redis_{name} counter\n")),
+                "{text}"
+            );
+            assert!(
+                text.contains(&format!("\ngraph_comms_redis_{name}_total 0\n")),
+                "{text}"
+            );
+        }
+        assert!(text.ends_with("# EOF\n"));
+    }
+}

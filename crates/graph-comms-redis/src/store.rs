@@ -119,6 +119,15 @@ impl RedisCallStore {
         self.inner.counters.snapshot()
     }
 
+    /// Registers this store's counters into `registry`
+    /// (`graph_comms_redis_operations_total{op}`,
+    /// `graph_comms_redis_round_trips_total{op}`, conflicts, fenced writes,
+    /// index repairs and errors, script loads). Values are read from memory
+    /// at each scrape, with no round trip to Redis.
+    pub fn register_metrics(&self, registry: &mut prometheus_client::registry::Registry) {
+        registry.register_collector(Box::new(crate::metrics::StoreCollector { store: self.clone() }));
+    }
+
     /// The Redis key of a call's record, `<prefix>:{<canonical call id>}`.
     pub fn record_key(&self, call_id: &CallId) -> String {
         self.inner.keys.record(call_id)

@@ -162,9 +162,9 @@ impl Receptionist {
         }
     }
 
-    fn record_failure(&self, call_id: &CallId, target: &Target, label: &str, reason: &str) {
+    fn record_failure(&self, call_id: &CallId, target: &Target, label: &'static str, reason: &str) {
         tracing::info!(target = %target, reason, "transfer attempt failed; trying the next target");
-        self.metrics.transfer_failed(label);
+        self.metrics.target_skipped(label);
         self.emit(
             call_id,
             BotEventKind::TransferFailed {
@@ -322,7 +322,6 @@ impl CallHandler for Receptionist {
         let targets = self.policy.targets_for(call).to_vec();
         async {
             tracing::info!(targets = targets.len(), "incoming call; answering");
-            self.metrics.call_received();
             self.emit(ctx.call_id(), BotEventKind::Incoming { targets: targets.len() });
             let is_group = ctx.is_group() || call.chat_info.as_ref().is_some_and(|c| c.thread_id.is_some());
             // Out of a group call, the caller is the one who moves.
@@ -392,7 +391,6 @@ impl CallHandler for Receptionist {
     ) -> Result<(), HookError> {
         let target = Self::current_target(ctx);
         tracing::info!(attempt = %attempt.id, target = %target, inferred, redelivered = attempt.redelivered, "transfer accepted");
-        self.metrics.transfer_accepted();
         self.emit(ctx.call_id(), BotEventKind::TransferAccepted { target });
         Ok(())
     }
@@ -401,7 +399,6 @@ impl CallHandler for Receptionist {
         let target = Self::current_target(ctx);
         // `call_id` as a field too: `demo --instances` reads completions from the JSON logs.
         tracing::info!(call_id = %ctx.call_id(), attempt = %attempt.id, target = %target, redelivered = attempt.redelivered, "transfer completed");
-        self.metrics.transfer_completed();
         let outcome = CallOutcome::Transferred { target: target.clone() };
         update_plan(ctx, |plan| plan.outcome = Some(outcome)).await;
         self.emit(ctx.call_id(), BotEventKind::TransferCompleted { target });
@@ -427,7 +424,6 @@ impl CallHandler for Receptionist {
             let label = target.as_ref().map_or_else(|| "?".into(), ToString::to_string);
             let hint = failure.hint().unwrap_or_default();
             tracing::info!(attempt = %attempt.id, target = %label, reason = %failure, hint, redelivered = attempt.redelivered, "transfer failed");
-            self.metrics.transfer_failed(failure.label());
             let mut reason = failure.to_string();
             if let Some(hint) = failure.hint().filter(|hint| !reason.contains(hint)) {
                 reason = format!("{reason} (hint: {hint})");

@@ -225,7 +225,7 @@ pub async fn run_load(options: LoadOptions) -> anyhow::Result<LoadReport> {
     }
     let elapsed = started.elapsed();
     placer.abort();
-    let transfers = env.bot.metrics.transfers_completed();
+    let transfers = env.bot.bot.metrics().transfers_completed;
     env.shutdown().await;
     Ok(LoadReport {
         calls: options.calls,

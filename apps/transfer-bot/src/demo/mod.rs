@@ -70,6 +70,15 @@ pub async fn run_scenarios(progress: bool) -> anyhow::Result<DemoReport> {
 /// Runs the given scenarios one after the other and checks each against its script.
 pub async fn run_scenario_list(scenarios: &[Scenario], progress: bool) -> anyhow::Result<DemoReport> {
     let mut env = DemoEnvironment::start(scenarios).await?;
+    let report = run_scenarios_in(&mut env, scenarios, progress).await;
+    env.shutdown().await;
+    Ok(report)
+}
+
+/// Runs the given scenarios one after the other in `env` (started with them)
+/// and checks each against its script; `env` keeps running, so its bot can be
+/// inspected afterwards (`/metrics`, counters).
+pub async fn run_scenarios_in(env: &mut DemoEnvironment, scenarios: &[Scenario], progress: bool) -> DemoReport {
     let mut logs: HashMap<CallId, CallLog> = HashMap::new();
     let mut rows = Vec::new();
     for (i, scenario) in scenarios.iter().enumerate() {
@@ -113,8 +122,7 @@ pub async fn run_scenario_list(scenarios: &[Scenario], progress: bool) -> anyhow
         };
         rows.push(row);
     }
-    env.shutdown().await;
-    Ok(DemoReport { rows })
+    DemoReport { rows }
 }
 
 fn row_for(scenario: &Scenario, call_id: CallId, log: Option<&CallLog>) -> DemoRow {

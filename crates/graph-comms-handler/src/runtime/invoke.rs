@@ -79,6 +79,7 @@ impl Runtime {
                     self.run_hook(ctx, name, hook).await;
                 }
                 AttemptEffect::Accepted { inferred } => {
+                    self.counters.transfers_accepted.fetch_add(1, Ordering::Relaxed);
                     let hook = self.handler.on_transfer_accepted(ctx, info, inferred);
                     self.run_hook(ctx, name, hook).await;
                 }

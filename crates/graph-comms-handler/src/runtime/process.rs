@@ -262,6 +262,7 @@ impl Runtime {
                         }
                         Err(error) if error.is_not_found() => KeepAliveResult::NotFound,
                         Err(error) => {
+                            self.counters.keep_alive_failures.fetch_add(1, Ordering::Relaxed);
                             let failure = RuntimeFailure::Graph {
                                 action: "keepAlive",
                                 error,
