@@ -54,11 +54,11 @@ pub enum AttemptInput {
     /// The attempt's overall timeout has passed (without asking Graph).
     TimedOut,
     /// The attempt's overall timeout has passed and Graph was asked about the call.
-    TimeoutLookup(CallLookup),
+    TimeoutLookup(#[serde(with = "nested_lookup")] CallLookup),
     /// With a shared store: the call was taken over from an instance that
     /// stopped before its `POST /transfer` was known to be sent, and Graph
     /// was asked about the call.
-    SendUnconfirmed(CallLookup),
+    SendUnconfirmed(#[serde(with = "nested_lookup")] CallLookup),
     /// The consultation call of an attempt started with a consultation
     /// ([`TransferMachine::consulting`]) was answered: the runtime now sends the
     /// `POST /transfer` with `replacesCallId`.
@@ -74,6 +74,33 @@ pub enum AttemptInput {
     Superseded,
     /// The runtime stops tracking the attempt (shutdown).
     Abandoned,
+}
+
+/// A [`CallLookup`] inside an [`AttemptInput`], written as its `lookup` member:
+/// both are tagged with `kind`, so written in place the lookup's tag would be a
+/// second `kind` member and the input could not be read back.
+mod nested_lookup {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use super::CallLookup;
+
+    #[derive(Serialize)]
+    struct Write<'a> {
+        lookup: &'a CallLookup,
+    }
+
+    #[derive(Deserialize)]
+    struct Read {
+        lookup: CallLookup,
+    }
+
+    pub(super) fn serialize<S: Serializer>(lookup: &CallLookup, serializer: S) -> Result<S::Ok, S::Error> {
+        Write { lookup }.serialize(serializer)
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<CallLookup, D::Error> {
+        Read::deserialize(deserializer).map(|read| read.lookup)
+    }
 }
 
 /// What Graph said when asked about a call whose transfer attempt timed out
@@ -609,6 +636,39 @@ mod tests {
         assert_eq!(heard, vec![AttemptEffect::Transferring]);
         let unambiguous = run(false, vec![AttemptInput::UnknownOutcomeExpired]);
         assert!(unambiguous.is_empty());
+    }
+
+    /// Before: `TimeoutLookup` and `SendUnconfirmed` were written with two
+    /// `kind` members (the input's and the lookup's), so a shared store could
+    /// not read them back (found by the `transfer_machine` fuzz target).
+    #[test]
+    fn lookup_inputs_read_back_from_json() {
+        let error = ClientErrorSummary {
+            status: Some(503),
+            message: "unavailable".into(),
+            ..ClientErrorSummary::default()
+        };
+        for lookup in [
+            CallLookup::NotFound,
+            found(CallState::Established),
+            CallLookup::Found {
+                state: Some(CallState::Terminated),
+                result_info: Some(ResultInfo::new(0, 7015, "GracefulTransferCompleted")),
+                termination_reason: Some("AppTransferred".into()),
+            },
+            CallLookup::Failed(error),
+        ] {
+            for input in [
+                AttemptInput::TimeoutLookup(lookup.clone()),
+                AttemptInput::SendUnconfirmed(lookup.clone()),
+            ] {
+                let text = serde_json::to_string(&input).unwrap();
+                let read: AttemptInput = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{text}: {e}"));
+                assert_eq!(read, input, "{text}");
+            }
+        }
+        let text = serde_json::to_string(&AttemptInput::TimeoutLookup(CallLookup::NotFound)).unwrap();
+        assert_eq!(text, r#"{"kind":"timeoutLookup","lookup":{"kind":"notFound"}}"#);
     }
 
     #[test]

@@ -15,6 +15,9 @@ use crate::clip::clip;
 use crate::keys::KeyStore;
 use crate::metrics::{Counters, RejectReason};
 
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
+
 /// Longest `Authorization` value read; Graph's tokens are a few KiB.
 const MAX_TOKEN_BYTES: usize = 16 * 1024;
 /// Most verified tokens remembered at once.
@@ -110,19 +113,7 @@ impl Authenticator {
     }
 
     async fn verify(&self, token: &str, now: i64) -> Result<Verdict, AuthFailure> {
-        let header = decode_header(token)?;
-        if header.crit {
-            // RFC 7515 §4.1.11: extensions listed in `crit` must be understood, and none are.
-            return fail(RejectReason::BadToken, "the token header has a crit member");
-        }
-        match header.alg.as_deref() {
-            Some("RS256") => {}
-            Some(other) => return fail(RejectReason::BadAlgorithm, format!("alg {} is not RS256", clip(other))),
-            None => return fail(RejectReason::BadAlgorithm, "the token header has no alg"),
-        }
-        let Some(kid) = header.kid else {
-            return fail(RejectReason::UnknownKey, "the token header has no kid");
-        };
+        let kid = screen_header(token)?;
         let Ok(key) = self.keys.key(&kid).await else {
             return fail(
                 RejectReason::UnknownKey,
@@ -251,6 +242,24 @@ fn bearer_token(value: &http::HeaderValue) -> Result<&str, AuthFailure> {
         );
     }
     Ok(token)
+}
+
+/// The header checks made before the signature (`crit`, `alg`, `kid`); returns the `kid`.
+fn screen_header(token: &str) -> Result<String, AuthFailure> {
+    let header = decode_header(token)?;
+    if header.crit {
+        // RFC 7515 §4.1.11: extensions listed in `crit` must be understood, and none are.
+        return fail(RejectReason::BadToken, "the token header has a crit member");
+    }
+    match header.alg.as_deref() {
+        Some("RS256") => {}
+        Some(other) => return fail(RejectReason::BadAlgorithm, format!("alg {} is not RS256", clip(other))),
+        None => return fail(RejectReason::BadAlgorithm, "the token header has no alg"),
+    }
+    let Some(kid) = header.kid else {
+        return fail(RejectReason::UnknownKey, "the token header has no kid");
+    };
+    Ok(kid)
 }
 
 fn decode_header(token: &str) -> Result<JoseHeader, AuthFailure> {

@@ -15,3 +15,9 @@ pub use error::NotifyError;
 pub use events::{EventReceiver, NotificationEvent};
 pub use keys::{HttpKeySource, Jwks, KeySource};
 pub use metrics::{NotifyMetrics, RejectReason};
+
+/// The token checks on their own, for the fuzz targets (feature `fuzzing`, off by default).
+/// Not a stable API.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub use auth::fuzzing;
