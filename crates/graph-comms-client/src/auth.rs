@@ -24,13 +24,15 @@ pub trait TokenProvider: Send + Sync {
     /// A token valid for Graph, and when it expires.
     async fn token(&self) -> Result<AccessToken, TokenError>;
 
-    /// A token for another tenant (a multi-tenant app acting on a call of
-    /// that tenant; see [`crate::GraphClient::for_tenant`]). The default
-    /// refuses: a provider serves its own tenant unless it says otherwise.
+    /// A token for `tenant` (the tenant of a call the app acts on; see
+    /// [`crate::GraphClient::for_tenant`], which `graph-comms-handler` uses
+    /// for every request on a call). The default returns [`Self::token`]: a
+    /// provider that serves one tenant. A multi-tenant provider overrides it;
+    /// otherwise Graph refuses a call of another tenant with subcode 7505,
+    /// whose hint names the tenant mismatch.
     async fn token_for_tenant(&self, tenant: &TenantId) -> Result<AccessToken, TokenError> {
-        Err(TokenError::provider(format!(
-            "this token provider serves one tenant only; cannot get a token for tenant {tenant}"
-        )))
+        let _ = tenant;
+        self.token().await
     }
 }
 
@@ -561,6 +563,18 @@ mod tests {
         assert_eq!(provider.calls.load(Ordering::SeqCst), 1);
     }
 
+    /// A provider of unknown tenant (no `credentials`) that does not override
+    /// `token_for_tenant` serves its own tokens for any call's tenant: the
+    /// handler asks per tenant, and a single-tenant provider must keep working.
+    #[tokio::test]
+    async fn a_single_tenant_provider_serves_a_calls_tenant_with_its_own_token() {
+        let provider = counting(Duration::from_secs(3600), false);
+        let caches = TokenCaches::new(provider.clone(), None);
+        let token = caches.cache(Some(&TenantId::new("call-tenant"))).get().await.unwrap();
+        assert_eq!(token, "token-1");
+        assert_eq!(provider.calls.load(Ordering::SeqCst), 1);
+    }
+
     /// Counts fetches per tenant; tokens name their tenant.
     #[derive(Default)]
     struct PerTenant {
@@ -622,19 +636,6 @@ mod tests {
             (3, 0),
             "every tenant's fetches count"
         );
-    }
-
-    #[tokio::test]
-    async fn single_tenant_providers_refuse_other_tenants() {
-        let provider = counting(Duration::from_secs(3600), false);
-        let caches = TokenCaches::new(provider, None);
-        assert!(caches.cache(None).get().await.is_ok());
-        assert!(matches!(
-            caches.cache(Some(&TenantId::new("other"))).get().await,
-            Err(TokenError::Provider(_))
-        ));
-        let metrics = caches.metrics();
-        assert_eq!((metrics.fetches, metrics.fetch_failures), (2, 1));
     }
 
     #[test]

@@ -36,6 +36,8 @@ pub struct CallContext {
     fallback: Arc<std::sync::Mutex<Arc<CallRecord>>>,
     call_id: CallId,
     tenant_id: TenantId,
+    /// Acts with tokens of the call's tenant.
+    client: GraphClient,
     redelivered: bool,
 }
 
@@ -101,6 +103,7 @@ impl CallContext {
         Self {
             call_id: record.snapshot.call_id.clone(),
             tenant_id: record.snapshot.tenant_id.clone(),
+            client: runtime.client_for(&record.snapshot.tenant_id),
             runtime,
             fallback: Arc::new(std::sync::Mutex::new(record)),
             redelivered: false,
@@ -175,7 +178,7 @@ impl CallContext {
 
     /// The Graph client, for actions this type does not wrap.
     pub fn client(&self) -> &GraphClient {
-        &self.runtime.client
+        &self.client
     }
 
     /// The handler's own data for this call, if set (see [`CallContext::set_data`]).
@@ -300,7 +303,7 @@ impl CallContext {
         request.media_config = options.media_config;
         request.accepted_modalities = Some(options.accepted_modalities);
         request.call_options = options.call_options;
-        self.runtime.client.answer(&self.call_id, &request).await.map(|_| ())
+        self.client.answer(&self.call_id, &request).await.map(|_| ())
     }
 
     /// Rejects the call.
@@ -313,7 +316,7 @@ impl CallContext {
             reason: Some(reason),
             ..RejectRequest::default()
         };
-        self.runtime.client.reject(&self.call_id, &request).await.map(|_| ())
+        self.client.reject(&self.call_id, &request).await.map(|_| ())
     }
 
     /// Redirects the call (before answering) to these targets.
@@ -326,7 +329,7 @@ impl CallContext {
             targets,
             ..RedirectRequest::default()
         };
-        self.runtime.client.redirect(&self.call_id, &request).await.map(|_| ())
+        self.client.redirect(&self.call_id, &request).await.map(|_| ())
     }
 
     /// Plays prompts. `.await` the handle for their end (`on_operation_completed`
@@ -342,7 +345,7 @@ impl CallContext {
                 client_context: Some(client_context),
                 ..PlayPromptRequest::default()
             };
-            self.runtime.client.play_prompt(&self.call_id, &request).await
+            self.client.play_prompt(&self.call_id, &request).await
         })
         .await
     }
@@ -360,7 +363,7 @@ impl CallContext {
                 client_context: Some(client_context),
                 ..request
             };
-            self.runtime.client.record_response(&self.call_id, &request).await
+            self.client.record_response(&self.call_id, &request).await
         })
         .await
     }
@@ -375,7 +378,7 @@ impl CallContext {
     pub async fn subscribe_to_tone(&self) -> Result<PendingOperation, GraphClientError> {
         self.operation(|client_context| async move {
             let request = with_context(client_context);
-            self.runtime.client.subscribe_to_tone(&self.call_id, &request).await
+            self.client.subscribe_to_tone(&self.call_id, &request).await
         })
         .await
     }
@@ -388,10 +391,7 @@ impl CallContext {
     pub async fn cancel_media_processing(&self) -> Result<PendingOperation, GraphClientError> {
         self.operation(|client_context| async move {
             let request = with_context(client_context);
-            self.runtime
-                .client
-                .cancel_media_processing(&self.call_id, &request)
-                .await
+            self.client.cancel_media_processing(&self.call_id, &request).await
         })
         .await
     }
@@ -413,7 +413,7 @@ impl CallContext {
                 client_context: Some(client_context),
                 extra: Default::default(),
             };
-            self.runtime.client.send_dtmf_tones(&self.call_id, &request).await
+            self.client.send_dtmf_tones(&self.call_id, &request).await
         })
         .await
     }
@@ -430,10 +430,7 @@ impl CallContext {
                 client_context: Some(client_context),
                 extra: Default::default(),
             };
-            self.runtime
-                .client
-                .update_recording_status(&self.call_id, &request)
-                .await
+            self.client.update_recording_status(&self.call_id, &request).await
         })
         .await
     }
@@ -446,7 +443,7 @@ impl CallContext {
     pub async fn mute(&self) -> Result<PendingOperation, GraphClientError> {
         self.operation(|client_context| async move {
             let request = with_context(client_context);
-            self.runtime.client.mute(&self.call_id, &request).await
+            self.client.mute(&self.call_id, &request).await
         })
         .await
     }
@@ -459,7 +456,7 @@ impl CallContext {
     pub async fn unmute(&self) -> Result<PendingOperation, GraphClientError> {
         self.operation(|client_context| async move {
             let request = with_context(client_context);
-            self.runtime.client.unmute(&self.call_id, &request).await
+            self.client.unmute(&self.call_id, &request).await
         })
         .await
     }
@@ -481,7 +478,7 @@ impl CallContext {
                 client_context: Some(client_context),
                 ..InviteParticipantsRequest::default()
             };
-            self.runtime.client.invite_participants(&self.call_id, &request).await
+            self.client.invite_participants(&self.call_id, &request).await
         })
         .await
     }
@@ -494,10 +491,7 @@ impl CallContext {
     pub async fn mute_participant(&self, participant: &ParticipantId) -> Result<PendingOperation, GraphClientError> {
         self.operation(|client_context| async move {
             let request = with_context(client_context);
-            self.runtime
-                .client
-                .mute_participant(&self.call_id, participant, &request)
-                .await
+            self.client.mute_participant(&self.call_id, participant, &request).await
         })
         .await
     }
@@ -519,10 +513,7 @@ impl CallContext {
                 client_context: Some(client_context),
                 ..StartHoldMusicRequest::default()
             };
-            self.runtime
-                .client
-                .start_hold_music(&self.call_id, participant, &request)
-                .await
+            self.client.start_hold_music(&self.call_id, participant, &request).await
         })
         .await
     }
@@ -535,10 +526,7 @@ impl CallContext {
     pub async fn stop_hold_music(&self, participant: &ParticipantId) -> Result<PendingOperation, GraphClientError> {
         self.operation(|client_context| async move {
             let request = with_context(client_context);
-            self.runtime
-                .client
-                .stop_hold_music(&self.call_id, participant, &request)
-                .await
+            self.client.stop_hold_music(&self.call_id, participant, &request).await
         })
         .await
     }
@@ -549,8 +537,7 @@ impl CallContext {
     ///
     /// The client's error when Graph refuses the request.
     pub async fn remove_participant(&self, participant: &ParticipantId) -> Result<(), GraphClientError> {
-        self.runtime
-            .client
+        self.client
             .delete_participant(&self.call_id, participant)
             .await
             .map(|_| ())
@@ -633,7 +620,7 @@ impl CallContext {
     ///
     /// The client's error.
     pub async fn hang_up(&self) -> Result<(), GraphClientError> {
-        self.runtime.client.hang_up(&self.call_id).await.map(|_| ())
+        self.client.hang_up(&self.call_id).await.map(|_| ())
     }
 
     /// Sends one `keepAlive` now (the bot also sends them on its own schedule).
@@ -642,7 +629,7 @@ impl CallContext {
     ///
     /// The client's error; a 404 means the call has ended.
     pub async fn keep_alive(&self) -> Result<(), GraphClientError> {
-        self.runtime.client.keep_alive(&self.call_id).await.map(|_| ())
+        self.client.keep_alive(&self.call_id).await.map(|_| ())
     }
 
     /// Turns the automatic `keepAlive` for this call on or off. Without it Graph

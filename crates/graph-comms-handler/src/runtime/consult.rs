@@ -152,7 +152,7 @@ impl Runtime {
             Ok(started) => started,
             Err(error) => {
                 // Nothing will transfer to it: the consultation call is not left ringing.
-                self.hang_up_consultation(&consultation).await;
+                self.hang_up_consultation(ctx, &consultation).await;
                 return Err(error.into());
             }
         };
@@ -214,8 +214,8 @@ impl Runtime {
     }
 
     /// Hangs up a consultation call nothing will transfer to (already gone is fine).
-    pub(super) async fn hang_up_consultation(&self, consultation: &CallId) {
-        if let Err(error) = self.client.hang_up(consultation).await
+    pub(super) async fn hang_up_consultation(&self, ctx: &CallContext, consultation: &CallId) {
+        if let Err(error) = ctx.client().hang_up(consultation).await
             && !error.is_not_found()
         {
             tracing::warn!(consultation = %consultation, %error, "could not hang up the consultation call");

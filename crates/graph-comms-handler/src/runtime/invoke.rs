@@ -106,7 +106,7 @@ impl Runtime {
                         && let Some(consultation) = self.consultation_to_hang_up(ctx, info)
                     {
                         // Nothing will be transferred to it.
-                        self.hang_up_consultation(&consultation).await;
+                        self.hang_up_consultation(ctx, &consultation).await;
                     }
                     let hook = self.handler.on_transfer_failed(ctx, info, &failure);
                     self.run_hook(ctx, name, hook).await;

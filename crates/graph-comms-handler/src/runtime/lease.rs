@@ -257,7 +257,7 @@ impl Runtime {
             return;
         }
         let id = attempt.info.id;
-        let lookup = self.look_up(call_id).await;
+        let lookup = self.look_up(call_id, &record.snapshot.tenant_id).await;
         self.counters.unsent_checks.fetch_add(1, Ordering::Relaxed);
         tracing::info!(call_id = %call_id, attempt = %id, ?lookup, "transfer not known to be sent by the instance that stopped; asked Graph");
         let input = AttemptInput::SendUnconfirmed(lookup);

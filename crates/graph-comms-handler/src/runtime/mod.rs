@@ -32,6 +32,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use graph_comms_client::GraphClient;
+use graph_comms_model::TenantId;
 use tokio::sync::{mpsc, watch};
 
 use crate::attempt::{AttemptId, TransferOutcome};
@@ -84,6 +85,16 @@ pub(crate) struct RuntimeParts {
 }
 
 impl Runtime {
+    /// The client that acts on a call of `tenant`: tokens of the call's
+    /// tenant, so a multi-tenant app never acts with another tenant's token.
+    pub(crate) fn client_for(&self, tenant: &TenantId) -> GraphClient {
+        if tenant.as_str().trim().is_empty() {
+            self.client.clone()
+        } else {
+            self.client.for_tenant(tenant)
+        }
+    }
+
     /// Builds the runtime and spawns its timer and sweep tasks (needs a tokio runtime).
     pub(crate) fn start(parts: RuntimeParts) -> Arc<Self> {
         let (timers, timer_rx) = mpsc::unbounded_channel();

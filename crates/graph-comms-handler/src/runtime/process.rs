@@ -22,8 +22,8 @@ use crate::report::{HookName, RuntimeFailure};
 
 impl Runtime {
     /// What Graph says about the call now (`GET /communications/calls/{id}`).
-    pub(super) async fn look_up(&self, call_id: &CallId) -> CallLookup {
-        match self.client.get_call(call_id).await {
+    pub(super) async fn look_up(&self, call_id: &CallId, tenant: &TenantId) -> CallLookup {
+        match self.client_for(tenant).get_call(call_id).await {
             Ok(response) => CallLookup::Found {
                 state: response.value.state.clone(),
                 result_info: response.value.result_info.clone(),
@@ -255,7 +255,7 @@ impl Runtime {
                     }
                 }
                 Step::SendKeepAlive => {
-                    let result = match self.client.keep_alive(ctx.call_id()).await {
+                    let result = match ctx.client().keep_alive(ctx.call_id()).await {
                         Ok(_) => {
                             self.counters.keep_alives.fetch_add(1, Ordering::Relaxed);
                             KeepAliveResult::Sent
@@ -274,7 +274,7 @@ impl Runtime {
                     queue.extend(self.feed_back(ctx, CallInput::KeepAlive(result)).await);
                 }
                 Step::LookUp(id) => {
-                    let lookup = self.look_up(ctx.call_id()).await;
+                    let lookup = self.look_up(ctx.call_id(), ctx.tenant_id()).await;
                     self.counters.timeout_lookups.fetch_add(1, Ordering::Relaxed);
                     tracing::info!(call_id = %ctx.call_id(), attempt = %id, ?lookup, "transfer timed out; asked Graph");
                     queue.extend(self.feed_back(ctx, CallInput::Lookup { id, lookup }).await);

@@ -75,7 +75,7 @@ impl Runtime {
             tracing::warn!(call_id = %call_id, attempt = %id, "transfer not sent: this instance stalled since deciding it");
             return;
         }
-        let posted = self.client.transfer(call_id, request).await;
+        let posted = self.client_for(tenant_id).transfer(call_id, request).await;
         if self.is_shared() {
             self.note_sent(call_id, tenant_id, id).await;
         }

@@ -372,7 +372,7 @@ impl Harness {
     }
 }
 
-fn build_bot(
+pub fn build_bot(
     client: &GraphClient,
     notify: &NotifyConfig,
     callback: &str,
