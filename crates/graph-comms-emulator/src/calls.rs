@@ -696,7 +696,23 @@ fn transfer(
         step
     };
     let consultative_subcode = if replaced.is_some() { 7700 } else { 7000 };
+    // The emulator's choice: Graph documents no code for a consultation
+    // call that ended before the transfer replacing it; 7700 is its
+    // consultative-transfer failure.
+    let replaced_gone = replaced.as_ref().is_some_and(|id| {
+        lock(&inner.calls)
+            .get(id)
+            .is_none_or(|r| r.is_gone() || matches!(r.state, CallState::Terminating | CallState::Terminated))
+    });
     let steps = match behavior {
+        _ if replaced_gone => vec![
+            transferring,
+            failed(
+                7700,
+                "Consultative call transfer failed: the call to be replaced has ended.",
+                Duration::ZERO,
+            ),
+        ],
         TargetBehavior::Accept => {
             let completed = match &replaced {
                 Some(_) => end_step(

@@ -228,8 +228,10 @@ pub(crate) async fn entry(State(inner): State<Arc<Inner>>, request: Request) -> 
             error_response(&ctx, endpoint, &ApiError::from_status(status))
         }
         other => {
-            if let Some(FaultKind::Delay(d)) = other {
-                delay = Some(d);
+            match other {
+                Some(FaultKind::Delay(d)) => delay = Some(d),
+                Some(FaultKind::Hold(d)) => tokio::time::sleep(d).await,
+                _ => {}
             }
             if unparsable {
                 error_response(

@@ -310,6 +310,9 @@ pub enum FaultKind {
     Status(u16),
     /// The request is processed; the response is sent after this delay.
     Delay(#[serde(with = "duration_ms")] Duration),
+    /// The request waits this long, then is processed and answered: what
+    /// happens meanwhile (a hang-up, another notification) happens first.
+    Hold(#[serde(with = "duration_ms")] Duration),
 }
 
 /// One HTTP request the emulator received.

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::{Harness, short_timings};
-use graph_comms_emulator::{Endpoint, TargetBehavior};
+use graph_comms_emulator::{ApiFault, Endpoint, FaultKind, TargetBehavior};
 use graph_comms_handler::model::{
     Call, CallId, CallState, Identity, IdentitySet, InvitationParticipantInfo, MediaConfig, Modality, TransferRequest,
 };
@@ -127,7 +127,10 @@ impl CallHandler for Consults {
         _: &TransferInfo,
         failure: &TransferFailure,
     ) -> Result<(), HookError> {
-        self.note(ctx.call_id(), format!("failed {}", failure.label()));
+        match failure.subcode() {
+            Some(subcode) => self.note(ctx.call_id(), format!("failed {} {subcode}", failure.label())),
+            None => self.note(ctx.call_id(), format!("failed {}", failure.label())),
+        }
         Ok(())
     }
 
@@ -186,7 +189,10 @@ async fn a_declined_consultation_fails_the_attempt_as_consultation_ended_without
     handler.wait_for(&call, "failed").await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let seen = handler.seen(&call);
-    assert!(seen.contains(&"failed consultation_ended".to_owned()), "{seen:?}");
+    assert!(
+        seen.iter().any(|w| w.starts_with("failed consultation_ended")),
+        "{seen:?}"
+    );
     assert_eq!(outcomes(&seen), 1, "{seen:?}");
     assert!(
         !seen.iter().any(|w| w == "consultation hook" || w == "accepted"),
@@ -229,7 +235,7 @@ async fn the_caller_hanging_up_during_the_consultation_fails_the_attempt_and_han
         .expect("the consultation call is linked");
     h.emu.caller_hangs_up(&call).unwrap();
     let seen = handler.wait_for(&call, "failed").await;
-    assert!(seen.contains(&"failed call_ended".to_owned()), "{seen:?}");
+    assert!(seen.contains(&"failed call_ended 4097".to_owned()), "{seen:?}");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while !h
         .emu
@@ -245,5 +251,50 @@ async fn the_caller_hanging_up_during_the_consultation_fails_the_attempt_and_han
     }
     assert_ne!(h.emu.call_state(&consultation), Some(CallState::Establishing));
     assert_eq!(outcomes(&handler.seen(&call)), 1);
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_target_hanging_up_the_answered_consultation_fails_the_attempt_once_with_7700() {
+    let handler = Consults::new("consult-hangs-up");
+    let h = Harness::start(handler.clone(), short_timings()).await;
+    *handler.callback.lock().unwrap() = h.callback.clone();
+    h.emu.script_target("consult-hangs-up", TargetBehavior::Accept);
+    // The transfer is held long enough for the target to hang up first.
+    h.emu.inject_api_fault(ApiFault {
+        endpoint: Endpoint::Transfer,
+        kind: FaultKind::Hold(Duration::from_millis(800)),
+        count: 1,
+    });
+    let call = h.call_from("caller-4").await;
+    let seen = handler.wait_for(&call, "consulting").await;
+    let consultation = seen
+        .iter()
+        .find_map(|w| w.strip_prefix("consulting "))
+        .map(CallId::from)
+        .expect("the consultation call is linked");
+    h.wait_state(&consultation, CallState::Established).await;
+    h.emu.caller_hangs_up(&consultation).unwrap();
+    let seen = handler.wait_for(&call, "failed").await;
+    assert!(
+        seen.contains(&"failed returned_to_established 7700".to_owned()),
+        "{seen:?}"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let seen = handler.seen(&call);
+    assert_eq!(outcomes(&seen), 1, "{seen:?}");
+    assert!(
+        !seen.iter().any(|w| w == "consultation hook" || w == "accepted"),
+        "{seen:?}"
+    );
+    assert_eq!(
+        h.emu.call_state(&call),
+        Some(CallState::Established),
+        "the caller stays with the bot"
+    );
+    assert!(
+        handler.seen(&consultation).is_empty(),
+        "no hooks for the consultation call"
+    );
     h.stop().await;
 }
