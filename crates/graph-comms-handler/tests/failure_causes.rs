@@ -67,3 +67,19 @@ async fn a_transfer_in_meeting_mode_fails_with_cause_8523_and_a_hint() {
     assert!(hint.is_some_and(|h| h.contains("meeting")), "{hint:?}");
     h.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transfer_across_tenants_fails_with_cause_7505_and_a_hint() {
+    let handler = Arc::new(Causes::default());
+    let h = Harness::start(handler.clone(), short_timings()).await;
+    h.call_from("tenant-caller").await;
+    let ctx = eventually(|| handler.established.lock().unwrap().clone()).await;
+    // A resource account of another tenant: Graph refuses the POST with 403/7505.
+    let elsewhere = TransferRequest::to_application_instance("resource-account", Some("another-tenant".into())).build();
+    ctx.transfer(elsewhere).await.unwrap();
+    let (label, cause, hint) = eventually(|| handler.seen.lock().unwrap().first().copied()).await;
+    assert_eq!(label, "rejected");
+    assert_eq!(cause, Some(FailureCause::TenantMismatch));
+    assert!(hint.is_some_and(|h| h.contains("tenant")), "{hint:?}");
+    h.stop().await;
+}
