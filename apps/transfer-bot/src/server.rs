@@ -12,7 +12,7 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
-use graph_comms_handler::client::{GraphClient, RequestInfo, RequestObserver};
+use graph_comms_handler::client::{ClientCertificate, GraphClient, RequestInfo, RequestObserver};
 use graph_comms_handler::notify::NotifyConfig;
 use graph_comms_handler::{Bot, ShutdownReport, Timings, serve_with_limits};
 use graph_comms_redis::{RedisCallStore, RedisStoreConfig};
@@ -22,7 +22,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::bot::{BotEvent, Receptionist, ReceptionistSettings};
-use crate::config::{Config, StoreBackend};
+use crate::config::{Config, Credential, StoreBackend};
 use crate::metrics::Metrics;
 
 /// How long `/readyz` waits for Redis to answer `PING`.
@@ -79,12 +79,19 @@ impl RunningBot {
     ) -> anyhow::Result<Self> {
         let addr = listener.local_addr()?;
         let metrics = Arc::new(Metrics::new());
-        let client = GraphClient::builder()
-            .credentials(
+        let client = match &config.credential {
+            Credential::Secret(secret) => GraphClient::builder().credentials(
                 config.tenant_id.clone(),
                 config.app_id.clone(),
-                config.client_secret.expose().to_owned(),
-            )
+                secret.expose().to_owned(),
+            ),
+            Credential::Certificate(pem) => GraphClient::builder().certificate(
+                config.tenant_id.clone(),
+                config.app_id.clone(),
+                ClientCertificate::from_pem(pem.expose(), "").context("reading client_certificate_file")?,
+            ),
+        };
+        let client = client
             .graph_base_url(config.graph_base_url.clone())
             .login_base_url(config.login_base_url.clone())
             .request_timeout(config.graph_client.request_timeout)

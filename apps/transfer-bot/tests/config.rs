@@ -7,7 +7,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use figment::Jail;
-use transfer_bot::config::{Config, ConfigErrors, DEFAULT_CONFIG_FILE, LogFormat, SECRET_ENV, StoreBackend};
+use transfer_bot::config::{
+    Config, ConfigErrors, Credential, DEFAULT_CONFIG_FILE, LogFormat, SECRET_ENV, StoreBackend,
+};
 use transfer_bot::routing::{Destination, TransferMode};
 
 const EXAMPLE: &str = include_str!("../transfer-bot.example.toml");
@@ -45,7 +47,7 @@ fn the_example_file_parses_and_validates() {
         jail.set_env(SECRET_ENV, "s3cret");
         let config = Config::load(Some(Path::new("example.toml"))).unwrap();
         assert_eq!(config.app_id.as_str(), "66666666-7777-8888-9999-000000000000");
-        assert_eq!(config.client_secret.expose(), "s3cret");
+        assert_eq!(config.credential.secret().unwrap().expose(), "s3cret");
         assert_eq!(config.routing.routes.len(), 1);
         let sales = &config.routing.routes[0].targets;
         assert_eq!(sales[0].mode, TransferMode::Consultative);
@@ -155,7 +157,7 @@ fn the_secret_can_come_from_a_file() {
         jail.create_file("secret.txt", "from-file\n")?;
         jail.create_file("bot.toml", &format!("client_secret_file = \"secret.txt\"\n{MINIMAL}"))?;
         let config = Config::load(Some(Path::new("bot.toml"))).unwrap();
-        assert_eq!(config.client_secret.expose(), "from-file");
+        assert_eq!(config.credential.secret().unwrap().expose(), "from-file");
         // Both sources at once is ambiguous.
         jail.set_env(SECRET_ENV, "from-env");
         assert!(problem(&load_errors(Some(Path::new("bot.toml"))), "client_secret").contains("only one"));
@@ -571,6 +573,55 @@ fn a_consultative_phone_target_needs_the_resource_account() {
         )?;
         let config = Config::load(Some(Path::new("ok.toml"))).unwrap();
         assert_eq!(config.application_instance_id.as_deref(), Some("resource-account"));
+        Ok(())
+    });
+}
+
+/// A self-signed certificate and its PKCS#8 key, as one PEM text.
+fn certificate_pem() -> String {
+    let key = rcgen::KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, rcgen::RsaKeySize::_2048).unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["bot.example.invalid".to_owned()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    format!("{}{}", cert.pem(), key.serialize_pem())
+}
+
+#[test]
+fn a_certificate_file_replaces_the_secret() {
+    let pem = certificate_pem();
+    Jail::expect_with(|jail| {
+        jail.create_file("bot.pem", &pem)?;
+        jail.create_file("bot.toml", &format!("client_certificate_file = \"bot.pem\"\n{MINIMAL}"))?;
+        let config = Config::load(Some(Path::new("bot.toml"))).unwrap();
+        assert!(matches!(config.credential, Credential::Certificate(_)));
+        assert!(!format!("{config:?}").contains("PRIVATE KEY"), "the key is redacted");
+        // A secret as well is ambiguous.
+        jail.set_env(SECRET_ENV, "from-env");
+        let why = problem(&load_errors(Some(Path::new("bot.toml"))), "client_certificate_file");
+        assert!(why.contains("not both"), "{why}");
+        Ok(())
+    });
+}
+
+#[test]
+fn an_unusable_certificate_file_names_the_key() {
+    let pem = certificate_pem();
+    let without_key = pem[..pem.find("-----BEGIN PRIVATE KEY").unwrap()].to_owned();
+    Jail::expect_with(|jail| {
+        jail.create_file("cert-only.pem", &without_key)?;
+        jail.create_file(
+            "bot.toml",
+            &format!("client_certificate_file = \"cert-only.pem\"\n{MINIMAL}"),
+        )?;
+        let why = problem(&load_errors(Some(Path::new("bot.toml"))), "client_certificate_file");
+        assert!(why.contains("PRIVATE KEY"), "{why}");
+        jail.create_file(
+            "bot.toml",
+            &format!("client_certificate_file = \"missing.pem\"\n{MINIMAL}"),
+        )?;
+        let why = problem(&load_errors(Some(Path::new("bot.toml"))), "client_certificate_file");
+        assert!(why.contains("cannot read missing.pem"), "{why}");
         Ok(())
     });
 }

@@ -288,7 +288,7 @@ async fn after_the_scripted_demo_metrics_parse_and_every_family_is_scraped() {
     let all = scenarios().unwrap();
     let mut env = tokio::time::timeout(
         Duration::from_secs(20),
-        DemoEnvironment::start_configured(&all, Default::default(), |config| {
+        DemoEnvironment::start_configured(&all, Default::default(), |config, _| {
             // A fixed id: the default (the host name) is not this test's business.
             config.store.instance_id = "demo-a".into();
         }),
@@ -450,11 +450,12 @@ fn demo_instances_without_redis_is_refused_with_a_clear_error() {
 async fn a_notification_from_a_tenant_not_allowed_is_refused_and_counted() {
     let all = scenarios().unwrap();
     let blind = [all.iter().find(|s| s.name == "blind transfer").unwrap().clone()];
-    let mut env = DemoEnvironment::start_configured(&blind, transfer_bot::config::StoreSettings::default(), |config| {
-        config.allowed_tenants = Some(vec![config.tenant_id.clone()]);
-    })
-    .await
-    .unwrap();
+    let mut env =
+        DemoEnvironment::start_configured(&blind, transfer_bot::config::StoreSettings::default(), |config, _| {
+            config.allowed_tenants = Some(vec![config.tenant_id.clone()]);
+        })
+        .await
+        .unwrap();
 
     let stranger = env.emulator.add_tenant();
     let refused =
@@ -541,7 +542,7 @@ async fn a_caller_hanging_up_in_the_menu_is_dropped_without_a_transfer() {
     let mut env = DemoEnvironment::start_configured(
         std::slice::from_ref(&silent),
         transfer_bot::config::StoreSettings::default(),
-        |config| {
+        |config, _| {
             if let Some(menu) = config.menu.as_mut() {
                 menu.timeout = Duration::from_secs(20);
             }
@@ -580,5 +581,55 @@ async fn a_caller_hanging_up_in_the_menu_is_dropped_without_a_transfer() {
         .filter(|r| r.endpoint == Endpoint::Transfer && r.call_id.as_ref() == Some(&call))
         .count();
     assert_eq!(transfers, 0);
+    env.shutdown().await;
+}
+
+/// With `client_certificate_file` the bot signs client assertions with the
+/// certificate registered on the app: it gets ready and its calls go on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bot_authenticating_with_a_certificate_gets_ready_and_transfers() {
+    let key = rcgen::KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, rcgen::RsaKeySize::_2048).unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["bot.example.invalid".to_owned()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    let pem = format!("{}{}", cert.pem(), key.serialize_pem());
+    let all = scenarios().unwrap();
+    let blind = [all.iter().find(|s| s.name == "blind transfer").unwrap().clone()];
+    let mut env = DemoEnvironment::start_configured(
+        &blind,
+        transfer_bot::config::StoreSettings::default(),
+        |config, emulator| {
+            config.credential = transfer_bot::config::Credential::Certificate(transfer_bot::config::Secret::new(pem));
+            emulator
+                .register_certificate(&emulator.default_app(), &cert.pem())
+                .unwrap();
+        },
+    )
+    .await
+    .unwrap();
+    let call = env.placer.place(&blind[0], 0).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            match env.events.recv().await.map(|e| (e.call_id, e.kind)) {
+                Some((id, BotEventKind::Finished { outcome, .. })) if id == call => {
+                    assert!(matches!(outcome, CallOutcome::Transferred { .. }), "{outcome:?}");
+                    return;
+                }
+                Some(_) => {}
+                None => panic!("the bot stopped"),
+            }
+        }
+    })
+    .await
+    .expect("the call finishes");
+    let tokens: Vec<u16> = env
+        .emulator
+        .requests()
+        .iter()
+        .filter(|r| r.endpoint == Endpoint::Token)
+        .map(|r| r.status)
+        .collect();
+    assert_eq!(tokens.last(), Some(&200), "{tokens:?}");
     env.shutdown().await;
 }

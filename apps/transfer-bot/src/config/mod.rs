@@ -30,8 +30,8 @@ pub struct Config {
     pub tenant_id: TenantId,
     /// The bot's application (client) id.
     pub app_id: AppId,
-    /// The application's client secret.
-    pub client_secret: Secret,
+    /// How the bot proves it is the app: a client secret or a certificate.
+    pub credential: Credential,
     /// Microsoft Graph, up to and including the version segment.
     pub graph_base_url: String,
     /// The Entra ID login host.
@@ -281,6 +281,26 @@ impl Secret {
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Secret(<redacted>)")
+    }
+}
+
+/// How the bot authenticates to Entra ID (client-credentials flow).
+#[derive(Debug, Clone)]
+pub enum Credential {
+    /// The app's client secret.
+    Secret(Secret),
+    /// An X.509 certificate registered on the app, and its private key, as
+    /// PEM (`client_certificate_file`); checked when the config is loaded.
+    Certificate(Secret),
+}
+
+impl Credential {
+    /// The client secret, if the bot uses one.
+    pub fn secret(&self) -> Option<&Secret> {
+        match self {
+            Self::Secret(secret) => Some(secret),
+            Self::Certificate(_) => None,
+        }
     }
 }
 
@@ -616,6 +636,7 @@ mod tests {
             tenant_id: Some("t".into()),
             app_id: Some("a".into()),
             client_secret_file: Some("f".into()),
+            client_certificate_file: Some("f".into()),
             graph_base_url: Some("u".into()),
             login_base_url: Some("u".into()),
             openid_configuration_url: Some("u".into()),

@@ -10,6 +10,7 @@ pub(super) const KNOWN_KEYS: &[&str] = &[
     "app_id",
     "client_secret",
     "client_secret_file",
+    "client_certificate_file",
     "graph_base_url",
     "login_base_url",
     "openid_configuration_url",
@@ -43,6 +44,8 @@ pub(super) struct RawConfig {
     pub(super) app_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(super) client_secret_file: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) client_certificate_file: Option<PathBuf>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(super) graph_base_url: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -17,7 +17,12 @@ use crate::routing::{Destination, Route, RoutingPolicy, Target, TransferMode};
 pub(super) fn validate(raw: RawConfig, env_secret: Option<String>, errors: &mut Vec<ConfigError>) -> Option<Config> {
     let tenant_id = required(errors, "tenant_id", raw.tenant_id);
     let app_id = required(errors, "app_id", raw.app_id);
-    let client_secret = resolve_secret(errors, env_secret, raw.client_secret_file.as_deref());
+    let credential = resolve_credential(
+        errors,
+        env_secret,
+        raw.client_secret_file.as_deref(),
+        raw.client_certificate_file.as_deref(),
+    );
 
     let graph_base_url = url_key(errors, "graph_base_url", raw.graph_base_url);
     let login_base_url = url_key(errors, "login_base_url", raw.login_base_url);
@@ -103,7 +108,7 @@ pub(super) fn validate(raw: RawConfig, env_secret: Option<String>, errors: &mut 
     Some(Config {
         tenant_id: TenantId::new(tenant_id?),
         app_id: AppId::new(app_id?),
-        client_secret: client_secret?,
+        credential: credential?,
         graph_base_url: graph_base_url?,
         login_base_url: login_base_url?,
         openid_configuration_url: openid_configuration_url?,
@@ -475,6 +480,48 @@ fn is_loopback(url: &url::Url) -> bool {
     }
 }
 
+/// A certificate file, or else the secret (from the environment or its file).
+fn resolve_credential(
+    errors: &mut Vec<ConfigError>,
+    env_secret: Option<String>,
+    secret_file: Option<&Path>,
+    certificate_file: Option<&Path>,
+) -> Option<Credential> {
+    let Some(path) = certificate_file else {
+        return resolve_secret(errors, env_secret, secret_file).map(Credential::Secret);
+    };
+    if env_secret.is_some() || secret_file.is_some() {
+        errors.push(err(
+            "client_certificate_file",
+            format!("set either a client secret ({SECRET_ENV} or client_secret_file) or a certificate, not both"),
+        ));
+        return None;
+    }
+    let pem = match std::fs::read_to_string(path) {
+        Ok(pem) => pem,
+        Err(e) => {
+            errors.push(err(
+                "client_certificate_file",
+                format!("cannot read {}: {e}", path.display()),
+            ));
+            return None;
+        }
+    };
+    match graph_comms_client::ClientCertificate::from_pem(&pem, "") {
+        Ok(_) => Some(Credential::Certificate(Secret::new(pem))),
+        Err(e) => {
+            errors.push(err(
+                "client_certificate_file",
+                format!(
+                    "{}: {e} (it must hold the certificate and its RSA private key as PEM)",
+                    path.display()
+                ),
+            ));
+            None
+        }
+    }
+}
+
 fn resolve_secret(errors: &mut Vec<ConfigError>, env_secret: Option<String>, file: Option<&Path>) -> Option<Secret> {
     match (env_secret, file) {
         (Some(_), Some(_)) => {
@@ -506,7 +553,7 @@ fn resolve_secret(errors: &mut Vec<ConfigError>, env_secret: Option<String>, fil
         (None, None) => {
             errors.push(err(
                 "client_secret",
-                format!("missing (required): set {SECRET_ENV} or client_secret_file"),
+                format!("missing (required): set {SECRET_ENV}, client_secret_file or client_certificate_file"),
             ));
             None
         }

@@ -23,15 +23,16 @@ impl DemoEnvironment {
 
     /// Like [`DemoEnvironment::start`], keeping calls where `store` says (Redis in tests).
     pub async fn start_with_store(scenarios: &[Scenario], store: StoreSettings) -> anyhow::Result<Self> {
-        Self::start_configured(scenarios, store, |_| {}).await
+        Self::start_configured(scenarios, store, |_, _| {}).await
     }
 
     /// Like [`DemoEnvironment::start_with_store`]; `configure` changes the
-    /// bot's configuration (the emulator's default app, its tenant, ...) first.
+    /// bot's configuration (the emulator's default app, its tenant, ...) and
+    /// may prepare the emulator (a certificate, a tenant) before the bot starts.
     pub async fn start_configured(
         scenarios: &[Scenario],
         store: StoreSettings,
-        configure: impl FnOnce(&mut Config),
+        configure: impl FnOnce(&mut Config, &Emulator),
     ) -> anyhow::Result<Self> {
         let emulator = Emulator::start(EmulatorConfig::default())
             .await
@@ -47,7 +48,7 @@ impl DemoEnvironment {
         let mut config = Config {
             tenant_id: app.tenant_id.clone(),
             app_id: app.app_id.clone(),
-            client_secret: Secret::new(app.client_secret.clone()),
+            credential: Credential::Secret(Secret::new(app.client_secret.clone())),
             graph_base_url: emulator.graph_base_url(),
             login_base_url: emulator.login_base_url(),
             openid_configuration_url: emulator.openid_configuration_url(),
@@ -71,7 +72,7 @@ impl DemoEnvironment {
             allowed_tenants: None,
             application_instance_id: Some(DEMO_RESOURCE_ACCOUNT.to_owned()),
         };
-        configure(&mut config);
+        configure(&mut config, &emulator);
         let (sender, events) = mpsc::unbounded_channel();
         let bot = RunningBot::start(&config, listener, Some(sender)).await?;
         if let Err(e) = bot.wait_ready(Duration::from_secs(10)).await {

@@ -28,7 +28,7 @@ use graph_comms_handler::model::{CallId, Identity, IdentitySet, ParticipantInfo,
 use tokio::sync::mpsc;
 
 use crate::bot::{BotEvent, BotEventKind, CallOutcome};
-use crate::config::{Config, GraphClientSettings, LogFormat, Secret, StoreSettings};
+use crate::config::{Config, Credential, GraphClientSettings, LogFormat, Secret, StoreSettings};
 use crate::menu::{Menu, MenuOption};
 use crate::routing::{Route, RoutingPolicy, Target};
 use crate::server::RunningBot;
