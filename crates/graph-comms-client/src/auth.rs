@@ -30,8 +30,7 @@ pub trait TokenProvider: Send + Sync {
     /// provider that serves one tenant. A multi-tenant provider overrides it;
     /// otherwise Graph refuses a call of another tenant with subcode 7505,
     /// whose hint names the tenant mismatch.
-    async fn token_for_tenant(&self, tenant: &TenantId) -> Result<AccessToken, TokenError> {
-        let _ = tenant;
+    async fn token_for_tenant(&self, _tenant: &TenantId) -> Result<AccessToken, TokenError> {
         self.token().await
     }
 }
