@@ -631,6 +631,10 @@ fn environment(report: &mut String, cores: usize, root: &Path, ctx: &Ctx) {
         "- Load average at start (1/5/15 min): {} (other processes share the cores if this is above 0)",
         load.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
     );
+    if let Some(warning) = busy_warning(&load, cores) {
+        eprintln!("{warning}");
+        let _ = writeln!(report, "- **{warning}**");
+    }
     let _ = writeln!(
         report,
         "- Date: {}\n",
@@ -1422,9 +1426,30 @@ fn profiles_section(report: &mut String, results: &[&ModeResult]) {
     }
 }
 
+/// A warning when something else kept the cores busy as the suite started:
+/// a 1-minute load average above a quarter of the cores.
+fn busy_warning(loadavg: &str, cores: usize) -> Option<String> {
+    let load: f64 = loadavg.split_whitespace().next()?.parse().ok()?;
+    let cores = cores.max(1) as f64;
+    (load > cores / 4.0).then(|| {
+        format!(
+            "Warning: the machine was busy when the suite started (load {load:.2} on {cores:.0} cores); \
+             ratios against the same-run baselines still hold, absolute figures may be low"
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_busy_machine_is_warned_about() {
+        assert!(busy_warning("0.10 0.20 0.30 1/80 123", 2).is_none());
+        let warning = busy_warning("1.80 1.20 0.90 3/90 456", 2).unwrap();
+        assert!(warning.contains("load 1.80 on 2 cores"), "{warning}");
+        assert!(busy_warning("", 2).is_none(), "no /proc/loadavg: no warning");
+    }
 
     #[test]
     fn perf_lines_lose_padding_and_empty_columns() {
