@@ -9,11 +9,9 @@ mod common;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{Harness, short_timings};
+use common::{Harness, Notes, consultation_call, short_timings};
 use graph_comms_emulator::{ApiFault, Endpoint, FaultKind, TargetBehavior};
-use graph_comms_handler::model::{
-    Call, CallId, CallState, Identity, IdentitySet, InvitationParticipantInfo, MediaConfig, Modality, TransferRequest,
-};
+use graph_comms_handler::model::{Call, CallId, CallState, TransferRequest};
 use graph_comms_handler::{
     AnswerOptions, CallContext, CallEnd, CallHandler, HookError, IncomingDecision, TransferFailure, TransferInfo,
     async_trait,
@@ -23,7 +21,7 @@ use graph_comms_handler::{
 struct Consults {
     target: &'static str,
     callback: Mutex<String>,
-    log: Mutex<Vec<(CallId, String)>>,
+    log: Notes,
 }
 
 impl Consults {
@@ -31,82 +29,44 @@ impl Consults {
         Arc::new(Self {
             target,
             callback: Mutex::default(),
-            log: Mutex::default(),
+            log: Notes::default(),
         })
-    }
-
-    fn note(&self, call: &CallId, what: impl Into<String>) {
-        self.log.lock().unwrap().push((call.clone(), what.into()));
-    }
-
-    fn seen(&self, call: &CallId) -> Vec<String> {
-        let log = self.log.lock().unwrap();
-        log.iter().filter(|(c, _)| c == call).map(|(_, w)| w.clone()).collect()
-    }
-
-    fn all(&self) -> Vec<(CallId, String)> {
-        self.log.lock().unwrap().clone()
-    }
-
-    async fn wait_for(&self, call: &CallId, what: &str) -> Vec<String> {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-        loop {
-            let seen = self.seen(call);
-            if seen.iter().any(|w| w.starts_with(what)) {
-                return seen;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "no {what:?} for {call}: {seen:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
     }
 }
 
 #[async_trait]
 impl CallHandler for Consults {
     async fn on_incoming_call(&self, ctx: &CallContext, _call: &Call) -> Result<IncomingDecision, HookError> {
-        self.note(ctx.call_id(), "incoming");
+        self.log.note(ctx.call_id(), "incoming");
         Ok(IncomingDecision::Answer(AnswerOptions::audio()))
     }
 
     async fn on_call_established(&self, ctx: &CallContext) -> Result<(), HookError> {
-        self.note(ctx.call_id(), "established");
-        let consultation = Call {
-            odata_type: Some("#microsoft.graph.call".into()),
-            callback_uri: Some(self.callback.lock().unwrap().clone()),
-            targets: Some(vec![InvitationParticipantInfo::new(IdentitySet::user(
-                Identity::with_id(self.target),
-            ))]),
-            requested_modalities: Some(vec![Modality::Audio]),
-            media_config: Some(MediaConfig::service_hosted()),
-            tenant_id: Some(ctx.tenant_id().clone()),
-            ..Call::default()
-        };
+        self.log.note(ctx.call_id(), "established");
+        let consultation = consultation_call(ctx, &self.callback.lock().unwrap(), self.target);
         let transfer = TransferRequest::to_user(self.target, None).build();
         match ctx.consult(&consultation, transfer).await {
             Ok(_) => {
                 let consultation = ctx.consultation().map_or_else(String::new, |c| c.to_string());
-                self.note(ctx.call_id(), format!("consulting {consultation}"));
+                self.log.note(ctx.call_id(), format!("consulting {consultation}"));
             }
-            Err(e) => self.note(ctx.call_id(), format!("consult refused: {e}")),
+            Err(e) => self.log.note(ctx.call_id(), format!("consult refused: {e}")),
         }
         Ok(())
     }
 
     async fn on_consultation_established(&self, ctx: &CallContext, _: &CallId) -> Result<(), HookError> {
-        self.note(ctx.call_id(), "consultation hook");
+        self.log.note(ctx.call_id(), "consultation hook");
         Ok(())
     }
 
     async fn on_consultation_ended(&self, ctx: &CallContext, _: &CallId, _: &CallEnd) -> Result<(), HookError> {
-        self.note(ctx.call_id(), "consultation hook");
+        self.log.note(ctx.call_id(), "consultation hook");
         Ok(())
     }
 
     async fn on_transfer_accepted(&self, ctx: &CallContext, _: &TransferInfo, _: bool) -> Result<(), HookError> {
-        self.note(ctx.call_id(), "accepted");
+        self.log.note(ctx.call_id(), "accepted");
         Ok(())
     }
 
@@ -117,7 +77,7 @@ impl CallHandler for Consults {
             .replaces_call_id
             .as_ref()
             .map_or_else(String::new, ToString::to_string);
-        self.note(ctx.call_id(), format!("completed replacing {replaces}"));
+        self.log.note(ctx.call_id(), format!("completed replacing {replaces}"));
         Ok(())
     }
 
@@ -128,16 +88,26 @@ impl CallHandler for Consults {
         failure: &TransferFailure,
     ) -> Result<(), HookError> {
         match failure.subcode() {
-            Some(subcode) => self.note(ctx.call_id(), format!("failed {} {subcode}", failure.label())),
-            None => self.note(ctx.call_id(), format!("failed {}", failure.label())),
+            Some(subcode) => self
+                .log
+                .note(ctx.call_id(), format!("failed {} {subcode}", failure.label())),
+            None => self.log.note(ctx.call_id(), format!("failed {}", failure.label())),
         }
         Ok(())
     }
 
     async fn on_call_terminated(&self, ctx: &CallContext, _: &CallEnd) -> Result<(), HookError> {
-        self.note(ctx.call_id(), "terminated");
+        self.log.note(ctx.call_id(), "terminated");
         Ok(())
     }
+}
+
+/// The consultation call `consult` linked, from the `consulting` note.
+fn linked_consultation(seen: &[String]) -> CallId {
+    seen.iter()
+        .find_map(|w| w.strip_prefix("consulting "))
+        .map(CallId::from)
+        .expect("the consultation call is linked")
 }
 
 fn outcomes(seen: &[String]) -> usize {
@@ -153,7 +123,7 @@ async fn an_answered_consultation_sends_one_transfer_replacing_it_and_completes_
     *handler.callback.lock().unwrap() = h.callback.clone();
     h.emu.script_target("consult-agent", TargetBehavior::Accept);
     let call = h.call_from("caller-1").await;
-    let seen = handler.wait_for(&call, "completed").await;
+    let seen = handler.log.wait_for(&call, "completed").await;
     let transfers: Vec<_> = h
         .emu
         .requests()
@@ -168,11 +138,11 @@ async fn an_answered_consultation_sends_one_transfer_replacing_it_and_completes_
         .expect("replacesCallId");
     assert!(seen.contains(&format!("completed replacing {replaces}")), "{seen:?}");
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let seen = handler.seen(&call);
+    let seen = handler.log.seen(&call);
     assert_eq!(outcomes(&seen), 1, "{seen:?}");
     assert!(!seen.iter().any(|w| w == "consultation hook"), "{seen:?}");
     assert_eq!(
-        handler.seen(&replaces),
+        handler.log.seen(&replaces),
         Vec::<String>::new(),
         "the consultation's own hooks never fire"
     );
@@ -186,9 +156,9 @@ async fn a_declined_consultation_fails_the_attempt_as_consultation_ended_without
     *handler.callback.lock().unwrap() = h.callback.clone();
     h.emu.script_target("consult-declines", TargetBehavior::Decline);
     let call = h.call_from("caller-2").await;
-    handler.wait_for(&call, "failed").await;
+    handler.log.wait_for(&call, "failed").await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let seen = handler.seen(&call);
+    let seen = handler.log.seen(&call);
     assert!(
         seen.iter().any(|w| w.starts_with("failed consultation_ended")),
         "{seen:?}"
@@ -210,7 +180,7 @@ async fn a_declined_consultation_fails_the_attempt_as_consultation_ended_without
         Some(CallState::Established),
         "the caller stays with the bot"
     );
-    let others: Vec<_> = handler.all().into_iter().filter(|(c, _)| *c != call).collect();
+    let others: Vec<_> = handler.log.all().into_iter().filter(|(c, _)| *c != call).collect();
     assert!(others.is_empty(), "no hooks for the consultation call: {others:?}");
     h.stop().await;
 }
@@ -227,14 +197,10 @@ async fn the_caller_hanging_up_during_the_consultation_fails_the_attempt_and_han
         },
     );
     let call = h.call_from("caller-3").await;
-    let seen = handler.wait_for(&call, "consulting").await;
-    let consultation = seen
-        .iter()
-        .find_map(|w| w.strip_prefix("consulting "))
-        .map(CallId::from)
-        .expect("the consultation call is linked");
+    let seen = handler.log.wait_for(&call, "consulting").await;
+    let consultation = linked_consultation(&seen);
     h.emu.caller_hangs_up(&call).unwrap();
-    let seen = handler.wait_for(&call, "failed").await;
+    let seen = handler.log.wait_for(&call, "failed").await;
     assert!(seen.contains(&"failed call_ended 4097".to_owned()), "{seen:?}");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while !h
@@ -250,7 +216,7 @@ async fn the_caller_hanging_up_during_the_consultation_fails_the_attempt_and_han
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_ne!(h.emu.call_state(&consultation), Some(CallState::Establishing));
-    assert_eq!(outcomes(&handler.seen(&call)), 1);
+    assert_eq!(outcomes(&handler.log.seen(&call)), 1);
     h.stop().await;
 }
 
@@ -267,21 +233,17 @@ async fn the_target_hanging_up_the_answered_consultation_fails_the_attempt_once_
         count: 1,
     });
     let call = h.call_from("caller-4").await;
-    let seen = handler.wait_for(&call, "consulting").await;
-    let consultation = seen
-        .iter()
-        .find_map(|w| w.strip_prefix("consulting "))
-        .map(CallId::from)
-        .expect("the consultation call is linked");
+    let seen = handler.log.wait_for(&call, "consulting").await;
+    let consultation = linked_consultation(&seen);
     h.wait_state(&consultation, CallState::Established).await;
     h.emu.caller_hangs_up(&consultation).unwrap();
-    let seen = handler.wait_for(&call, "failed").await;
+    let seen = handler.log.wait_for(&call, "failed").await;
     assert!(
         seen.contains(&"failed returned_to_established 7700".to_owned()),
         "{seen:?}"
     );
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let seen = handler.seen(&call);
+    let seen = handler.log.seen(&call);
     assert_eq!(outcomes(&seen), 1, "{seen:?}");
     assert!(
         !seen.iter().any(|w| w == "consultation hook" || w == "accepted"),
@@ -293,7 +255,7 @@ async fn the_target_hanging_up_the_answered_consultation_fails_the_attempt_once_
         "the caller stays with the bot"
     );
     assert!(
-        handler.seen(&consultation).is_empty(),
+        handler.log.seen(&consultation).is_empty(),
         "no hooks for the consultation call"
     );
     h.stop().await;

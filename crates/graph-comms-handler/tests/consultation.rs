@@ -8,11 +8,9 @@ mod common;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{Harness, short_timings};
+use common::{Harness, Notes, consultation_call, short_timings};
 use graph_comms_emulator::TargetBehavior;
-use graph_comms_handler::model::{
-    Call, CallId, Identity, IdentitySet, InvitationParticipantInfo, MediaConfig, Modality, TransferRequest,
-};
+use graph_comms_handler::model::{Call, CallId, TransferRequest};
 use graph_comms_handler::{
     AnswerOptions, CallContext, CallEnd, CallHandler, HookError, IncomingDecision, TransferInfo, async_trait,
 };
@@ -22,7 +20,7 @@ use graph_comms_handler::{
 struct Consulting {
     target: &'static str,
     callback: Mutex<String>,
-    log: Mutex<Vec<(String, String)>>,
+    log: Notes,
 }
 
 impl Consulting {
@@ -30,71 +28,35 @@ impl Consulting {
         Arc::new(Self {
             target,
             callback: Mutex::default(),
-            log: Mutex::default(),
+            log: Notes::default(),
         })
-    }
-
-    fn note(&self, call: &CallId, what: impl Into<String>) {
-        self.log.lock().unwrap().push((call.as_str().to_owned(), what.into()));
-    }
-
-    fn seen(&self, call: &CallId) -> Vec<String> {
-        let log = self.log.lock().unwrap();
-        log.iter()
-            .filter(|(c, _)| CallId::from(c.as_str()) == *call)
-            .map(|(_, w)| w.clone())
-            .collect()
-    }
-
-    async fn wait_for(&self, call: &CallId, what: &str) -> Vec<String> {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-        loop {
-            let seen = self.seen(call);
-            if seen.iter().any(|w| w.starts_with(what)) {
-                return seen;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "no {what:?} for {call}: {seen:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
     }
 }
 
 #[async_trait]
 impl CallHandler for Consulting {
     async fn on_incoming_call(&self, ctx: &CallContext, _call: &Call) -> Result<IncomingDecision, HookError> {
-        self.note(ctx.call_id(), "incoming");
+        self.log.note(ctx.call_id(), "incoming");
         Ok(IncomingDecision::Answer(AnswerOptions::audio()))
     }
 
     async fn on_call_established(&self, ctx: &CallContext) -> Result<(), HookError> {
-        self.note(ctx.call_id(), "established");
-        let consult = Call {
-            odata_type: Some("#microsoft.graph.call".into()),
-            callback_uri: Some(self.callback.lock().unwrap().clone()),
-            targets: Some(vec![InvitationParticipantInfo::new(IdentitySet::user(
-                Identity::with_id(self.target),
-            ))]),
-            requested_modalities: Some(vec![Modality::Audio]),
-            media_config: Some(MediaConfig::service_hosted()),
-            tenant_id: Some(ctx.tenant_id().clone()),
-            ..Call::default()
-        };
+        self.log.note(ctx.call_id(), "established");
+        let consult = consultation_call(ctx, &self.callback.lock().unwrap(), self.target);
         let consultation = match ctx.place_consultation(&consult).await {
             Ok(consultation) => consultation,
             Err(e) => {
-                self.note(ctx.call_id(), format!("consultation failed: {e}"));
+                self.log.note(ctx.call_id(), format!("consultation failed: {e}"));
                 return Err(e.into());
             }
         };
-        self.note(ctx.call_id(), format!("placed {consultation}"));
+        self.log.note(ctx.call_id(), format!("placed {consultation}"));
         Ok(())
     }
 
     async fn on_consultation_established(&self, ctx: &CallContext, consultation: &CallId) -> Result<(), HookError> {
-        self.note(ctx.call_id(), format!("consultation established {consultation}"));
+        self.log
+            .note(ctx.call_id(), format!("consultation established {consultation}"));
         let request = TransferRequest::to_user(self.target, None)
             .replaces_call(consultation.as_str())
             .build();
@@ -109,17 +71,18 @@ impl CallHandler for Consulting {
         end: &CallEnd,
     ) -> Result<(), HookError> {
         let code = end.result_info.as_ref().and_then(|r| r.subcode).unwrap_or_default();
-        self.note(ctx.call_id(), format!("consultation ended {consultation} {code}"));
+        self.log
+            .note(ctx.call_id(), format!("consultation ended {consultation} {code}"));
         Ok(())
     }
 
     async fn on_transfer_completed(&self, ctx: &CallContext, _: &TransferInfo) -> Result<(), HookError> {
-        self.note(ctx.call_id(), "transfer completed");
+        self.log.note(ctx.call_id(), "transfer completed");
         Ok(())
     }
 
     async fn on_call_terminated(&self, ctx: &CallContext, _: &CallEnd) -> Result<(), HookError> {
-        self.note(ctx.call_id(), "terminated");
+        self.log.note(ctx.call_id(), "terminated");
         Ok(())
     }
 }
@@ -136,7 +99,7 @@ async fn an_answered_consultation_reaches_its_call_and_the_transfer_replaces_it(
     *handler.callback.lock().unwrap() = h.callback.clone();
     h.emu.script_target("consult-agent", TargetBehavior::Accept);
     let call = h.call_from("caller-1").await;
-    let seen = handler.wait_for(&call, "transfer completed").await;
+    let seen = handler.log.wait_for(&call, "transfer completed").await;
     let consultation = placed(&seen);
     assert_eq!(
         seen.iter()
@@ -150,7 +113,7 @@ async fn an_answered_consultation_reaches_its_call_and_the_transfer_replaces_it(
         "{seen:?}"
     );
     // Graph ends the replaced consultation call; that reaches the call too, once.
-    let seen = handler.wait_for(&call, "consultation ended").await;
+    let seen = handler.log.wait_for(&call, "consultation ended").await;
     assert_eq!(
         seen.iter().filter(|w| w.starts_with("consultation ended")).count(),
         1,
@@ -158,7 +121,7 @@ async fn an_answered_consultation_reaches_its_call_and_the_transfer_replaces_it(
     );
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(
-        handler.seen(&consultation),
+        handler.log.seen(&consultation),
         Vec::<String>::new(),
         "the consultation call's own hooks never fire"
     );
@@ -172,7 +135,7 @@ async fn a_declined_consultation_reaches_its_call_as_ended() {
     *handler.callback.lock().unwrap() = h.callback.clone();
     h.emu.script_target("consult-declines", TargetBehavior::Decline);
     let call = h.call_from("caller-2").await;
-    let seen = handler.wait_for(&call, "consultation ended").await;
+    let seen = handler.log.wait_for(&call, "consultation ended").await;
     let consultation = placed(&seen);
     assert!(
         !seen.iter().any(|w| w.starts_with("consultation established")),
@@ -183,6 +146,6 @@ async fn a_declined_consultation_reaches_its_call_as_ended() {
             .any(|w| w.starts_with(&format!("consultation ended {consultation}"))),
         "{seen:?}"
     );
-    assert_eq!(handler.seen(&consultation), Vec::<String>::new());
+    assert_eq!(handler.log.seen(&consultation), Vec::<String>::new());
     h.stop().await;
 }

@@ -441,3 +441,60 @@ pub fn to_agent(snapshot: &CallSnapshot, step: u32) -> Option<TransferRequest> {
     };
     Some(TransferRequest::to_user(target, None).build())
 }
+
+/// Short notes of what each call's hooks saw; tests wait for a note by prefix.
+#[derive(Default)]
+pub struct Notes(Mutex<Vec<(CallId, String)>>);
+
+impl Notes {
+    pub fn note(&self, call: &CallId, what: impl Into<String>) {
+        self.0.lock().unwrap().push((call.clone(), what.into()));
+    }
+
+    /// One call's notes, in order.
+    pub fn seen(&self, call: &CallId) -> Vec<String> {
+        let notes = self.0.lock().unwrap();
+        notes
+            .iter()
+            .filter(|(c, _)| c == call)
+            .map(|(_, w)| w.clone())
+            .collect()
+    }
+
+    pub fn all(&self) -> Vec<(CallId, String)> {
+        self.0.lock().unwrap().clone()
+    }
+
+    /// Waits until one of the call's notes starts with `what`; returns its notes.
+    pub async fn wait_for(&self, call: &CallId, what: &str) -> Vec<String> {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let seen = self.seen(call);
+            if seen.iter().any(|w| w.starts_with(what)) {
+                return seen;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no {what:?} for {call}: {seen:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// The bot's audio call to the user `target`, in the tenant of `ctx`'s call:
+/// a consultation call for it.
+pub fn consultation_call(ctx: &CallContext, callback: &str, target: &str) -> graph_comms_handler::model::Call {
+    use graph_comms_handler::model::{Call, Identity, IdentitySet, InvitationParticipantInfo, MediaConfig, Modality};
+    Call {
+        odata_type: Some("#microsoft.graph.call".into()),
+        callback_uri: Some(callback.to_owned()),
+        targets: Some(vec![InvitationParticipantInfo::new(IdentitySet::user(
+            Identity::with_id(target),
+        ))]),
+        requested_modalities: Some(vec![Modality::Audio]),
+        media_config: Some(MediaConfig::service_hosted()),
+        tenant_id: Some(ctx.tenant_id().clone()),
+        ..Call::default()
+    }
+}
