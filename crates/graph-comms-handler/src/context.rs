@@ -36,8 +36,9 @@ pub struct CallContext {
     fallback: Arc<std::sync::Mutex<Arc<CallRecord>>>,
     call_id: CallId,
     tenant_id: TenantId,
-    /// Acts with tokens of the call's tenant.
-    client: GraphClient,
+    /// Acts with tokens of the call's tenant; made on first use, so an
+    /// event whose hooks send nothing costs no client handle.
+    client: std::sync::OnceLock<GraphClient>,
     redelivered: bool,
 }
 
@@ -103,7 +104,7 @@ impl CallContext {
         Self {
             call_id: record.snapshot.call_id.clone(),
             tenant_id: record.snapshot.tenant_id.clone(),
-            client: runtime.client_for(&record.snapshot.tenant_id),
+            client: std::sync::OnceLock::new(),
             runtime,
             fallback: Arc::new(std::sync::Mutex::new(record)),
             redelivered: false,
@@ -178,7 +179,7 @@ impl CallContext {
 
     /// The Graph client, for actions this type does not wrap.
     pub fn client(&self) -> &GraphClient {
-        &self.client
+        self.client.get_or_init(|| self.runtime.client_for(&self.tenant_id))
     }
 
     /// The handler's own data for this call, if set (see [`CallContext::set_data`]).
@@ -303,7 +304,7 @@ impl CallContext {
         request.media_config = options.media_config;
         request.accepted_modalities = Some(options.accepted_modalities);
         request.call_options = options.call_options;
-        self.client.answer(&self.call_id, &request).await.map(|_| ())
+        self.client().answer(&self.call_id, &request).await.map(|_| ())
     }
 
     /// Rejects the call.
@@ -316,7 +317,7 @@ impl CallContext {
             reason: Some(reason),
             ..RejectRequest::default()
         };
-        self.client.reject(&self.call_id, &request).await.map(|_| ())
+        self.client().reject(&self.call_id, &request).await.map(|_| ())
     }
 
     /// Redirects the call (before answering) to these targets.
@@ -329,7 +330,7 @@ impl CallContext {
             targets,
             ..RedirectRequest::default()
         };
-        self.client.redirect(&self.call_id, &request).await.map(|_| ())
+        self.client().redirect(&self.call_id, &request).await.map(|_| ())
     }
 
     /// Plays prompts. `.await` the handle for their end (`on_operation_completed`
@@ -345,7 +346,7 @@ impl CallContext {
                 client_context: Some(client_context),
                 ..PlayPromptRequest::default()
             };
-            self.client.play_prompt(&self.call_id, &request).await
+            self.client().play_prompt(&self.call_id, &request).await
         })
         .await
     }
@@ -363,7 +364,7 @@ impl CallContext {
                 client_context: Some(client_context),
                 ..request
             };
-            self.client.record_response(&self.call_id, &request).await
+            self.client().record_response(&self.call_id, &request).await
         })
         .await
     }
@@ -378,7 +379,7 @@ impl CallContext {
     pub async fn subscribe_to_tone(&self) -> Result<PendingOperation, GraphClientError> {
         self.operation(|client_context| async move {
             let request = with_context(client_context);
-            self.client.subscribe_to_tone(&self.call_id, &request).await
+            self.client().subscribe_to_tone(&self.call_id, &request).await
         })
         .await
     }
@@ -391,7 +392,7 @@ impl CallContext {
     pub async fn cancel_media_processing(&self) -> Result<PendingOperation, GraphClientError> {
         self.operation(|client_context| async move {
             let request = with_context(client_context);
-            self.client.cancel_media_processing(&self.call_id, &request).await
+            self.client().cancel_media_processing(&self.call_id, &request).await
         })
         .await
     }
@@ -413,7 +414,7 @@ impl CallContext {
                 client_context: Some(client_context),
                 extra: Default::default(),
             };
-            self.client.send_dtmf_tones(&self.call_id, &request).await
+            self.client().send_dtmf_tones(&self.call_id, &request).await
         })
         .await
     }
@@ -430,7 +431,7 @@ impl CallContext {
                 client_context: Some(client_context),
                 extra: Default::default(),
             };
-            self.client.update_recording_status(&self.call_id, &request).await
+            self.client().update_recording_status(&self.call_id, &request).await
         })
         .await
     }
@@ -443,7 +444,7 @@ impl CallContext {
     pub async fn mute(&self) -> Result<PendingOperation, GraphClientError> {
         self.operation(|client_context| async move {
             let request = with_context(client_context);
-            self.client.mute(&self.call_id, &request).await
+            self.client().mute(&self.call_id, &request).await
         })
         .await
     }
@@ -456,7 +457,7 @@ impl CallContext {
     pub async fn unmute(&self) -> Result<PendingOperation, GraphClientError> {
         self.operation(|client_context| async move {
             let request = with_context(client_context);
-            self.client.unmute(&self.call_id, &request).await
+            self.client().unmute(&self.call_id, &request).await
         })
         .await
     }
@@ -478,7 +479,7 @@ impl CallContext {
                 client_context: Some(client_context),
                 ..InviteParticipantsRequest::default()
             };
-            self.client.invite_participants(&self.call_id, &request).await
+            self.client().invite_participants(&self.call_id, &request).await
         })
         .await
     }
@@ -491,7 +492,9 @@ impl CallContext {
     pub async fn mute_participant(&self, participant: &ParticipantId) -> Result<PendingOperation, GraphClientError> {
         self.operation(|client_context| async move {
             let request = with_context(client_context);
-            self.client.mute_participant(&self.call_id, participant, &request).await
+            self.client()
+                .mute_participant(&self.call_id, participant, &request)
+                .await
         })
         .await
     }
@@ -513,7 +516,9 @@ impl CallContext {
                 client_context: Some(client_context),
                 ..StartHoldMusicRequest::default()
             };
-            self.client.start_hold_music(&self.call_id, participant, &request).await
+            self.client()
+                .start_hold_music(&self.call_id, participant, &request)
+                .await
         })
         .await
     }
@@ -526,7 +531,9 @@ impl CallContext {
     pub async fn stop_hold_music(&self, participant: &ParticipantId) -> Result<PendingOperation, GraphClientError> {
         self.operation(|client_context| async move {
             let request = with_context(client_context);
-            self.client.stop_hold_music(&self.call_id, participant, &request).await
+            self.client()
+                .stop_hold_music(&self.call_id, participant, &request)
+                .await
         })
         .await
     }
@@ -537,7 +544,7 @@ impl CallContext {
     ///
     /// The client's error when Graph refuses the request.
     pub async fn remove_participant(&self, participant: &ParticipantId) -> Result<(), GraphClientError> {
-        self.client
+        self.client()
             .delete_participant(&self.call_id, participant)
             .await
             .map(|_| ())
@@ -620,7 +627,7 @@ impl CallContext {
     ///
     /// The client's error.
     pub async fn hang_up(&self) -> Result<(), GraphClientError> {
-        self.client.hang_up(&self.call_id).await.map(|_| ())
+        self.client().hang_up(&self.call_id).await.map(|_| ())
     }
 
     /// Sends one `keepAlive` now (the bot also sends them on its own schedule).
@@ -629,7 +636,7 @@ impl CallContext {
     ///
     /// The client's error; a 404 means the call has ended.
     pub async fn keep_alive(&self) -> Result<(), GraphClientError> {
-        self.client.keep_alive(&self.call_id).await.map(|_| ())
+        self.client().keep_alive(&self.call_id).await.map(|_| ())
     }
 
     /// Turns the automatic `keepAlive` for this call on or off. Without it Graph
