@@ -49,6 +49,7 @@ const FRAMEWORK_FAMILIES: &[&str] = &[
     "graph_comms_late_events",
     "graph_comms_timeout_lookups",
     "graph_comms_unsent_transfer_checks",
+    "graph_comms_consultation_relinks",
     "graph_comms_store_conflicts",
     "graph_comms_store_errors",
     "graph_comms_call_queue_full",

@@ -226,9 +226,11 @@ pub fn step(record: &mut CallRecord, input: CallInput<'_>, now: SystemTime, t: &
         } => notification(record, kind, call, received_at, now, t, &mut steps),
         CallInput::Activity => touch(record, now, t),
         CallInput::Attempt { id, input } => {
-            // The POST's result, or Graph asked after a takeover: whether it was sent is settled.
+            // The POST's result, Graph asked after a takeover, or the consultation's
+            // own event: whether it was sent, or its consultation linked, is settled.
             if let Some(attempt) = record.attempt.as_mut().filter(|a| a.info.id == id) {
                 attempt.sending = false;
+                attempt.linking = false;
             }
             let ambiguous = input == AttemptInput::PostOutcomeUnknown;
             let answered = input == AttemptInput::ConsultationAnswered
@@ -524,6 +526,7 @@ fn begin(
             TransferMachine::new(consultative)
         },
         sending: false,
+        linking: false,
     }));
     let deadlines = &mut record.lifecycle.deadlines;
     deadlines.unknown_outcome = None;

@@ -248,12 +248,18 @@ impl CallContext {
     /// (and from `on_consultation_*`). It is hung up when the attempt fails
     /// for any reason but its own end. The attempt is recorded after Graph
     /// created the consultation call: a bot that stops in between leaves it
-    /// ringing until Graph gives up.
+    /// ringing until Graph gives up. With a shared store, an instance that
+    /// stops (or whose store write fails) after recording the attempt but
+    /// before linking the consultation to the call leaves the attempt marked
+    /// `linking`; the instance that takes the call over links it, so the
+    /// consultation's answer still sends the transfer.
     ///
     /// # Errors
     ///
     /// [`ConsultError`]: a transfer guard refused (nothing placed), or the
-    /// consultation call could not be placed or linked.
+    /// consultation call could not be placed or the attempt not recorded
+    /// (then it is hung up). Once the attempt is recorded, `consult` returns
+    /// it: what follows reaches its outcome.
     pub async fn consult(
         &self,
         consultation: &graph_comms_model::Call,

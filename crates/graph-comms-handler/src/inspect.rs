@@ -67,6 +67,7 @@ fn transferring_call(consultative: bool) -> CallRecord {
         info,
         machine: TransferMachine::new(consultative),
         sending: false,
+        linking: false,
     }));
     record
 }

@@ -27,6 +27,7 @@ pub(crate) struct Counters {
     pub(crate) store_errors: AtomicU64,
     pub(crate) timeout_lookups: AtomicU64,
     pub(crate) unsent_checks: AtomicU64,
+    pub(crate) relinks: AtomicU64,
     pub(crate) refused_busy: AtomicU64,
     pub(crate) claims: AtomicU64,
     pub(crate) claims_refused: AtomicU64,
@@ -97,6 +98,9 @@ pub struct BotMetrics {
     /// Calls looked up in Graph after a takeover found a `POST /transfer`
     /// not known to be sent (shared stores).
     pub unsent_checks: u64,
+    /// Consultation calls linked again after a takeover found an attempt
+    /// whose consultation was not known to be linked (shared stores).
+    pub consultation_relinks: u64,
     /// Requests answered 503 because a call's queue was full.
     pub refused_busy: u64,
     /// Call leases this instance took (shared stores).
@@ -150,6 +154,7 @@ impl Counters {
             store_errors: get(&self.store_errors),
             timeout_lookups: get(&self.timeout_lookups),
             unsent_checks: get(&self.unsent_checks),
+            consultation_relinks: get(&self.relinks),
             refused_busy: get(&self.refused_busy),
             claims: get(&self.claims),
             claims_refused: get(&self.claims_refused),

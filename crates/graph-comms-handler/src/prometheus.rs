@@ -233,6 +233,12 @@ impl Collector for BotCollector {
         )?;
         counter(
             e,
+            "graph_comms_consultation_relinks",
+            "Consultation calls linked again after a takeover found an attempt whose consultation was not known to be linked.",
+            bot.consultation_relinks,
+        )?;
+        counter(
+            e,
             "graph_comms_store_conflicts",
             "Call store writes refused for a stale version and decided again.",
             bot.store_conflicts,

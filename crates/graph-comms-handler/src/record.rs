@@ -136,6 +136,12 @@ pub struct AttemptRecord {
     /// has no idempotency key for transfers, so a second POST could transfer twice).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub sending: bool,
+    /// With a shared store: the attempt's consultation call is not yet known
+    /// to be linked to this call, so its answer might reach nobody. An
+    /// instance that takes the call over links it again (see
+    /// [`CallContext::consult`](crate::CallContext::consult)).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub linking: bool,
 }
 
 /// How this call relates to the bot's other calls.
@@ -223,10 +229,11 @@ impl CallRecord {
     }
 
     /// Whether the call needs a lease holder even with an empty inbox: hook
-    /// steps in its outbox, or a `POST /transfer` not known to be sent. A
-    /// shared store offers such calls without a live lease as orphans.
+    /// steps in its outbox, a `POST /transfer` not known to be sent, or a
+    /// consultation not known to be linked. A shared store offers such calls
+    /// without a live lease as orphans.
     pub fn awaits_holder(&self) -> bool {
-        !self.outbox.is_empty() || self.pending_attempt().is_some_and(|a| a.sending)
+        !self.outbox.is_empty() || self.pending_attempt().is_some_and(|a| a.sending || a.linking)
     }
 
     /// The record as JSON, for stores that keep bytes.

@@ -13,8 +13,10 @@ use std::time::{Duration, SystemTime};
 
 use common::{Hook, Recorder, emulator, short_timings};
 use graph_comms_emulator::{Emulator, EmulatorConfig, Endpoint, IncomingCall, TargetBehavior};
-use graph_comms_handler::call_machine::start_attempt;
-use graph_comms_handler::model::{CallId, CallState, TransferRequest};
+use graph_comms_handler::call_machine::{start_attempt, start_consulting_attempt};
+use graph_comms_handler::model::{
+    Call, CallId, CallState, Identity, IdentitySet, InvitationParticipantInfo, MediaConfig, Modality, TransferRequest,
+};
 use graph_comms_handler::{
     AttemptId, Bot, CallRecord, CallStore, Claim, InMemoryCallStore, InboxItem, Lease, Released, SharedCallStore,
     StoreError,
@@ -29,6 +31,7 @@ struct Survivor {
     store: Arc<InMemoryCallStore>,
     handler: Arc<Recorder>,
     served: ServedBot,
+    callback: String,
     call: CallId,
 }
 
@@ -75,6 +78,7 @@ async fn survivor_with_call() -> Survivor {
         store,
         handler,
         served,
+        callback,
         call,
     }
 }
@@ -101,6 +105,79 @@ impl Survivor {
         record.version += 1;
         self.store.save(Arc::new(record)).await.unwrap();
         request
+    }
+
+    /// Writes what an instance that stopped right after recording a
+    /// consultative attempt left: the consultation call placed (and answered
+    /// by `target`) and named in the call's record, but its own record not
+    /// linked to the call, so its answer went nowhere.
+    async fn commit_unlinked_consultation(&self, target: &str) -> CallId {
+        let tenant = self
+            .store
+            .load(&self.call)
+            .await
+            .unwrap()
+            .unwrap()
+            .snapshot
+            .tenant_id
+            .clone();
+        let consultation_call = Call {
+            odata_type: Some("#microsoft.graph.call".into()),
+            callback_uri: Some(self.callback.clone()),
+            targets: Some(vec![InvitationParticipantInfo::new(IdentitySet::user(
+                Identity::with_id(target),
+            ))]),
+            requested_modalities: Some(vec![Modality::Audio]),
+            media_config: Some(MediaConfig::service_hosted()),
+            tenant_id: Some(tenant),
+            ..Call::default()
+        };
+        let consultation = self
+            .client
+            .create_call(&consultation_call)
+            .await
+            .unwrap()
+            .value
+            .id
+            .unwrap();
+        self.emu
+            .wait_for_state(&consultation, CallState::Established, Duration::from_secs(10))
+            .await
+            .unwrap();
+        // The survivor handled its answer as a call of its own.
+        let deadline = tokio::time::Instant::now() + common::WAIT;
+        while !self
+            .store
+            .load(&consultation)
+            .await
+            .unwrap()
+            .is_some_and(|r| r.lifecycle.established_fired)
+        {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the consultation's answer was handled"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let mut record = (*self.store.load(&self.call).await.unwrap().unwrap()).clone();
+        let request = TransferRequest::to_user(target, None)
+            .replaces_call(consultation.clone())
+            .build();
+        start_consulting_attempt(
+            &mut record,
+            AttemptId::new(),
+            request,
+            false,
+            SystemTime::now(),
+            &short_timings().machine(),
+        )
+        .unwrap();
+        record.links.consultation = Some(consultation.clone());
+        record.attempt.as_mut().unwrap().linking = true;
+        assert!(record.awaits_holder());
+        record.version += 1;
+        self.store.save(Arc::new(record)).await.unwrap();
+        consultation
     }
 
     fn posts(&self) -> usize {
@@ -223,18 +300,60 @@ async fn a_post_sent_while_the_target_rings_is_left_to_its_notifications_after_t
     survivor.stop().await;
 }
 
-/// The in-memory shared store, with its commits of an established call
-/// refused as unavailable for a while after the first one (a store outage
-/// that starts while a holder handles that notification).
-struct OutageOnEstablished {
+/// Before: an instance killed after recording a consultative attempt but
+/// before linking the consultation call to it left the consultation's answer
+/// with nobody to send the transfer; the attempt timed out and the caller was
+/// never transferred. Now the attempt is marked `linking` until the link is
+/// written, the orphan sweep takes the call over, and the new holder links
+/// the consultation, finds it answered and sends the one transfer replacing it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consultation_answered_before_its_link_was_written_still_sends_the_transfer_after_takeover() {
+    let survivor = survivor_with_call().await;
+    survivor.emu.script_target("consultee", TargetBehavior::Accept);
+    let consultation = survivor.commit_unlinked_consultation("consultee").await;
+
+    let hooks = survivor.outcome().await;
+    assert!(hooks.iter().any(|h| matches!(h, Hook::Completed(_))), "{hooks:?}");
+    let transfers: Vec<_> = survivor
+        .emu
+        .requests()
+        .into_iter()
+        .filter(|r| r.endpoint == Endpoint::Transfer && r.call_id.as_ref() == Some(&survivor.call))
+        .collect();
+    assert_eq!(transfers.len(), 1, "{transfers:?}");
+    let replaces = transfers[0]
+        .body
+        .as_ref()
+        .and_then(|b| b.pointer("/transferTarget/replacesCallId")?.as_str().map(CallId::from));
+    assert_eq!(replaces, Some(consultation.clone()));
+    let linked = survivor.store.load(&consultation).await.unwrap().unwrap();
+    assert_eq!(linked.links.consultation_for.as_ref(), Some(&survivor.call));
+    assert_eq!(survivor.served.bot.metrics().consultation_relinks, 1);
+    survivor.stop().await;
+}
+
+/// The in-memory shared store, with its writes of records that `starts`
+/// picks refused as unavailable for a while after the first one (a store
+/// outage that starts while an instance writes that change).
+struct Outage {
     inner: InMemoryCallStore,
     outage: Duration,
+    starts: fn(&CallRecord) -> bool,
     until: std::sync::Mutex<Option<std::time::Instant>>,
 }
 
-impl OutageOnEstablished {
+impl Outage {
+    fn new(outage: Duration, starts: fn(&CallRecord) -> bool) -> Self {
+        Self {
+            inner: InMemoryCallStore::new(),
+            outage,
+            starts,
+            until: std::sync::Mutex::new(None),
+        }
+    }
+
     fn down(&self, record: Option<&Arc<CallRecord>>) -> bool {
-        if !record.is_some_and(|r| r.lifecycle.established_fired) {
+        if !record.is_some_and(|r| (self.starts)(r)) {
             return false;
         }
         let mut until = self.until.lock().unwrap();
@@ -244,11 +363,14 @@ impl OutageOnEstablished {
 }
 
 #[async_trait::async_trait]
-impl CallStore for OutageOnEstablished {
+impl CallStore for Outage {
     async fn load(&self, call_id: &CallId) -> Result<Option<Arc<CallRecord>>, StoreError> {
         self.inner.load(call_id).await
     }
     async fn save(&self, record: Arc<CallRecord>) -> Result<(), StoreError> {
+        if self.down(Some(&record)) {
+            return Err(StoreError::Unavailable("injected outage".into()));
+        }
         self.inner.save(record).await
     }
     async fn delete(&self, call_id: &CallId, version: u64) -> Result<(), StoreError> {
@@ -263,7 +385,7 @@ impl CallStore for OutageOnEstablished {
 }
 
 #[async_trait::async_trait]
-impl SharedCallStore for OutageOnEstablished {
+impl SharedCallStore for Outage {
     async fn append(&self, items: &[(CallId, InboxItem)]) -> Result<(), StoreError> {
         self.inner.append(items).await
     }
@@ -328,11 +450,7 @@ impl SharedCallStore for OutageOnEstablished {
 async fn a_notification_whose_change_could_not_be_written_is_handled_again_not_dropped() {
     let (emu, app, client, notify) = emulator(EmulatorConfig::default()).await;
     // Longer than the holder's retries (a lease), shorter than the test's wait.
-    let store = Arc::new(OutageOnEstablished {
-        inner: InMemoryCallStore::new(),
-        outage: LEASE * 2,
-        until: std::sync::Mutex::new(None),
-    });
+    let store = Arc::new(Outage::new(LEASE * 2, |r| r.lifecycle.established_fired));
     let handler = Arc::new(Recorder::new(|_, _| None));
     let shared = Arc::clone(&store) as Arc<dyn SharedCallStore>;
     let (served, callback) = serve_shared(shared, handler.clone(), client, notify, "holder").await;
@@ -415,6 +533,88 @@ async fn an_outcome_hook_that_asks_to_retry_later_runs_again_as_a_redelivery() {
     // Settled: no third run once it succeeded.
     tokio::time::sleep(LEASE * 3).await;
     assert_eq!(*handler.runs.lock().unwrap(), vec![false, true]);
+    served.stop().await;
+    emu.shutdown().await;
+}
+
+/// Consults `consultee` once established; notes what `consult` returned and the outcome.
+struct ConsultsOnce {
+    callback: std::sync::Mutex<String>,
+    log: common::Notes,
+}
+
+#[async_trait::async_trait]
+impl graph_comms_handler::CallHandler for ConsultsOnce {
+    async fn on_call_established(
+        &self,
+        ctx: &graph_comms_handler::CallContext,
+    ) -> Result<(), graph_comms_handler::HookError> {
+        let call = common::consultation_call(ctx, &self.callback.lock().unwrap(), "consultee");
+        let transfer = TransferRequest::to_user("consultee", None).build();
+        match ctx.consult(&call, transfer).await {
+            Ok(_) => self.log.note(ctx.call_id(), "consulting"),
+            Err(e) => self.log.note(ctx.call_id(), format!("consult refused: {e}")),
+        }
+        Ok(())
+    }
+
+    async fn on_transfer_completed(
+        &self,
+        ctx: &graph_comms_handler::CallContext,
+        _: &graph_comms_handler::TransferInfo,
+    ) -> Result<(), graph_comms_handler::HookError> {
+        self.log.note(ctx.call_id(), "completed");
+        Ok(())
+    }
+
+    async fn on_transfer_failed(
+        &self,
+        ctx: &graph_comms_handler::CallContext,
+        _: &graph_comms_handler::TransferInfo,
+        failure: &graph_comms_handler::TransferFailure,
+    ) -> Result<(), graph_comms_handler::HookError> {
+        self.log.note(ctx.call_id(), format!("failed {}", failure.label()));
+        Ok(())
+    }
+}
+
+/// Before: when the write linking the consultation call failed (the store
+/// was unavailable past the retries, as after a pause longer than a lease),
+/// `consult` returned an error although the attempt was recorded. The bot
+/// moved on to its next target while that attempt stayed pending: two
+/// attempts for one transfer, and the call stalled. Now `consult` returns the
+/// recorded attempt, and the call's next holder links the consultation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consultation_whose_link_could_not_be_written_is_linked_by_the_next_holder() {
+    let (emu, app, client, notify) = emulator(EmulatorConfig::default()).await;
+    emu.script_target("consultee", TargetBehavior::Accept);
+    // Longer than a writer's retries (a lease), shorter than the consultation's ringing time.
+    let store = Arc::new(Outage::new(LEASE * 2, |r| r.links.consultation_for.is_some()));
+    let handler = Arc::new(ConsultsOnce {
+        callback: std::sync::Mutex::default(),
+        log: common::Notes::default(),
+    });
+    let shared = Arc::clone(&store) as Arc<dyn SharedCallStore>;
+    let (served, callback) = serve_shared(shared, handler.clone(), client, notify, "holder").await;
+    *handler.callback.lock().unwrap() = callback.clone();
+    let call = emu
+        .place_incoming_call(IncomingCall::from_user(&app, &callback, "caller", "Caller"))
+        .await
+        .unwrap();
+
+    let seen = handler.log.wait_for(&call, "completed").await;
+    assert_eq!(seen.first().map(String::as_str), Some("consulting"), "{seen:?}");
+    assert!(store.until.lock().unwrap().is_some(), "the link's write met the outage");
+    tokio::time::sleep(LEASE * 2).await;
+    let seen = handler.log.seen(&call);
+    assert_eq!(seen, vec!["consulting".to_owned(), "completed".to_owned()]);
+    let transfers = emu
+        .requests()
+        .iter()
+        .filter(|r| r.endpoint == Endpoint::Transfer && r.call_id.as_ref() == Some(&call))
+        .count();
+    assert_eq!(transfers, 1);
+    assert!(served.bot.metrics().consultation_relinks >= 1);
     served.stop().await;
     emu.shutdown().await;
 }

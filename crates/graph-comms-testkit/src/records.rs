@@ -51,6 +51,7 @@ pub fn typical_record(call_id: CallId, now: SystemTime) -> CallRecord {
         info,
         machine: TransferMachine::new(false),
         sending: false,
+        linking: false,
     }));
     record.attempts_started = 1;
     record.lifecycle.incoming_handled = true;

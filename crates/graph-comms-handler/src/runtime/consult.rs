@@ -17,6 +17,7 @@ use crate::context::{CallContext, ConsultError, ConsultationError};
 use crate::decision::{CallEnd, ConsultationEvent, EndCause};
 use crate::machine::AttemptInput;
 use crate::record::CallRecord;
+use crate::store::StoreError;
 
 /// What the consultation call's record showed when it was linked.
 enum Seen {
@@ -51,13 +52,24 @@ impl Runtime {
             consultation: consultation.clone(),
             error,
         };
-        let parent = ctx.call_id().clone();
         let linked = consultation.clone();
-        self.update(&parent, ctx.tenant_id(), Missing::Skip, |record| {
+        self.update(ctx.call_id(), ctx.tenant_id(), Missing::Skip, |record| {
             record.links.consultation = Some(linked.clone());
         })
         .await
         .map_err(link_failed)?;
+        self.link_to_parent(ctx, &consultation).await.map_err(link_failed)?;
+        Ok(consultation)
+    }
+
+    /// Marks the consultation call's record as placed for `ctx`'s call, and
+    /// forwards to that call what the consultation went through before.
+    pub(super) async fn link_to_parent(
+        self: &Arc<Self>,
+        ctx: &CallContext,
+        consultation: &CallId,
+    ) -> Result<(), StoreError> {
+        let parent = ctx.call_id().clone();
         // Its notifications may have come first: what it went through is forwarded here.
         let link = |record: &mut crate::record::CallRecord| {
             record.links.consultation_for = Some(parent.clone());
@@ -73,17 +85,16 @@ impl Runtime {
             }
         };
         let seen = self
-            .update_as(&consultation, ctx.tenant_id(), Missing::Create, Writer::Outsider, link)
-            .await
-            .map_err(link_failed)?;
+            .update_as(consultation, ctx.tenant_id(), Missing::Create, Writer::Outsider, link)
+            .await?;
         match seen.map(|(seen, _)| seen) {
-            Some(Seen::Event(event)) => self.forward_consultation(&parent, &consultation, event).await,
+            Some(Seen::Event(event)) => self.forward_consultation(&parent, consultation, event).await,
             // Nothing kept yet: the end of a call the bot did not know is not kept,
             // and its notifications may be delayed; Graph says where it is. A
             // later notification saying the same is delivered again, which the
             // handler tells by its own state.
             Some(Seen::Nothing) => {
-                let event = match ctx.client().get_call(&consultation).await {
+                let event = match ctx.client().get_call(consultation).await {
                     Err(error) if error.is_not_found() => Some(ConsultationEvent::Ended {
                         end: CallEnd::new(None, None, EndCause::LookedUp),
                     }),
@@ -97,12 +108,12 @@ impl Runtime {
                     Err(_) => None,
                 };
                 if let Some(event) = event {
-                    self.forward_consultation(&parent, &consultation, event).await;
+                    self.forward_consultation(&parent, consultation, event).await;
                 }
             }
             _ => {}
         }
-        Ok(consultation)
+        Ok(())
     }
 }
 
@@ -135,11 +146,22 @@ impl Runtime {
         let consultation = created.value.id.ok_or(ConsultationError::NoId)?;
         request.transfer_target.replaces_call_id = Some(consultation.clone());
         let call_id = ctx.call_id();
-        let (allow, timings) = (self.allow_concurrent_transfers, self.machine_timings);
+        let (allow, timings, shared) = (self.allow_concurrent_transfers, self.machine_timings, self.is_shared());
         let id = AttemptId::new();
+        // The attempt and this call's side of the link in one write: an
+        // instance that stops before the consultation's side is written leaves
+        // `linking` set, and the instance taking the call over links it.
         let committed = self
             .update(call_id, ctx.tenant_id(), Missing::Skip, |record| {
-                start_consulting_attempt(record, id, request.clone(), allow, crate::wall::now(), &timings)
+                let started =
+                    start_consulting_attempt(record, id, request.clone(), allow, crate::wall::now(), &timings);
+                if started.is_ok() {
+                    record.links.consultation = Some(consultation.clone());
+                    if let Some(attempt) = record.attempt.as_mut().filter(|a| a.info.id == id) {
+                        attempt.linking = shared;
+                    }
+                }
+                started
             })
             .await;
         let started = match committed {
@@ -163,7 +185,14 @@ impl Runtime {
             self.route(call_id.clone(), CallEvent::Fire(Box::new(old), effects));
         }
         // Its answer or end now reaches the attempt (see `consultation_event`).
-        self.link_consultation(ctx, consultation).await?;
+        match self.link_to_parent(ctx, &consultation).await {
+            Ok(()) if shared => self.note_linked(call_id, ctx.tenant_id(), info.id).await,
+            Ok(()) => {}
+            // The attempt is committed: it has its outcome later, like any other.
+            Err(error) => {
+                tracing::warn!(call_id = %call_id, consultation = %consultation, %error, "could not link the consultation call; the call's next holder links it");
+            }
+        }
         Ok(TransferAttempt::new(info, receiver))
     }
 

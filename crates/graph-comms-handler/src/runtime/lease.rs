@@ -159,6 +159,9 @@ impl Runtime {
         if self.held.holds(&call_id) {
             self.check_unsent(&call_id).await;
         }
+        if self.held.holds(&call_id) {
+            self.check_unlinked(&call_id).await;
+        }
         if let Some(event) = event
             && self.held.holds(&call_id)
         {
@@ -262,6 +265,33 @@ impl Runtime {
         tracing::info!(call_id = %call_id, attempt = %id, ?lookup, "transfer not known to be sent by the instance that stopped; asked Graph");
         let input = AttemptInput::SendUnconfirmed(lookup);
         self.apply(call_id, CallInput::Attempt { id, input }).await;
+    }
+
+    /// A consultation the instance that started its attempt may not have
+    /// linked (it stopped first, or its write failed): linked again, which
+    /// also hands over what the consultation went through meanwhile. Linking
+    /// twice is harmless: the attempt takes only the first answer or end.
+    async fn check_unlinked(self: &Arc<Self>, call_id: &CallId) {
+        let Some(record) = self.cache.get(call_id) else {
+            return;
+        };
+        let Some(attempt) = record
+            .pending_attempt()
+            .filter(|a| a.linking && a.machine.is_consulting())
+        else {
+            return;
+        };
+        let Some(consultation) = attempt.info.request.transfer_target.replaces_call_id.clone() else {
+            return;
+        };
+        let (id, tenant) = (attempt.info.id, record.snapshot.tenant_id.clone());
+        self.counters.relinks.fetch_add(1, Ordering::Relaxed);
+        tracing::info!(call_id = %call_id, attempt = %id, consultation = %consultation, "linking the consultation call again: the instance that placed it may not have");
+        let ctx = self.context(call_id, &tenant, Some(record));
+        match self.link_to_parent(&ctx, &consultation).await {
+            Ok(()) => self.note_linked(call_id, &tenant, id).await,
+            Err(error) => self.store_failed(call_id, error),
+        }
     }
 
     /// Runs outbox steps committed but not carried out by this claim: a write

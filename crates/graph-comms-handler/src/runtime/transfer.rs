@@ -16,7 +16,7 @@ use crate::attempt::{AttemptId, ClientErrorSummary, TransferAttempt, TransferErr
 use crate::call_machine::start_attempt;
 use crate::context::CallContext;
 use crate::machine::AttemptInput;
-use crate::record::CallRecord;
+use crate::record::{AttemptRecord, CallRecord};
 use crate::sync::lock;
 
 impl Runtime {
@@ -87,12 +87,37 @@ impl Runtime {
         }
     }
 
-    /// Records that the attempt's POST was sent: with the next write under
-    /// the call's lease (no round trip of its own), else with a write now.
+    /// Records that the attempt's POST was sent.
     async fn note_sent(&self, call_id: &CallId, tenant_id: &TenantId, id: AttemptId) {
+        // Left set, an instance taking the call over asks Graph: one lookup, nothing lost.
+        self.settle_attempt(call_id, tenant_id, id, "that the transfer was sent", |attempt| {
+            attempt.sending = false;
+        })
+        .await;
+    }
+
+    /// Records that the attempt's consultation call is linked to its call.
+    pub(super) async fn note_linked(&self, call_id: &CallId, tenant_id: &TenantId, id: AttemptId) {
+        // Left set, an instance taking the call over links it again: one write, nothing lost.
+        self.settle_attempt(call_id, tenant_id, id, "that the consultation is linked", |attempt| {
+            attempt.linking = false;
+        })
+        .await;
+    }
+
+    /// Clears a takeover flag of the attempt: with the next write under the
+    /// call's lease (no round trip of its own), else with a write now.
+    async fn settle_attempt(
+        &self,
+        call_id: &CallId,
+        tenant_id: &TenantId,
+        id: AttemptId,
+        what: &str,
+        settle: impl Fn(&mut AttemptRecord),
+    ) {
         let clear = |record: &mut CallRecord| {
-            if let Some(attempt) = record.attempt.as_mut().filter(|a| a.info.id == id) {
-                attempt.sending = false;
+            if let Some(attempt) = record.attempt.as_deref_mut().filter(|a| a.info.id == id) {
+                settle(attempt);
             }
         };
         if let Some(current) = self.cached(call_id) {
@@ -103,8 +128,7 @@ impl Runtime {
             }
         }
         if let Err(error) = self.update(call_id, tenant_id, Missing::Skip, clear).await {
-            // Left set, an instance taking the call over asks Graph: one lookup, nothing lost.
-            tracing::warn!(call_id = %call_id, attempt = %id, %error, "could not record that the transfer was sent");
+            tracing::warn!(call_id = %call_id, attempt = %id, %error, "could not record {what}");
         }
     }
 
