@@ -4,6 +4,7 @@
 mod httpc;
 mod memory;
 mod openloop;
+mod redis_memory;
 mod server;
 mod suite;
 mod token;

@@ -1089,7 +1089,9 @@ fn shared_demo(report: &mut String, ctx: &Ctx, bot: &Path, calls: usize) {
         return;
     };
     let mut rates = Vec::new();
+    let mut memory = None;
     for instances in [1usize, 3] {
+        let before = crate::redis_memory::used_memory(url);
         let output = Command::new(bot)
             .args(["demo", "--instances", &instances.to_string(), "--redis", url])
             .args(["--calls", &calls.to_string(), "--concurrency", "32", "--seed", "7"])
@@ -1106,6 +1108,9 @@ fn shared_demo(report: &mut String, ctx: &Ctx, bot: &Path, calls: usize) {
             .find_map(|l| l.split(" = ").nth(1)?.strip_suffix(" transfers/s")?.parse::<f64>().ok());
         let ok = text.lines().find(|l| l.starts_with("calls:")).unwrap_or("").to_owned();
         rates.push((instances, rate, ok));
+        if memory.is_none() {
+            memory = Some(before.and_then(|before| redis_cost(url, before)));
+        }
     }
     let _ = writeln!(
         report,
@@ -1127,6 +1132,54 @@ fn shared_demo(report: &mut String, ctx: &Ctx, bot: &Path, calls: usize) {
         let _ = writeln!(report, "| {instances} | {shown} | {vs} | {ok} |");
     }
     let _ = writeln!(report);
+    match memory {
+        Some(Ok(cost)) => cost.write(report, calls),
+        Some(Err(e)) => {
+            let _ = writeln!(report, "Redis memory per call: not measured: {e:#}\n");
+        }
+        None => {}
+    }
+}
+
+/// What the first shared demo run left in Redis.
+struct RedisCost {
+    used_delta: i64,
+    records: Vec<u64>,
+}
+
+fn redis_cost(url: &str, before: u64) -> anyhow::Result<RedisCost> {
+    let after = crate::redis_memory::used_memory(url)?;
+    let mut records = Vec::new();
+    for prefix in crate::redis_memory::demo_prefixes(url)? {
+        records.extend(crate::redis_memory::record_sizes(url, &prefix)?);
+    }
+    Ok(RedisCost {
+        used_delta: i64::try_from(after).unwrap_or(i64::MAX) - i64::try_from(before).unwrap_or(i64::MAX),
+        records,
+    })
+}
+
+impl RedisCost {
+    fn write(&self, report: &mut String, calls: usize) {
+        const GOAL: f64 = 2048.0;
+        let kept = self.records.len();
+        let average = self.records.iter().sum::<u64>() as f64 / kept.max(1) as f64;
+        let max = self.records.iter().max().copied().unwrap_or(0);
+        let per_call = self.used_delta as f64 / calls.max(1) as f64;
+        let _ = writeln!(
+            report,
+            "Redis memory per tracked call, after the 1-instance run ({calls} demo calls, ended, their records kept \
+             for their retention): `used_memory` grew by {} B = {per_call:.0} B per call; `MEMORY USAGE` of the \
+             {kept} call records: average {average:.0} B, max {max} B.\n",
+            self.used_delta
+        );
+        let _ = writeln!(
+            report,
+            "Target < 2 KiB per tracked call (`used_memory` per call): {per_call:.0} B = {} of the goal, {}\n",
+            ratio(per_call, GOAL),
+            verdict(per_call < GOAL)
+        );
+    }
 }
 
 fn memory_run(ctx: &Ctx, holder: &str, calls: usize) -> anyhow::Result<Value> {
