@@ -37,6 +37,7 @@ pub enum Destination {
         /// The user's object id.
         id: String,
         /// The user's tenant when it is not the bot's.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         tenant_id: Option<TenantId>,
     },
     /// A phone number (the call must come in through an application instance with a number).
@@ -46,6 +47,7 @@ pub enum Destination {
         /// The application instance's object id.
         id: String,
         /// Its tenant when it is not the bot's.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         tenant_id: Option<TenantId>,
     },
 }
@@ -57,6 +59,7 @@ pub struct Target {
     /// Who.
     pub destination: Destination,
     /// Shown to the caller by Teams clients.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub display_name: Option<String>,
     /// Blind or consultative.
     pub mode: TransferMode,

@@ -66,24 +66,30 @@ pub(super) enum Phase {
 }
 
 /// An inbound call's progress through its targets, kept in the call's record.
+/// Empty fields are left out (the record is stored with every change), and
+/// read back as empty.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(super) struct Plan {
     pub(super) targets: Vec<Target>,
     pub(super) next: usize,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub(super) tried: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(super) current: Option<Target>,
     /// Written by versions that drove consultations themselves; unused now.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(super) consultation: Option<CallId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(super) transferee: Option<ParticipantInfo>,
     pub(super) phase: Phase,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(super) outcome: Option<CallOutcome>,
     /// The caller still has to choose in the menu.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub(super) menu_pending: bool,
     /// What the caller chose in the menu.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(super) choice: Option<Choice>,
 }
 
@@ -106,4 +112,33 @@ pub(super) async fn update_plan<R>(ctx: &CallContext, change: impl FnOnce(&mut P
         tracing::warn!(call_id = %ctx.call_id(), error = %e, "could not store the call plan");
     }
     Some(result)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A plan as the app stored it before empty fields were left out (taken
+    /// from a demo call's record in Redis).
+    const WITH_NULLS: &str = r#"{"choice":null,"consultation":null,"current":{"destination":{"user":{"id":"heidi","tenant_id":null}},"displayName":null,"mode":"blind"},"menuPending":false,"next":1,"outcome":{"transferred":{"target":"user:heidi"}},"phase":"transferring","targets":[{"destination":{"user":{"id":"heidi","tenant_id":null}},"displayName":null,"mode":"blind"}],"transferee":null,"tried":["user:heidi"]}"#;
+
+    #[test]
+    fn a_plan_is_written_without_its_empty_fields_and_reads_the_form_with_nulls() {
+        let plan: Plan = serde_json::from_str(WITH_NULLS).unwrap();
+        assert_eq!(plan.current, Some(Target::user("heidi")));
+        assert_eq!(plan.tried, ["user:heidi"]);
+        let written = serde_json::to_string(&plan).unwrap();
+        assert!(
+            !written.contains("null") && !written.contains("menuPending"),
+            "{written}"
+        );
+        assert!(
+            written.len() * 10 < WITH_NULLS.len() * 8,
+            "{} vs {} bytes",
+            written.len(),
+            WITH_NULLS.len()
+        );
+        let again: Plan = serde_json::from_str(&written).unwrap();
+        assert_eq!(serde_json::to_string(&again).unwrap(), written);
+    }
 }
