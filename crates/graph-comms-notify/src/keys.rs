@@ -24,7 +24,12 @@ pub trait KeySource: Send + Sync {
     async fn fetch(&self) -> Result<Jwks, NotifyError>;
 }
 
-/// Fetches the OpenID configuration, then the key set at its `jwks_uri`.
+/// The largest OpenID configuration or key set read (Microsoft's are a few KB).
+const MAX_KEY_DOCUMENT: usize = 1 << 20;
+
+/// Fetches the OpenID configuration, then the key set at its `jwks_uri`
+/// (which must use `https` when the configuration does). Each document is
+/// read up to 1 MiB.
 #[derive(Debug, Clone)]
 pub struct HttpKeySource {
     openid_configuration_url: String,
@@ -45,17 +50,38 @@ impl HttpKeySource {
         })
     }
 
+    /// The keys are worth no more than the configuration's own transport.
+    fn check_jwks_uri(&self, jwks_uri: &str) -> Result<(), NotifyError> {
+        if self.openid_configuration_url.starts_with("https://") && !jwks_uri.starts_with("https://") {
+            return Err(NotifyError::KeyFetch {
+                url: self.openid_configuration_url.clone(),
+                reason: format!("its jwks_uri {jwks_uri} is not https"),
+            });
+        }
+        Ok(())
+    }
+
     async fn get_json(&self, url: &str) -> Result<serde_json::Value, NotifyError> {
         let fail = |reason: String| NotifyError::KeyFetch {
             url: url.to_owned(),
             reason,
         };
-        let response = self.http.get(url).send().await.map_err(|e| fail(e.to_string()))?;
+        let mut response = self.http.get(url).send().await.map_err(|e| fail(e.to_string()))?;
         let status = response.status();
         if !status.is_success() {
             return Err(fail(format!("HTTP {status}")));
         }
-        let body = response.bytes().await.map_err(|e| fail(e.to_string()))?;
+        let too_large = || fail(format!("the document is larger than {MAX_KEY_DOCUMENT} bytes"));
+        if response.content_length().is_some_and(|n| n > MAX_KEY_DOCUMENT as u64) {
+            return Err(too_large());
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(|e| fail(e.to_string()))? {
+            if body.len() + chunk.len() > MAX_KEY_DOCUMENT {
+                return Err(too_large());
+            }
+            body.extend_from_slice(&chunk);
+        }
         serde_json::from_slice(&body).map_err(|e| fail(format!("not JSON: {e}")))
     }
 }
@@ -70,6 +96,7 @@ impl KeySource for HttpKeySource {
                 reason: "the OpenID configuration has no jwks_uri".into(),
             });
         };
+        self.check_jwks_uri(jwks_uri)?;
         let set = self.get_json(jwks_uri).await?;
         // Read keys one by one so one key of an unsupported kind does not hide the others.
         let keys = set
@@ -249,4 +276,41 @@ fn usable_keys(set: &Jwks) -> HashMap<String, Arc<DecodingKey>> {
             Some((kid, Arc::new(key)))
         })
         .collect()
+}
+
+#[cfg(test)]
+mod fetch_tests {
+    use super::*;
+
+    /// Serves `body` as `application/json` at every path of a loopback server.
+    async fn serve(body: String) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let app = axum::Router::new().fallback(move || {
+            let body = body.clone();
+            async move { ([(axum::http::header::CONTENT_TYPE, "application/json")], body) }
+        });
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        format!("http://{addr}/")
+    }
+
+    #[tokio::test]
+    async fn a_key_document_larger_than_a_mebibyte_is_refused_with_its_size() {
+        let huge = format!("{{\"jwks_uri\":\"{}\"}}", "x".repeat(MAX_KEY_DOCUMENT));
+        let url = serve(huge).await;
+        let error = HttpKeySource::new(url)
+            .expect("client")
+            .fetch()
+            .await
+            .expect_err("refused");
+        assert!(error.to_string().contains("larger than 1048576 bytes"), "{error}");
+    }
+
+    #[tokio::test]
+    async fn a_jwks_uri_that_drops_https_is_refused() {
+        let source = HttpKeySource::new("https://login.example/.well-known/openid-configuration").expect("client");
+        let error = source.check_jwks_uri("http://login.example/keys").expect_err("refused");
+        assert!(error.to_string().contains("is not https"), "{error}");
+        assert!(source.check_jwks_uri("https://login.example/keys").is_ok());
+    }
 }
