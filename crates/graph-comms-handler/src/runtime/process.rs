@@ -108,7 +108,10 @@ impl Runtime {
                     self.route(parent.clone(), CallEvent::Wake);
                 }
             }
-            None => self.route(parent.clone(), CallEvent::Consultation(Box::new((consultation.clone(), event)))),
+            None => self.route(
+                parent.clone(),
+                CallEvent::Consultation(Box::new((consultation.clone(), event))),
+            ),
         }
     }
 
