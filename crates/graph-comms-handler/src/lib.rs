@@ -37,7 +37,7 @@ pub use hooks::{CallHandler, HookError, RetryLater};
 pub use inspect::{Classification, classify};
 pub use metrics::BotMetrics;
 pub use operation::{OperationError, PendingOperation};
-pub use record::{AttemptRecord, CallLinks, CallRecord, CallSnapshot, RECORD_SCHEMA};
+pub use record::{AttemptRecord, CallLinks, CallRecord, CallSnapshot, Packed, RECORD_SCHEMA};
 pub use report::{ErrorHandler, HookFailure, HookName, LogErrors, RuntimeFailure};
 pub use serve::{ServerLimits, serve_with_limits};
 pub use shared::{Claim, InboxItem, Lease, Released, SharedCallStore};

@@ -58,6 +58,7 @@ impl CallHandler for Ivr {
                 let caller = ctx
                     .snapshot()
                     .source
+                    .and_then(|s| s.get().ok())
                     .and_then(|s| s.participant_id)
                     .unwrap_or_else(|| ParticipantId::new("caller-participant"));
                 let mut statuses = Vec::new();

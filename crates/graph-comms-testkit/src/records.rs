@@ -6,7 +6,7 @@ use graph_comms_handler::machine::TransferMachine;
 use graph_comms_handler::model::{
     CallDirection, CallId, CallState, Identity, IdentitySet, ParticipantInfo, TenantId, TransferRequest,
 };
-use graph_comms_handler::{AttemptRecord, CallRecord, CallSnapshot, TransferInfo};
+use graph_comms_handler::{AttemptRecord, CallRecord, CallSnapshot, Packed, TransferInfo};
 
 /// The current wall-clock time truncated to whole milliseconds, the precision
 /// records store, so a record built with it compares equal after a round trip.
@@ -38,9 +38,11 @@ pub fn typical_record(call_id: CallId, now: SystemTime) -> CallRecord {
     let mut snapshot = CallSnapshot::new(call_id.clone(), TenantId::from("2b0f6a3e-6f2a-4f4e-9d1f-8c4f5e0b7a11"));
     snapshot.state = Some(CallState::Established);
     snapshot.direction = Some(CallDirection::Incoming);
-    snapshot.source = Some(Box::new(ParticipantInfo::new(IdentitySet::user(
+    // Packing a Graph structure does not fail.
+    snapshot.source = Packed::new(&ParticipantInfo::new(IdentitySet::user(
         Identity::with_id("8d4e2c1a-5b7f-4e3d-9a2b-1c0f9e8d7a6b").display_name("Alex Caller"),
-    ))));
+    )))
+    .ok();
     snapshot.callback_uri = Some("https://bot.example.com/api/calls".to_owned());
     snapshot.established_at = Some(now - Duration::from_secs(12));
 

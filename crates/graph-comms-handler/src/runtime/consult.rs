@@ -74,7 +74,11 @@ impl Runtime {
         let link = |record: &mut crate::record::CallRecord| {
             record.links.consultation_for = Some(parent.clone());
             if record.is_ended() {
-                let end = CallEnd::new(record.snapshot.result_info.clone(), None, EndCause::Notification);
+                let end = CallEnd::new(
+                    record.snapshot.result_info.as_deref().cloned(),
+                    None,
+                    EndCause::Notification,
+                );
                 Seen::Event(ConsultationEvent::Ended { end })
             } else if record.lifecycle.established_fired {
                 Seen::Event(ConsultationEvent::Established)

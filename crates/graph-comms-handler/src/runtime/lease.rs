@@ -78,7 +78,8 @@ impl Runtime {
                     // The holder sees anything appended before this refusal when it releases.
                     let handed_over = match event.take() {
                         Some(CallEvent::Input(id, input)) => {
-                            self.hand_over(sharing, call_id, InboxItem::Attempt { id, input }).await
+                            self.hand_over(sharing, call_id, InboxItem::Attempt { id, input: *input })
+                                .await
                         }
                         Some(fire @ CallEvent::Fire(..)) => {
                             self.process(call_id, fire).await;

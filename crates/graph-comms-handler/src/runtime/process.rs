@@ -38,7 +38,7 @@ impl Runtime {
         match event {
             CallEvent::Notification(event) => self.on_notification(*event).await,
             CallEvent::Input(id, input) => {
-                self.apply(call_id, CallInput::Attempt { id, input }).await;
+                self.apply(call_id, CallInput::Attempt { id, input: *input }).await;
             }
             CallEvent::Fire(info, effects) => {
                 let ctx = self.context(call_id, &TenantId::from(""), None);
@@ -49,7 +49,8 @@ impl Runtime {
                     self.apply(call_id, CallInput::Wake).await;
                 }
             }
-            CallEvent::Consultation(consultation, event) => {
+            CallEvent::Consultation(consultation) => {
+                let (consultation, event) = *consultation;
                 self.consultation_event(call_id, &consultation, event).await;
             }
         }
@@ -107,7 +108,10 @@ impl Runtime {
                     self.route(parent.clone(), CallEvent::Wake);
                 }
             }
-            None => self.route(parent.clone(), CallEvent::Consultation(consultation.clone(), event)),
+            None => self.route(
+                parent.clone(),
+                CallEvent::Consultation(Box::new((consultation.clone(), event))),
+            ),
         }
     }
 

@@ -82,7 +82,7 @@ impl Runtime {
         if let Err(error) = posted {
             tracing::info!(call_id = %call_id, attempt = %id, %error, "transfer request failed");
             if let Some(input) = post_failure_input(&error) {
-                self.route(call_id.clone(), CallEvent::Input(id, input));
+                self.route(call_id.clone(), CallEvent::Input(id, Box::new(input)));
             }
         }
     }

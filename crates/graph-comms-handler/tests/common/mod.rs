@@ -148,8 +148,8 @@ fn refusal(error: &TransferError) -> String {
 
 /// The caller's user id (or phone number), from the snapshot.
 pub fn caller_id(snapshot: &CallSnapshot) -> Option<String> {
-    let identity = snapshot.source.as_ref()?.identity.as_ref()?;
-    identity.user.as_ref().or(identity.phone.as_ref())?.id.clone()
+    let identity = snapshot.source.as_ref()?.get().ok()?.identity?;
+    identity.user.or(identity.phone)?.id
 }
 
 #[async_trait]
