@@ -5,6 +5,7 @@ mod httpc;
 mod memory;
 mod openloop;
 mod server;
+mod stages;
 mod suite;
 mod token;
 
