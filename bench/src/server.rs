@@ -8,6 +8,9 @@
 //! - `redis`: `full` on a shared Redis store (`--redis-url`): each notification is
 //!   appended to its call's inbox before 202 and handled under the call's lease.
 //!
+//! With `--stages`, every notification's stages are stamped (`crate::stages`) and
+//! reported at `GET /stats/stages`.
+//!
 //! In `full`/`uncached`, the calls the load targets are set up for real first: an
 //! in-process emulator rings the bot, the bot answers, and on `established` it starts a
 //! transfer to a target that never answers, so every call has a pending attempt in
