@@ -506,6 +506,66 @@ mod tests {
         assert_eq!(total(&wrk), 6);
     }
 
+    #[tokio::test]
+    async fn every_request_on_a_keep_alive_connection_is_stamped_in_order() {
+        use std::io::{Read, Write};
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let recorder = Recorder::new();
+        tokio::spawn(serve(
+            listener,
+            crate::server::bare_router(),
+            Some(Arc::clone(&recorder)),
+        ));
+        let answers = tokio::task::spawn_blocking(move || {
+            let mut stream = std::net::TcpStream::connect(addr).unwrap();
+            let mut answers = Vec::new();
+            for sent in [1_000u64, 2_000, 3_000] {
+                let request = format!(
+                    "POST {} HTTP/1.1\r\nHost: x\r\n{INTENDED_HEADER}: {}\r\n{SENT_HEADER}: {sent}\r\n\
+                     Content-Length: 2\r\n\r\n{{}}",
+                    crate::server::CALLBACK_PATH,
+                    sent - 10
+                );
+                stream.write_all(request.as_bytes()).unwrap();
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 1024];
+                while crate::httpc::complete_response(&buf).is_none() {
+                    let n = stream.read(&mut chunk).unwrap();
+                    assert!(n > 0, "connection closed");
+                    buf.extend_from_slice(&chunk[..n]);
+                }
+                answers.push(crate::httpc::complete_response(&buf).unwrap().1);
+            }
+            answers
+        })
+        .await
+        .unwrap();
+        assert_eq!(answers, vec![202, 202, 202]);
+        // A record is pushed when the server's write returns, which can be after the
+        // client has read the response: wait for the last one (bounded, not timed).
+        for _ in 0..1000 {
+            if lock(&recorder.records).len() == 3 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        let records = lock(&recorder.records).clone();
+        assert_eq!(records.len(), 3);
+        for record in &records {
+            let [intended, sent, accept, headers, auth, parse, enqueue, respond, written] = record.0;
+            assert_eq!(sent.unwrap() - intended.unwrap(), 10, "client stamps kept");
+            assert_eq!(accept, Some(0));
+            assert_eq!(
+                (auth, parse, enqueue),
+                (None, None, None),
+                "no endpoint stages on the bare server"
+            );
+            let (headers, respond, written) = (headers.unwrap(), respond.unwrap(), written.unwrap());
+            assert!(0 <= headers && headers <= respond && respond <= written, "{record:?}");
+        }
+    }
+
     #[test]
     fn the_tail_is_the_slowest_percent() {
         let mut records: Vec<Record> = (0..199)
