@@ -38,7 +38,22 @@ pub(crate) struct OpenLoopArgs {
     /// Connections available to the schedule.
     #[arg(long, default_value_t = 64)]
     pub(crate) connections: usize,
+    /// What the thread does while nothing is due and no response is awaited.
+    #[arg(long, value_enum, default_value_t = Idle::Spin)]
+    pub(crate) idle: Idle,
 }
+
+/// How the load generator waits for the next due request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Idle {
+    /// Keep polling (a thread that never sleeps).
+    Spin,
+    /// Sleep until shortly before the next due time when no response is awaited, then poll.
+    Sleep,
+}
+
+/// How long before a due time a sleeping load generator asks to be woken (timer slack and wake-up).
+const WAKE_MARGIN: Duration = Duration::from_micros(150);
 
 /// A pass of the polling loop taking longer than this means the client was not running.
 const STALL_NS: u64 = 100_000;
@@ -128,9 +143,27 @@ pub(crate) fn run(args: OpenLoopArgs) -> anyhow::Result<()> {
             due.push_back((at, at >= record_from));
             scheduled += 1;
         }
-        let finished_schedule = start + Duration::from_nanos((scheduled as f64 * interval_ns) as u64) >= end;
+        let next_at = start + Duration::from_nanos((scheduled as f64 * interval_ns) as u64);
+        let finished_schedule = next_at >= end;
         if finished_schedule && due.is_empty() && busy.is_empty() {
             break;
+        }
+        if args.idle == Idle::Sleep
+            && due.is_empty()
+            && busy.is_empty()
+            && let Some(wake) = next_at.checked_sub(WAKE_MARGIN).filter(|w| *w > now)
+        {
+            std::thread::sleep(wake - now);
+            // A deliberate sleep is not a stall; waking later than asked is.
+            let woke = Instant::now();
+            let late = u64::try_from(woke.saturating_duration_since(wake).as_nanos()).unwrap_or(u64::MAX);
+            if woke >= record_from && woke < end && late > STALL_NS {
+                stalls += 1;
+                stalled_ns += late;
+                longest_stall_ns = longest_stall_ns.max(late);
+            }
+            last_pass = woke;
+            continue;
         }
         while !due.is_empty() {
             let Some(c) = idle.pop() else { break };
@@ -193,6 +226,7 @@ pub(crate) fn run(args: OpenLoopArgs) -> anyhow::Result<()> {
     let recorded_target = (args.rate * args.seconds) as u64;
     let result = serde_json::json!({
         "rate": args.rate,
+        "idle": format!("{:?}", args.idle).to_lowercase(),
         "scheduled": scheduled,
         "recorded": completed,
         "recorded_target": recorded_target,
