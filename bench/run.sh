@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole benchmark suite: builds in release, installs wrk (and perf, for the
 # profiles) if missing, then runs `bench suite`, which writes bench/report.md and
-# prints it. About 5 minutes on a 2-core machine (plus the first release build).
+# prints it. About 6 minutes on a 2-core machine (plus the first release build).
 # Extra arguments go to `bench suite` (see `bench suite --help`).
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -38,21 +38,43 @@ impl Setup {
         Ok(Self { token, call_ids })
     }
 
-    /// One complete POST request per call.
+    /// One complete POST request per call, with room for the client's stamps.
     pub(crate) fn requests(&self) -> Vec<Vec<u8>> {
         self.call_ids
             .iter()
             .map(|id| {
                 let body = notification_body(id);
                 format!(
-                    "POST /api/calls HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\
-                     Authorization: Bearer {}\r\nContent-Length: {}\r\n\r\n{body}",
+                    "POST /api/calls HTTP/1.1\r\nHost: 127.0.0.1\r\n{}: {STAMP_ZERO}\r\n{}: {STAMP_ZERO}\r\n\
+                     Content-Type: application/json\r\nAuthorization: Bearer {}\r\nContent-Length: {}\r\n\r\n{body}",
+                    crate::stages::INTENDED_HEADER,
+                    crate::stages::SENT_HEADER,
                     self.token,
                     body.len()
                 )
                 .into_bytes()
             })
             .collect()
+    }
+}
+
+/// The placeholder of a stamp header's value: as many digits as any stamp has.
+const STAMP_ZERO: &str = "0000000000000000000";
+
+/// Where the stamp header `name`'s digits are in a request from [`Setup::requests`].
+pub(crate) fn stamp_offset(request: &[u8], name: &str) -> Option<usize> {
+    let needle = format!("{name}: ");
+    request
+        .windows(needle.len())
+        .position(|w| w == needle.as_bytes())
+        .map(|at| at + needle.len())
+}
+
+/// Writes `ns` over the placeholder digits at `offset` (zero-padded).
+pub(crate) fn write_stamp(request: &mut [u8], offset: usize, ns: u64) {
+    let digits = format!("{ns:019}");
+    if let Some(slot) = request.get_mut(offset..offset + STAMP_ZERO.len()) {
+        slot.copy_from_slice(&digits.as_bytes()[digits.len() - STAMP_ZERO.len()..]);
     }
 }
 
@@ -132,5 +154,21 @@ mod tests {
         assert!(head.contains(&format!("Content-Length: {}", body.len())));
         assert!(body.contains("/communications/calls/abc-123"));
         assert!(!body.contains("341a0500"));
+    }
+
+    #[test]
+    fn stamps_are_written_in_place() {
+        let setup = Setup {
+            token: "tok".into(),
+            call_ids: vec!["abc-123".into()],
+        };
+        let mut request = setup.requests().remove(0);
+        let len = request.len();
+        let at = stamp_offset(&request, crate::stages::SENT_HEADER).unwrap_or_default();
+        write_stamp(&mut request, at, 1_764_000_000_123_456_789);
+        assert_eq!(request.len(), len);
+        let text = String::from_utf8(request).unwrap_or_default();
+        assert!(text.contains("x-bench-sent: 1764000000123456789\r\n"), "{text}");
+        assert!(text.contains("x-bench-intended: 0000000000000000000\r\n"), "{text}");
     }
 }

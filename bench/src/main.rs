@@ -6,6 +6,7 @@ mod memory;
 mod openloop;
 mod redis_memory;
 mod server;
+mod stages;
 mod suite;
 mod token;
 

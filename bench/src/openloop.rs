@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use hdrhistogram::Histogram;
 
-use crate::httpc::{Setup, complete_response};
+use crate::httpc::{Setup, complete_response, stamp_offset, write_stamp};
+use crate::stages::{INTENDED_HEADER, SENT_HEADER, unix_ns};
 
 /// Arguments of `bench openloop`.
 #[derive(Debug, clap::Args)]
@@ -37,7 +38,27 @@ pub(crate) struct OpenLoopArgs {
     /// Connections available to the schedule.
     #[arg(long, default_value_t = 64)]
     pub(crate) connections: usize,
+    /// What the thread does while nothing is due and no response is awaited.
+    #[arg(long, value_enum, default_value_t = Idle::Spin)]
+    pub(crate) idle: Idle,
 }
+
+/// How the load generator waits for the next due request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Idle {
+    /// Keep polling (a thread that never sleeps).
+    Spin,
+    /// Sleep until shortly before the next due time when no response is awaited, then poll.
+    Sleep,
+}
+
+/// How long before a due time a sleeping load generator asks to be woken (timer slack and wake-up).
+const WAKE_MARGIN: Duration = Duration::from_micros(150);
+
+/// A pass of the polling loop taking longer than this means the client was not running.
+const STALL_NS: u64 = 100_000;
+/// How long before the recorded window the server's figures are reset.
+const RESET_LEAD: Duration = Duration::from_millis(100);
 
 struct Conn {
     stream: TcpStream,
@@ -59,7 +80,11 @@ pub(crate) fn run(args: OpenLoopArgs) -> anyhow::Result<()> {
         bail!("--rate must be positive");
     }
     let setup = Setup::read(&args.setup_file)?;
-    let requests = setup.requests();
+    let mut requests = setup.requests();
+    let offsets = requests
+        .first()
+        .and_then(|r| Some((stamp_offset(r, INTENDED_HEADER)?, stamp_offset(r, SENT_HEADER)?)))
+        .context("requests without stamp headers")?;
     let mut conns = (0..args.connections)
         .map(|_| {
             Ok(Conn {
@@ -82,15 +107,33 @@ pub(crate) fn run(args: OpenLoopArgs) -> anyhow::Result<()> {
     let mut server_reset = false;
     let mut next_request = 0usize;
     let mut chunk = [0u8; 4096];
+    // Stalls of this loop (the client descheduled) within the recorded window.
+    let (mut last_pass, mut stalls, mut stalled_ns, mut longest_stall_ns) = (Instant::now(), 0u64, 0u64, 0u64);
+    // This process's CPU time and run-queue wait over the recorded window (and its lead).
+    let (mut sched_before, mut sched_after) = (None, None);
     loop {
         let now = Instant::now();
         if now > hard_stop {
             break;
         }
-        if !server_reset && now >= record_from {
-            // Server-side histogram: count the same window as ours (roughly).
+        let pass_gap = u64::try_from(now.duration_since(last_pass).as_nanos()).unwrap_or(u64::MAX);
+        last_pass = now;
+        if sched_after.is_none() && now >= end {
+            sched_after = Some(crate::stages::schedstat("/proc/self/task"));
+        }
+        if now >= record_from && now < end && pass_gap > STALL_NS {
+            stalls += 1;
+            stalled_ns += pass_gap;
+            longest_stall_ns = longest_stall_ns.max(pass_gap);
+        }
+        if !server_reset && now + RESET_LEAD >= record_from {
+            // Server-side figures: count the same window as ours (give or take the lead),
+            // resetting a little early so that the requests this blocking call delays
+            // are warm-up ones, not recorded.
             crate::httpc::request(args.addr, "POST", "/stats/reset", Duration::from_secs(2))?;
             server_reset = true;
+            last_pass = Instant::now();
+            sched_before = Some(crate::stages::schedstat("/proc/self/task"));
         }
         loop {
             let at = start + Duration::from_nanos((scheduled as f64 * interval_ns) as u64);
@@ -100,16 +143,40 @@ pub(crate) fn run(args: OpenLoopArgs) -> anyhow::Result<()> {
             due.push_back((at, at >= record_from));
             scheduled += 1;
         }
-        let finished_schedule = start + Duration::from_nanos((scheduled as f64 * interval_ns) as u64) >= end;
+        let next_at = start + Duration::from_nanos((scheduled as f64 * interval_ns) as u64);
+        let finished_schedule = next_at >= end;
         if finished_schedule && due.is_empty() && busy.is_empty() {
             break;
+        }
+        if args.idle == Idle::Sleep
+            && due.is_empty()
+            && busy.is_empty()
+            && let Some(wake) = next_at.checked_sub(WAKE_MARGIN).filter(|w| *w > now)
+        {
+            std::thread::sleep(wake - now);
+            // A deliberate sleep is not a stall; waking later than asked is.
+            let woke = Instant::now();
+            let late = u64::try_from(woke.saturating_duration_since(wake).as_nanos()).unwrap_or(u64::MAX);
+            if woke >= record_from && woke < end && late > STALL_NS {
+                stalls += 1;
+                stalled_ns += late;
+                longest_stall_ns = longest_stall_ns.max(late);
+            }
+            last_pass = woke;
+            continue;
         }
         while !due.is_empty() {
             let Some(c) = idle.pop() else { break };
             let Some(job) = due.pop_front() else { break };
             let conn = &mut conns[c];
-            let request = &requests[next_request % requests.len()];
+            let index = next_request % requests.len();
+            let request = &mut requests[index];
             next_request += 1;
+            // On the wall clock for the server; the delay since the intended time from `Instant`s.
+            let (sent_at, sent_unix) = (Instant::now(), unix_ns());
+            let late = u64::try_from(sent_at.saturating_duration_since(job.0).as_nanos()).unwrap_or(0);
+            write_stamp(request, offsets.0, sent_unix.saturating_sub(late));
+            write_stamp(request, offsets.1, sent_unix);
             if let Err(e) = write_all(&mut conn.stream, request) {
                 bail!("write failed: {e}");
             }
@@ -154,9 +221,12 @@ pub(crate) fn run(args: OpenLoopArgs) -> anyhow::Result<()> {
             i += 1;
         }
     }
+    // The schedule can drain before a pass sees the window's end.
+    let sched_after = sched_after.or_else(|| Some(crate::stages::schedstat("/proc/self/task")));
     let recorded_target = (args.rate * args.seconds) as u64;
     let result = serde_json::json!({
         "rate": args.rate,
+        "idle": format!("{:?}", args.idle).to_lowercase(),
         "scheduled": scheduled,
         "recorded": completed,
         "recorded_target": recorded_target,
@@ -167,6 +237,12 @@ pub(crate) fn run(args: OpenLoopArgs) -> anyhow::Result<()> {
         "p99_ns": latency.value_at_quantile(0.99),
         "p999_ns": latency.value_at_quantile(0.999),
         "max_ns": latency.max(),
+        "stalls": stalls,
+        "stalled_ns": stalled_ns,
+        "longest_stall_ns": longest_stall_ns,
+        "window_ns": u64::try_from(end.duration_since(record_from).as_nanos()).unwrap_or(u64::MAX),
+        "sched_before": sched_before,
+        "sched_after": sched_after,
     });
     println!("{result}");
     Ok(())

@@ -8,6 +8,9 @@
 //! - `redis`: `full` on a shared Redis store (`--redis-url`): each notification is
 //!   appended to its call's inbox before 202 and handled under the call's lease.
 //!
+//! With `--stages`, every notification's stages are stamped (`crate::stages`) and
+//! reported at `GET /stats/stages`.
+//!
 //! In `full`/`uncached`, the calls the load targets are set up for real first: an
 //! in-process emulator rings the bot, the bot answers, and on `established` it starts a
 //! transfer to a target that never answers, so every call has a pending attempt in
@@ -32,6 +35,7 @@ use graph_comms_redis::{RedisCallStore, RedisStoreConfig};
 use graph_comms_testkit::LocalGraph;
 use hdrhistogram::Histogram;
 
+use crate::stages::{self, NotifyStages, Recorder};
 use crate::token::{self, StaticKeys};
 
 /// Path the notifications are POSTed to.
@@ -74,6 +78,13 @@ pub(crate) struct ServeArgs {
     /// The Redis of `--mode redis`.
     #[arg(long, env = "GRAPH_COMMS_REDIS_URL")]
     pub(crate) redis_url: Option<String>,
+    /// Stamp every notification's stages (connection read, head, token check, parse,
+    /// queue, response, write) and report them at `GET /stats/stages`.
+    #[arg(long)]
+    pub(crate) stages: bool,
+    /// tokio worker threads (default: tokio's, one per core the process may run on).
+    #[arg(long)]
+    pub(crate) worker_threads: Option<usize>,
 }
 
 /// What the hooks saw, exposed at `GET /stats`.
@@ -85,10 +96,11 @@ pub(crate) struct Stats {
     accepted: AtomicU64,
     hook_errors: AtomicU64,
     redis: std::sync::OnceLock<RedisCallStore>,
+    stages: Option<Arc<Recorder>>,
 }
 
 impl Stats {
-    fn new() -> anyhow::Result<Self> {
+    fn new(stages: bool) -> anyhow::Result<Self> {
         Ok(Self {
             started: Instant::now(),
             latency_ns: Mutex::new(Histogram::new_with_bounds(1, 60_000_000_000, 3)?),
@@ -97,6 +109,7 @@ impl Stats {
             accepted: AtomicU64::new(0),
             hook_errors: AtomicU64::new(0),
             redis: std::sync::OnceLock::new(),
+            stages: stages.then(Recorder::new),
         })
     }
 
@@ -117,8 +130,25 @@ impl Stats {
             "accepted_hooks": self.accepted.load(Ordering::Relaxed),
             "hook_errors": self.hook_errors.load(Ordering::Relaxed),
             "redis_round_trips": self.redis.get().map(notification_round_trips),
+            "threads": threads(),
+            "tokio_workers": tokio::runtime::Handle::try_current().ok().map(|h| h.metrics().num_workers()),
+            "sched": crate::stages::schedstat("/proc/self/task"),
         })
     }
+}
+
+/// The names of this process's threads (tokio's workers are `tokio-runtime-w`).
+fn threads() -> Vec<String> {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return Vec::new();
+    };
+    let mut names: Vec<String> = tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("comm")).ok())
+        .map(|n| n.trim().to_owned())
+        .collect();
+    names.sort();
+    names
 }
 
 /// Redis round trips on the notification path (the periodic sweeps aside),
@@ -180,9 +210,18 @@ fn stats_router(stats: Arc<Stats>) -> Router {
             get(|State(s): State<Arc<Stats>>| async move { axum::Json(s.json()) }),
         )
         .route(
+            "/stats/stages",
+            get(|State(s): State<Arc<Stats>>| async move {
+                axum::Json(s.stages.as_ref().map(|r| r.json()).unwrap_or_default())
+            }),
+        )
+        .route(
             "/stats/reset",
             post(|State(s): State<Arc<Stats>>| async move {
                 s.histogram().reset();
+                if let Some(stages) = &s.stages {
+                    stages.reset();
+                }
                 StatusCode::NO_CONTENT
             }),
         )
@@ -203,7 +242,11 @@ pub(crate) fn bare_router() -> Router {
 
 /// Runs the server until killed.
 pub(crate) fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(threads) = args.worker_threads {
+        builder.worker_threads(threads.max(1));
+    }
+    let runtime = builder.enable_all().build()?;
     runtime.block_on(run(args))
 }
 
@@ -212,12 +255,12 @@ async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let addr = bound.local_addr()?;
     let mut listener = Some(bound);
     println!("LISTENING {addr}");
-    let stats = Arc::new(Stats::new()?);
+    let stats = Arc::new(Stats::new(args.stages)?);
     // The bare server serves at once (its start-up time is the baseline); the key comes after.
     let bare = match (args.mode, listener.take()) {
         (Mode::Bare, Some(bound)) => {
             let router = bare_router().merge(stats_router(Arc::clone(&stats)));
-            Some(tokio::spawn(serve_router(bound, router)))
+            Some(tokio::spawn(stages::serve(bound, router, stats.stages.clone())))
         }
         (_, bound) => {
             listener = bound;
@@ -255,12 +298,6 @@ async fn run(args: ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn serve_router(listener: tokio::net::TcpListener, router: Router) {
-    if let Err(e) = axum::serve(listener, router).await {
-        eprintln!("server error: {e}");
-    }
-}
-
 async fn setup_bot(
     args: &ServeArgs,
     key: &NotificationSigner,
@@ -291,6 +328,9 @@ async fn setup_bot(
         also: Some(Box::new(HttpKeySource::new(emulator.openid_configuration_url())?)),
     };
     let (endpoint, events) = NotifyEndpoint::with_key_source(config, Arc::new(keys))?;
+    if stats.stages.is_some() {
+        endpoint.set_stage_observer(Arc::new(NotifyStages));
+    }
     endpoint.refresh_keys().await?;
     let callback = format!("http://{addr}{CALLBACK_PATH}");
     let long = Duration::from_secs(6 * 3600);
@@ -316,9 +356,10 @@ async fn setup_bot(
                 .keep_alive_interval(long),
         )
         .build()?;
-    tokio::spawn(serve_router(
+    tokio::spawn(stages::serve(
         listener,
         bot.router().merge(stats_router(Arc::clone(&stats))),
+        stats.stages.clone(),
     ));
 
     let mut ids = Vec::with_capacity(args.calls);

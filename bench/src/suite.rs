@@ -35,6 +35,13 @@ pub(crate) struct SuiteArgs {
     /// Skip the perf profiles.
     #[arg(long)]
     pub(crate) no_profile: bool,
+    /// Repetitions of each webhook and open-loop measurement (the report gives their median and min-max).
+    #[arg(long, default_value_t = 3)]
+    pub(crate) reps: usize,
+    /// Open-loop rate in requests/s (default: half the full path's saturated rate at 32
+    /// connections, from the webhook section, or measured first when it is not run).
+    #[arg(long)]
+    pub(crate) rate: Option<f64>,
     /// Run only these sections (comma-separated; default: all).
     #[arg(long, value_enum, value_delimiter = ',')]
     pub(crate) only: Vec<Section>,
@@ -43,8 +50,10 @@ pub(crate) struct SuiteArgs {
 /// A section of the report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub(crate) enum Section {
-    /// Webhook CPU, open-loop latency and their profiles.
+    /// Webhook CPU per request and throughput, and their profiles.
     Webhook,
+    /// Open-loop notification latency with the per-stage breakdown.
+    Latency,
     /// End-to-end transfers per second (`transfer-bot demo --calls`).
     Demo,
     /// Memory per tracked call.
@@ -157,6 +166,7 @@ fn pong(addr: SocketAddr) -> bool {
 
 /// A running `bench serve`.
 struct Server {
+    mode: Mode,
     child: Child,
     addr: SocketAddr,
     setup_file: PathBuf,
@@ -214,8 +224,10 @@ fn wait_for_line(rx: &mpsc::Receiver<String>, prefix: &str, timeout: Duration) -
 }
 
 impl Ctx {
-    fn start_server(&self, mode: Mode, calls: usize) -> anyhow::Result<Server> {
-        let setup_file = self.work.join(format!("setup-{mode:?}.txt").to_lowercase());
+    fn start_server(&self, mode: Mode, calls: usize, stages: bool) -> anyhow::Result<Server> {
+        let setup_file = self
+            .work
+            .join(format!("setup-{mode:?}-{}.txt", if stages { "stages" } else { "plain" }).to_lowercase());
         let mut child = Pinning::command(self.pin.server, &self.exe)
             .args([
                 "serve",
@@ -227,6 +239,7 @@ impl Ctx {
             .arg("--setup-file")
             .arg(&setup_file)
             .args(self.redis_url.iter().flat_map(|url| ["--redis-url", url.as_str()]))
+            .args(stages.then_some("--stages"))
             .stdout(Stdio::piped())
             .spawn()
             .context("starting bench serve")?;
@@ -245,6 +258,7 @@ impl Ctx {
             .context("READY without address")?
             .parse()?;
         Ok(Server {
+            mode,
             child,
             addr,
             setup_file,
@@ -299,7 +313,6 @@ impl Ctx {
             .map(str::to_owned);
         let cpu_s = (after - before) as f64 / self.clk_tck;
         Ok(WrkRun {
-            connections,
             requests,
             rps,
             non_2xx,
@@ -401,7 +414,6 @@ fn tidy_perf_line(line: &str) -> String {
 }
 
 struct WrkRun {
-    connections: usize,
     requests: u64,
     rps: f64,
     non_2xx: u64,
@@ -410,14 +422,66 @@ struct WrkRun {
     core_use: f64,
 }
 
+/// The repetitions of one wrk point.
+struct Point {
+    connections: usize,
+    runs: Vec<WrkRun>,
+}
+
+impl Point {
+    fn rps(&self) -> Spread {
+        Spread::of(self.runs.iter().map(|r| r.rps))
+    }
+
+    fn cpu(&self) -> Spread {
+        Spread::of(self.runs.iter().map(|r| r.cpu_us_per_req))
+    }
+
+    fn core_use(&self) -> f64 {
+        median(self.runs.iter().map(|r| r.core_use).collect())
+    }
+}
+
 struct ModeResult {
     mode: Mode,
-    runs: Vec<WrkRun>,
+    points: Vec<Point>,
     hooks_ran: u64,
     /// Redis round trips on the notification path during the runs (`redis` mode).
     redis_round_trips: Option<u64>,
-    openloop: Option<(Value, Value)>,
     profile: Option<String>,
+}
+
+/// The median of repeated measurements and their range.
+#[derive(Debug, Clone, Copy)]
+struct Spread {
+    median: f64,
+    min: f64,
+    max: f64,
+}
+
+impl Spread {
+    fn of(values: impl IntoIterator<Item = f64>) -> Self {
+        let values: Vec<f64> = values.into_iter().filter(|v| v.is_finite()).collect();
+        Self {
+            median: median(values.clone()),
+            min: values.iter().copied().reduce(f64::min).unwrap_or(f64::NAN),
+            max: values.iter().copied().reduce(f64::max).unwrap_or(f64::NAN),
+        }
+    }
+
+    /// `median (min-max)`, each divided by `scale` and shown with `decimals`.
+    fn show(&self, scale: f64, decimals: usize, unit: &str) -> String {
+        if !self.median.is_finite() {
+            return "n/a".into();
+        }
+        format!(
+            "{:.d$}{unit} ({:.d$}-{:.d$})",
+            self.median / scale,
+            self.min / scale,
+            self.max / scale,
+            d = decimals
+        )
+    }
 }
 
 fn ratio(value: f64, baseline: f64) -> String {
@@ -494,25 +558,36 @@ pub(crate) fn run(args: SuiteArgs) -> anyhow::Result<()> {
     environment(&mut report, cores, &root, &ctx);
 
     let wanted = |section: Section| args.only.is_empty() || args.only.contains(&section);
+    let reps = args.reps.max(1);
     let mut profiled = Vec::new();
+    let mut full_rate = None;
     if wanted(Section::Webhook) {
-        eprintln!("== webhook: full path");
-        let full = webhook_mode(&ctx, Mode::Full, args.calls, None, perf_ok)?;
-        let rate = full.runs.first().map_or(1000.0, |r| r.rps * 0.5);
-        eprintln!("== webhook: bare handler");
-        let bare = webhook_mode(&ctx, Mode::Bare, args.calls, Some(rate), false)?;
-        eprintln!("== webhook: uncached JWT");
-        let uncached = webhook_mode(&ctx, Mode::Uncached, args.calls, None, perf_ok)?;
+        eprintln!("== webhook: bare handler, full path and uncached JWT, interleaved, {reps} repetitions");
+        let mut results = webhook_modes(
+            &ctx,
+            &[Mode::Bare, Mode::Full, Mode::Uncached],
+            args.calls,
+            reps,
+            perf_ok,
+        )?;
         let shared = match &redis {
             Some(_) => {
                 eprintln!("== webhook: shared Redis store");
-                Some(webhook_mode(&ctx, Mode::Redis, args.calls, None, perf_ok)?)
+                webhook_modes(&ctx, &[Mode::Redis], args.calls, reps, perf_ok)?.pop()
             }
             None => None,
         };
+        let uncached = results.pop().context("no uncached result")?;
+        let full = results.pop().context("no full result")?;
+        let bare = results.pop().context("no bare result")?;
         webhook_section(&mut report, &ctx, args.calls, &full, &bare, &uncached, shared.as_ref());
-        latency_section(&mut report, rate, &full, &bare);
-        profiled = vec![full, uncached];
+        full_rate = full.points.first().map(|p| p.rps().median);
+        profiled = [Some(full), Some(uncached), shared].into_iter().flatten().collect();
+    }
+
+    if wanted(Section::Latency) {
+        eprintln!("== latency: open loop against the bare and full servers, interleaved, {reps} repetitions");
+        latency_section(&mut report, &ctx, args.calls, reps, args.rate, full_rate)?;
     }
 
     if wanted(Section::Demo) {
@@ -646,53 +721,72 @@ fn environment(report: &mut String, cores: usize, root: &Path, ctx: &Ctx) {
     );
 }
 
-fn webhook_mode(
+/// The wrk points of `modes`, whose servers run side by side and are measured in turn,
+/// `reps` times, so a change in the machine's load falls on every mode alike.
+fn webhook_modes(
     ctx: &Ctx,
-    mode: Mode,
+    modes: &[Mode],
     calls: usize,
-    openloop_rate: Option<f64>,
+    reps: usize,
     profile: bool,
-) -> anyhow::Result<ModeResult> {
-    let server = ctx.start_server(mode, calls)?;
-    let before = httpc::get_json(server.addr, "/stats")?;
-    let hooks_before = before["notifications"].as_u64().unwrap_or(0);
-    let mut runs = Vec::new();
-    for connections in [32, 256] {
-        ctx.wrk(&server, connections, 1)?; // warm-up
-        runs.push(ctx.wrk(&server, connections, ctx.seconds)?);
+) -> anyhow::Result<Vec<ModeResult>> {
+    let servers = modes
+        .iter()
+        .map(|mode| ctx.start_server(*mode, calls, false))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let before = servers
+        .iter()
+        .map(|s| httpc::get_json(s.addr, "/stats"))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let mut points: Vec<Vec<Point>> = modes
+        .iter()
+        .map(|_| {
+            [32, 256]
+                .into_iter()
+                .map(|connections| Point {
+                    connections,
+                    runs: Vec::new(),
+                })
+                .collect()
+        })
+        .collect();
+    for rep in 0..reps {
+        for (server, points) in servers.iter().zip(points.iter_mut()) {
+            for point in points.iter_mut() {
+                eprintln!(
+                    "   repetition {}/{reps}: {} connections, {:?}",
+                    rep + 1,
+                    point.connections,
+                    server.mode
+                );
+                ctx.wrk(server, point.connections, 1)?; // warm-up
+                point.runs.push(ctx.wrk(server, point.connections, ctx.seconds)?);
+            }
+        }
     }
     // Let the per-call workers drain before counting hook runs.
     std::thread::sleep(Duration::from_millis(500));
-    let after = httpc::get_json(server.addr, "/stats")?;
-    let hooks_after = after["notifications"].as_u64().unwrap_or(0);
-    let redis_round_trips = after["redis_round_trips"]
-        .as_u64()
-        .map(|a| a.saturating_sub(before["redis_round_trips"].as_u64().unwrap_or(0)));
-    let openloop = match (mode, openloop_rate) {
-        (Mode::Full, _) => {
-            let rate = runs.first().map_or(1000.0, |r| r.rps * 0.5);
-            Some(ctx.openloop(&server, rate)?)
-        }
-        (_, Some(rate)) => Some(ctx.openloop(&server, rate)?),
-        _ => None,
-    };
-    let profile = if profile {
-        let label = format!("{mode:?}").to_lowercase();
-        match ctx.profile(server.pid(), &label, || ctx.wrk(&server, 32, 4).map(|_| ())) {
-            Ok(p) => Some(p),
-            Err(e) => Some(format!("(profile failed: {e})")),
-        }
-    } else {
-        None
-    };
-    Ok(ModeResult {
-        mode,
-        runs,
-        hooks_ran: hooks_after - hooks_before,
-        redis_round_trips,
-        openloop,
-        profile,
-    })
+    let mut results = Vec::new();
+    for ((server, before), points) in servers.iter().zip(&before).zip(points) {
+        let after = httpc::get_json(server.addr, "/stats")?;
+        let count = |v: &Value, k: &str| v[k].as_u64().unwrap_or(0);
+        let redis_round_trips = after["redis_round_trips"]
+            .as_u64()
+            .map(|a| a.saturating_sub(count(before, "redis_round_trips")));
+        let profile = (profile && server.mode != Mode::Bare).then(|| {
+            let label = format!("{:?}", server.mode).to_lowercase();
+            ctx.profile(server.pid(), &label, || ctx.wrk(server, 32, 4).map(|_| ()))
+                .unwrap_or_else(|e| format!("(profile failed: {e})"))
+        });
+        results.push(ModeResult {
+            mode: server.mode,
+            points,
+            hooks_ran: count(&after, "notifications").saturating_sub(count(before, "notifications")),
+            redis_round_trips,
+            profile,
+        });
+    }
+    Ok(results)
 }
 
 fn webhook_section(
@@ -705,12 +799,15 @@ fn webhook_section(
     shared: Option<&ModeResult>,
 ) {
     let _ = writeln!(report, "## 1. Webhook cost\n");
+    let reps = bare.points.first().map_or(0, |p| p.runs.len());
     let _ = writeln!(
         report,
         "wrk -t1, {} s per point after a 1 s warm-up, POSTing the `transferAccepted` notification with an RS256 bearer \
          token, round-robin over {calls} calls. In the full path every call has a real pending transfer attempt (set \
          up through the emulator before the load), so each request runs token check, parse, queue, the call's \
-         worker, the transfer machine and the no-op hooks. CPU per request = server utime+stime / completed requests.\n",
+         worker, the transfer machine and the no-op hooks. CPU per request = server utime+stime / completed requests. \
+         The bare, full and uncached servers run side by side and are measured in turn, {reps} times; each figure is \
+         the median of the {reps} runs with their range (min-max) in brackets, and each ratio is of medians.\n",
         ctx.seconds
     );
     let _ = writeln!(
@@ -719,24 +816,24 @@ fn webhook_section(
     );
     let _ = writeln!(report, "|---|---|---|---|---|---|---|---|");
     for result in [Some(bare), Some(full), Some(uncached), shared].into_iter().flatten() {
-        for (run, base) in result.runs.iter().zip(&bare.runs) {
+        for (point, base) in result.points.iter().zip(&bare.points) {
             let _ = writeln!(
                 report,
-                "| {} | {} | {:.0} | {} | {:.1} µs | {} | {:.0}% | {} |",
+                "| {} | {} | {} | {} | {} | {} | {:.0}% | {} |",
                 label(result.mode),
-                run.connections,
-                run.rps,
-                ratio(run.rps, base.rps),
-                run.cpu_us_per_req,
-                ratio(run.cpu_us_per_req, base.cpu_us_per_req),
-                run.core_use * 100.0,
-                run.non_2xx
+                point.connections,
+                point.rps().show(1.0, 0, ""),
+                ratio(point.rps().median, base.rps().median),
+                point.cpu().show(1.0, 1, " µs"),
+                ratio(point.cpu().median, base.cpu().median),
+                point.core_use() * 100.0,
+                point.runs.iter().map(|r| r.non_2xx).sum::<u64>()
             );
         }
     }
     let _ = writeln!(report);
     for result in [Some(full), Some(uncached), shared].into_iter().flatten() {
-        let requests: u64 = result.runs.iter().map(|r| r.requests).sum();
+        let requests: u64 = result.points.iter().flat_map(|p| &p.runs).map(|r| r.requests).sum();
         let _ = writeln!(
             report,
             "- {}: {} notifications reached `on_notification` during the measured and warm-up runs ({} measured requests).",
@@ -744,13 +841,13 @@ fn webhook_section(
             result.hooks_ran,
             requests
         );
-        for run in &result.runs {
-            if let Some(errors) = &run.socket_errors {
+        for point in &result.points {
+            for errors in point.runs.iter().filter_map(|r| r.socket_errors.as_ref()) {
                 let _ = writeln!(
                     report,
                     "- {} at {} connections: {errors}",
                     label(result.mode),
-                    run.connections
+                    point.connections
                 );
             }
         }
@@ -768,10 +865,10 @@ fn webhook_section(
             verdict(per <= 3.0)
         );
     }
-    if let (Some(f), Some(b)) = (full.runs.first(), bare.runs.first()) {
-        let cpu = f.cpu_us_per_req / b.cpu_us_per_req;
-        let tput = f.rps / b.rps;
-        let _ = writeln!(report, "\nTargets (32 connections):");
+    if let (Some(f), Some(b)) = (full.points.first(), bare.points.first()) {
+        let cpu = f.cpu().median / b.cpu().median;
+        let tput = f.rps().median / b.rps().median;
+        let _ = writeln!(report, "\nTargets (32 connections, medians):");
         let _ = writeln!(
             report,
             "- full-path CPU per request <= 1.5x bare: {:.2}x, {}",
@@ -784,12 +881,12 @@ fn webhook_section(
             tput,
             verdict(tput >= 0.7)
         );
-        if b.core_use < 0.9 {
+        if b.core_use() < 0.9 {
             let _ = writeln!(
                 report,
                 "- The bare server's core was only {:.0}% busy: its throughput is limited by the load generator, \
                  so the throughput ratio flatters neither side; the CPU-per-request ratio is the fair comparison.",
-                b.core_use * 100.0
+                b.core_use() * 100.0
             );
         }
     }
@@ -805,71 +902,342 @@ fn label(mode: Mode) -> &'static str {
     }
 }
 
-fn latency_section(report: &mut String, rate: f64, full: &ModeResult, bare: &ModeResult) {
+/// Busy and total jiffies of each CPU (`cpuN` lines of `/proc/stat`).
+fn cpu_jiffies() -> Vec<(u64, u64)> {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    stat.lines()
+        .filter(|l| l.starts_with("cpu") && l.as_bytes().get(3).is_some_and(u8::is_ascii_digit))
+        .map(|l| {
+            let v: Vec<u64> = l.split_whitespace().skip(1).filter_map(|x| x.parse().ok()).collect();
+            let total: u64 = v.iter().sum();
+            // idle and iowait are the 4th and 5th columns.
+            let idle = v.get(3).copied().unwrap_or(0) + v.get(4).copied().unwrap_or(0);
+            (total - idle, total)
+        })
+        .collect()
+}
+
+/// One open-loop run and what the machine did meanwhile.
+struct LatencyRun {
+    mode: Mode,
+    rep: usize,
+    load: String,
+    client: Value,
+    stats: Value,
+    stages: Value,
+    /// Share of each CPU that was busy (anyone's work) during the run.
+    cores_busy: Vec<f64>,
+    /// Share of the run's wall time the server's threads were runnable but not running.
+    server_waited: f64,
+}
+
+impl LatencyRun {
+    fn client_ns(&self, key: &str) -> f64 {
+        self.client[key].as_f64().unwrap_or(f64::NAN)
+    }
+
+    /// Share of the recorded window the client was runnable but not running.
+    fn client_waited(&self) -> f64 {
+        let wait = |k: &str| self.client[k]["wait_ns"].as_f64().unwrap_or(f64::NAN);
+        (wait("sched_after") - wait("sched_before")) / self.client_ns("window_ns")
+    }
+
+    fn segment(&self, name: &str, key: &str) -> f64 {
+        self.stages["segments"]
+            .as_array()
+            .and_then(|a| a.iter().find(|s| s["name"] == name))
+            .filter(|s| s["count"].as_u64().unwrap_or(0) > 0)
+            .and_then(|s| s[key].as_f64())
+            .unwrap_or(f64::NAN)
+    }
+}
+
+impl Ctx {
+    fn latency_run(&self, server: &Server, rate: f64, rep: usize) -> anyhow::Result<LatencyRun> {
+        let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+        let sched = |v: &Value| v["sched"]["wait_ns"].as_f64().unwrap_or(f64::NAN);
+        let before = httpc::get_json(server.addr, "/stats")?;
+        let jiffies = cpu_jiffies();
+        let started = Instant::now();
+        let (client, stats) = self.openloop(server, rate)?;
+        let wall_ns = started.elapsed().as_secs_f64() * 1e9;
+        let cores_busy = cpu_jiffies()
+            .iter()
+            .zip(&jiffies)
+            .map(|((busy, total), (busy0, total0))| (busy - busy0) as f64 / (total - total0).max(1) as f64)
+            .collect();
+        let stages = httpc::get_json(server.addr, "/stats/stages")?;
+        Ok(LatencyRun {
+            mode: server.mode,
+            rep,
+            load: load.split_whitespace().next().unwrap_or("?").to_owned(),
+            server_waited: (sched(&stats) - sched(&before)) / wall_ns,
+            client,
+            stats,
+            stages,
+            cores_busy,
+        })
+    }
+}
+
+fn latency_section(
+    report: &mut String,
+    ctx: &Ctx,
+    calls: usize,
+    reps: usize,
+    rate: Option<f64>,
+    full_rate: Option<f64>,
+) -> anyhow::Result<()> {
+    let bare = ctx.start_server(Mode::Bare, calls, true)?;
+    let full = ctx.start_server(Mode::Full, calls, true)?;
+    let (rate, rate_from) = match (rate, full_rate) {
+        (Some(rate), _) => (rate, "given with `--rate`".to_owned()),
+        (None, Some(saturated)) => (
+            saturated * 0.5,
+            "50% of the full path's saturated rate at 32 connections (median, section 1)".to_owned(),
+        ),
+        (None, None) => {
+            ctx.wrk(&full, 32, 1)?;
+            let saturated = ctx.wrk(&full, 32, ctx.seconds)?.rps;
+            (
+                saturated * 0.5,
+                format!("50% of the full path's saturated rate at 32 connections ({saturated:.0}/s, measured first)"),
+            )
+        }
+    };
+    let mut runs = Vec::new();
+    for rep in 0..reps {
+        for server in [&bare, &full] {
+            eprintln!("   repetition {}/{reps}: {:?}", rep + 1, server.mode);
+            runs.push(ctx.latency_run(server, rate, rep)?);
+        }
+    }
+    let of = |mode: Mode| runs.iter().filter(move |r| r.mode == mode);
+    let spread = |mode: Mode, f: &dyn Fn(&LatencyRun) -> f64| Spread::of(of(mode).map(f));
+
     let _ = writeln!(report, "## 2. Notification-to-hook latency (open loop)\n");
     let _ = writeln!(
         report,
-        "{rate:.0} requests/s = 50% of the full path's saturated rate at 32 connections, on a fixed schedule from one \
-         busy-polling thread over 64 connections; client latency is measured from each request's intended send time \
-         (no coordinated omission). Server-side: `event.received_at` -> start of `on_notification` (hdrhistogram in the \
-         hook).\n"
+        "{rate:.0} requests/s ({rate_from}), on a fixed schedule from one busy-polling thread over 64 connections; \
+         client latency is measured from each request's intended send time (no coordinated omission). Server-side \
+         hook: `event.received_at` -> start of `on_notification` (hdrhistogram in the hook). Both servers record \
+         each request's stages (`bench serve --stages`) and run side by side; the runs alternate bare, full, {reps} \
+         times. Each figure is the median of the {reps} runs, with their range (min-max) in brackets.\n"
     );
     let _ = writeln!(
         report,
         "| server | client p50 | p99 | p99.9 | max | p99 vs bare | hook p50 | hook p99 | hook p99.9 | recorded / scheduled | non-202 |"
     );
     let _ = writeln!(report, "|---|---|---|---|---|---|---|---|---|---|---|");
-    let base_p99 = bare
-        .openloop
-        .as_ref()
-        .and_then(|(c, _)| c["p99_ns"].as_f64())
-        .unwrap_or(f64::NAN);
-    for result in [bare, full] {
-        let Some((client, server)) = &result.openloop else {
-            continue;
-        };
-        let hook = |k: &str| {
-            if result.mode == Mode::Bare {
+    let client_p99 = |mode: Mode| spread(mode, &|r| r.client_ns("p99_ns"));
+    for mode in [Mode::Bare, Mode::Full] {
+        let client = |key: &'static str| spread(mode, &move |r| r.client_ns(key));
+        let hook = |key: &'static str| {
+            if mode == Mode::Bare {
                 "-".to_owned()
             } else {
-                us(&server[k])
+                spread(mode, &move |r| r.stats[key].as_f64().unwrap_or(f64::NAN)).show(1e3, 0, " µs")
             }
         };
+        let sum = |key: &str| of(mode).map(|r| r.client[key].as_u64().unwrap_or(0)).sum::<u64>();
         let _ = writeln!(
             report,
             "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} / {} | {} |",
-            label(result.mode),
-            us(&client["p50_ns"]),
-            us(&client["p99_ns"]),
-            us(&client["p999_ns"]),
-            us(&client["max_ns"]),
-            ratio(client["p99_ns"].as_f64().unwrap_or(f64::NAN), base_p99),
+            label(mode),
+            client("p50_ns").show(1e3, 0, " µs"),
+            client("p99_ns").show(1e3, 0, " µs"),
+            client("p999_ns").show(1e3, 0, " µs"),
+            client("max_ns").show(1e3, 0, " µs"),
+            ratio(client_p99(mode).median, client_p99(Mode::Bare).median),
             hook("p50_ns"),
             hook("p99_ns"),
             hook("p999_ns"),
-            client["recorded"],
-            client["recorded_target"],
-            client["non_202"],
+            sum("recorded"),
+            sum("recorded_target"),
+            sum("non_202"),
         );
     }
-    if let Some((client, server)) = &full.openloop {
-        let hook_p99 = server["p99_ns"].as_f64().unwrap_or(f64::MAX);
-        let client_p99 = client["p99_ns"].as_f64().unwrap_or(f64::MAX);
-        let _ = writeln!(report, "\nTarget p99 < 1 ms:");
+
+    let _ = writeln!(
+        report,
+        "\nWhat the machine did during each run (the cores are shared with other processes):\n"
+    );
+    let _ = writeln!(
+        report,
+        "| run | server | load (1 min) | core 0 / core 1 busy | client waited for its core | client loop stalls > 100 µs | server waited for its core | client p99 | server p99 (read -> written) |"
+    );
+    let _ = writeln!(report, "|---|---|---|---|---|---|---|---|---|");
+    for run in &runs {
+        let cores = run
+            .cores_busy
+            .iter()
+            .map(|c| format!("{:.0}%", c * 100.0))
+            .collect::<Vec<_>>()
+            .join(" / ");
         let _ = writeln!(
             report,
-            "- notification-to-hook (server side): {}, {}",
-            us(&server["p99_ns"]),
-            verdict(hook_p99 < 1e6)
+            "| {} | {} | {} | {cores} | {:.1}% | {} ({:.1}% of the time, longest {:.1} ms) | {:.1}% | {} | {} |",
+            run.rep + 1,
+            if run.mode == Mode::Bare { "bare" } else { "full" },
+            run.load,
+            run.client_waited() * 100.0,
+            run.client["stalls"],
+            run.client_ns("stalled_ns") / run.client_ns("window_ns") * 100.0,
+            run.client_ns("longest_stall_ns") / 1e6,
+            run.server_waited * 100.0,
+            us(&run.client["p99_ns"]),
+            us(&run.stages["server"]["p99_ns"]),
         );
+    }
+    let contended = runs.iter().any(|r| r.client_waited() > 0.01 || r.server_waited > 0.01);
+    if contended {
         let _ = writeln!(
             report,
-            "- full request round trip from intended send time: {}, {}",
-            us(&client["p99_ns"]),
-            verdict(client_p99 < 1e6)
+            "\n**Other processes kept the client or the server waiting for their core for more than 1% of some runs: \
+             those runs measure the machine's scheduling as much as the code.**"
+        );
+    }
+
+    // The slowest 1% is shown for each server's run with the median client p99, so that its
+    // segments add up to its total.
+    let median_run = |mode: Mode| {
+        let mut runs: Vec<&LatencyRun> = of(mode).collect();
+        runs.sort_by(|a, b| a.client_ns("p99_ns").total_cmp(&b.client_ns("p99_ns")));
+        runs.get(runs.len() / 2).copied()
+    };
+    let tail_total = |mode: Mode| {
+        median_run(mode).map_or(f64::NAN, |r| {
+            r.stages["tail_total_mean_ns"].as_f64().unwrap_or(f64::NAN)
+        })
+    };
+    let tail_mean = |mode: Mode, name: &str| median_run(mode).map_or(f64::NAN, |r| r.segment(name, "tail_mean_ns"));
+    let tail_cell = |mode: Mode, name: &'static str| {
+        let mean = tail_mean(mode, name);
+        if mean.is_finite() {
+            format!("{:.0} µs ({:.0}%)", mean / 1e3, mean / tail_total(mode) * 100.0)
+        } else {
+            "-".into()
+        }
+    };
+    let _ = writeln!(
+        report,
+        "\nPer-stage breakdown (`bench/src/stages.rs`): each segment runs from the previous stamp the request has to \
+         this one; the bare server has no token, parse or queue stamps, so its `respond` runs from `headers`. \
+         \"Slowest 1%\" is the mean time of the segment over the 1% of requests with the longest intended-send -> \
+         written time, and its share of their total, in the run with the median client p99 (run {} for bare, {} \
+         for full).\n",
+        median_run(Mode::Bare).map_or(0, |r| r.rep + 1),
+        median_run(Mode::Full).map_or(0, |r| r.rep + 1),
+    );
+    let _ = writeln!(
+        report,
+        "| stage | what | bare p50 | bare p99 | bare p99.9 | full p50 | full p99 | full p99.9 | full p99 vs bare | slowest 1%: bare | slowest 1%: full |"
+    );
+    let _ = writeln!(report, "|---|---|---|---|---|---|---|---|---|---|---|");
+    let fine = |s: Spread| {
+        if s.median.is_finite() && s.median < 100e3 {
+            s.show(1e3, 1, " µs")
+        } else {
+            s.show(1e3, 0, " µs")
+        }
+    };
+    for (name, what) in crate::stages::SEGMENTS {
+        let q = |mode: Mode, key: &'static str| spread(mode, &move |r| r.segment(name, key));
+        let cell = |mode: Mode, key: &'static str| {
+            let s = q(mode, key);
+            if s.median.is_finite() { fine(s) } else { "-".into() }
+        };
+        let _ = writeln!(
+            report,
+            "| `{name}` | {what} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            cell(Mode::Bare, "p50_ns"),
+            cell(Mode::Bare, "p99_ns"),
+            cell(Mode::Bare, "p999_ns"),
+            cell(Mode::Full, "p50_ns"),
+            cell(Mode::Full, "p99_ns"),
+            cell(Mode::Full, "p999_ns"),
+            ratio(q(Mode::Full, "p99_ns").median, q(Mode::Bare, "p99_ns").median),
+            tail_cell(Mode::Bare, name),
+            tail_cell(Mode::Full, name),
+        );
+    }
+    for (key, what) in [
+        ("server", "server: first read -> response written"),
+        ("total", "intended send time -> response written"),
+    ] {
+        let q = |mode: Mode, k: &'static str| spread(mode, &move |r| r.stages[key][k].as_f64().unwrap_or(f64::NAN));
+        let _ = writeln!(
+            report,
+            "| **{key}** | {what} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            fine(q(Mode::Bare, "p50_ns")),
+            fine(q(Mode::Bare, "p99_ns")),
+            fine(q(Mode::Bare, "p999_ns")),
+            fine(q(Mode::Full, "p50_ns")),
+            fine(q(Mode::Full, "p99_ns")),
+            fine(q(Mode::Full, "p999_ns")),
+            ratio(q(Mode::Full, "p99_ns").median, q(Mode::Bare, "p99_ns").median),
+            if key == "total" {
+                format!("{:.0} µs", tail_total(Mode::Bare) / 1e3)
+            } else {
+                "-".into()
+            },
+            if key == "total" {
+                format!("{:.0} µs", tail_total(Mode::Full) / 1e3)
+            } else {
+                "-".into()
+            },
+        );
+    }
+    // Where the slowest 1% of full-path requests spent their time.
+    let share = |names: &[&'static str]| {
+        names
+            .iter()
+            .map(|n| tail_mean(Mode::Full, n))
+            .filter(|v| v.is_finite())
+            .sum::<f64>()
+            / tail_total(Mode::Full)
+            * 100.0
+    };
+    let _ = writeln!(
+        report,
+        "\nSlowest 1% of full-path requests: {:.0}% of their time before the server read them (client send delay \
+         {:.0}%, kernel and server wake-up {:.0}%), {:.0}% in hyper and the endpoint (`headers` to `respond`), {:.0}% \
+         writing the response.",
+        share(&["send", "accept"]),
+        share(&["send"]),
+        share(&["accept"]),
+        share(&["headers", "auth", "parse", "enqueue", "respond"]),
+        share(&["written"]),
+    );
+
+    let hook_p99 = spread(Mode::Full, &|r| r.stats["p99_ns"].as_f64().unwrap_or(f64::NAN)).median;
+    let full_p99 = client_p99(Mode::Full).median;
+    let _ = writeln!(report, "\nTarget p99 < 1 ms (medians):");
+    let _ = writeln!(
+        report,
+        "- notification-to-hook (server side): {:.0} µs, {}",
+        hook_p99 / 1e3,
+        verdict(hook_p99 < 1e6)
+    );
+    let _ = writeln!(
+        report,
+        "- full request round trip from intended send time: {:.0} µs, {}",
+        full_p99 / 1e3,
+        verdict(full_p99 < 1e6)
+    );
+    let threads = full.pid();
+    let workers = runs
+        .iter()
+        .find(|r| r.mode == Mode::Full)
+        .map(|r| (r.stats["tokio_workers"].clone(), r.stats["threads"].clone()));
+    if let Some((workers, names)) = workers {
+        let _ = writeln!(
+            report,
+            "- the full server (pid {threads}) ran {workers} tokio worker thread(s); its threads: {names}"
         );
     }
     let _ = writeln!(report);
+    Ok(())
 }
 
 fn demo_section(report: &mut String, ctx: &mut Ctx, calls: usize, perf_ok: bool) {

@@ -20,6 +20,7 @@ use crate::clip::{clip, clip_detail};
 use crate::events::{EventReceiver, NotificationEvent};
 use crate::keys::{HttpKeySource, KeySource, KeyStore};
 use crate::metrics::{Counters, NotifyMetrics, RejectReason};
+use crate::stages::{StageObserver, Stamps, observe_response, stamp};
 use crate::{NotifyConfig, NotifyError};
 
 /// Seconds a 503 asks the sender to wait before retrying.
@@ -42,6 +43,7 @@ struct Inner {
     queue: Mutex<Queue>,
     admission: std::sync::OnceLock<Arc<dyn Admission>>,
     journal: std::sync::OnceLock<Arc<dyn Journal>>,
+    stages: std::sync::OnceLock<Arc<dyn StageObserver>>,
 }
 
 /// Decides, before a request is answered 202, whether its events may be queued.
@@ -136,6 +138,7 @@ impl NotifyEndpoint {
             }),
             admission: std::sync::OnceLock::new(),
             journal: std::sync::OnceLock::new(),
+            stages: std::sync::OnceLock::new(),
         };
         let endpoint = NotifyEndpoint { inner: Arc::new(inner) };
         Ok((endpoint, EventReceiver { inner: receiver }))
@@ -163,6 +166,13 @@ impl NotifyEndpoint {
     /// second call is ignored and returns `false`).
     pub fn set_journal(&self, journal: Arc<dyn Journal>) -> bool {
         self.inner.journal.set(journal).is_ok()
+    }
+
+    /// Installs the observer that receives every answered request's
+    /// [`RequestStages`](crate::RequestStages) (once; a second call is ignored
+    /// and returns `false`). Without one, no stamps are taken.
+    pub fn set_stage_observer(&self, observer: Arc<dyn StageObserver>) -> bool {
+        self.inner.stages.set(observer).is_ok()
     }
 
     /// Fetches the key set now (for example at startup, to fail fast), whatever the rate limit.
@@ -197,7 +207,22 @@ impl NotifyEndpoint {
     }
 
     async fn handle(&self, request: Request) -> Response {
-        match self.accept(request).await {
+        let received_at = Instant::now();
+        let Some(observer) = self.inner.stages.get() else {
+            let answer = self.accept(request, received_at, None).await;
+            return self.respond(answer);
+        };
+        let (mut parts, body) = request.into_parts();
+        let extensions = std::mem::take(&mut parts.extensions);
+        let mut stamps = Stamps::new(received_at);
+        let answer = self
+            .accept(Request::from_parts(parts, body), received_at, Some(&mut stamps))
+            .await;
+        observe_response(self.respond(answer), Arc::clone(observer), stamps, extensions)
+    }
+
+    fn respond(&self, answer: Result<u64, Rejection>) -> Response {
+        match answer {
             Ok(events) => {
                 tracing::Span::current().record("events", events);
                 tracing::debug!(status = 202, events, "notifications queued");
@@ -239,8 +264,13 @@ impl NotifyEndpoint {
     }
 
     /// Runs every check and queues the body's events; returns how many were queued.
-    async fn accept(&self, request: Request) -> Result<u64, Rejection> {
-        let received_at = Instant::now();
+    /// Takes the stage stamps into `stamps` when there is one.
+    async fn accept(
+        &self,
+        request: Request,
+        received_at: Instant,
+        mut stamps: Option<&mut Stamps>,
+    ) -> Result<u64, Rejection> {
         if self.is_closed() {
             return Err(Rejection::new(RejectReason::Closed, "the endpoint is shutting down"));
         }
@@ -256,12 +286,14 @@ impl NotifyEndpoint {
                 message: UNAUTHORIZED_BODY.into(),
                 detail: failure.detail,
             })?;
+        stamp(stamps.as_deref_mut(), |s| &mut s.authenticated);
         tracing::Span::current().record("tenant", tenant.as_str());
         check_content_type(&parts.headers)?;
         let body = self.read_body(body).await?;
         let envelope = CommsNotifications::from_slice(&body)
             .map_err(|e| Rejection::new(RejectReason::MalformedBody, format!("malformed notification body: {e}")))?;
         let events = to_events(envelope, &tenant, received_at)?;
+        stamp(stamps.as_deref_mut(), |s| &mut s.parsed);
         record_call(&events);
         if let Some(journal) = self.inner.journal.get() {
             journal.record(&events).await.map_err(|detail| Rejection {
@@ -270,7 +302,9 @@ impl NotifyEndpoint {
                 detail,
             })?;
         }
-        self.enqueue(events)
+        let queued = self.enqueue(events)?;
+        stamp(stamps, |s| &mut s.queued);
+        Ok(queued)
     }
 
     fn check_declared_length(&self, headers: &HeaderMap) -> Result<(), Rejection> {

@@ -8,6 +8,7 @@ mod error;
 mod events;
 mod keys;
 mod metrics;
+mod stages;
 
 pub use config::{DEFAULT_ISSUERS, DEFAULT_MIN_KEY_REFETCH_INTERVAL, DEFAULT_OPENID_CONFIGURATION_URL, NotifyConfig};
 pub use endpoint::{Admission, Journal, NotifyEndpoint};
@@ -15,6 +16,7 @@ pub use error::NotifyError;
 pub use events::{EventReceiver, NotificationEvent};
 pub use keys::{HttpKeySource, Jwks, KeySource};
 pub use metrics::{NotifyMetrics, RejectReason};
+pub use stages::{RequestStages, StageObserver};
 
 /// The token checks on their own, for the fuzz targets (feature `fuzzing`, off by default).
 /// Not a stable API.
