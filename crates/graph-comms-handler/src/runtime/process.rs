@@ -63,7 +63,21 @@ impl Runtime {
         consultation: &CallId,
         event: crate::decision::ConsultationEvent,
     ) {
-        let ctx = self.context(call_id, &TenantId::from(""), None);
+        // From the store when not cached: an ended call's record leaves the
+        // cache, and the consultation's end often comes after the call's own.
+        let record = match self.with_store_retries(|| self.current(call_id)).await {
+            Ok(Some(record)) => record,
+            Ok(None) => {
+                tracing::debug!(call_id = %call_id, consultation = %consultation, "consultation event for a call no longer kept: dropped");
+                return;
+            }
+            Err(error) => {
+                self.store_failed(call_id, error);
+                return;
+            }
+        };
+        let tenant = record.snapshot.tenant_id.clone();
+        let ctx = self.context(call_id, &tenant, Some(record));
         if let Some(id) = consulted_attempt(&ctx, consultation) {
             // A consultation `consult` placed: its events drive the attempt, not the hooks.
             match event {
