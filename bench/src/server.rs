@@ -118,13 +118,8 @@ impl Stats {
     }
 
     fn json(&self) -> serde_json::Value {
-        let h = self.histogram();
-        serde_json::json!({
-            "count": h.len(),
-            "p50_ns": h.value_at_quantile(0.50),
-            "p99_ns": h.value_at_quantile(0.99),
-            "p999_ns": h.value_at_quantile(0.999),
-            "max_ns": h.max(),
+        let mut stats = crate::stages::quantiles(&self.histogram());
+        let more = serde_json::json!({
             "notifications": self.notifications.load(Ordering::Relaxed),
             "transferring_hooks": self.transferring.load(Ordering::Relaxed),
             "accepted_hooks": self.accepted.load(Ordering::Relaxed),
@@ -133,7 +128,11 @@ impl Stats {
             "threads": threads(),
             "tokio_workers": tokio::runtime::Handle::try_current().ok().map(|h| h.metrics().num_workers()),
             "sched": crate::stages::schedstat("/proc/self/task"),
-        })
+        });
+        if let (Some(stats), serde_json::Value::Object(more)) = (stats.as_object_mut(), more) {
+            stats.extend(more);
+        }
+        stats
     }
 }
 

@@ -190,7 +190,8 @@ fn total(record: &Record) -> u64 {
     u64::try_from(last - first).unwrap_or(0)
 }
 
-fn quantiles(h: &Histogram<u64>) -> serde_json::Value {
+/// Count, p50, p99, p99.9 and max of a histogram of nanoseconds.
+pub(crate) fn quantiles(h: &Histogram<u64>) -> serde_json::Value {
     serde_json::json!({
         "count": h.len(),
         "p50_ns": h.value_at_quantile(0.50),
