@@ -6,115 +6,11 @@
 
 mod common;
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{Harness, Notes, consultation_call, short_timings};
+use common::{Consults, Harness, linked_consultation, outcomes, short_timings};
 use graph_comms_emulator::{ApiFault, DeliveryFaults, Endpoint, FaultKind, TargetBehavior};
-use graph_comms_handler::model::{Call, CallId, CallState, TransferRequest};
-use graph_comms_handler::{
-    AnswerOptions, CallContext, CallEnd, CallHandler, HookError, IncomingDecision, TransferFailure, TransferInfo,
-    async_trait,
-};
-
-/// Answers, then consults `target` once established; logs every hook per call.
-struct Consults {
-    target: &'static str,
-    callback: Mutex<String>,
-    log: Notes,
-}
-
-impl Consults {
-    fn new(target: &'static str) -> Arc<Self> {
-        Arc::new(Self {
-            target,
-            callback: Mutex::default(),
-            log: Notes::default(),
-        })
-    }
-}
-
-#[async_trait]
-impl CallHandler for Consults {
-    async fn on_incoming_call(&self, ctx: &CallContext, _call: &Call) -> Result<IncomingDecision, HookError> {
-        self.log.note(ctx.call_id(), "incoming");
-        Ok(IncomingDecision::Answer(AnswerOptions::audio()))
-    }
-
-    async fn on_call_established(&self, ctx: &CallContext) -> Result<(), HookError> {
-        self.log.note(ctx.call_id(), "established");
-        let consultation = consultation_call(ctx, &self.callback.lock().unwrap(), self.target);
-        let transfer = TransferRequest::to_user(self.target, None).build();
-        match ctx.consult(&consultation, transfer).await {
-            Ok(_) => {
-                let consultation = ctx.consultation().map_or_else(String::new, |c| c.to_string());
-                self.log.note(ctx.call_id(), format!("consulting {consultation}"));
-            }
-            Err(e) => self.log.note(ctx.call_id(), format!("consult refused: {e}")),
-        }
-        Ok(())
-    }
-
-    async fn on_consultation_established(&self, ctx: &CallContext, _: &CallId) -> Result<(), HookError> {
-        self.log.note(ctx.call_id(), "consultation hook");
-        Ok(())
-    }
-
-    async fn on_consultation_ended(&self, ctx: &CallContext, _: &CallId, _: &CallEnd) -> Result<(), HookError> {
-        self.log.note(ctx.call_id(), "consultation hook");
-        Ok(())
-    }
-
-    async fn on_transfer_accepted(&self, ctx: &CallContext, _: &TransferInfo, _: bool) -> Result<(), HookError> {
-        self.log.note(ctx.call_id(), "accepted");
-        Ok(())
-    }
-
-    async fn on_transfer_completed(&self, ctx: &CallContext, info: &TransferInfo) -> Result<(), HookError> {
-        let replaces = info
-            .request
-            .transfer_target
-            .replaces_call_id
-            .as_ref()
-            .map_or_else(String::new, ToString::to_string);
-        self.log.note(ctx.call_id(), format!("completed replacing {replaces}"));
-        Ok(())
-    }
-
-    async fn on_transfer_failed(
-        &self,
-        ctx: &CallContext,
-        _: &TransferInfo,
-        failure: &TransferFailure,
-    ) -> Result<(), HookError> {
-        match failure.subcode() {
-            Some(subcode) => self
-                .log
-                .note(ctx.call_id(), format!("failed {} {subcode}", failure.label())),
-            None => self.log.note(ctx.call_id(), format!("failed {}", failure.label())),
-        }
-        Ok(())
-    }
-
-    async fn on_call_terminated(&self, ctx: &CallContext, _: &CallEnd) -> Result<(), HookError> {
-        self.log.note(ctx.call_id(), "terminated");
-        Ok(())
-    }
-}
-
-/// The consultation call `consult` linked, from the `consulting` note.
-fn linked_consultation(seen: &[String]) -> CallId {
-    seen.iter()
-        .find_map(|w| w.strip_prefix("consulting "))
-        .map(CallId::from)
-        .expect("the consultation call is linked")
-}
-
-fn outcomes(seen: &[String]) -> usize {
-    seen.iter()
-        .filter(|w| w.starts_with("completed") || w.starts_with("failed"))
-        .count()
-}
+use graph_comms_handler::model::{CallId, CallState};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_answered_consultation_sends_one_transfer_replacing_it_and_completes_once() {

@@ -7,11 +7,11 @@ use std::time::Duration;
 
 use graph_comms_emulator::{Emulator, EmulatorConfig, IncomingCall, RegisteredApp};
 use graph_comms_handler::client::GraphClient;
-use graph_comms_handler::model::{CallDirection, CallId, CallState, TransferRequest};
+use graph_comms_handler::model::{Call, CallDirection, CallId, CallState, TransferRequest};
 use graph_comms_handler::notify::NotifyConfig;
 use graph_comms_handler::{
-    Bot, CallContext, CallEnd, CallHandler, CallSnapshot, CallStore, HookError, InMemoryCallStore, Timings,
-    TransferError, TransferFailure, TransferInfo, async_trait,
+    AnswerOptions, Bot, CallContext, CallEnd, CallHandler, CallSnapshot, CallStore, HookError, InMemoryCallStore,
+    IncomingDecision, Timings, TransferError, TransferFailure, TransferInfo, async_trait,
 };
 use graph_comms_testkit::{LocalGraph, ServedBot, bot_listener};
 
@@ -497,4 +497,104 @@ pub fn consultation_call(ctx: &CallContext, callback: &str, target: &str) -> gra
         tenant_id: Some(ctx.tenant_id().clone()),
         ..Call::default()
     }
+}
+
+/// Answers, then consults `target` once established; logs every hook per call.
+pub struct Consults {
+    pub target: &'static str,
+    pub callback: Mutex<String>,
+    pub log: Notes,
+}
+
+impl Consults {
+    pub fn new(target: &'static str) -> Arc<Self> {
+        Arc::new(Self {
+            target,
+            callback: Mutex::default(),
+            log: Notes::default(),
+        })
+    }
+}
+
+#[async_trait]
+impl CallHandler for Consults {
+    async fn on_incoming_call(&self, ctx: &CallContext, _call: &Call) -> Result<IncomingDecision, HookError> {
+        self.log.note(ctx.call_id(), "incoming");
+        Ok(IncomingDecision::Answer(AnswerOptions::audio()))
+    }
+
+    async fn on_call_established(&self, ctx: &CallContext) -> Result<(), HookError> {
+        self.log.note(ctx.call_id(), "established");
+        let consultation = consultation_call(ctx, &self.callback.lock().unwrap(), self.target);
+        let transfer = TransferRequest::to_user(self.target, None).build();
+        match ctx.consult(&consultation, transfer).await {
+            Ok(_) => {
+                let consultation = ctx.consultation().map_or_else(String::new, |c| c.to_string());
+                self.log.note(ctx.call_id(), format!("consulting {consultation}"));
+            }
+            Err(e) => self.log.note(ctx.call_id(), format!("consult refused: {e}")),
+        }
+        Ok(())
+    }
+
+    async fn on_consultation_established(&self, ctx: &CallContext, _: &CallId) -> Result<(), HookError> {
+        self.log.note(ctx.call_id(), "consultation hook");
+        Ok(())
+    }
+
+    async fn on_consultation_ended(&self, ctx: &CallContext, _: &CallId, _: &CallEnd) -> Result<(), HookError> {
+        self.log.note(ctx.call_id(), "consultation hook");
+        Ok(())
+    }
+
+    async fn on_transfer_accepted(&self, ctx: &CallContext, _: &TransferInfo, _: bool) -> Result<(), HookError> {
+        self.log.note(ctx.call_id(), "accepted");
+        Ok(())
+    }
+
+    async fn on_transfer_completed(&self, ctx: &CallContext, info: &TransferInfo) -> Result<(), HookError> {
+        let replaces = info
+            .request
+            .transfer_target
+            .replaces_call_id
+            .as_ref()
+            .map_or_else(String::new, ToString::to_string);
+        self.log.note(ctx.call_id(), format!("completed replacing {replaces}"));
+        Ok(())
+    }
+
+    async fn on_transfer_failed(
+        &self,
+        ctx: &CallContext,
+        _: &TransferInfo,
+        failure: &TransferFailure,
+    ) -> Result<(), HookError> {
+        match failure.subcode() {
+            Some(subcode) => self
+                .log
+                .note(ctx.call_id(), format!("failed {} {subcode}", failure.label())),
+            None => self.log.note(ctx.call_id(), format!("failed {}", failure.label())),
+        }
+        Ok(())
+    }
+
+    async fn on_call_terminated(&self, ctx: &CallContext, _: &CallEnd) -> Result<(), HookError> {
+        self.log.note(ctx.call_id(), "terminated");
+        Ok(())
+    }
+}
+
+/// The consultation call `consult` linked, from the `consulting` note.
+pub fn linked_consultation(seen: &[String]) -> CallId {
+    seen.iter()
+        .find_map(|w| w.strip_prefix("consulting "))
+        .map(CallId::from)
+        .expect("the consultation call is linked")
+}
+
+/// The outcome notes (`completed ...`, `failed ...`) among `seen`.
+pub fn outcomes(seen: &[String]) -> usize {
+    seen.iter()
+        .filter(|w| w.starts_with("completed") || w.starts_with("failed"))
+        .count()
 }
