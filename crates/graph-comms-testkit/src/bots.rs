@@ -234,7 +234,14 @@ impl BotProcess {
     ///
     /// When it has exited or the signal cannot be sent.
     pub fn pause(&mut self) -> io::Result<()> {
-        self.signal(Signal::Stop)
+        self.signal(Signal::Stop)?;
+        // The signal is delivered asynchronously: a thread still running could
+        // answer one more request. Wait (briefly) until every thread is stopped.
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while !all_threads_stopped(self.pid) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        Ok(())
     }
 
     /// `SIGCONT`: a paused process runs again.
@@ -388,6 +395,22 @@ fn listen_address(config_toml: &str) -> io::Result<SocketAddr> {
         addr.set_ip(IpAddr::V4(Ipv4Addr::LOCALHOST));
     }
     Ok(addr)
+}
+
+/// Whether every thread of `pid` is stopped (`T` in `/proc/<pid>/task/*/stat`);
+/// `true` where `/proc` cannot be read, so nothing waits on it.
+fn all_threads_stopped(pid: u32) -> bool {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return true;
+    };
+    tasks.flatten().all(|task| {
+        std::fs::read_to_string(task.path().join("stat")).map_or(true, |stat| {
+            // The state follows the command name, which is in parentheses.
+            stat.rsplit_once(')')
+                .and_then(|(_, rest)| rest.trim_start().chars().next())
+                .is_none_or(|state| matches!(state, 'T' | 't'))
+        })
+    })
 }
 
 #[cfg(test)]
