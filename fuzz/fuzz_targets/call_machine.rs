@@ -90,8 +90,8 @@ enum Op {
         kind: Kind,
         /// The call resource: none, or one with this state and maybe a tone.
         call: Option<(bool, Option<i8>, bool)>,
-        /// Seconds before `now` it was received (a notification queued behind others).
-        received_ago: u8,
+        /// Its delivery key (a small range, so deliveries made again are common).
+        message: Option<u8>,
     },
     Activity,
     Attempt {
@@ -101,6 +101,10 @@ enum Op {
     Wake,
     KeepAlive(u8),
     Lookup {
+        which: Which,
+        lookup: Lookup,
+    },
+    FailureLookup {
         which: Which,
         lookup: Lookup,
     },
@@ -256,14 +260,15 @@ fuzz_target!(|ops: Vec<Op>| {
             Op::Notification {
                 kind,
                 call: shape,
-                received_ago,
+                message,
             } => {
                 let event = kind.to_model();
                 let body = shape.map(|(with_state, tone, group)| call(kind, with_state, tone, group));
                 let input = CallInput::Notification {
                     kind: &event,
                     call: body.as_ref(),
-                    received_at: now - Duration::from_secs(u64::from(*received_ago)),
+                    message: message.map(u64::from),
+                    consultation_for: None,
                 };
                 step(&mut world.record, input, now, &world.timings)
             }
@@ -286,6 +291,13 @@ fuzz_target!(|ops: Vec<Op>| {
             }
             Op::Lookup { which, lookup } => {
                 let input = CallInput::Lookup {
+                    id: world.which(*which),
+                    lookup: lookup.to_model(),
+                };
+                step(&mut world.record, input, now, &world.timings)
+            }
+            Op::FailureLookup { which, lookup } => {
+                let input = CallInput::FailureLookup {
                     id: world.which(*which),
                     lookup: lookup.to_model(),
                 };

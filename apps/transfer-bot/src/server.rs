@@ -120,6 +120,7 @@ impl RunningBot {
         }
         let timings = Timings::default()
             .transfer_timeout(config.transfer_timeout)
+            .ring_limit(config.ring_limit)
             .keep_alive_interval(config.keep_alive_interval)
             .hook_timeout(config.hook_timeout)
             .lease_ttl(config.store.lease_ttl);

@@ -225,6 +225,9 @@ impl Cluster {
         let defaults = EmulatorConfig::default();
         let emulator = Emulator::start(EmulatorConfig {
             delivery_attempts: DELIVERY_ATTEMPTS,
+            delivery_retry_initial: Duration::from_millis(20),
+            delivery_retry_max_interval: Duration::from_secs(3600),
+            delivery_retry_window: Duration::from_secs(3600),
             delivery_timeout: options.delivery_timeout.unwrap_or(defaults.delivery_timeout),
             ..defaults
         })

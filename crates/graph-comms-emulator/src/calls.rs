@@ -9,7 +9,7 @@ use serde_json::{Map, Value, json};
 
 use crate::server::{ApiError, Reply};
 use crate::state::{CallRecord, Grant, Inner, Script, Step, lock};
-use crate::{Caller, EmulatorError, Endpoint, IncomingCall, RecordingBehavior, TargetBehavior, delivery};
+use crate::{Caller, EmulatorError, Endpoint, IncomingCall, RecordingBehavior, TargetBehavior, delivery, unanswered};
 
 // ---------------------------------------------------------------------------
 // Notification items, shaped like the documented payloads.
@@ -128,6 +128,17 @@ pub(crate) fn keep_alive_timeout_step(call: &CallId) -> Step {
     )
 }
 
+/// The end of an incoming call nobody answered, rejected or redirected in time.
+pub(crate) fn answer_timeout_step(call: &CallId) -> Step {
+    let subcode = graph_comms_model::subcodes::CALL_ACCEPTANCE_TIMEOUT;
+    let message = "No acknowledgment of call acceptance in time.";
+    end_step(
+        call,
+        Some(CallState::Terminated),
+        json!({ "resultInfo": result_info(json!(408), "subcode", json!(subcode), message) }),
+    )
+}
+
 // ---------------------------------------------------------------------------
 // Incoming calls.
 
@@ -175,6 +186,7 @@ pub(crate) fn place_incoming(inner: &Arc<Inner>, call: IncomingCall) -> CallId {
         state: Some(CallState::Incoming),
         terminal: false,
     };
+    let answer_timeout = call.answer_timeout.unwrap_or(inner.config.incoming_answer_timeout);
     insert_call(
         inner,
         CallRecord {
@@ -200,8 +212,10 @@ pub(crate) fn place_incoming(inner: &Arc<Inner>, call: IncomingCall) -> CallId {
             recording: crate::RecordingBehavior::default(),
             pending_ops: Vec::new(),
             meeting: false,
+            answer_deadline: inner.now().checked_add(answer_timeout),
         },
     );
+    unanswered::start_timer(inner, &id, answer_timeout);
     inner.enqueue(
         &id,
         Script {
@@ -713,7 +727,12 @@ fn transfer(
                 Duration::ZERO,
             ),
         ],
-        TargetBehavior::Accept => {
+        TargetBehavior::Accept | TargetBehavior::AcceptAfter { .. } => {
+            // The target rings this long before it picks up; the call stays `transferring`.
+            let ring = match behavior {
+                TargetBehavior::AcceptAfter { after } => after,
+                _ => Duration::ZERO,
+            };
             let completed = match &replaced {
                 Some(_) => end_step(
                     call,
@@ -727,13 +746,11 @@ fn transfer(
                 ),
             };
             if let Some(replaced) = &replaced {
-                end_replaced_call(inner, grant, replaced);
+                end_replaced_call(inner, grant, replaced, ring);
             }
-            vec![
-                transferring,
-                update_step(call, CallState::TransferAccepted, json!({})),
-                completed,
-            ]
+            let mut accepted = update_step(call, CallState::TransferAccepted, json!({}));
+            accepted.delay = ring;
+            vec![transferring, accepted, completed]
         }
         TargetBehavior::Decline => vec![
             transferring,
@@ -772,8 +789,8 @@ fn transfer(
     Ok(Reply::empty(StatusCode::ACCEPTED))
 }
 
-/// A consultative transfer drops the call it replaces once the target joins.
-fn end_replaced_call(inner: &Inner, grant: &Grant, replaced: &CallId) {
+/// A consultative transfer drops the call it replaces once the target joins (after `ring`).
+fn end_replaced_call(inner: &Inner, grant: &Grant, replaced: &CallId, ring: Duration) {
     let url = {
         let calls = lock(&inner.calls);
         match calls.get(replaced) {
@@ -788,7 +805,7 @@ fn end_replaced_call(inner: &Inner, grant: &Grant, replaced: &CallId) {
             json!({ "terminationReason": "AppTransferred" }),
         );
         // After the transferred call's own three notifications.
-        step.delay = inner.config.step_delay * 3;
+        step.delay = ring + inner.config.step_delay * 3;
         play(inner, &id, url, vec![step]);
     }
 }
@@ -872,6 +889,7 @@ fn create_call(inner: &Arc<Inner>, grant: &Grant, body: &Value) -> Result<Reply,
             recording: crate::RecordingBehavior::default(),
             pending_ops: Vec::new(),
             meeting: false,
+            answer_deadline: None,
         },
     );
     let unanswered = |code: i32, subcode: i32, message: &str, delay: Duration| {
@@ -895,6 +913,11 @@ fn create_call(inner: &Arc<Inner>, grant: &Grant, body: &Value) -> Result<Reply,
                 establishing,
                 unanswered(480, 10076, "The callee is unreachable.", after),
             ]
+        }
+        TargetBehavior::AcceptAfter { after } => {
+            let mut established = answer_step(&id, CallState::Established);
+            established.delay = after;
+            vec![establishing, established]
         }
         _ => vec![establishing, answer_step(&id, CallState::Established)],
     };

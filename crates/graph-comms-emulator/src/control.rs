@@ -4,11 +4,11 @@
 //! |---|---|---|
 //! | GET | `/_emulator/info` | URLs, issuer, default app |
 //! | POST | `/_emulator/apps` | `RegisteredApp` |
-//! | POST | `/_emulator/calls` | `IncomingCall` -> `{"callId"}` |
+//! | POST | `/_emulator/calls` | `IncomingCall` (`"answerTimeoutMs"` optional) -> `{"callId"}` |
 //! | GET | `/_emulator/calls/{id}` | `{"state"}` |
-//! | POST | `/_emulator/calls/{id}/faults` | `DeliveryFaults` |
+//! | POST | `/_emulator/calls/{id}/faults` | `DeliveryFaults`, e.g. `{"omitMessageIds": true, "duplicateLater": {"afterMs": 2000, "states": ["established"]}}` |
 //! | GET | `/_emulator/calls/{id}/notifications` | `[SentNotification]` |
-//! | POST | `/_emulator/targets` | `{"targetId", "behavior": TargetBehavior}` |
+//! | POST | `/_emulator/targets` | `{"targetId", "behavior": TargetBehavior}`, e.g. `{"kind": "acceptAfter", "afterMs": 3000}` |
 //! | POST | `/_emulator/api-faults` | `ApiFault` |
 //! | GET | `/_emulator/requests` | `[RecordedRequest]` |
 //! | POST | `/_emulator/clock/advance` | `{"ms"}` |

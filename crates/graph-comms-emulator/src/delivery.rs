@@ -4,14 +4,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use graph_comms_model::{CallId, CallState};
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::sync::mpsc;
 
-use crate::SentNotification;
+use crate::DuplicateLater;
+use crate::redelivery::{self, Message};
 use crate::state::{Inner, Script, Step, lock};
-
-/// First retry backoff; doubles per attempt.
-const RETRY_BACKOFF: Duration = Duration::from_millis(20);
 
 /// Starts the delivery task of a call and returns its queue.
 pub(crate) fn spawn(inner: &Arc<Inner>, call: CallId) -> mpsc::UnboundedSender<Script> {
@@ -96,12 +94,7 @@ fn apply(inner: &Inner, call: &CallId, group: &[Step]) -> (Vec<Value>, bool) {
             }
             record.state = state.clone();
         }
-        let item_state = step
-            .item
-            .pointer("/resourceData/state")
-            .and_then(Value::as_str)
-            .map(CallState::from_wire);
-        let dropped = item_state.and_then(|s| record.faults.drop.iter().position(|d| *d == s));
+        let dropped = item_state(&step.item).and_then(|s| record.faults.drop.iter().position(|d| *d == s));
         let mut item = step.item.clone();
         // Graph repeats the last toneInfo on later call updates; bots dedupe by sequenceId.
         if let Some(tone) = item.pointer("/resourceData/toneInfo") {
@@ -128,63 +121,57 @@ fn is_call_update(item: &Value) -> bool {
         && item.pointer("/resourceData/@odata.type").and_then(Value::as_str) == Some("#microsoft.graph.call")
 }
 
-/// POSTs one `commsNotifications` body (twice with the duplicate fault), retrying failures.
+/// Delivers one `commsNotifications` body (twice with the duplicate fault, and once more later
+/// with the duplicate-later fault), redelivering refused attempts.
 async fn deliver(inner: &Arc<Inner>, call: &CallId, url: &str, items: Vec<Value>) {
-    let Some((faults, app, tenant)) = lock(&inner.calls)
-        .get(call)
-        .map(|c| (c.faults.clone(), c.app_id.clone(), c.tenant_id.clone()))
-    else {
+    let Some((message, faults)) = Message::new(inner, call, url, items) else {
         return;
     };
-    let body = json!({ "@odata.type": "#microsoft.graph.commsNotifications", "value": items });
     let copies = if faults.duplicate { 2 } else { 1 };
-    for _ in 0..copies {
+    for copy in 0..copies {
         if !faults.delay.is_zero() {
             tokio::time::sleep(faults.delay).await;
         }
-        let mut backoff = RETRY_BACKOFF;
-        for attempt in 1..=inner.config.delivery_attempts.max(1) {
-            let token = lock(&inner.keys).notification_token(
-                &inner.config.issuer,
-                app.as_str(),
-                tenant.as_str(),
-                inner.config.notification_token_lifetime,
-            );
-            let authorization = match token {
-                Ok(token) => format!("Bearer {token}"),
-                Err(error) => {
-                    tracing::error!(%error, "cannot sign a notification");
-                    return;
-                }
-            };
-            let response = inner
-                .http
-                .post(url)
-                .header(http::header::AUTHORIZATION, &authorization)
-                .timeout(inner.config.delivery_timeout)
-                .json(&body)
-                .send()
-                .await;
-            let status = response.as_ref().ok().map(|r| r.status().as_u16());
-            if let Err(error) = &response {
-                tracing::debug!(%error, %url, "notification delivery failed");
-            }
-            if let Some(record) = lock(&inner.calls).get_mut(call) {
-                record.notifications.push(SentNotification {
-                    body: body.clone(),
-                    authorization,
-                    attempt,
-                    response_status: status,
-                    url: url.to_owned(),
-                });
-            }
-            if status.is_some_and(|s| (200..300).contains(&s)) {
-                break;
-            }
-            if attempt < inner.config.delivery_attempts {
-                tokio::time::sleep(backoff).await;
-                backoff *= 2;
-            }
+        if copy == 0
+            && let Some(later) = faults
+                .duplicate_later
+                .as_ref()
+                .filter(|l| copied_later(l, message.items()))
+        {
+            send_later(inner, message.clone(), later.after);
         }
+        redelivery::send(inner, &message).await;
     }
+}
+
+/// Whether the duplicate-later fault copies a body with these items.
+fn copied_later(later: &DuplicateLater, items: &[Value]) -> bool {
+    later.states.is_empty()
+        || items
+            .iter()
+            .filter_map(item_state)
+            .any(|state| later.states.contains(&state))
+}
+
+fn item_state(item: &Value) -> Option<CallState> {
+    item.pointer("/resourceData/state")
+        .and_then(Value::as_str)
+        .map(CallState::from_wire)
+}
+
+/// Sends a copy of `message` `after` from now on its own task: the call's queue goes on, and
+/// the copy is sent even if the call ends meanwhile (until the emulator shuts down).
+fn send_later(inner: &Arc<Inner>, message: Message, after: Duration) {
+    let inner = Arc::clone(inner);
+    let mut shutdown = inner.shutdown.subscribe();
+    tokio::spawn(async move {
+        let copy = async {
+            tokio::time::sleep(after).await;
+            redelivery::send(&inner, &message).await;
+        };
+        tokio::select! {
+            () = copy => {}
+            _ = shutdown.wait_for(|stop| *stop) => {}
+        }
+    });
 }

@@ -6,9 +6,11 @@ mod control;
 mod delivery;
 mod error;
 mod keys;
+mod redelivery;
 mod server;
 mod state;
 mod types;
+mod unanswered;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -19,8 +21,8 @@ use tokio::sync::watch;
 
 pub use error::EmulatorError;
 pub use types::{
-    ApiFault, Caller, DeliveryFaults, EmulatorConfig, Endpoint, FaultKind, IncomingCall, RecordedRequest,
-    RecordingBehavior, RegisteredApp, SentNotification, TargetBehavior,
+    ApiFault, Caller, DeliveryFaults, DuplicateLater, EmulatorConfig, Endpoint, FaultKind, IncomingCall,
+    RecordedRequest, RecordingBehavior, RegisteredApp, SentNotification, TargetBehavior,
 };
 
 pub use keys::NotificationSigner;
@@ -183,6 +185,9 @@ impl Emulator {
     }
 
     /// Offers a call to a bot: a `created` `incoming` notification goes to `call.callback_uri`.
+    /// Unless answered, rejected or redirected within its answer timeout
+    /// ([`IncomingCall::answer_timeout`], else [`EmulatorConfig::incoming_answer_timeout`]), the call
+    /// ends with `deleted` `terminated` 408/1106.
     pub async fn place_incoming_call(&self, call: IncomingCall) -> Result<CallId, EmulatorError> {
         if self.inner.find_app(&call.tenant_id, &call.app_id).is_none() {
             return Err(EmulatorError::UnknownApp(format!(
@@ -194,7 +199,8 @@ impl Emulator {
     }
 
     /// Scripts how a transfer (or outgoing call) target responds, by user id, phone number or
-    /// application-instance id. Targets not scripted accept.
+    /// application-instance id. Targets not scripted accept at once. While a target rings
+    /// ([`TargetBehavior::AcceptAfter`], [`TargetBehavior::NoAnswer`]) the call is `transferring`.
     pub fn script_target(&self, target_id: &str, behavior: TargetBehavior) {
         lock(&self.inner.targets).insert(target_key(target_id), behavior);
     }
@@ -256,7 +262,8 @@ impl Emulator {
         lock(&self.inner.requests).clone()
     }
 
-    /// Every delivery attempt of a call's notifications, in order.
+    /// Every delivery attempt of a call's notifications (late copies among them), in the order
+    /// they were answered.
     pub fn notifications(&self, call: &CallId) -> Vec<SentNotification> {
         lock(&self.inner.calls)
             .get(call)
@@ -298,10 +305,14 @@ impl Emulator {
         }
     }
 
-    /// Moves the emulator clock forward. Calls idle (no keepAlive since established or the last
-    /// keepAlive) longer than `keep_alive_timeout` end at once with `deleted terminated` 408/8537.
+    /// Moves the emulator clock forward. Incoming calls moved past their answer timeout
+    /// ([`EmulatorConfig::incoming_answer_timeout`]) end at once with `deleted terminated` 408/1106;
+    /// calls idle (no keepAlive since established or the last keepAlive) longer than
+    /// `keep_alive_timeout` end at once with `deleted terminated` 408/8537.
     pub fn advance_clock(&self, by: Duration) {
         *lock(&self.inner.clock_offset) += by;
+        // Incoming calls past their answer timeout end first, with 408/1106.
+        unanswered::end(&self.inner, None);
         let now = self.inner.now();
         let timeout = self.inner.config.keep_alive_timeout;
         let expired: Vec<(CallId, String)> = {

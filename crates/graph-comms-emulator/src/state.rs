@@ -79,6 +79,8 @@ pub(crate) struct CallRecord {
     pub(crate) pending_ops: Vec<(String, String, Option<String>)>,
     /// The call was escalated to a meeting (invite, or scripted): transfer gives 8523.
     pub(crate) meeting: bool,
+    /// Emulator time by which an incoming call must be answered, rejected or redirected.
+    pub(crate) answer_deadline: Option<Duration>,
 }
 
 impl CallRecord {

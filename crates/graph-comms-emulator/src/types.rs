@@ -23,8 +23,26 @@ pub struct EmulatorConfig {
     pub step_delay: Duration,
     /// Timeout of one notification POST.
     pub delivery_timeout: Duration,
-    /// Attempts per notification POST when the receiver answers non-2xx or times out.
+    /// Most attempts per notification POST when the receiver answers non-2xx or times out: a cap on
+    /// top of [`EmulatorConfig::delivery_retry_window`] (default 20, which the window reaches first).
     pub delivery_attempts: u32,
+    /// The wait before the first redelivery of a refused notification; it doubles per attempt up to
+    /// [`EmulatorConfig::delivery_retry_max_interval`] (default 1 s).
+    pub delivery_retry_initial: Duration,
+    /// The longest wait between two attempts of a notification (default 10 s).
+    pub delivery_retry_max_interval: Duration,
+    /// How long after its first attempt a notification is redelivered at most (default 60 s). A
+    /// wait that would end past the window is shortened to end at it: the last attempt is made
+    /// when the window closes, then the notification is given up.
+    pub delivery_retry_window: Duration,
+    /// Send `X-Microsoft-Skype-Message-ID` and `X-Microsoft-Skype-Chain-ID` on every notification
+    /// POST, as Graph does (default true). [`DeliveryFaults::omit_message_ids`] turns them off per call.
+    pub message_ids: bool,
+    /// An incoming call nobody answers, rejects or redirects within this time ends with `deleted`
+    /// `terminated` and 408/1106, as Graph ends it after 15 s (the default). Measured on the
+    /// emulator clock: it runs in real time, and [`crate::Emulator::advance_clock`] moves it on.
+    /// [`IncomingCall::answer_timeout`] overrides it per call.
+    pub incoming_answer_timeout: Duration,
 }
 
 impl Default for EmulatorConfig {
@@ -37,7 +55,12 @@ impl Default for EmulatorConfig {
             keep_alive_timeout: Duration::from_secs(45 * 60),
             step_delay: Duration::from_millis(2),
             delivery_timeout: Duration::from_secs(5),
-            delivery_attempts: 4,
+            delivery_attempts: 20,
+            delivery_retry_initial: Duration::from_secs(1),
+            delivery_retry_max_interval: Duration::from_secs(10),
+            delivery_retry_window: Duration::from_secs(60),
+            message_ids: true,
+            incoming_answer_timeout: Duration::from_secs(15),
         }
     }
 }
@@ -113,6 +136,10 @@ pub struct IncomingCall {
     /// Delivery faults for this call's notifications.
     #[serde(default)]
     pub faults: DeliveryFaults,
+    /// How long the call waits for an answer (or a reject or redirect) before Graph ends it with
+    /// 408/1106; `None` takes [`EmulatorConfig::incoming_answer_timeout`]. JSON: `answerTimeoutMs`.
+    #[serde(default, rename = "answerTimeoutMs", with = "option_duration_ms")]
+    pub answer_timeout: Option<Duration>,
 }
 
 impl IncomingCall {
@@ -125,6 +152,7 @@ impl IncomingCall {
             to: None,
             group: None,
             faults: DeliveryFaults::default(),
+            answer_timeout: None,
         }
     }
 
@@ -165,6 +193,14 @@ impl IncomingCall {
         self.faults = faults;
         self
     }
+
+    /// Ends the call with 408/1106 if it is still `incoming` after `timeout`, instead of after
+    /// [`EmulatorConfig::incoming_answer_timeout`].
+    #[must_use]
+    pub fn answer_timeout(mut self, timeout: Duration) -> Self {
+        self.answer_timeout = Some(timeout);
+        self
+    }
 }
 
 /// How a transfer (or outgoing call) target responds.
@@ -174,11 +210,18 @@ impl IncomingCall {
 pub enum TargetBehavior {
     /// Picks up: the transfer completes.
     Accept,
+    /// Rings for `after` (the call stays `transferring`), then picks up: the transfer completes
+    /// like [`TargetBehavior::Accept`]. An outgoing call to it is `establishing` for that time.
+    AcceptAfter {
+        /// How long it rings before it answers.
+        #[serde(rename = "afterMs", with = "duration_ms")]
+        after: Duration,
+    },
     /// Declines: the transfer fails with 500/7000 and the call is back to `established`.
     Decline,
     /// Busy: fails like `Decline`.
     Busy,
-    /// Rings without answer, then fails like `Decline`.
+    /// Rings without answer (the call is `transferring` meanwhile), then fails like `Decline`.
     NoAnswer {
         /// How long it rings before the failure notification.
         #[serde(rename = "afterMs", with = "duration_ms")]
@@ -218,6 +261,48 @@ pub struct DeliveryFaults {
     pub batch: bool,
     /// Drop (never deliver) the first notification whose `resourceData.state` is each of these.
     pub drop: Vec<CallState>,
+    /// Send no `X-Microsoft-Skype-Message-ID` or `X-Microsoft-Skype-Chain-ID` header on this
+    /// call's notifications: receivers must not need them.
+    pub omit_message_ids: bool,
+    /// Deliver a copy of some notifications again later, as Graph sometimes does.
+    pub duplicate_later: Option<DuplicateLater>,
+}
+
+/// A late copy of a call's notifications: [`DeliveryFaults::duplicate_later`].
+///
+/// Every POST body with at least one item whose `resourceData.state` is in `states` (every body
+/// when `states` is empty) is POSTed once more `after` its first delivery, with the same
+/// `X-Microsoft-Skype-Message-ID`. The copy goes on its own task: it does not hold up the call's
+/// later notifications (it usually lands after them), it is redelivered like any notification
+/// when refused, it is logged in [`crate::Emulator::notifications`], and it is sent even when the
+/// call has ended meanwhile.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DuplicateLater {
+    /// How long after the first delivery the copy is sent.
+    #[serde(rename = "afterMs", with = "duration_ms")]
+    pub after: Duration,
+    /// The states whose notifications are copied; empty copies every notification.
+    #[serde(default)]
+    pub states: Vec<CallState>,
+}
+
+impl DuplicateLater {
+    /// A copy of every notification, `after` later.
+    pub fn every(after: Duration) -> Self {
+        Self {
+            after,
+            states: Vec::new(),
+        }
+    }
+
+    /// A copy of the notifications in these states, `after` later.
+    pub fn of(after: Duration, states: impl IntoIterator<Item = CallState>) -> Self {
+        Self {
+            after,
+            states: states.into_iter().collect(),
+        }
+    }
 }
 
 /// A fault for the next `count` requests to `endpoint`.
@@ -355,6 +440,10 @@ pub struct SentNotification {
     pub response_status: Option<u16>,
     /// Where it was POSTed.
     pub url: String,
+    /// The `X-Microsoft-Skype-Message-ID` sent: one per message, the same on its retries and
+    /// copies; `None` when message ids are off.
+    #[serde(default)]
+    pub message_id: Option<String>,
 }
 
 /// Durations as integer milliseconds in JSON.
@@ -369,5 +458,23 @@ pub(crate) mod duration_ms {
 
     pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         u64::deserialize(d).map(Duration::from_millis)
+    }
+}
+
+/// Optional durations as integer milliseconds (or null) in JSON.
+pub(crate) mod option_duration_ms {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(crate) fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => s.serialize_u64(u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        Option::<u64>::deserialize(d).map(|ms| ms.map(Duration::from_millis))
     }
 }

@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use graph_comms_emulator::{ApiFault, DeliveryFaults, Endpoint, FaultKind, IncomingCall};
+use graph_comms_emulator::{ApiFault, DeliveryFaults, EmulatorConfig, Endpoint, FaultKind, IncomingCall};
 use graph_comms_model::{CallId, CallState};
 use serde_json::json;
 
@@ -144,7 +144,12 @@ async fn drop_never_delivers_the_first_notification_of_a_state() {
 
 #[tokio::test]
 async fn failed_deliveries_are_retried_and_logged() {
-    let emu = start().await;
+    // Four attempts 20 ms apart (doubling), well inside the redelivery window.
+    let config = EmulatorConfig {
+        delivery_attempts: 4,
+        ..quick_retries()
+    };
+    let emu = graph_comms_emulator::Emulator::start(config).await.unwrap();
     let app = emu.default_app();
     let bot = Bot::new(&emu, &app).await;
     let recv = CallbackReceiver::start().await;

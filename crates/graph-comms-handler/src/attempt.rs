@@ -256,8 +256,14 @@ pub enum TransferFailure {
         result: Option<ResultInfo>,
     },
     /// Nothing decisive arrived before the attempt's timeout, and Graph, asked
-    /// about the call, still had it with the bot (`established`, or still transferring).
+    /// about the call, had it back to `established` without a failure: the
+    /// transfer's own notifications were lost. (A call still `transferring`
+    /// keeps the attempt pending: see [`TransferFailure::RangOut`].)
     TimedOut,
+    /// The target rang past the ring limit ([`Timings::ring_limit`](crate::Timings::ring_limit)):
+    /// Graph still said `transferring` at every lookup since the attempt's
+    /// timeout. Graph may still have the transfer under way.
+    RangOut,
     /// Nothing decisive arrived before the attempt's timeout, and looking the call
     /// up in Graph failed too, so the transfer may yet have happened.
     TimedOutUnverified {
@@ -294,6 +300,7 @@ impl TransferFailure {
             Self::OutcomeUnknownNoNotification => "outcome_unknown",
             Self::CallEnded { .. } => "call_ended",
             Self::TimedOut => "timed_out",
+            Self::RangOut => "rang_out",
             Self::TimedOutUnverified { .. } => "timed_out_unverified",
             Self::Unconfirmed => "unconfirmed",
             Self::ConsultationEnded { .. } => "consultation_ended",
@@ -350,7 +357,8 @@ impl fmt::Display for TransferFailure {
             Self::OutcomeUnknownNoNotification => f.write_str("transfer request outcome unknown and no notification"),
             Self::CallEnded { result: Some(result) } => write!(f, "call ended ({})", code(result)),
             Self::CallEnded { result: None } => f.write_str("call ended"),
-            Self::TimedOut => f.write_str("transfer timed out (Graph still has the call)"),
+            Self::TimedOut => f.write_str("transfer timed out (Graph has the call back, established)"),
+            Self::RangOut => f.write_str("the target rang past the ring limit (Graph still transferring)"),
             Self::TimedOutUnverified { lookup_error } => {
                 write!(f, "transfer timed out; looking the call up failed: {lookup_error}")
             }

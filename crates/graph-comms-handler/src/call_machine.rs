@@ -9,7 +9,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use graph_comms_model::{Call, CallState, ToneInfo, TransferRequest};
+use graph_comms_model::{Call, CallId, CallState, ToneInfo, TransferRequest};
 use serde::{Deserialize, Serialize};
 
 use crate::attempt::{AttemptId, TransferError, TransferInfo};
@@ -41,7 +41,53 @@ pub struct CallMachine {
     /// When each timer of the call is due.
     #[serde(default)]
     pub deadlines: Deadlines,
+    /// The notification items handled lately: a delivery of one of them
+    /// again changes nothing.
+    #[serde(default, skip_serializing_if = "SeenMessages::is_empty")]
+    pub seen: SeenMessages,
 }
+
+/// Keys of the latest notification items a call handled
+/// ([`Delivery::key`](graph_comms_notify::Delivery::key): Graph's message id
+/// and the item's place), oldest first, at most [`SEEN_MESSAGES`]. One
+/// pointer in the record (records are copied on every event); the keys are
+/// on the heap, and absent until a request carries a message id.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(transparent)]
+// One thin pointer (8 bytes) instead of a `Vec`'s 24, in a record copied on every event.
+#[allow(clippy::box_collection)]
+pub struct SeenMessages(Option<Box<Vec<u64>>>);
+
+impl SeenMessages {
+    /// Whether `key` was handled lately.
+    pub fn contains(&self, key: u64) -> bool {
+        self.0.as_ref().is_some_and(|keys| keys.contains(&key))
+    }
+
+    /// Records `key`, forgetting the oldest beyond [`SEEN_MESSAGES`].
+    pub fn insert(&mut self, key: u64) {
+        let keys = self.0.get_or_insert_with(Box::default);
+        if keys.len() >= SEEN_MESSAGES {
+            keys.remove(0);
+        }
+        keys.push(key);
+    }
+
+    /// The keys, oldest first.
+    pub fn keys(&self) -> &[u64] {
+        self.0.as_deref().map_or(&[], Vec::as_slice)
+    }
+
+    /// Whether no key is kept.
+    pub fn is_empty(&self) -> bool {
+        self.keys().is_empty()
+    }
+}
+
+/// How many notification keys a call's record keeps to recognise deliveries
+/// made again (a call's whole life is a few dozen notifications; Graph
+/// retries a refused one within seconds to minutes).
+pub const SEEN_MESSAGES: usize = 24;
 
 impl Default for CallMachine {
     fn default() -> Self {
@@ -52,6 +98,7 @@ impl Default for CallMachine {
             keep_alive: true,
             last_tone: None,
             deadlines: Deadlines::default(),
+            seen: SeenMessages::default(),
         }
     }
 }
@@ -105,8 +152,10 @@ impl Deadlines {
 /// The intervals the machine sets deadlines with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MachineTimings {
-    /// A pending attempt's timeout.
+    /// A pending attempt's timeout, and the interval of its lookups while it rings.
     pub transfer_timeout: Duration,
+    /// How long a transfer may ring before it fails with `RangOut`.
+    pub ring_limit: Duration,
     /// The window for a notification after an ambiguous `POST /transfer`.
     pub unknown_outcome_timeout: Duration,
     /// Between keep-alives.
@@ -131,8 +180,11 @@ pub enum CallInput<'a> {
         kind: &'a EventKind,
         /// The call resource it carried.
         call: Option<&'a Call>,
-        /// When it was received (wall clock).
-        received_at: SystemTime,
+        /// Its delivery key (Graph's message id and the item's place), when
+        /// the request carried a message id.
+        message: Option<u64>,
+        /// The call this one is a consultation for, as its callback URL says.
+        consultation_for: Option<&'a CallId>,
     },
     /// A notification about something else of the call (an operation, the roster).
     Activity,
@@ -147,6 +199,14 @@ pub enum CallInput<'a> {
     Wake,
     /// What a `keepAlive` request did.
     KeepAlive(KeepAliveResult),
+    /// What Graph said about the call when asked to check a failure
+    /// notification ([`Step::CheckFailure`]).
+    FailureLookup {
+        /// The attempt the failure would decide.
+        id: AttemptId,
+        /// Graph's answer.
+        lookup: CallLookup,
+    },
     /// What Graph said about the call after an attempt's timeout.
     Lookup {
         /// The attempt that timed out.
@@ -192,6 +252,11 @@ pub enum Step {
     SendKeepAlive,
     /// Look the call up in Graph and feed back [`CallInput::Lookup`].
     LookUp(AttemptId),
+    /// Look the call up in Graph and feed back [`CallInput::FailureLookup`]:
+    /// a failure notification may be a copy of an earlier attempt's.
+    CheckFailure(AttemptId),
+    /// A notification item handled before, delivered again: changes nothing.
+    Duplicate,
     /// Forget the call: nothing happened to it for the idle time.
     Evict,
     /// An input about an attempt that already has its outcome, or about an
@@ -222,8 +287,21 @@ pub fn step(record: &mut CallRecord, input: CallInput<'_>, now: SystemTime, t: &
         CallInput::Notification {
             kind,
             call,
-            received_at,
-        } => notification(record, kind, call, received_at, now, t, &mut steps),
+            message,
+            consultation_for,
+        } => {
+            if let Some(key) = message {
+                if record.lifecycle.seen.contains(key) {
+                    steps.push(Step::Duplicate);
+                    return steps;
+                }
+                record.lifecycle.seen.insert(key);
+            }
+            if record.links.consultation_for.is_none() && record.links.consultation.is_none() {
+                record.links.consultation_for = consultation_for.cloned();
+            }
+            notification(record, kind, call, now, t, &mut steps);
+        }
         CallInput::Activity => touch(record, now, t),
         CallInput::Attempt { id, input } => {
             // The POST's result, Graph asked after a takeover, or the consultation's
@@ -244,6 +322,9 @@ pub fn step(record: &mut CallRecord, input: CallInput<'_>, now: SystemTime, t: &
             if answered {
                 // The transfer itself starts now.
                 record.lifecycle.deadlines.attempt_timeout = Some(now + t.transfer_timeout);
+                if let Some(attempt) = record.attempt.as_mut() {
+                    attempt.ring_limit = Some(now + t.ring_limit);
+                }
             }
         }
         CallInput::Wake => wake(record, now, t, &mut steps),
@@ -259,27 +340,36 @@ pub fn step(record: &mut CallRecord, input: CallInput<'_>, now: SystemTime, t: &
             }
         },
         CallInput::Lookup { id, lookup } => {
-            let gone = match &lookup {
-                CallLookup::NotFound => Some((None, None)),
+            let ringing = matches!(
+                lookup,
                 CallLookup::Found {
-                    state: Some(CallState::Terminated),
-                    result_info,
-                    termination_reason,
-                } => Some((result_info.clone(), termination_reason.clone())),
-                _ => None,
+                    state: Some(CallState::Transferring | CallState::TransferAccepted),
+                    ..
+                }
+            );
+            // Attempts stored before ring limits existed count from their start.
+            let ring_limit = record
+                .attempt
+                .as_ref()
+                .filter(|a| a.info.id == id)
+                .map(|a| a.ring_limit.unwrap_or(a.info.started_at + t.ring_limit));
+            let rang_out = ringing && ring_limit.is_some_and(|limit| limit <= now);
+            let input = if rang_out {
+                AttemptInput::RingLimitReached
+            } else {
+                AttemptInput::TimeoutLookup(lookup.clone())
             };
-            // What Graph says now is the call's state, whatever notifications were lost.
-            if let CallLookup::Found { state: Some(state), .. } = &lookup
-                && *state != CallState::Terminated
-            {
-                record.snapshot.state = Some(state.clone());
+            looked_up(record, id, lookup, input, now, t, &mut steps);
+            if ringing && record.pending_attempt().is_some_and(|a| a.info.id == id) {
+                // Still ringing: asked again after another timeout, at the ring limit at the latest.
+                let next = now + t.transfer_timeout;
+                record.lifecycle.deadlines.attempt_timeout =
+                    Some(ring_limit.map_or(next, |limit| next.min(limit.max(now))));
             }
-            if feed(record, Some(id), AttemptInput::TimeoutLookup(lookup), &mut steps) {
-                record.lifecycle.deadlines.clear_attempt();
-            }
-            if let Some((result_info, reason)) = gone {
-                end(record, result_info, reason, EndCause::LookedUp, now, t, &mut steps);
-            }
+        }
+        CallInput::FailureLookup { id, lookup } => {
+            let input = AttemptInput::FailureLookup(lookup.clone());
+            looked_up(record, id, lookup, input, now, t, &mut steps);
         }
         CallInput::SetKeepAlive(enabled) => {
             record.lifecycle.keep_alive = enabled;
@@ -290,20 +380,47 @@ pub fn step(record: &mut CallRecord, input: CallInput<'_>, now: SystemTime, t: &
     steps
 }
 
+/// Graph's answer about the call fed to attempt `id`: the answer becomes the
+/// call's state, whatever notifications were lost, and a call Graph no longer
+/// has ends.
+fn looked_up(
+    record: &mut CallRecord,
+    id: AttemptId,
+    lookup: CallLookup,
+    input: AttemptInput,
+    now: SystemTime,
+    t: &MachineTimings,
+    steps: &mut Vec<Step>,
+) {
+    let gone = match lookup {
+        CallLookup::NotFound => Some((None, None)),
+        CallLookup::Found {
+            state: Some(CallState::Terminated),
+            result_info,
+            termination_reason,
+        } => Some((result_info, termination_reason)),
+        CallLookup::Found { state: Some(state), .. } => {
+            record.snapshot.state = Some(state);
+            None
+        }
+        _ => None,
+    };
+    feed(record, Some(id), input, steps);
+    if let Some((result_info, reason)) = gone {
+        end(record, result_info, reason, EndCause::LookedUp, now, t, steps);
+    }
+}
+
 fn notification(
     record: &mut CallRecord,
     kind: &EventKind,
     call: Option<&Call>,
-    received_at: SystemTime,
     now: SystemTime,
     t: &MachineTimings,
     steps: &mut Vec<Step>,
 ) {
     touch(record, now, t);
-    // A notification received before the latest attempt started belongs to an
-    // earlier attempt (or none) and must not move this one.
-    let stale = record.attempt.as_ref().is_some_and(|a| received_at < a.info.started_at);
-    if let Some(call) = call.filter(|_| !stale) {
+    if let Some(call) = call {
         record.snapshot.apply(call);
     }
     if *kind == EventKind::IncomingCall && !record.lifecycle.incoming_handled {
@@ -312,14 +429,7 @@ fn notification(
             steps.push(Step::Incoming(Box::new(call.clone())));
         }
     }
-    let input = match (kind, stale) {
-        (EventKind::CallTerminated { result_info, .. }, true) => Some(AttemptInput::CallGone {
-            result_info: result_info.clone(),
-        }),
-        (_, true) => None,
-        (kind, false) => kind.attempt_input(),
-    };
-    if let Some(input) = input {
+    if let Some(input) = kind.attempt_input() {
         feed(record, None, input, steps);
     }
     if let Some(tone) = call
@@ -334,7 +444,7 @@ fn notification(
             steps.push(Step::Tone(tone.clone()));
         }
     }
-    if matches!(kind, EventKind::CallEstablished { .. }) && !stale && !record.lifecycle.established_fired {
+    if matches!(kind, EventKind::CallEstablished { .. }) && !record.lifecycle.established_fired {
         record.lifecycle.established_fired = true;
         record.snapshot.established_at = Some(now);
         steps.push(Step::Established);
@@ -377,10 +487,14 @@ fn feed(record: &mut CallRecord, id: Option<AttemptId>, input: AttemptInput, ste
         steps.push(Step::Late);
         return false;
     }
+    let checking = attempt.machine.awaits_check();
     let effects = attempt.machine.handle(input);
     let finished = attempt.machine.is_finished();
     if !effects.is_empty() {
         steps.push(Step::Attempt(Box::new(attempt.info.clone()), effects));
+    }
+    if !checking && attempt.machine.awaits_check() {
+        steps.push(Step::CheckFailure(attempt.info.id));
     }
     if finished {
         record.lifecycle.deadlines.clear_attempt();
@@ -504,6 +618,8 @@ fn begin(
     if record.snapshot.is_group && request.transferee.is_none() {
         return Err(TransferError::GroupCallWithoutTransferee);
     }
+    // A failure notification of this call may now be a copy of an earlier attempt's.
+    let check_failures = record.attempt.as_ref().is_some_and(|a| a.machine.may_cause_failures());
     let mut superseded = None;
     if let Some(pending) = record.attempt.as_mut().filter(|a| !a.machine.is_finished()) {
         if !allow_concurrent {
@@ -518,16 +634,15 @@ fn begin(
     let consultative = request.transfer_target.replaces_call_id.is_some();
     let mut info = TransferInfo::new(record.snapshot.call_id.clone(), request, record.attempts_started, now);
     info.id = id;
-    record.attempt = Some(Box::new(AttemptRecord {
-        info: info.clone(),
-        machine: if consulting {
-            TransferMachine::consulting()
-        } else {
-            TransferMachine::new(consultative)
-        },
-        sending: false,
-        linking: false,
-    }));
+    let machine = if consulting {
+        TransferMachine::consulting()
+    } else {
+        TransferMachine::new(consultative)
+    };
+    let mut attempt = AttemptRecord::new(info.clone(), machine.checking_failures(check_failures));
+    // A consulting attempt's transfer starts at the consultation's answer.
+    attempt.ring_limit = (!consulting).then(|| now + t.ring_limit);
+    record.attempt = Some(Box::new(attempt));
     let deadlines = &mut record.lifecycle.deadlines;
     deadlines.unknown_outcome = None;
     let ringing = if consulting { t.transfer_timeout } else { Duration::ZERO };
@@ -556,13 +671,37 @@ mod tests {
     }
 
     fn on(record: &mut CallRecord, kind: EventKind, secs: u64) -> Vec<Step> {
+        delivered(record, kind, None, secs)
+    }
+
+    /// A notification delivered with message key `message`.
+    fn delivered(record: &mut CallRecord, kind: EventKind, message: Option<u64>, secs: u64) -> Vec<Step> {
         let call = Call::default();
         let input = CallInput::Notification {
             kind: &kind,
             call: Some(&call),
-            received_at: at(secs),
+            message,
+            consultation_for: None,
         };
         step(record, input, at(secs), &timings())
+    }
+
+    fn declined() -> EventKind {
+        EventKind::CallEstablished {
+            result_info: Some(ResultInfo::new(500, 7000, "declined")),
+        }
+    }
+
+    fn found(state: CallState) -> CallLookup {
+        CallLookup::Found {
+            state: Some(state),
+            result_info: None,
+            termination_reason: None,
+        }
+    }
+
+    fn outcome(record: &CallRecord) -> Option<TransferOutcome> {
+        record.attempt.as_ref().and_then(|a| a.machine.outcome().cloned())
     }
 
     fn established_call() -> CallRecord {
@@ -625,32 +764,164 @@ mod tests {
     fn an_established_call_at_the_timeout_fails_as_timed_out() {
         let (mut record, id) = transferring_call();
         step(&mut record, CallInput::Wake, at(71), &timings());
-        let lookup = CallLookup::Found {
-            state: Some(CallState::Established),
-            result_info: None,
-            termination_reason: None,
-        };
+        let lookup = found(CallState::Established);
         step(&mut record, CallInput::Lookup { id, lookup }, at(72), &timings());
-        let outcome = record.attempt.as_ref().and_then(|a| a.machine.outcome().cloned());
-        assert_eq!(outcome, Some(TransferOutcome::Failed(TransferFailure::TimedOut)));
+        assert_eq!(
+            outcome(&record),
+            Some(TransferOutcome::Failed(TransferFailure::TimedOut))
+        );
         assert!(!record.is_ended());
         assert_eq!(record.lifecycle.deadlines.attempt_timeout, None);
     }
 
+    /// Before: a copy of attempt 1's failure delivered again after attempt 2's
+    /// POST failed attempt 2, and the caller was hung up while attempt 2 rang.
     #[test]
-    fn a_notification_older_than_the_attempt_does_not_move_it() {
-        let (mut record, _) = transferring_call();
-        let failure = EventKind::CallEstablished {
-            result_info: Some(ResultInfo::new(500, 7000, "declined")),
+    fn a_redelivered_failure_of_the_previous_attempt_is_checked_with_graph_before_it_decides() {
+        let (mut record, first) = transferring_call();
+        let steps = on(&mut record, declined(), 11);
+        assert!(matches!(&steps[..], [Step::Attempt(info, effects)] if info.id == first
+            && matches!(effects[..], [AttemptEffect::Failed(_)])));
+        // Attempt 1 decided outright: nothing of an earlier attempt could be mistaken for its.
+        let request = TransferRequest::to_user("next", None).build();
+        let (second, _) = start_attempt(&mut record, AttemptId::new(), request, false, at(12), &timings()).unwrap();
+        let steps = on(&mut record, declined(), 13);
+        assert_eq!(steps, [Step::CheckFailure(second.id)]);
+        // The copy again while the check runs: one check is enough.
+        assert!(on(&mut record, declined(), 13).is_empty());
+        // Graph: the transfer to the next target rings. The copy decides nothing.
+        let check = CallInput::FailureLookup {
+            id: second.id,
+            lookup: found(CallState::Transferring),
         };
+        let steps = step(&mut record, check, at(14), &timings());
+        assert!(matches!(&steps[..], [Step::Attempt(_, effects)] if effects == &[AttemptEffect::Transferring]));
+        assert!(record.pending_attempt().is_some());
+        assert_eq!(record.snapshot.state, Some(CallState::Transferring));
+        // Its own failure, identical, is checked too, and Graph has the call back.
+        assert_eq!(on(&mut record, declined(), 20), [Step::CheckFailure(second.id)]);
+        let check = CallInput::FailureLookup {
+            id: second.id,
+            lookup: found(CallState::Established),
+        };
+        step(&mut record, check, at(21), &timings());
+        assert!(matches!(
+            outcome(&record),
+            Some(TransferOutcome::Failed(TransferFailure::ReturnedToEstablished { .. }))
+        ));
+    }
+
+    #[test]
+    fn a_failed_failure_check_leaves_the_decision_to_the_timeout_lookup() {
+        let (mut record, _) = transferring_call();
+        on(&mut record, declined(), 11);
+        let request = TransferRequest::to_user("next", None).build();
+        let (second, _) = start_attempt(&mut record, AttemptId::new(), request, false, at(12), &timings()).unwrap();
+        on(&mut record, declined(), 13);
+        let failed = CallInput::FailureLookup {
+            id: second.id,
+            lookup: CallLookup::Failed(crate::attempt::ClientErrorSummary::default()),
+        };
+        assert!(step(&mut record, failed, at(14), &timings()).is_empty());
+        assert!(record.pending_attempt().is_some());
+        // At the timeout Graph has the call back: the failure held is the attempt's.
+        assert_eq!(
+            step(&mut record, CallInput::Wake, at(73), &timings()),
+            [Step::LookUp(second.id)]
+        );
+        let lookup = CallInput::Lookup {
+            id: second.id,
+            lookup: found(CallState::Established),
+        };
+        step(&mut record, lookup, at(74), &timings());
+        assert!(matches!(
+            outcome(&record),
+            Some(TransferOutcome::Failed(TransferFailure::ReturnedToEstablished { result })) if result.subcode == Some(7000)
+        ));
+    }
+
+    /// Before: a target still ringing at `transfer_timeout` was failed as
+    /// `TimedOut` although Graph said `transferring`, and the caller was hung up.
+    #[test]
+    fn a_transfer_still_ringing_at_the_timeout_stays_pending_until_the_ring_limit() {
+        let (mut record, id) = transferring_call();
+        let t = timings();
+        let timeout = t.transfer_timeout.as_secs();
+        let limit = t.ring_limit.as_secs();
+        let mut now = 10 + timeout;
+        assert_eq!(step(&mut record, CallInput::Wake, at(now), &t), [Step::LookUp(id)]);
+        let ringing = CallInput::Lookup {
+            id,
+            lookup: found(CallState::Transferring),
+        };
+        step(&mut record, ringing.clone(), at(now), &t);
+        assert!(record.pending_attempt().is_some());
+        assert_eq!(record.lifecycle.deadlines.attempt_timeout, Some(at(now + timeout)));
+        // Asked again every timeout; the last check falls on the ring limit.
+        while now < 10 + limit {
+            let due = record.lifecycle.deadlines.attempt_timeout.unwrap();
+            assert!(due <= at(10 + limit));
+            now = due.duration_since(at(0)).unwrap().as_secs();
+            assert_eq!(step(&mut record, CallInput::Wake, at(now), &t), [Step::LookUp(id)]);
+            step(&mut record, ringing.clone(), at(now), &t);
+        }
+        assert_eq!(
+            outcome(&record),
+            Some(TransferOutcome::Failed(TransferFailure::RangOut))
+        );
+        assert_eq!(record.lifecycle.deadlines.attempt_timeout, None);
+    }
+
+    #[test]
+    fn a_transfer_declined_after_ringing_past_the_timeout_fails_with_its_own_cause() {
+        let (mut record, id) = transferring_call();
+        step(&mut record, CallInput::Wake, at(71), &timings());
+        let ringing = CallInput::Lookup {
+            id,
+            lookup: found(CallState::Transferring),
+        };
+        step(&mut record, ringing, at(71), &timings());
+        on(&mut record, declined(), 75);
+        assert!(matches!(
+            outcome(&record),
+            Some(TransferOutcome::Failed(TransferFailure::ReturnedToEstablished { .. }))
+        ));
+    }
+
+    #[test]
+    fn a_notification_delivered_again_changes_nothing() {
+        let mut record = established_call();
+        let before = record.clone();
+        let steps = delivered(&mut record, EventKind::CallUpdated { state: None }, Some(7), 2);
+        assert!(steps.is_empty());
+        assert_eq!(record.lifecycle.seen.keys(), [7]);
+        let seen = record.clone();
+        assert_eq!(delivered(&mut record, declined(), Some(7), 3), [Step::Duplicate]);
+        assert_eq!(record, seen);
+        // Bounded: the oldest keys go first.
+        for key in 100..100 + SEEN_MESSAGES as u64 {
+            delivered(&mut record, EventKind::CallUpdated { state: None }, Some(key), 4);
+        }
+        assert_eq!(record.lifecycle.seen.keys().len(), SEEN_MESSAGES);
+        assert!(!record.lifecycle.seen.contains(7));
+        assert_ne!(record, before);
+    }
+
+    #[test]
+    fn a_consultation_calls_first_notification_links_it_to_its_call() {
+        let parent = CallId::from("parent");
+        let mut record = CallRecord::new(CallSnapshot::new(CallId::from("consultation"), TenantId::from("t")));
+        let kind = EventKind::CallEstablished { result_info: None };
         let call = Call::default();
         let input = CallInput::Notification {
-            kind: &failure,
+            kind: &kind,
             call: Some(&call),
-            received_at: at(9),
+            message: None,
+            consultation_for: Some(&parent),
         };
-        assert!(step(&mut record, input, at(12), &timings()).is_empty());
-        assert!(record.pending_attempt().is_some());
+        let steps = step(&mut record, input, at(1), &timings());
+        assert_eq!(record.links.consultation_for, Some(parent));
+        assert_eq!(steps, [Step::Established]);
     }
 
     #[test]

@@ -84,6 +84,30 @@ pub enum ConsultError {
     Consultation(#[from] ConsultationError),
 }
 
+/// [`CallContext::hang_up`] refused, or Graph failed the request.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum HangUpError {
+    /// A transfer of the call is in flight (its attempt has no outcome yet):
+    /// the target may be ringing, and hanging up would drop the caller.
+    /// Hang up from `on_transfer_failed`, once the attempt has its outcome.
+    #[error("a transfer of the call is in flight (attempt {attempt}); not hanging up the caller")]
+    TransferInFlight {
+        /// The pending attempt.
+        attempt: crate::attempt::AttemptId,
+    },
+    /// Graph refused or failed the `DELETE`.
+    #[error(transparent)]
+    Graph(#[from] GraphClientError),
+}
+
+impl HangUpError {
+    /// Whether Graph answered 404: the call had already ended.
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, Self::Graph(error) if error.is_not_found())
+    }
+}
+
 /// Per-call data could not be read or written.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -629,11 +653,24 @@ impl CallContext {
 
     /// Hangs up; `on_call_terminated` fires when Graph confirms.
     ///
+    /// Refused while a transfer of the call is in flight: a target may ring
+    /// for tens of seconds (minutes on PSTN), and the caller would be dropped
+    /// mid-transfer. Every attempt ends in exactly one outcome hook, at the
+    /// latest at [`Timings::ring_limit`](crate::Timings::ring_limit); hang up
+    /// from there. (`ctx.client().hang_up(call_id)` drops the call anyway,
+    /// for an operator's explicit order.)
+    ///
     /// # Errors
     ///
-    /// The client's error.
-    pub async fn hang_up(&self) -> Result<(), GraphClientError> {
-        self.client().hang_up(&self.call_id).await.map(|_| ())
+    /// [`HangUpError::TransferInFlight`], or the client's error.
+    pub async fn hang_up(&self) -> Result<(), HangUpError> {
+        if let Some(pending) = self.record().pending_attempt() {
+            return Err(HangUpError::TransferInFlight {
+                attempt: pending.info.id,
+            });
+        }
+        self.client().hang_up(&self.call_id).await?;
+        Ok(())
     }
 
     /// Sends one `keepAlive` now (the bot also sends them on its own schedule).

@@ -63,12 +63,7 @@ fn transferring_call(consultative: bool) -> CallRecord {
     }
     // Started long ago, so the inspected notification is not older than the attempt.
     let info = TransferInfo::new(record.snapshot.call_id.clone(), request.build(), 1, UNIX_EPOCH);
-    record.attempt = Some(Box::new(AttemptRecord {
-        info,
-        machine: TransferMachine::new(consultative),
-        sending: false,
-        linking: false,
-    }));
+    record.attempt = Some(Box::new(AttemptRecord::new(info, TransferMachine::new(consultative))));
     record
 }
 
@@ -82,7 +77,8 @@ fn hooks_for(kind: &EventKind, call: Option<&Call>, mut record: CallRecord) -> V
     let input = CallInput::Notification {
         kind,
         call,
-        received_at: SystemTime::now(),
+        message: None,
+        consultation_for: None,
     };
     step(&mut record, input, SystemTime::now(), &Timings::default().machine())
         .into_iter()

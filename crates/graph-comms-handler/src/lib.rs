@@ -29,7 +29,7 @@ pub use attempt::{
     TransferOutcome,
 };
 pub use bot::{Bot, BotBuilder, BuildError, DEFAULT_CALLBACK_PATH, DEFAULT_MAX_QUEUED_PER_CALL, ShutdownReport};
-pub use context::{CallContext, ConsultError, ConsultationError, DataError};
+pub use context::{CallContext, ConsultError, ConsultationError, DataError, HangUpError};
 pub use decision::{AnswerOptions, CallEnd, ConsultationEvent, EndCause, IncomingDecision};
 pub use digits::{CollectDigits, CollectDigitsError, CollectError};
 pub use event::{EventKind, event_kind};
@@ -40,7 +40,7 @@ pub use operation::{OperationError, PendingOperation};
 pub use record::{AttemptRecord, CallLinks, CallRecord, CallSnapshot, Packed, RECORD_SCHEMA};
 pub use report::{ErrorHandler, HookFailure, HookName, LogErrors, RuntimeFailure};
 pub use serve::{ServerLimits, serve_with_limits};
-pub use shared::{Claim, InboxItem, Lease, Released, SharedCallStore};
+pub use shared::{Claim, InboxDelivery, InboxItem, Lease, Released, SharedCallStore};
 pub use store::{CallStore, InMemoryCallStore, StoreError};
 pub use timings::Timings;
 

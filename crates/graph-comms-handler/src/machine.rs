@@ -54,7 +54,14 @@ pub enum AttemptInput {
     /// The attempt's overall timeout has passed (without asking Graph).
     TimedOut,
     /// The attempt's overall timeout has passed and Graph was asked about the call.
+    /// A call still `transferring` (or `transferAccepted`) keeps the attempt
+    /// pending: the target still rings.
     TimeoutLookup(#[serde(with = "nested_lookup")] CallLookup),
+    /// The transfer still rang (Graph said `transferring`) when the ring limit passed.
+    RingLimitReached,
+    /// Graph was asked about the call to check a failure that an earlier
+    /// attempt could have caused ([`TransferMachine::awaits_check`]).
+    FailureLookup(#[serde(with = "nested_lookup")] CallLookup),
     /// With a shared store: the call was taken over from an instance that
     /// stopped before its `POST /transfer` was known to be sent, and Graph
     /// was asked about the call.
@@ -156,6 +163,22 @@ impl AttemptEffect {
     }
 }
 
+/// What Graph's answer about a call meant for an attempt ([`TransferMachine::graph_says`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Said {
+    /// The attempt has its outcome.
+    Ended,
+    /// The transfer is under way: the target rings or accepted.
+    Ringing,
+    /// The call is `established` with no failure to report (or the lookup failed).
+    Established,
+}
+
+/// Whether a `resultInfo` on `established` reports a failed transfer (a non-zero subcode).
+fn is_failure(result: &ResultInfo) -> bool {
+    result.subcode.is_some_and(|s| s != 0)
+}
+
 /// One transfer attempt's progress.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
@@ -171,6 +194,14 @@ pub struct TransferMachine {
     accepted_fired: bool,
     post_outcome_unknown: bool,
     seen_notification: bool,
+    /// An earlier attempt of the call may have sent a `POST /transfer`, so a
+    /// failure notification may be a late copy of its failure: each one is
+    /// checked with Graph before it decides.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    check_failures: bool,
+    /// A failure notification waiting for Graph's word ([`AttemptInput::FailureLookup`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    suspect: Option<ResultInfo>,
     #[serde(skip_serializing_if = "Option::is_none")]
     outcome: Option<TransferOutcome>,
 }
@@ -198,6 +229,31 @@ impl TransferMachine {
             consulted: true,
             ..Self::default()
         }
+    }
+
+    /// Marks the attempt as following one that may have sent a `POST /transfer`:
+    /// from then on a failure notification decides only once Graph confirms
+    /// the call is back to `established` ([`TransferMachine::awaits_check`]).
+    #[must_use]
+    pub fn checking_failures(mut self, check: bool) -> Self {
+        self.check_failures = check;
+        self
+    }
+
+    /// Whether a failure notification of this call can be a late copy of this
+    /// attempt's (its `POST /transfer` may have been sent), or of an earlier one's.
+    pub fn may_cause_failures(&self) -> bool {
+        let rejected = matches!(
+            self.outcome,
+            Some(TransferOutcome::Failed(TransferFailure::Rejected { .. }))
+        );
+        self.check_failures || !(self.consulting || rejected)
+    }
+
+    /// Whether a failure notification waits for Graph's word: the runtime
+    /// looks the call up and feeds [`AttemptInput::FailureLookup`].
+    pub fn awaits_check(&self) -> bool {
+        self.suspect.is_some() && !self.is_finished()
     }
 
     /// Whether the attempt started with a consultation call ([`TransferMachine::consulting`]).
@@ -249,12 +305,17 @@ impl TransferMachine {
             AttemptInput::Established { result_info } => {
                 // Only a failure resultInfo says something about the transfer; a bare
                 // `established` is typically a late duplicate of the answer's.
-                if let Some(result) = result_info.filter(|r| r.subcode.is_some_and(|s| s != 0)) {
+                if let Some(result) = result_info.filter(is_failure) {
                     self.seen_notification = true;
-                    self.finish(
-                        TransferOutcome::Failed(TransferFailure::ReturnedToEstablished { result }),
-                        &mut effects,
-                    );
+                    if self.check_failures {
+                        // Maybe an earlier attempt's failure delivered again: Graph decides.
+                        self.suspect.get_or_insert(result);
+                    } else {
+                        self.finish(
+                            TransferOutcome::Failed(TransferFailure::ReturnedToEstablished { result }),
+                            &mut effects,
+                        );
+                    }
                 }
             }
             AttemptInput::Terminated {
@@ -283,20 +344,33 @@ impl TransferMachine {
             }
             AttemptInput::TimedOut => self.finish(TransferOutcome::Failed(TransferFailure::TimedOut), &mut effects),
             AttemptInput::TimeoutLookup(lookup) => match lookup {
-                CallLookup::NotFound => self.complete(&mut effects),
-                CallLookup::Found {
-                    state: Some(CallState::Terminated),
-                    result_info,
-                    termination_reason,
-                } => self.ended(result_info, termination_reason.as_deref(), &mut effects),
-                CallLookup::Found { .. } => {
-                    self.finish(TransferOutcome::Failed(TransferFailure::TimedOut), &mut effects);
-                }
                 CallLookup::Failed(lookup_error) => self.finish(
                     TransferOutcome::Failed(TransferFailure::TimedOutUnverified { lookup_error }),
                     &mut effects,
                 ),
+                lookup => {
+                    if self.graph_says(lookup, &mut effects) == Said::Established {
+                        self.finish(TransferOutcome::Failed(TransferFailure::TimedOut), &mut effects);
+                    }
+                }
             },
+            AttemptInput::RingLimitReached => {
+                self.finish(TransferOutcome::Failed(TransferFailure::RangOut), &mut effects);
+            }
+            AttemptInput::FailureLookup(lookup) => {
+                if self.suspect.is_some() {
+                    match lookup {
+                        // Not known either way: the suspect waits for the timeout's lookup.
+                        CallLookup::Failed(_) => {}
+                        lookup => {
+                            if self.graph_says(lookup, &mut effects) == Said::Ringing {
+                                // A copy of an earlier failure: this transfer is under way.
+                                self.suspect = None;
+                            }
+                        }
+                    }
+                }
+            }
             AttemptInput::SendUnconfirmed(lookup) => {
                 // A call Graph moved on (transferring, ended) says the POST was
                 // sent: its own notifications decide. `established` says no
@@ -321,6 +395,56 @@ impl TransferMachine {
             AttemptInput::ConsultationAnswered | AttemptInput::ConsultationEnded { .. } => {}
         }
         effects
+    }
+
+    /// What Graph's answer about the call means for the attempt: an end
+    /// decides it, a ring keeps it pending (and reports what Graph saw), and a
+    /// call back to `established` fails it with the failure notification
+    /// waiting for this answer, or with the failure Graph reports. Otherwise
+    /// the caller decides what `established` without a failure means.
+    fn graph_says(&mut self, lookup: CallLookup, effects: &mut Vec<AttemptEffect>) -> Said {
+        match lookup {
+            CallLookup::NotFound => {
+                self.complete(effects);
+                Said::Ended
+            }
+            CallLookup::Found {
+                state: Some(CallState::Terminated),
+                result_info,
+                termination_reason,
+            } => {
+                self.ended(result_info, termination_reason.as_deref(), effects);
+                Said::Ended
+            }
+            CallLookup::Found {
+                state: Some(CallState::Transferring),
+                ..
+            } => {
+                self.fire_transferring(effects);
+                Said::Ringing
+            }
+            CallLookup::Found {
+                state: Some(CallState::TransferAccepted),
+                ..
+            } => {
+                self.fire_transferring(effects);
+                self.fire_accepted(false, effects);
+                Said::Ringing
+            }
+            CallLookup::Found { result_info, .. } => {
+                let failure = self.suspect.take().or(result_info.filter(is_failure));
+                if let Some(result) = failure {
+                    self.finish(
+                        TransferOutcome::Failed(TransferFailure::ReturnedToEstablished { result }),
+                        effects,
+                    );
+                    Said::Ended
+                } else {
+                    Said::Established
+                }
+            }
+            CallLookup::Failed(_) => Said::Established,
+        }
     }
 
     /// Before the `POST /transfer`: only the consultation's progress, the
@@ -352,7 +476,9 @@ impl TransferMachine {
             | AttemptInput::Established { .. }
             | AttemptInput::PostOutcomeUnknown
             | AttemptInput::UnknownOutcomeExpired
-            | AttemptInput::SendUnconfirmed(_) => {}
+            | AttemptInput::SendUnconfirmed(_)
+            | AttemptInput::FailureLookup(_)
+            | AttemptInput::RingLimitReached => {}
         }
     }
 

@@ -26,6 +26,8 @@ pub(crate) struct Counters {
     pub(crate) store_conflicts: AtomicU64,
     pub(crate) store_errors: AtomicU64,
     pub(crate) timeout_lookups: AtomicU64,
+    pub(crate) duplicates: AtomicU64,
+    pub(crate) failure_checks: AtomicU64,
     pub(crate) unsent_checks: AtomicU64,
     pub(crate) relinks: AtomicU64,
     pub(crate) refused_busy: AtomicU64,
@@ -95,6 +97,12 @@ pub struct BotMetrics {
     pub store_errors: u64,
     /// Calls looked up in Graph after a transfer timeout.
     pub timeout_lookups: u64,
+    /// Notification items delivered again (same message id and place) that
+    /// changed nothing.
+    pub duplicate_deliveries: u64,
+    /// Calls looked up in Graph to check a failure notification that an
+    /// earlier attempt could have caused.
+    pub failure_checks: u64,
     /// Calls looked up in Graph after a takeover found a `POST /transfer`
     /// not known to be sent (shared stores).
     pub unsent_checks: u64,
@@ -153,6 +161,8 @@ impl Counters {
             store_conflicts: get(&self.store_conflicts),
             store_errors: get(&self.store_errors),
             timeout_lookups: get(&self.timeout_lookups),
+            duplicate_deliveries: get(&self.duplicates),
+            failure_checks: get(&self.failure_checks),
             unsent_checks: get(&self.unsent_checks),
             consultation_relinks: get(&self.relinks),
             refused_busy: get(&self.refused_busy),

@@ -227,6 +227,18 @@ impl Collector for BotCollector {
         )?;
         counter(
             e,
+            "graph_comms_duplicate_deliveries",
+            "Notification items delivered again (same message id and item) that changed nothing.",
+            bot.duplicate_deliveries,
+        )?;
+        counter(
+            e,
+            "graph_comms_failure_checks",
+            "Calls looked up in Graph to check a failure notification an earlier attempt could have caused.",
+            bot.failure_checks,
+        )?;
+        counter(
+            e,
             "graph_comms_unsent_transfer_checks",
             "Calls looked up after a takeover found a transfer not known to be sent (never sent again).",
             bot.unsent_checks,

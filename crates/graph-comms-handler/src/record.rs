@@ -210,6 +210,7 @@ fn goes_back(from: Option<&CallState>, to: &CallState) -> bool {
 /// One transfer attempt's record.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[non_exhaustive]
 pub struct AttemptRecord {
     /// The attempt as started.
     pub info: TransferInfo,
@@ -227,6 +228,24 @@ pub struct AttemptRecord {
     /// [`CallContext::consult`](crate::CallContext::consult)).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub linking: bool,
+    /// When the transfer, if Graph still says `transferring`, fails with
+    /// `RangOut`; set when its `POST /transfer` is decided. Not a timer of
+    /// its own: the attempt's timeout lookups check it.
+    #[serde(default, with = "crate::wall::opt_millis", skip_serializing_if = "Option::is_none")]
+    pub ring_limit: Option<SystemTime>,
+}
+
+impl AttemptRecord {
+    /// A new attempt's record: not sending, not linking, no ring limit yet.
+    pub fn new(info: TransferInfo, machine: TransferMachine) -> Self {
+        Self {
+            info,
+            machine,
+            sending: false,
+            linking: false,
+            ring_limit: None,
+        }
+    }
 }
 
 /// How this call relates to the bot's other calls.
@@ -368,8 +387,9 @@ mod tests {
             size_of::<AttemptRecord>(),
             size_of::<Call>(),
         );
-        // 496 and 264 before the caller and targets were packed and `resultInfo` boxed.
-        assert!(record <= 416, "CallRecord is {record} bytes");
+        // 496 and 264 before the caller and targets were packed and `resultInfo` boxed;
+        // 416 before the seen-message keys (one pointer).
+        assert!(record <= 424, "CallRecord is {record} bytes");
         assert!(snapshot <= 184, "CallSnapshot is {snapshot} bytes");
     }
 

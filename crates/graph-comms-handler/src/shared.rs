@@ -54,6 +54,10 @@ pub enum InboxItem {
         received_at: SystemTime,
         /// The item as Graph sent it.
         notification: Box<CommsNotification>,
+        /// How it was delivered (message id, place, callback query), for
+        /// recognising a delivery made again on any instance.
+        #[serde(default, skip_serializing_if = "InboxDelivery::is_empty")]
+        delivery: InboxDelivery,
     },
     /// What happened to a consultation call placed for this call.
     #[serde(rename_all = "camelCase")]
@@ -72,6 +76,49 @@ pub enum InboxItem {
         /// What happened to it.
         input: AttemptInput,
     },
+}
+
+/// How an inbox notification was delivered: what the holder needs of
+/// [`Delivery`](graph_comms_notify::Delivery), in stored form.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct InboxDelivery {
+    /// Graph's `X-Microsoft-Skype-Message-ID`, when the request had one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_id: Option<String>,
+    /// The item's place in its request.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub item: u32,
+    /// The callback URL's query.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query: Option<String>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+impl InboxDelivery {
+    fn is_empty(&self) -> bool {
+        self.message_id.is_none() && self.item == 0 && self.query.is_none()
+    }
+}
+
+impl From<&graph_comms_notify::Delivery> for InboxDelivery {
+    fn from(delivery: &graph_comms_notify::Delivery) -> Self {
+        Self {
+            message_id: delivery.message_id.as_deref().map(str::to_owned),
+            item: delivery.item,
+            query: delivery.query.as_deref().map(str::to_owned),
+        }
+    }
+}
+
+impl From<&InboxDelivery> for graph_comms_notify::Delivery {
+    fn from(delivery: &InboxDelivery) -> Self {
+        Self::new(delivery.message_id.as_deref(), delivery.item).with_query(delivery.query.as_deref())
+    }
 }
 
 impl InboxItem {

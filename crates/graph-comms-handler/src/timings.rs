@@ -8,8 +8,17 @@ use crate::call_machine::MachineTimings;
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Timings {
-    /// An attempt with no outcome after this fails with `TimedOut` (default 60 s).
+    /// An attempt with no outcome after this is looked up in Graph (default
+    /// 60 s): a call back to `established` fails it with `TimedOut`; a call
+    /// still `transferring` (the target rings) keeps it pending and is asked
+    /// again every `transfer_timeout`, up to [`Timings::ring_limit`].
     pub transfer_timeout: Duration,
+    /// How long a transfer may ring, Graph saying `transferring`, before the
+    /// attempt fails with `RangOut` (default 180 s: above Azure's documented
+    /// 115 s for PSTN call set-up and 60 s for a transfer, and far above the
+    /// 20 to 30 s a Teams user rings before voicemail, so only a ring that
+    /// never ends reaches it).
+    pub ring_limit: Duration,
     /// After an ambiguous `POST /transfer`, how long to wait for any notification
     /// before failing with `OutcomeUnknownNoNotification` (default 10 s).
     pub unknown_outcome_timeout: Duration,
@@ -53,6 +62,7 @@ impl Default for Timings {
     fn default() -> Self {
         Self {
             transfer_timeout: Duration::from_secs(60),
+            ring_limit: Duration::from_secs(180),
             unknown_outcome_timeout: Duration::from_secs(10),
             keep_alive_interval: Duration::from_secs(15 * 60),
             keep_alive_retry: Duration::from_secs(60),
@@ -74,6 +84,12 @@ impl Timings {
     /// Sets [`Timings::transfer_timeout`].
     pub fn transfer_timeout(mut self, d: Duration) -> Self {
         self.transfer_timeout = d;
+        self
+    }
+
+    /// Sets [`Timings::ring_limit`].
+    pub fn ring_limit(mut self, d: Duration) -> Self {
+        self.ring_limit = d;
         self
     }
 
@@ -159,6 +175,7 @@ impl Timings {
     pub fn machine(&self) -> MachineTimings {
         MachineTimings {
             transfer_timeout: self.transfer_timeout,
+            ring_limit: self.ring_limit,
             unknown_outcome_timeout: self.unknown_outcome_timeout,
             keep_alive_interval: self.keep_alive_interval,
             keep_alive_retry: self.keep_alive_retry,

@@ -51,6 +51,9 @@ async fn shutdown_with_a_pending_attempt_fires_the_outcome_once_on_the_next_bot(
     // Enough redelivery attempts to span the restart.
     let config = EmulatorConfig {
         delivery_attempts: 12,
+        delivery_retry_initial: Duration::from_millis(20),
+        delivery_retry_max_interval: Duration::from_secs(3600),
+        delivery_retry_window: Duration::from_secs(3600),
         ..EmulatorConfig::default()
     };
     let mut h = Harness::start_on(
@@ -104,8 +107,11 @@ async fn shutdown_with_a_pending_attempt_fires_the_outcome_once_on_the_next_bot(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pending_attempt_still_times_out_on_the_next_bot() {
     let first = Arc::new(Recorder::new(transfer_once_to("ringing-agent")));
+    // The target rings past the ring limit: the lookups at 1.5 s and 3 s find it
+    // ringing, and the second fails the attempt as rung out.
     let timings = short_timings()
         .transfer_timeout(Duration::from_millis(1500))
+        .ring_limit(Duration::from_secs(3))
         .sweep_interval(Duration::from_millis(100));
     let mut h = Harness::start_on(
         first.clone(),
@@ -132,14 +138,14 @@ async fn a_pending_attempt_still_times_out_on_the_next_bot() {
             hooks.as_slice(),
             [Hook::Failed {
                 attempt: 1,
-                reason: "timed_out",
+                reason: "rang_out",
                 ..
             }]
         ),
         "{hooks:?}"
     );
     assert_eq!(outcomes(&first.hooks(&call)), 0);
-    assert_eq!(h.bot.metrics().timeout_lookups, 1, "the new bot asked Graph");
+    assert_eq!(h.bot.metrics().timeout_lookups, 2, "the new bot asked Graph");
     h.stop().await;
 }
 
@@ -394,7 +400,8 @@ async fn a_hung_hook_times_out_and_the_transfer_still_times_out() {
     });
     let timings = short_timings()
         .hook_timeout(Duration::from_millis(300))
-        .transfer_timeout(Duration::from_secs(1));
+        .transfer_timeout(Duration::from_secs(1))
+        .ring_limit(Duration::from_secs(2));
     let h = Harness::start(handler.clone(), timings).await;
     h.emu.script_target(
         "ringing-agent",
@@ -406,20 +413,15 @@ async fn a_hung_hook_times_out_and_the_transfer_still_times_out() {
     let other = h.call_from("other").await;
     let hooks = handler.inner.wait_for(&hung, |hooks| outcomes(hooks) == 1).await;
     assert!(
-        matches!(
-            hooks.last(),
-            Some(Hook::Failed {
-                reason: "timed_out",
-                ..
-            })
-        ),
+        matches!(hooks.last(), Some(Hook::Failed { reason: "rang_out", .. })),
         "{hooks:?}"
     );
     let other_hooks = handler.inner.wait_for(&other, |hooks| outcomes(hooks) == 1).await;
     assert!(other_hooks.contains(&Hook::Completed(1)), "{other_hooks:?}");
     let metrics = h.bot.metrics();
     assert_eq!(metrics.hook_timeouts, 1);
-    assert_eq!(metrics.timeout_lookups, 1);
+    // At 1 s the target rang; at the 2 s ring limit it still did.
+    assert_eq!(metrics.timeout_lookups, 2);
     h.stop().await;
 }
 

@@ -41,7 +41,8 @@ fn notify(record: &mut CallRecord, state: CallState, result: Option<ResultInfo>,
     let input = CallInput::Notification {
         kind: &kind,
         call: Some(&call),
-        received_at: at(now),
+        message: None,
+        consultation_for: None,
     };
     step(record, input, at(now), &Timings::default().machine())
 }
@@ -68,7 +69,8 @@ fn established() -> CallRecord {
     let input = CallInput::Notification {
         kind: &kind,
         call: Some(&incoming),
-        received_at: at(0),
+        message: None,
+        consultation_for: None,
     };
     step(&mut record, input, at(0), &Timings::default().machine());
     notify(&mut record, CallState::Established, None, 1_000);
@@ -224,7 +226,8 @@ fn states() -> BTreeMap<&'static str, CallRecord> {
     let input = CallInput::Notification {
         kind: &kind,
         call: Some(&call),
-        received_at: at(4_000),
+        message: None,
+        consultation_for: None,
     };
     outbox.outbox = step(&mut outbox, input, at(4_000), &Timings::default().machine())
         .into_iter()
@@ -239,6 +242,27 @@ fn states() -> BTreeMap<&'static str, CallRecord> {
         outbox.outbox
     );
     states.insert("19 transfer completed, hooks waiting in the outbox", outbox);
+    // A second attempt after a failure: its failures are checked with Graph,
+    // one is waiting for that check, and the call keeps delivery keys.
+    let mut checking = blind(20);
+    let timings = Timings::default().machine();
+    let (kind, call) = kind_of(CallState::Established, Some(ResultInfo::new(500, 7000, "declined")));
+    for message in [11, 12] {
+        let input = CallInput::Notification {
+            kind: &kind,
+            call: Some(&call),
+            message: Some(message),
+            consultation_for: None,
+        };
+        step(&mut checking, input, at(5_000), &timings);
+        if checking.pending_attempt().is_none() {
+            let request = TransferRequest::to_user("agent-2", None).build();
+            let id = AttemptId::from(uuid::Uuid::from_u128(21));
+            start_attempt(&mut checking, id, request, false, at(5_500), &timings).unwrap();
+        }
+    }
+    assert!(checking.pending_attempt().unwrap().machine.awaits_check());
+    states.insert("20 second attempt, a failure waiting for Graph's check", checking);
     states
 }
 

@@ -58,6 +58,8 @@ pub mod subcodes {
     pub const CONSULTATIVE_TRANSFER_FAILED: i32 = 7700;
     /// The call was idle past 45 minutes without keepAlive.
     pub const KEEP_ALIVE_TIMEOUT: i32 = 8537;
+    /// An incoming call was not answered, rejected or redirected in time (15 s; code 408).
+    pub const CALL_ACCEPTANCE_TIMEOUT: i32 = 1106;
     /// The conversation ended.
     pub const CONVERSATION_ENDED: i32 = 5001;
     /// The operation was cancelled.

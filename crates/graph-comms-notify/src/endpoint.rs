@@ -17,7 +17,11 @@ use tracing::Instrument;
 
 use crate::auth::Authenticator;
 use crate::clip::{clip, clip_detail};
-use crate::events::{EventReceiver, NotificationEvent};
+use crate::events::{Delivery, EventReceiver, NotificationEvent};
+
+/// The header Graph names each notification message with; a retry of the
+/// message carries the same id.
+pub const MESSAGE_ID_HEADER: &str = "x-microsoft-skype-message-id";
 use crate::keys::{HttpKeySource, KeySource, KeyStore};
 use crate::metrics::{Counters, NotifyMetrics, RejectReason};
 use crate::stages::{StageObserver, Stamps, observe_response, stamp};
@@ -292,7 +296,14 @@ impl NotifyEndpoint {
         let body = self.read_body(body).await?;
         let envelope = CommsNotifications::from_slice(&body)
             .map_err(|e| Rejection::new(RejectReason::MalformedBody, format!("malformed notification body: {e}")))?;
-        let events = to_events(envelope, &tenant, received_at)?;
+        let message_id = parts
+            .headers
+            .get(MESSAGE_ID_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+            .filter(|v| !v.is_empty());
+        let delivery = Delivery::new(message_id, 0).with_query(parts.uri.query());
+        let events = to_events(envelope, &tenant, received_at, &delivery)?;
         stamp(stamps.as_deref_mut(), |s| &mut s.parsed);
         record_call(&events);
         if let Some(journal) = self.inner.journal.get() {
@@ -458,6 +469,7 @@ fn to_events(
     envelope: CommsNotifications,
     tenant: &TenantId,
     received_at: Instant,
+    delivery: &Delivery,
 ) -> Result<Vec<NotificationEvent>, Rejection> {
     envelope
         .value
@@ -477,6 +489,10 @@ fn to_events(
                 tenant_id: tenant.clone(),
                 received_at,
                 sequence: 0, // given when queued
+                delivery: Delivery {
+                    item: u32::try_from(index).unwrap_or(u32::MAX),
+                    ..delivery.clone()
+                },
             })
         })
         .collect()

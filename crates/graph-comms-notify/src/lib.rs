@@ -11,9 +11,9 @@ mod metrics;
 mod stages;
 
 pub use config::{DEFAULT_ISSUERS, DEFAULT_MIN_KEY_REFETCH_INTERVAL, DEFAULT_OPENID_CONFIGURATION_URL, NotifyConfig};
-pub use endpoint::{Admission, Journal, NotifyEndpoint};
+pub use endpoint::{Admission, Journal, MESSAGE_ID_HEADER, NotifyEndpoint};
 pub use error::NotifyError;
-pub use events::{EventReceiver, NotificationEvent};
+pub use events::{Delivery, EventReceiver, NotificationEvent};
 pub use keys::{HttpKeySource, Jwks, KeySource};
 pub use metrics::{NotifyMetrics, RejectReason};
 pub use stages::{RequestStages, StageObserver};

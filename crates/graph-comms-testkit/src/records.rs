@@ -49,12 +49,7 @@ pub fn typical_record(call_id: CallId, now: SystemTime) -> CallRecord {
     let mut record = CallRecord::new(snapshot);
     let request = TransferRequest::to_user("3f2e1d0c-9b8a-4765-8432-10fedcba9876", None).build();
     let info = TransferInfo::new(call_id, request, 1, now - Duration::from_secs(2));
-    record.attempt = Some(Box::new(AttemptRecord {
-        info,
-        machine: TransferMachine::new(false),
-        sending: false,
-        linking: false,
-    }));
+    record.attempt = Some(Box::new(AttemptRecord::new(info, TransferMachine::new(false))));
     record.attempts_started = 1;
     record.lifecycle.incoming_handled = true;
     record.lifecycle.established_fired = true;

@@ -47,6 +47,7 @@ pub fn notification_item(call_id: &CallId, n: u64) -> InboxItem {
         tenant_id: TenantId::from("tenant-1"),
         received_at: crate::records::now_millis(),
         notification: Box::new(notification),
+        delivery: Default::default(),
     }
 }
 

@@ -15,8 +15,8 @@ use std::time::Duration;
 
 use graph_comms_handler::model::{Call, CallId, ParticipantInfo, Prompt, TransferRequest};
 use graph_comms_handler::{
-    AnswerOptions, CallContext, CallEnd, CallHandler, CollectError, HookError, IncomingDecision, RetryLater,
-    TransferError, TransferFailure, TransferInfo, async_trait,
+    AnswerOptions, CallContext, CallEnd, CallHandler, CollectError, HangUpError, HookError, IncomingDecision,
+    RetryLater, TransferError, TransferFailure, TransferInfo, async_trait,
 };
 use tokio::sync::mpsc::UnboundedSender;
 
@@ -302,10 +302,12 @@ impl Receptionist {
     async fn hang_up(&self, ctx: &CallContext) {
         update_plan(ctx, |plan| plan.phase = Phase::HangingUp).await;
         self.emit(ctx.call_id(), BotEventKind::HangingUp);
-        if let Err(e) = ctx.hang_up().await
-            && !e.is_not_found()
-        {
-            tracing::warn!(error = %e, "hang-up failed");
+        match ctx.hang_up().await {
+            Ok(()) => {}
+            Err(e) if e.is_not_found() => {}
+            // Never drop a caller mid-transfer: that attempt's outcome hook decides again.
+            Err(e @ HangUpError::TransferInFlight { .. }) => tracing::info!(error = %e, "not hanging up"),
+            Err(e) => tracing::warn!(error = %e, "hang-up failed"),
         }
     }
 

@@ -48,8 +48,12 @@ pub struct Config {
     pub hold_prompt_uri: Option<String>,
     /// Played before hanging up when every target failed.
     pub apology_prompt_uri: Option<String>,
-    /// How long one transfer attempt may take before it counts as failed.
+    /// How long one transfer attempt may go without an outcome before Graph
+    /// is asked about the call (a call still ringing is asked again).
     pub transfer_timeout: Duration,
+    /// How long a transfer may ring (Graph says `transferring`) before it
+    /// fails as rung out.
+    pub ring_limit: Duration,
     /// How often established calls are kept alive (Graph drops idle calls after 45 minutes).
     pub keep_alive_interval: Duration,
     /// How long one hook may run before it is dropped and reported.
@@ -366,6 +370,8 @@ const DEFAULT_OPENID_CONFIGURATION_URL: &str = "https://api.aps.skype.com/v1/.we
 const DEFAULT_LISTEN: &str = "0.0.0.0:8080";
 const DEFAULT_CALLBACK_PATH: &str = "/api/calls";
 const DEFAULT_TRANSFER_TIMEOUT_SECS: u64 = 60;
+/// The framework's default ring limit (see `Timings::ring_limit`).
+const DEFAULT_RING_LIMIT_SECS: u64 = 180;
 const DEFAULT_KEEP_ALIVE_INTERVAL_SECS: u64 = 15 * 60;
 const DEFAULT_HOOK_TIMEOUT_SECS: u64 = 30;
 /// A hook may hold its call's queue at most this long.
@@ -646,6 +652,7 @@ mod tests {
             hold_prompt_uri: Some("u".into()),
             apology_prompt_uri: Some("u".into()),
             transfer_timeout_secs: Some(1),
+            ring_limit_secs: Some(1),
             keep_alive_interval_secs: Some(1),
             hook_timeout_secs: Some(1),
             log_format: Some("plain".into()),

@@ -20,6 +20,7 @@ pub(super) const KNOWN_KEYS: &[&str] = &[
     "hold_prompt_uri",
     "apology_prompt_uri",
     "transfer_timeout_secs",
+    "ring_limit_secs",
     "keep_alive_interval_secs",
     "hook_timeout_secs",
     "log_format",
@@ -64,6 +65,8 @@ pub(super) struct RawConfig {
     pub(super) apology_prompt_uri: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(super) transfer_timeout_secs: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) ring_limit_secs: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(super) keep_alive_interval_secs: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -195,6 +198,7 @@ pub(super) fn defaults() -> RawConfig {
         listen: Some(DEFAULT_LISTEN.into()),
         callback_path: Some(DEFAULT_CALLBACK_PATH.into()),
         transfer_timeout_secs: Some(DEFAULT_TRANSFER_TIMEOUT_SECS),
+        ring_limit_secs: Some(DEFAULT_RING_LIMIT_SECS),
         keep_alive_interval_secs: Some(DEFAULT_KEEP_ALIVE_INTERVAL_SECS),
         hook_timeout_secs: Some(DEFAULT_HOOK_TIMEOUT_SECS),
         log_format: Some("plain".into()),

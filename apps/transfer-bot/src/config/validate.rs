@@ -54,6 +54,7 @@ pub(super) fn validate(raw: RawConfig, env_secret: Option<String>, errors: &mut 
         }
     });
     let transfer_timeout = seconds(errors, "transfer_timeout_secs", raw.transfer_timeout_secs, 1, u64::MAX);
+    let ring_limit = seconds(errors, "ring_limit_secs", raw.ring_limit_secs, 1, u64::MAX);
     let keep_alive_interval = seconds(
         errors,
         "keep_alive_interval_secs",
@@ -118,6 +119,7 @@ pub(super) fn validate(raw: RawConfig, env_secret: Option<String>, errors: &mut 
         hold_prompt_uri,
         apology_prompt_uri,
         transfer_timeout: transfer_timeout?,
+        ring_limit: ring_limit?,
         keep_alive_interval: keep_alive_interval?,
         hook_timeout: hook_timeout?,
         log_format: log_format?,

@@ -188,6 +188,9 @@ impl Cluster {
         let binary = std::env::current_exe().context("locating the transfer-bot binary")?;
         let config = EmulatorConfig {
             delivery_attempts: DELIVERY_ATTEMPTS,
+            delivery_retry_initial: Duration::from_millis(20),
+            delivery_retry_max_interval: Duration::from_secs(3600),
+            delivery_retry_window: Duration::from_secs(3600),
             ..EmulatorConfig::default()
         };
         let emulator = Emulator::start(config).await.context("starting the Graph emulator")?;

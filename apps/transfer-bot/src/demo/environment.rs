@@ -58,6 +58,7 @@ impl DemoEnvironment {
             hold_prompt_uri: Some("https://transfer-bot.invalid/audio/hold.wav".into()),
             apology_prompt_uri: Some("https://transfer-bot.invalid/audio/sorry.wav".into()),
             transfer_timeout: Duration::from_secs(10),
+            ring_limit: Duration::from_secs(180),
             keep_alive_interval: Duration::from_secs(15 * 60),
             hook_timeout: Duration::from_secs(30),
             log_format: LogFormat::Plain,

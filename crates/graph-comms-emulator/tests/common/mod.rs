@@ -2,6 +2,8 @@
 //! receiver is the testkit's.
 #![allow(clippy::unwrap_used, clippy::expect_used, dead_code, unreachable_pub)]
 
+pub mod recorder;
+
 use std::time::Duration;
 
 use axum::http::HeaderMap;
@@ -45,6 +47,14 @@ pub fn st(change: &str, state: Option<&str>) -> (String, Option<String>) {
 
 pub async fn start() -> Emulator {
     Emulator::start(EmulatorConfig::default()).await.unwrap()
+}
+
+/// The default configuration with redelivery after 20 ms (doubling) instead of 1 s.
+pub fn quick_retries() -> EmulatorConfig {
+    EmulatorConfig {
+        delivery_retry_initial: Duration::from_millis(20),
+        ..EmulatorConfig::default()
+    }
 }
 
 /// A bot's side of the Graph API.

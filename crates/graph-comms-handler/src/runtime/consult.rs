@@ -19,6 +19,29 @@ use crate::machine::AttemptInput;
 use crate::record::CallRecord;
 use crate::store::StoreError;
 
+/// The query parameter of a consultation call's `callbackUri` that names the
+/// call it was placed for: Graph itself then says, on every notification of
+/// the consultation call, where it belongs, before any link is written.
+pub(super) const CONSULTATION_FOR: &str = "consultationFor";
+
+/// `call` with its `callbackUri` (else the bot's) naming `parent` in its query.
+fn addressed_to(call: &Call, bot_callback: Option<&str>, parent: &CallId) -> Call {
+    let mut call = call.clone();
+    if let Some(uri) = call.callback_uri.as_deref().or(bot_callback) {
+        let separator = if uri.contains('?') { '&' } else { '?' };
+        let encoded: String = parent
+            .as_str()
+            .bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => char::from(b).to_string(),
+                other => format!("%{other:02X}"),
+            })
+            .collect();
+        call.callback_uri = Some(format!("{uri}{separator}{CONSULTATION_FOR}={encoded}"));
+    }
+    call
+}
+
 /// What the consultation call's record showed when it was linked.
 enum Seen {
     /// Something to deliver now.
@@ -36,7 +59,8 @@ impl Runtime {
         ctx: &CallContext,
         call: &Call,
     ) -> Result<CallId, ConsultationError> {
-        let created = ctx.client().create_call(call).await?;
+        let call = addressed_to(call, self.callback_uri.as_deref(), ctx.call_id());
+        let created = ctx.client().create_call(&call).await?;
         let consultation = created.value.id.ok_or(ConsultationError::NoId)?;
         self.link_consultation(ctx, consultation).await
     }
@@ -72,8 +96,12 @@ impl Runtime {
         let parent = ctx.call_id().clone();
         // Its notifications may have come first: what it went through is forwarded here.
         let link = |record: &mut crate::record::CallRecord| {
+            let addressed = record.links.consultation_for.as_ref() == Some(&parent);
             record.links.consultation_for = Some(parent.clone());
-            if record.is_ended() {
+            if addressed {
+                // Its callback URL named the parent: every step went there already.
+                Seen::Progress
+            } else if record.is_ended() {
                 let end = CallEnd::new(
                     record.snapshot.result_info.as_deref().cloned(),
                     None,
@@ -142,9 +170,10 @@ impl Runtime {
             crate::wall::now(),
             &self.machine_timings,
         )?;
+        let consultation_call = addressed_to(consultation_call, self.callback_uri.as_deref(), ctx.call_id());
         let created = ctx
             .client()
-            .create_call(consultation_call)
+            .create_call(&consultation_call)
             .await
             .map_err(ConsultationError::from)?;
         let consultation = created.value.id.ok_or(ConsultationError::NoId)?;

@@ -139,11 +139,12 @@ impl Runtime {
                     tenant_id,
                     received_at,
                     notification,
+                    delivery,
                 } => {
                     let age = SystemTime::now().duration_since(received_at).unwrap_or_default();
                     let received_at = Instant::now().checked_sub(age).unwrap_or_else(Instant::now);
                     match NotificationEvent::new(*notification, tenant_id, received_at) {
-                        Ok(event) => self.on_notification(event).await,
+                        Ok(event) => self.on_notification(event.with_delivery((&delivery).into())).await,
                         Err(error) => tracing::warn!(call_id = %call_id, %error, "inbox item names no call: dropped"),
                     }
                 }
@@ -396,6 +397,7 @@ impl Journal for Runtime {
                     tenant_id: event.tenant_id.clone(),
                     received_at,
                     notification: Box::new(event.notification.clone()),
+                    delivery: (&event.delivery).into(),
                 };
                 (event.call_id.clone(), item)
             })

@@ -4,7 +4,7 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Instant, SystemTime};
+use std::time::Instant;
 
 use graph_comms_model::{CallId, TenantId};
 use graph_comms_notify::NotificationEvent;
@@ -132,15 +132,16 @@ impl Runtime {
     pub(super) async fn on_notification(self: &Arc<Self>, event: NotificationEvent) {
         self.counters.events.fetch_add(1, Ordering::Relaxed);
         let kind = event_kind(&event.notification, &event.resource);
-        // Attribution to attempts compares wall-clock times, which outlive this process.
-        let received_at = SystemTime::now()
-            .checked_sub(event.received_at.elapsed())
-            .unwrap_or_else(SystemTime::now);
+        let consultation_for = event
+            .delivery
+            .query_param(super::consult::CONSULTATION_FOR)
+            .map(CallId::from);
         let input = if kind.is_call() {
             CallInput::Notification {
                 kind: &kind,
                 call: event.notification.call(),
-                received_at,
+                message: event.delivery.key(),
+                consultation_for: consultation_for.as_ref(),
             }
         } else {
             CallInput::Activity
@@ -296,6 +297,16 @@ impl Runtime {
                     self.counters.timeout_lookups.fetch_add(1, Ordering::Relaxed);
                     tracing::info!(call_id = %ctx.call_id(), attempt = %id, ?lookup, "transfer timed out; asked Graph");
                     queue.extend(self.feed_back(ctx, CallInput::Lookup { id, lookup }).await);
+                }
+                Step::CheckFailure(id) => {
+                    let lookup = self.look_up(ctx.call_id(), ctx.tenant_id()).await;
+                    self.counters.failure_checks.fetch_add(1, Ordering::Relaxed);
+                    tracing::info!(call_id = %ctx.call_id(), attempt = %id, ?lookup, "a failure an earlier attempt could have caused; asked Graph");
+                    queue.extend(self.feed_back(ctx, CallInput::FailureLookup { id, lookup }).await);
+                }
+                Step::Duplicate => {
+                    self.counters.duplicates.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(call_id = %ctx.call_id(), "notification delivered again: ignored");
                 }
                 Step::Evict => self.evict(ctx.call_id(), ctx.record().version).await,
                 Step::Late => {
