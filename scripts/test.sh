@@ -11,6 +11,11 @@ if ! command -v redis-server >/dev/null 2>&1 || ! command -v redis-cli >/dev/nul
   echo "scripts/test.sh: redis-server is not installed; install it with: apt-get install redis-server" >&2
   exit 1
 fi
+# The clock-skew failover test runs one bot process under libfaketime.
+if [[ ! -e /usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1 ]]; then
+  echo "scripts/test.sh: libfaketime is not installed; install it with: apt-get install faketime" >&2
+  exit 1
+fi
 
 redis_dir="$(mktemp -d "${TMPDIR:-/tmp}/graph-comms-redis.XXXXXX")"
 redis_pid=""

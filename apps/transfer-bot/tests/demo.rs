@@ -48,6 +48,8 @@ const FRAMEWORK_FAMILIES: &[&str] = &[
     "graph_comms_keep_alive_failures",
     "graph_comms_late_events",
     "graph_comms_timeout_lookups",
+    "graph_comms_duplicate_deliveries",
+    "graph_comms_failure_checks",
     "graph_comms_unsent_transfer_checks",
     "graph_comms_consultation_relinks",
     "graph_comms_store_conflicts",

@@ -187,3 +187,82 @@ async fn the_target_hanging_up_the_answered_consultation_fails_the_attempt_once_
     );
     h.stop().await;
 }
+
+/// Before: a consultation call's `established` could be handled before its
+/// link to the call was written (the emulator answers about 4 ms after
+/// creating the call, and the link usually won); the handler's own
+/// `on_call_established` then ran for the consultation call. Now the
+/// consultation's `callbackUri` names the call it was placed for, so its
+/// first notification already belongs there. The emulator holds the answer to
+/// `POST /communications/calls` back 600 ms: the consultation is answered and
+/// notified long before the bot learns its id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consultation_answered_before_its_link_could_be_written_reaches_no_hook_of_its_own() {
+    let handler = Consults::new("consult-early");
+    let h = Harness::start(handler.clone(), short_timings()).await;
+    *handler.callback.lock().unwrap() = h.callback.clone();
+    h.emu.script_target("consult-early", TargetBehavior::Accept);
+    h.emu.inject_api_fault(ApiFault {
+        endpoint: Endpoint::CreateCall,
+        kind: FaultKind::Delay(Duration::from_millis(600)),
+        count: 1,
+    });
+    let call = h.call_from("caller-early").await;
+    let seen = handler.log.wait_for(&call, "completed").await;
+    let consultation = linked_consultation(&seen);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        handler.log.seen(&consultation),
+        Vec::<String>::new(),
+        "a hook ran for the consultation call"
+    );
+    let seen = handler.log.seen(&call);
+    assert_eq!(outcomes(&seen), 1, "{seen:?}");
+    assert!(!seen.iter().any(|w| w == "consultation hook"), "{seen:?}");
+    h.stop().await;
+}
+
+/// Reported by the scale-out test: with reordered delivery, `establishing`
+/// arrived after `established` on a call whose route starts with a
+/// consultation, and the transfer after the consultation was refused as "not
+/// established". A call's state never goes back; its notifications are
+/// reordered and duplicated here, and the consultative transfer completes once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn establishing_after_established_on_a_consultative_route_still_transfers() {
+    let handler = Consults::new("consult-reordered");
+    let h = Harness::start(handler.clone(), short_timings()).await;
+    *handler.callback.lock().unwrap() = h.callback.clone();
+    h.emu.script_target("consult-reordered", TargetBehavior::Accept);
+    let faults = DeliveryFaults {
+        reorder: true,
+        duplicate: true,
+        ..DeliveryFaults::default()
+    };
+    let call = h
+        .place(
+            graph_comms_emulator::IncomingCall::from_user(&h.app, &h.callback, "caller-reordered", "x").faults(faults),
+        )
+        .await;
+    let seen = handler.log.wait_for(&call, "completed").await;
+    assert!(!seen.iter().any(|w| w.starts_with("consult refused")), "{seen:?}");
+    assert_eq!(outcomes(&seen), 1, "{seen:?}");
+    let states: Vec<String> = h
+        .emu
+        .notifications(&call)
+        .iter()
+        .filter_map(|n| {
+            n.body
+                .pointer("/value/0/resourceData/state")?
+                .as_str()
+                .map(str::to_owned)
+        })
+        .collect();
+    // Established first, then the late establishing, as reordered.
+    let established = states.iter().position(|s| s == "established");
+    let establishing = states.iter().rposition(|s| s == "establishing");
+    assert!(
+        established.is_some_and(|e| establishing.is_some_and(|g| g > e)),
+        "establishing was not delivered after established: {states:?}"
+    );
+    h.stop().await;
+}

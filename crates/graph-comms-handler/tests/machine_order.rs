@@ -271,7 +271,28 @@ fn any_input() -> impl Strategy<Value = AttemptInput> {
         Just(AttemptInput::PostOutcomeUnknown),
         Just(AttemptInput::UnknownOutcomeExpired),
         Just(AttemptInput::TimedOut),
+        Just(AttemptInput::RingLimitReached),
+        (0..5u8).prop_map(|n| AttemptInput::FailureLookup(lookup(n))),
+        (0..5u8).prop_map(|n| AttemptInput::TimeoutLookup(lookup(n))),
     ]
+}
+
+/// Graph's answer about a call: established, transferring, accepted, ended, or none.
+fn lookup(n: u8) -> graph_comms_handler::machine::CallLookup {
+    use graph_comms_handler::machine::CallLookup;
+    use graph_comms_handler::model::CallState;
+    let state = match n {
+        0 => CallState::Established,
+        1 => CallState::Transferring,
+        2 => CallState::TransferAccepted,
+        3 => CallState::Terminated,
+        _ => return CallLookup::NotFound,
+    };
+    CallLookup::Found {
+        state: Some(state),
+        result_info: None,
+        termination_reason: None,
+    }
 }
 
 proptest! {
@@ -298,10 +319,47 @@ proptest! {
         prop_assert_eq!(outcome, scenario.expected);
     }
 
+    /// Before: a copy of the previous attempt's failure delivered during the
+    /// next attempt failed it. Now the next attempt checks every failure with
+    /// Graph, which says `transferring` until the attempt's own failure (or
+    /// success) happened: any number of copies, anywhere in a shuffled
+    /// scenario, leave its outcome as scripted.
+    #[test]
+    fn a_failure_of_the_previous_attempt_duplicated_into_the_next_never_decides_it(
+        pick in 0usize..9,
+        copies in 1usize..4,
+        keys in proptest::collection::vec(any::<u32>(), 8),
+    ) {
+        use graph_comms_handler::machine::CallLookup;
+        use graph_comms_handler::model::CallState;
+        let scenario = scenarios().swap_remove(pick);
+        let previous = established(500, 7001);
+        let mut sequence: Vec<(bool, AttemptInput)> = scenario.inputs.iter().cloned().map(|i| (true, i)).collect();
+        sequence.extend(std::iter::repeat_n((false, previous), copies));
+        let mut keyed: Vec<(u32, (bool, AttemptInput))> = keys.into_iter().zip(sequence).collect();
+        keyed.sort_by_key(|(k, _)| *k);
+        let mut machine = TransferMachine::new(scenario.consultative).checking_failures(true);
+        let mut effects = Vec::new();
+        let mut own_failure_happened = false;
+        for (_, (own, input)) in keyed {
+            let failure = matches!(&input, AttemptInput::Established { result_info: Some(r) } if r.subcode != Some(0));
+            own_failure_happened |= own && failure;
+            effects.extend(machine.handle(input));
+            if machine.awaits_check() {
+                let state = if own_failure_happened { CallState::Established } else { CallState::Transferring };
+                let lookup = CallLookup::Found { state: Some(state), result_info: None, termination_reason: None };
+                effects.extend(machine.handle(AttemptInput::FailureLookup(lookup)));
+            }
+        }
+        check_effects(&effects).map_err(TestCaseError::fail)?;
+        prop_assert_eq!(machine.outcome(), Some(&scenario.expected));
+    }
+
     /// Any input sequence keeps the invariants, and a final timeout always ends it.
     #[test]
     fn arbitrary_sequences_keep_the_invariants(
         kind in 0..3u8,
+        check_failures in any::<bool>(),
         inputs in proptest::collection::vec(any_input(), 0..12),
     ) {
         // Blind, consultative, and consultative starting with a consultation call.
@@ -309,7 +367,8 @@ proptest! {
             0 => TransferMachine::new(false),
             1 => TransferMachine::new(true),
             _ => TransferMachine::consulting(),
-        };
+        }
+        .checking_failures(check_failures);
         let mut effects: Vec<AttemptEffect> = inputs.into_iter().flat_map(|i| machine.handle(i)).collect();
         effects.extend(machine.handle(AttemptInput::TimedOut));
         check_effects(&effects).map_err(TestCaseError::fail)?;
