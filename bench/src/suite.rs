@@ -45,6 +45,12 @@ pub(crate) struct SuiteArgs {
     /// Run only these sections (comma-separated; default: all).
     #[arg(long, value_enum, value_delimiter = ',')]
     pub(crate) only: Vec<Section>,
+    /// Another build's `bench` binary (an earlier commit's, built in its own
+    /// target directory): its full-path server runs beside this build's in
+    /// the webhook section, measured in turn, and the report gives this
+    /// build's full path against it, both as ratios of the same run.
+    #[arg(long)]
+    pub(crate) baseline_exe: Option<PathBuf>,
 }
 
 /// A section of the report.
@@ -167,6 +173,8 @@ fn pong(addr: SocketAddr) -> bool {
 /// A running `bench serve`.
 struct Server {
     mode: Mode,
+    /// Started from `--baseline-exe`, not this build.
+    baseline: bool,
     child: Child,
     addr: SocketAddr,
     setup_file: PathBuf,
@@ -225,10 +233,21 @@ fn wait_for_line(rx: &mpsc::Receiver<String>, prefix: &str, timeout: Duration) -
 
 impl Ctx {
     fn start_server(&self, mode: Mode, calls: usize, stages: bool) -> anyhow::Result<Server> {
-        let setup_file = self
-            .work
-            .join(format!("setup-{mode:?}-{}.txt", if stages { "stages" } else { "plain" }).to_lowercase());
-        let mut child = Pinning::command(self.pin.server, &self.exe)
+        self.start_server_of(&self.exe, mode, calls, stages)
+    }
+
+    /// [`Ctx::start_server`] with the `bench` binary `exe` (this build's, or a baseline build's).
+    fn start_server_of(&self, exe: &Path, mode: Mode, calls: usize, stages: bool) -> anyhow::Result<Server> {
+        let baseline = exe != self.exe;
+        let setup_file = self.work.join(
+            format!(
+                "setup-{mode:?}-{}{}.txt",
+                if stages { "stages" } else { "plain" },
+                if baseline { "-baseline" } else { "" }
+            )
+            .to_lowercase(),
+        );
+        let mut child = Pinning::command(self.pin.server, exe)
             .args([
                 "serve",
                 "--mode",
@@ -259,6 +278,7 @@ impl Ctx {
             .parse()?;
         Ok(Server {
             mode,
+            baseline,
             child,
             addr,
             setup_file,
@@ -444,6 +464,8 @@ impl Point {
 
 struct ModeResult {
     mode: Mode,
+    /// Measured on the `--baseline-exe` build.
+    baseline: bool,
     points: Vec<Point>,
     hooks_ran: u64,
     /// Redis round trips on the notification path during the runs (`redis` mode).
@@ -563,24 +585,34 @@ pub(crate) fn run(args: SuiteArgs) -> anyhow::Result<()> {
     let mut full_rate = None;
     if wanted(Section::Webhook) {
         eprintln!("== webhook: bare handler, full path and uncached JWT, interleaved, {reps} repetitions");
-        let mut results = webhook_modes(
-            &ctx,
-            &[Mode::Bare, Mode::Full, Mode::Uncached],
-            args.calls,
-            reps,
-            perf_ok,
-        )?;
+        let exe = ctx.exe.clone();
+        let mut modes = vec![(Mode::Bare, exe.as_path()), (Mode::Full, &exe), (Mode::Uncached, &exe)];
+        if let Some(baseline) = &args.baseline_exe {
+            eprintln!("== webhook: and the baseline build's full path ({})", baseline.display());
+            modes.push((Mode::Full, baseline.as_path()));
+        }
+        let mut results = webhook_modes(&ctx, &modes, args.calls, reps, perf_ok)?;
         let shared = match &redis {
             Some(_) => {
                 eprintln!("== webhook: shared Redis store");
-                webhook_modes(&ctx, &[Mode::Redis], args.calls, reps, perf_ok)?.pop()
+                webhook_modes(&ctx, &[(Mode::Redis, &exe)], args.calls, reps, perf_ok)?.pop()
             }
             None => None,
         };
+        let baseline = if args.baseline_exe.is_some() { results.pop() } else { None };
         let uncached = results.pop().context("no uncached result")?;
         let full = results.pop().context("no full result")?;
         let bare = results.pop().context("no bare result")?;
-        webhook_section(&mut report, &ctx, args.calls, &full, &bare, &uncached, shared.as_ref());
+        webhook_section(
+            &mut report,
+            &ctx,
+            args.calls,
+            &full,
+            &bare,
+            &uncached,
+            shared.as_ref(),
+            baseline.as_ref(),
+        );
         full_rate = full.points.first().map(|p| p.rps().median);
         profiled = [Some(full), Some(uncached), shared].into_iter().flatten().collect();
     }
@@ -725,14 +757,14 @@ fn environment(report: &mut String, cores: usize, root: &Path, ctx: &Ctx) {
 /// `reps` times, so a change in the machine's load falls on every mode alike.
 fn webhook_modes(
     ctx: &Ctx,
-    modes: &[Mode],
+    modes: &[(Mode, &Path)],
     calls: usize,
     reps: usize,
     profile: bool,
 ) -> anyhow::Result<Vec<ModeResult>> {
     let servers = modes
         .iter()
-        .map(|mode| ctx.start_server(*mode, calls, false))
+        .map(|(mode, exe)| ctx.start_server_of(exe, *mode, calls, false))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let before = servers
         .iter()
@@ -754,10 +786,11 @@ fn webhook_modes(
         for (server, points) in servers.iter().zip(points.iter_mut()) {
             for point in points.iter_mut() {
                 eprintln!(
-                    "   repetition {}/{reps}: {} connections, {:?}",
+                    "   repetition {}/{reps}: {} connections, {:?}{}",
                     rep + 1,
                     point.connections,
-                    server.mode
+                    server.mode,
+                    if server.baseline { " (baseline build)" } else { "" }
                 );
                 ctx.wrk(server, point.connections, 1)?; // warm-up
                 point.runs.push(ctx.wrk(server, point.connections, ctx.seconds)?);
@@ -773,13 +806,14 @@ fn webhook_modes(
         let redis_round_trips = after["redis_round_trips"]
             .as_u64()
             .map(|a| a.saturating_sub(count(before, "redis_round_trips")));
-        let profile = (profile && server.mode != Mode::Bare).then(|| {
+        let profile = (profile && server.mode != Mode::Bare && !server.baseline).then(|| {
             let label = format!("{:?}", server.mode).to_lowercase();
             ctx.profile(server.pid(), &label, || ctx.wrk(server, 32, 4).map(|_| ()))
                 .unwrap_or_else(|e| format!("(profile failed: {e})"))
         });
         results.push(ModeResult {
             mode: server.mode,
+            baseline: server.baseline,
             points,
             hooks_ran: count(&after, "notifications").saturating_sub(count(before, "notifications")),
             redis_round_trips,
@@ -789,6 +823,7 @@ fn webhook_modes(
     Ok(results)
 }
 
+#[allow(clippy::too_many_arguments)]
 fn webhook_section(
     report: &mut String,
     ctx: &Ctx,
@@ -797,6 +832,7 @@ fn webhook_section(
     bare: &ModeResult,
     uncached: &ModeResult,
     shared: Option<&ModeResult>,
+    baseline: Option<&ModeResult>,
 ) {
     let _ = writeln!(report, "## 1. Webhook cost\n");
     let reps = bare.points.first().map_or(0, |p| p.runs.len());
@@ -815,12 +851,15 @@ fn webhook_section(
         "| path | connections | requests/s | vs bare | server CPU per request | vs bare | server core busy | non-2xx |"
     );
     let _ = writeln!(report, "|---|---|---|---|---|---|---|---|");
-    for result in [Some(bare), Some(full), Some(uncached), shared].into_iter().flatten() {
+    for result in [Some(bare), Some(full), Some(uncached), shared, baseline]
+        .into_iter()
+        .flatten()
+    {
         for (point, base) in result.points.iter().zip(&bare.points) {
             let _ = writeln!(
                 report,
                 "| {} | {} | {} | {} | {} | {} | {:.0}% | {} |",
-                label(result.mode),
+                result.label(),
                 point.connections,
                 point.rps().show(1.0, 0, ""),
                 ratio(point.rps().median, base.rps().median),
@@ -865,6 +904,18 @@ fn webhook_section(
             verdict(per <= 3.0)
         );
     }
+    if let Some(baseline) = baseline {
+        for (point, base) in full.points.iter().zip(&baseline.points) {
+            let _ = writeln!(
+                report,
+                "- this build's full path against the baseline build's, {} connections: CPU per request {}, \
+                 requests/s {} (both measured in this run, in turn with the bare server).",
+                point.connections,
+                ratio(point.cpu().median, base.cpu().median),
+                ratio(point.rps().median, base.rps().median)
+            );
+        }
+    }
     if let (Some(f), Some(b)) = (full.points.first(), bare.points.first()) {
         let cpu = f.cpu().median / b.cpu().median;
         let tput = f.rps().median / b.rps().median;
@@ -891,6 +942,16 @@ fn webhook_section(
         }
     }
     let _ = writeln!(report);
+}
+
+impl ModeResult {
+    fn label(&self) -> String {
+        if self.baseline {
+            format!("{}, baseline build", label(self.mode))
+        } else {
+            label(self.mode).to_owned()
+        }
+    }
 }
 
 fn label(mode: Mode) -> &'static str {
