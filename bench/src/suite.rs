@@ -588,7 +588,10 @@ pub(crate) fn run(args: SuiteArgs) -> anyhow::Result<()> {
         let exe = ctx.exe.clone();
         let mut modes = vec![(Mode::Bare, exe.as_path()), (Mode::Full, &exe), (Mode::Uncached, &exe)];
         if let Some(baseline) = &args.baseline_exe {
-            eprintln!("== webhook: and the baseline build's full path ({})", baseline.display());
+            eprintln!(
+                "== webhook: and the baseline build's full path ({})",
+                baseline.display()
+            );
             modes.push((Mode::Full, baseline.as_path()));
         }
         let mut results = webhook_modes(&ctx, &modes, args.calls, reps, perf_ok)?;
@@ -599,7 +602,11 @@ pub(crate) fn run(args: SuiteArgs) -> anyhow::Result<()> {
             }
             None => None,
         };
-        let baseline = if args.baseline_exe.is_some() { results.pop() } else { None };
+        let baseline = if args.baseline_exe.is_some() {
+            results.pop()
+        } else {
+            None
+        };
         let uncached = results.pop().context("no uncached result")?;
         let full = results.pop().context("no full result")?;
         let bare = results.pop().context("no bare result")?;

@@ -200,8 +200,9 @@ pub struct TransferMachine {
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     check_failures: bool,
     /// A failure notification waiting for Graph's word ([`AttemptInput::FailureLookup`]).
+    /// Boxed: rarely set, and the machine is copied with its record on every event.
     #[serde(skip_serializing_if = "Option::is_none")]
-    suspect: Option<ResultInfo>,
+    suspect: Option<Box<ResultInfo>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     outcome: Option<TransferOutcome>,
 }
@@ -309,7 +310,7 @@ impl TransferMachine {
                     self.seen_notification = true;
                     if self.check_failures {
                         // Maybe an earlier attempt's failure delivered again: Graph decides.
-                        self.suspect.get_or_insert(result);
+                        self.suspect.get_or_insert(Box::new(result));
                     } else {
                         self.finish(
                             TransferOutcome::Failed(TransferFailure::ReturnedToEstablished { result }),
@@ -432,7 +433,7 @@ impl TransferMachine {
                 Said::Ringing
             }
             CallLookup::Found { result_info, .. } => {
-                let failure = self.suspect.take().or(result_info.filter(is_failure));
+                let failure = self.suspect.take().map(|r| *r).or(result_info.filter(is_failure));
                 if let Some(result) = failure {
                     self.finish(
                         TransferOutcome::Failed(TransferFailure::ReturnedToEstablished { result }),

@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use futures::StreamExt;
 use graph_comms_model::{CommsNotifications, TenantId};
-use http::{HeaderMap, HeaderValue, StatusCode, header};
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TrySendError;
 use tracing::Instrument;
@@ -22,6 +22,9 @@ use crate::events::{Delivery, EventReceiver, NotificationEvent};
 /// The header Graph names each notification message with; a retry of the
 /// message carries the same id.
 pub const MESSAGE_ID_HEADER: &str = "x-microsoft-skype-message-id";
+
+/// [`MESSAGE_ID_HEADER`] as a header name, so a lookup parses no name per request.
+static MESSAGE_ID: HeaderName = HeaderName::from_static(MESSAGE_ID_HEADER);
 use crate::keys::{HttpKeySource, KeySource, KeyStore};
 use crate::metrics::{Counters, NotifyMetrics, RejectReason};
 use crate::stages::{StageObserver, Stamps, observe_response, stamp};
@@ -296,9 +299,11 @@ impl NotifyEndpoint {
         let body = self.read_body(body).await?;
         let envelope = CommsNotifications::from_slice(&body)
             .map_err(|e| Rejection::new(RejectReason::MalformedBody, format!("malformed notification body: {e}")))?;
+        // A scan: cheaper than hashing the name for the few headers Graph sends.
         let message_id = parts
             .headers
-            .get(MESSAGE_ID_HEADER)
+            .iter()
+            .find_map(|(name, value)| (*name == MESSAGE_ID).then_some(value))
             .and_then(|v| v.to_str().ok())
             .map(str::trim)
             .filter(|v| !v.is_empty());

@@ -22,9 +22,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use graph_comms_emulator::{DeliveryFaults, Emulator, EmulatorConfig, IncomingCall, RegisteredApp, TargetBehavior};
+use graph_comms_emulator::{
+    DeliveryFaults, DuplicateLater, Emulator, EmulatorConfig, IncomingCall, RegisteredApp, TargetBehavior,
+};
 use graph_comms_handler::ServerLimits;
-use graph_comms_handler::model::{CallId, Identity, IdentitySet, ParticipantInfo, PhoneNumber, Tone};
+use graph_comms_handler::model::{CallId, CallState, Identity, IdentitySet, ParticipantInfo, PhoneNumber, Tone};
 use tokio::sync::mpsc;
 
 use crate::bot::{BotEvent, BotEventKind, CallOutcome};

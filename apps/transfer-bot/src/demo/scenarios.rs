@@ -154,6 +154,29 @@ pub fn scenarios() -> anyhow::Result<Vec<Scenario>> {
             vec![partner_queue, user("kim")],
             vec![("kim", TargetBehavior::Accept)],
         ),
+        // A copy of peggy's decline, without a message id, lands while quinn
+        // rings: the bot asks Graph, which says `transferring`, and waits.
+        Scenario {
+            faults: DeliveryFaults {
+                duplicate_later: Some(DuplicateLater::of(Duration::from_millis(300), [CallState::Established])),
+                omit_message_ids: true,
+                ..DeliveryFaults::default()
+            },
+            ..base(
+                "decline redelivered while next rings",
+                "ri-redelivered",
+                vec![user("peggy"), user("quinn")],
+                vec![
+                    ("peggy", TargetBehavior::Decline),
+                    (
+                        "quinn",
+                        TargetBehavior::AcceptAfter {
+                            after: Duration::from_millis(1200),
+                        },
+                    ),
+                ],
+            )
+        },
         Scenario {
             faults: DeliveryFaults {
                 reorder: true,
