@@ -15,14 +15,14 @@ use axum::routing::get;
 use graph_comms_handler::client::{ClientCertificate, GraphClient, RequestInfo, RequestObserver};
 use graph_comms_handler::notify::NotifyConfig;
 use graph_comms_handler::{Bot, ShutdownReport, Timings, serve_with_limits};
-use graph_comms_redis::{RedisCallStore, RedisStoreConfig};
+use graph_comms_redis::{RedisCallStore, RedisStoreConfig, RedisTls};
 use prometheus_client::encoding::text::encode;
 use prometheus_client::registry::Registry;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::bot::{BotEvent, Receptionist, ReceptionistSettings};
-use crate::config::{Config, Credential, StoreBackend};
+use crate::config::{Config, Credential, StoreBackend, StoreTls};
 use crate::metrics::Metrics;
 
 /// How long `/readyz` waits for Redis to answer `PING`.
@@ -253,7 +253,17 @@ fn build_store(config: &Config) -> anyhow::Result<Option<RedisCallStore>> {
             Ok(None)
         }
         StoreBackend::Redis(url) => {
-            let store_config = RedisStoreConfig::new(url.expose()).prefix(settings.key_prefix.clone());
+            let mut store_config = RedisStoreConfig::new(url.expose()).prefix(settings.key_prefix.clone());
+            if settings.tls != StoreTls::default() {
+                let mut tls = RedisTls::new();
+                if let Some(ca) = &settings.tls.ca_pem {
+                    tls = tls.ca_pem(ca.as_bytes());
+                }
+                if let Some((certificate, key)) = &settings.tls.client_identity {
+                    tls = tls.client_identity(certificate.as_bytes(), key.expose().as_bytes());
+                }
+                store_config = store_config.tls(tls);
+            }
             // The crate's errors show the URL with its password masked.
             let store =
                 RedisCallStore::connect_lazy(store_config).map_err(|e| anyhow::anyhow!("store.redis_url: {e}"))?;

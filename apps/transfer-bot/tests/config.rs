@@ -316,7 +316,6 @@ fn bad_redis_urls_name_the_key_and_hide_the_password() {
             ),
             ("redis://:hunter2@redis.internal:99999/", "not a valid URL"),
             ("redis.internal:6379", "expected redis or rediss"),
-            ("rediss://:hunter2@redis.internal:6380/", "TLS"),
         ] {
             jail.set_env("TRANSFER_BOT_STORE__REDIS_URL", url);
             let errors = load_errors(None);
@@ -622,6 +621,47 @@ fn an_unusable_certificate_file_names_the_key() {
         )?;
         let why = problem(&load_errors(Some(Path::new("bot.toml"))), "client_certificate_file");
         assert!(why.contains("cannot read missing.pem"), "{why}");
+        Ok(())
+    });
+}
+
+/// `rediss://` (TLS) is accepted, with the system's roots or a CA file; TLS
+/// files need a `rediss://` URL and are read at start-up.
+#[test]
+fn tls_redis_settings_are_read_at_start_up_and_name_their_key() {
+    Jail::expect_with(|jail| {
+        let ca = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+        jail.create_file("ca.pem", ca)?;
+        jail.create_file("not-pem.txt", "hello")?;
+        jail.create_file(DEFAULT_CONFIG_FILE, &format!("{MINIMAL}\n[store]\nkind = \"redis\"\n"))?;
+        jail.set_env(SECRET_ENV, "s3cret");
+        jail.set_env(
+            "TRANSFER_BOT_STORE__REDIS_URL",
+            "rediss://:hunter2@redis.internal:6380/",
+        );
+        let config = transfer_bot::config::Config::load(None).expect("rediss:// loads");
+        assert_eq!(config.store.tls, transfer_bot::config::StoreTls::default());
+        assert!(!format!("{config:?}").contains("hunter2"));
+
+        jail.set_env("TRANSFER_BOT_STORE__TLS_CA_FILE", "ca.pem");
+        let config = transfer_bot::config::Config::load(None).expect("a CA file loads");
+        assert_eq!(config.store.tls.ca_pem.as_deref(), Some(ca));
+
+        jail.set_env("TRANSFER_BOT_STORE__TLS_CA_FILE", "not-pem.txt");
+        let why = problem(&load_errors(None), "store.tls_ca_file");
+        assert!(why.contains("no PEM"), "{why}");
+        jail.set_env("TRANSFER_BOT_STORE__TLS_CA_FILE", "missing.pem");
+        let why = problem(&load_errors(None), "store.tls_ca_file");
+        assert!(why.contains("cannot read"), "{why}");
+
+        jail.set_env("TRANSFER_BOT_STORE__TLS_CA_FILE", "ca.pem");
+        jail.set_env("TRANSFER_BOT_STORE__TLS_CLIENT_CERT_FILE", "ca.pem");
+        let why = problem(&load_errors(None), "store.tls_client_key_file");
+        assert!(why.contains("needs its key"), "{why}");
+
+        jail.set_env("TRANSFER_BOT_STORE__REDIS_URL", "redis://redis.internal:6379/");
+        let why = problem(&load_errors(None), "store.tls_ca_file");
+        assert!(why.contains("rediss://"), "{why}");
         Ok(())
     });
 }

@@ -284,3 +284,53 @@ async fn the_memory_store_is_always_ready() {
     assert!(!metrics.contains("graph_comms_redis_"), "{metrics}");
     env.shutdown().await;
 }
+
+/// `store.redis_url = "rediss://..."` with `store.tls_ca_file`: the bot gets
+/// ready on a Redis that serves only TLS on that port, and a transferred
+/// call's record is there. As Azure Cache for Redis (6380) and Azure Managed
+/// Redis (10000) serve it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bot_on_a_tls_redis_with_its_ca_keeps_its_calls_there() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = graph_comms_testkit::TestPki::generate().unwrap();
+    let files = pki.write_to(dir.path()).unwrap();
+    let redis = graph_comms_testkit::RedisServer::start_tls(&files, false);
+    let url = redis.tls_url().unwrap();
+    let prefix = unique_prefix();
+    let blind = scenario("blind transfer");
+    let mut store = StoreSettings::redis(RedisUrl::parse(&url).unwrap(), prefix.clone());
+    store.instance_id = "redis-tls-test".into();
+    store.tls = transfer_bot::config::StoreTls {
+        ca_pem: Some(pki.ca_cert.clone()),
+        ..Default::default()
+    };
+    let mut env = tokio::time::timeout(
+        Duration::from_secs(20),
+        DemoEnvironment::start_with_store(std::slice::from_ref(&blind), store),
+    )
+    .await
+    .expect("start timed out")
+    .expect("the bot did not start");
+    let (status, body) = http_get(env.bot.addr, "/readyz").await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("call_store: true\n"), "{body}");
+    let call = env.placer.place(&blind, 0).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            let event = env.events.recv().await.unwrap();
+            if event.call_id == call && matches!(event.kind, BotEventKind::Finished { .. }) {
+                return;
+            }
+        }
+    })
+    .await
+    .expect("the call did not finish");
+    let tls = graph_comms_redis::RedisTls::new().ca_pem(pki.ca_cert.as_bytes());
+    let inspect = RedisCallStore::connect(RedisStoreConfig::new(url).prefix(prefix).tls(tls))
+        .await
+        .expect("connecting over TLS");
+    assert!(
+        inspect.load(&call).await.unwrap().is_some(),
+        "the call's record is in the TLS Redis"
+    );
+}

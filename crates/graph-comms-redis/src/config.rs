@@ -9,6 +9,7 @@ pub const DEFAULT_PREFIX: &str = "graph-comms";
 #[derive(Debug, Clone)]
 pub struct RedisStoreConfig {
     pub(crate) url: String,
+    pub(crate) tls: Option<RedisTls>,
     pub(crate) prefix: String,
     pub(crate) ended_retention: Duration,
     pub(crate) connect_timeout: Duration,
@@ -17,12 +18,16 @@ pub struct RedisStoreConfig {
 }
 
 impl RedisStoreConfig {
-    /// The store at `url` (`redis://host:port/db`, `rediss://` for TLS is not
-    /// compiled in), prefix [`DEFAULT_PREFIX`], 10 minutes' retention for
-    /// ended calls without a `forget` time, 2 s timeouts.
+    /// The store at `url` (`redis://[user:password@]host:port/db`, or
+    /// `rediss://` for TLS, trusting the system's roots unless
+    /// [`RedisStoreConfig::tls`] says otherwise), prefix [`DEFAULT_PREFIX`],
+    /// 10 minutes' retention for ended calls without a `forget` time, 2 s
+    /// timeouts. A user and password in the URL authenticate with `AUTH`
+    /// (Redis ACL users, or the access key of Azure Cache for Redis).
     pub fn new(url: impl Into<String>) -> Self {
         Self {
             url: url.into(),
+            tls: None,
             prefix: DEFAULT_PREFIX.to_owned(),
             ended_retention: Duration::from_secs(10 * 60),
             connect_timeout: Duration::from_secs(2),
@@ -69,6 +74,14 @@ impl RedisStoreConfig {
         self
     }
 
+    /// TLS settings for a `rediss://` URL: a CA to trust instead of the
+    /// system's roots, and a client certificate for servers that ask for one.
+    #[must_use]
+    pub fn tls(mut self, tls: RedisTls) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+
     /// The configured prefix.
     pub fn prefix_str(&self) -> &str {
         &self.prefix
@@ -96,7 +109,54 @@ impl RedisStoreConfig {
         if self.response_timeout.is_zero() || self.connect_timeout.is_zero() {
             return Err(ConnectError::InvalidConfig("timeouts must be above zero".to_owned()));
         }
+        if self.tls.is_some() && !self.url.trim_start().to_ascii_lowercase().starts_with("rediss://") {
+            return Err(ConnectError::InvalidConfig(
+                "TLS settings (a CA or a client certificate) need a rediss:// URL".to_owned(),
+            ));
+        }
         Ok(())
+    }
+}
+
+/// How a `rediss://` connection is secured beyond the defaults (the system's
+/// root certificates, no client certificate). Certificates are PEM text.
+#[derive(Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RedisTls {
+    /// The CA certificate(s) to trust instead of the system's roots.
+    pub ca_pem: Option<Vec<u8>>,
+    /// The client certificate and its private key, for servers that require
+    /// one (`tls-auth-clients yes`).
+    pub client_identity: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+impl RedisTls {
+    /// The defaults: the system's roots, no client certificate.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Trusts these CA certificates (PEM) instead of the system's roots.
+    #[must_use]
+    pub fn ca_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.ca_pem = Some(pem.into());
+        self
+    }
+
+    /// Presents this certificate and private key (PEM) to the server.
+    #[must_use]
+    pub fn client_identity(mut self, certificate_pem: impl Into<Vec<u8>>, key_pem: impl Into<Vec<u8>>) -> Self {
+        self.client_identity = Some((certificate_pem.into(), key_pem.into()));
+        self
+    }
+}
+
+impl std::fmt::Debug for RedisTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisTls")
+            .field("ca_pem", &self.ca_pem.as_ref().map(|_| "<pem>"))
+            .field("client_identity", &self.client_identity.as_ref().map(|_| "<redacted>"))
+            .finish()
     }
 }
 

@@ -7,6 +7,6 @@ mod scripts;
 mod shared;
 mod store;
 
-pub use config::{ConnectError, DEFAULT_PREFIX, RedisStoreConfig};
+pub use config::{ConnectError, DEFAULT_PREFIX, RedisStoreConfig, RedisTls};
 pub use metrics::{OpStats, StoreMetrics};
 pub use store::RedisCallStore;

@@ -91,8 +91,29 @@ impl RedisCallStore {
 
     fn prepare(config: &RedisStoreConfig) -> Result<(Client, ConnectionManagerConfig), ConnectError> {
         config.validate()?;
-        let client = Client::open(config.url.as_str())
-            .map_err(|e| ConnectError::InvalidConfig(format!("bad Redis URL {}: {e}", redacted(&config.url))))?;
+        let bad_url =
+            |e: redis::RedisError| ConnectError::InvalidConfig(format!("bad Redis URL {}: {e}", redacted(&config.url)));
+        let client = match &config.tls {
+            None => Client::open(config.url.as_str()).map_err(bad_url)?,
+            Some(tls) => {
+                let certificates = redis::TlsCertificates {
+                    client_tls: tls
+                        .client_identity
+                        .as_ref()
+                        .map(|(certificate, key)| redis::ClientTlsConfig {
+                            client_cert: certificate.clone(),
+                            client_key: key.clone(),
+                        }),
+                    root_cert: tls.ca_pem.clone(),
+                };
+                Client::build_with_tls(config.url.as_str(), certificates).map_err(|e| {
+                    ConnectError::InvalidConfig(format!(
+                        "TLS settings for {} unusable (a CA or client certificate that is not PEM?): {e}",
+                        redacted(&config.url)
+                    ))
+                })?
+            }
+        };
         let manager_config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(config.connect_timeout))
             .set_response_timeout(Some(config.response_timeout))

@@ -6,6 +6,8 @@ pub mod env;
 pub mod fixtures;
 #[cfg(feature = "local")]
 pub mod local;
+#[cfg(feature = "pki")]
+pub mod pki;
 #[cfg(feature = "cluster")]
 pub mod ports;
 #[cfg(feature = "cluster")]
@@ -30,9 +32,11 @@ pub use bots::BotProcess;
 pub use env::redis_url;
 #[cfg(feature = "local")]
 pub use local::{LocalError, LocalGraph, ServedBot, bot_listener};
+#[cfg(feature = "pki")]
+pub use pki::TestPki;
 #[cfg(feature = "cluster")]
 pub use ports::free_port;
 #[cfg(feature = "cluster")]
 pub use proxy::{RoundRobinProxy, UpstreamCounters};
 #[cfg(feature = "cluster")]
-pub use redis_server::RedisServer;
+pub use redis_server::{PkiFiles, RedisServer};

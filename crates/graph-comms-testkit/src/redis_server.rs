@@ -46,6 +46,30 @@ pub struct RedisServer {
     persistence: Persistence,
     dir: tempfile::TempDir,
     child: Option<Child>,
+    tls: Option<TlsListener>,
+}
+
+/// The PEM files of a `TestPki` (feature `pki`), in one directory.
+#[derive(Debug, Clone)]
+pub struct PkiFiles {
+    /// The CA certificate (what clients and servers trust).
+    pub ca_cert: PathBuf,
+    /// The server certificate, signed by the CA, for `127.0.0.1` and `localhost`.
+    pub server_cert: PathBuf,
+    /// The server's private key.
+    pub server_key: PathBuf,
+    /// A client certificate signed by the CA (for mutual TLS).
+    pub client_cert: PathBuf,
+    /// The client's private key.
+    pub client_key: PathBuf,
+}
+
+/// The TLS port of a [`RedisServer::start_tls`] server and its certificates.
+#[derive(Debug, Clone)]
+struct TlsListener {
+    port: u16,
+    files: PkiFiles,
+    clients_need_certificates: bool,
 }
 
 impl RedisServer {
@@ -72,6 +96,29 @@ impl RedisServer {
         Self::try_start_with(Persistence::AppendOnly).unwrap_or_else(|e| panic!("{e}"))
     }
 
+    /// Starts a server that also serves TLS on a port of its own
+    /// ([`RedisServer::tls_url`]) with a certificate for `127.0.0.1` signed by
+    /// the CA in `files`. With `clients_need_certificates`, a TLS client must
+    /// present a certificate that CA signed (`--tls-auth-clients yes`). The
+    /// plain port stays open for [`RedisServer::url`] and the readiness check.
+    ///
+    /// # Panics
+    ///
+    /// Like [`RedisServer::start`].
+    pub fn start_tls(files: &PkiFiles, clients_need_certificates: bool) -> Self {
+        let tls = TlsListener {
+            port: 0,
+            files: files.clone(),
+            clients_need_certificates,
+        };
+        Self::try_start_inner(Persistence::None, Some(tls)).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// `rediss://127.0.0.1:TLS_PORT/` for a [`RedisServer::start_tls`] server.
+    pub fn tls_url(&self) -> Option<String> {
+        self.tls.as_ref().map(|tls| format!("rediss://127.0.0.1:{}/", tls.port))
+    }
+
     /// [`RedisServer::start`] without panicking.
     ///
     /// # Errors
@@ -83,13 +130,25 @@ impl RedisServer {
     }
 
     fn try_start_with(persistence: Persistence) -> io::Result<Self> {
+        Self::try_start_inner(persistence, None)
+    }
+
+    fn try_start_inner(persistence: Persistence, tls: Option<TlsListener>) -> io::Result<Self> {
         let mut last_error = None;
         for _ in 0..PORT_TRIES {
+            let tls = match &tls {
+                Some(tls) => Some(TlsListener {
+                    port: free_port()?,
+                    ..tls.clone()
+                }),
+                None => None,
+            };
             let mut server = Self {
                 port: free_port()?,
                 persistence,
                 dir: tempfile::Builder::new().prefix("graph-comms-redis-").tempdir()?,
                 child: None,
+                tls,
             };
             match server.launch() {
                 Ok(()) => return Ok(server),
@@ -198,6 +257,20 @@ impl RedisServer {
             Persistence::None => command.args(["--appendonly", "no"]),
             Persistence::AppendOnly => command.args(["--appendonly", "yes", "--appendfsync", "always"]),
         };
+        if let Some(tls) = &self.tls {
+            command
+                .args(["--tls-port", &tls.port.to_string()])
+                .arg("--tls-cert-file")
+                .arg(&tls.files.server_cert)
+                .arg("--tls-key-file")
+                .arg(&tls.files.server_key)
+                .arg("--tls-ca-cert-file")
+                .arg(&tls.files.ca_cert)
+                .args([
+                    "--tls-auth-clients",
+                    if tls.clients_need_certificates { "yes" } else { "no" },
+                ]);
+        }
         let child = command.spawn().map_err(|e| {
             if e.kind() == io::ErrorKind::NotFound {
                 io::Error::new(io::ErrorKind::NotFound, NOT_INSTALLED)

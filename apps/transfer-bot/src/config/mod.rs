@@ -90,6 +90,19 @@ pub struct StoreSettings {
     /// With Redis: how long a call's lease lasts without renewal, so how soon
     /// another instance takes over the calls of one that died (`store.lease_ttl_ms`).
     pub lease_ttl: Duration,
+    /// With a `rediss://` URL: a CA and client certificate beyond the system's roots.
+    pub tls: StoreTls,
+}
+
+/// TLS settings of a `rediss://` store, read from the files the
+/// configuration names (`store.tls_ca_file`, `store.tls_client_cert_file`,
+/// `store.tls_client_key_file`). Empty: the system's roots, no client certificate.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct StoreTls {
+    /// CA certificates (PEM) trusted instead of the system's roots.
+    pub ca_pem: Option<String>,
+    /// A client certificate (PEM) and its private key, for servers that require one.
+    pub client_identity: Option<(String, Secret)>,
 }
 
 impl Default for StoreSettings {
@@ -99,6 +112,7 @@ impl Default for StoreSettings {
             key_prefix: DEFAULT_KEY_PREFIX.to_owned(),
             instance_id: default_instance_id(),
             lease_ttl: Duration::from_millis(DEFAULT_LEASE_TTL_MS),
+            tls: StoreTls::default(),
         }
     }
 }
@@ -151,18 +165,12 @@ impl RedisUrl {
         if parsed.host_str().is_none_or(str::is_empty) {
             return Err(format!("{masked:?} has no host"));
         }
-        // The same parser the store uses: a database that is not a number, or
-        // TLS in a build without it, fails here instead of at the first call.
+        // The same parser the store uses: a database that is not a number
+        // fails here instead of at the first call.
         if let Err(e) = redis::Client::open(url) {
             let mut reason = e.to_string();
             if let Some(password) = parsed.password().filter(|p| !p.is_empty()) {
                 reason = reason.replace(password, "***");
-            }
-            if parsed.scheme() == "rediss" && reason.contains("TLS") {
-                return Err(format!(
-                    "{masked:?}: rediss:// (TLS) is not supported by this build (graph-comms-redis is built without TLS); \
-                     use redis://, through a TLS tunnel if the link is not private"
-                ));
             }
             return Err(format!("{masked:?} is not a usable Redis URL: {reason}"));
         }
@@ -172,6 +180,13 @@ impl RedisUrl {
     /// The URL itself, password included, for connecting only.
     pub fn expose(&self) -> &str {
         &self.0
+    }
+
+    /// Whether it is a `rediss://` (TLS) URL.
+    pub fn is_tls(&self) -> bool {
+        self.0
+            .get(..9)
+            .is_some_and(|scheme| scheme.eq_ignore_ascii_case("rediss://"))
     }
 }
 
@@ -671,6 +686,9 @@ mod tests {
                 key_prefix: Some("p".into()),
                 instance_id: Some("i".into()),
                 lease_ttl_ms: Some(1_000),
+                tls_ca_file: Some("ca.pem".into()),
+                tls_client_cert_file: Some("client.pem".into()),
+                tls_client_key_file: Some("client-key.pem".into()),
             }),
             server: Some(RawServer {
                 header_read_timeout_ms: Some(1_000),

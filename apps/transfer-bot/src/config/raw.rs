@@ -129,6 +129,12 @@ pub(super) struct RawStore {
     pub(super) instance_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(super) lease_ttl_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) tls_ca_file: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) tls_client_cert_file: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) tls_client_key_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
