@@ -42,6 +42,9 @@ impl RequestObserver for LatencyObserver {
 pub struct RunningBot {
     /// Where it listens.
     pub addr: SocketAddr,
+    /// Where the admin routes (`/healthz`, `/readyz`, `/metrics`) are served,
+    /// when `admin_listen` is set (else they are on `addr`).
+    pub admin_addr: Option<SocketAddr>,
     /// The framework's bot.
     pub bot: Bot,
     /// The app's own metrics (the framework's are read from [`Bot::metrics`]).
@@ -53,6 +56,9 @@ pub struct RunningBot {
     ready: Arc<Readiness>,
     stop: watch::Sender<bool>,
     server: JoinHandle<std::io::Result<()>>,
+    /// The admin listener's server and its own stop: it stays up through the
+    /// drain, so probes see `/readyz` turn 503 rather than a refused connection.
+    admin: Option<(watch::Sender<bool>, JoinHandle<std::io::Result<()>>)>,
     warmup: JoinHandle<()>,
 }
 
@@ -169,10 +175,35 @@ impl RunningBot {
             ready: Arc::clone(&ready),
             redis_store: redis_store.clone(),
         };
-        let router = app_routes(state).merge(bot.router());
+        let limits = config.server;
+        // With an admin listener the public one serves the callback path alone.
+        let (router, admin, admin_addr) = match config.admin_listen {
+            Some(admin_listen) => {
+                let admin_listener = tokio::net::TcpListener::bind(admin_listen)
+                    .await
+                    .with_context(|| format!("admin_listen: binding {admin_listen}"))?;
+                let admin_addr = admin_listener.local_addr()?;
+                let (admin_stop, mut admin_stopped) = watch::channel(false);
+                let admin = tokio::spawn(serve_with_limits(
+                    admin_listener,
+                    app_routes(state),
+                    limits,
+                    async move {
+                        let _ = admin_stopped.wait_for(|s| *s).await;
+                    },
+                ));
+                (bot.router(), Some((admin_stop, admin)), Some(admin_addr))
+            }
+            None => {
+                tracing::warn!(
+                    "admin_listen is not set: /healthz, /readyz and /metrics are served on the public listener \
+                     with the webhook; set admin_listen to keep them off the internet"
+                );
+                (app_routes(state).merge(bot.router()), None, None)
+            }
+        };
         let endpoint = bot.notify_endpoint().clone();
         let mut stopped = stopped;
-        let limits = config.server;
         let server = tokio::spawn(serve_with_limits(listener, router, limits, async move {
             let _ = stopped.wait_for(|s| *s).await;
             // New notifications get 503 so Graph redelivers them elsewhere or later.
@@ -180,6 +211,7 @@ impl RunningBot {
         }));
         tracing::info!(
             %addr,
+            admin_addr = ?admin_addr,
             callback_path = %config.callback_path,
             instance_id = %config.store.instance_id,
             header_read_timeout = ?limits.header_read_timeout,
@@ -189,6 +221,7 @@ impl RunningBot {
         );
         Ok(Self {
             addr,
+            admin_addr,
             bot,
             metrics,
             instance_id: config.store.instance_id.clone(),
@@ -196,6 +229,7 @@ impl RunningBot {
             ready,
             stop,
             server,
+            admin,
             warmup,
         })
     }
@@ -230,12 +264,21 @@ impl RunningBot {
     pub async fn shutdown(self) -> ShutdownReport {
         self.stop.send_replace(true);
         self.warmup.abort();
-        match self.server.await {
-            Ok(Err(e)) => tracing::warn!(error = %e, "server error during shutdown"),
-            Err(e) => tracing::warn!(error = %e, "server task failed"),
-            Ok(Ok(())) => {}
+        log_server_end(self.server.await);
+        let report = self.bot.shutdown().await;
+        if let Some((stop, admin)) = self.admin {
+            stop.send_replace(true);
+            log_server_end(admin.await);
         }
-        self.bot.shutdown().await
+        report
+    }
+}
+
+fn log_server_end(ended: Result<std::io::Result<()>, tokio::task::JoinError>) {
+    match ended {
+        Ok(Err(e)) => tracing::warn!(error = %e, "server error during shutdown"),
+        Err(e) => tracing::warn!(error = %e, "server task failed"),
+        Ok(Ok(())) => {}
     }
 }
 

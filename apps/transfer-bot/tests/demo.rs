@@ -636,3 +636,46 @@ async fn a_bot_authenticating_with_a_certificate_gets_ready_and_transfers() {
     assert_eq!(tokens.last(), Some(&200), "{tokens:?}");
     env.shutdown().await;
 }
+
+/// With `admin_listen`, `/healthz`, `/readyz` and `/metrics` are served there
+/// and nowhere else: the public listener, which faces the internet with the
+/// webhook, answers them 404 and still takes notifications.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_an_admin_listener_the_public_port_serves_only_the_callback() {
+    let blind = scenarios()
+        .unwrap()
+        .into_iter()
+        .filter(|s| s.name == "blind transfer")
+        .collect::<Vec<_>>();
+    let mut env = tokio::time::timeout(
+        Duration::from_secs(20),
+        DemoEnvironment::start_configured(&blind, transfer_bot::config::StoreSettings::default(), |config, _| {
+            config.admin_listen = Some("127.0.0.1:0".parse().unwrap());
+        }),
+    )
+    .await
+    .expect("start timed out")
+    .expect("the bot starts");
+    let admin = env.bot.admin_addr.expect("an admin address");
+    assert_ne!(admin, env.bot.addr);
+    for path in ["/healthz", "/readyz", "/metrics"] {
+        let (status, body) = http_get(admin, path).await;
+        assert_eq!(status, 200, "{path} on the admin listener: {body}");
+        let (status, _) = http_get(env.bot.addr, path).await;
+        assert_eq!(status, 404, "{path} on the public listener");
+    }
+    let call = env.placer.place(&blind[0], 0).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            let event = env.events.recv().await.unwrap();
+            if event.call_id == call && matches!(event.kind, BotEventKind::Finished { .. }) {
+                return;
+            }
+        }
+    })
+    .await
+    .expect("the call through the public listener did not finish");
+    let (_, metrics) = http_get(admin, "/metrics").await;
+    assert!(metrics.contains("graph_comms_transfers_total"), "{metrics}");
+    env.shutdown().await;
+}

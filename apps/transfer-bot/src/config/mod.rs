@@ -40,6 +40,11 @@ pub struct Config {
     pub openid_configuration_url: String,
     /// The local address the HTTP server binds.
     pub listen: SocketAddr,
+    /// The address of the admin listener (`/healthz`, `/readyz`, `/metrics`).
+    /// Set, the public listener serves only the callback path; unset, the
+    /// admin routes are on the public listener too (deprecated: they are then
+    /// as public as the webhook).
+    pub admin_listen: Option<SocketAddr>,
     /// The public https URL Graph posts notifications to.
     pub public_callback_url: String,
     /// The local path notifications arrive on.
@@ -662,6 +667,7 @@ mod tests {
             login_base_url: Some("u".into()),
             openid_configuration_url: Some("u".into()),
             listen: Some("l".into()),
+            admin_listen: Some("a".into()),
             public_callback_url: Some("u".into()),
             callback_path: Some("p".into()),
             hold_prompt_uri: Some("u".into()),

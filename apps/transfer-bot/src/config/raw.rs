@@ -15,6 +15,7 @@ pub(super) const KNOWN_KEYS: &[&str] = &[
     "login_base_url",
     "openid_configuration_url",
     "listen",
+    "admin_listen",
     "public_callback_url",
     "callback_path",
     "hold_prompt_uri",
@@ -55,6 +56,8 @@ pub(super) struct RawConfig {
     pub(super) openid_configuration_url: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(super) listen: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) admin_listen: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(super) public_callback_url: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]

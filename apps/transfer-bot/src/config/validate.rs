@@ -45,6 +45,23 @@ pub(super) fn validate(raw: RawConfig, env_secret: Option<String>, errors: &mut 
             None
         }
     });
+    let admin_listen = match raw.admin_listen.as_deref().map(str::trim) {
+        None | Some("") => Some(None),
+        Some(text) => match text.parse::<SocketAddr>() {
+            Ok(addr) if listen.is_some_and(|l| l == addr && addr.port() != 0) => {
+                errors.push(err("admin_listen", format!("{text:?} is the same address as listen")));
+                None
+            }
+            Ok(addr) => Some(Some(addr)),
+            Err(_) => {
+                errors.push(err(
+                    "admin_listen",
+                    format!("{text:?} is not a socket address like 0.0.0.0:9090"),
+                ));
+                None
+            }
+        },
+    };
     let callback_path = required(errors, "callback_path", raw.callback_path).and_then(|path| {
         if path.starts_with('/') {
             Some(path)
@@ -114,6 +131,7 @@ pub(super) fn validate(raw: RawConfig, env_secret: Option<String>, errors: &mut 
         login_base_url: login_base_url?,
         openid_configuration_url: openid_configuration_url?,
         listen: listen?,
+        admin_listen: admin_listen?,
         public_callback_url: public_callback_url?,
         callback_path: callback_path?,
         hold_prompt_uri,

@@ -53,6 +53,7 @@ impl DemoEnvironment {
             login_base_url: emulator.login_base_url(),
             openid_configuration_url: emulator.openid_configuration_url(),
             listen: listener.local_addr()?,
+            admin_listen: None,
             public_callback_url: callback_uri.clone(),
             callback_path: "/api/calls".into(),
             hold_prompt_uri: Some("https://transfer-bot.invalid/audio/hold.wav".into()),
