@@ -96,6 +96,12 @@ impl RunningBot {
                 config.app_id.clone(),
                 ClientCertificate::from_pem(pem.expose(), "").context("reading client_certificate_file")?,
             ),
+            // Read again on every token fetch: the kubelet rotates the file.
+            Credential::FederatedToken(path) => GraphClient::builder().federated_credentials(
+                config.tenant_id.clone(),
+                config.app_id.clone(),
+                path.clone(),
+            ),
         };
         let client = client
             .graph_base_url(config.graph_base_url.clone())
@@ -384,11 +390,18 @@ async fn warm_up(bot: Bot, ready: Arc<Readiness>, mut stopped: watch::Receiver<b
     }
 }
 
+/// Liveness: 200 while the process serves.
+pub const HEALTH_PATH: &str = "/healthz";
+/// Readiness: 200 once keys, token and store are ready and while accepting.
+pub const READY_PATH: &str = "/readyz";
+/// Prometheus / OpenMetrics exposition.
+pub const METRICS_PATH: &str = "/metrics";
+
 fn app_routes(state: AppState) -> Router {
     Router::new()
-        .route("/healthz", get(|| async { "ok\n" }))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
+        .route(HEALTH_PATH, get(|| async { "ok\n" }))
+        .route(READY_PATH, get(readyz))
+        .route(METRICS_PATH, get(metrics))
         .with_state(state)
 }
 

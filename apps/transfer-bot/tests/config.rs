@@ -665,3 +665,156 @@ fn tls_redis_settings_are_read_at_start_up_and_name_their_key() {
         Ok(())
     });
 }
+
+/// [`MINIMAL`] without `tenant_id` and `app_id`, which workload identity can supply.
+fn minimal_without_ids() -> String {
+    MINIMAL.replace("tenant_id = \"tenant-1\"\napp_id = \"app-1\"\n", "")
+}
+
+#[test]
+fn a_client_assertion_file_is_a_federated_credential() {
+    Jail::expect_with(|jail| {
+        jail.create_file("token", "eyJhbGciOiJSUzI1NiJ9.e30.c2ln\n")?;
+        jail.create_file("bot.toml", &format!("client_assertion_file = \"token\"\n{MINIMAL}"))?;
+        let config = Config::load(Some(Path::new("bot.toml"))).unwrap();
+        assert!(
+            matches!(&config.credential, Credential::FederatedToken(path) if path == Path::new("token")),
+            "{:?}",
+            config.credential
+        );
+        assert!(config.credential.secret().is_none());
+        assert_eq!(config.tenant_id.as_str(), "tenant-1");
+        assert_eq!(config.login_base_url, "https://login.microsoftonline.com");
+        // Checked at start-up: an empty or unreadable file names the key.
+        jail.create_file("token", " \n")?;
+        let why = problem(&load_errors(Some(Path::new("bot.toml"))), "client_assertion_file");
+        assert!(why.contains("token (from client_assertion_file) is empty"), "{why}");
+        jail.create_file("bot.toml", &format!("client_assertion_file = \"gone\"\n{MINIMAL}"))?;
+        let why = problem(&load_errors(Some(Path::new("bot.toml"))), "client_assertion_file");
+        assert!(why.contains("cannot read gone"), "{why}");
+        Ok(())
+    });
+}
+
+#[test]
+fn workload_identity_takes_what_is_not_set_from_the_aks_environment() {
+    Jail::expect_with(|jail| {
+        jail.clear_env();
+        jail.create_file("azure-identity-token", "eyJhbGciOiJSUzI1NiJ9.e30.c2ln")?;
+        jail.create_file(
+            "bot.toml",
+            &format!("workload_identity = true\n{}", minimal_without_ids()),
+        )?;
+        jail.set_env("AZURE_CLIENT_ID", "aks-client-id");
+        jail.set_env("AZURE_TENANT_ID", "aks-tenant-id");
+        jail.set_env("AZURE_FEDERATED_TOKEN_FILE", "azure-identity-token");
+        jail.set_env("AZURE_AUTHORITY_HOST", "https://login.microsoftonline.us/");
+        let config = Config::load(Some(Path::new("bot.toml"))).unwrap();
+        assert_eq!(config.app_id.as_str(), "aks-client-id");
+        assert_eq!(config.tenant_id.as_str(), "aks-tenant-id");
+        assert!(
+            matches!(&config.credential, Credential::FederatedToken(path) if path == Path::new("azure-identity-token")),
+            "{:?}",
+            config.credential
+        );
+        assert_eq!(config.login_base_url, "https://login.microsoftonline.us/");
+
+        // Keys set explicitly win over the environment.
+        jail.create_file("other-token", "eyJhbGciOiJSUzI1NiJ9.e30.c2ln")?;
+        jail.create_file(
+            "bot.toml",
+            &format!(
+                "workload_identity = true\nclient_assertion_file = \"other-token\"\nlogin_base_url = \"https://login.example.com\"\n{MINIMAL}"
+            ),
+        )?;
+        let config = Config::load(Some(Path::new("bot.toml"))).unwrap();
+        assert_eq!(config.app_id.as_str(), "app-1");
+        assert_eq!(config.tenant_id.as_str(), "tenant-1");
+        assert!(matches!(&config.credential, Credential::FederatedToken(path) if path == Path::new("other-token")));
+        assert_eq!(config.login_base_url, "https://login.example.com");
+
+        // The switch can come from the environment too.
+        jail.create_file("bot.toml", &minimal_without_ids())?;
+        jail.set_env("TRANSFER_BOT_WORKLOAD_IDENTITY", "true");
+        let config = Config::load(Some(Path::new("bot.toml"))).unwrap();
+        assert_eq!(config.app_id.as_str(), "aks-client-id");
+        Ok(())
+    });
+}
+
+#[test]
+fn workload_identity_without_its_environment_names_each_missing_key() {
+    Jail::expect_with(|jail| {
+        jail.clear_env();
+        jail.create_file(
+            "bot.toml",
+            &format!("workload_identity = true\n{}", minimal_without_ids()),
+        )?;
+        let errors = load_errors(Some(Path::new("bot.toml")));
+        for (key, variable) in [
+            ("tenant_id", "AZURE_TENANT_ID"),
+            ("app_id", "AZURE_CLIENT_ID"),
+            ("client_assertion_file", "AZURE_FEDERATED_TOKEN_FILE"),
+        ] {
+            let why = problem(&errors, key);
+            assert!(why.contains("missing") && why.contains(variable), "{key}: {why}");
+        }
+        assert!(!errors.mentions("client_secret"), "{errors}");
+        // An unreadable file named by the environment says where the path came from.
+        jail.set_env("AZURE_FEDERATED_TOKEN_FILE", "/nonexistent/azure-identity-token");
+        let why = problem(&load_errors(Some(Path::new("bot.toml"))), "client_assertion_file");
+        assert!(why.contains("from AZURE_FEDERATED_TOKEN_FILE"), "{why}");
+        // Without workload_identity the AKS variables are not read.
+        jail.set_env("AZURE_CLIENT_ID", "aks-client-id");
+        jail.set_env("AZURE_TENANT_ID", "aks-tenant-id");
+        jail.create_file("token", "eyJhbGciOiJSUzI1NiJ9.e30.c2ln")?;
+        jail.create_file(
+            "bot.toml",
+            &format!("client_assertion_file = \"token\"\n{}", minimal_without_ids()),
+        )?;
+        let errors = load_errors(Some(Path::new("bot.toml")));
+        assert_eq!(problem(&errors, "tenant_id"), "missing (required)");
+        assert_eq!(problem(&errors, "app_id"), "missing (required)");
+        Ok(())
+    });
+}
+
+#[test]
+fn exactly_one_credential_may_be_configured() {
+    Jail::expect_with(|jail| {
+        jail.clear_env();
+        jail.create_file("token", "eyJhbGciOiJSUzI1NiJ9.e30.c2ln")?;
+        jail.create_file("bot.toml", &format!("client_assertion_file = \"token\"\n{MINIMAL}"))?;
+        jail.set_env(SECRET_ENV, "s3cret");
+        let why = problem(&load_errors(Some(Path::new("bot.toml"))), "client_assertion_file");
+        assert!(
+            why.contains(SECRET_ENV) && why.contains("exactly one credential"),
+            "{why}"
+        );
+        Ok(())
+    });
+    Jail::expect_with(|jail| {
+        jail.clear_env();
+        jail.create_file(
+            "bot.toml",
+            &format!(
+                "workload_identity = true\nclient_certificate_file = \"bot.pem\"\nclient_secret_file = \"secret\"\n{MINIMAL}"
+            ),
+        )?;
+        let errors = load_errors(Some(Path::new("bot.toml")));
+        let why = problem(&errors, "workload_identity");
+        assert!(
+            why.contains("client_secret_file and client_certificate_file are set"),
+            "{why}"
+        );
+        assert_eq!(errors.0.len(), 1, "{errors}");
+        // With none at all, the error lists every way to set one.
+        jail.create_file("bot.toml", MINIMAL)?;
+        let why = problem(&load_errors(Some(Path::new("bot.toml"))), "client_secret");
+        assert!(
+            why.contains("client_certificate_file, client_assertion_file or workload_identity = true"),
+            "{why}"
+        );
+        Ok(())
+    });
+}

@@ -679,3 +679,63 @@ async fn with_an_admin_listener_the_public_port_serves_only_the_callback() {
     assert!(metrics.contains("graph_comms_transfers_total"), "{metrics}");
     env.shutdown().await;
 }
+
+/// With a federated token file (workload identity federation, as on AKS) the
+/// bot sends the token the emulator's app trusts: it gets ready and its calls go on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bot_authenticating_with_a_federated_token_gets_ready_and_transfers() {
+    let issuer = "https://oidc.prod-aks.azure.com/11111111-2222-3333-4444-555555555555/";
+    let subject = "system:serviceaccount:telephony:transfer-bot";
+    let issuer_key = graph_comms_emulator::NotificationSigner::new().unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let token = issuer_key
+        .sign_claims(&serde_json::json!({
+            "iss": issuer, "sub": subject, "aud": ["api://AzureADTokenExchange"],
+            "iat": now, "nbf": now, "exp": now + 3600,
+        }))
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("azure-identity-token");
+    std::fs::write(&token_file, &token).unwrap();
+    let all = scenarios().unwrap();
+    let blind = [all.iter().find(|s| s.name == "blind transfer").unwrap().clone()];
+    let mut env = DemoEnvironment::start_configured(
+        &blind,
+        transfer_bot::config::StoreSettings::default(),
+        |config, emulator| {
+            config.credential = transfer_bot::config::Credential::FederatedToken(token_file.clone());
+            emulator
+                .register_federated_identity(&emulator.default_app(), issuer, subject, &issuer_key.jwks())
+                .unwrap();
+        },
+    )
+    .await
+    .unwrap();
+    let call = env.placer.place(&blind[0], 0).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            match env.events.recv().await.map(|e| (e.call_id, e.kind)) {
+                Some((id, BotEventKind::Finished { outcome, .. })) if id == call => {
+                    assert!(matches!(outcome, CallOutcome::Transferred { .. }), "{outcome:?}");
+                    return;
+                }
+                Some(_) => {}
+                None => panic!("the bot stopped"),
+            }
+        }
+    })
+    .await
+    .expect("the call finishes");
+    let tokens: Vec<u16> = env
+        .emulator
+        .requests()
+        .iter()
+        .filter(|r| r.endpoint == Endpoint::Token)
+        .map(|r| r.status)
+        .collect();
+    assert!(!tokens.is_empty() && tokens.iter().all(|s| *s == 200), "{tokens:?}");
+    env.shutdown().await;
+}

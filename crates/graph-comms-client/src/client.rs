@@ -1,6 +1,7 @@
 //! The client, its builder, the call actions, and the request loop.
 
 use std::fmt;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -19,6 +20,7 @@ use tracing::field::Empty;
 use crate::auth::{ClientSecretCredential, TokenCaches, TokenProvider};
 use crate::certificate::{ClientCertificate, ClientCertificateCredential};
 use crate::error::GraphClientError;
+use crate::federated::FederatedTokenCredential;
 use crate::retry::{AttemptOutcome, Idempotency, RetryPolicy, Verdict, parse_retry_after, verdict};
 
 pub(crate) const DEFAULT_USER_AGENT: &str = concat!("graph-comms-client/", env!("CARGO_PKG_VERSION"));
@@ -102,6 +104,7 @@ impl fmt::Debug for GraphClient {
 pub struct GraphClientBuilder {
     credentials: Option<(TenantId, AppId, String)>,
     certificate: Option<(TenantId, AppId, ClientCertificate)>,
+    federated: Option<(TenantId, AppId, PathBuf)>,
     tenant_credentials: Vec<(TenantId, AppId, String)>,
     token_provider: Option<Arc<dyn TokenProvider>>,
     graph_base_url: String,
@@ -121,6 +124,7 @@ impl fmt::Debug for GraphClientBuilder {
                 &self.credentials.as_ref().map(|(t, a, _)| (t, a, "<redacted>")),
             )
             .field("certificate", &self.certificate)
+            .field("federated", &self.federated)
             .field("graph_base_url", &self.graph_base_url)
             .field("login_base_url", &self.login_base_url)
             .field("request_timeout", &self.request_timeout)
@@ -137,6 +141,7 @@ impl GraphClient {
         GraphClientBuilder {
             credentials: None,
             certificate: None,
+            federated: None,
             tenant_credentials: Vec::new(),
             token_provider: None,
             graph_base_url: DEFAULT_GRAPH.into(),
@@ -161,6 +166,17 @@ impl GraphClientBuilder {
     /// instead of a secret; takes precedence over [`Self::credentials`].
     pub fn certificate(mut self, tenant: TenantId, app_id: AppId, certificate: ClientCertificate) -> Self {
         self.certificate = Some((tenant, app_id, certificate));
+        self
+    }
+
+    /// Authenticate as this app with a federated token (workload identity
+    /// federation, as on AKS): `token_file` holds a token of an issuer the app
+    /// trusts, sent as the client assertion and read again on every token
+    /// fetch (see [`FederatedTokenCredential`]). The token endpoint is at
+    /// [`Self::login_base_url`] (`AZURE_AUTHORITY_HOST` on AKS). Takes
+    /// precedence over [`Self::credentials`] and [`Self::certificate`].
+    pub fn federated_credentials(mut self, tenant: TenantId, app_id: AppId, token_file: impl Into<PathBuf>) -> Self {
+        self.federated = Some((tenant, app_id, token_file.into()));
         self
     }
 
@@ -241,40 +257,55 @@ impl GraphClientBuilder {
             .transpose()
             .map_err(|_| GraphClientError::Config("scenario_id is not a valid header value".into()))?;
         let http = http_client(&self.user_agent)?;
-        let default_tenant = match (&self.certificate, &self.credentials) {
-            (Some((tenant, _, _)), _) | (None, Some((tenant, _, _))) => Some(tenant.clone()),
-            (None, None) => None,
+        let default_tenant = match (&self.federated, &self.certificate, &self.credentials) {
+            (Some((tenant, _, _)), _, _) | (None, Some((tenant, _, _)), _) | (None, None, Some((tenant, _, _))) => {
+                Some(tenant.clone())
+            }
+            (None, None, None) => None,
         };
-        let provider: Arc<dyn TokenProvider> = match (self.token_provider, self.certificate, self.credentials) {
-            (Some(provider), _, _) => provider,
-            (None, Some((tenant, app_id, certificate)), _) => {
-                crate::auth::check_tenant(&tenant).map_err(|e| GraphClientError::Config(e.to_string()))?;
-                Arc::new(ClientCertificateCredential::with_http(
-                    http.clone(),
-                    &login_base_url,
-                    &tenant,
-                    app_id,
-                    certificate,
-                    self.request_timeout,
-                ))
-            }
-            (None, None, Some((tenant, app_id, secret))) => {
-                crate::auth::check_tenant(&tenant).map_err(|e| GraphClientError::Config(e.to_string()))?;
-                Arc::new(ClientSecretCredential::with_http(
-                    http.clone(),
-                    &login_base_url,
-                    &tenant,
-                    app_id,
-                    secret,
-                    self.request_timeout,
-                ))
-            }
-            (None, None, None) => {
-                return Err(GraphClientError::Config(
-                    "no credentials: call credentials(), certificate() or token_provider()".into(),
+        let provider: Arc<dyn TokenProvider> =
+            match (self.token_provider, self.federated, self.certificate, self.credentials) {
+                (Some(provider), _, _, _) => provider,
+                (None, Some((tenant, app_id, token_file)), _, _) => {
+                    crate::auth::check_tenant(&tenant).map_err(|e| GraphClientError::Config(e.to_string()))?;
+                    Arc::new(FederatedTokenCredential::with_http(
+                        http.clone(),
+                        &login_base_url,
+                        &tenant,
+                        app_id,
+                        token_file,
+                        self.request_timeout,
+                    ))
+                }
+                (None, None, Some((tenant, app_id, certificate)), _) => {
+                    crate::auth::check_tenant(&tenant).map_err(|e| GraphClientError::Config(e.to_string()))?;
+                    Arc::new(ClientCertificateCredential::with_http(
+                        http.clone(),
+                        &login_base_url,
+                        &tenant,
+                        app_id,
+                        certificate,
+                        self.request_timeout,
+                    ))
+                }
+                (None, None, None, Some((tenant, app_id, secret))) => {
+                    crate::auth::check_tenant(&tenant).map_err(|e| GraphClientError::Config(e.to_string()))?;
+                    Arc::new(ClientSecretCredential::with_http(
+                        http.clone(),
+                        &login_base_url,
+                        &tenant,
+                        app_id,
+                        secret,
+                        self.request_timeout,
+                    ))
+                }
+                (None, None, None, None) => {
+                    return Err(GraphClientError::Config(
+                    "no credentials: call credentials(), certificate(), federated_credentials() or token_provider()"
+                        .into(),
                 ));
-            }
-        };
+                }
+            };
         let provider = if self.tenant_credentials.is_empty() {
             provider
         } else {

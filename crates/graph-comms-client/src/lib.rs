@@ -7,6 +7,7 @@ mod auth;
 mod certificate;
 mod client;
 mod error;
+mod federated;
 mod retry;
 mod scenario;
 
@@ -15,6 +16,7 @@ pub use auth::{AccessToken, ClientSecretCredential, TokenMetrics, TokenProvider}
 pub use certificate::{ClientCertificate, ClientCertificateCredential, JWT_BEARER_ASSERTION};
 pub use client::{GraphClient, GraphClientBuilder, GraphResponse, RequestInfo, RequestObserver};
 pub use error::{GraphClientError, TokenError};
+pub use federated::{DEFAULT_AUTHORITY_HOST, FederatedTokenCredential, WorkloadIdentityError};
 pub use graph_comms_model::FailureCause;
 pub use retry::{Idempotency, RetryPolicy};
 pub use scenario::with_scenario_id;

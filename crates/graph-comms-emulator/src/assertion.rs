@@ -108,7 +108,7 @@ pub(crate) struct Refusal {
     pub(crate) description: String,
 }
 
-fn refuse(code: u32, description: impl Into<String>) -> Refusal {
+pub(crate) fn refuse(code: u32, description: impl Into<String>) -> Refusal {
     Refusal {
         code,
         description: format!("AADSTS{code}: {}", description.into()),

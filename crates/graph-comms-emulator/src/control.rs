@@ -14,6 +14,7 @@
 //! | POST | `/_emulator/clock/advance` | `{"ms"}` |
 //! | POST | `/_emulator/keys/rotate` | `{"graceMs"}` (optional) |
 //! | POST | `/_emulator/certificates` | `{"tenantId", "appId", "certificatePem"}` |
+//! | POST | `/_emulator/federated-identities` | `{"tenantId", "appId", "issuer", "subject", "jwks"}` (`jwks`: the issuer's JWKS or one RSA JWK) |
 //! | POST | `/_emulator/tenants` | -> `RegisteredApp` (the default app in a new tenant) |
 //! | POST | `/_emulator/calls/{id}/tones` | `{"tones": ["tone1", ...]}` -> `{"delivered"}` |
 //! | POST | `/_emulator/calls/{id}/recording` | `RecordingBehavior` |
@@ -54,6 +55,7 @@ pub(crate) fn router() -> axum::Router<Arc<Inner>> {
         .route("/_emulator/keys/rotate", post(rotate_keys))
         .route("/_emulator/tenants", post(add_tenant))
         .route("/_emulator/certificates", post(register_certificate))
+        .route("/_emulator/federated-identities", post(register_federated_identity))
         .route("/_emulator/calls/{id}/tones", post(caller_tones))
         .route("/_emulator/calls/{id}/recording", post(script_recording))
         .route("/_emulator/calls/{id}/meeting", post(escalate))
@@ -202,6 +204,28 @@ async fn register_certificate(State(inner): Shared, Json(body): Json<Certificate
         client_secret: String::new(),
     };
     match emulator(inner).register_certificate(&app, &body.certificate_pem) {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => (StatusCode::BAD_REQUEST, Json(json!({ "error": e.to_string() }))).into_response(),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct FederatedIdentity {
+    tenant_id: graph_comms_model::TenantId,
+    app_id: graph_comms_model::AppId,
+    issuer: String,
+    subject: String,
+    jwks: serde_json::Value,
+}
+
+async fn register_federated_identity(State(inner): Shared, Json(body): Json<FederatedIdentity>) -> Response {
+    let app = RegisteredApp {
+        tenant_id: body.tenant_id,
+        app_id: body.app_id,
+        client_secret: String::new(),
+    };
+    match emulator(inner).register_federated_identity(&app, &body.issuer, &body.subject, &body.jwks) {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(e) => (StatusCode::BAD_REQUEST, Json(json!({ "error": e.to_string() }))).into_response(),
     }

@@ -31,6 +31,10 @@ pub enum EmulatorError {
     /// A certificate could not be read.
     #[error("certificate error: {0}")]
     Certificate(&'static str),
+    /// A federated identity credential could not be registered (no usable
+    /// RSA key in the JWKS, an empty issuer or subject).
+    #[error("federated identity error: {0}")]
+    FederatedIdentity(String),
     /// A call did not reach a state in time.
     #[error("call {call} did not reach state {state} within {timeout:?} (now {current})")]
     StateTimeout {

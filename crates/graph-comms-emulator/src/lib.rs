@@ -5,6 +5,7 @@ mod calls;
 mod control;
 mod delivery;
 mod error;
+mod federated;
 mod keys;
 mod redelivery;
 mod server;
@@ -78,6 +79,7 @@ impl Emulator {
             clock_offset: Mutex::new(Duration::ZERO),
             apps: Mutex::new(vec![default_app]),
             certificates: Mutex::new(Vec::new()),
+            federated: Mutex::new(Vec::new()),
             grants: Mutex::new(HashMap::new()),
             keys: Mutex::new(keys),
             calls: Mutex::new(HashMap::new()),
@@ -155,6 +157,39 @@ impl Emulator {
         let certificate =
             assertion::RegisteredCertificate::from_pem(app.tenant_id.clone(), app.app_id.clone(), certificate_pem)?;
         lock(&self.inner.certificates).push(certificate);
+        Ok(())
+    }
+
+    /// Registers a federated identity credential on `app` in its tenant
+    /// (workload identity federation): the token endpoint then accepts, as the
+    /// client assertion, an RS256 token whose `iss` is `issuer` and `sub` is
+    /// `subject`, signed by a key of `jwks` (the issuer's JWKS, `{"keys": [...]}`,
+    /// or a single RSA JWK; the token's `kid` picks the key when it names one),
+    /// with `aud` `api://AzureADTokenExchange` and within its `nbf`/`exp`.
+    ///
+    /// Registering the same issuer and subject again replaces the keys (the
+    /// issuer rotated its signing key): tokens signed by the old ones are then
+    /// refused. Other subjects of one issuer are added alongside.
+    ///
+    /// A refused token gets the AAD code for the check that failed:
+    /// AADSTS700211 (no record for the issuer), AADSTS700213 (no record for the
+    /// subject), AADSTS700212 (audience), AADSTS700024 (outside `nbf`/`exp`,
+    /// 5 minutes of skew allowed). AADSTS700027 for a bad signature or an
+    /// unknown `kid`, AADSTS50027 for a malformed token and AADSTS5002738 for
+    /// another algorithm are the emulator's choice. An assertion whose `iss` is
+    /// the app id is a certificate assertion ([`Emulator::register_certificate`]).
+    pub fn register_federated_identity(
+        &self,
+        app: &RegisteredApp,
+        issuer: &str,
+        subject: &str,
+        jwks: &serde_json::Value,
+    ) -> Result<(), EmulatorError> {
+        let identity =
+            federated::FederatedIdentity::new(app.tenant_id.clone(), app.app_id.clone(), issuer, subject, jwks)?;
+        let mut identities = lock(&self.inner.federated);
+        identities.retain(|known| !known.same_record(&identity));
+        identities.push(identity);
         Ok(())
     }
 

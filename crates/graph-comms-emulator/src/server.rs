@@ -438,14 +438,9 @@ fn token(inner: &Inner, tenant: &TenantId, bytes: &[u8]) -> Response {
             );
         }
         let audience = format!("{}/{}/oauth2/v2.0/token", inner.base_url, tenant);
-        let certificates = lock(&inner.certificates).clone();
-        let checked = crate::assertion::verify(
-            &certificates,
-            &app.tenant_id,
-            &app.app_id,
-            &audience,
-            field("client_assertion").unwrap_or_default(),
-        );
+        let assertion = field("client_assertion").unwrap_or_default();
+        let checked =
+            crate::federated::verify_client_assertion(inner, &app.tenant_id, &app.app_id, &audience, assertion);
         if let Err(refusal) = checked {
             return aad_error(
                 &ctx,

@@ -98,6 +98,7 @@ pub(crate) struct Inner {
     pub(crate) clock_offset: Mutex<Duration>,
     pub(crate) apps: Mutex<Vec<RegisteredApp>>,
     pub(crate) certificates: Mutex<Vec<crate::assertion::RegisteredCertificate>>,
+    pub(crate) federated: Mutex<Vec<crate::federated::FederatedIdentity>>,
     pub(crate) grants: Mutex<HashMap<String, Grant>>,
     pub(crate) keys: Mutex<KeyRing>,
     pub(crate) calls: Mutex<HashMap<CallId, CallRecord>>,

@@ -30,7 +30,8 @@ pub struct Config {
     pub tenant_id: TenantId,
     /// The bot's application (client) id.
     pub app_id: AppId,
-    /// How the bot proves it is the app: a client secret or a certificate.
+    /// How the bot proves it is the app: a client secret, a certificate or a
+    /// federated token.
     pub credential: Credential,
     /// Microsoft Graph, up to and including the version segment.
     pub graph_base_url: String,
@@ -316,6 +317,10 @@ pub enum Credential {
     /// An X.509 certificate registered on the app, and its private key, as
     /// PEM (`client_certificate_file`); checked when the config is loaded.
     Certificate(Secret),
+    /// A file holding a federated token the app trusts (workload identity
+    /// federation: `client_assertion_file`, or `AZURE_FEDERATED_TOKEN_FILE`
+    /// with `workload_identity = true`), read again on every token fetch.
+    FederatedToken(PathBuf),
 }
 
 impl Credential {
@@ -323,7 +328,7 @@ impl Credential {
     pub fn secret(&self) -> Option<&Secret> {
         match self {
             Self::Secret(secret) => Some(secret),
-            Self::Certificate(_) => None,
+            Self::Certificate(_) | Self::FederatedToken(_) => None,
         }
     }
 }
@@ -663,6 +668,8 @@ mod tests {
             app_id: Some("a".into()),
             client_secret_file: Some("f".into()),
             client_certificate_file: Some("f".into()),
+            client_assertion_file: Some("f".into()),
+            workload_identity: Some(true),
             graph_base_url: Some("u".into()),
             login_base_url: Some("u".into()),
             openid_configuration_url: Some("u".into()),

@@ -11,6 +11,8 @@ pub(super) const KNOWN_KEYS: &[&str] = &[
     "client_secret",
     "client_secret_file",
     "client_certificate_file",
+    "client_assertion_file",
+    "workload_identity",
     "graph_base_url",
     "login_base_url",
     "openid_configuration_url",
@@ -48,6 +50,10 @@ pub(super) struct RawConfig {
     pub(super) client_secret_file: Option<PathBuf>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(super) client_certificate_file: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) client_assertion_file: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) workload_identity: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(super) graph_base_url: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -202,7 +208,6 @@ fn lenient_string<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<S
 pub(super) fn defaults() -> RawConfig {
     RawConfig {
         graph_base_url: Some(DEFAULT_GRAPH_BASE_URL.into()),
-        login_base_url: Some(DEFAULT_LOGIN_BASE_URL.into()),
         openid_configuration_url: Some(DEFAULT_OPENID_CONFIGURATION_URL.into()),
         listen: Some(DEFAULT_LISTEN.into()),
         callback_path: Some(DEFAULT_CALLBACK_PATH.into()),

@@ -15,17 +15,26 @@ use crate::routing::{Destination, Route, RoutingPolicy, Target, TransferMode};
 /// Checks every field, pushing one error per problem. Returns a config when
 /// every required value could be built (errors may still have been pushed).
 pub(super) fn validate(raw: RawConfig, env_secret: Option<String>, errors: &mut Vec<ConfigError>) -> Option<Config> {
-    let tenant_id = required(errors, "tenant_id", raw.tenant_id);
-    let app_id = required(errors, "app_id", raw.app_id);
+    let workload_identity = raw.workload_identity.unwrap_or(false);
+    let tenant_id = required_or_workload_env(errors, "tenant_id", raw.tenant_id, workload_identity, TENANT_ID_VAR);
+    let app_id = required_or_workload_env(errors, "app_id", raw.app_id, workload_identity, CLIENT_ID_VAR);
     let credential = resolve_credential(
         errors,
-        env_secret,
-        raw.client_secret_file.as_deref(),
-        raw.client_certificate_file.as_deref(),
+        CredentialKeys {
+            env_secret,
+            secret_file: raw.client_secret_file.as_deref(),
+            certificate_file: raw.client_certificate_file.as_deref(),
+            assertion_file: raw.client_assertion_file.as_deref(),
+            workload_identity,
+        },
     );
 
     let graph_base_url = url_key(errors, "graph_base_url", raw.graph_base_url);
-    let login_base_url = url_key(errors, "login_base_url", raw.login_base_url);
+    let login_base_url = raw
+        .login_base_url
+        .or_else(|| workload_env(workload_identity, AUTHORITY_HOST_VAR))
+        .or_else(|| Some(DEFAULT_LOGIN_BASE_URL.to_owned()));
+    let login_base_url = url_key(errors, "login_base_url", login_base_url);
     let openid_configuration_url = url_key(errors, "openid_configuration_url", raw.openid_configuration_url);
     let public_callback_url = url_key(errors, "public_callback_url", raw.public_callback_url);
     let hold_prompt_uri = raw
@@ -579,13 +588,91 @@ fn is_loopback(url: &url::Url) -> bool {
     }
 }
 
-/// A certificate file, or else the secret (from the environment or its file).
-fn resolve_credential(
+/// The variables AKS workload identity sets in a pod (`azure.workload.identity/use: "true"`).
+const CLIENT_ID_VAR: &str = "AZURE_CLIENT_ID";
+const TENANT_ID_VAR: &str = "AZURE_TENANT_ID";
+const TOKEN_FILE_VAR: &str = "AZURE_FEDERATED_TOKEN_FILE";
+const AUTHORITY_HOST_VAR: &str = "AZURE_AUTHORITY_HOST";
+
+/// With `workload_identity = true`, the AKS variable `name` (when set and not blank).
+fn workload_env(workload_identity: bool, name: &str) -> Option<String> {
+    if !workload_identity {
+        return None;
+    }
+    std::env::var(name)
+        .ok()
+        .map(|value| value.trim().to_owned())
+        .filter(|value| !value.is_empty())
+}
+
+/// A required key that, with `workload_identity = true`, falls back to the AKS variable.
+fn required_or_workload_env(
     errors: &mut Vec<ConfigError>,
+    key: &str,
+    value: Option<String>,
+    workload_identity: bool,
+    variable: &str,
+) -> Option<String> {
+    match value {
+        None if workload_identity => {
+            let value = workload_env(true, variable);
+            if value.is_none() {
+                errors.push(err(
+                    key,
+                    format!("missing (required): set {key}, or {variable} (workload_identity = true reads it from the environment)"),
+                ));
+            }
+            value
+        }
+        value => required(errors, key, value),
+    }
+}
+
+/// Where the credential may come from, as configured.
+struct CredentialKeys<'a> {
     env_secret: Option<String>,
-    secret_file: Option<&Path>,
-    certificate_file: Option<&Path>,
-) -> Option<Credential> {
+    secret_file: Option<&'a Path>,
+    certificate_file: Option<&'a Path>,
+    assertion_file: Option<&'a Path>,
+    workload_identity: bool,
+}
+
+/// Exactly one of: a federated token file, a certificate file, or the secret
+/// (from the environment or its file).
+fn resolve_credential(errors: &mut Vec<ConfigError>, keys: CredentialKeys<'_>) -> Option<Credential> {
+    let CredentialKeys {
+        env_secret,
+        secret_file,
+        certificate_file,
+        assertion_file,
+        workload_identity,
+    } = keys;
+    if assertion_file.is_some() || workload_identity {
+        let key = if assertion_file.is_some() {
+            "client_assertion_file"
+        } else {
+            "workload_identity"
+        };
+        let others: Vec<&str> = [
+            (env_secret.is_some(), SECRET_ENV),
+            (secret_file.is_some(), "client_secret_file"),
+            (certificate_file.is_some(), "client_certificate_file"),
+        ]
+        .into_iter()
+        .filter_map(|(set, name)| set.then_some(name))
+        .collect();
+        if !others.is_empty() {
+            errors.push(err(
+                key,
+                format!(
+                    "a federated token (client_assertion_file or workload_identity) and {} are set: configure exactly one credential",
+                    others.join(" and ")
+                ),
+            ));
+            return None;
+        }
+        return resolve_federated(errors, assertion_file, workload_identity);
+    }
     let Some(path) = certificate_file else {
         return resolve_secret(errors, env_secret, secret_file).map(Credential::Secret);
     };
@@ -615,6 +702,49 @@ fn resolve_credential(
                     "{}: {e} (it must hold the certificate and its RSA private key as PEM)",
                     path.display()
                 ),
+            ));
+            None
+        }
+    }
+}
+
+/// The federated token file: `client_assertion_file`, else (workload identity)
+/// `AZURE_FEDERATED_TOKEN_FILE`. It must be readable and hold a token now;
+/// the client reads it again on every token fetch.
+fn resolve_federated(
+    errors: &mut Vec<ConfigError>,
+    assertion_file: Option<&Path>,
+    workload_identity: bool,
+) -> Option<Credential> {
+    let (path, source) = match assertion_file {
+        Some(path) => (path.to_path_buf(), "client_assertion_file"),
+        None => match workload_env(workload_identity, TOKEN_FILE_VAR) {
+            Some(path) => (PathBuf::from(path), TOKEN_FILE_VAR),
+            None => {
+                errors.push(err(
+                    "client_assertion_file",
+                    format!(
+                        "missing (required): workload_identity = true needs client_assertion_file or {TOKEN_FILE_VAR} \
+                         (AKS sets it in pods labelled azure.workload.identity/use: \"true\")"
+                    ),
+                ));
+                return None;
+            }
+        },
+    };
+    match std::fs::read_to_string(&path) {
+        Ok(token) if token.trim().is_empty() => {
+            errors.push(err(
+                "client_assertion_file",
+                format!("{} (from {source}) is empty", path.display()),
+            ));
+            None
+        }
+        Ok(_) => Some(Credential::FederatedToken(path)),
+        Err(e) => {
+            errors.push(err(
+                "client_assertion_file",
+                format!("cannot read {} (from {source}): {e}", path.display()),
             ));
             None
         }
@@ -652,7 +782,10 @@ fn resolve_secret(errors: &mut Vec<ConfigError>, env_secret: Option<String>, fil
         (None, None) => {
             errors.push(err(
                 "client_secret",
-                format!("missing (required): set {SECRET_ENV}, client_secret_file or client_certificate_file"),
+                format!(
+                    "missing (required): set {SECRET_ENV}, client_secret_file, client_certificate_file, \
+                     client_assertion_file or workload_identity = true"
+                ),
             ));
             None
         }
