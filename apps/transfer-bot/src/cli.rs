@@ -1,4 +1,4 @@
-//! The command line: `serve`, `demo` and `inspect`.
+//! The command line: `serve`, `doctor`, `demo` and `inspect`.
 
 use std::io::Read as _;
 use std::path::PathBuf;
@@ -28,6 +28,17 @@ pub enum Command {
         /// The TOML configuration file (default `transfer-bot.toml`, optional).
         #[arg(long)]
         config: Option<PathBuf>,
+    },
+    /// Check a configuration against the real services (Graph token and its
+    /// roles, signing keys, clock, callback URL, Redis, prompts): one line per
+    /// check, exit code 1 if any failed.
+    Doctor {
+        /// The TOML configuration file (default `transfer-bot.toml`, optional).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Print the checks as JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Run scripted calls against the embedded Graph emulator and print a result table.
     #[cfg(feature = "demo")]
@@ -73,6 +84,28 @@ pub fn main() -> ExitCode {
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Inspect { file } => Ok(inspect_command(&file)),
+        Command::Doctor { config, json } => {
+            let config = match Config::load(config.as_deref()) {
+                Ok(config) => config,
+                Err(errors) => {
+                    let check = crate::doctor::Check {
+                        name: "config",
+                        status: crate::doctor::Status::Failed,
+                        detail: errors.to_string(),
+                        hint: Some("fix the keys named above (docs/configuration.md)".to_owned()),
+                    };
+                    print_checks(&[check], json)?;
+                    return Ok(ExitCode::FAILURE);
+                }
+            };
+            let checks = runtime()?.block_on(crate::doctor::run(&config));
+            print_checks(&checks, json)?;
+            Ok(if crate::doctor::any_failed(&checks) {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
         Command::Serve { config } => {
             let config = Config::load(config.as_deref())?;
             crate::logging::init(cli.log_format.unwrap_or(config.log_format))?;
@@ -157,4 +190,13 @@ fn inspect_command(file: &std::path::Path) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn print_checks(checks: &[crate::doctor::Check], json: bool) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(checks)?);
+    } else {
+        print!("{}", crate::doctor::render_text(checks));
+    }
+    Ok(())
 }

@@ -85,29 +85,7 @@ impl RunningBot {
     ) -> anyhow::Result<Self> {
         let addr = listener.local_addr()?;
         let metrics = Arc::new(Metrics::new());
-        let client = match &config.credential {
-            Credential::Secret(secret) => GraphClient::builder().credentials(
-                config.tenant_id.clone(),
-                config.app_id.clone(),
-                secret.expose().to_owned(),
-            ),
-            Credential::Certificate(pem) => GraphClient::builder().certificate(
-                config.tenant_id.clone(),
-                config.app_id.clone(),
-                ClientCertificate::from_pem(pem.expose(), "").context("reading client_certificate_file")?,
-            ),
-            // Read again on every token fetch: the kubelet rotates the file.
-            Credential::FederatedToken(path) => GraphClient::builder().federated_credentials(
-                config.tenant_id.clone(),
-                config.app_id.clone(),
-                path.clone(),
-            ),
-        };
-        let client = client
-            .graph_base_url(config.graph_base_url.clone())
-            .login_base_url(config.login_base_url.clone())
-            .request_timeout(config.graph_client.request_timeout)
-            .user_agent(config.graph_client.user_agent.clone())
+        let client = graph_client_builder(config)?
             .observer(Arc::new(LatencyObserver(Arc::clone(&metrics))))
             .build()
             .context("building the Graph client")?;
@@ -288,10 +266,35 @@ fn log_server_end(ended: Result<std::io::Result<()>, tokio::task::JoinError>) {
     }
 }
 
+/// The Graph client `config` describes (credential, base URLs, timeouts), not yet built.
+pub fn graph_client_builder(config: &Config) -> anyhow::Result<graph_comms_handler::client::GraphClientBuilder> {
+    let client = match &config.credential {
+        Credential::Secret(secret) => GraphClient::builder().credentials(
+            config.tenant_id.clone(),
+            config.app_id.clone(),
+            secret.expose().to_owned(),
+        ),
+        Credential::Certificate(pem) => GraphClient::builder().certificate(
+            config.tenant_id.clone(),
+            config.app_id.clone(),
+            ClientCertificate::from_pem(pem.expose(), "").context("reading client_certificate_file")?,
+        ),
+        // Read again on every token fetch: the kubelet rotates the file.
+        Credential::FederatedToken(path) => {
+            GraphClient::builder().federated_credentials(config.tenant_id.clone(), config.app_id.clone(), path.clone())
+        }
+    };
+    Ok(client
+        .graph_base_url(config.graph_base_url.clone())
+        .login_base_url(config.login_base_url.clone())
+        .request_timeout(config.graph_client.request_timeout)
+        .user_agent(config.graph_client.user_agent.clone()))
+}
+
 /// The Redis store when `store.kind` is `redis`. It connects lazily: the app
 /// starts (not ready) while Redis is down, and the connection is retried by
 /// each operation.
-fn build_store(config: &Config) -> anyhow::Result<Option<RedisCallStore>> {
+pub fn build_store(config: &Config) -> anyhow::Result<Option<RedisCallStore>> {
     let settings = &config.store;
     match &settings.backend {
         StoreBackend::Memory => {

@@ -1029,6 +1029,17 @@ impl GraphClient {
         Ok(())
     }
 
+    /// The access token requests of this handle carry now (fetched if
+    /// needed), for diagnostics that read its claims, such as the `roles`
+    /// an app was granted. It is a secret: never log it.
+    ///
+    /// # Errors
+    ///
+    /// As [`Self::ensure_token`].
+    pub async fn access_token(&self) -> Result<String, GraphClientError> {
+        Ok(self.inner.tokens.cache(self.tenant.as_ref()).get().await?)
+    }
+
     /// Token fetches so far (every tenant's cache; handles from
     /// [`Self::for_tenant`] share the counts).
     pub fn token_metrics(&self) -> crate::TokenMetrics {

@@ -80,6 +80,7 @@ impl Emulator {
             apps: Mutex::new(vec![default_app]),
             certificates: Mutex::new(Vec::new()),
             federated: Mutex::new(Vec::new()),
+            roles: Mutex::new(HashMap::new()),
             grants: Mutex::new(HashMap::new()),
             keys: Mutex::new(keys),
             calls: Mutex::new(HashMap::new()),
@@ -147,6 +148,17 @@ impl Emulator {
         let mut apps = lock(&self.inner.apps);
         apps.retain(|a| !(a.tenant_id == app.tenant_id && a.app_id == app.app_id));
         apps.push(app);
+    }
+
+    /// Sets the application permissions `app` has in its tenant: the `roles`
+    /// claim of the access tokens the token endpoint issues to it from now
+    /// on (by default every calling permission). The calls API does not
+    /// enforce them; a check such as `transfer-bot doctor` reads them.
+    pub fn set_app_roles(&self, app: &RegisteredApp, roles: &[&str]) {
+        lock(&self.inner.roles).insert(
+            (app.tenant_id.clone(), app.app_id.clone()),
+            roles.iter().map(|r| (*r).to_owned()).collect(),
+        );
     }
 
     /// Registers an X.509 certificate (PEM) on `app` in its tenant: the token

@@ -461,11 +461,7 @@ fn token(inner: &Inner, tenant: &TenantId, bytes: &[u8]) -> Response {
             ),
         );
     }
-    let access_token = format!(
-        "emu.{}.{}",
-        uuid::Uuid::new_v4().simple(),
-        uuid::Uuid::new_v4().simple()
-    );
+    let access_token = access_token(inner, &app.tenant_id, &app.app_id);
     let lifetime = inner.config.access_token_lifetime;
     lock(&inner.grants).insert(
         access_token.clone(),
@@ -482,6 +478,26 @@ fn token(inner: &Inner, tenant: &TenantId, bytes: &[u8]) -> Response {
         "access_token": access_token,
     }))
     .into_response()
+}
+
+/// An access token shaped like Entra ID's (three dot-separated parts, the
+/// second a base64url JSON payload with `aud`, `tid`, `appid`, `roles`), so
+/// tools can read its roles as they would a real one. Not signed: the
+/// emulator knows its tokens by their random third part.
+fn access_token(inner: &Inner, tenant: &TenantId, app: &graph_comms_model::AppId) -> String {
+    use base64::Engine as _;
+    let roles = lock(&inner.roles)
+        .get(&(tenant.clone(), app.clone()))
+        .cloned()
+        .unwrap_or_else(|| crate::state::DEFAULT_ROLES.iter().map(|r| (*r).to_owned()).collect());
+    let payload = json!({
+        "aud": "https://graph.microsoft.com",
+        "tid": tenant.as_str(),
+        "appid": app.as_str(),
+        "roles": roles,
+    });
+    let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(payload.to_string());
+    format!("emu.{payload}.{}", uuid::Uuid::new_v4().simple())
 }
 
 /// Decodes `application/x-www-form-urlencoded`.

@@ -90,6 +90,15 @@ impl CallRecord {
 }
 
 /// Everything behind an [`crate::Emulator`] handle.
+/// The calling permissions an app has unless [`crate::Emulator::set_app_roles`]
+/// says otherwise: every one a calling bot can be granted.
+pub(crate) const DEFAULT_ROLES: &[&str] = &[
+    "Calls.Initiate.All",
+    "Calls.InitiateGroupCall.All",
+    "Calls.JoinGroupCall.All",
+    "Calls.AccessMedia.All",
+];
+
 pub(crate) struct Inner {
     pub(crate) config: EmulatorConfig,
     pub(crate) base_url: String,
@@ -99,6 +108,9 @@ pub(crate) struct Inner {
     pub(crate) apps: Mutex<Vec<RegisteredApp>>,
     pub(crate) certificates: Mutex<Vec<crate::assertion::RegisteredCertificate>>,
     pub(crate) federated: Mutex<Vec<crate::federated::FederatedIdentity>>,
+    /// Application permissions granted to an app in a tenant (the `roles` of
+    /// its access tokens); apps not named here have [`DEFAULT_ROLES`].
+    pub(crate) roles: Mutex<HashMap<(TenantId, AppId), Vec<String>>>,
     pub(crate) grants: Mutex<HashMap<String, Grant>>,
     pub(crate) keys: Mutex<KeyRing>,
     pub(crate) calls: Mutex<HashMap<CallId, CallRecord>>,

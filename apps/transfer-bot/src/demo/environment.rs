@@ -13,6 +13,8 @@ pub struct DemoEnvironment {
     pub placer: Arc<CallPlacer>,
     /// The receptionist's progress.
     pub events: mpsc::UnboundedReceiver<BotEvent>,
+    /// The configuration the bot runs with.
+    pub config: Config,
 }
 
 impl DemoEnvironment {
@@ -92,6 +94,7 @@ impl DemoEnvironment {
             bot,
             placer,
             events,
+            config,
         })
     }
 
