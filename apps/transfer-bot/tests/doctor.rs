@@ -1,6 +1,7 @@
 //! `transfer-bot doctor` against the demo environment (the emulator and a
 //! running bot): every check passes, and breaking each one in turn shows its
 //! ✘ (or warning) with a hint.
+#![cfg(feature = "demo")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::Duration;
