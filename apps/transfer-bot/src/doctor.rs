@@ -8,6 +8,8 @@ use std::time::{Duration, SystemTime};
 use base64::Engine as _;
 use serde::Serialize;
 
+use graph_comms_notify::UNAUTHORIZED_BODY;
+
 use crate::config::{Config, StoreBackend};
 
 /// How long one request of a check may take.
@@ -20,9 +22,6 @@ const SKEW_WARN: Duration = Duration::from_secs(30);
 pub const TRANSFER_ROLE: &str = "Calls.Initiate.All";
 /// The application permission answering group calls needs.
 pub const GROUP_CALL_ROLE: &str = "Calls.JoinGroupCall.All";
-/// The body of the notification endpoint's 401: how `doctor` knows the
-/// callback URL reaches this framework.
-const UNAUTHORIZED_BODY: &str = "invalid or missing bearer token";
 
 /// How a check ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use figment::Jail;
 use transfer_bot::config::{Config, StoreBackend};
-use transfer_bot::server::{HEALTH_PATH, METRICS_PATH, READY_PATH};
+use transfer_bot::server::{HEALTH_PATH, READY_PATH};
 
 const DOCKERFILE: &str = include_str!("../../../deploy/Dockerfile");
 const CONFIGMAP: &str = include_str!("../../../deploy/kubernetes/configmap.yaml");
@@ -113,10 +113,15 @@ fn probes_use_the_admin_port_and_the_paths_the_app_serves() {
         .map(|(_, next)| next.trim().trim_start_matches("port:").trim())
         .collect();
     assert_eq!(probe_ports, ["admin", "admin"]);
-    // The public Service exposes the webhook only; /metrics has its own.
+    // The public Service exposes the webhook only; the admin port (/metrics) has its own.
     let target_ports = values(SERVICE, "targetPort");
     assert_eq!(target_ports, ["webhook", "admin"]);
-    assert!(!SERVICE.contains(METRICS_PATH) || SERVICE.contains("transfer-bot-admin"));
+    let services = values(SERVICE, "name");
+    assert_eq!(
+        services[0], "transfer-bot",
+        "the public Service comes first: {services:?}"
+    );
+    assert!(services.contains(&"transfer-bot-admin"), "{services:?}");
 }
 
 #[test]

@@ -33,7 +33,9 @@ use crate::{NotifyConfig, NotifyError};
 /// Seconds a 503 asks the sender to wait before retrying.
 const RETRY_AFTER_SECS: &str = "1";
 /// Body of every 401: the precise reason goes to the log, not to the caller.
-const UNAUTHORIZED_BODY: &str = "invalid or missing bearer token";
+/// The body of every 401 the endpoint answers (the reason is logged, never
+/// sent): how a check such as `transfer-bot doctor` knows a URL reaches it.
+pub const UNAUTHORIZED_BODY: &str = "invalid or missing bearer token";
 
 /// The notification callback endpoint. Cheap to clone; clones share one queue and key cache.
 #[derive(Clone)]

@@ -11,7 +11,7 @@ mod metrics;
 mod stages;
 
 pub use config::{DEFAULT_ISSUERS, DEFAULT_MIN_KEY_REFETCH_INTERVAL, DEFAULT_OPENID_CONFIGURATION_URL, NotifyConfig};
-pub use endpoint::{Admission, Journal, MESSAGE_ID_HEADER, NotifyEndpoint};
+pub use endpoint::{Admission, Journal, MESSAGE_ID_HEADER, NotifyEndpoint, UNAUTHORIZED_BODY};
 pub use error::NotifyError;
 pub use events::{Delivery, EventReceiver, NotificationEvent};
 pub use keys::{HttpKeySource, Jwks, KeySource};

@@ -419,6 +419,8 @@ const MAX_CONNECTIONS_RANGE: std::ops::RangeInclusive<u64> = 1..=1_000_000;
 
 mod raw;
 mod validate;
+mod validate_credential;
+mod validate_store;
 
 use raw::{KNOWN_KEYS, RawConfig, defaults};
 use validate::validate;
