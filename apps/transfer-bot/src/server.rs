@@ -73,6 +73,8 @@ struct AppState {
     registry: Arc<Registry>,
     ready: Arc<Readiness>,
     redis_store: Option<RedisCallStore>,
+    /// Whether notifications are kept while Redis is down (`store.outage_journal > 0`).
+    outage_journal: bool,
 }
 
 impl RunningBot {
@@ -119,7 +121,9 @@ impl RunningBot {
         if let Some(store) = &redis_store {
             // Instances on one Redis share calls: notifications go to the call's
             // inbox before 202, and the call's lease holder handles them.
-            builder = builder.shared_store(Arc::new(store.clone()), config.store.instance_id.clone());
+            builder = builder
+                .shared_store(Arc::new(store.clone()), config.store.instance_id.clone())
+                .outage_journal_capacity(config.store.outage_journal);
         }
         let bot = builder
             .client(client)
@@ -158,6 +162,7 @@ impl RunningBot {
             registry: Arc::new(registry),
             ready: Arc::clone(&ready),
             redis_store: redis_store.clone(),
+            outage_journal: config.store.outage_journal > 0,
         };
         let limits = config.server;
         // With an admin listener the public one serves the callback path alone.
@@ -417,14 +422,22 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
         None => true,
         Some(store) => ping(store).await,
     };
-    let status = if keys && token && accepting && call_store {
+    // Redis down turns readiness off only without the outage journal (`accepting`
+    // is false once it is full): every instance unready at once would leave Graph
+    // no address at all, where the journal could have taken its notifications.
+    let store_ok = call_store || state.outage_journal;
+    let status = if keys && token && accepting && store_ok {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
+    let journaled = state.bot.metrics().outage_journal_items;
     (
         status,
-        format!("signing_keys: {keys}\ngraph_token: {token}\naccepting: {accepting}\ncall_store: {call_store}\n"),
+        format!(
+            "signing_keys: {keys}\ngraph_token: {token}\naccepting: {accepting}\ncall_store: {call_store}\n\
+             outage_journal: {journaled}\n"
+        ),
     )
 }
 

@@ -60,6 +60,9 @@ const FRAMEWORK_FAMILIES: &[&str] = &[
     "graph_comms_takeovers",
     "graph_comms_leases_lost",
     "graph_comms_journal_failures",
+    "graph_comms_outage_journaled",
+    "graph_comms_outage_replayed",
+    "graph_comms_outage_journal_items",
 ];
 
 /// The app's own families (`Metrics::register`).

@@ -215,6 +215,8 @@ async fn a_transferred_call_is_kept_in_redis() {
         .await;
 }
 
+/// With `store.outage_journal = 0` nothing can take notifications while Redis
+/// is down, so the instance is not ready.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readiness_says_call_store_false_when_redis_does_not_answer() {
     // A loopback port nobody listens on.
@@ -225,9 +227,13 @@ async fn readiness_says_call_store_false_when_redis_does_not_answer() {
     let url = RedisUrl::parse(&format!("redis://:not-shown@127.0.0.1:{closed}/")).unwrap();
     let blind = scenario("blind transfer");
     // Starts (keys and token come from the emulator) although Redis is down.
+    let without_journal = StoreSettings {
+        outage_journal: 0,
+        ..StoreSettings::redis(url, unique_prefix())
+    };
     let env = tokio::time::timeout(
         Duration::from_secs(20),
-        DemoEnvironment::start_with_store(std::slice::from_ref(&blind), StoreSettings::redis(url, unique_prefix())),
+        DemoEnvironment::start_with_store(std::slice::from_ref(&blind), without_journal),
     )
     .await
     .expect("start timed out")
@@ -260,6 +266,33 @@ async fn readiness_says_call_store_false_when_redis_does_not_answer() {
     );
     assert!(!metrics.contains("not-shown"));
 
+    tokio::time::timeout(Duration::from_secs(20), env.shutdown())
+        .await
+        .expect("shutdown with Redis down timed out");
+}
+
+/// With the outage journal (the default) an instance stays ready while Redis
+/// does not answer: were every instance unready at once, Graph would have no
+/// address to deliver to, where the journal can take its notifications.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_stays_on_while_redis_does_not_answer_and_the_outage_journal_has_room() {
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let url = RedisUrl::parse(&format!("redis://127.0.0.1:{closed}/")).unwrap();
+    let blind = scenario("blind transfer");
+    let env = tokio::time::timeout(
+        Duration::from_secs(20),
+        DemoEnvironment::start_with_store(std::slice::from_ref(&blind), StoreSettings::redis(url, unique_prefix())),
+    )
+    .await
+    .expect("start timed out")
+    .expect("the bot must start while Redis is down");
+    let (status, body) = http_get(env.bot.addr, "/readyz").await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("call_store: false\n"), "{body}");
+    assert!(body.contains("outage_journal: 0\n"), "{body}");
     tokio::time::timeout(Duration::from_secs(20), env.shutdown())
         .await
         .expect("shutdown with Redis down timed out");

@@ -20,6 +20,9 @@ use crate::timings::Timings;
 
 /// Notifications one call may have queued before the webhook answers 503 for it.
 pub const DEFAULT_MAX_QUEUED_PER_CALL: usize = 256;
+/// Notifications an instance keeps while the shared store is unreachable
+/// (see [`BotBuilder::outage_journal_capacity`]).
+pub const DEFAULT_OUTAGE_JOURNAL_CAPACITY: usize = 10_000;
 
 /// The default path notifications are POSTed to.
 pub const DEFAULT_CALLBACK_PATH: &str = "/api/calls";
@@ -64,6 +67,7 @@ pub struct BotBuilder {
     timings: Timings,
     allow_concurrent_transfers: bool,
     max_queued_per_call: usize,
+    outage_journal_capacity: usize,
 }
 
 impl BotBuilder {
@@ -146,6 +150,21 @@ impl BotBuilder {
         self
     }
 
+    /// How many notifications this instance keeps while the shared store is
+    /// unreachable (default [`DEFAULT_OUTAGE_JOURNAL_CAPACITY`]; 0 turns it off).
+    ///
+    /// They are answered 202, kept in memory in arrival order, and appended to
+    /// their calls' inboxes when the store answers again, so an incoming call
+    /// that rings during a short outage is still answered even if Graph gives
+    /// up delivering again early. When it is full, or off, notifications are
+    /// refused with 503 and Graph's own retries are all that is left. An
+    /// instance killed during the outage loses what it holds. Only with
+    /// [`BotBuilder::shared_store`].
+    pub fn outage_journal_capacity(mut self, capacity: usize) -> Self {
+        self.outage_journal_capacity = capacity;
+        self
+    }
+
     /// Builds the bot and starts its dispatcher.
     ///
     /// # Errors
@@ -170,6 +189,7 @@ impl BotBuilder {
             allow_concurrent_transfers: self.allow_concurrent_transfers,
             max_queued_per_call: self.max_queued_per_call,
             sharing: self.sharing,
+            outage_journal_capacity: self.outage_journal_capacity,
         });
         endpoint.set_admission(Arc::clone(&shared) as Arc<dyn graph_comms_notify::Admission>);
         if shared.is_shared() {
@@ -235,6 +255,7 @@ impl Bot {
             timings: Timings::default(),
             allow_concurrent_transfers: false,
             max_queued_per_call: DEFAULT_MAX_QUEUED_PER_CALL,
+            outage_journal_capacity: DEFAULT_OUTAGE_JOURNAL_CAPACITY,
         }
     }
 
@@ -262,16 +283,21 @@ impl Bot {
     /// A snapshot of the counters.
     pub fn metrics(&self) -> BotMetrics {
         let shared = &self.inner.shared;
-        shared
-            .counters
-            .snapshot(shared.cached_calls(), shared.active_workers(), shared.in_flight())
+        shared.counters.snapshot(
+            shared.cached_calls(),
+            shared.active_workers(),
+            shared.in_flight(),
+            shared.journaled(),
+        )
     }
 
     /// Whether the bot accepts notifications: false once shutdown has begun,
-    /// and while the shared store is unreachable, so a load balancer's
-    /// readiness check moves traffic elsewhere.
+    /// and while the shared store is unreachable and the outage journal (see
+    /// [`BotBuilder::outage_journal_capacity`]) is off or full, so a load
+    /// balancer's readiness check moves traffic elsewhere.
     pub fn is_ready(&self) -> bool {
-        !self.inner.endpoint.is_closed() && self.inner.shared.store_reachable()
+        let shared = &self.inner.shared;
+        !self.inner.endpoint.is_closed() && (shared.store_reachable() || shared.journal_has_room())
     }
 
     /// The store the bot keeps its calls in.
@@ -336,13 +362,21 @@ impl Bot {
             // Ends once the closed endpoint's queue is drained into the call queues.
             let _ = tokio::time::timeout_at(deadline, dispatcher).await;
         }
-        while shared.in_flight() > 0 && tokio::time::Instant::now() < deadline {
+        // Notifications in the outage journal are appended if the store returns in time.
+        while (shared.in_flight() > 0 || shared.journaled() > 0) && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         shared.begin_shutdown();
-        let events_left = shared.in_flight();
+        let journaled = shared.journaled();
+        let events_left = shared.in_flight() + journaled;
         shared.abandon_pending();
-        if events_left > 0 {
+        if journaled > 0 {
+            tracing::error!(
+                journaled,
+                "shutdown deadline passed with notifications in the outage journal: the shared store \
+                 stayed unavailable, and they are lost"
+            );
+        } else if events_left > 0 {
             tracing::warn!(events_left, "shutdown deadline passed with events still queued");
         }
         ShutdownReport {

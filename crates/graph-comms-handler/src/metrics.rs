@@ -37,6 +37,8 @@ pub(crate) struct Counters {
     pub(crate) leases_lost: AtomicU64,
     pub(crate) redeliveries: AtomicU64,
     pub(crate) journal_failures: AtomicU64,
+    pub(crate) outage_journaled: AtomicU64,
+    pub(crate) outage_replayed: AtomicU64,
 }
 
 impl Counters {
@@ -127,6 +129,14 @@ pub struct BotMetrics {
     /// Requests answered 503 because their events could not be appended to
     /// the shared store.
     pub journal_failures: u64,
+    /// Notifications kept in this instance's outage journal because the
+    /// shared store was unavailable (answered 202).
+    pub outage_journaled: u64,
+    /// Notifications from the outage journal appended to the shared store
+    /// once it answered again.
+    pub outage_replayed: u64,
+    /// Notifications in the outage journal now, waiting for the shared store.
+    pub outage_journal_items: usize,
 }
 
 impl BotMetrics {
@@ -137,7 +147,13 @@ impl BotMetrics {
 }
 
 impl Counters {
-    pub(crate) fn snapshot(&self, calls_active: usize, workers_active: usize, events_in_flight: usize) -> BotMetrics {
+    pub(crate) fn snapshot(
+        &self,
+        calls_active: usize,
+        workers_active: usize,
+        events_in_flight: usize,
+        outage_journal_items: usize,
+    ) -> BotMetrics {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         BotMetrics {
             calls_active,
@@ -172,6 +188,9 @@ impl Counters {
             leases_lost: get(&self.leases_lost),
             redeliveries: get(&self.redeliveries),
             journal_failures: get(&self.journal_failures),
+            outage_journaled: get(&self.outage_journaled),
+            outage_replayed: get(&self.outage_replayed),
+            outage_journal_items,
         }
     }
 }

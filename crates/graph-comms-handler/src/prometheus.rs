@@ -297,6 +297,24 @@ impl Collector for BotCollector {
             "Notification requests answered 503 because the shared store could not take their events.",
             bot.journal_failures,
         )?;
+        counter(
+            e,
+            "graph_comms_outage_journaled",
+            "Notifications kept in the outage journal (answered 202) because the shared store was unavailable.",
+            bot.outage_journaled,
+        )?;
+        counter(
+            e,
+            "graph_comms_outage_replayed",
+            "Notifications from the outage journal appended to the shared store once it answered again.",
+            bot.outage_replayed,
+        )?;
+        gauge(
+            e,
+            "graph_comms_outage_journal_items",
+            "Notifications in the outage journal now, waiting for the shared store.",
+            bot.outage_journal_items,
+        )?;
         Ok(())
     }
 }

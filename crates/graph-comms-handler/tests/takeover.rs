@@ -11,16 +11,14 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use common::outage::Outage;
 use common::{Hook, Recorder, emulator, short_timings};
 use graph_comms_emulator::{Emulator, EmulatorConfig, Endpoint, IncomingCall, TargetBehavior};
 use graph_comms_handler::call_machine::{start_attempt, start_consulting_attempt};
 use graph_comms_handler::model::{
     Call, CallId, CallState, Identity, IdentitySet, InvitationParticipantInfo, MediaConfig, Modality, TransferRequest,
 };
-use graph_comms_handler::{
-    AttemptId, Bot, CallRecord, CallStore, Claim, InMemoryCallStore, InboxItem, Lease, Released, SharedCallStore,
-    StoreError,
-};
+use graph_comms_handler::{AttemptId, Bot, CallStore, InMemoryCallStore, SharedCallStore};
 use graph_comms_testkit::{ServedBot, bot_listener};
 
 const LEASE: Duration = Duration::from_millis(600);
@@ -332,114 +330,6 @@ async fn a_consultation_answered_before_its_link_was_written_still_sends_the_tra
     survivor.stop().await;
 }
 
-/// The in-memory shared store, with its writes of records that `starts`
-/// picks refused as unavailable for a while after the first one (a store
-/// outage that starts while an instance writes that change).
-struct Outage {
-    inner: InMemoryCallStore,
-    outage: Duration,
-    starts: fn(&CallRecord) -> bool,
-    until: std::sync::Mutex<Option<std::time::Instant>>,
-}
-
-impl Outage {
-    fn new(outage: Duration, starts: fn(&CallRecord) -> bool) -> Self {
-        Self {
-            inner: InMemoryCallStore::new(),
-            outage,
-            starts,
-            until: std::sync::Mutex::new(None),
-        }
-    }
-
-    fn down(&self, record: Option<&Arc<CallRecord>>) -> bool {
-        if !record.is_some_and(|r| (self.starts)(r)) {
-            return false;
-        }
-        let mut until = self.until.lock().unwrap();
-        let end = *until.get_or_insert_with(|| std::time::Instant::now() + self.outage);
-        std::time::Instant::now() < end
-    }
-}
-
-#[async_trait::async_trait]
-impl CallStore for Outage {
-    async fn load(&self, call_id: &CallId) -> Result<Option<Arc<CallRecord>>, StoreError> {
-        self.inner.load(call_id).await
-    }
-    async fn save(&self, record: Arc<CallRecord>) -> Result<(), StoreError> {
-        if self.down(Some(&record)) {
-            return Err(StoreError::Unavailable("injected outage".into()));
-        }
-        self.inner.save(record).await
-    }
-    async fn delete(&self, call_id: &CallId, version: u64) -> Result<(), StoreError> {
-        self.inner.delete(call_id, version).await
-    }
-    async fn due(&self, now: SystemTime, limit: usize) -> Result<Vec<CallId>, StoreError> {
-        self.inner.due(now, limit).await
-    }
-    async fn count(&self) -> Result<usize, StoreError> {
-        self.inner.count().await
-    }
-}
-
-#[async_trait::async_trait]
-impl SharedCallStore for Outage {
-    async fn append(&self, items: &[(CallId, InboxItem)]) -> Result<(), StoreError> {
-        self.inner.append(items).await
-    }
-    async fn append_and_claim(
-        &self,
-        items: &[(CallId, InboxItem)],
-        owner: &str,
-        ttl: Duration,
-        limit: usize,
-    ) -> Result<Vec<Claim>, StoreError> {
-        self.inner.append_and_claim(items, owner, ttl, limit).await
-    }
-    async fn claim(
-        &self,
-        call_id: &CallId,
-        owner: &str,
-        ttl: Duration,
-        limit: usize,
-    ) -> Result<Option<Claim>, StoreError> {
-        self.inner.claim(call_id, owner, ttl, limit).await
-    }
-    async fn renew(&self, lease: &Lease, ttl: Duration) -> Result<(), StoreError> {
-        self.inner.renew(lease, ttl).await
-    }
-    async fn commit(
-        &self,
-        lease: &Lease,
-        record: Option<Arc<CallRecord>>,
-        consumed: usize,
-        ttl: Duration,
-    ) -> Result<(), StoreError> {
-        if self.down(record.as_ref()) {
-            return Err(StoreError::Unavailable("injected outage".into()));
-        }
-        self.inner.commit(lease, record, consumed, ttl).await
-    }
-    async fn release(
-        &self,
-        lease: &Lease,
-        consumed: usize,
-        record: Option<Arc<CallRecord>>,
-        ttl: Duration,
-        limit: usize,
-    ) -> Result<Released, StoreError> {
-        self.inner.release(lease, consumed, record, ttl, limit).await
-    }
-    async fn peek(&self, call_id: &CallId, from: usize, limit: usize) -> Result<Vec<InboxItem>, StoreError> {
-        self.inner.peek(call_id, from, limit).await
-    }
-    async fn orphans(&self, limit: usize) -> Result<Vec<CallId>, StoreError> {
-        self.inner.orphans(limit).await
-    }
-}
-
 /// Before: the holder counted a notification as handled before committing
 /// its change; when the store stayed unavailable past the retries, the change
 /// was given up but the release still dropped the notification from the
@@ -450,7 +340,7 @@ impl SharedCallStore for Outage {
 async fn a_notification_whose_change_could_not_be_written_is_handled_again_not_dropped() {
     let (emu, app, client, notify) = emulator(EmulatorConfig::default()).await;
     // Longer than the holder's retries (a lease), shorter than the test's wait.
-    let store = Arc::new(Outage::new(LEASE * 2, |r| r.lifecycle.established_fired));
+    let store = Arc::new(Outage::on_writes(LEASE * 2, |r| r.lifecycle.established_fired));
     let handler = Arc::new(Recorder::new(|_, _| None));
     let shared = Arc::clone(&store) as Arc<dyn SharedCallStore>;
     let (served, callback) = serve_shared(shared, handler.clone(), client, notify, "holder").await;
@@ -462,7 +352,7 @@ async fn a_notification_whose_change_could_not_be_written_is_handled_again_not_d
     let hooks = handler.wait_for(&call, |h| h.contains(&Hook::Established)).await;
     assert!(hooks.contains(&Hook::Established), "{hooks:?}");
     assert!(
-        store.until.lock().unwrap().is_some(),
+        store.began(),
         "the outage happened while the established call was written"
     );
     let stored = store.load(&call).await.unwrap().unwrap();
@@ -548,7 +438,7 @@ async fn a_consultation_whose_link_could_not_be_written_is_linked_by_the_next_ho
     let (emu, app, client, notify) = emulator(EmulatorConfig::default()).await;
     emu.script_target("consultee", TargetBehavior::Accept);
     // Longer than a writer's retries (a lease), shorter than the consultation's ringing time.
-    let store = Arc::new(Outage::new(LEASE * 2, |r| r.links.consultation_for.is_some()));
+    let store = Arc::new(Outage::on_writes(LEASE * 2, |r| r.links.consultation_for.is_some()));
     let handler = common::Consults::new("consultee");
     let shared = Arc::clone(&store) as Arc<dyn SharedCallStore>;
     let (served, callback) = serve_shared(shared, handler.clone(), client, notify, "holder").await;
@@ -565,7 +455,7 @@ async fn a_consultation_whose_link_could_not_be_written_is_linked_by_the_next_ho
         seen.contains(&format!("completed replacing {consultation}")),
         "{seen:?}"
     );
-    assert!(store.until.lock().unwrap().is_some(), "the link's write met the outage");
+    assert!(store.began(), "the link's write met the outage");
     tokio::time::sleep(LEASE * 2).await;
     let seen = handler.log.seen(&call);
     assert_eq!(common::outcomes(&seen), 1, "{seen:?}");

@@ -96,6 +96,10 @@ pub struct StoreSettings {
     /// With Redis: how long a call's lease lasts without renewal, so how soon
     /// another instance takes over the calls of one that died (`store.lease_ttl_ms`).
     pub lease_ttl: Duration,
+    /// With Redis: how many notifications this instance keeps (answered 202)
+    /// while Redis is unreachable, to append when it returns; 0 refuses them
+    /// with 503 instead (`store.outage_journal`).
+    pub outage_journal: usize,
     /// With a `rediss://` URL: a CA and client certificate beyond the system's roots.
     pub tls: StoreTls,
 }
@@ -118,6 +122,7 @@ impl Default for StoreSettings {
             key_prefix: DEFAULT_KEY_PREFIX.to_owned(),
             instance_id: default_instance_id(),
             lease_ttl: Duration::from_millis(DEFAULT_LEASE_TTL_MS),
+            outage_journal: graph_comms_handler::DEFAULT_OUTAGE_JOURNAL_CAPACITY,
             tls: StoreTls::default(),
         }
     }
@@ -411,6 +416,8 @@ pub const DEFAULT_LEASE_TTL_MS: u64 = 10_000;
 /// The range `store.lease_ttl_ms` accepts: renewals every third of it must
 /// fit Redis round trips, and takeover waits for it.
 const LEASE_TTL_MS_RANGE: std::ops::RangeInclusive<u64> = 300..=300_000;
+/// `store.outage_journal` at most: about a minute of a large contact centre's notifications.
+const OUTAGE_JOURNAL_MAX: usize = 1_000_000;
 const MAX_INSTANCE_ID_LEN: usize = 64;
 /// The range `server.header_read_timeout_ms` and `server.request_timeout_ms` accept.
 const SERVER_TIMEOUT_MS_RANGE: std::ops::RangeInclusive<u64> = 100..=600_000;
@@ -701,6 +708,7 @@ mod tests {
                 key_prefix: Some("p".into()),
                 instance_id: Some("i".into()),
                 lease_ttl_ms: Some(1_000),
+                outage_journal: Some(0),
                 tls_ca_file: Some("ca.pem".into()),
                 tls_client_cert_file: Some("client.pem".into()),
                 tls_client_key_file: Some("client-key.pem".into()),

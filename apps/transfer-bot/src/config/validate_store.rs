@@ -87,12 +87,24 @@ pub(super) fn validate_store(errors: &mut Vec<ConfigError>, mut raw: RawStore) -
             None
         }
     };
+    let outage_journal = match raw.outage_journal {
+        None => Some(graph_comms_handler::DEFAULT_OUTAGE_JOURNAL_CAPACITY),
+        Some(items) if items <= OUTAGE_JOURNAL_MAX => Some(items),
+        Some(items) => {
+            errors.push(err(
+                "store.outage_journal",
+                format!("{items} is more than {OUTAGE_JOURNAL_MAX} notifications"),
+            ));
+            None
+        }
+    };
     let tls = validate_store_tls(errors, &raw, backend.as_ref());
     Some(StoreSettings {
         backend: backend?,
         key_prefix: key_prefix?,
         instance_id: instance_id?,
         lease_ttl: lease_ttl?,
+        outage_journal: outage_journal?,
         tls: tls?,
     })
 }

@@ -10,6 +10,7 @@ use graph_comms_model::CallId;
 use graph_comms_notify::{Journal, NotificationEvent};
 
 use super::Runtime;
+use super::outage::Refused;
 use super::queue::CallEvent;
 use crate::call_machine::CallInput;
 use crate::machine::AttemptInput;
@@ -19,7 +20,7 @@ use crate::shared::{Claim, InboxItem, Lease, Released, SharedCallStore};
 use crate::store::StoreError;
 
 /// Inbox items one claim reads at most; more are read by the next claim.
-const INBOX_BATCH: usize = 64;
+pub(super) const INBOX_BATCH: usize = 64;
 /// Orphaned calls one sweep claims at most.
 const ORPHAN_BATCH: usize = 1_000;
 
@@ -402,11 +403,29 @@ impl Journal for Runtime {
                 (event.call_id.clone(), item)
             })
             .collect();
+        let outage = self.outage.as_deref();
+        match outage.map(|journal| journal.queue_behind(&items)) {
+            Some(Ok(())) => return self.took_into_journal(items.len()),
+            Some(Err(Refused::Full)) => return Err(self.journal_full()),
+            Some(Err(Refused::Empty)) | None => {}
+        }
         let appended = sharing
             .store
             .append_and_claim(&items, &sharing.instance_id, self.timings.lease_ttl, INBOX_BATCH)
             .await;
         self.observe_store(&appended);
+        if let (Err(StoreError::Unavailable(error)), Some(journal)) = (&appended, outage) {
+            return match journal.take(&items) {
+                Ok(()) => {
+                    tracing::warn!(
+                        "the shared store is unavailable ({error}); notifications are kept in this \
+                         instance's outage journal and appended when it answers again"
+                    );
+                    self.took_into_journal(items.len())
+                }
+                Err(_) => Err(self.journal_full()),
+            };
+        }
         appended
             .map(|claims| {
                 self.counters.claims_refused.fetch_add(
@@ -424,6 +443,22 @@ impl Journal for Runtime {
                 tracing::warn!(%failure, "notifications not appended to the shared store: answered 503");
                 failure.to_string()
             })
+    }
+}
+
+impl Runtime {
+    fn took_into_journal(&self, count: usize) -> Result<(), String> {
+        self.counters
+            .outage_journaled
+            .fetch_add(count as u64, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn journal_full(&self) -> String {
+        self.counters.journal_failures.fetch_add(1, Ordering::Relaxed);
+        let message = "the shared store is unavailable and the outage journal is full: answered 503";
+        tracing::warn!("{message}");
+        message.to_owned()
     }
 }
 

@@ -11,13 +11,16 @@
 //! - [`held`]: the leases this instance holds and what their next write carries;
 //! - [`listen`]: hook code awaiting its call's next notifications (operations, tones);
 //! - [`lease`]: with a shared store, the journal before 202 and the
-//!   claim–process–release cycle under a call's lease.
+//!   claim–process–release cycle under a call's lease;
+//! - [`outage`]: notifications taken while the shared store is unreachable,
+//!   appended once it answers again.
 
 mod consult;
 mod held;
 mod invoke;
 mod lease;
 mod listen;
+mod outage;
 mod process;
 mod queue;
 mod stall;
@@ -68,6 +71,8 @@ pub(crate) struct Runtime {
     store_reachable: AtomicBool,
     /// With a shared store: notices pauses of this process (see [`stall`]).
     stall: Option<Arc<stall::StallWatch>>,
+    /// With a shared store: notifications taken while it fails (see [`outage`]).
+    outage: Option<Arc<outage::OutageJournal>>,
 }
 
 /// What [`Runtime::start`] needs.
@@ -82,6 +87,8 @@ pub(crate) struct RuntimeParts {
     pub(crate) max_queued_per_call: usize,
     /// A shared store and this instance's id, to share calls with other instances.
     pub(crate) sharing: Option<(Arc<dyn crate::shared::SharedCallStore>, String)>,
+    /// How many notifications the outage journal holds at most; 0: none.
+    pub(crate) outage_journal_capacity: usize,
 }
 
 impl Runtime {
@@ -102,6 +109,8 @@ impl Runtime {
             .sharing
             .is_some()
             .then(|| stall::StallWatch::start(parts.timings.lease_ttl / 2));
+        let outage = (parts.sharing.is_some() && parts.outage_journal_capacity > 0)
+            .then(|| Arc::new(outage::OutageJournal::new(parts.outage_journal_capacity)));
         let runtime = Arc::new(Self {
             client: parts.client,
             handler: parts.handler,
@@ -125,10 +134,14 @@ impl Runtime {
             held: held::Held::default(),
             listeners: listen::Listeners::default(),
             stall,
+            outage: outage.clone(),
             store_reachable: AtomicBool::new(true),
         });
         tokio::spawn(timers::timer_loop(Arc::downgrade(&runtime), timer_rx));
         tokio::spawn(timers::sweep_loop(Arc::downgrade(&runtime)));
+        if let Some(journal) = outage {
+            tokio::spawn(outage::replay_loop(Arc::downgrade(&runtime), journal));
+        }
         runtime
     }
 
@@ -149,6 +162,16 @@ impl Runtime {
 
     pub(crate) fn cached_calls(&self) -> usize {
         self.cache.len()
+    }
+
+    /// Notifications in the outage journal, waiting for the shared store.
+    pub(crate) fn journaled(&self) -> usize {
+        self.outage.as_ref().map_or(0, |journal| journal.len())
+    }
+
+    /// Whether new notifications can be taken while the shared store fails.
+    pub(crate) fn journal_has_room(&self) -> bool {
+        self.outage.as_ref().is_some_and(|journal| journal.has_room())
     }
 
     pub(crate) fn active_workers(&self) -> usize {

@@ -2,6 +2,8 @@
 //! handler that records every hook it sees.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod outage;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
