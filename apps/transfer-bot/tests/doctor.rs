@@ -7,6 +7,7 @@
 use std::time::Duration;
 
 use transfer_bot::config::{Config, Credential, RedisUrl, Secret, StoreBackend, StoreSettings};
+use transfer_bot::demo::cluster::{ServeConfig, serve_config};
 use transfer_bot::demo::{DemoEnvironment, scenarios};
 use transfer_bot::doctor::{self, Check, Status};
 
@@ -127,4 +128,85 @@ fn the_json_form_names_each_check_and_its_status() {
     assert_eq!(json[0]["name"], "clock");
     assert_eq!(json[0]["status"], "failed");
     assert!(doctor::render_text(&checks).starts_with("✘ clock: 7m apart (hint: sync)"));
+}
+
+/// libfaketime, which moves a process's wall clock and leaves the rest alone.
+const FAKETIME_LIBRARY: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
+
+/// Runs `transfer-bot doctor --json` on `config` with `env`, answering its checks.
+async fn doctor_process(config: &std::path::Path, env: Vec<(&'static str, String)>) -> (bool, serde_json::Value) {
+    let config = config.to_owned();
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_transfer-bot"))
+            .arg("doctor")
+            .arg("--config")
+            .arg(&config)
+            .arg("--json")
+            .envs(env)
+            .output()
+            .expect("transfer-bot runs")
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let json = serde_json::from_str(&stdout).unwrap_or_else(|e| {
+        panic!(
+            "doctor --json printed no JSON ({e}): {stdout}\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        )
+    });
+    (output.status.success(), json)
+}
+
+fn status_of<'a>(checks: &'a serde_json::Value, name: &str) -> (&'a str, &'a str) {
+    let check = checks
+        .as_array()
+        .and_then(|all| all.iter().find(|c| c["name"] == name))
+        .unwrap_or_else(|| panic!("no {name} check in {checks}"));
+    (
+        check["status"].as_str().unwrap_or_default(),
+        check["hint"].as_str().unwrap_or_default(),
+    )
+}
+
+/// The clock check on a host whose wall clock runs 10 minutes ahead: the
+/// doctor process runs under libfaketime against the emulator's real `Date`.
+/// The same process without the offset passes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_clock_ten_minutes_ahead_fails_the_clock_check() {
+    assert!(
+        std::path::Path::new(FAKETIME_LIBRARY).exists(),
+        "libfaketime is missing: apt-get install faketime"
+    );
+    let env = environment().await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("transfer-bot.toml");
+    let text = serve_config(&ServeConfig {
+        emulator: &env.emulator,
+        listen_port: env.bot.addr.port(),
+        public_callback_url: &env.config.public_callback_url,
+        routes: &[],
+        default_targets: r#"[{ kind = "user", id = "doctor-target" }]"#,
+        menu: None,
+        store: "kind = \"memory\"",
+    });
+    std::fs::write(&path, text).unwrap();
+    let secret = env.emulator.default_app().client_secret;
+
+    let (passed, checks) = doctor_process(&path, vec![("TRANSFER_BOT_CLIENT_SECRET", secret.clone())]).await;
+    assert_eq!(status_of(&checks, "clock").0, "ok", "{checks}");
+    assert!(passed, "{checks}");
+
+    let ahead = vec![
+        ("TRANSFER_BOT_CLIENT_SECRET", secret),
+        ("LD_PRELOAD", FAKETIME_LIBRARY.to_owned()),
+        ("FAKETIME", "+10m".to_owned()),
+        ("FAKETIME_DONT_FAKE_MONOTONIC", "1".to_owned()),
+    ];
+    let (passed, checks) = doctor_process(&path, ahead).await;
+    let (status, hint) = status_of(&checks, "clock");
+    assert_eq!(status, "failed", "{checks}");
+    assert!(hint.contains("sync this host's clock"), "{checks}");
+    assert!(!passed, "a failed check exits non-zero: {checks}");
+    env.shutdown().await;
 }
