@@ -124,6 +124,9 @@ impl RunningBot {
             builder = builder
                 .shared_store(Arc::new(store.clone()), config.store.instance_id.clone())
                 .outage_journal_capacity(config.store.outage_journal);
+            if let Some(dir) = &config.store.outage_journal_dir {
+                builder = builder.outage_journal_dir(dir);
+            }
         }
         let bot = builder
             .client(client)

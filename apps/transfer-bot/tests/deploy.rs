@@ -98,6 +98,16 @@ fn the_configmap_loads_with_the_deployments_environment_and_matches_its_ports() 
         let admin = config.admin_listen.expect("the ConfigMap sets admin_listen");
         assert_eq!(admin.port(), container_port("admin"));
         assert!(matches!(&config.store.backend, StoreBackend::Redis(url) if url.is_tls()));
+        // The root file system is read-only: the journal needs a mounted volume.
+        let journal = config
+            .store
+            .outage_journal_dir
+            .expect("the ConfigMap sets outage_journal_dir");
+        assert!(
+            values(DEPLOYMENT, "mountPath").contains(&journal.to_str().unwrap()),
+            "{} is not a mounted volume",
+            journal.display()
+        );
         Ok(())
     });
 }
@@ -145,7 +155,7 @@ fn the_image_runs_the_production_build_as_the_pods_user_with_the_mounted_config(
         .collect();
     assert_eq!(exposed, [container_port("webhook"), container_port("admin")]);
     let mount = values(DEPLOYMENT, "mountPath");
-    assert_eq!(mount.len(), 1);
+    assert_eq!(mount.len(), 2, "the configuration and the outage journal: {mount:?}");
     let config_path = format!("{}/transfer-bot.toml", mount[0]);
     let entrypoint = DOCKERFILE
         .lines()

@@ -209,6 +209,8 @@ struct ClusterOptions {
     /// takeover (the POST is never sent twice), so its call may take a
     /// different route.
     abrupt_stop: bool,
+    /// Every instance writes its outage journal to one shared directory.
+    journal_on_disk: bool,
 }
 
 /// The emulator, Redis, the proxy and the bot processes of one test.
@@ -226,6 +228,8 @@ struct Cluster {
     spawned: usize,
     /// Things that went wrong while driving the cluster (a shutdown that hung, ...).
     incidents: Vec<String>,
+    /// The instances' outage journal directory, with `journal_on_disk`.
+    journal: Option<tempfile::TempDir>,
 }
 
 impl Cluster {
@@ -261,6 +265,9 @@ impl Cluster {
             options,
             spawned: 0,
             incidents: Vec::new(),
+            journal: options
+                .journal_on_disk
+                .then(|| tempfile::tempdir().expect("a journal directory")),
         };
         for _ in 0..INSTANCES {
             let bot = cluster.spawn_bot().await;
@@ -285,12 +292,15 @@ impl Cluster {
     /// One instance's configuration: every instance shares Redis and the key
     /// prefix, and Graph posts to the proxy, not to the instance.
     fn config(&self, port: u16, instance_id: &str) -> String {
+        let journal = self.journal.as_ref().map_or_else(String::new, |dir| {
+            format!("outage_journal_dir = \"{}\"\n", dir.path().display())
+        });
         config_toml(&ConfigParts {
             emulator: &self.emulator,
             listen_port: port,
             public_callback_url: &self.callback_url(),
             store: &format!(
-                "kind = \"redis\"\nredis_url = \"{}\"\nkey_prefix = \"{}\"\ninstance_id = \"{instance_id}\"\n{}",
+                "kind = \"redis\"\nredis_url = \"{}\"\nkey_prefix = \"{}\"\ninstance_id = \"{instance_id}\"\n{journal}{}",
                 self.redis.url(),
                 self.prefix,
                 self.options.store_extra
@@ -338,6 +348,16 @@ impl Cluster {
                 .push(format!("{name} exited with {status} after SIGTERM")),
             Err(e) => self.incidents.push(format!("{name}: {e}")),
         }
+        let fresh = self.spawn_bot().await;
+        let old = std::mem::replace(&mut self.bots[i], fresh);
+        self.retired.push(old);
+        self.proxy.set_upstreams(self.upstreams());
+    }
+
+    /// `kill -9`, then a new process (same configuration, new port) in its place.
+    async fn kill_and_replace(&mut self, i: usize) {
+        let status = self.bots[i].kill9().expect("SIGKILL");
+        eprintln!("killed {} ({status})", self.bots[i].name());
         let fresh = self.spawn_bot().await;
         let old = std::mem::replace(&mut self.bots[i], fresh);
         self.retired.push(old);
@@ -1212,6 +1232,61 @@ async fn redis_down_for_five_seconds_while_graph_retries_for_one_loses_no_call()
         },
     )
     .await;
+}
+
+/// The outage journal on disk: an instance killed while Redis is down, with
+/// notifications it answered 202 in its journal, leaves them to the process
+/// that replaces it, which appends them when Redis returns.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_while_redis_is_down_leaves_the_journal_to_the_next_process() {
+    run(
+        "kill_9_while_redis_is_down_leaves_the_journal_to_the_next_process",
+        ClusterOptions {
+            persistent_redis: true,
+            retry_window: Some(Duration::from_secs(1)),
+            journal_on_disk: true,
+            abrupt_stop: true,
+            ..ClusterOptions::default()
+        },
+        STEADY,
+        async |cluster, load| {
+            load.wait_until(DISRUPT_AT).await;
+            cluster.redis.stop().expect("Redis stops");
+            let down = Instant::now();
+            tokio::time::sleep(Duration::from_millis(1_500)).await;
+            let victim = cluster.bots[1].name().to_owned();
+            let journaled = journal_lines(cluster, &victim);
+            cluster.kill_and_replace(1).await;
+            tokio::time::sleep(Duration::from_secs(5).saturating_sub(down.elapsed())).await;
+            eprintln!("{journaled} notifications were in {victim}'s journal when it was killed");
+            cluster.redis.restart().expect("Redis restarts on the same port");
+            assert!(journaled > 0, "{victim} journaled nothing: the test shows nothing");
+            let successor = &cluster.bots[1];
+            assert!(
+                successor.log_text().contains("taking over notifications a stopped process kept"),
+                "{} did not take over {victim}'s journal: {}",
+                successor.name(),
+                successor.log_tail(20)
+            );
+        },
+    )
+    .await;
+}
+
+/// Lines in `instance`'s journal files now (named `<instance>.<millis>.<pid>.journal`).
+fn journal_lines(cluster: &Cluster, instance: &str) -> usize {
+    let dir = cluster.journal.as_ref().expect("journal_on_disk");
+    std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|entry| entry.file_name().to_string_lossy().starts_with(&format!("{instance}.")))
+        .map(|entry| {
+            std::fs::read_to_string(entry.path())
+                .unwrap_or_default()
+                .lines()
+                .count()
+        })
+        .sum()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

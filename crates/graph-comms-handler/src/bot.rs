@@ -11,7 +11,7 @@ use tokio::task::JoinHandle;
 use crate::hooks::CallHandler;
 use crate::metrics::BotMetrics;
 use crate::report::{ErrorHandler, LogErrors};
-use crate::runtime::{Runtime, RuntimeParts};
+use crate::runtime::{OutageJournal, Runtime, RuntimeParts};
 use crate::serve::{ServerLimits, serve_with_limits};
 use crate::shared::SharedCallStore;
 use crate::store::{CallStore, InMemoryCallStore};
@@ -46,6 +46,14 @@ pub enum BuildError {
     /// `build` must run inside a tokio runtime (it spawns the dispatcher).
     #[error("BotBuilder::build must be called inside a tokio runtime")]
     NoRuntime,
+    /// The outage journal's directory or file could not be opened.
+    #[error("outage journal directory {dir}: {source}")]
+    OutageJournal {
+        /// The directory given to [`BotBuilder::outage_journal_dir`].
+        dir: std::path::PathBuf,
+        /// What failed.
+        source: std::io::Error,
+    },
 }
 
 enum NotifySource {
@@ -68,6 +76,7 @@ pub struct BotBuilder {
     allow_concurrent_transfers: bool,
     max_queued_per_call: usize,
     outage_journal_capacity: usize,
+    outage_journal_dir: Option<std::path::PathBuf>,
 }
 
 impl BotBuilder {
@@ -158,10 +167,22 @@ impl BotBuilder {
     /// that rings during a short outage is still answered even if Graph gives
     /// up delivering again early. When it is full, or off, notifications are
     /// refused with 503 and Graph's own retries are all that is left. An
-    /// instance killed during the outage loses what it holds. Only with
+    /// instance killed during the outage loses what it holds, unless
+    /// [`BotBuilder::outage_journal_dir`] is set. Only with
     /// [`BotBuilder::shared_store`].
     pub fn outage_journal_capacity(mut self, capacity: usize) -> Self {
         self.outage_journal_capacity = capacity;
+        self
+    }
+
+    /// Writes what the outage journal takes to a file in `dir`, synced before
+    /// the 202, so a process killed while the store is down leaves it to the
+    /// next process started on the same directory (which takes over every
+    /// file there whose process is gone; several instances may share it).
+    /// Put it on a volume that outlives the process, such as an `emptyDir`
+    /// (container restarts) or a persistent volume (pod replacements).
+    pub fn outage_journal_dir(mut self, dir: impl Into<std::path::PathBuf>) -> Self {
+        self.outage_journal_dir = Some(dir.into());
         self
     }
 
@@ -179,6 +200,20 @@ impl BotBuilder {
         };
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| BuildError::NoRuntime)?;
         let _guard = runtime.enter();
+        let outage = match &self.sharing {
+            Some((_, instance)) if self.outage_journal_capacity > 0 => Some(
+                OutageJournal::open(
+                    self.outage_journal_capacity,
+                    self.outage_journal_dir.as_deref(),
+                    instance,
+                )
+                .map_err(|source| BuildError::OutageJournal {
+                    dir: self.outage_journal_dir.clone().unwrap_or_default(),
+                    source,
+                })?,
+            ),
+            _ => None,
+        };
         let shared = Runtime::start(RuntimeParts {
             client,
             handler,
@@ -189,7 +224,7 @@ impl BotBuilder {
             allow_concurrent_transfers: self.allow_concurrent_transfers,
             max_queued_per_call: self.max_queued_per_call,
             sharing: self.sharing,
-            outage_journal_capacity: self.outage_journal_capacity,
+            outage,
         });
         endpoint.set_admission(Arc::clone(&shared) as Arc<dyn graph_comms_notify::Admission>);
         if shared.is_shared() {
@@ -256,6 +291,7 @@ impl Bot {
             allow_concurrent_transfers: false,
             max_queued_per_call: DEFAULT_MAX_QUEUED_PER_CALL,
             outage_journal_capacity: DEFAULT_OUTAGE_JOURNAL_CAPACITY,
+            outage_journal_dir: None,
         }
     }
 

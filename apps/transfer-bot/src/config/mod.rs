@@ -100,6 +100,10 @@ pub struct StoreSettings {
     /// while Redis is unreachable, to append when it returns; 0 refuses them
     /// with 503 instead (`store.outage_journal`).
     pub outage_journal: usize,
+    /// With Redis: where the outage journal's file is written and synced
+    /// before each 202, so a process killed while Redis is down leaves its
+    /// notifications to the next one (`store.outage_journal_dir`; none: memory only).
+    pub outage_journal_dir: Option<std::path::PathBuf>,
     /// With a `rediss://` URL: a CA and client certificate beyond the system's roots.
     pub tls: StoreTls,
 }
@@ -123,6 +127,7 @@ impl Default for StoreSettings {
             instance_id: default_instance_id(),
             lease_ttl: Duration::from_millis(DEFAULT_LEASE_TTL_MS),
             outage_journal: graph_comms_handler::DEFAULT_OUTAGE_JOURNAL_CAPACITY,
+            outage_journal_dir: None,
             tls: StoreTls::default(),
         }
     }
@@ -708,7 +713,8 @@ mod tests {
                 key_prefix: Some("p".into()),
                 instance_id: Some("i".into()),
                 lease_ttl_ms: Some(1_000),
-                outage_journal: Some(0),
+                outage_journal: Some(500),
+                outage_journal_dir: Some("/var/lib/transfer-bot/journal".into()),
                 tls_ca_file: Some("ca.pem".into()),
                 tls_client_cert_file: Some("client.pem".into()),
                 tls_client_key_file: Some("client-key.pem".into()),

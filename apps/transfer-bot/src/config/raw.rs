@@ -141,6 +141,8 @@ pub(super) struct RawStore {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(super) outage_journal: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) outage_journal_dir: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub(super) tls_ca_file: Option<PathBuf>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(super) tls_client_cert_file: Option<PathBuf>,

@@ -98,6 +98,23 @@ pub(super) fn validate_store(errors: &mut Vec<ConfigError>, mut raw: RawStore) -
             None
         }
     };
+    let outage_journal_dir = match raw.outage_journal_dir.take() {
+        Some(dir) if dir.as_os_str().is_empty() => {
+            errors.push(err("store.outage_journal_dir", "must not be empty"));
+            None
+        }
+        Some(dir) if outage_journal == Some(0) => {
+            errors.push(err(
+                "store.outage_journal_dir",
+                format!(
+                    "{} is set but store.outage_journal is 0 (off): remove one of them",
+                    dir.display()
+                ),
+            ));
+            None
+        }
+        dir => Some(dir),
+    };
     let tls = validate_store_tls(errors, &raw, backend.as_ref());
     Some(StoreSettings {
         backend: backend?,
@@ -105,6 +122,7 @@ pub(super) fn validate_store(errors: &mut Vec<ConfigError>, mut raw: RawStore) -
         instance_id: instance_id?,
         lease_ttl: lease_ttl?,
         outage_journal: outage_journal?,
+        outage_journal_dir: outage_journal_dir?,
         tls: tls?,
     })
 }

@@ -406,7 +406,7 @@ impl Journal for Runtime {
         let outage = self.outage.as_deref();
         match outage.map(|journal| journal.queue_behind(&items)) {
             Some(Ok(())) => return self.took_into_journal(items.len()),
-            Some(Err(Refused::Full)) => return Err(self.journal_full()),
+            Some(Err(refused @ (Refused::Full | Refused::Unwritable(_)))) => return Err(self.journal_refused(refused)),
             Some(Err(Refused::Empty)) | None => {}
         }
         let appended = sharing
@@ -423,7 +423,7 @@ impl Journal for Runtime {
                     );
                     self.took_into_journal(items.len())
                 }
-                Err(_) => Err(self.journal_full()),
+                Err(refused) => Err(self.journal_refused(refused)),
             };
         }
         appended
@@ -454,11 +454,16 @@ impl Runtime {
         Ok(())
     }
 
-    fn journal_full(&self) -> String {
+    fn journal_refused(&self, refused: Refused) -> String {
         self.counters.journal_failures.fetch_add(1, Ordering::Relaxed);
-        let message = "the shared store is unavailable and the outage journal is full: answered 503";
+        let message = match refused {
+            Refused::Unwritable(error) => format!("the shared store is unavailable and {error}: answered 503"),
+            Refused::Full | Refused::Empty => {
+                "the shared store is unavailable and the outage journal is full: answered 503".to_owned()
+            }
+        };
         tracing::warn!("{message}");
-        message.to_owned()
+        message
     }
 }
 

@@ -21,6 +21,7 @@ mod invoke;
 mod lease;
 mod listen;
 mod outage;
+mod outage_file;
 mod process;
 mod queue;
 mod stall;
@@ -29,6 +30,7 @@ mod timers;
 mod transfer;
 
 pub(crate) use listen::Listener;
+pub(crate) use outage::OutageJournal;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -87,8 +89,8 @@ pub(crate) struct RuntimeParts {
     pub(crate) max_queued_per_call: usize,
     /// A shared store and this instance's id, to share calls with other instances.
     pub(crate) sharing: Option<(Arc<dyn crate::shared::SharedCallStore>, String)>,
-    /// How many notifications the outage journal holds at most; 0: none.
-    pub(crate) outage_journal_capacity: usize,
+    /// With a shared store: the journal for its outages, if any.
+    pub(crate) outage: Option<OutageJournal>,
 }
 
 impl Runtime {
@@ -109,8 +111,7 @@ impl Runtime {
             .sharing
             .is_some()
             .then(|| stall::StallWatch::start(parts.timings.lease_ttl / 2));
-        let outage = (parts.sharing.is_some() && parts.outage_journal_capacity > 0)
-            .then(|| Arc::new(outage::OutageJournal::new(parts.outage_journal_capacity)));
+        let outage = parts.outage.filter(|_| parts.sharing.is_some()).map(Arc::new);
         let runtime = Arc::new(Self {
             client: parts.client,
             handler: parts.handler,

@@ -12,9 +12,11 @@
 //! While anything waits here, new notifications join the queue behind it, so
 //! this instance appends them in the order it took them. The queue is bounded
 //! ([`BotBuilder::outage_journal_capacity`](crate::BotBuilder::outage_journal_capacity));
-//! when it is full, requests are refused with 503 as without it. It lives in
-//! this process: an instance killed while the store is down loses what it
-//! holds here.
+//! when it is full, requests are refused with 503 as without it. With a
+//! directory ([`BotBuilder::outage_journal_dir`](crate::BotBuilder::outage_journal_dir))
+//! each item is also written to a file and synced before the 202 (see
+//! [`super::outage_file`]), so a process killed meanwhile leaves its items to
+//! the next one; without it they live in this process only.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -25,6 +27,7 @@ use graph_comms_model::CallId;
 use tokio::sync::Notify;
 
 use super::Runtime;
+use super::outage_file::JournalFile;
 use super::queue::CallEvent;
 use crate::shared::InboxItem;
 use crate::sync::lock;
@@ -36,11 +39,18 @@ const REPLAY_BACKOFF: Duration = Duration::from_millis(50);
 const REPLAY_BACKOFF_MAX: Duration = Duration::from_secs(1);
 
 /// The bounded queue of items taken while the store failed.
-pub(super) struct OutageJournal {
-    items: std::sync::Mutex<VecDeque<(CallId, InboxItem)>>,
+pub(crate) struct OutageJournal {
+    state: std::sync::Mutex<State>,
     capacity: usize,
     /// Wakes the replay task when items arrive.
     arrived: Notify,
+}
+
+struct State {
+    items: VecDeque<(CallId, InboxItem)>,
+    /// Written before the items join `items`, under the same lock, so the
+    /// file's order is the queue's.
+    file: Option<JournalFile>,
 }
 
 /// Why the journal did not take a request's items.
@@ -49,61 +59,99 @@ pub(super) enum Refused {
     Empty,
     /// Taking them would pass the capacity.
     Full,
+    /// The journal file could not be written: no 202 without it.
+    Unwritable(String),
 }
 
 impl OutageJournal {
-    pub(super) fn new(capacity: usize) -> Self {
-        Self {
-            items: std::sync::Mutex::new(VecDeque::new()),
+    /// A journal of at most `capacity` items; with `file`, starting with the
+    /// items it took over from stopped processes.
+    fn new(capacity: usize, file: Option<JournalFile>, recovered: Vec<(CallId, InboxItem)>) -> Self {
+        let journal = Self {
+            state: std::sync::Mutex::new(State {
+                items: recovered.into(),
+                file,
+            }),
             capacity,
             arrived: Notify::new(),
+        };
+        if journal.len() > 0 {
+            journal.arrived.notify_one();
+        }
+        journal
+    }
+
+    /// A journal of at most `capacity` items, kept in memory, and with `dir`
+    /// in a file there too (taking over the files of stopped processes).
+    pub(crate) fn open(capacity: usize, dir: Option<&std::path::Path>, instance: &str) -> std::io::Result<Self> {
+        match dir {
+            None => Ok(Self::new(capacity, None, Vec::new())),
+            Some(dir) => {
+                let opened = JournalFile::open(dir, instance)?;
+                Ok(Self::new(capacity, Some(opened.file), opened.recovered))
+            }
         }
     }
 
     /// Items waiting for the store.
     pub(super) fn len(&self) -> usize {
-        lock(&self.items).len()
+        lock(&self.state).items.len()
     }
 
     /// Whether another request's items would fit.
     pub(super) fn has_room(&self) -> bool {
-        lock(&self.items).len() < self.capacity
+        lock(&self.state).items.len() < self.capacity
     }
 
     /// Takes all of `items` if others wait already (so they keep their
     /// order), else leaves them to the store.
     pub(super) fn queue_behind(&self, items: &[(CallId, InboxItem)]) -> Result<(), Refused> {
-        let mut queue = lock(&self.items);
-        if queue.is_empty() {
+        let mut state = lock(&self.state);
+        if state.items.is_empty() {
             return Err(Refused::Empty);
         }
-        self.push(&mut queue, items)
+        self.push(&mut state, items)
     }
 
-    /// Takes all of `items` (the store just failed to), or none when full.
+    /// Takes all of `items` (the store just failed to), or none.
     pub(super) fn take(&self, items: &[(CallId, InboxItem)]) -> Result<(), Refused> {
-        let mut queue = lock(&self.items);
-        self.push(&mut queue, items)
+        let mut state = lock(&self.state);
+        self.push(&mut state, items)
     }
 
-    fn push(&self, queue: &mut VecDeque<(CallId, InboxItem)>, items: &[(CallId, InboxItem)]) -> Result<(), Refused> {
-        if queue.len() + items.len() > self.capacity {
+    fn push(&self, state: &mut State, items: &[(CallId, InboxItem)]) -> Result<(), Refused> {
+        if state.items.len() + items.len() > self.capacity {
             return Err(Refused::Full);
         }
-        queue.extend(items.iter().cloned());
+        // Synchronous and under the lock: only while the store is down, and
+        // the 202 must wait for the disk anyway.
+        if let Some(file) = &mut state.file {
+            file.write(items)
+                .map_err(|error| Refused::Unwritable(format!("the outage journal file cannot be written: {error}")))?;
+        }
+        state.items.extend(items.iter().cloned());
         self.arrived.notify_one();
         Ok(())
     }
 
     /// The oldest items, at most `max`, left in place until [`Self::drop_front`].
     fn front(&self, max: usize) -> Vec<(CallId, InboxItem)> {
-        lock(&self.items).iter().take(max).cloned().collect()
+        lock(&self.state).items.iter().take(max).cloned().collect()
     }
 
+    /// Drops the `count` oldest items, now in the store; empties the file
+    /// once nothing waits.
     fn drop_front(&self, count: usize) {
-        let mut queue = lock(&self.items);
-        let count = count.min(queue.len());
-        queue.drain(..count);
+        let mut state = lock(&self.state);
+        let count = count.min(state.items.len());
+        state.items.drain(..count);
+        if state.items.is_empty()
+            && let Some(file) = &mut state.file
+            && let Err(error) = file.clear()
+        {
+            // Harmless: the next process appends them again, and copies are recognised.
+            tracing::warn!("the outage journal file cannot be emptied: {error}");
+        }
     }
 }
 
