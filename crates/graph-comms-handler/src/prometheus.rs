@@ -294,7 +294,7 @@ impl Collector for BotCollector {
         counter(
             e,
             "graph_comms_journal_failures",
-            "Notification requests answered 503 because the shared store could not take their events.",
+            "Notification requests answered 503 because neither the shared store nor the outage journal could take their events.",
             bot.journal_failures,
         )?;
         counter(
