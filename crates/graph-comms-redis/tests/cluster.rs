@@ -1,0 +1,240 @@
+//! `RedisCallStore` on a three-node Redis Cluster: the store contracts (the
+//! same checks the single-Redis tests run), pipelines that span nodes,
+//! scripts each node must load for itself, and a node stopped with a signal
+//! in the middle. The contract tests use the cluster `scripts/test.sh`
+//! exports (`GRAPH_COMMS_REDIS_CLUSTER_URL`) or start their own; the restart
+//! test always starts its own, since it stops one of its nodes.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use graph_comms_handler::model::CallId;
+use graph_comms_handler::{CallRecord, CallStore, SharedCallStore, StoreError};
+use graph_comms_redis::{RedisCallStore, RedisStoreConfig};
+use graph_comms_testkit::records::{empty_record, now_millis, typical_record, unique_call_id};
+use graph_comms_testkit::shared_contract::notification_item;
+use graph_comms_testkit::signal::Signal;
+use graph_comms_testkit::{RedisCluster, shared_contract, shared_or_private_cluster, store_contract};
+
+fn config(seeds: &[String], tag: &str) -> RedisStoreConfig {
+    RedisStoreConfig::cluster(seeds.iter().cloned()).prefix(format!("test:{}", unique_call_id(tag)))
+}
+
+async fn connect(seeds: &[String], tag: &str) -> RedisCallStore {
+    RedisCallStore::connect(config(seeds, tag))
+        .await
+        .expect("connect to the Redis Cluster")
+}
+
+#[tokio::test]
+async fn cluster_store_keeps_the_call_store_contract() {
+    let (seeds, _cluster) = shared_or_private_cluster();
+    let store = connect(&seeds, "contract").await;
+    assert!(store.connection().is_cluster());
+    store_contract::run_all(Arc::new(store)).await;
+}
+
+#[tokio::test]
+async fn cluster_store_keeps_the_shared_store_contract() {
+    let (seeds, _cluster) = shared_or_private_cluster();
+    let store = connect(&seeds, "shared").await;
+    shared_contract::run_all(Arc::new(store)).await;
+}
+
+#[test]
+fn cluster_two_writers_lose_no_update() {
+    let (seeds, _cluster) = shared_or_private_cluster();
+    store_contract::no_lost_updates_with_two_writers(16, || {
+        let seeds = seeds.clone();
+        async move { Arc::new(connect(&seeds, "two-writers").await) as Arc<dyn CallStore> }
+    });
+}
+
+/// Call ids whose keys land on every node (the slot decides the node).
+fn spread_ids(tag: &str, n: usize) -> Vec<CallId> {
+    (0..n).map(|_| unique_call_id(tag)).collect()
+}
+
+#[tokio::test]
+async fn cluster_pipelines_spanning_nodes_are_split_and_counted() {
+    let (seeds, _cluster) = shared_or_private_cluster();
+    let store = connect(&seeds, "spread").await;
+    let now = now_millis();
+    let ids = spread_ids("spread", 24);
+    for id in &ids {
+        let mut record = empty_record(id.clone());
+        record.version = 1;
+        record.lifecycle.deadlines.idle = Some(now - Duration::from_secs(1));
+        store.save(Arc::new(record)).await.unwrap();
+    }
+    let before = store.metrics();
+    // `due` reads every candidate's record in one pipeline: 24 calls, many slots.
+    let due: HashSet<CallId> = store.due(now, 100).await.unwrap().into_iter().collect();
+    assert_eq!(due, ids.iter().cloned().collect(), "every due call, from every node");
+    let after = store.metrics();
+    let trips = after.due.round_trips - before.due.round_trips;
+    assert!(
+        trips > 2,
+        "the GETs go out as one request per slot (honestly counted), counted {trips}"
+    );
+
+    // Items for many calls at once: the pushes (many slots), then the index.
+    let items: Vec<_> = ids.iter().map(|id| (id.clone(), notification_item(id, 1))).collect();
+    store.append(&items).await.unwrap();
+    let claims = store
+        .append_and_claim(&items, "owner-a", Duration::from_secs(30), 16)
+        .await
+        .unwrap();
+    assert_eq!(claims.len(), ids.len(), "every call claimed");
+    assert!(
+        claims.iter().all(|c| c.inbox.len() == 2),
+        "both items of each call read back"
+    );
+    for claim in claims {
+        store
+            .commit(&claim.lease, None, 2, Duration::from_secs(30))
+            .await
+            .unwrap();
+    }
+    assert_eq!(store.count().await.unwrap(), ids.len());
+}
+
+#[tokio::test]
+async fn cluster_script_flushed_from_every_node_is_sent_again() {
+    let (seeds, _cluster) = shared_or_private_cluster();
+    let store = connect(&seeds, "noscript").await;
+    let mut conn = store.connection();
+    let ids = spread_ids("noscript", 8);
+    for id in &ids {
+        let mut record = empty_record(id.clone());
+        record.version = 1;
+        store.save(Arc::new(record)).await.unwrap();
+    }
+    // SCRIPT FLUSH goes to every node: each caches scripts of its own.
+    let _: () = redis::cmd("SCRIPT").arg("FLUSH").query_async(&mut conn).await.unwrap();
+    let loads = store.metrics().script_loads;
+    for id in &ids {
+        store.delete(id, 1).await.unwrap();
+        assert!(store.load(id).await.unwrap().is_none());
+    }
+    assert!(store.metrics().script_loads > loads, "{:?}", store.metrics());
+}
+
+fn quick(seeds: &[String], tag: &str) -> RedisStoreConfig {
+    config(seeds, tag)
+        .connect_timeout(Duration::from_millis(300))
+        .response_timeout(Duration::from_millis(500))
+        .reconnect_retries(1)
+}
+
+/// Saves `record` as the next version, returning the version committed.
+async fn bump(store: &RedisCallStore, record: &mut CallRecord) -> Result<u64, StoreError> {
+    let mut next = record.clone();
+    next.version += 1;
+    store.save(Arc::new(next.clone())).await?;
+    *record = next;
+    Ok(record.version)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_node_restart_fails_operations_as_unavailable_and_loses_no_committed_record() {
+    let mut cluster = tokio::task::spawn_blocking(RedisCluster::start).await.unwrap();
+    let seeds = cluster.urls();
+    let config = quick(&seeds, "restart");
+    let prefix = config.prefix_str().to_owned();
+    let store = RedisCallStore::connect(config).await.expect("connect");
+    let deadline = Duration::from_secs(5);
+
+    // Calls on every node, each committed a few times.
+    let now = now_millis();
+    let mut records: Vec<CallRecord> = spread_ids("restart", 30)
+        .into_iter()
+        .map(|id| typical_record(id, now))
+        .collect();
+    for record in &mut records {
+        record.version = 0;
+        for _ in 0..3 {
+            bump(&store, record).await.unwrap();
+        }
+    }
+    // The node holding the first call's keys goes down (and with it, maybe, the indexes).
+    let victim_key = store.record_key(records[0].call_id());
+    let victim = cluster.node_for_key(&victim_key).unwrap();
+    let index_node = cluster.node_for_key(store.due_index_key()).unwrap();
+    let mut on_victim = 0;
+    for record in &records {
+        if cluster.node_for_key(&store.record_key(record.call_id())).unwrap() == victim {
+            on_victim += 1;
+        }
+    }
+    assert!(on_victim > 0 && on_victim < records.len(), "calls on every node");
+    println!("stopping node {victim} ({on_victim} calls; the indexes are on node {index_node}), prefix {prefix}");
+    let status = cluster.stop_node(victim, Signal::Kill).unwrap();
+    assert!(!status.success(), "killed by the signal: {status}");
+
+    // While it is down: every operation ends in time, as done or Unavailable.
+    let mut unavailable = 0;
+    for record in &mut records {
+        let started = Instant::now();
+        let before = record.version;
+        let saved = bump(&store, record).await;
+        let loaded = store.load(record.call_id()).await;
+        assert!(
+            started.elapsed() < deadline,
+            "an operation hung for {:?}",
+            started.elapsed()
+        );
+        match saved {
+            Ok(_) => {}
+            Err(StoreError::Unavailable(_)) => {
+                unavailable += 1;
+                assert_eq!(record.version, before);
+            }
+            Err(other) => panic!("a save during the restart failed with {other:?}"),
+        }
+        match loaded {
+            Ok(Some(loaded)) => assert_eq!(loaded.version, record.version),
+            Ok(None) => panic!("{} read as missing while its node was up", record.call_id()),
+            Err(StoreError::Unavailable(_)) => {}
+            Err(other) => panic!("a load during the restart failed with {other:?}"),
+        }
+    }
+    assert!(
+        unavailable >= on_victim,
+        "the down node's calls fail as Unavailable ({unavailable} of {on_victim})"
+    );
+    let claim = store
+        .claim(records[0].call_id(), "owner", Duration::from_secs(5), 8)
+        .await;
+    assert!(matches!(claim, Err(StoreError::Unavailable(_))), "{claim:?}");
+
+    let cluster = tokio::task::spawn_blocking(move || {
+        cluster.start_node(victim).expect("the node comes back");
+        cluster
+    })
+    .await
+    .unwrap();
+
+    // Back (the client reconnects within a few attempts): every committed
+    // version is there, and writes go on.
+    let back = Instant::now();
+    for record in &mut records {
+        let stored = loop {
+            match store.load(record.call_id()).await {
+                Ok(stored) => break stored,
+                Err(StoreError::Unavailable(e)) if back.elapsed() < Duration::from_secs(20) => {
+                    println!("not back yet: {e}");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(other) => panic!("load after the restart: {other:?}"),
+            }
+        };
+        let stored = stored.expect("no committed record lost");
+        assert_eq!(stored.version, record.version, "{}", record.call_id());
+        bump(&store, record).await.expect("writes go on after the restart");
+    }
+    assert_eq!(store.count().await.unwrap(), records.len());
+    drop(cluster);
+}
