@@ -196,6 +196,21 @@ impl RedisCluster {
         self.nodes.get(index)?.child.as_ref().map(Child::id)
     }
 
+    /// Node `index`'s log file.
+    pub fn log_path(&self, index: usize) -> Option<PathBuf> {
+        self.nodes.get(index).map(|node| node.dir.join("redis.log"))
+    }
+
+    /// How many nodes the cluster has.
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// Whether the cluster has no nodes (never, once started).
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+
     /// The last `lines` lines of node `index`'s log, for failure messages.
     pub fn log_tail(&self, index: usize, lines: usize) -> String {
         self.nodes
