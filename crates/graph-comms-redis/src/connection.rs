@@ -8,7 +8,7 @@ use futures::future::try_join_all;
 use redis::aio::{ConnectionLike, ConnectionManager};
 use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::Slot;
-use redis::{Arg, Cmd, Pipeline, RedisFuture, ServerErrorKind, Value};
+use redis::{Arg, Cmd, Pipeline, RedisFuture, Value};
 
 /// The store's connection: to one Redis (reconnecting), or to a Redis
 /// Cluster (following its slot map). Cloning is cheap and shares it.
@@ -95,7 +95,9 @@ fn slot_groups(pipeline: &Pipeline) -> Vec<(Option<Slot>, Vec<usize>)> {
 }
 
 /// Sends a non-atomic pipeline to a cluster one slot at a time (all slots
-/// concurrently) and returns the replies in the pipeline's order.
+/// concurrently) and returns the replies in the pipeline's order. Each part
+/// is one slot's, so redis-rs can retry it whole after `MOVED`, `ASK` or
+/// `TRYAGAIN` (none of its commands ran) at the node it is sent to.
 async fn cluster_pipeline(connection: &ClusterConnection, pipeline: &Pipeline) -> redis::RedisResult<Vec<Value>> {
     let groups = slot_groups(pipeline);
     let commands: Vec<&Cmd> = pipeline.cmd_iter().collect();
@@ -119,22 +121,6 @@ async fn cluster_pipeline(connection: &ClusterConnection, pipeline: &Pipeline) -
         for (&index, value) in indexes.iter().zip(values) {
             ordered[index] = Some(value);
         }
-    }
-    // redis-rs follows MOVED and ASK for single commands only: a command a
-    // node refused that way (its slot moved, so it did not run) is sent again
-    // on its own, which follows the redirect and refreshes the slot map.
-    let mut retried = 0;
-    for (index, value) in ordered.iter_mut().enumerate() {
-        if let Some(Value::ServerError(error)) = value
-            && matches!(error.kind(), Some(ServerErrorKind::Moved | ServerErrorKind::Ask))
-        {
-            let mut connection = connection.clone();
-            *value = Some(connection.req_packed_command(commands[index]).await?);
-            retried += 1;
-        }
-    }
-    if retried > 0 {
-        tracing::debug!(retried, "redis cluster: pipelined commands redirected");
     }
     Ok(ordered.into_iter().map(|value| value.unwrap_or(Value::Nil)).collect())
 }

@@ -122,6 +122,49 @@ async fn cluster_script_flushed_from_every_node_is_sent_again() {
     assert!(store.metrics().script_loads > loads, "{:?}", store.metrics());
 }
 
+/// A resharding moves a call's slot to another node: the store, which knew
+/// the old owner, gets `MOVED` inside its pipelines and must follow it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_store_follows_a_slot_moved_to_another_node() {
+    let cluster = tokio::task::spawn_blocking(RedisCluster::start).await.unwrap();
+    let store = connect(&cluster.urls(), "moved").await;
+    let now = now_millis();
+    let mut record = typical_record(unique_call_id("moved"), now);
+    record.version = 0;
+    record.lifecycle.deadlines.idle = Some(now - Duration::from_secs(1));
+    bump(&store, &mut record).await.unwrap();
+    // The client knows the slot map now.
+    assert_eq!(store.due(now, 10).await.unwrap(), vec![record.call_id().clone()]);
+
+    let key = store.record_key(record.call_id());
+    let from = cluster.node_for_key(&key).unwrap();
+    let to = (from + 1) % cluster.len();
+    let cluster = tokio::task::spawn_blocking(move || {
+        cluster.move_slot_of(&key, to).expect("the slot moves");
+        cluster
+    })
+    .await
+    .unwrap();
+    assert_eq!(cluster.node_for_key(&store.record_key(record.call_id())).unwrap(), to);
+
+    // A write (its script sent in a pipeline), the GETs of `due`, a claim
+    // and a commit under it, all to the node that owns the slot now.
+    bump(&store, &mut record).await.expect("the write follows MOVED");
+    assert_eq!(store.due(now, 10).await.unwrap(), vec![record.call_id().clone()]);
+    let loaded = store.load(record.call_id()).await.unwrap().unwrap();
+    assert_eq!(loaded.version, record.version);
+    let items = [(record.call_id().clone(), notification_item(record.call_id(), 1))];
+    let claims = store
+        .append_and_claim(&items, "owner", Duration::from_secs(30), 8)
+        .await
+        .unwrap();
+    assert_eq!(claims.len(), 1);
+    store
+        .commit(&claims[0].lease, None, 1, Duration::from_secs(30))
+        .await
+        .unwrap();
+}
+
 fn quick(seeds: &[String], tag: &str) -> RedisStoreConfig {
     config(seeds, tag)
         .connect_timeout(Duration::from_millis(300))

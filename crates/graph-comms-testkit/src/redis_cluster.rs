@@ -191,6 +191,53 @@ impl RedisCluster {
         Err(io::Error::other(format!("no node owns slot {slot}:\n{nodes}")))
     }
 
+    /// Moves the slot of `key` (with its keys) to node `to`, as a resharding
+    /// does: `CLUSTER SETSLOT … IMPORTING/MIGRATING`, `MIGRATE` of every key
+    /// in the slot, then `CLUSTER SETSLOT … NODE` on every node. Clients that
+    /// knew the old owner get `MOVED` afterwards.
+    ///
+    /// # Errors
+    ///
+    /// When a step is refused (the message names it), or `to` owns it already.
+    pub fn move_slot_of(&self, key: &str, to: usize) -> io::Result<()> {
+        let from = self.node_for_key(key)?;
+        if from == to {
+            return Err(io::Error::other(format!("node {to} owns the slot of {key:?} already")));
+        }
+        let slot = self.cli_any(&["CLUSTER", "KEYSLOT", key])?.trim().to_owned();
+        let (source, target) = (
+            &self.nodes[from],
+            self.nodes.get(to).ok_or_else(|| io::Error::other("no such node"))?,
+        );
+        let source_id = cli(source.port, &["CLUSTER", "MYID"])?.trim().to_owned();
+        let target_id = cli(target.port, &["CLUSTER", "MYID"])?.trim().to_owned();
+        let step = |port: u16, args: &[&str]| -> io::Result<()> {
+            let out = cli(port, args)?;
+            if out.trim() == "OK" || out.trim() == "NOKEY" {
+                Ok(())
+            } else {
+                Err(io::Error::other(format!("{args:?} on port {port}: {out}")))
+            }
+        };
+        step(target.port, &["CLUSTER", "SETSLOT", &slot, "IMPORTING", &source_id])?;
+        step(source.port, &["CLUSTER", "SETSLOT", &slot, "MIGRATING", &target_id])?;
+        loop {
+            let keys = cli(source.port, &["CLUSTER", "GETKEYSINSLOT", &slot, "100"])?;
+            let keys: Vec<&str> = keys.lines().map(str::trim).filter(|k| !k.is_empty()).collect();
+            if keys.is_empty() {
+                break;
+            }
+            let port = target.port.to_string();
+            let mut args = vec!["MIGRATE", "127.0.0.1", port.as_str(), "", "0", "5000", "KEYS"];
+            args.extend(keys);
+            step(source.port, &args)?;
+        }
+        for node in &self.nodes {
+            step(node.port, &["CLUSTER", "SETSLOT", &slot, "NODE", &target_id])?;
+        }
+        Ok(())
+    }
+
     /// The process id of node `index` while it runs.
     pub fn pid(&self, index: usize) -> Option<u32> {
         self.nodes.get(index)?.child.as_ref().map(Child::id)
