@@ -11,7 +11,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::ports::free_port;
-use crate::redis_server::{NOT_INSTALLED, READY_TIMEOUT, STOP_TIMEOUT, ping, tail};
+use crate::redis_server::{NOT_INSTALLED, PkiFiles, READY_TIMEOUT, STOP_TIMEOUT, ping, tail};
 use crate::signal::{self, Signal};
 
 /// The environment variable naming a running cluster the tests may share
@@ -30,6 +30,8 @@ const CLUSTER_TRIES: usize = 5;
 struct Node {
     port: u16,
     bus_port: u16,
+    /// The TLS client port of a [`RedisCluster::start_tls`] cluster.
+    tls_port: Option<u16>,
     dir: PathBuf,
     child: Option<Child>,
 }
@@ -47,6 +49,7 @@ struct Node {
 #[derive(Debug)]
 pub struct RedisCluster {
     nodes: Vec<Node>,
+    tls: Option<PkiFiles>,
     dir: tempfile::TempDir,
 }
 
@@ -68,9 +71,27 @@ impl RedisCluster {
     /// When `redis-server` or `redis-cli` is missing, or the cluster did not
     /// form (the message carries the nodes' logs).
     pub fn try_start() -> io::Result<Self> {
+        Self::try_start_with(None)
+    }
+
+    /// A cluster whose nodes also serve TLS, on ports of their own, with a
+    /// certificate for `127.0.0.1` signed by the CA in `files`, and talk TLS
+    /// among themselves (`--tls-cluster yes`): the slot map then announces
+    /// the TLS ports, so [`RedisCluster::urls`] are `rediss://` URLs. Clients
+    /// need no certificate. The plain ports stay open for the test kit's
+    /// own checks.
+    ///
+    /// # Panics
+    ///
+    /// Like [`RedisCluster::start`].
+    pub fn start_tls(files: &PkiFiles) -> Self {
+        Self::try_start_with(Some(files.clone())).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn try_start_with(tls: Option<PkiFiles>) -> io::Result<Self> {
         let mut last_error = None;
         for _ in 0..CLUSTER_TRIES {
-            match Self::try_start_once() {
+            match Self::try_start_once(tls.clone()) {
                 Ok(cluster) => return Ok(cluster),
                 Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(e),
                 // Most likely a port was taken between the check and the bind.
@@ -80,7 +101,7 @@ impl RedisCluster {
         Err(last_error.unwrap_or_else(|| io::Error::other("the Redis Cluster did not start")))
     }
 
-    fn try_start_once() -> io::Result<Self> {
+    fn try_start_once(tls: Option<PkiFiles>) -> io::Result<Self> {
         let dir = tempfile::Builder::new()
             .prefix("graph-comms-redis-cluster-")
             .tempdir()?;
@@ -93,11 +114,12 @@ impl RedisCluster {
                 port,
                 // The bus would be port + 10000, which may be taken or above 65535.
                 bus_port: free_port()?,
+                tls_port: if tls.is_some() { Some(free_port()?) } else { None },
                 dir: node_dir,
                 child: None,
             });
         }
-        let mut cluster = Self { nodes, dir };
+        let mut cluster = Self { nodes, tls, dir };
         for index in 0..NODES {
             cluster.launch(index)?;
         }
@@ -109,9 +131,12 @@ impl RedisCluster {
     /// `redis-cli --cluster create … --cluster-replicas 0 --cluster-yes`.
     fn create(&self) -> io::Result<()> {
         let mut command = Command::new("redis-cli");
+        if let Some(files) = &self.tls {
+            command.arg("--tls").arg("--cacert").arg(&files.ca_cert);
+        }
         command.arg("--cluster").arg("create");
         for node in &self.nodes {
-            command.arg(format!("127.0.0.1:{}", node.port));
+            command.arg(format!("127.0.0.1:{}", node.tls_port.unwrap_or(node.port)));
         }
         let output = command
             .args(["--cluster-replicas", "0", "--cluster-yes"])
@@ -136,11 +161,15 @@ impl RedisCluster {
         }
     }
 
-    /// The seed URLs, `redis://127.0.0.1:PORT/` for every node.
+    /// The seed URLs, `redis://127.0.0.1:PORT/` for every node
+    /// (`rediss://127.0.0.1:TLS_PORT/` for a [`RedisCluster::start_tls`] one).
     pub fn urls(&self) -> Vec<String> {
         self.nodes
             .iter()
-            .map(|node| format!("redis://127.0.0.1:{}/", node.port))
+            .map(|node| match node.tls_port {
+                Some(port) => format!("rediss://127.0.0.1:{port}/"),
+                None => format!("redis://127.0.0.1:{}/", node.port),
+            })
             .collect()
     }
 
@@ -169,6 +198,7 @@ impl RedisCluster {
         let nodes = self.cli_any(&["CLUSTER", "NODES"])?;
         for line in nodes.lines() {
             let fields: Vec<&str> = line.split_whitespace().collect();
+            // `ip:port@bus`: the TLS port on a TLS cluster.
             let Some(port) = fields
                 .get(1)
                 .and_then(|addr| addr.split(['@', ':']).nth(1))
@@ -184,7 +214,12 @@ impl RedisCluster {
                     _ => false,
                 }
             });
-            if owns && let Some(index) = self.nodes.iter().position(|node| node.port == port) {
+            if owns
+                && let Some(index) = self
+                    .nodes
+                    .iter()
+                    .position(|node| node.port == port || node.tls_port == Some(port))
+            {
                 return Ok(index);
             }
         }
@@ -369,8 +404,21 @@ impl RedisCluster {
     }
 
     fn launch(&mut self, index: usize) -> io::Result<()> {
+        let tls = self.tls.clone();
         let node = self.node(index)?;
-        let child = Command::new("redis-server")
+        let mut command = Command::new("redis-server");
+        if let (Some(files), Some(port)) = (&tls, node.tls_port) {
+            command
+                .args(["--tls-port", &port.to_string(), "--tls-cluster", "yes"])
+                .arg("--tls-cert-file")
+                .arg(&files.server_cert)
+                .arg("--tls-key-file")
+                .arg(&files.server_key)
+                .arg("--tls-ca-cert-file")
+                .arg(&files.ca_cert)
+                .args(["--tls-auth-clients", "no"]);
+        }
+        let child = command
             .args(["--bind", "127.0.0.1", "--port", &node.port.to_string()])
             .args(["--cluster-enabled", "yes", "--cluster-port", &node.bus_port.to_string()])
             .arg("--cluster-config-file")
