@@ -101,6 +101,48 @@ async fn cluster_pipelines_spanning_nodes_are_split_and_counted() {
     assert_eq!(store.count().await.unwrap(), ids.len());
 }
 
+/// What a cluster costs in round trips: a write sends its index entries,
+/// then its script (two requests in turn); a read is one. A private cluster,
+/// so no other test flushes the scripts meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_round_trips_per_operation() {
+    let cluster = tokio::task::spawn_blocking(RedisCluster::start).await.unwrap();
+    let store = connect(&cluster.urls(), "round-trips").await;
+    // Warm-up: every node caches the scripts (the first use on each costs a full EVAL).
+    for id in spread_ids("warm", 30) {
+        let mut record = empty_record(id.clone());
+        record.version = 1;
+        store.save(Arc::new(record)).await.unwrap();
+        store.delete(&id, 1).await.unwrap();
+    }
+    let before = store.metrics();
+    let n = 10u64;
+    for id in spread_ids("rt", n as usize) {
+        let mut record = empty_record(id.clone());
+        record.version = 1;
+        store.save(Arc::new(record)).await.unwrap();
+        store.load(&id).await.unwrap().unwrap();
+        store.delete(&id, 1).await.unwrap();
+    }
+    store.count().await.unwrap();
+    let after = store.metrics();
+    let trips = |b: graph_comms_redis::OpStats, a: graph_comms_redis::OpStats| a.round_trips - b.round_trips;
+    assert_eq!(
+        trips(before.save, after.save),
+        2 * n,
+        "save: index entries, then the script"
+    );
+    assert_eq!(trips(before.load, after.load), n, "load: one GET");
+    assert_eq!(
+        trips(before.delete, after.delete),
+        2 * n,
+        "delete: the script, then the calls index"
+    );
+    assert_eq!(trips(before.count, after.count), 1, "count: one slot, one pipeline");
+    assert_eq!(after.script_loads, before.script_loads, "no script sent again");
+    drop(cluster);
+}
+
 #[tokio::test]
 async fn cluster_script_flushed_from_every_node_is_sent_again() {
     let (seeds, _cluster) = shared_or_private_cluster();
