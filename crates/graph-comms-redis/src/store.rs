@@ -260,7 +260,11 @@ impl Inner {
             let rest = replies.split_off(split);
             return Ok((replies, Ok(rest)));
         }
-        let replies: Vec<Reply> = self.pipeline(op, what, &first).await?;
+        let replies: Vec<Reply> = if first.is_empty() {
+            Vec::new()
+        } else {
+            self.pipeline(op, what, &first).await?
+        };
         let rest = if then.is_empty() {
             Ok(Vec::new())
         } else {
