@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use graph_comms_handler::model::CallId;
 use graph_comms_handler::{CallRecord, CallStore, SharedCallStore, StoreError};
-use graph_comms_redis::{RedisCallStore, RedisStoreConfig};
+use graph_comms_redis::{ConnectError, RedisCallStore, RedisStoreConfig};
 use graph_comms_testkit::records::{empty_record, now_millis, typical_record, unique_call_id};
 use graph_comms_testkit::shared_contract::notification_item;
 use graph_comms_testkit::signal::Signal;
@@ -322,4 +322,63 @@ async fn cluster_node_restart_fails_operations_as_unavailable_and_loses_no_commi
     }
     assert_eq!(store.count().await.unwrap(), records.len());
     drop(cluster);
+}
+
+#[tokio::test]
+async fn cluster_configuration_mistakes_are_refused_before_connecting() {
+    let none: [&str; 0] = [];
+    let error = RedisCallStore::connect(RedisStoreConfig::cluster(none))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, ConnectError::InvalidConfig(ref m) if m.contains("no Redis URL")),
+        "{error}"
+    );
+    // The seeds are one cluster: one password, one TLS mode.
+    let mixed = RedisStoreConfig::cluster(["redis://:a@127.0.0.1:7000", "redis://:b@127.0.0.1:7001"]);
+    let error = RedisCallStore::connect_lazy(mixed).unwrap_err();
+    assert!(
+        matches!(error, ConnectError::InvalidConfig(ref m) if !m.contains(":a@")),
+        "{error}"
+    );
+    let mixed = RedisStoreConfig::cluster(["rediss://127.0.0.1:7000", "redis://127.0.0.1:7001"]);
+    assert!(matches!(
+        RedisCallStore::connect_lazy(mixed).unwrap_err(),
+        ConnectError::InvalidConfig(_)
+    ));
+    // TLS settings need rediss:// seeds.
+    let plain = RedisStoreConfig::cluster(["redis://127.0.0.1:7000"]).tls(graph_comms_redis::RedisTls::new());
+    assert!(matches!(
+        RedisCallStore::connect_lazy(plain).unwrap_err(),
+        ConnectError::InvalidConfig(_)
+    ));
+    let config = RedisStoreConfig::cluster(["redis://127.0.0.1:7000"]);
+    assert!(config.is_cluster() && !RedisStoreConfig::new("redis://127.0.0.1/").is_cluster());
+}
+
+/// The one id shape without a usable hash tag is refused, not sent as a
+/// script whose keys span nodes.
+#[tokio::test]
+async fn cluster_call_id_without_a_hash_tag_is_refused() {
+    let (seeds, _cluster) = shared_or_private_cluster();
+    let store = connect(&seeds, "no-tag").await;
+    let id = CallId::from("}no-tag");
+    let error = store.claim(&id, "owner", Duration::from_secs(5), 8).await.unwrap_err();
+    assert!(
+        matches!(error, StoreError::Unavailable(ref m) if m.contains("span")),
+        "{error}"
+    );
+    let error = store
+        .append_and_claim(
+            &[(id.clone(), notification_item(&id, 1))],
+            "owner",
+            Duration::from_secs(5),
+            8,
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, StoreError::Unavailable(ref m) if m.contains("span")),
+        "{error}"
+    );
 }
