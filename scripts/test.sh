@@ -4,6 +4,9 @@
 # The Redis store's tests need a Redis: this script starts a private one
 # (loopback, a free port, no persistence, a temporary directory), exports
 # GRAPH_COMMS_REDIS_URL for the tests and stops it on exit, even on failure.
+# Likewise a private three-node Redis Cluster, exported as
+# GRAPH_COMMS_REDIS_CLUSTER_URL (comma-separated seeds); tests that restart a
+# cluster node start their own (graph_comms_testkit::RedisCluster).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,11 +22,15 @@ fi
 
 redis_dir="$(mktemp -d "${TMPDIR:-/tmp}/graph-comms-redis.XXXXXX")"
 redis_pid=""
+cluster_pids=()
 stop_redis() {
-  if [[ -n "$redis_pid" ]] && kill -0 "$redis_pid" 2>/dev/null; then
-    kill "$redis_pid" 2>/dev/null || true
-    wait "$redis_pid" 2>/dev/null || true
-  fi
+  local pid
+  for pid in "$redis_pid" "${cluster_pids[@]}"; do
+    if [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null; then
+      kill "$pid" 2>/dev/null || true
+      wait "$pid" 2>/dev/null || true
+    fi
+  done
   rm -rf "$redis_dir"
 }
 trap stop_redis EXIT
@@ -66,7 +73,70 @@ start_redis() {
   return 1
 }
 
+# A loopback port nothing listens on (the cluster bus needs its own: port +
+# 10000 may be taken or above 65535).
+free_port() {
+  local port
+  while :; do
+    port=$((20000 + RANDOM % 40000))
+    port_in_use "$port" || { echo "$port"; return 0; }
+  done
+}
+
+# Three cluster-enabled nodes joined with redis-cli --cluster create.
+start_redis_cluster() {
+  local attempt i port bus dir seeds ok
+  for attempt in $(seq 1 5); do
+    cluster_pids=()
+    seeds=()
+    for i in 1 2 3; do
+      port=$(free_port)
+      bus=$(free_port)
+      dir="$redis_dir/cluster-$attempt/node-$port"
+      mkdir -p "$dir"
+      redis-server --bind 127.0.0.1 --port "$port" --cluster-enabled yes --cluster-port "$bus" \
+        --cluster-config-file "$dir/nodes.conf" --save '' --appendonly no \
+        --dir "$dir" --daemonize no --logfile "$dir/redis.log" &
+      cluster_pids+=($!)
+      seeds+=("127.0.0.1:$port")
+    done
+    ok=1
+    for i in "${seeds[@]}"; do
+      for _ in $(seq 1 100); do
+        [[ "$(redis-cli -h 127.0.0.1 -p "${i#*:}" ping 2>/dev/null)" == "PONG" ]] && break
+        sleep 0.05
+      done
+    done
+    if redis-cli --cluster create "${seeds[@]}" --cluster-replicas 0 --cluster-yes >"$redis_dir/cluster-create.log" 2>&1; then
+      for _ in $(seq 1 100); do
+        ok=0
+        for i in "${seeds[@]}"; do
+          redis-cli -h 127.0.0.1 -p "${i#*:}" cluster info 2>/dev/null | grep -q "cluster_state:ok" || ok=1
+        done
+        [[ $ok == 0 ]] && break
+        sleep 0.1
+      done
+    fi
+    if [[ $ok == 0 ]]; then
+      GRAPH_COMMS_REDIS_CLUSTER_URL=""
+      for i in "${seeds[@]}"; do
+        GRAPH_COMMS_REDIS_CLUSTER_URL+="${GRAPH_COMMS_REDIS_CLUSTER_URL:+,}redis://$i/"
+      done
+      export GRAPH_COMMS_REDIS_CLUSTER_URL
+      echo "scripts/test.sh: private Redis Cluster (pids ${cluster_pids[*]}) at $GRAPH_COMMS_REDIS_CLUSTER_URL" >&2
+      return 0
+    fi
+    echo "scripts/test.sh: the Redis Cluster did not form (attempt $attempt):" >&2
+    tail -n 5 "$redis_dir/cluster-create.log" >&2 2>/dev/null || true
+    for i in "${cluster_pids[@]}"; do kill "$i" 2>/dev/null || true; wait "$i" 2>/dev/null || true; done
+    cluster_pids=()
+  done
+  echo "scripts/test.sh: could not start a private Redis Cluster" >&2
+  return 1
+}
+
 start_redis
+start_redis_cluster
 
 cargo test --workspace --all-targets
 cargo test --workspace --doc

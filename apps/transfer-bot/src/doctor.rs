@@ -355,22 +355,42 @@ async fn redis(config: &Config) -> Option<Check> {
         }
     };
     let mut connection = store.connection();
-    let info: Result<String, _> = tokio::time::timeout(
+    // On a cluster INFO goes to every primary and comes back per node.
+    let info: Result<redis::Value, _> = tokio::time::timeout(
         CHECK_TIMEOUT,
         redis::cmd("INFO").arg("server").query_async(&mut connection),
     )
     .await
     .unwrap_or_else(|_| Err(redis::RedisError::from((redis::ErrorKind::Io, "no answer in time"))));
-    let info = match info {
-        Ok(info) => info,
+    let (info, nodes) = match info.map(|value| info_texts(&value)) {
+        Ok(texts) if !texts.is_empty() => (texts[0].clone(), texts.len()),
+        Ok(_) => (String::new(), 0),
         Err(e) => {
             return Some(Check::failed(
                 NAME,
                 format!("{url}: {e}"),
-                "check the host, the port (6380 or 10000 for TLS on Azure), rediss:// and the access key",
+                "check the host, the port (6380 or 10000 for TLS on Azure), rediss:// and the access key, \
+                 and store.redis_cluster (true for a Redis Cluster)",
             ));
         }
     };
+    if !connection.is_cluster() {
+        let cluster_info: Result<String, _> = tokio::time::timeout(
+            CHECK_TIMEOUT,
+            redis::cmd("INFO").arg("cluster").query_async(&mut connection),
+        )
+        .await
+        .unwrap_or_else(|_| Err(redis::RedisError::from((redis::ErrorKind::Io, "no answer in time"))));
+        if cluster_info.is_ok_and(|i| i.lines().any(|l| l.trim() == "cluster_enabled:1")) {
+            return Some(Check::failed(
+                NAME,
+                format!(
+                    "{url} is a Redis Cluster node, but store.redis_cluster is false: calls on other nodes would fail"
+                ),
+                "set store.redis_cluster = true",
+            ));
+        }
+    }
     let version = info
         .lines()
         .find_map(|l| l.strip_prefix("redis_version:"))
@@ -383,7 +403,11 @@ async fn redis(config: &Config) -> Option<Check> {
         .arg("maxmemory-policy")
         .query_async(&mut connection)
         .await;
-    let found = format!("{url} answers over {tls}, Redis {version}");
+    let found = if connection.is_cluster() {
+        format!("{url} answers over {tls}, Redis {version}, a Redis Cluster of {nodes} primaries")
+    } else {
+        format!("{url} answers over {tls}, Redis {version}")
+    };
     Some(match policy.ok().and_then(|p| p.into_iter().nth(1)) {
         Some(policy) if policy == "noeviction" => Check::ok(NAME, format!("{found}, maxmemory-policy noeviction")),
         Some(policy) => Check::warning(
@@ -397,6 +421,18 @@ async fn redis(config: &Config) -> Option<Check> {
             "make sure maxmemory-policy is noeviction (Azure: the cache's advanced settings)",
         ),
     })
+}
+
+/// The text of an `INFO` answer: one, or one per node from a cluster.
+fn info_texts(value: &redis::Value) -> Vec<String> {
+    match value {
+        redis::Value::BulkString(bytes) => vec![String::from_utf8_lossy(bytes).into_owned()],
+        redis::Value::SimpleString(text) => vec![text.clone()],
+        redis::Value::VerbatimString { text, .. } => vec![text.clone()],
+        redis::Value::Map(entries) => entries.iter().flat_map(|(_, v)| info_texts(v)).collect(),
+        redis::Value::Array(items) => items.iter().flat_map(info_texts).collect(),
+        _ => Vec::new(),
+    }
 }
 
 /// Every prompt URI is an https URL Graph can fetch.

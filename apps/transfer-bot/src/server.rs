@@ -313,7 +313,12 @@ pub fn build_store(config: &Config) -> anyhow::Result<Option<RedisCallStore>> {
             Ok(None)
         }
         StoreBackend::Redis(url) => {
-            let mut store_config = RedisStoreConfig::new(url.expose()).prefix(settings.key_prefix.clone());
+            let store_config = if settings.redis_cluster {
+                RedisStoreConfig::cluster([url.expose()])
+            } else {
+                RedisStoreConfig::new(url.expose())
+            };
+            let mut store_config = store_config.prefix(settings.key_prefix.clone());
             if settings.tls != StoreTls::default() {
                 let mut tls = RedisTls::new();
                 if let Some(ca) = &settings.tls.ca_pem {
@@ -330,6 +335,7 @@ pub fn build_store(config: &Config) -> anyhow::Result<Option<RedisCallStore>> {
             tracing::info!(
                 instance_id = %settings.instance_id,
                 redis = %url,
+                redis_cluster = settings.redis_cluster,
                 key_prefix = %settings.key_prefix,
                 "call store: redis"
             );

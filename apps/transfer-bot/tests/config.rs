@@ -818,3 +818,29 @@ fn exactly_one_credential_may_be_configured() {
         Ok(())
     });
 }
+
+#[test]
+fn a_redis_cluster_is_a_seed_url_in_database_zero_with_the_redis_kind() {
+    Jail::expect_with(|jail| {
+        jail.create_file(DEFAULT_CONFIG_FILE, MINIMAL)?;
+        jail.set_env(SECRET_ENV, "s3cret");
+        jail.set_env("TRANSFER_BOT_STORE__REDIS_CLUSTER", "true");
+        let why = problem(&load_errors(None), "store.redis_cluster");
+        assert!(why.contains("store.kind is memory"), "{why}");
+
+        jail.set_env("TRANSFER_BOT_STORE__KIND", "redis");
+        jail.set_env(
+            "TRANSFER_BOT_STORE__REDIS_URL",
+            "rediss://:key@cache.example.net:10000/2",
+        );
+        let why = problem(&load_errors(None), "store.redis_url");
+        assert!(why.contains("database 0 only") && !why.contains("key@"), "{why}");
+
+        jail.set_env("TRANSFER_BOT_STORE__REDIS_URL", "rediss://:key@cache.example.net:10000");
+        let config = Config::load(None).unwrap();
+        assert!(config.store.redis_cluster);
+        jail.set_env("TRANSFER_BOT_STORE__REDIS_CLUSTER", "false");
+        assert!(!Config::load(None).unwrap().store.redis_cluster);
+        Ok(())
+    });
+}

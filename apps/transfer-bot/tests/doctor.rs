@@ -112,6 +112,20 @@ async fn each_broken_setting_fails_its_check_with_a_hint() {
     redis.stop().unwrap();
     let down = run(&on_redis).await;
     assert_failed(&down, "redis", "host");
+
+    // A Redis Cluster: refused as one server (calls on other nodes would
+    // get MOVED), checked on every primary with store.redis_cluster.
+    let cluster = tokio::task::spawn_blocking(graph_comms_testkit::RedisCluster::start)
+        .await
+        .unwrap();
+    let seed = RedisUrl::parse(&cluster.urls()[0]).unwrap();
+    let as_one = run(&|c| c.store = StoreSettings::redis(seed.clone(), "doctor-test")).await;
+    assert_failed(&as_one, "redis", "store.redis_cluster = true");
+    let clustered = run(&|c| c.store = StoreSettings::redis_cluster(seed.clone(), "doctor-test")).await;
+    let found = check(&clustered, "redis");
+    assert_eq!(found.status, Status::Ok, "{found:?}");
+    assert!(found.detail.contains("Redis Cluster of 3 primaries"), "{found:?}");
+    drop(cluster);
     assert!(matches!(env.config.store.backend, StoreBackend::Memory));
     env.shutdown().await;
 }

@@ -23,6 +23,9 @@
 //!   stopped, only flagged `redelivered` and with the same outcome;
 //! - the call's record in Redis is ended and agrees with those outcomes.
 //!
+//! One variant runs the same load and checks on a three-node Redis Cluster
+//! and restarts the node holding the indexes mid-load.
+//!
 //! Needs `redis-server` on the PATH (each test starts its own).
 
 #![cfg(feature = "demo")]
@@ -40,7 +43,8 @@ use graph_comms_emulator::{
 use graph_comms_handler::CallStore as _;
 use graph_comms_handler::model::{CallId, CallState, Identity, IdentitySet};
 use graph_comms_redis::{RedisCallStore, RedisStoreConfig};
-use graph_comms_testkit::{BotProcess, RedisServer, RoundRobinProxy, free_port};
+use graph_comms_testkit::signal::Signal;
+use graph_comms_testkit::{BotProcess, RedisCluster, RedisServer, RoundRobinProxy, free_port};
 use serde_json::Value;
 use tokio::sync::{Semaphore, watch};
 use tokio::task::{JoinHandle, JoinSet};
@@ -190,6 +194,8 @@ fn faults(n: usize) -> DeliveryFaults {
 struct ClusterOptions {
     /// Redis keeps every write in an append-only file, so a restart loses nothing.
     persistent_redis: bool,
+    /// A three-node Redis Cluster (persistent) instead of one Redis.
+    redis_cluster: bool,
     /// Extra lines for each instance's `[store]` table.
     store_extra: &'static str,
     /// Only the first instance is in the proxy's rotation (the others run
@@ -213,11 +219,64 @@ struct ClusterOptions {
     journal_on_disk: bool,
 }
 
+/// The test's Redis: one server, or a Redis Cluster.
+enum Redis {
+    Server(RedisServer),
+    Cluster(RedisCluster),
+}
+
+impl Redis {
+    /// The URL the bots are given: the server, or a seed node of the cluster.
+    fn url(&self) -> String {
+        match self {
+            Self::Server(server) => server.url(),
+            Self::Cluster(cluster) => cluster.urls().swap_remove(0),
+        }
+    }
+
+    /// The `[store]` lines naming it.
+    fn store_lines(&self) -> String {
+        match self {
+            Self::Server(server) => format!("redis_url = \"{}\"\n", server.url()),
+            Self::Cluster(_) => format!("redis_url = \"{}\"\nredis_cluster = true\n", self.url()),
+        }
+    }
+
+    fn store_config(&self, prefix: &str) -> RedisStoreConfig {
+        match self {
+            Self::Server(server) => RedisStoreConfig::new(server.url()),
+            Self::Cluster(cluster) => RedisStoreConfig::cluster(cluster.urls()),
+        }
+        .prefix(prefix)
+    }
+
+    fn server(&mut self) -> &mut RedisServer {
+        match self {
+            Self::Server(server) => server,
+            Self::Cluster(_) => panic!("this test runs on a Redis Cluster"),
+        }
+    }
+
+    fn cluster(&mut self) -> &mut RedisCluster {
+        match self {
+            Self::Cluster(cluster) => cluster,
+            Self::Server(_) => panic!("this test runs on one Redis"),
+        }
+    }
+
+    fn log_paths(&self) -> Vec<std::path::PathBuf> {
+        match self {
+            Self::Server(server) => vec![server.log_path()],
+            Self::Cluster(cluster) => (0..cluster.len()).filter_map(|i| cluster.log_path(i)).collect(),
+        }
+    }
+}
+
 /// The emulator, Redis, the proxy and the bot processes of one test.
 struct Cluster {
     emulator: Emulator,
     app: RegisteredApp,
-    redis: RedisServer,
+    redis: Redis,
     proxy: RoundRobinProxy,
     /// The instances in service, in proxy order.
     bots: Vec<BotProcess>,
@@ -248,10 +307,12 @@ impl Cluster {
         for (id, behaviour) in behaviours() {
             emulator.script_target(id, behaviour);
         }
-        let redis = if options.persistent_redis {
-            RedisServer::start_persistent()
+        let redis = if options.redis_cluster {
+            Redis::Cluster(tokio::task::block_in_place(RedisCluster::start))
+        } else if options.persistent_redis {
+            Redis::Server(RedisServer::start_persistent())
         } else {
-            RedisServer::start()
+            Redis::Server(RedisServer::start())
         };
         let proxy = RoundRobinProxy::start(Vec::new()).await.expect("the proxy starts");
         let mut cluster = Self {
@@ -300,8 +361,8 @@ impl Cluster {
             listen_port: port,
             public_callback_url: &self.callback_url(),
             store: &format!(
-                "kind = \"redis\"\nredis_url = \"{}\"\nkey_prefix = \"{}\"\ninstance_id = \"{instance_id}\"\n{journal}{}",
-                self.redis.url(),
+                "kind = \"redis\"\n{}key_prefix = \"{}\"\ninstance_id = \"{instance_id}\"\n{journal}{}",
+                self.redis.store_lines(),
                 self.prefix,
                 self.options.store_extra
             ),
@@ -736,7 +797,7 @@ async fn verify(cluster: &Cluster, test: &str, calls: usize, load: &LoadResult) 
         }
     }
 
-    let store = RedisCallStore::connect(RedisStoreConfig::new(cluster.redis.url()).prefix(cluster.prefix.clone()))
+    let store = RedisCallStore::connect(cluster.redis.store_config(&cluster.prefix))
         .await
         .expect("connecting to the test's Redis to read the records");
 
@@ -1001,7 +1062,9 @@ fn keep_evidence(cluster: &Cluster, test: &str) -> String {
         .filter_map(|r| serde_json::to_string(r).ok())
         .collect();
     let _ = std::fs::write(dir.join("emulator-requests.jsonl"), requests.join("\n"));
-    let _ = std::fs::copy(cluster.redis.log_path(), dir.join("redis.log"));
+    for (i, path) in cluster.redis.log_paths().iter().enumerate() {
+        let _ = std::fs::copy(path, dir.join(format!("redis-{i}.log")));
+    }
     format!("instance logs and the emulator's requests: {}", dir.display())
 }
 
@@ -1195,10 +1258,44 @@ async fn redis_stopped_for_five_seconds_mid_load_loses_nothing() {
         STEADY,
         async |cluster, load| {
             load.wait_until(DISRUPT_AT).await;
-            cluster.redis.stop().expect("Redis stops");
+            cluster.redis.server().stop().expect("Redis stops");
             eprintln!("stopped Redis after {} calls were offered", load.offered());
             tokio::time::sleep(Duration::from_secs(5)).await;
-            cluster.redis.restart().expect("Redis restarts on the same port");
+            cluster
+                .redis
+                .server()
+                .restart()
+                .expect("Redis restarts on the same port");
+        },
+    )
+    .await;
+}
+
+/// The steady load on a three-node Redis Cluster: the node holding the
+/// indexes (which every write touches) and a third of the calls is stopped
+/// with SIGTERM for five seconds, then started again on its port and data.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_cluster_node_restarted_mid_load_loses_nothing() {
+    run(
+        "redis_cluster_node_restarted_mid_load_loses_nothing",
+        ClusterOptions {
+            redis_cluster: true,
+            ..ClusterOptions::default()
+        },
+        STEADY,
+        async |cluster, load| {
+            load.wait_until(DISRUPT_AT).await;
+            let index_key = format!("{{{}}}:due", cluster.prefix);
+            let redis = cluster.redis.cluster();
+            let node = redis.node_for_key(&index_key).expect("the index's node");
+            let status = tokio::task::block_in_place(|| redis.stop_node(node, Signal::Term)).expect("the node stops");
+            eprintln!(
+                "stopped cluster node {node} ({status}) after {} calls were offered",
+                load.offered()
+            );
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            let redis = cluster.redis.cluster();
+            tokio::task::block_in_place(|| redis.start_node(node)).expect("the node is back and the cluster ok");
         },
     )
     .await;
@@ -1221,14 +1318,14 @@ async fn redis_down_for_five_seconds_while_graph_retries_for_one_loses_no_call()
         STEADY,
         async |cluster, load| {
             load.wait_until(DISRUPT_AT).await;
-            cluster.redis.stop().expect("Redis stops");
+            cluster.redis.server().stop().expect("Redis stops");
             let offered = load.offered();
             tokio::time::sleep(Duration::from_secs(5)).await;
             eprintln!(
                 "Redis was down while calls {offered} to {} were offered",
                 load.offered()
             );
-            cluster.redis.restart().expect("Redis restarts on the same port");
+            cluster.redis.server().restart().expect("Redis restarts on the same port");
         },
     )
     .await;
@@ -1251,7 +1348,7 @@ async fn kill_9_while_redis_is_down_leaves_the_journal_to_the_next_process() {
         STEADY,
         async |cluster, load| {
             load.wait_until(DISRUPT_AT).await;
-            cluster.redis.stop().expect("Redis stops");
+            cluster.redis.server().stop().expect("Redis stops");
             let down = Instant::now();
             tokio::time::sleep(Duration::from_millis(1_500)).await;
             let victim = cluster.bots[1].name().to_owned();
@@ -1259,7 +1356,7 @@ async fn kill_9_while_redis_is_down_leaves_the_journal_to_the_next_process() {
             cluster.kill_and_replace(1).await;
             tokio::time::sleep(Duration::from_secs(5).saturating_sub(down.elapsed())).await;
             eprintln!("{journaled} notifications were in {victim}'s journal when it was killed");
-            cluster.redis.restart().expect("Redis restarts on the same port");
+            cluster.redis.server().restart().expect("Redis restarts on the same port");
             assert!(journaled > 0, "{victim} journaled nothing: the test shows nothing");
             let successor = &cluster.bots[1];
             assert!(

@@ -9,6 +9,9 @@ pub const DEFAULT_PREFIX: &str = "graph-comms";
 #[derive(Debug, Clone)]
 pub struct RedisStoreConfig {
     pub(crate) url: String,
+    /// More seed nodes of a cluster (the first is `url`); empty for one Redis.
+    pub(crate) cluster_seeds: Vec<String>,
+    pub(crate) cluster: bool,
     pub(crate) tls: Option<RedisTls>,
     pub(crate) prefix: String,
     pub(crate) ended_retention: Duration,
@@ -27,6 +30,8 @@ impl RedisStoreConfig {
     pub fn new(url: impl Into<String>) -> Self {
         Self {
             url: url.into(),
+            cluster_seeds: Vec::new(),
+            cluster: false,
             tls: None,
             prefix: DEFAULT_PREFIX.to_owned(),
             ended_retention: Duration::from_secs(10 * 60),
@@ -34,6 +39,31 @@ impl RedisStoreConfig {
             response_timeout: Duration::from_secs(2),
             reconnect_retries: 2,
         }
+    }
+
+    /// A Redis Cluster reached through its seed nodes (at least one): each a
+    /// `redis://[user:password@]host:port` or `rediss://` URL of a node (or
+    /// the one endpoint of Azure Managed Redis with the OSS cluster policy).
+    /// The client reads the slot map from a seed and then talks to every
+    /// primary directly; more seeds only help when some are down at start-up.
+    /// All seeds must share the scheme, user and password; the database is 0.
+    /// Other settings as [`RedisStoreConfig::new`].
+    pub fn cluster<S: Into<String>>(seeds: impl IntoIterator<Item = S>) -> Self {
+        let mut seeds = seeds.into_iter().map(Into::into);
+        let mut config = Self::new(seeds.next().unwrap_or_default());
+        config.cluster_seeds = seeds.collect();
+        config.cluster = true;
+        config
+    }
+
+    /// Whether this is a Redis Cluster configuration ([`RedisStoreConfig::cluster`]).
+    pub fn is_cluster(&self) -> bool {
+        self.cluster
+    }
+
+    /// The URLs to connect to: the URL, and more seeds of a cluster.
+    pub(crate) fn urls(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.url.as_str()).chain(self.cluster_seeds.iter().map(String::as_str))
     }
 
     /// The namespace of every key: a call's record is `<prefix>:{<call id>}`,
@@ -108,6 +138,11 @@ impl RedisStoreConfig {
         }
         if self.response_timeout.is_zero() || self.connect_timeout.is_zero() {
             return Err(ConnectError::InvalidConfig("timeouts must be above zero".to_owned()));
+        }
+        if self.url.trim().is_empty() {
+            return Err(ConnectError::InvalidConfig(
+                "no Redis URL (or cluster seed) given".to_owned(),
+            ));
         }
         if self.tls.is_some() && !self.url.trim_start().to_ascii_lowercase().starts_with("rediss://") {
             return Err(ConnectError::InvalidConfig(

@@ -56,4 +56,19 @@ impl Keys {
     pub(crate) fn outbox(&self, member: &str) -> String {
         format!("{}:{{{member}}}:outbox", self.prefix)
     }
+
+    /// The keys the claim scripts take (`claim`, `append_claim`): lease, record, inbox.
+    pub(crate) fn claim_keys(&self, member: &str) -> [String; 3] {
+        [self.lease(member), self.record_for_member(member), self.inbox(member)]
+    }
+
+    /// The keys a leased write takes (`commit`, `release`): lease, record, inbox, outbox.
+    pub(crate) fn leased_keys(&self, member: &str) -> [String; 4] {
+        [
+            self.lease(member),
+            self.record_for_member(member),
+            self.inbox(member),
+            self.outbox(member),
+        ]
+    }
 }

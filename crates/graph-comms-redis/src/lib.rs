@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 mod config;
+mod connection;
 mod keys;
 mod metrics;
 mod scripts;
@@ -8,5 +9,6 @@ mod shared;
 mod store;
 
 pub use config::{ConnectError, DEFAULT_PREFIX, RedisStoreConfig, RedisTls};
+pub use connection::RedisConnection;
 pub use metrics::{OpStats, StoreMetrics};
 pub use store::RedisCallStore;

@@ -103,6 +103,10 @@ impl OpCounter {
         self.round_trips.fetch_add(1, Ordering::Relaxed);
     }
 
+    pub(crate) fn round_trips(&self, n: usize) {
+        self.round_trips.fetch_add(n as u64, Ordering::Relaxed);
+    }
+
     fn snapshot(&self) -> OpStats {
         OpStats {
             calls: self.calls.load(Ordering::Relaxed),

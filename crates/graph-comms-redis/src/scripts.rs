@@ -204,3 +204,107 @@ impl Scripts {
         }
     }
 }
+
+/// Whether all `keys` hash to one Redis Cluster slot, as a script's keys must
+/// (a cluster refuses a script whose keys span slots with `CROSSSLOT`).
+pub(crate) fn one_slot<K: AsRef<[u8]>>(keys: &[K]) -> bool {
+    let mut slots = keys
+        .iter()
+        .map(|key| redis::cluster_routing::Slot::for_key(key.as_ref()));
+    match slots.next() {
+        Some(first) => slots.all(|slot| slot == first),
+        None => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::Keys;
+
+    /// The highest `KEYS[n]` a script reads.
+    fn highest_key(code: &str) -> usize {
+        code.match_indices("KEYS[")
+            .filter_map(|(at, _)| {
+                let digits: String = code[at + 5..].chars().take_while(char::is_ascii_digit).collect();
+                digits.parse().ok()
+            })
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Each script with the keys its call sites pass (the same `Keys`
+    /// functions `store.rs` and `shared.rs` call): every script reads exactly
+    /// those keys, and they hash to one slot, for ordinary and odd call ids.
+    /// Destructuring `Scripts` makes a new script fail to compile here until
+    /// it is listed.
+    #[test]
+    fn every_script_touches_keys_of_one_hash_slot() {
+        let Scripts {
+            save,
+            delete,
+            fix_due,
+            claim,
+            append_claim,
+            commit,
+            release,
+            renew,
+        } = Scripts::new();
+        let ids = [
+            "19000a80-1f00-4a8d-9c5e-3ad4bbbd1b11",
+            "19000a801f004a8d9c5e3ad4bbbd1b11",
+            "x",
+            // Braces from a hostile id still leave one tag (the text up to the first `}`).
+            "a}b",
+            "a{b}c",
+        ];
+        for prefix in ["graph-comms", "test:bot-7", "p"] {
+            let keys = Keys::new(prefix);
+            for id in ids {
+                let call_id = graph_comms_handler::model::CallId::from(id);
+                let member = Keys::member(&call_id);
+                let member = member.as_str();
+                let cases: [(&str, &Lua, Vec<String>); 10] = [
+                    ("save", &save, vec![keys.record_for_member(member)]),
+                    ("delete", &delete, vec![keys.record_for_member(member)]),
+                    ("fix_due on the due index", &fix_due, vec![keys.due.clone()]),
+                    ("fix_due on the inboxes index", &fix_due, vec![keys.inboxes.clone()]),
+                    ("claim", &claim, keys.claim_keys(member).to_vec()),
+                    ("append_claim", &append_claim, keys.claim_keys(member).to_vec()),
+                    ("commit", &commit, keys.leased_keys(member).to_vec()),
+                    ("release", &release, keys.leased_keys(member).to_vec()),
+                    ("renew", &renew, vec![keys.lease(member)]),
+                    ("renew (record slot)", &renew, vec![keys.record_for_member(member)]),
+                ];
+                for (name, lua, script_keys) in cases {
+                    assert_eq!(
+                        highest_key(&lua.code),
+                        script_keys.len(),
+                        "{name}: the script reads keys its call site does not pass (or the reverse)"
+                    );
+                    assert!(
+                        one_slot(&script_keys),
+                        "{name} with {member:?}: keys span slots: {script_keys:?}"
+                    );
+                }
+                // A call's keys all share one slot, whichever script touches them.
+                let mut all = keys.leased_keys(member).to_vec();
+                all.push(keys.record(&call_id));
+                assert!(one_slot(&all), "{member:?}: {all:?}");
+            }
+            // The indexes share a slot too (the fix script and `count` touch one at a time).
+            assert!(one_slot(&[&keys.due, &keys.calls, &keys.inboxes]));
+        }
+    }
+
+    #[test]
+    fn keys_of_different_tags_are_told_apart() {
+        // The check itself can fail: two calls' keys (almost always) differ.
+        let keys = Keys::new("graph-comms");
+        assert!(!one_slot(&[keys.record_for_member("a"), keys.inbox("b")]));
+        assert!(!one_slot(&[keys.record_for_member("a"), keys.due.clone()]));
+        // The one id shape without a hash tag: canonically empty or starting
+        // with `}` gives `{}` or `{}…}`. The store refuses it on a cluster.
+        assert!(!one_slot(&keys.claim_keys("}")));
+    }
+}

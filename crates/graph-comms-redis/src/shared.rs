@@ -81,12 +81,7 @@ impl RedisCallStore {
     ) -> Result<Value, StoreError> {
         let inner = &*self.inner;
         let member = Keys::member(&lease.call_id);
-        let keys = [
-            inner.keys.lease(&member),
-            inner.keys.record_for_member(&member),
-            inner.keys.inbox(&member),
-            inner.keys.outbox(&member),
-        ];
+        let keys = inner.keys.leased_keys(&member);
         let keys = keys.each_ref().map(String::as_str);
         let mut args = vec![lease.token.clone(), consumed.to_string()];
         let write = match record {
@@ -117,7 +112,8 @@ impl RedisCallStore {
 #[async_trait]
 impl SharedCallStore for RedisCallStore {
     /// One pipeline: `RPUSH` per call, then the calls' entries in the inboxes
-    /// index (scored by now) for the orphan sweep.
+    /// index (scored by now) for the orphan sweep (on a cluster: the pushes,
+    /// then the index, see `in_order`).
     async fn append(&self, items: &[(CallId, InboxItem)]) -> Result<(), StoreError> {
         let inner = &*self.inner;
         let op = &inner.counters.append;
@@ -126,26 +122,29 @@ impl SharedCallStore for RedisCallStore {
             return Ok(());
         }
         let now = millis(SystemTime::now());
-        let mut pipe = redis::pipe();
+        let mut pushes = redis::pipe();
+        let mut index = redis::pipe();
         for (call_id, item) in items {
             // The index keeps the id as Graph spelled it: the orphan sweep hands it to the runtime.
             let member = Keys::member(call_id);
-            pipe.cmd("RPUSH")
-                .arg(inner.keys.inbox(&member))
-                .arg(item.to_json()?)
-                .ignore();
-            pipe.cmd("ZADD")
+            pushes.cmd("RPUSH").arg(inner.keys.inbox(&member)).arg(item.to_json()?);
+            index
+                .cmd("ZADD")
                 .arg(&inner.keys.inboxes)
                 .arg(now)
-                .arg(call_id.as_str())
-                .ignore();
+                .arg(call_id.as_str());
         }
-        let mut conn = inner.connection.clone();
-        inner.request(op, "append", pipe.query_async::<()>(&mut conn)).await
+        // The items before their index entries, as the orphan sweep expects.
+        let (pushed, indexed) = inner.in_order(op, "append", pushes, index).await?;
+        if let Some(error) = pushed.iter().chain(indexed?.iter()).find_map(|r| r.as_ref().err()) {
+            return Err(crate::store::store_error("append", error));
+        }
+        Ok(())
     }
 
     /// One pipeline: per call, a script that appends its items and tries
-    /// its lease, and the call's entry in the inboxes index.
+    /// its lease, then the calls' entries in the inboxes index (on a
+    /// cluster: the scripts, then the index, see `in_order`).
     async fn append_and_claim(
         &self,
         items: &[(CallId, InboxItem)],
@@ -167,40 +166,46 @@ impl SharedCallStore for RedisCallStore {
         }
         let now = millis(SystemTime::now());
         let mut requests = Vec::with_capacity(calls.len());
-        let mut pipe = redis::pipe();
-        pipe.ignore_errors();
+        let mut scripts = redis::pipe();
+        let mut index = redis::pipe();
         for (call_id, jsons) in calls {
             let member = Keys::member(call_id);
-            let keys = [
-                inner.keys.lease(&member),
-                inner.keys.record_for_member(&member),
-                inner.keys.inbox(&member),
-            ];
+            let keys = inner.keys.claim_keys(&member);
+            inner.one_slot("append", &keys)?;
             let lease = Lease::new(call_id.clone(), owner);
             let mut args = vec![lease.token.clone(), ttl_millis(ttl), limit.max(1).to_string()];
             args.extend(jsons);
-            pipe.cmd("EVALSHA")
+            scripts
+                .cmd("EVALSHA")
                 .arg(&inner.scripts.append_claim.sha)
                 .arg(keys.len())
                 .arg(&keys)
                 .arg(&args);
-            pipe.cmd("ZADD").arg(&inner.keys.inboxes).arg(now).arg(call_id.as_str());
+            index
+                .cmd("ZADD")
+                .arg(&inner.keys.inboxes)
+                .arg(now)
+                .arg(call_id.as_str());
             requests.push((lease, keys, args));
         }
-        let mut conn = inner.connection.clone();
-        let replies: Vec<Result<Value, redis::RedisError>> =
-            inner.request(op, "append", pipe.query_async(&mut conn)).await?;
-        if replies.len() != requests.len() * 2 {
+        let (replies, indexed) = inner.in_order(op, "append", scripts, index).await?;
+        let indexed = indexed.unwrap_or_else(|error| {
+            // The items are in and the claims stand: only the sweep's index lags.
+            let error = redis::RedisError::from((redis::ErrorKind::Io, "inboxes index", error.to_string()));
+            requests.iter().map(|_| Err(error.clone())).collect()
+        });
+        if replies.len() != requests.len() || indexed.len() != requests.len() {
             return Err(StoreError::Unavailable(format!(
-                "redis append: {} replies to {} commands",
+                "redis append: {} and {} replies to {} calls",
                 replies.len(),
-                requests.len() * 2
+                indexed.len(),
+                requests.len()
             )));
         }
         let mut claims = Vec::new();
-        for ((lease, keys, args), replies) in requests.into_iter().zip(replies.chunks(2)) {
-            let reply = match &replies[0] {
-                Ok(value) => value.clone(),
+        for (((lease, keys, args), reply), indexed) in requests.into_iter().zip(replies).zip(indexed) {
+            let reply = match reply {
+                Ok(value) => value,
                 Err(error) if error.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
                     // The script did not run, so nothing was appended: run it in full.
                     Counters::add(&inner.counters.script_loads, 1);
@@ -209,9 +214,9 @@ impl SharedCallStore for RedisCallStore {
                         .eval(op, "append", &inner.scripts.append_claim, &keys, &args)
                         .await?
                 }
-                Err(error) => return Err(crate::store::store_error("append", error)),
+                Err(error) => return Err(crate::store::store_error("append", &error)),
             };
-            if let Err(error) = &replies[1] {
+            if let Err(error) = &indexed {
                 Counters::add(&inner.counters.index_errors, 1);
                 tracing::warn!(call_id = %lease.call_id, "redis call store: inboxes index update refused: {error}");
             }
@@ -234,11 +239,7 @@ impl SharedCallStore for RedisCallStore {
         op.call();
         let member = Keys::member(call_id);
         let lease = Lease::new(call_id.clone(), owner);
-        let keys = [
-            inner.keys.lease(&member),
-            inner.keys.record_for_member(&member),
-            inner.keys.inbox(&member),
-        ];
+        let keys = inner.keys.claim_keys(&member);
         let args = [lease.token.clone(), ttl_millis(ttl), limit.max(1).to_string()];
         let reply = inner
             .eval(
@@ -400,8 +401,7 @@ impl SharedCallStore for RedisCallStore {
             pipe.cmd("EXISTS").arg(inner.keys.lease(&member));
             pipe.cmd("EXISTS").arg(inner.keys.outbox(&member));
         }
-        let mut conn = inner.connection.clone();
-        let states: Vec<u64> = inner.request(op, "LLEN", pipe.query_async(&mut conn)).await?;
+        let states: Vec<u64> = inner.pipeline(op, "LLEN", &pipe).await?;
         let mut orphans = Vec::new();
         let mut stale = Vec::new();
         for ((id, score), state) in entries.iter().zip(states.chunks(3)) {

@@ -8,9 +8,11 @@ use async_trait::async_trait;
 use graph_comms_handler::model::CallId;
 use graph_comms_handler::{CallRecord, CallStore, StoreError};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::cluster::{ClusterClientBuilder, ClusterConfig};
 use redis::{Client, ErrorKind, RedisError, ServerErrorKind, Value};
 
 use crate::config::{ConnectError, RedisStoreConfig};
+use crate::connection::RedisConnection;
 use crate::keys::Keys;
 use crate::metrics::{Counters, OpCounter, StoreMetrics};
 use crate::scripts::{Lua, Scripts};
@@ -27,8 +29,14 @@ pub struct RedisCallStore {
     pub(crate) inner: Arc<Inner>,
 }
 
+/// A client ready to connect.
+enum Prepared {
+    Standalone(Client, ConnectionManagerConfig),
+    Cluster(redis::cluster::ClusterClient, ClusterConfig),
+}
+
 pub(crate) struct Inner {
-    pub(crate) connection: ConnectionManager,
+    pub(crate) connection: RedisConnection,
     pub(crate) keys: Keys,
     pub(crate) scripts: Scripts,
     pub(crate) ended_retention: Duration,
@@ -53,16 +61,22 @@ impl RedisCallStore {
     /// [`ConnectError::InvalidConfig`] for a bad URL or prefix;
     /// [`ConnectError::Unavailable`] when Redis cannot be reached in time.
     pub async fn connect(config: RedisStoreConfig) -> Result<Self, ConnectError> {
-        let (client, manager_config) = Self::prepare(&config)?;
-        let connecting = ConnectionManager::new_with_config(client, manager_config);
-        let connection = match tokio::time::timeout(config.operation_deadline(), connecting).await {
-            Ok(Ok(connection)) => connection,
-            Ok(Err(error)) => {
-                return Err(ConnectError::Unavailable(format!(
-                    "cannot connect to {}: {error}",
-                    redacted(&config.url)
-                )));
+        let connecting = async {
+            match Self::prepare(&config)? {
+                Prepared::Standalone(client, manager_config) => {
+                    ConnectionManager::new_with_config(client, manager_config)
+                        .await
+                        .map(RedisConnection::Standalone)
+                }
+                Prepared::Cluster(client, cluster_config) => client
+                    .get_async_connection_with_config(cluster_config)
+                    .await
+                    .map(RedisConnection::Cluster),
             }
+            .map_err(|error| ConnectError::Unavailable(format!("cannot connect to {}: {error}", redacted(&config.url))))
+        };
+        let connection = match tokio::time::timeout(config.operation_deadline(), connecting).await {
+            Ok(connection) => connection?,
             Err(_) => {
                 return Err(ConnectError::Unavailable(format!(
                     "cannot connect to {}: no connection within {:?}",
@@ -83,46 +97,73 @@ impl RedisCallStore {
     ///
     /// [`ConnectError::InvalidConfig`] for a bad URL or prefix.
     pub fn connect_lazy(config: RedisStoreConfig) -> Result<Self, ConnectError> {
-        let (client, manager_config) = Self::prepare(&config)?;
-        let connection = ConnectionManager::new_lazy_with_config(client, manager_config)
-            .map_err(|e| ConnectError::InvalidConfig(e.to_string()))?;
+        let connection = match Self::prepare(&config)? {
+            Prepared::Standalone(client, manager_config) => {
+                ConnectionManager::new_lazy_with_config(client, manager_config)
+                    .map(RedisConnection::Standalone)
+                    .map_err(|e| ConnectError::InvalidConfig(e.to_string()))?
+            }
+            Prepared::Cluster(client, cluster_config) => {
+                RedisConnection::Cluster(client.get_pending_async_connection_with_config(cluster_config))
+            }
+        };
         Ok(Self::with_connection(connection, &config))
     }
 
-    fn prepare(config: &RedisStoreConfig) -> Result<(Client, ConnectionManagerConfig), ConnectError> {
+    fn prepare(config: &RedisStoreConfig) -> Result<Prepared, ConnectError> {
         config.validate()?;
         let bad_url =
             |e: redis::RedisError| ConnectError::InvalidConfig(format!("bad Redis URL {}: {e}", redacted(&config.url)));
-        let client = match &config.tls {
-            None => Client::open(config.url.as_str()).map_err(bad_url)?,
-            Some(tls) => {
-                let certificates = redis::TlsCertificates {
-                    client_tls: tls
-                        .client_identity
-                        .as_ref()
-                        .map(|(certificate, key)| redis::ClientTlsConfig {
-                            client_cert: certificate.clone(),
-                            client_key: key.clone(),
-                        }),
-                    root_cert: tls.ca_pem.clone(),
-                };
-                Client::build_with_tls(config.url.as_str(), certificates).map_err(|e| {
-                    ConnectError::InvalidConfig(format!(
-                        "TLS settings for {} unusable (a CA or client certificate that is not PEM?): {e}",
-                        redacted(&config.url)
-                    ))
-                })?
+        let certificates = config.tls.as_ref().map(|tls| redis::TlsCertificates {
+            client_tls: tls
+                .client_identity
+                .as_ref()
+                .map(|(certificate, key)| redis::ClientTlsConfig {
+                    client_cert: certificate.clone(),
+                    client_key: key.clone(),
+                }),
+            root_cert: tls.ca_pem.clone(),
+        });
+        let bad_tls = |e: redis::RedisError| {
+            ConnectError::InvalidConfig(format!(
+                "TLS settings for {} unusable (a CA or client certificate that is not PEM?): {e}",
+                redacted(&config.url)
+            ))
+        };
+        if config.cluster {
+            let mut builder = ClusterClientBuilder::new(config.urls().map(str::to_owned))
+                .connection_timeout(config.connect_timeout)
+                .response_timeout(config.response_timeout)
+                // The store bounds each operation itself (`operation_deadline`).
+                .overall_response_timeout(Some(config.operation_deadline()))
+                .retries(u32::try_from(config.reconnect_retries).unwrap_or(u32::MAX))
+                .min_retry_wait(50)
+                .max_retry_wait(500);
+            if let Some(certificates) = certificates {
+                builder = builder.certs(certificates);
             }
+            let client = builder.build().map_err(|e| match config.tls {
+                Some(_) => bad_tls(e),
+                None => bad_url(e),
+            })?;
+            let cluster_config = ClusterConfig::new()
+                .set_connection_timeout(config.connect_timeout)
+                .set_response_timeout(config.response_timeout);
+            return Ok(Prepared::Cluster(client, cluster_config));
+        }
+        let client = match certificates {
+            None => Client::open(config.url.as_str()).map_err(bad_url)?,
+            Some(certificates) => Client::build_with_tls(config.url.as_str(), certificates).map_err(bad_tls)?,
         };
         let manager_config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(config.connect_timeout))
             .set_response_timeout(Some(config.response_timeout))
             .set_number_of_retries(config.reconnect_retries)
             .set_max_delay(Duration::from_millis(500));
-        Ok((client, manager_config))
+        Ok(Prepared::Standalone(client, manager_config))
     }
 
-    fn with_connection(connection: ConnectionManager, config: &RedisStoreConfig) -> Self {
+    fn with_connection(connection: RedisConnection, config: &RedisStoreConfig) -> Self {
         Self {
             inner: Arc::new(Inner {
                 connection,
@@ -164,13 +205,85 @@ impl RedisCallStore {
         &self.inner.keys.calls
     }
 
-    /// A connection sharing the store's, for inspection in tests and tools.
-    pub fn connection(&self) -> ConnectionManager {
+    /// A connection sharing the store's, for inspection in tests and tools
+    /// (`cmd.query_async(&mut store.connection())`).
+    pub fn connection(&self) -> RedisConnection {
         self.inner.connection.clone()
     }
 }
 
+/// One command's reply in a pipeline sent with `ignore_errors`.
+pub(crate) type Reply = Result<Value, RedisError>;
+
 impl Inner {
+    /// Sends a pipeline: one request on one Redis, on a cluster one per slot
+    /// its commands touch (sent concurrently), each counted as a round trip.
+    pub(crate) async fn pipeline<T: redis::FromRedisValue>(
+        &self,
+        op: &OpCounter,
+        what: &str,
+        pipe: &redis::Pipeline,
+    ) -> Result<T, StoreError> {
+        op.round_trips(self.connection.round_trips(pipe).saturating_sub(1));
+        let mut conn = self.connection.clone();
+        self.request(op, what, pipe.query_async(&mut conn)).await
+    }
+
+    /// Sends `first`, then `then`, each command's reply kept (errors too).
+    ///
+    /// On one Redis both go in one pipeline, which runs in order. On a
+    /// cluster their keys live on different nodes and nothing would order
+    /// them, so `then` is sent once `first` is answered; if `first` cannot be
+    /// sent, `then` is not, and if `then` fails, the second result says so.
+    pub(crate) async fn in_order(
+        &self,
+        op: &OpCounter,
+        what: &str,
+        mut first: redis::Pipeline,
+        mut then: redis::Pipeline,
+    ) -> Result<(Vec<Reply>, Result<Vec<Reply>, StoreError>), StoreError> {
+        first.ignore_errors();
+        then.ignore_errors();
+        if !self.connection.is_cluster() {
+            let split = first.len();
+            for cmd in then.cmd_iter() {
+                first.add_command(cmd.clone());
+            }
+            let mut replies: Vec<Reply> = self.pipeline(op, what, &first).await?;
+            if replies.len() != first.len() {
+                return Err(StoreError::Unavailable(format!(
+                    "redis {what}: {} replies to {} commands",
+                    replies.len(),
+                    first.len()
+                )));
+            }
+            let rest = replies.split_off(split);
+            return Ok((replies, Ok(rest)));
+        }
+        let replies: Vec<Reply> = if first.is_empty() {
+            Vec::new()
+        } else {
+            self.pipeline(op, what, &first).await?
+        };
+        let rest = if then.is_empty() {
+            Ok(Vec::new())
+        } else {
+            self.pipeline(op, what, &then).await
+        };
+        Ok((replies, rest))
+    }
+
+    /// On a cluster, refuses a script whose keys span slots (only a call id
+    /// that is empty or starts with `}` once canonical has no hash tag).
+    pub(crate) fn one_slot<K: AsRef<[u8]> + std::fmt::Debug>(&self, what: &str, keys: &[K]) -> Result<(), StoreError> {
+        if self.connection.is_cluster() && !crate::scripts::one_slot(keys) {
+            return Err(StoreError::Unavailable(format!(
+                "redis {what}: keys {keys:?} span Redis Cluster slots (a call id without a usable hash tag)"
+            )));
+        }
+        Ok(())
+    }
+
     /// Sends one request (a command or a pipeline) and counts the round trip.
     pub(crate) async fn request<T, F>(&self, op: &OpCounter, what: &str, send: F) -> Result<T, StoreError>
     where
@@ -196,6 +309,7 @@ impl Inner {
         keys: &[&str],
         args: &[String],
     ) -> Result<Value, StoreError> {
+        self.one_slot(what, keys)?;
         let mut evalsha = redis::cmd("EVALSHA");
         evalsha.arg(&lua.sha).arg(keys.len()).arg(keys).arg(args);
         let mut conn = self.connection.clone();
@@ -339,8 +453,7 @@ impl CallStore for RedisCallStore {
             for (member, _) in &candidates {
                 gets.cmd("GET").arg(inner.keys.record_for_member(member));
             }
-            let mut conn = inner.connection.clone();
-            let records: Vec<Option<Vec<u8>>> = inner.request(op, "GET", gets.query_async(&mut conn)).await?;
+            let records: Vec<Option<Vec<u8>>> = inner.pipeline(op, "GET", &gets).await?;
 
             let mut fixes: Vec<(String, String, Option<u64>)> = Vec::new();
             let mut loaded: HashMap<String, Option<Vec<u8>>> = HashMap::new();
@@ -394,8 +507,7 @@ impl CallStore for RedisCallStore {
             .ignore()
             .cmd("ZCARD")
             .arg(&inner.keys.calls);
-        let mut conn = inner.connection.clone();
-        let (count,): (usize,) = inner.request(op, "count", pipe.query_async(&mut conn)).await?;
+        let (count,): (usize,) = inner.pipeline(op, "count", &pipe).await?;
         Ok(count)
     }
 }
@@ -438,8 +550,7 @@ impl RedisCallStore {
         for member in &changed {
             gets.cmd("GET").arg(inner.keys.record_for_member(member));
         }
-        let mut conn = inner.connection.clone();
-        let again: Vec<Option<Vec<u8>>> = inner.request(op, "GET", gets.query_async(&mut conn)).await?;
+        let again: Vec<Option<Vec<u8>>> = inner.pipeline(op, "GET", &gets).await?;
         let mut restore = redis::pipe();
         let mut restores = 0;
         for (member, bytes) in changed.iter().zip(again) {
@@ -461,8 +572,7 @@ impl RedisCallStore {
             }
         }
         if restores > 0 {
-            let mut conn = inner.connection.clone();
-            inner.request(op, "ZADD", restore.query_async::<()>(&mut conn)).await?;
+            inner.pipeline::<()>(op, "ZADD", &restore).await?;
         }
         Ok(())
     }
@@ -502,7 +612,7 @@ impl RecordWrite {
 
 impl Inner {
     /// Sends the index updates for `write` and then the record's script, in
-    /// one pipeline (one round trip).
+    /// one pipeline (one round trip; two in turn on a cluster, see `in_order`).
     ///
     /// The indexes come first (another slot, so not in the script): an entry
     /// for a write that then fails only causes a harmless early wake-up. The
@@ -519,29 +629,36 @@ impl Inner {
         member: &str,
         write: &RecordWrite,
     ) -> Result<Value, StoreError> {
-        let mut pipe = redis::pipe();
-        pipe.ignore_errors();
-        let mut index_commands = 1;
+        self.one_slot(what, keys)?;
+        let mut index = redis::pipe();
         if let Some(next_due) = write.next_due {
-            pipe.cmd("ZADD").arg(&self.keys.due).arg("LT").arg(next_due).arg(member);
-            index_commands += 1;
+            index
+                .cmd("ZADD")
+                .arg(&self.keys.due)
+                .arg("LT")
+                .arg(next_due)
+                .arg(member);
         }
-        pipe.cmd("ZADD")
+        index
+            .cmd("ZADD")
             .arg(&self.keys.calls)
             .arg(write.expire_at.map_or_else(|| "+inf".to_owned(), |at| at.to_string()))
             .arg(member);
         if let Some(call_id) = &write.with_outbox {
             // The orphan sweep reads this index: a holder that stops leaves its work to another.
-            pipe.cmd("ZADD")
+            index
+                .cmd("ZADD")
                 .arg(&self.keys.inboxes)
                 .arg(millis(SystemTime::now()))
                 .arg(call_id);
-            index_commands += 1;
         }
-        pipe.cmd("EVALSHA").arg(&lua.sha).arg(keys.len()).arg(keys).arg(args);
-        let mut conn = self.connection.clone();
-        let mut replies: Vec<Result<Value, RedisError>> = self.request(op, what, pipe.query_async(&mut conn)).await?;
-        let script_reply = replies.pop();
+        let index_commands = index.len();
+        let mut script = redis::pipe();
+        script.cmd("EVALSHA").arg(&lua.sha).arg(keys.len()).arg(keys).arg(args);
+        // On a cluster an index node that cannot be reached fails the write
+        // here, before the record is written without its index entries.
+        let (replies, script_replies) = self.in_order(op, what, index, script).await?;
+        let script_reply = script_replies?.pop();
         let index_failures = replies.iter().filter(|r| r.is_err()).count();
         if index_failures > 0 || replies.len() != index_commands {
             Counters::add(&self.counters.index_errors, 1);

@@ -121,3 +121,36 @@ fn tls_settings_with_a_plain_url_are_a_configuration_error() {
         "{error}"
     );
 }
+
+/// A Redis Cluster over TLS (Azure Managed Redis serves its OSS-policy
+/// cluster only so): every node's certificate is checked against the
+/// configured CA, and the contracts hold across the nodes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_store_contract_holds_on_a_redis_cluster_over_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = TestPki::generate().expect("test certificates");
+    let files = pki.write_to(dir.path()).unwrap();
+    let cluster = tokio::task::spawn_blocking(move || graph_comms_testkit::RedisCluster::start_tls(&files))
+        .await
+        .unwrap();
+    let seeds = cluster.urls();
+    assert!(seeds.iter().all(|url| url.starts_with("rediss://")), "{seeds:?}");
+    let cluster_config =
+        |tag: &str| RedisStoreConfig::cluster(seeds.clone()).prefix(format!("tls:{}", unique_call_id(tag)));
+
+    // The system's roots do not include the test CA.
+    let error = RedisCallStore::connect(cluster_config("untrusted")).await.unwrap_err();
+    assert!(matches!(error, ConnectError::Unavailable(_)), "{error}");
+
+    let tls = RedisTls::new().ca_pem(pki.ca_cert.as_bytes());
+    let store = RedisCallStore::connect(cluster_config("contract").tls(tls.clone()))
+        .await
+        .expect("a TLS cluster connection trusting the test CA");
+    assert!(store.connection().is_cluster());
+    store_contract::run_all(Arc::new(store)).await;
+    let shared = RedisCallStore::connect(cluster_config("shared").tls(tls))
+        .await
+        .unwrap();
+    shared_contract::run_all(Arc::new(shared)).await;
+    drop(cluster);
+}

@@ -17,6 +17,8 @@ pub mod receiver;
 #[cfg(feature = "stores")]
 pub mod records;
 #[cfg(feature = "cluster")]
+pub mod redis_cluster;
+#[cfg(feature = "cluster")]
 pub mod redis_server;
 #[cfg(feature = "stores")]
 pub mod shared_contract;
@@ -38,5 +40,7 @@ pub use pki::TestPki;
 pub use ports::free_port;
 #[cfg(feature = "cluster")]
 pub use proxy::{RoundRobinProxy, UpstreamCounters};
+#[cfg(feature = "cluster")]
+pub use redis_cluster::{RedisCluster, redis_cluster_urls, shared_or_private_cluster};
 #[cfg(feature = "cluster")]
 pub use redis_server::{PkiFiles, RedisServer};

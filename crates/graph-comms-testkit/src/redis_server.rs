@@ -331,7 +331,7 @@ impl Drop for RedisServer {
 }
 
 /// Whether a Redis at `addr` answers `PING` with `PONG` (not `-LOADING`).
-fn ping(addr: SocketAddr) -> bool {
+pub(crate) fn ping(addr: SocketAddr) -> bool {
     let attempt = || -> io::Result<bool> {
         let mut stream = TcpStream::connect_timeout(&addr, Duration::from_millis(200))?;
         stream.set_read_timeout(Some(Duration::from_millis(500)))?;

@@ -89,6 +89,9 @@ pub struct Config {
 pub struct StoreSettings {
     /// In this process, or in Redis (shared by every instance on the same Redis and prefix).
     pub backend: StoreBackend,
+    /// With Redis: `store.redis_url` is a seed node of a Redis Cluster
+    /// (`store.redis_cluster`), not a single server.
+    pub redis_cluster: bool,
     /// The namespace of every Redis key; instances that share calls use the same one.
     pub key_prefix: String,
     /// This instance's name in logs, metrics and lease tokens.
@@ -123,6 +126,7 @@ impl Default for StoreSettings {
     fn default() -> Self {
         Self {
             backend: StoreBackend::Memory,
+            redis_cluster: false,
             key_prefix: DEFAULT_KEY_PREFIX.to_owned(),
             instance_id: default_instance_id(),
             lease_ttl: Duration::from_millis(DEFAULT_LEASE_TTL_MS),
@@ -140,6 +144,14 @@ impl StoreSettings {
             backend: StoreBackend::Redis(url),
             key_prefix: key_prefix.into(),
             ..Self::default()
+        }
+    }
+
+    /// Calls in the Redis Cluster that `seed` is a node of, under `key_prefix`.
+    pub fn redis_cluster(seed: RedisUrl, key_prefix: impl Into<String>) -> Self {
+        Self {
+            redis_cluster: true,
+            ..Self::redis(seed, key_prefix)
         }
     }
 
@@ -710,6 +722,7 @@ mod tests {
             store: Some(RawStore {
                 kind: Some("redis".into()),
                 redis_url: Some("redis://h/".into()),
+                redis_cluster: Some(true),
                 key_prefix: Some("p".into()),
                 instance_id: Some("i".into()),
                 lease_ttl_ms: Some(1_000),

@@ -132,6 +132,8 @@ pub(super) struct RawStore {
     pub(super) kind: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(super) redis_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) redis_cluster: Option<bool>,
     #[serde(deserialize_with = "lenient_string", skip_serializing_if = "Option::is_none")]
     pub(super) key_prefix: Option<String>,
     #[serde(deserialize_with = "lenient_string", skip_serializing_if = "Option::is_none")]

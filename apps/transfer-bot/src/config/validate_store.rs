@@ -47,6 +47,28 @@ pub(super) fn validate_store(errors: &mut Vec<ConfigError>, mut raw: RawStore) -
             None
         }
     };
+    let redis_cluster = raw.redis_cluster.unwrap_or(false);
+    if redis_cluster {
+        match &backend {
+            Some(StoreBackend::Redis(url)) => {
+                // A cluster has database 0 only.
+                let db = url::Url::parse(url.expose())
+                    .map(|u| u.path().trim_matches('/').to_owned())
+                    .unwrap_or_default();
+                if !db.is_empty() && db != "0" {
+                    errors.push(err(
+                        "store.redis_url",
+                        format!("names database {db}, but a Redis Cluster has database 0 only"),
+                    ));
+                }
+            }
+            Some(StoreBackend::Memory) => errors.push(err(
+                "store.redis_cluster",
+                "is true but store.kind is memory: set store.kind = \"redis\"",
+            )),
+            None => {}
+        }
+    }
     let key_prefix = match raw.key_prefix.take() {
         None => Some(DEFAULT_KEY_PREFIX.to_owned()),
         Some(prefix) if prefix.is_empty() => {
@@ -118,6 +140,7 @@ pub(super) fn validate_store(errors: &mut Vec<ConfigError>, mut raw: RawStore) -
     let tls = validate_store_tls(errors, &raw, backend.as_ref());
     Some(StoreSettings {
         backend: backend?,
+        redis_cluster,
         key_prefix: key_prefix?,
         instance_id: instance_id?,
         lease_ttl: lease_ttl?,
