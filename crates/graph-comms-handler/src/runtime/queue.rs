@@ -127,7 +127,9 @@ impl Runtime {
         // requests carry the call's id as their `scenario-id`.
         // One spelling of the id (dashed, lower case) in the call's and the webhook's spans.
         let scenario = call_id.dashed();
-        let span = tracing::info_span!("call", call_id = %scenario, call_chain_id = tracing::field::Empty);
+        // Made with the first event, so the chain id is a field from the span's
+        // creation: an exporting layer can derive the call's trace from it then.
+        let mut span: Option<tracing::Span> = None;
         loop {
             let next = if self.cache.contains(&call_id) {
                 tokio::time::timeout(idle, queue.recv()).await.ok().flatten()
@@ -154,11 +156,31 @@ impl Runtime {
                 }
             };
             let notification = matches!(event, CallEvent::Notification(_));
-            if let CallEvent::Notification(item) = &event
-                && let Some(chain) = item.notification.call().and_then(|c| c.call_chain_id.as_deref())
-            {
-                span.record("call_chain_id", tracing::field::display(chain));
-            }
+            let (chain, tenant) = match &event {
+                CallEvent::Notification(item) => (
+                    item.notification.call().and_then(|c| c.call_chain_id.as_deref()),
+                    Some(&item.tenant_id),
+                ),
+                _ => (None, None),
+            };
+            let span = match &mut span {
+                Some(span) => {
+                    // A worker woken first by a timer learns them from a later notification.
+                    if let Some(chain) = chain {
+                        span.record("call_chain_id", tracing::field::display(chain));
+                    }
+                    if let Some(tenant) = tenant {
+                        span.record("tenant", tracing::field::display(tenant));
+                    }
+                    span
+                }
+                None => span.insert(tracing::info_span!(
+                    "call",
+                    call_id = %scenario,
+                    call_chain_id = chain.map(tracing::field::display),
+                    tenant = tenant.map(tracing::field::display),
+                )),
+            };
             // Boxed: handling an event takes a future of many kilobytes (hooks
             // and Graph requests inline). Held only while an event is handled,
             // an idle worker keeps a small task instead of that much per call.
