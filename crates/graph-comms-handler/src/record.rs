@@ -55,6 +55,10 @@ pub struct CallSnapshot {
     /// When the call first reached `established` (wall clock).
     #[serde(default, with = "crate::wall::opt_millis", skip_serializing_if = "Option::is_none")]
     pub established_at: Option<SystemTime>,
+    /// The `callChainId` Graph sent (usually only with the incoming call):
+    /// kept so that later work on the call, on any instance, can name it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub call_chain_id: Option<uuid::Uuid>,
 }
 
 impl CallSnapshot {
@@ -71,6 +75,7 @@ impl CallSnapshot {
             is_group: false,
             callback_uri: None,
             established_at: None,
+            call_chain_id: None,
         }
     }
 
@@ -96,6 +101,12 @@ impl CallSnapshot {
         }
         if call.callback_uri.is_some() {
             self.callback_uri.clone_from(&call.callback_uri);
+        }
+        if self.call_chain_id.is_none() {
+            self.call_chain_id = call
+                .call_chain_id
+                .as_deref()
+                .and_then(|c| uuid::Uuid::try_parse(c).ok());
         }
     }
 }

@@ -325,11 +325,15 @@ impl SharedCallStore for RedisCallStore {
             otel.kind = "client",
             db.system.name = "redis",
             db.operation.name = "commit",
-            call_id = %lease.call_id,
+            call_id = Empty,
             version = record.as_ref().map(|r| r.version),
             consumed,
             commit.outcome = Empty,
         );
+        if !span.is_disabled() {
+            // The call span's spelling of the id (the lease has Graph's, either form).
+            span.record("call_id", lease.call_id.dashed().as_str());
+        }
         let result = self
             .commit_reply(lease, record, consumed, ttl)
             .instrument(span.clone())

@@ -157,7 +157,7 @@ impl Runtime {
         let result = match decision {
             Some(IncomingDecision::Answer(options)) => ctx
                 .answer(options)
-                .instrument(tracing::info_span!("answer", call_id = %ctx.call_id()))
+                .instrument(tracing::info_span!("answer"))
                 .await
                 .map_err(|e| ("answer", e)),
             Some(IncomingDecision::Reject(reason)) => ctx.reject(reason).await.map_err(|e| ("reject", e)),

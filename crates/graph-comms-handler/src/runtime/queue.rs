@@ -114,6 +114,13 @@ impl Runtime {
         tokio::spawn(Arc::clone(self).worker(call_id, receiver, admitted));
     }
 
+    /// The call's chain id from its cached record or a claim stashed for it.
+    fn known_chain(&self, call_id: &CallId) -> Option<uuid::Uuid> {
+        self.cached(call_id)
+            .and_then(|record| record.snapshot.call_chain_id)
+            .or_else(|| self.held.stashed_chain(call_id))
+    }
+
     /// A call's worker: handles its events one by one and exits once its queue
     /// stays empty for the idle timeout (or right away once the call is not held).
     async fn worker(
@@ -174,12 +181,24 @@ impl Runtime {
                     }
                     span
                 }
-                None => span.insert(tracing::info_span!(
-                    "call",
-                    call_id = %scenario,
-                    call_chain_id = chain.map(tracing::field::display),
-                    tenant = tenant.map(tracing::field::display),
-                )),
+                None => {
+                    // Graph names the chain only in the first notification: later
+                    // workers (here or on another instance) read it from the record.
+                    let known = match chain {
+                        Some(_) => None,
+                        None => self.known_chain(&call_id),
+                    };
+                    let chain = chain
+                        .as_ref()
+                        .map(|c| c as &dyn std::fmt::Display)
+                        .or(known.as_ref().map(|c| c as &dyn std::fmt::Display));
+                    span.insert(tracing::info_span!(
+                        "call",
+                        call_id = %scenario,
+                        call_chain_id = chain.map(tracing::field::display),
+                        tenant = tenant.map(tracing::field::display),
+                    ))
+                }
             };
             // Boxed: handling an event takes a future of many kilobytes (hooks
             // and Graph requests inline). Held only while an event is handled,
