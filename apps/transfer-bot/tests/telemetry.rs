@@ -389,6 +389,13 @@ async fn with_redis_every_instances_spans_join_the_calls_trace_with_its_commits(
         BTreeSet::from(["otel-a", "otel-b"]),
         "both instances handled the call, in its one trace"
     );
+    // No instance exported a call span outside the trace (a notification it
+    // only handed to the holder makes none).
+    let stray: Vec<&Span> = spans
+        .iter()
+        .filter(|s| s.name == "call" && !trace.iter().any(|t| t.span_id == s.span_id))
+        .collect();
+    assert!(stray.is_empty(), "call spans outside the call's trace: {stray:?}");
     let commits: Vec<&Span> = trace.iter().filter(|s| s.name == "store_commit").collect();
     assert!(!commits.is_empty(), "no commit spans");
     for commit in &commits {

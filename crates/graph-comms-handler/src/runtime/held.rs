@@ -155,6 +155,11 @@ impl Held {
 
     /// The webhook's claim of the call, unless it is too old to rely on (its
     /// request was refused after the append, and its lease is about to expire).
+    /// Whether the call's webhook stashed a claim for its worker.
+    pub(super) fn has_stashed(&self, call_id: &CallId) -> bool {
+        lock(&self.stashed).contains_key(call_id)
+    }
+
     /// The chain id in the record of a claim stashed for the call, if any.
     pub(super) fn stashed_chain(&self, call_id: &CallId) -> Option<uuid::Uuid> {
         let stashed = lock(&self.stashed);

@@ -170,7 +170,12 @@ impl Runtime {
                 ),
                 _ => (None, None),
             };
+            // Under a shared store, a notification whose webhook found another
+            // holder is in that holder's inbox already: nothing runs here, so no
+            // span either (it would be a trace of its own, without the chain).
+            let handed_over = notification && self.sharing.is_some() && !self.held.has_stashed(&call_id);
             let span = match &mut span {
+                _ if handed_over => None,
                 Some(span) => {
                     // A worker woken first by a timer learns them from a later notification.
                     if let Some(chain) = chain {
@@ -179,7 +184,7 @@ impl Runtime {
                     if let Some(tenant) = tenant {
                         span.record("tenant", tracing::field::display(tenant));
                     }
-                    span
+                    Some(span.clone())
                 }
                 None => {
                     // Graph names the chain only in the first notification: later
@@ -192,12 +197,15 @@ impl Runtime {
                         .as_ref()
                         .map(|c| c as &dyn std::fmt::Display)
                         .or(known.as_ref().map(|c| c as &dyn std::fmt::Display));
-                    span.insert(tracing::info_span!(
-                        "call",
-                        call_id = %scenario,
-                        call_chain_id = chain.map(tracing::field::display),
-                        tenant = tenant.map(tracing::field::display),
-                    ))
+                    Some(
+                        span.insert(tracing::info_span!(
+                            "call",
+                            call_id = %scenario,
+                            call_chain_id = chain.map(tracing::field::display),
+                            tenant = tenant.map(tracing::field::display),
+                        ))
+                        .clone(),
+                    )
                 }
             };
             // Boxed: handling an event takes a future of many kilobytes (hooks
@@ -209,7 +217,10 @@ impl Runtime {
                     None => self.process(&call_id, event).await,
                 }
             });
-            graph_comms_client::with_scenario_id(&scenario, work.instrument(span.clone())).await;
+            match span {
+                Some(span) => graph_comms_client::with_scenario_id(&scenario, work.instrument(span)).await,
+                None => graph_comms_client::with_scenario_id(&scenario, work).await,
+            }
             if notification {
                 // Saturating: a bot fed by an endpoint without this admission counts nothing.
                 let _ = admitted.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
