@@ -114,6 +114,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 &config.telemetry,
                 &config.store.instance_id,
             )?;
+            if logs.exporting() {
+                tracing::info!("exporting traces over OTLP/HTTP (one trace per call chain)");
+            }
             let runtime = runtime()?;
             let served = runtime.block_on(crate::server::serve(config));
             // Tasks still holding spans end them as the runtime goes; then the

@@ -125,6 +125,18 @@ mod tests {
     use super::colour;
     use std::ffi::OsStr;
 
+    /// Refused before any subscriber is installed, so this test leaves none behind.
+    #[cfg(not(feature = "otlp"))]
+    #[test]
+    fn a_build_without_otlp_refuses_enabled_telemetry() {
+        let on = super::TelemetrySettings {
+            enabled: Some(true),
+            ..super::TelemetrySettings::default()
+        };
+        let error = super::init_with_telemetry(super::LogFormat::Plain, "info", &on, "i").unwrap_err();
+        assert!(error.to_string().contains("`otlp` feature"), "{error}");
+    }
+
     #[test]
     fn colour_only_on_a_terminal_without_no_color() {
         assert!(colour(true, None));

@@ -15,7 +15,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 use std::time::Duration;
 
-use graph_comms_emulator::{Emulator, EmulatorConfig, IncomingCall, TargetBehavior};
+use graph_comms_emulator::{Emulator, EmulatorConfig, Endpoint, IncomingCall, TargetBehavior};
 use graph_comms_handler::model::{CallId, CallState, Identity, IdentitySet};
 use graph_comms_testkit::receiver::CallbackReceiver;
 use graph_comms_testkit::{BotProcess, RedisServer, RoundRobinProxy, free_port};
@@ -131,12 +131,13 @@ fn chain_id_of(emulator: &Emulator, call: &CallId) -> String {
         .expect("the call's notifications carry its callChainId")
 }
 
-async fn emulator() -> Emulator {
+/// The phone target declines; the user accepts as `user` says.
+async fn emulator(user: TargetBehavior) -> Emulator {
     let emulator = Emulator::start(EmulatorConfig::default())
         .await
         .expect("the emulator starts");
     emulator.script_target(PHONE_TARGET, TargetBehavior::Decline);
-    emulator.script_target(USER_TARGET, TargetBehavior::Accept);
+    emulator.script_target(USER_TARGET, user);
     emulator
 }
 
@@ -179,15 +180,23 @@ async fn spawn(name: &str, config: &str, secret: &str) -> BotProcess {
 /// Places one call from [`CALLER_NUMBER`] to [`CALLED`] and waits until it
 /// ends (the phone target declines, the user accepts).
 async fn place_call(emulator: &Emulator, callback: &str) -> CallId {
+    let id = offer_call(emulator, callback).await;
+    wait_for_end(emulator, &id).await;
+    id
+}
+
+async fn offer_call(emulator: &Emulator, callback: &str) -> CallId {
     let app = emulator.default_app();
     let call = IncomingCall::from_phone(&app, callback.to_owned(), CALLER_NUMBER)
         .to(IdentitySet::application_instance(Identity::with_id(CALLED)));
-    let id = emulator.place_incoming_call(call).await.expect("the call is offered");
+    emulator.place_incoming_call(call).await.expect("the call is offered")
+}
+
+async fn wait_for_end(emulator: &Emulator, id: &CallId) {
     emulator
-        .wait_for_state(&id, CallState::Terminated, Duration::from_secs(30))
+        .wait_for_state(id, CallState::Terminated, Duration::from_secs(30))
         .await
         .expect("the call ends");
-    id
 }
 
 /// What every test checks of one call's trace; returns its spans.
@@ -328,7 +337,7 @@ fn check_call_trace(spans: &[Span], raw: &[u8], emulator: &Emulator, call: &Call
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_calls_spans_are_exported_as_one_trace_named_by_its_chain_id() {
     let receiver = CallbackReceiver::start().await;
-    let emulator = emulator().await;
+    let emulator = emulator(TargetBehavior::Accept).await;
     let secret = emulator.default_app().client_secret;
     let port = free_port().unwrap();
     let callback = format!("http://127.0.0.1:{port}{CALLBACK_PATH}");
@@ -353,7 +362,11 @@ async fn a_calls_spans_are_exported_as_one_trace_named_by_its_chain_id() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_redis_every_instances_spans_join_the_calls_trace_with_its_commits() {
     let receiver = CallbackReceiver::start().await;
-    let emulator = emulator().await;
+    // The user answers late, so its outcome reaches an instance with no lease held.
+    let emulator = emulator(TargetBehavior::AcceptAfter {
+        after: Duration::from_millis(500),
+    })
+    .await;
     let secret = emulator.default_app().client_secret;
     let redis = RedisServer::start();
     let proxy = RoundRobinProxy::start(Vec::new()).await.unwrap();
@@ -368,10 +381,21 @@ async fn with_redis_every_instances_spans_join_the_calls_trace_with_its_commits(
         let config = config(&emulator, free_port().unwrap(), &callback, &store, &receiver);
         bots.push(spawn(name, &config, &secret).await);
     }
-    // Notifications alternate between the instances.
-    proxy.set_upstreams(bots.iter().map(BotProcess::base_url).collect());
-
-    let call = place_call(&emulator, &callback).await;
+    // Instance a answers and starts the first attempt; every notification
+    // after that goes to b, which takes the call once a has let it go.
+    proxy.set_upstreams(vec![bots[0].base_url()]);
+    let call = offer_call(&emulator, &callback).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !emulator
+        .requests()
+        .iter()
+        .any(|r| r.endpoint == Endpoint::Transfer && r.call_id.as_ref() == Some(&call))
+    {
+        assert!(tokio::time::Instant::now() < deadline, "no transfer was sent");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    proxy.set_upstreams(vec![bots[1].base_url()]);
+    wait_for_end(&emulator, &call).await;
     for bot in &mut bots {
         let status = bot.terminate(TERMINATE_TIMEOUT).await.unwrap();
         assert!(status.success(), "{status}; log:\n{}", bot.log_tail(20));
