@@ -189,9 +189,10 @@ impl Runtime {
                 None => {
                     // Graph names the chain only in the first notification: later
                     // workers (here or on another instance) read it from the record.
+                    // Looked up only when an `info` span can be wanted at all.
                     let known = match chain {
-                        Some(_) => None,
-                        None => self.known_chain(&call_id),
+                        None if tracing::level_enabled!(tracing::Level::INFO) => self.known_chain(&call_id),
+                        _ => None,
                     };
                     let chain = chain
                         .as_ref()
