@@ -143,10 +143,20 @@ async fn emulator(user: TargetBehavior) -> Emulator {
 
 /// A `serve` configuration routing [`CALLED`] to the phone target, then the
 /// user, with `[telemetry]` exporting to `receiver`.
-fn config(emulator: &Emulator, port: u16, callback: &str, store: &str, receiver: &CallbackReceiver) -> String {
+fn config(
+    emulator: &Emulator,
+    port: u16,
+    callback: &str,
+    store: &str,
+    receiver: &CallbackReceiver,
+    user_mode: UserMode,
+) -> String {
+    let mode = user_mode.as_str();
     let routes = vec![(
         CALLED.to_owned(),
-        format!(r#"[{{ kind = "phone", id = "{PHONE_TARGET}" }}, {{ kind = "user", id = "{USER_TARGET}" }}]"#),
+        format!(
+            r#"[{{ kind = "phone", id = "{PHONE_TARGET}" }}, {{ kind = "user", id = "{USER_TARGET}", mode = "{mode}" }}]"#
+        ),
     )];
     let mut toml = serve_config(&ServeConfig {
         emulator,
@@ -199,8 +209,24 @@ async fn wait_for_end(emulator: &Emulator, id: &CallId) {
         .expect("the call ends");
 }
 
+/// How the user target is transferred to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum UserMode {
+    Blind,
+    Consultative,
+}
+
+impl UserMode {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Blind => "blind",
+            Self::Consultative => "consultative",
+        }
+    }
+}
+
 /// What every test checks of one call's trace; returns its spans.
-fn check_call_trace(spans: &[Span], raw: &[u8], emulator: &Emulator, call: &CallId) -> Vec<Span> {
+fn check_call_trace(spans: &[Span], raw: &[u8], emulator: &Emulator, call: &CallId, user_mode: UserMode) -> Vec<Span> {
     let chain = chain_id_of(emulator, call);
     let (trace_id, remote_parent) = expected_ids(&chain);
     let trace: Vec<Span> = spans.iter().filter(|s| s.trace_id == trace_id).cloned().collect();
@@ -271,12 +297,28 @@ fn check_call_trace(spans: &[Span], raw: &[u8], emulator: &Emulator, call: &Call
     assert_eq!(phone.attr("transfer.mode"), Some("pstn"));
     assert_eq!(phone.attr("transfer.target"), Some(PHONE_TARGET_MASKED));
     assert_eq!(phone.attr("transfer.outcome"), Some("sent"));
+    // A consultative attempt starts by placing the consultation call, and
+    // sends its POST in a second span of the same attempt once that call answered.
     let user = started
         .iter()
-        .find(|s| s.attr("transfer.target_kind") == Some("user"))
-        .expect("the user attempt");
-    assert_eq!(user.attr("transfer.mode"), Some("blind"));
+        .find(|s| s.attr("transfer.target_kind") == Some("user") && s.attr("transfer.outcome") == Some("sent"))
+        .expect("the user attempt's POST");
+    assert_eq!(user.attr("transfer.mode"), Some(user_mode.as_str()));
     assert_eq!(user.attr("transfer.target"), Some(USER_TARGET));
+    if user_mode == UserMode::Consultative {
+        let consulting = started
+            .iter()
+            .find(|s| s.attr("transfer.outcome") == Some("consulting"))
+            .expect("the consultation's span");
+        assert_eq!(consulting.attr("transfer.mode"), Some("consultative"));
+        assert_eq!(consulting.attr("transfer.attempt"), user.attr("transfer.attempt"));
+        assert!(
+            graph
+                .iter()
+                .any(|s| s.parent_span_id == consulting.span_id && s.attr("action") == Some("create_call")),
+            "the consultation call is placed inside {consulting:?}"
+        );
+    }
     for attempt in [phone, user] {
         let post = graph
             .iter()
@@ -341,7 +383,14 @@ async fn a_calls_spans_are_exported_as_one_trace_named_by_its_chain_id() {
     let secret = emulator.default_app().client_secret;
     let port = free_port().unwrap();
     let callback = format!("http://127.0.0.1:{port}{CALLBACK_PATH}");
-    let config = config(&emulator, port, &callback, "kind = \"memory\"", &receiver);
+    let config = config(
+        &emulator,
+        port,
+        &callback,
+        "kind = \"memory\"",
+        &receiver,
+        UserMode::Consultative,
+    );
     let mut bot = spawn("otel", &config, &secret).await;
 
     let call = place_call(&emulator, &callback).await;
@@ -351,7 +400,7 @@ async fn a_calls_spans_are_exported_as_one_trace_named_by_its_chain_id() {
     assert!(status.success(), "{status}; log:\n{}", bot.log_tail(20));
 
     let (spans, raw) = exported_spans(&receiver);
-    let trace = check_call_trace(&spans, &raw, &emulator, &call);
+    let trace = check_call_trace(&spans, &raw, &emulator, &call, UserMode::Consultative);
     assert!(
         trace.iter().all(|s| s.name != "store_commit"),
         "the memory store makes no commit spans"
@@ -378,7 +427,14 @@ async fn with_redis_every_instances_spans_join_the_calls_trace_with_its_commits(
             "kind = \"redis\"\nredis_url = \"{}\"\nkey_prefix = \"{prefix}\"\ninstance_id = \"{name}\"",
             redis.url()
         );
-        let config = config(&emulator, free_port().unwrap(), &callback, &store, &receiver);
+        let config = config(
+            &emulator,
+            free_port().unwrap(),
+            &callback,
+            &store,
+            &receiver,
+            UserMode::Blind,
+        );
         bots.push(spawn(name, &config, &secret).await);
     }
     // Instance a answers and starts the first attempt; every notification
@@ -402,7 +458,7 @@ async fn with_redis_every_instances_spans_join_the_calls_trace_with_its_commits(
     }
 
     let (spans, raw) = exported_spans(&receiver);
-    let trace = check_call_trace(&spans, &raw, &emulator, &call);
+    let trace = check_call_trace(&spans, &raw, &emulator, &call, UserMode::Blind);
     let instances: BTreeSet<&str> = trace
         .iter()
         .filter(|s| s.name == "call")

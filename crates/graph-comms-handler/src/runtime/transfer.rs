@@ -88,10 +88,10 @@ impl Runtime {
         request: &TransferRequest,
         decided_at: std::time::Instant,
     ) {
-        // Paused since the attempt was committed (longer than half a lease):
-        // another instance may hold the call and send this POST itself.
         // The attempt's span when called from `start_transfer` (a no-op elsewhere).
         let span = tracing::Span::current();
+        // Paused since the attempt was committed (longer than half a lease):
+        // another instance may hold the call and send this POST itself.
         if self.is_shared() && decided_at.elapsed() > self.timings.lease_ttl / 2 {
             tracing::warn!(call_id = %call_id, attempt = %id, "transfer not sent: this instance stalled since deciding it");
             span.record("transfer.outcome", "not_sent");
@@ -195,13 +195,13 @@ impl Runtime {
 /// itself (a phone number masked as in the logs); `transfer.outcome` and
 /// `transfer.cause` are recorded as they become known.
 macro_rules! attempt_span {
-    ($name:literal, $request:expr) => {{
+    ($name:literal, $request:expr, $mode:expr) => {{
         let request: &TransferRequest = $request;
         let span = tracing::info_span!(
             $name,
             transfer.attempt = Empty,
             transfer.target_kind = target_kind(request),
-            transfer.mode = mode(request.kind()),
+            transfer.mode = $mode,
             transfer.target = Empty,
             transfer.outcome = Empty,
             transfer.cause = Empty,
@@ -216,12 +216,19 @@ macro_rules! attempt_span {
 
 /// The span of an attempt's start: the commit and the `POST /transfer`.
 fn start_span(request: &TransferRequest) -> tracing::Span {
-    attempt_span!("transfer_attempt", request)
+    attempt_span!("transfer_attempt", request, mode(request.kind()))
+}
+
+/// The span of a consultative attempt's start (placing the consultation
+/// call), or of its `POST /transfer` once that call answered.
+pub(super) fn consultative_span(request: &TransferRequest) -> tracing::Span {
+    // The request names the consultation call only once it is placed.
+    attempt_span!("transfer_attempt", request, "consultative")
 }
 
 /// The span of an attempt's outcome (its hook runs inside).
 pub(crate) fn outcome_span(info: &TransferInfo) -> tracing::Span {
-    let span = attempt_span!("transfer_outcome", &info.request);
+    let span = attempt_span!("transfer_outcome", &info.request, mode(info.kind));
     span.record("transfer.attempt", tracing::field::display(info.id));
     span
 }
@@ -265,7 +272,7 @@ fn target_for_logs(request: &TransferRequest) -> String {
 }
 
 /// `transfer.cause` of an attempt that was not started.
-fn start_error_label(error: &TransferError) -> &'static str {
+pub(super) fn start_error_label(error: &TransferError) -> &'static str {
     match error {
         TransferError::NotEstablished { .. } => "not_established",
         TransferError::GroupCallWithoutTransferee => "group_call_without_transferee",
