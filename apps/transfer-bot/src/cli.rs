@@ -108,8 +108,22 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Serve { config } => {
             let config = Config::load(config.as_deref())?;
-            crate::logging::init(cli.log_format.unwrap_or(config.log_format))?;
-            runtime()?.block_on(crate::server::serve(config))?;
+            let logs = crate::logging::init_with_telemetry(
+                cli.log_format.unwrap_or(config.log_format),
+                "info",
+                &config.telemetry,
+                &config.store.instance_id,
+            )?;
+            if logs.exporting() {
+                tracing::info!("exporting traces over OTLP/HTTP (one trace per call chain)");
+            }
+            let runtime = runtime()?;
+            let served = runtime.block_on(crate::server::serve(config));
+            // Tasks still holding spans end them as the runtime goes; then the
+            // last export sends them (the exporter has a thread of its own).
+            runtime.shutdown_timeout(std::time::Duration::from_secs(5));
+            logs.shutdown();
+            served?;
             Ok(ExitCode::SUCCESS)
         }
         #[cfg(feature = "demo")]

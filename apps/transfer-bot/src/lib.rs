@@ -12,3 +12,5 @@ pub mod menu;
 pub mod metrics;
 pub mod routing;
 pub mod server;
+#[cfg(feature = "otlp")]
+pub mod telemetry;

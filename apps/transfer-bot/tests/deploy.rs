@@ -141,6 +141,13 @@ fn the_image_runs_the_production_build_as_the_pods_user_with_the_mounted_config(
         "no emulator or test kit in production"
     );
     assert!(DOCKERFILE.contains("-p transfer-bot"));
+    let build = DOCKERFILE
+        .lines()
+        .find(|l| l.contains("cargo build"))
+        .expect("a cargo build line");
+    // Trace export is built in (off until configured); the demo is not.
+    assert!(build.contains("--features otlp"), "{build}");
+    assert!(!build.contains("demo"), "{build}");
     let user = DOCKERFILE
         .lines()
         .find_map(|l| l.strip_prefix("USER "))

@@ -81,6 +81,8 @@ pub struct GraphClient {
 struct Inner {
     http: reqwest::Client,
     graph_base_url: String,
+    /// The host (and port) of `graph_base_url`: the spans' `server.address`.
+    server_address: String,
     tokens: TokenCaches,
     request_timeout: Duration,
     scenario_id: Option<HeaderValue>,
@@ -330,6 +332,7 @@ impl GraphClientBuilder {
         Ok(GraphClient {
             inner: Arc::new(Inner {
                 http,
+                server_address: server_address(&graph_base_url).to_owned(),
                 graph_base_url,
                 tokens: TokenCaches::new(provider, default_tenant),
                 request_timeout: self.request_timeout,
@@ -351,6 +354,13 @@ fn base_url(name: &str, url: &str) -> Result<String, GraphClientError> {
             "{name} must be an http(s) URL, got {url:?}"
         )))
     }
+}
+
+/// The authority of an `http(s)://` URL (no user info), for `server.address`.
+fn server_address(url: &str) -> &str {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or(rest);
+    authority.rsplit_once('@').map_or(authority, |(_, host)| host)
 }
 
 /// The HTTP client every request uses: no redirects (a redirected POST would
@@ -557,14 +567,18 @@ impl GraphClient {
     /// [`RetryPolicy`] allow. The `client-request-id` is the same on every attempt.
     async fn execute(&self, action: Action, body: Option<Bytes>) -> Result<Reply, GraphClientError> {
         let client_request_id = uuid::Uuid::new_v4().to_string();
+        // Field names follow OpenTelemetry's HTTP client conventions, so an
+        // exporting subscriber needs no mapping; `otel.kind` marks a client span.
         let span = tracing::info_span!(
             "graph_request",
+            otel.kind = "client",
             action = action.name,
-            method = %action.method,
-            path = %action.path,
+            http.request.method = %action.method,
+            url.path = %action.path,
+            server.address = %self.inner.server_address,
             client_request_id = %client_request_id,
             attempt = Empty,
-            status = Empty,
+            http.response.status_code = Empty,
             request_id = Empty,
         );
         self.execute_in_span(action, body, client_request_id)
@@ -594,7 +608,7 @@ impl GraphClient {
                 .send_once(&action, &url, body.clone(), &token, &client_request_id, attempt)
                 .await;
             if let Attempt::Answered { status, headers, .. } = &result {
-                span.record("status", status);
+                span.record("http.response.status_code", status);
                 if let Some(id) = header_text(headers, "request-id") {
                     span.record("request_id", id);
                 }

@@ -55,6 +55,10 @@ pub struct CallSnapshot {
     /// When the call first reached `established` (wall clock).
     #[serde(default, with = "crate::wall::opt_millis", skip_serializing_if = "Option::is_none")]
     pub established_at: Option<SystemTime>,
+    /// The `callChainId` Graph sent (usually only with the incoming call):
+    /// kept so that later work on the call, on any instance, can name it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub call_chain_id: Option<uuid::Uuid>,
 }
 
 impl CallSnapshot {
@@ -71,6 +75,7 @@ impl CallSnapshot {
             is_group: false,
             callback_uri: None,
             established_at: None,
+            call_chain_id: None,
         }
     }
 
@@ -96,6 +101,12 @@ impl CallSnapshot {
         }
         if call.callback_uri.is_some() {
             self.callback_uri.clone_from(&call.callback_uri);
+        }
+        if self.call_chain_id.is_none() {
+            self.call_chain_id = call
+                .call_chain_id
+                .as_deref()
+                .and_then(|c| uuid::Uuid::try_parse(c).ok());
         }
     }
 }
@@ -388,9 +399,10 @@ mod tests {
             size_of::<Call>(),
         );
         // 496 and 264 before the caller and targets were packed and `resultInfo` boxed;
-        // 416 before the seen-message keys (one pointer).
-        assert!(record <= 424, "CallRecord is {record} bytes");
-        assert!(snapshot <= 184, "CallSnapshot is {snapshot} bytes");
+        // 416 before the seen-message keys (one pointer); 424 and 184 before the
+        // chain id (16 bytes inline: a pointer would cost an allocation per copy).
+        assert!(record <= 440, "CallRecord is {record} bytes");
+        assert!(snapshot <= 200, "CallSnapshot is {snapshot} bytes");
     }
 
     /// The caller and targets are kept as JSON text, and written and read

@@ -76,7 +76,8 @@ async fn a_calls_webhook_hooks_and_graph_requests_name_the_call_and_share_its_sc
 
     let text = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
     let id = call.dashed();
-    let call_span = format!("call{{call_id={id} call_chain_id={chain}}}");
+    // The call span names its tenant too (after the ids).
+    let call_span = format!("call{{call_id={id} call_chain_id={chain} tenant=");
     let webhook = text
         .lines()
         .find(|l| l.contains("graph_notification{") && l.contains(&format!("call_id={id}")));

@@ -9,6 +9,8 @@ use async_trait::async_trait;
 use graph_comms_handler::model::CallId;
 use graph_comms_handler::{CallRecord, Claim, InboxItem, Lease, Released, SharedCallStore, StoreError};
 use redis::Value;
+use tracing::Instrument as _;
+use tracing::field::Empty;
 
 use crate::keys::Keys;
 use crate::metrics::{Counters, OpCounter};
@@ -105,6 +107,40 @@ impl RedisCallStore {
                     .await
             }
             None => inner.eval(op, what, lua, &keys, &args).await,
+        }
+    }
+
+    /// The commit's round trip and what its reply means.
+    async fn commit_reply(
+        &self,
+        lease: &Lease,
+        record: Option<Arc<CallRecord>>,
+        consumed: usize,
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        let inner = &*self.inner;
+        let reply = self
+            .leased_write(
+                &inner.counters.commit,
+                "commit",
+                &inner.scripts.commit,
+                lease,
+                consumed,
+                record.as_deref(),
+                vec![ttl_millis(ttl)],
+            )
+            .await?;
+        match cas_reply(&reply)? {
+            (1, _) => Ok(()),
+            (-1, _) => Err(lease_lost(&inner.counters, lease)),
+            (_, stored) => {
+                Counters::add(&inner.counters.conflicts, 1);
+                Err(StoreError::Conflict {
+                    call_id: lease.call_id.clone(),
+                    written: record.map_or(0, |r| r.version),
+                    stored,
+                })
+            }
         }
     }
 }
@@ -284,29 +320,35 @@ impl SharedCallStore for RedisCallStore {
         let inner = &*self.inner;
         let op = &inner.counters.commit;
         op.call();
-        let reply = self
-            .leased_write(
-                op,
-                "commit",
-                &inner.scripts.commit,
-                lease,
-                consumed,
-                record.as_deref(),
-                vec![ttl_millis(ttl)],
-            )
-            .await?;
-        match cas_reply(&reply)? {
-            (1, _) => Ok(()),
-            (-1, _) => Err(lease_lost(&inner.counters, lease)),
-            (_, stored) => {
-                Counters::add(&inner.counters.conflicts, 1);
-                Err(StoreError::Conflict {
-                    call_id: lease.call_id.clone(),
-                    written: record.map_or(0, |r| r.version),
-                    stored,
-                })
-            }
+        // Database client conventions; the outcome says why a commit did not land.
+        let span = tracing::info_span!(
+            "store_commit",
+            otel.kind = "client",
+            db.system.name = "redis",
+            db.operation.name = "commit",
+            call_id = Empty,
+            version = record.as_ref().map(|r| r.version),
+            consumed,
+            commit.outcome = Empty,
+        );
+        if !span.is_disabled() {
+            // The call span's spelling of the id (the lease has Graph's, either form).
+            span.record("call_id", lease.call_id.dashed().as_str());
         }
+        let result = self
+            .commit_reply(lease, record, consumed, ttl)
+            .instrument(span.clone())
+            .await;
+        span.record(
+            "commit.outcome",
+            match &result {
+                Ok(()) => "committed",
+                Err(StoreError::Conflict { .. }) => "conflict",
+                Err(StoreError::LeaseLost { .. }) => "lease_lost",
+                Err(_) => "error",
+            },
+        );
+        result
     }
 
     async fn release(

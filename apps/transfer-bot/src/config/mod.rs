@@ -82,6 +82,28 @@ pub struct Config {
     /// The bot's resource account with a phone number: the source of the
     /// consultation calls it places to phone numbers (Graph requires one).
     pub application_instance_id: Option<String>,
+    /// OpenTelemetry trace export (`[telemetry]`); off by default.
+    pub telemetry: TelemetrySettings,
+}
+
+/// OpenTelemetry trace export (`[telemetry]`). Each key left unset falls back
+/// to the standard `OTEL_*` variable the SDK reads (docs/deployment.md).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct TelemetrySettings {
+    /// `Some(true)` exports, `Some(false)` never does; unset, traces are
+    /// exported when `OTEL_EXPORTER_OTLP_ENDPOINT` or
+    /// `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` is set (and `OTEL_SDK_DISABLED` is not `true`).
+    pub enabled: Option<bool>,
+    /// The collector's OTLP/HTTP base URL (`/v1/traces` is appended unless the
+    /// URL already ends with it); wins over the `OTEL_*` endpoints.
+    pub endpoint: Option<String>,
+    /// `service.name`; else `OTEL_SERVICE_NAME`, else `transfer-bot`.
+    pub service_name: Option<String>,
+    /// Headers sent with every export (e.g. an API key); `OTEL_EXPORTER_OTLP_HEADERS` adds to them.
+    pub headers: BTreeMap<String, String>,
+    /// The share of calls traced, 0.0 to 1.0; else from `OTEL_TRACES_SAMPLER`
+    /// and `OTEL_TRACES_SAMPLER_ARG`, else 1.0.
+    pub sample_ratio: Option<f64>,
 }
 
 /// Where the bot keeps its calls (`[store]`).
@@ -445,6 +467,7 @@ mod raw;
 mod validate;
 mod validate_credential;
 mod validate_store;
+mod validate_telemetry;
 
 use raw::{KNOWN_KEYS, RawConfig, defaults};
 use validate::validate;
@@ -750,6 +773,13 @@ mod tests {
             }),
             allowed_tenants: Some(vec!["t".into()]),
             application_instance_id: Some("i".into()),
+            telemetry: Some(RawTelemetry {
+                enabled: Some(true),
+                endpoint: Some("u".into()),
+                service_name: Some("s".into()),
+                headers: Some(BTreeMap::new()),
+                sample_ratio: Some(1.0),
+            }),
         };
         fn walk(prefix: &str, value: &serde_json::Value, out: &mut Vec<String>) {
             match value {

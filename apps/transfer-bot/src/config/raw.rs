@@ -35,6 +35,7 @@ pub(super) const KNOWN_KEYS: &[&str] = &[
     "menu",
     "allowed_tenants",
     "application_instance_id",
+    "telemetry",
 ];
 
 /// The configuration as read, before validation. Ids accept numbers too,
@@ -98,6 +99,23 @@ pub(super) struct RawConfig {
     pub(super) allowed_tenants: Option<Vec<String>>,
     #[serde(deserialize_with = "lenient_string", skip_serializing_if = "Option::is_none")]
     pub(super) application_instance_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) telemetry: Option<RawTelemetry>,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(super) struct RawTelemetry {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) enabled: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) endpoint: Option<String>,
+    #[serde(deserialize_with = "lenient_string", skip_serializing_if = "Option::is_none")]
+    pub(super) service_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) headers: Option<BTreeMap<String, String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) sample_ratio: Option<f64>,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]

@@ -12,6 +12,7 @@ use super::validate_credential::{
     workload_env,
 };
 use super::validate_store::validate_store;
+use super::validate_telemetry::validate_telemetry;
 use super::*;
 use crate::menu::{Menu, MenuOption};
 use crate::routing::{Destination, Route, RoutingPolicy, Target, TransferMode};
@@ -132,6 +133,7 @@ pub(super) fn validate(raw: RawConfig, env_secret: Option<String>, errors: &mut 
     if application_instance_id.is_none() {
         require_instance_for_phone_consultations(errors, &routing);
     }
+    let telemetry = validate_telemetry(errors, raw.telemetry.unwrap_or_default());
     let menu = raw
         .menu
         .and_then(|menu| validate_menu(errors, menu, hook_timeout.unwrap_or(Duration::MAX)));
@@ -161,6 +163,7 @@ pub(super) fn validate(raw: RawConfig, env_secret: Option<String>, errors: &mut 
         menu,
         allowed_tenants,
         application_instance_id,
+        telemetry: telemetry?,
     })
 }
 

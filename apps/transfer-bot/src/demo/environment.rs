@@ -75,6 +75,7 @@ impl DemoEnvironment {
             menu: Some(demo_menu()),
             allowed_tenants: None,
             application_instance_id: Some(DEMO_RESOURCE_ACCOUNT.to_owned()),
+            telemetry: crate::config::TelemetrySettings::default(),
         };
         configure(&mut config, &emulator);
         let (sender, events) = mpsc::unbounded_channel();

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use graph_comms_model::{Call, CallId, CallState, TenantId, TransferRequest};
+use tracing::Instrument as _;
 
 use super::Runtime;
 use super::queue::CallEvent;
@@ -155,6 +156,29 @@ impl Runtime {
         self: &Arc<Self>,
         ctx: &CallContext,
         consultation_call: &Call,
+        request: TransferRequest,
+    ) -> Result<TransferAttempt, ConsultError> {
+        let span = super::transfer::consultative_span(&request);
+        let result = self
+            .consult_in_span(ctx, consultation_call, request)
+            .instrument(span.clone())
+            .await;
+        let (outcome, cause) = match &result {
+            Ok(_) => ("consulting", None),
+            Err(ConsultError::Transfer(error)) => ("not_started", Some(super::transfer::start_error_label(error))),
+            Err(ConsultError::Consultation(_)) => ("not_started", Some("consultation_failed")),
+        };
+        span.record("transfer.outcome", outcome);
+        if let Some(cause) = cause {
+            span.record("transfer.cause", cause);
+        }
+        result
+    }
+
+    async fn consult_in_span(
+        self: &Arc<Self>,
+        ctx: &CallContext,
+        consultation_call: &Call,
         mut request: TransferRequest,
     ) -> Result<TransferAttempt, ConsultError> {
         if self.is_shutting_down() {
@@ -211,6 +235,7 @@ impl Runtime {
                 return Err(error.into());
             }
         };
+        tracing::Span::current().record("transfer.attempt", tracing::field::display(info.id));
         let receiver = self.register_waiter(info.id);
         self.counters.transfers_started.fetch_add(1, Ordering::Relaxed);
         tracing::info!(call_id = %call_id, attempt = %info.id, kind = ?info.kind, consultation = %consultation, "transfer started");
@@ -256,7 +281,10 @@ impl Runtime {
             .await;
         match committed {
             Ok(Some((Some((request, tenant)), _))) => {
+                let span = super::transfer::consultative_span(&request);
+                span.record("transfer.attempt", tracing::field::display(id));
                 self.post_transfer(call_id, &tenant, id, &request, std::time::Instant::now())
+                    .instrument(span)
                     .await;
             }
             Ok(_) => {}

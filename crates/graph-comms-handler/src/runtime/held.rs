@@ -155,6 +155,18 @@ impl Held {
 
     /// The webhook's claim of the call, unless it is too old to rely on (its
     /// request was refused after the append, and its lease is about to expire).
+    /// Whether the call's webhook stashed a claim for its worker.
+    pub(super) fn has_stashed(&self, call_id: &CallId) -> bool {
+        lock(&self.stashed).contains_key(call_id)
+    }
+
+    /// The chain id in the record of a claim stashed for the call, if any.
+    pub(super) fn stashed_chain(&self, call_id: &CallId) -> Option<uuid::Uuid> {
+        let stashed = lock(&self.stashed);
+        let (claim, _) = stashed.get(call_id)?;
+        claim.record.as_ref()?.snapshot.call_chain_id
+    }
+
     pub(super) fn take_stashed(&self, call_id: &CallId, ttl: Duration) -> Option<Claim> {
         let (claim, at) = lock(&self.stashed).remove(call_id)?;
         (at.elapsed() < ttl / 2).then_some(claim)

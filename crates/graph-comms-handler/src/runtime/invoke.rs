@@ -9,6 +9,8 @@ use std::time::Instant;
 
 use futures::FutureExt;
 use graph_comms_model::Call;
+use tracing::Instrument as _;
+use tracing::field::Empty;
 
 use super::Runtime;
 use crate::attempt::{TransferInfo, TransferOutcome};
@@ -27,7 +29,21 @@ impl Runtime {
         future: impl Future<Output = Result<T, HookError>>,
     ) -> Option<T> {
         let limit = self.timings.hook_timeout;
-        let failure = match tokio::time::timeout(limit, AssertUnwindSafe(future).catch_unwind()).await {
+        // The Graph requests and transfers a hook makes are children of its span.
+        let span = tracing::info_span!("hook", hook = %hook, hook.outcome = Empty);
+        let run = AssertUnwindSafe(future.instrument(span.clone())).catch_unwind();
+        let result = tokio::time::timeout(limit, run).await;
+        span.record(
+            "hook.outcome",
+            match &result {
+                Ok(Ok(Ok(_))) => "ok",
+                Ok(Ok(Err(_))) => "error",
+                Ok(Err(_)) => "panicked",
+                Err(_) => "timed_out",
+            },
+        );
+        drop(span);
+        let failure = match result {
             Ok(Ok(Ok(value))) => return Some(value),
             Ok(Ok(Err(error))) => {
                 self.counters.hook_errors.fetch_add(1, Ordering::Relaxed);
@@ -86,34 +102,50 @@ impl Runtime {
                 AttemptEffect::Completed => {
                     self.counters.transfer_completed();
                     tracing::info!(call_id = %info.call_id, attempt = %info.id, redelivered = info.redelivered, "transfer completed");
+                    let span = super::transfer::outcome_span(info);
+                    span.record("transfer.outcome", "completed");
                     let hook = self.handler.on_transfer_completed(ctx, info);
-                    self.run_hook(ctx, name, hook).await;
+                    self.run_hook(ctx, name, hook).instrument(span).await;
                     self.resolve_waiter(info.id, TransferOutcome::Completed);
                 }
                 AttemptEffect::Failed(failure) => {
-                    self.counters.transfer_failed(failure.label());
-                    let hint = failure.hint().unwrap_or_default();
-                    tracing::info!(
-                        call_id = %info.call_id,
-                        attempt = %info.id,
-                        redelivered = info.redelivered,
-                        reason = failure.label(),
-                        %failure,
-                        hint,
-                        "transfer failed"
-                    );
-                    if !matches!(failure, crate::TransferFailure::ConsultationEnded { .. })
-                        && let Some(consultation) = self.consultation_to_hang_up(ctx, info)
-                    {
-                        // Nothing will be transferred to it.
-                        self.hang_up_consultation(ctx, &consultation).await;
-                    }
-                    let hook = self.handler.on_transfer_failed(ctx, info, &failure);
-                    self.run_hook(ctx, name, hook).await;
-                    self.resolve_waiter(info.id, TransferOutcome::Failed(failure));
+                    let span = super::transfer::outcome_span(info);
+                    span.record("transfer.outcome", "failed");
+                    span.record("transfer.cause", failure.label());
+                    self.transfer_failed(ctx, info, name, failure).instrument(span).await;
                 }
             }
         }
+    }
+
+    /// An attempt's failure: logged, its consultation hung up, its hook run, its handle settled.
+    async fn transfer_failed(
+        &self,
+        ctx: &CallContext,
+        info: &TransferInfo,
+        name: HookName,
+        failure: crate::TransferFailure,
+    ) {
+        self.counters.transfer_failed(failure.label());
+        let hint = failure.hint().unwrap_or_default();
+        tracing::info!(
+            call_id = %info.call_id,
+            attempt = %info.id,
+            redelivered = info.redelivered,
+            reason = failure.label(),
+            %failure,
+            hint,
+            "transfer failed"
+        );
+        if !matches!(failure, crate::TransferFailure::ConsultationEnded { .. })
+            && let Some(consultation) = self.consultation_to_hang_up(ctx, info)
+        {
+            // Nothing will be transferred to it.
+            self.hang_up_consultation(ctx, &consultation).await;
+        }
+        let hook = self.handler.on_transfer_failed(ctx, info, &failure);
+        self.run_hook(ctx, name, hook).await;
+        self.resolve_waiter(info.id, TransferOutcome::Failed(failure));
     }
 
     /// Asks the handler about an incoming call and carries out its decision.
@@ -123,7 +155,11 @@ impl Runtime {
             .run_hook(ctx, HookName::IncomingCall, self.handler.on_incoming_call(ctx, call))
             .await;
         let result = match decision {
-            Some(IncomingDecision::Answer(options)) => ctx.answer(options).await.map_err(|e| ("answer", e)),
+            Some(IncomingDecision::Answer(options)) => ctx
+                .answer(options)
+                .instrument(tracing::info_span!("answer"))
+                .await
+                .map_err(|e| ("answer", e)),
             Some(IncomingDecision::Reject(reason)) => ctx.reject(reason).await.map_err(|e| ("reject", e)),
             Some(IncomingDecision::Redirect(targets)) => ctx.redirect(targets).await.map_err(|e| ("redirect", e)),
             Some(IncomingDecision::Ignore) | None => Ok(()),

@@ -114,6 +114,13 @@ impl Runtime {
         tokio::spawn(Arc::clone(self).worker(call_id, receiver, admitted));
     }
 
+    /// The call's chain id from its cached record or a claim stashed for it.
+    fn known_chain(&self, call_id: &CallId) -> Option<uuid::Uuid> {
+        self.cached(call_id)
+            .and_then(|record| record.snapshot.call_chain_id)
+            .or_else(|| self.held.stashed_chain(call_id))
+    }
+
     /// A call's worker: handles its events one by one and exits once its queue
     /// stays empty for the idle timeout (or right away once the call is not held).
     async fn worker(
@@ -127,7 +134,9 @@ impl Runtime {
         // requests carry the call's id as their `scenario-id`.
         // One spelling of the id (dashed, lower case) in the call's and the webhook's spans.
         let scenario = call_id.dashed();
-        let span = tracing::info_span!("call", call_id = %scenario, call_chain_id = tracing::field::Empty);
+        // Made with the first event, so the chain id is a field from the span's
+        // creation: an exporting layer can derive the call's trace from it then.
+        let mut span: Option<tracing::Span> = None;
         loop {
             let next = if self.cache.contains(&call_id) {
                 tokio::time::timeout(idle, queue.recv()).await.ok().flatten()
@@ -154,11 +163,52 @@ impl Runtime {
                 }
             };
             let notification = matches!(event, CallEvent::Notification(_));
-            if let CallEvent::Notification(item) = &event
-                && let Some(chain) = item.notification.call().and_then(|c| c.call_chain_id.as_deref())
-            {
-                span.record("call_chain_id", tracing::field::display(chain));
-            }
+            let (chain, tenant) = match &event {
+                CallEvent::Notification(item) => (
+                    item.notification.call().and_then(|c| c.call_chain_id.as_deref()),
+                    Some(&item.tenant_id),
+                ),
+                _ => (None, None),
+            };
+            // Under a shared store, a notification whose webhook found another
+            // holder is in that holder's inbox already: nothing runs here, so no
+            // span either (it would be a trace of its own, without the chain).
+            let handed_over = notification && self.sharing.is_some() && !self.held.has_stashed(&call_id);
+            let span = match &mut span {
+                _ if handed_over => None,
+                Some(span) => {
+                    // A worker woken first by a timer learns them from a later notification.
+                    if let Some(chain) = chain {
+                        span.record("call_chain_id", tracing::field::display(chain));
+                    }
+                    if let Some(tenant) = tenant {
+                        span.record("tenant", tracing::field::display(tenant));
+                    }
+                    Some(span.clone())
+                }
+                None => {
+                    // Graph names the chain only in the first notification: later
+                    // workers (here or on another instance) read it from the record.
+                    // Looked up only when an `info` span can be wanted at all.
+                    let known = match chain {
+                        None if tracing::level_enabled!(tracing::Level::INFO) => self.known_chain(&call_id),
+                        _ => None,
+                    };
+                    let chain = chain
+                        .as_ref()
+                        .map(|c| c as &dyn std::fmt::Display)
+                        .or(known.as_ref().map(|c| c as &dyn std::fmt::Display));
+                    Some(
+                        span.insert(tracing::info_span!(
+                            "call",
+                            call_id = %scenario,
+                            call_chain_id = chain.map(tracing::field::display),
+                            tenant = tenant.map(tracing::field::display),
+                        ))
+                        .clone(),
+                    )
+                }
+            };
             // Boxed: handling an event takes a future of many kilobytes (hooks
             // and Graph requests inline). Held only while an event is handled,
             // an idle worker keeps a small task instead of that much per call.
@@ -168,7 +218,10 @@ impl Runtime {
                     None => self.process(&call_id, event).await,
                 }
             });
-            graph_comms_client::with_scenario_id(&scenario, work.instrument(span.clone())).await;
+            match span {
+                Some(span) => graph_comms_client::with_scenario_id(&scenario, work.instrument(span)).await,
+                None => graph_comms_client::with_scenario_id(&scenario, work).await,
+            }
             if notification {
                 // Saturating: a bot fed by an endpoint without this admission counts nothing.
                 let _ = admitted.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));

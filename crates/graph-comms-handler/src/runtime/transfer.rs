@@ -6,13 +6,17 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use graph_comms_client::GraphClientError;
-use graph_comms_model::{CallId, TenantId, TransferRequest};
+use graph_comms_model::{CallId, PhoneNumber, TenantId, TransferKind, TransferRequest};
 use tokio::sync::watch;
+use tracing::Instrument as _;
+use tracing::field::Empty;
 
 use super::Runtime;
 use super::queue::CallEvent;
 use super::state::Missing;
-use crate::attempt::{AttemptId, ClientErrorSummary, TransferAttempt, TransferError, TransferFailure, TransferOutcome};
+use crate::attempt::{
+    AttemptId, ClientErrorSummary, TransferAttempt, TransferError, TransferFailure, TransferInfo, TransferOutcome,
+};
 use crate::call_machine::start_attempt;
 use crate::context::CallContext;
 use crate::machine::AttemptInput;
@@ -22,6 +26,20 @@ use crate::sync::lock;
 impl Runtime {
     /// See [`CallContext::transfer`].
     pub(crate) async fn start_transfer(
+        self: &Arc<Self>,
+        ctx: &CallContext,
+        request: TransferRequest,
+    ) -> Result<TransferAttempt, TransferError> {
+        let span = start_span(&request);
+        let result = self.start_transfer_in_span(ctx, request).instrument(span.clone()).await;
+        if let Err(error) = &result {
+            span.record("transfer.outcome", "not_started");
+            span.record("transfer.cause", start_error_label(error));
+        }
+        result
+    }
+
+    async fn start_transfer_in_span(
         self: &Arc<Self>,
         ctx: &CallContext,
         request: TransferRequest,
@@ -49,6 +67,7 @@ impl Runtime {
             Some((result, _)) => result?,
             None => return Err(TransferError::CallGone),
         };
+        tracing::Span::current().record("transfer.attempt", tracing::field::display(info.id));
         let receiver = self.register_waiter(info.id);
         self.counters.transfers_started.fetch_add(1, Ordering::Relaxed);
         tracing::info!(call_id = %call_id, attempt = %info.id, kind = ?info.kind, "transfer started");
@@ -69,16 +88,27 @@ impl Runtime {
         request: &TransferRequest,
         decided_at: std::time::Instant,
     ) {
+        // The attempt's span when called from `start_transfer` (a no-op elsewhere).
+        let span = tracing::Span::current();
         // Paused since the attempt was committed (longer than half a lease):
         // another instance may hold the call and send this POST itself.
         if self.is_shared() && decided_at.elapsed() > self.timings.lease_ttl / 2 {
             tracing::warn!(call_id = %call_id, attempt = %id, "transfer not sent: this instance stalled since deciding it");
+            span.record("transfer.outcome", "not_sent");
+            span.record("transfer.cause", "stalled");
             return;
         }
         let posted = self.client_for(tenant_id).transfer(call_id, request).await;
         if self.is_shared() {
             self.note_sent(call_id, tenant_id, id).await;
         }
+        match &posted {
+            Ok(_) => span.record("transfer.outcome", "sent"),
+            Err(error) => {
+                span.record("transfer.outcome", "post_failed");
+                span.record("transfer.cause", post_error_label(error))
+            }
+        };
         if let Err(error) = posted {
             tracing::info!(call_id = %call_id, attempt = %id, %error, "transfer request failed");
             if let Some(input) = post_failure_input(&error) {
@@ -158,6 +188,110 @@ impl Runtime {
                 }
             });
         }
+    }
+}
+
+/// A span about one attempt: what kind of target, which mode, and the target
+/// itself (a phone number masked as in the logs); `transfer.outcome` and
+/// `transfer.cause` are recorded as they become known.
+macro_rules! attempt_span {
+    ($name:literal, $request:expr, $mode:expr) => {{
+        let request: &TransferRequest = $request;
+        let span = tracing::info_span!(
+            $name,
+            transfer.attempt = Empty,
+            transfer.target_kind = target_kind(request),
+            transfer.mode = $mode,
+            transfer.target = Empty,
+            transfer.outcome = Empty,
+            transfer.cause = Empty,
+        );
+        // Masking allocates: only for a subscriber that wants the span.
+        if !span.is_disabled() {
+            span.record("transfer.target", target_for_logs(request).as_str());
+        }
+        span
+    }};
+}
+
+/// The span of an attempt's start: the commit and the `POST /transfer`.
+fn start_span(request: &TransferRequest) -> tracing::Span {
+    attempt_span!("transfer_attempt", request, mode(request.kind()))
+}
+
+/// The span of a consultative attempt's start (placing the consultation
+/// call), or of its `POST /transfer` once that call answered.
+pub(super) fn consultative_span(request: &TransferRequest) -> tracing::Span {
+    // The request names the consultation call only once it is placed.
+    attempt_span!("transfer_attempt", request, "consultative")
+}
+
+/// The span of an attempt's outcome (its hook runs inside).
+pub(crate) fn outcome_span(info: &TransferInfo) -> tracing::Span {
+    let span = attempt_span!("transfer_outcome", &info.request, mode(info.kind));
+    span.record("transfer.attempt", tracing::field::display(info.id));
+    span
+}
+
+/// `transfer.target_kind`: which identity the target is.
+fn target_kind(request: &TransferRequest) -> &'static str {
+    match request.transfer_target.identity.as_ref() {
+        Some(set) if set.phone.is_some() => "phone",
+        Some(set) if set.user.is_some() => "user",
+        Some(set) if set.application_instance.is_some() => "application_instance",
+        Some(set) if set.application.is_some() => "application",
+        _ => "other",
+    }
+}
+
+/// `transfer.mode`.
+fn mode(kind: TransferKind) -> &'static str {
+    match kind {
+        TransferKind::Blind => "blind",
+        TransferKind::Consultative => "consultative",
+        TransferKind::Pstn => "pstn",
+        TransferKind::FromGroupCall => "from_group_call",
+        _ => "other",
+    }
+}
+
+/// The target's id; a phone number masked (`+*******8901`).
+fn target_for_logs(request: &TransferRequest) -> String {
+    let Some(set) = request.transfer_target.identity.as_ref() else {
+        return String::new();
+    };
+    if let Some(phone) = &set.phone {
+        let id = phone.id.as_deref().unwrap_or_default();
+        return PhoneNumber::parse(id).map_or_else(|_| "(not E.164)".to_owned(), |n| n.masked());
+    }
+    [&set.user, &set.application_instance, &set.application]
+        .into_iter()
+        .flatten()
+        .find_map(|identity| identity.id.clone())
+        .unwrap_or_default()
+}
+
+/// `transfer.cause` of an attempt that was not started.
+pub(super) fn start_error_label(error: &TransferError) -> &'static str {
+    match error {
+        TransferError::NotEstablished { .. } => "not_established",
+        TransferError::GroupCallWithoutTransferee => "group_call_without_transferee",
+        TransferError::TransferPending { .. } => "transfer_pending",
+        TransferError::CallGone => "call_gone",
+        TransferError::ShuttingDown => "shutting_down",
+        TransferError::Store(_) => "store",
+    }
+}
+
+/// `transfer.cause` of a failed `POST /transfer`.
+fn post_error_label(error: &GraphClientError) -> &'static str {
+    match error {
+        GraphClientError::OutcomeUnknown { .. } => "outcome_unknown",
+        GraphClientError::Timeout { .. } => "timeout",
+        GraphClientError::Network { .. } => "network",
+        GraphClientError::Decode { .. } => "decode",
+        other if other.status().is_some() => "refused",
+        _ => "client",
     }
 }
 
