@@ -1325,7 +1325,11 @@ async fn redis_down_for_five_seconds_while_graph_retries_for_one_loses_no_call()
                 "Redis was down while calls {offered} to {} were offered",
                 load.offered()
             );
-            cluster.redis.server().restart().expect("Redis restarts on the same port");
+            cluster
+                .redis
+                .server()
+                .restart()
+                .expect("Redis restarts on the same port");
         },
     )
     .await;
@@ -1356,11 +1360,17 @@ async fn kill_9_while_redis_is_down_leaves_the_journal_to_the_next_process() {
             cluster.kill_and_replace(1).await;
             tokio::time::sleep(Duration::from_secs(5).saturating_sub(down.elapsed())).await;
             eprintln!("{journaled} notifications were in {victim}'s journal when it was killed");
-            cluster.redis.server().restart().expect("Redis restarts on the same port");
+            cluster
+                .redis
+                .server()
+                .restart()
+                .expect("Redis restarts on the same port");
             assert!(journaled > 0, "{victim} journaled nothing: the test shows nothing");
             let successor = &cluster.bots[1];
             assert!(
-                successor.log_text().contains("taking over notifications a stopped process kept"),
+                successor
+                    .log_text()
+                    .contains("taking over notifications a stopped process kept"),
                 "{} did not take over {victim}'s journal: {}",
                 successor.name(),
                 successor.log_tail(20)
