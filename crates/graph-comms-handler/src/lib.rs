@@ -28,7 +28,10 @@ pub use attempt::{
     AttemptId, AttemptIdError, ClientErrorSummary, TransferAttempt, TransferError, TransferFailure, TransferInfo,
     TransferOutcome,
 };
-pub use bot::{Bot, BotBuilder, BuildError, DEFAULT_CALLBACK_PATH, DEFAULT_MAX_QUEUED_PER_CALL, DEFAULT_OUTAGE_JOURNAL_CAPACITY, ShutdownReport};
+pub use bot::{
+    Bot, BotBuilder, BuildError, DEFAULT_CALLBACK_PATH, DEFAULT_MAX_QUEUED_PER_CALL, DEFAULT_OUTAGE_JOURNAL_CAPACITY,
+    ShutdownReport,
+};
 pub use context::{CallContext, ConsultError, ConsultationError, DataError, HangUpError};
 pub use decision::{AnswerOptions, CallEnd, ConsultationEvent, EndCause, IncomingDecision};
 pub use digits::{CollectDigits, CollectDigitsError, CollectError};
