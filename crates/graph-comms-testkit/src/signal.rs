@@ -15,6 +15,8 @@ pub enum Signal {
     Stop,
     /// `SIGCONT`: lets a stopped process run again.
     Cont,
+    /// `SIGINT`: an interrupt, as from Ctrl-C (`perf record` writes its data and exits).
+    Int,
 }
 
 impl Signal {
@@ -25,6 +27,7 @@ impl Signal {
             Self::Kill => "KILL",
             Self::Stop => "STOP",
             Self::Cont => "CONT",
+            Self::Int => "INT",
         }
     }
 }
