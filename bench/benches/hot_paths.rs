@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
-use graph_comms_handler::machine::{AttemptInput, TransferMachine};
+use graph_comms_core::transfer_machine::{AttemptInput, TransferMachine};
 use graph_comms_model::CommsNotifications;
 use graph_comms_notify::{NotifyConfig, NotifyEndpoint};
 use http::Request;

@@ -1,4 +1,4 @@
-//! The call lifecycle machine (`graph_comms_handler::call_machine`) fed any
+//! The call lifecycle machine (`graph_comms_core::stepping`) fed any
 //! sequence of notifications, timer wake-ups, keep-alive and lookup results,
 //! attempt inputs (for the current attempt or a stale id) and new transfer
 //! attempts, with the clock moving forwards and, now and then, backwards.
@@ -20,12 +20,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use arbitrary::Arbitrary;
 use graph_comms_fuzz::{EffectLog, Input, Lookup, Reason, Result as ResultIn, State};
-use graph_comms_handler::call_machine::{
-    CallInput, KeepAliveResult, MachineTimings, Step, start_attempt, start_consulting_attempt, step,
-};
-use graph_comms_handler::machine::AttemptEffect;
-use graph_comms_handler::model::{Call, CallId, CallState, TenantId, TransferRequest};
-use graph_comms_handler::{AttemptId, CallRecord, CallSnapshot, EventKind, Timings, TransferFailure};
+use graph_comms_core::lifecycle::{CallInput, KeepAliveResult, MachineTimings, Step};
+use graph_comms_core::model::{Call, CallId, CallState, TenantId, TransferRequest};
+use graph_comms_core::stepping::{start_attempt, start_consulting_attempt, step};
+use graph_comms_core::transfer_machine::AttemptEffect;
+use graph_comms_core::{AttemptId, CallRecord, CallSnapshot, EventKind, TransferFailure};
 use libfuzzer_sys::fuzz_target;
 
 #[derive(Arbitrary, Debug)]
@@ -244,7 +243,7 @@ impl World {
 fuzz_target!(|ops: Vec<Op>| {
     let mut world = World {
         record: CallRecord::new(CallSnapshot::new(CallId::from("c"), TenantId::from("t"))),
-        timings: Timings::default().machine(),
+        timings: MachineTimings::default(),
         now: UNIX_EPOCH + Duration::from_secs(1_796_169_600),
         logs: HashMap::new(),
         incoming: 0,

@@ -1,4 +1,4 @@
-//! The transfer attempt machine (`graph_comms_handler::machine::TransferMachine`)
+//! The transfer attempt machine (`graph_comms_core::transfer_machine::TransferMachine`)
 //! fed any sequence of inputs, duplicates and impossible orders included,
 //! always ending with `Abandoned` (the runtime's shutdown).
 //!
@@ -14,8 +14,8 @@
 
 use arbitrary::Arbitrary;
 use graph_comms_fuzz::{EffectLog, Input, may_complete};
-use graph_comms_handler::TransferOutcome;
-use graph_comms_handler::machine::{AttemptInput, TransferMachine};
+use graph_comms_core::TransferOutcome;
+use graph_comms_core::transfer_machine::{AttemptInput, TransferMachine};
 use libfuzzer_sys::fuzz_target;
 
 #[derive(Arbitrary, Debug)]
@@ -74,8 +74,8 @@ fuzz_target!(|run: Run| {
         .filter(|e| {
             matches!(
                 e,
-                graph_comms_handler::machine::AttemptEffect::Completed
-                    | graph_comms_handler::machine::AttemptEffect::Failed(_)
+                graph_comms_core::transfer_machine::AttemptEffect::Completed
+                    | graph_comms_core::transfer_machine::AttemptEffect::Failed(_)
             )
         })
         .count();

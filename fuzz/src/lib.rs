@@ -3,9 +3,9 @@
 //! derive) and the checker of an attempt's effects.
 
 use arbitrary::Arbitrary;
-use graph_comms_handler::machine::{AttemptEffect, AttemptInput, CallLookup};
-use graph_comms_handler::model::{CallState, ResultInfo};
-use graph_comms_handler::{ClientErrorSummary, TransferFailure, TransferOutcome};
+use graph_comms_core::transfer_machine::{AttemptEffect, AttemptInput, CallLookup};
+use graph_comms_core::model::{CallState, ResultInfo};
+use graph_comms_core::{ClientErrorSummary, TransferFailure, TransferOutcome};
 
 /// The subcode Graph ends a call with when a transfer completed.
 pub const TRANSFER_COMPLETED: i32 = 7015;

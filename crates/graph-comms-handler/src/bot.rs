@@ -13,9 +13,10 @@ use crate::metrics::BotMetrics;
 use crate::report::{ErrorHandler, LogErrors};
 use crate::runtime::{OutageJournal, Runtime, RuntimeParts};
 use crate::serve::{ServerLimits, serve_with_limits};
-use crate::shared::SharedCallStore;
-use crate::store::{CallStore, InMemoryCallStore};
-use crate::sync::lock;
+use graph_comms_core::shared_store::SharedCallStore;
+use graph_comms_core::memory::InMemoryCallStore;
+use graph_comms_core::store::CallStore;
+use graph_comms_core::sync::lock;
 use crate::timings::Timings;
 
 /// Notifications one call may have queued before the webhook answers 503 for it.

@@ -12,12 +12,13 @@ use graph_comms_model::{
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::attempt::{AttemptId, TransferAttempt, TransferError, TransferInfo};
-use crate::call_machine::CallInput;
-use crate::decision::AnswerOptions;
+use crate::transfer_handle::TransferAttempt;
+use graph_comms_core::attempt::{AttemptId, TransferError, TransferInfo};
+use graph_comms_core::lifecycle::CallInput;
+use graph_comms_core::decision::AnswerOptions;
 use crate::digits::{CollectDigits, CollectError, Collected, Heard};
 use crate::operation::PendingOperation;
-use crate::record::{CallRecord, CallSnapshot};
+use graph_comms_core::record::{CallRecord, CallSnapshot};
 use crate::runtime::Runtime;
 
 /// How long a complete digit input with a press missing in between waits for it.
@@ -67,7 +68,7 @@ pub enum ConsultationError {
         /// The call Graph created.
         consultation: CallId,
         /// What failed.
-        error: crate::store::StoreError,
+        error: graph_comms_core::error::StoreError,
     },
 }
 
@@ -78,7 +79,7 @@ pub enum ConsultError {
     /// A guard refused the transfer (nothing was placed), or the attempt could
     /// not be recorded (the consultation call was hung up).
     #[error(transparent)]
-    Transfer(#[from] crate::attempt::TransferError),
+    Transfer(#[from] graph_comms_core::attempt::TransferError),
     /// The consultation call could not be placed, or placed but not linked.
     #[error(transparent)]
     Consultation(#[from] ConsultationError),
@@ -94,7 +95,7 @@ pub enum HangUpError {
     #[error("a transfer of the call is in flight (attempt {attempt}); not hanging up the caller")]
     TransferInFlight {
         /// The pending attempt.
-        attempt: crate::attempt::AttemptId,
+        attempt: graph_comms_core::attempt::AttemptId,
     },
     /// Graph refused or failed the `DELETE`.
     #[error(transparent)]
@@ -117,7 +118,7 @@ pub enum DataError {
     Serde(#[from] serde_json::Error),
     /// The call store failed.
     #[error("per-call data: {0}")]
-    Store(#[from] crate::store::StoreError),
+    Store(#[from] graph_comms_core::error::StoreError),
     /// The call is unknown (never seen, or forgotten after it ended).
     #[error("per-call data: the call is unknown")]
     CallGone,
@@ -150,14 +151,14 @@ impl CallContext {
 
     /// A commit made through this context: later reads see it.
     pub(crate) fn committed(&self, record: Arc<CallRecord>) {
-        *crate::sync::lock(&self.fallback) = record;
+        *graph_comms_core::sync::lock(&self.fallback) = record;
     }
 
     /// The call's latest committed record as this process knows it.
     pub(crate) fn record(&self) -> Arc<CallRecord> {
         self.runtime
             .cached(&self.call_id)
-            .unwrap_or_else(|| Arc::clone(&crate::sync::lock(&self.fallback)))
+            .unwrap_or_else(|| Arc::clone(&graph_comms_core::sync::lock(&self.fallback)))
     }
 
     /// The call's id.

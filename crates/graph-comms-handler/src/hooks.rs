@@ -4,9 +4,9 @@ use async_trait::async_trait;
 use graph_comms_model::{Call, CallId, CommsOperation, ToneInfo};
 use graph_comms_notify::NotificationEvent;
 
-use crate::attempt::{TransferFailure, TransferInfo};
+use graph_comms_core::attempt::{TransferFailure, TransferInfo};
 use crate::context::CallContext;
-use crate::decision::{AnswerOptions, CallEnd, IncomingDecision};
+use graph_comms_core::decision::{AnswerOptions, CallEnd, IncomingDecision};
 #[cfg(doc)]
 use crate::report::ErrorHandler;
 

@@ -6,11 +6,12 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use graph_comms_model::{Call, CallId, CallState, CommsNotification, ResourceUrl, TenantId, TransferRequest};
 
-use crate::attempt::TransferInfo;
-use crate::call_machine::{CallInput, Step, step};
-use crate::event::{EventKind, event_kind};
-use crate::machine::{AttemptEffect, TransferMachine};
-use crate::record::{AttemptRecord, CallRecord, CallSnapshot};
+use graph_comms_core::attempt::TransferInfo;
+use graph_comms_core::lifecycle::{CallInput, Step};
+use graph_comms_core::stepping::step;
+use graph_comms_core::event::{EventKind, event_kind};
+use graph_comms_core::transfer_machine::TransferMachine;
+use graph_comms_core::record::{AttemptRecord, CallRecord, CallSnapshot};
 use crate::report::HookName;
 use crate::timings::Timings;
 
@@ -84,7 +85,7 @@ fn hooks_for(kind: &EventKind, call: Option<&Call>, mut record: CallRecord) -> V
         .into_iter()
         .flat_map(|step| match step {
             Step::Incoming(_) => vec![HookName::IncomingCall],
-            Step::Attempt(_, effects) => effects.iter().map(AttemptEffect::hook).collect(),
+            Step::Attempt(_, effects) => effects.iter().map(HookName::of_effect).collect(),
             Step::Established => vec![HookName::CallEstablished],
             Step::Terminated(_) => vec![HookName::CallTerminated],
             _ => Vec::new(),

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::sync::lock;
+use graph_comms_core::sync::lock;
 
 #[derive(Debug, Default)]
 pub(crate) struct Counters {

@@ -38,6 +38,19 @@ pub enum HookName {
     Notification,
 }
 
+impl HookName {
+    /// The hook an attempt's effect fires.
+    pub(crate) fn of_effect(effect: &graph_comms_core::transfer_machine::AttemptEffect) -> Self {
+        use graph_comms_core::transfer_machine::AttemptEffect;
+        match effect {
+            AttemptEffect::Transferring => Self::Transferring,
+            AttemptEffect::Accepted { .. } => Self::TransferAccepted,
+            AttemptEffect::Completed => Self::TransferCompleted,
+            AttemptEffect::Failed(_) => Self::TransferFailed,
+        }
+    }
+}
+
 impl fmt::Display for HookName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
@@ -92,7 +105,7 @@ pub enum RuntimeFailure {
         error: graph_comms_client::GraphClientError,
     },
     /// The call store failed.
-    Store(crate::store::StoreError),
+    Store(graph_comms_core::error::StoreError),
 }
 
 impl fmt::Display for RuntimeFailure {

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::call_machine::MachineTimings;
+use graph_comms_core::lifecycle::MachineTimings;
 
 /// Timeouts and intervals.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,20 +60,21 @@ pub struct Timings {
 
 impl Default for Timings {
     fn default() -> Self {
+        let machine = MachineTimings::default();
         Self {
-            transfer_timeout: Duration::from_secs(60),
-            ring_limit: Duration::from_secs(180),
-            unknown_outcome_timeout: Duration::from_secs(10),
-            keep_alive_interval: Duration::from_secs(15 * 60),
-            keep_alive_retry: Duration::from_secs(60),
+            transfer_timeout: machine.transfer_timeout,
+            ring_limit: machine.ring_limit,
+            unknown_outcome_timeout: machine.unknown_outcome_timeout,
+            keep_alive_interval: machine.keep_alive_interval,
+            keep_alive_retry: machine.keep_alive_retry,
             incoming_decision_deadline: Duration::from_secs(15),
             shutdown_deadline: Duration::from_secs(30),
             worker_idle_timeout: Duration::from_secs(5),
             hook_timeout: Duration::from_secs(30),
-            idle_timeout: Duration::from_secs(60 * 60),
-            ended_retention: Duration::from_secs(10 * 60),
+            idle_timeout: machine.idle_timeout,
+            ended_retention: machine.ended_retention,
             sweep_interval: Duration::from_secs(5),
-            lookup_grace: Duration::from_secs(30),
+            lookup_grace: machine.lookup_grace,
             lease_ttl: Duration::from_secs(10),
             operation_timeout: Duration::from_secs(5 * 60),
         }

@@ -3,7 +3,7 @@
 //! one outcome (always the same), and `accepted` at most once, before it.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use graph_comms_handler::machine::{AttemptEffect, AttemptInput, TransferMachine};
+use graph_comms_core::transfer_machine::{AttemptEffect, AttemptInput, TransferMachine};
 use graph_comms_handler::model::ResultInfo;
 use graph_comms_handler::{TransferFailure, TransferOutcome};
 use proptest::prelude::*;
@@ -278,8 +278,8 @@ fn any_input() -> impl Strategy<Value = AttemptInput> {
 }
 
 /// Graph's answer about a call: established, transferring, accepted, ended, or none.
-fn lookup(n: u8) -> graph_comms_handler::machine::CallLookup {
-    use graph_comms_handler::machine::CallLookup;
+fn lookup(n: u8) -> graph_comms_core::transfer_machine::CallLookup {
+    use graph_comms_core::transfer_machine::CallLookup;
     use graph_comms_handler::model::CallState;
     let state = match n {
         0 => CallState::Established,
@@ -330,7 +330,7 @@ proptest! {
         copies in 1usize..4,
         keys in proptest::collection::vec(any::<u32>(), 8),
     ) {
-        use graph_comms_handler::machine::CallLookup;
+        use graph_comms_core::transfer_machine::CallLookup;
         use graph_comms_handler::model::CallState;
         let scenario = scenarios().swap_remove(pick);
         let previous = established(500, 7001);

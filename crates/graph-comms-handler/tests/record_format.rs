@@ -6,8 +6,9 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use graph_comms_handler::call_machine::{CallInput, KeepAliveResult, Step, start_attempt, step};
-use graph_comms_handler::machine::{AttemptInput, CallLookup};
+use graph_comms_core::lifecycle::{CallInput, KeepAliveResult, Step};
+use graph_comms_core::stepping::{start_attempt, step};
+use graph_comms_core::transfer_machine::{AttemptInput, CallLookup};
 use graph_comms_handler::model::{
     Call, CallId, CallState, ChangeType, CommsNotification, Identity, IdentitySet, ParticipantInfo, ResourceData,
     ResultInfo, TenantId, TransferRequest,

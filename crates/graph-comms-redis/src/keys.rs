@@ -1,6 +1,6 @@
 //! The key layout.
 
-use graph_comms_handler::model::CallId;
+use graph_comms_core::model::CallId;
 
 /// The names of the store's keys under one prefix.
 #[derive(Debug, Clone)]

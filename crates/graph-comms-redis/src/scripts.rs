@@ -261,7 +261,7 @@ mod tests {
         for prefix in ["graph-comms", "test:bot-7", "p"] {
             let keys = Keys::new(prefix);
             for id in ids {
-                let call_id = graph_comms_handler::model::CallId::from(id);
+                let call_id = graph_comms_core::model::CallId::from(id);
                 let member = Keys::member(&call_id);
                 let member = member.as_str();
                 let cases: [(&str, &Lua, Vec<String>); 10] = [

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
-use graph_comms_handler::model::CallId;
-use graph_comms_handler::{CallRecord, Claim, InboxItem, Lease, Released, SharedCallStore, StoreError};
+use graph_comms_core::model::CallId;
+use graph_comms_core::{CallRecord, Claim, InboxItem, Lease, Released, SharedCallStore, StoreError};
 use redis::Value;
 use tracing::Instrument as _;
 use tracing::field::Empty;

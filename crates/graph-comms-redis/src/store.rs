@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
-use graph_comms_handler::model::CallId;
-use graph_comms_handler::{CallRecord, CallStore, StoreError};
+use graph_comms_core::model::CallId;
+use graph_comms_core::{CallRecord, CallStore, StoreError};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::{ClusterClientBuilder, ClusterConfig};
 use redis::{Client, ErrorKind, RedisError, ServerErrorKind, Value};

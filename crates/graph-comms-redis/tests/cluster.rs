@@ -10,8 +10,8 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use graph_comms_handler::model::CallId;
-use graph_comms_handler::{CallRecord, CallStore, SharedCallStore, StoreError};
+use graph_comms_core::model::CallId;
+use graph_comms_core::{CallRecord, CallStore, SharedCallStore, StoreError};
 use graph_comms_redis::{ConnectError, RedisCallStore, RedisStoreConfig};
 use graph_comms_testkit::records::{empty_record, now_millis, typical_record, unique_call_id};
 use graph_comms_testkit::shared_contract::notification_item;

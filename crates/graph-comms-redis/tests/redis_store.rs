@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use graph_comms_handler::{CallStore, StoreError};
+use graph_comms_core::{CallStore, StoreError};
 use graph_comms_redis::{ConnectError, RedisCallStore, RedisStoreConfig};
 use graph_comms_testkit::records::{empty_record, now_millis, typical_record, unique_call_id};
 use graph_comms_testkit::{redis_url, store_contract};
@@ -137,7 +137,7 @@ async fn redis_record_is_stored_as_its_json_and_read_back_schema_checked() {
 async fn redis_ids_differing_in_case_and_dashes_are_one_call() {
     let Some(store) = store("canonical").await else { return };
     let id = unique_call_id("Canon-ID");
-    let shouted = graph_comms_handler::model::CallId::from(id.as_str().to_uppercase().replace('-', ""));
+    let shouted = graph_comms_core::model::CallId::from(id.as_str().to_uppercase().replace('-', ""));
     let mut record = empty_record(id.clone());
     record.version = 1;
     store.save(Arc::new(record)).await.unwrap();

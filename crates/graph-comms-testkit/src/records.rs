@@ -2,11 +2,11 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use graph_comms_handler::machine::TransferMachine;
-use graph_comms_handler::model::{
+use graph_comms_core::transfer_machine::TransferMachine;
+use graph_comms_core::model::{
     CallDirection, CallId, CallState, Identity, IdentitySet, ParticipantInfo, TenantId, TransferRequest,
 };
-use graph_comms_handler::{AttemptRecord, CallRecord, CallSnapshot, Packed, TransferInfo};
+use graph_comms_core::{AttemptRecord, CallRecord, CallSnapshot, Packed, TransferInfo};
 
 /// The current wall-clock time truncated to whole milliseconds, the precision
 /// records store, so a record built with it compares equal after a round trip.

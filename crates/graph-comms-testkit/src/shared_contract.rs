@@ -7,8 +7,8 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use graph_comms_handler::model::{CallId, CommsNotification, TenantId};
-use graph_comms_handler::{CallRecord, Claim, InboxItem, Lease, Released, SharedCallStore, StoreError};
+use graph_comms_core::model::{CallId, CommsNotification, TenantId};
+use graph_comms_core::{CallRecord, Claim, InboxItem, Lease, Released, SharedCallStore, StoreError};
 
 use crate::records::{empty_record, unique_call_id};
 
@@ -292,7 +292,7 @@ pub async fn steps_left_in_an_outbox_make_an_orphan<S: SharedCallStore + ?Sized>
     work_left_makes_an_orphan(
         store,
         "outbox-orphan",
-        |record| record.outbox = vec![graph_comms_handler::call_machine::Step::Established],
+        |record| record.outbox = vec![graph_comms_core::lifecycle::Step::Established],
         |record| record.outbox.clear(),
     )
     .await;

@@ -8,7 +8,7 @@
 //! ```no_run
 //! # async fn demo() {
 //! use std::sync::Arc;
-//! use graph_comms_handler::{CallStore, InMemoryCallStore};
+//! use graph_comms_core::{CallStore, InMemoryCallStore};
 //!
 //! let store: Arc<dyn CallStore> = Arc::new(InMemoryCallStore::new());
 //! graph_comms_testkit::store_contract::run_all(store).await;
@@ -23,8 +23,8 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use graph_comms_handler::model::CallId;
-use graph_comms_handler::{CallRecord, CallStore, StoreError};
+use graph_comms_core::model::CallId;
+use graph_comms_core::{CallRecord, CallStore, StoreError};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 

@@ -12,13 +12,15 @@ use tracing::Instrument as _;
 use super::Runtime;
 use super::queue::CallEvent;
 use super::state::{Missing, Writer};
-use crate::attempt::{AttemptId, TransferAttempt, TransferError};
-use crate::call_machine::{CallInput, start_consulting_attempt};
+use crate::transfer_handle::TransferAttempt;
+use graph_comms_core::attempt::{AttemptId, TransferError};
+use graph_comms_core::lifecycle::CallInput;
+use graph_comms_core::stepping::start_consulting_attempt;
 use crate::context::{CallContext, ConsultError, ConsultationError};
-use crate::decision::{CallEnd, ConsultationEvent, EndCause};
-use crate::machine::AttemptInput;
-use crate::record::CallRecord;
-use crate::store::StoreError;
+use graph_comms_core::decision::{CallEnd, ConsultationEvent, EndCause};
+use graph_comms_core::transfer_machine::AttemptInput;
+use graph_comms_core::record::CallRecord;
+use graph_comms_core::error::StoreError;
 
 /// The query parameter of a consultation call's `callbackUri` that names the
 /// call it was placed for: Graph itself then says, on every notification of
@@ -96,7 +98,7 @@ impl Runtime {
     ) -> Result<(), StoreError> {
         let parent = ctx.call_id().clone();
         // Its notifications may have come first: what it went through is forwarded here.
-        let link = |record: &mut crate::record::CallRecord| {
+        let link = |record: &mut graph_comms_core::record::CallRecord| {
             let addressed = record.links.consultation_for.as_ref() == Some(&parent);
             record.links.consultation_for = Some(parent.clone());
             if addressed {
@@ -165,7 +167,7 @@ impl Runtime {
             .await;
         let (outcome, cause) = match &result {
             Ok(_) => ("consulting", None),
-            Err(ConsultError::Transfer(error)) => ("not_started", Some(super::transfer::start_error_label(error))),
+            Err(ConsultError::Transfer(error)) => ("not_started", Some(error.label())),
             Err(ConsultError::Consultation(_)) => ("not_started", Some("consultation_failed")),
         };
         span.record("transfer.outcome", outcome);
@@ -191,7 +193,7 @@ impl Runtime {
             AttemptId::new(),
             request.clone(),
             self.allow_concurrent_transfers,
-            crate::wall::now(),
+            graph_comms_core::wall::now(),
             &self.machine_timings,
         )?;
         let consultation_call = addressed_to(consultation_call, self.callback_uri.as_deref(), ctx.call_id());
@@ -211,7 +213,7 @@ impl Runtime {
         let committed = self
             .update(call_id, ctx.tenant_id(), Missing::Skip, |record| {
                 let started =
-                    start_consulting_attempt(record, id, request.clone(), allow, crate::wall::now(), &timings);
+                    start_consulting_attempt(record, id, request.clone(), allow, graph_comms_core::wall::now(), &timings);
                 if started.is_ok() {
                     record.links.consultation = Some(consultation.clone());
                     if let Some(attempt) = record.attempt.as_mut().filter(|a| a.info.id == id) {
@@ -272,7 +274,7 @@ impl Runtime {
                     id,
                     input: AttemptInput::ConsultationAnswered,
                 };
-                crate::call_machine::step(record, input, crate::wall::now(), &timings);
+                graph_comms_core::stepping::step(record, input, graph_comms_core::wall::now(), &timings);
                 let attempt = record.attempt.as_mut()?;
                 // Until sent: an instance taking the call over asks Graph instead of sending it.
                 attempt.sending = shared;

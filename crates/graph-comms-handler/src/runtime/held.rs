@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use graph_comms_model::CallId;
 
-use crate::shared::{Claim, Lease};
-use crate::sync::lock;
+use graph_comms_core::shared_store::{Claim, Lease};
+use graph_comms_core::sync::lock;
 
 /// The leases this instance holds, by call.
 #[derive(Debug, Default)]

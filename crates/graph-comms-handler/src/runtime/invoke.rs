@@ -13,11 +13,11 @@ use tracing::Instrument as _;
 use tracing::field::Empty;
 
 use super::Runtime;
-use crate::attempt::{TransferInfo, TransferOutcome};
+use graph_comms_core::attempt::{TransferInfo, TransferOutcome};
 use crate::context::CallContext;
-use crate::decision::IncomingDecision;
+use graph_comms_core::decision::IncomingDecision;
 use crate::hooks::HookError;
-use crate::machine::AttemptEffect;
+use graph_comms_core::transfer_machine::AttemptEffect;
 use crate::report::{HookFailure, HookName, RuntimeFailure};
 
 impl Runtime {
@@ -88,7 +88,7 @@ impl Runtime {
             info
         };
         for effect in effects {
-            let name = effect.hook();
+            let name = HookName::of_effect(&effect);
             match effect {
                 AttemptEffect::Transferring => {
                     let hook = self.handler.on_transferring(ctx, info);

@@ -12,12 +12,12 @@ use graph_comms_notify::{Journal, NotificationEvent};
 use super::Runtime;
 use super::outage::Refused;
 use super::queue::CallEvent;
-use crate::call_machine::CallInput;
-use crate::machine::AttemptInput;
-use crate::record::CallRecord;
+use graph_comms_core::lifecycle::CallInput;
+use graph_comms_core::transfer_machine::AttemptInput;
+use graph_comms_core::record::CallRecord;
 use crate::report::RuntimeFailure;
-use crate::shared::{Claim, InboxItem, Lease, Released, SharedCallStore};
-use crate::store::StoreError;
+use graph_comms_core::shared_store::{Claim, InboxItem, Lease, Released, SharedCallStore};
+use graph_comms_core::error::StoreError;
 
 /// Inbox items one claim reads at most; more are read by the next claim.
 pub(super) const INBOX_BATCH: usize = 64;
@@ -145,7 +145,7 @@ impl Runtime {
                     let age = SystemTime::now().duration_since(received_at).unwrap_or_default();
                     let received_at = Instant::now().checked_sub(age).unwrap_or_else(Instant::now);
                     match NotificationEvent::new(*notification, tenant_id, received_at) {
-                        Ok(event) => self.on_notification(event.with_delivery((&delivery).into())).await,
+                        Ok(event) => self.on_notification(event.with_delivery(crate::transfer_handle::delivery_of(&delivery))).await,
                         Err(error) => tracing::warn!(call_id = %call_id, %error, "inbox item names no call: dropped"),
                     }
                 }
@@ -256,7 +256,7 @@ impl Runtime {
         };
         // Younger than half a lease, its POST may still be on its way (older
         // ones are not sent: see `post_transfer`). The orphan sweep comes back.
-        let age = crate::wall::now()
+        let age = graph_comms_core::wall::now()
             .duration_since(attempt.info.started_at)
             .unwrap_or_default();
         if age <= self.timings.lease_ttl / 2 {
@@ -398,7 +398,7 @@ impl Journal for Runtime {
                     tenant_id: event.tenant_id.clone(),
                     received_at,
                     notification: Box::new(event.notification.clone()),
-                    delivery: (&event.delivery).into(),
+                    delivery: crate::transfer_handle::stored_delivery(&event.delivery),
                 };
                 (event.call_id.clone(), item)
             })

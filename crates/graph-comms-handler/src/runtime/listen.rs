@@ -15,8 +15,8 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::Runtime;
-use crate::shared::InboxItem;
-use crate::sync::lock;
+use graph_comms_core::shared_store::InboxItem;
+use graph_comms_core::sync::lock;
 
 /// How often a listener reads its call's inbox in the shared store.
 const PEEK_INTERVAL: Duration = Duration::from_millis(100);

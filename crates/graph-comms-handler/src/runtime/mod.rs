@@ -40,13 +40,13 @@ use graph_comms_client::GraphClient;
 use graph_comms_model::TenantId;
 use tokio::sync::{mpsc, watch};
 
-use crate::attempt::{AttemptId, TransferOutcome};
-use crate::call_machine::MachineTimings;
+use graph_comms_core::attempt::{AttemptId, TransferOutcome};
+use graph_comms_core::lifecycle::MachineTimings;
 use crate::hooks::CallHandler;
 use crate::metrics::Counters;
 use crate::report::ErrorHandler;
-use crate::store::CallStore;
-use crate::sync::lock;
+use graph_comms_core::store::CallStore;
+use graph_comms_core::sync::lock;
 use crate::timings::Timings;
 
 /// Shared by the bot, its workers, timers and every [`CallContext`](crate::CallContext).
@@ -88,7 +88,7 @@ pub(crate) struct RuntimeParts {
     pub(crate) allow_concurrent_transfers: bool,
     pub(crate) max_queued_per_call: usize,
     /// A shared store and this instance's id, to share calls with other instances.
-    pub(crate) sharing: Option<(Arc<dyn crate::shared::SharedCallStore>, String)>,
+    pub(crate) sharing: Option<(Arc<dyn graph_comms_core::shared_store::SharedCallStore>, String)>,
     /// With a shared store: the journal for its outages, if any.
     pub(crate) outage: Option<OutageJournal>,
 }

@@ -29,8 +29,8 @@ use tokio::sync::Notify;
 use super::Runtime;
 use super::outage_file::JournalFile;
 use super::queue::CallEvent;
-use crate::shared::InboxItem;
-use crate::sync::lock;
+use graph_comms_core::shared_store::InboxItem;
+use graph_comms_core::sync::lock;
 
 /// Items one replay appends at most (one round trip).
 const REPLAY_BATCH: usize = 64;

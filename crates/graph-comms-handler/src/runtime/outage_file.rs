@@ -16,7 +16,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use graph_comms_model::CallId;
 use serde::{Deserialize, Serialize};
 
-use crate::shared::InboxItem;
+use graph_comms_core::shared_store::InboxItem;
 
 const EXTENSION: &str = "journal";
 
@@ -159,7 +159,7 @@ mod tests {
             tenant_id: "tenant".into(),
             received_at: UNIX_EPOCH + std::time::Duration::from_millis(1_700_000_000_000 + sequence),
             notification: Box::new(notification),
-            delivery: crate::shared::InboxDelivery::default(),
+            delivery: graph_comms_core::shared_store::InboxDelivery::default(),
         };
         (CallId::from(call), item)
     }

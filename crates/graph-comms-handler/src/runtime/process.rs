@@ -12,12 +12,12 @@ use graph_comms_notify::NotificationEvent;
 use super::Runtime;
 use super::queue::CallEvent;
 use super::state::Missing;
-use crate::attempt::ClientErrorSummary;
-use crate::call_machine::{CallInput, KeepAliveResult, Step, step};
+use graph_comms_core::lifecycle::{CallInput, KeepAliveResult, Step};
+use graph_comms_core::stepping::step;
 use crate::context::CallContext;
-use crate::event::{EventKind, event_kind};
-use crate::machine::CallLookup;
-use crate::record::CallRecord;
+use graph_comms_core::event::{EventKind, event_kind};
+use graph_comms_core::transfer_machine::CallLookup;
+use graph_comms_core::record::CallRecord;
 use crate::report::{HookName, RuntimeFailure};
 
 impl Runtime {
@@ -30,7 +30,7 @@ impl Runtime {
                 termination_reason: response.value.termination_reason().map(str::to_owned),
             },
             Err(error) if error.is_not_found() => CallLookup::NotFound,
-            Err(error) => CallLookup::Failed(ClientErrorSummary::from_error(&error)),
+            Err(error) => CallLookup::Failed(crate::transfer_handle::summarize(&error)),
         }
     }
 
@@ -61,7 +61,7 @@ impl Runtime {
         self: &Arc<Self>,
         call_id: &CallId,
         consultation: &CallId,
-        event: crate::decision::ConsultationEvent,
+        event: graph_comms_core::decision::ConsultationEvent,
     ) {
         // From the store when not cached: an ended call's record leaves the
         // cache, and the consultation's end often comes after the call's own.
@@ -81,9 +81,9 @@ impl Runtime {
         if let Some(id) = consulted_attempt(&ctx, consultation) {
             // A consultation `consult` placed: its events drive the attempt, not the hooks.
             match event {
-                crate::decision::ConsultationEvent::Established => self.consultation_answered(call_id, id).await,
-                crate::decision::ConsultationEvent::Ended { end } => {
-                    let input = crate::machine::AttemptInput::ConsultationEnded {
+                graph_comms_core::decision::ConsultationEvent::Established => self.consultation_answered(call_id, id).await,
+                graph_comms_core::decision::ConsultationEvent::Ended { end } => {
+                    let input = graph_comms_core::transfer_machine::AttemptInput::ConsultationEnded {
                         result_info: end.result_info,
                     };
                     self.apply(call_id, CallInput::Attempt { id, input }).await;
@@ -92,11 +92,11 @@ impl Runtime {
             return;
         }
         match event {
-            crate::decision::ConsultationEvent::Established => {
+            graph_comms_core::decision::ConsultationEvent::Established => {
                 let hook = self.handler.on_consultation_established(&ctx, consultation);
                 self.run_hook(&ctx, HookName::ConsultationEstablished, hook).await;
             }
-            crate::decision::ConsultationEvent::Ended { end } => {
+            graph_comms_core::decision::ConsultationEvent::Ended { end } => {
                 let hook = self.handler.on_consultation_ended(&ctx, consultation, &end);
                 self.run_hook(&ctx, HookName::ConsultationEnded, hook).await;
             }
@@ -108,12 +108,12 @@ impl Runtime {
         self: &Arc<Self>,
         parent: &CallId,
         consultation: &CallId,
-        event: crate::decision::ConsultationEvent,
+        event: graph_comms_core::decision::ConsultationEvent,
     ) {
         tracing::debug!(call_id = %parent, consultation = %consultation, ?event, "consultation event");
         match &self.sharing {
             Some(sharing) => {
-                let item = crate::shared::InboxItem::Consultation {
+                let item = graph_comms_core::shared_store::InboxItem::Consultation {
                     consultation: consultation.clone(),
                     event,
                 };
@@ -200,7 +200,7 @@ impl Runtime {
         let (timings, outbox) = (self.machine_timings, self.is_shared());
         let result = self
             .update(call_id, tenant, missing, |record| {
-                let steps = step(record, input.clone(), crate::wall::now(), &timings);
+                let steps = step(record, input.clone(), graph_comms_core::wall::now(), &timings);
                 // Committed with the change, so another instance can run them if this one stops.
                 if outbox {
                     record.outbox.extend(steps.iter().filter(|s| s.runs_hooks()).cloned());
@@ -226,7 +226,7 @@ impl Runtime {
         record: Option<Arc<CallRecord>>,
     ) -> CallContext {
         let record = record.or_else(|| self.cached(call_id)).unwrap_or_else(|| {
-            let mut record = CallRecord::new(crate::record::CallSnapshot::new(call_id.clone(), tenant.clone()));
+            let mut record = CallRecord::new(graph_comms_core::record::CallSnapshot::new(call_id.clone(), tenant.clone()));
             record.lifecycle.ended = true;
             Arc::new(record)
         });
@@ -247,7 +247,7 @@ impl Runtime {
                 Step::Incoming(call) => self.handle_incoming(ctx, &call, received).await,
                 Step::Established => match ctx.record().links.consultation_for.clone() {
                     Some(parent) => {
-                        let event = crate::decision::ConsultationEvent::Established;
+                        let event = graph_comms_core::decision::ConsultationEvent::Established;
                         self.forward_consultation(&parent, ctx.call_id(), event).await;
                     }
                     None => {
@@ -264,7 +264,7 @@ impl Runtime {
                     self.counters.calls_ended.fetch_add(1, Ordering::Relaxed);
                     match ctx.record().links.consultation_for.clone() {
                         Some(parent) => {
-                            let event = crate::decision::ConsultationEvent::Ended { end };
+                            let event = graph_comms_core::decision::ConsultationEvent::Ended { end };
                             self.forward_consultation(&parent, ctx.call_id(), event).await;
                         }
                         None => {
@@ -377,7 +377,7 @@ impl Runtime {
 }
 
 /// The call's latest attempt, when it was started by `consult` with this consultation call.
-fn consulted_attempt(ctx: &CallContext, consultation: &CallId) -> Option<crate::attempt::AttemptId> {
+fn consulted_attempt(ctx: &CallContext, consultation: &CallId) -> Option<graph_comms_core::attempt::AttemptId> {
     let record = ctx.record();
     let attempt = record.attempt.as_ref()?;
     (attempt.machine.started_with_consultation()

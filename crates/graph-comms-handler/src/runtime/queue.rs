@@ -11,9 +11,9 @@ use tokio::sync::mpsc;
 use tracing::Instrument as _;
 
 use super::Runtime;
-use crate::attempt::TransferInfo;
-use crate::machine::{AttemptEffect, AttemptInput};
-use crate::sync::lock;
+use graph_comms_core::attempt::TransferInfo;
+use graph_comms_core::transfer_machine::{AttemptEffect, AttemptInput};
+use graph_comms_core::sync::lock;
 
 /// What a call's worker processes, in order.
 ///
@@ -24,13 +24,13 @@ pub(crate) enum CallEvent {
     /// A notification item, admitted and acknowledged with 202.
     Notification(Box<NotificationEvent>),
     /// An attempt input decided outside the notification stream (the POST's result).
-    Input(crate::attempt::AttemptId, Box<AttemptInput>),
+    Input(graph_comms_core::attempt::AttemptId, Box<AttemptInput>),
     /// Hooks of an attempt whose outcome is already committed (superseded).
     Fire(Box<TransferInfo>, Vec<AttemptEffect>),
     /// A deadline of the call may be due.
     Wake,
     /// What happened to a consultation call placed for this call.
-    Consultation(Box<(graph_comms_model::CallId, crate::decision::ConsultationEvent)>),
+    Consultation(Box<(graph_comms_model::CallId, graph_comms_core::decision::ConsultationEvent)>),
 }
 
 /// A call's queue, and the notifications admitted for it but not yet handled

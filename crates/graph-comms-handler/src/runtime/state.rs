@@ -9,10 +9,10 @@ use std::time::Duration;
 use graph_comms_model::{CallId, TenantId};
 
 use super::Runtime;
-use crate::record::{CallRecord, CallSnapshot};
+use graph_comms_core::record::{CallRecord, CallSnapshot};
 use crate::report::RuntimeFailure;
-use crate::store::StoreError;
-use crate::sync::lock;
+use graph_comms_core::error::StoreError;
+use graph_comms_core::sync::lock;
 
 /// Commits that conflict this many times in a row give up (another writer keeps winning).
 const MAX_CONFLICTS: usize = 16;

@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 
 use super::Runtime;
 use super::queue::CallEvent;
-use crate::record::CallRecord;
+use graph_comms_core::record::CallRecord;
 
 /// Calls the sweep wakes at most per round.
 const SWEEP_BATCH: usize = 1_000;

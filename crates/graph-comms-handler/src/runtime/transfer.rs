@@ -14,14 +14,15 @@ use tracing::field::Empty;
 use super::Runtime;
 use super::queue::CallEvent;
 use super::state::Missing;
-use crate::attempt::{
-    AttemptId, ClientErrorSummary, TransferAttempt, TransferError, TransferFailure, TransferInfo, TransferOutcome,
+use crate::transfer_handle::TransferAttempt;
+use graph_comms_core::attempt::{
+    AttemptId, TransferError, TransferFailure, TransferInfo, TransferOutcome,
 };
-use crate::call_machine::start_attempt;
+use graph_comms_core::stepping::start_attempt;
 use crate::context::CallContext;
-use crate::machine::AttemptInput;
-use crate::record::{AttemptRecord, CallRecord};
-use crate::sync::lock;
+use graph_comms_core::transfer_machine::AttemptInput;
+use graph_comms_core::record::{AttemptRecord, CallRecord};
+use graph_comms_core::sync::lock;
 
 impl Runtime {
     /// See [`CallContext::transfer`].
@@ -34,7 +35,7 @@ impl Runtime {
         let result = self.start_transfer_in_span(ctx, request).instrument(span.clone()).await;
         if let Err(error) = &result {
             span.record("transfer.outcome", "not_started");
-            span.record("transfer.cause", start_error_label(error));
+            span.record("transfer.cause", error.label());
         }
         result
     }
@@ -53,7 +54,7 @@ impl Runtime {
         let id = AttemptId::new();
         let committed = self
             .update(call_id, ctx.tenant_id(), Missing::Skip, |record| {
-                let started = start_attempt(record, id, request.clone(), allow, crate::wall::now(), &timings);
+                let started = start_attempt(record, id, request.clone(), allow, graph_comms_core::wall::now(), &timings);
                 if let Some(attempt) = record.attempt.as_mut().filter(|a| a.info.id == id && started.is_ok()) {
                     // Until sent: an instance taking the call over asks Graph instead of sending it.
                     attempt.sending |= shared && !attempt.machine.is_finished();
@@ -271,18 +272,6 @@ fn target_for_logs(request: &TransferRequest) -> String {
         .unwrap_or_default()
 }
 
-/// `transfer.cause` of an attempt that was not started.
-pub(super) fn start_error_label(error: &TransferError) -> &'static str {
-    match error {
-        TransferError::NotEstablished { .. } => "not_established",
-        TransferError::GroupCallWithoutTransferee => "group_call_without_transferee",
-        TransferError::TransferPending { .. } => "transfer_pending",
-        TransferError::CallGone => "call_gone",
-        TransferError::ShuttingDown => "shutting_down",
-        TransferError::Store(_) => "store",
-    }
-}
-
 /// `transfer.cause` of a failed `POST /transfer`.
 fn post_error_label(error: &GraphClientError) -> &'static str {
     match error {
@@ -303,6 +292,6 @@ pub(crate) fn post_failure_input(error: &GraphClientError) -> Option<AttemptInpu
         | GraphClientError::Network { .. } => Some(AttemptInput::PostOutcomeUnknown),
         // A 2xx whose body did not parse: Graph accepted it.
         GraphClientError::Decode { .. } => None,
-        other => Some(AttemptInput::PostRejected(ClientErrorSummary::from_error(other))),
+        other => Some(AttemptInput::PostRejected(crate::transfer_handle::summarize(other))),
     }
 }

@@ -1,4 +1,5 @@
-//! Transfer attempts: their identity, description, outcome, and the awaitable handle.
+//! Transfer attempts: their identity, description and outcome, and why one
+//! could not start.
 
 use std::fmt;
 use std::str::FromStr;
@@ -6,7 +7,6 @@ use std::time::SystemTime;
 
 use graph_comms_model::{CallId, CallState, FailureCause, ResultInfo, TransferKind, TransferRequest};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use tokio::sync::watch;
 
 /// Identifies one transfer attempt, unique across processes and restarts
 /// (a random UUID), so it can key deduplication in user code.
@@ -140,71 +140,6 @@ impl From<StoredInfo> for TransferInfo {
     }
 }
 
-/// A handle on a started transfer, returned by
-/// [`CallContext::transfer`](crate::CallContext::transfer).
-///
-/// The same outcome is also delivered to the hooks
-/// ([`CallHandler::on_transfer_completed`](crate::CallHandler::on_transfer_completed) /
-/// [`CallHandler::on_transfer_failed`](crate::CallHandler::on_transfer_failed)).
-/// The handle lives in this process only: if the bot stops first it resolves to
-/// [`TransferFailure::Abandoned`], while the attempt itself stays in the call
-/// store and its outcome hook fires in whichever bot resumes the call.
-///
-/// # Deadlock warning
-///
-/// A call's events are handled one at a time, in order. The outcome is decided by
-/// later events of the same call, so awaiting [`TransferAttempt::outcome`] *inside
-/// a hook of that call* blocks its queue until the hook timeout. Either react in
-/// the hooks, or move the handle into a spawned task
-/// (`tokio::spawn(async move { attempt.outcome().await })`).
-#[derive(Debug, Clone)]
-pub struct TransferAttempt {
-    info: TransferInfo,
-    outcome: watch::Receiver<Option<TransferOutcome>>,
-}
-
-impl TransferAttempt {
-    pub(crate) fn new(info: TransferInfo, outcome: watch::Receiver<Option<TransferOutcome>>) -> Self {
-        Self { info, outcome }
-    }
-
-    /// The attempt's id.
-    pub fn id(&self) -> AttemptId {
-        self.info.id
-    }
-
-    /// Blind, consultative, PSTN or out of a group call.
-    pub fn kind(&self) -> TransferKind {
-        self.info.kind
-    }
-
-    /// Everything known about the attempt at start.
-    pub fn info(&self) -> &TransferInfo {
-        &self.info
-    }
-
-    /// The outcome if already decided, without waiting.
-    pub fn try_outcome(&self) -> Option<TransferOutcome> {
-        self.outcome.borrow().clone()
-    }
-
-    /// Waits for the attempt's outcome. Every attempt gets one: at the latest
-    /// its timeout, or [`TransferFailure::Abandoned`] if this bot stops first.
-    ///
-    /// Do not await this inside a hook of the same call (see the type's docs).
-    pub async fn outcome(&self) -> TransferOutcome {
-        let mut receiver = self.outcome.clone();
-        let decided = match receiver.wait_for(Option::is_some).await {
-            Ok(value) => value.clone(),
-            // The sender is gone: the bot dropped the attempt.
-            Err(_) => None,
-        };
-        decided
-            .or_else(|| receiver.borrow().clone())
-            .unwrap_or(TransferOutcome::Failed(TransferFailure::Abandoned))
-    }
-}
-
 /// How a transfer attempt ended: exactly one per attempt.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -286,7 +221,7 @@ pub enum TransferFailure {
     /// attempts are allowed).
     Superseded,
     /// This bot stopped before the outcome was known (shutdown). Only a
-    /// [`TransferAttempt`] handle sees this; the attempt stays in the store, and
+    /// `TransferAttempt` handle sees this; the attempt stays in the store, and
     /// the bot that resumes the call fires its real outcome hook.
     Abandoned,
 }
@@ -392,18 +327,6 @@ pub struct ClientErrorSummary {
     pub message: String,
 }
 
-impl ClientErrorSummary {
-    /// Summarises a client error.
-    pub fn from_error(error: &graph_comms_client::GraphClientError) -> Self {
-        Self {
-            status: error.status(),
-            code: error.graph_code().map(str::to_owned),
-            request_id: error.request_id().map(str::to_owned),
-            message: error.to_string(),
-        }
-    }
-}
-
 impl fmt::Display for ClientErrorSummary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if let Some(status) = self.status {
@@ -447,7 +370,21 @@ pub enum TransferError {
     ShuttingDown,
     /// The call store could not record the attempt, so nothing was sent.
     #[error("the call store failed: {0}")]
-    Store(crate::store::StoreError),
+    Store(crate::error::StoreError),
+}
+
+impl TransferError {
+    /// A short name for metrics and spans (`transfer.cause`).
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::NotEstablished { .. } => "not_established",
+            Self::GroupCallWithoutTransferee => "group_call_without_transferee",
+            Self::TransferPending { .. } => "transfer_pending",
+            Self::CallGone => "call_gone",
+            Self::ShuttingDown => "shutting_down",
+            Self::Store(_) => "store",
+        }
+    }
 }
 
 #[cfg(test)]

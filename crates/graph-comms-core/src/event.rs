@@ -4,7 +4,7 @@ use graph_comms_model::{
     CallState, ChangeType, CommsNotification, OperationStatus, ResourceTarget, ResourceUrl, ResultInfo,
 };
 
-use crate::machine::AttemptInput;
+use crate::transfer_machine::AttemptInput;
 
 /// What a notification is to the runtime, decided from the notification alone.
 #[derive(Debug, Clone, PartialEq)]

@@ -151,18 +151,6 @@ pub enum AttemptEffect {
     Failed(TransferFailure),
 }
 
-impl AttemptEffect {
-    /// The hook the effect fires.
-    pub fn hook(&self) -> crate::HookName {
-        match self {
-            Self::Transferring => crate::HookName::Transferring,
-            Self::Accepted { .. } => crate::HookName::TransferAccepted,
-            Self::Completed => crate::HookName::TransferCompleted,
-            Self::Failed(_) => crate::HookName::TransferFailed,
-        }
-    }
-}
-
 /// What Graph's answer about a call meant for an attempt ([`TransferMachine::graph_says`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Said {

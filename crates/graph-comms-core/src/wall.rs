@@ -7,44 +7,48 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// Milliseconds since the Unix epoch (0 for times before it).
-pub(crate) fn to_millis(time: SystemTime) -> u64 {
+pub fn to_millis(time: SystemTime) -> u64 {
     time.duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// The time `millis` after the Unix epoch.
-pub(crate) fn from_millis(millis: u64) -> SystemTime {
+pub fn from_millis(millis: u64) -> SystemTime {
     UNIX_EPOCH + Duration::from_millis(millis)
 }
 
 /// `serde(with)` for a `SystemTime`.
-pub(crate) mod millis {
+pub mod millis {
     use super::*;
 
-    pub(crate) fn serialize<S: Serializer>(time: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
+    /// Writes the time as Unix milliseconds.
+    pub fn serialize<S: Serializer>(time: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
         to_millis(*time).serialize(s)
     }
 
-    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<SystemTime, D::Error> {
+    /// Reads Unix milliseconds.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<SystemTime, D::Error> {
         u64::deserialize(d).map(from_millis)
     }
 }
 
 /// `serde(with)` for an `Option<SystemTime>`.
-pub(crate) mod opt_millis {
+pub mod opt_millis {
     use super::*;
 
-    pub(crate) fn serialize<S: Serializer>(time: &Option<SystemTime>, s: S) -> Result<S::Ok, S::Error> {
+    /// Writes the time, if any, as Unix milliseconds.
+    pub fn serialize<S: Serializer>(time: &Option<SystemTime>, s: S) -> Result<S::Ok, S::Error> {
         time.map(to_millis).serialize(s)
     }
 
-    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SystemTime>, D::Error> {
+    /// Reads Unix milliseconds, or nothing.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SystemTime>, D::Error> {
         Option::<u64>::deserialize(d).map(|m| m.map(from_millis))
     }
 }
 
 /// Now, at the millisecond precision records keep, so a record read back from
 /// any store equals the one written.
-pub(crate) fn now() -> SystemTime {
+pub fn now() -> SystemTime {
     from_millis(to_millis(SystemTime::now()))
 }

@@ -15,9 +15,10 @@ use graph_comms_model::{CallId, CommsNotification, TenantId};
 use serde::{Deserialize, Serialize};
 
 use crate::attempt::AttemptId;
-use crate::machine::AttemptInput;
+use crate::transfer_machine::AttemptInput;
 use crate::record::CallRecord;
-use crate::store::{CallStore, StoreError};
+use crate::error::StoreError;
+use crate::store::CallStore;
 
 /// The right to process a call's inbox and commit its record, until it expires.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,7 +43,6 @@ impl Lease {
 /// One item of a call's inbox, in arrival order.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "camelCase")]
-#[non_exhaustive]
 pub enum InboxItem {
     /// A notification item, acknowledged with 202 once appended.
     #[serde(rename_all = "camelCase")]
@@ -78,8 +78,8 @@ pub enum InboxItem {
     },
 }
 
-/// How an inbox notification was delivered: what the holder needs of
-/// [`Delivery`](graph_comms_notify::Delivery), in stored form.
+/// How an inbox notification was delivered (the notify endpoint's `Delivery`),
+/// in stored form: what the holder needs to recognise a delivery made again.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 #[non_exhaustive]
@@ -100,24 +100,9 @@ fn is_zero(n: &u32) -> bool {
 }
 
 impl InboxDelivery {
-    fn is_empty(&self) -> bool {
+    /// Whether nothing is known of the delivery.
+    pub fn is_empty(&self) -> bool {
         self.message_id.is_none() && self.item == 0 && self.query.is_none()
-    }
-}
-
-impl From<&graph_comms_notify::Delivery> for InboxDelivery {
-    fn from(delivery: &graph_comms_notify::Delivery) -> Self {
-        Self {
-            message_id: delivery.message_id.as_deref().map(str::to_owned),
-            item: delivery.item,
-            query: delivery.query.as_deref().map(str::to_owned),
-        }
-    }
-}
-
-impl From<&InboxDelivery> for graph_comms_notify::Delivery {
-    fn from(delivery: &InboxDelivery) -> Self {
-        Self::new(delivery.message_id.as_deref(), delivery.item).with_query(delivery.query.as_deref())
     }
 }
 
@@ -143,7 +128,6 @@ impl InboxItem {
 
 /// A call claimed by this instance.
 #[derive(Debug, Clone)]
-#[non_exhaustive]
 pub struct Claim {
     /// The lease taken.
     pub lease: Lease,
@@ -162,7 +146,6 @@ impl Claim {
 
 /// What [`SharedCallStore::release`] did.
 #[derive(Debug, Clone)]
-#[non_exhaustive]
 pub enum Released {
     /// The lease is free and the inbox was empty.
     Free,

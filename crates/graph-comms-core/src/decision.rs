@@ -4,7 +4,6 @@ use graph_comms_model::{CallOptions, InvitationParticipantInfo, MediaConfig, Mod
 
 /// What to do with an incoming call.
 #[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
 pub enum IncomingDecision {
     /// Answer it (`POST .../answer`).
     Answer(AnswerOptions),
@@ -104,7 +103,6 @@ pub enum EndCause {
 /// What happened to a consultation call, delivered to the call it was placed for.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(tag = "kind", rename_all = "camelCase")]
-#[non_exhaustive]
 pub enum ConsultationEvent {
     /// The consultation call is established.
     Established,

@@ -12,9 +12,9 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::attempt::TransferInfo;
-use crate::call_machine::CallMachine;
-use crate::machine::TransferMachine;
-use crate::store::StoreError;
+use crate::lifecycle::CallMachine;
+use crate::transfer_machine::TransferMachine;
+use crate::error::StoreError;
 
 /// The record format this build writes and reads. A change of format bumps it
 /// (and the golden file `tests/fixtures/call-record.v1.json`).
@@ -80,7 +80,7 @@ impl CallSnapshot {
     }
 
     /// Folds in what a notification's call resource says.
-    pub(crate) fn apply(&mut self, call: &Call) {
+    pub fn apply(&mut self, call: &Call) {
         if let Some(state) = call.state.as_ref().filter(|s| !goes_back(self.state.as_ref(), s)) {
             self.state = Some(state.clone());
         }
@@ -309,7 +309,7 @@ pub struct CallRecord {
     /// recorded as run, oldest first (the outbox). An instance that takes the
     /// call over runs them again.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub outbox: Vec<crate::call_machine::Step>,
+    pub outbox: Vec<crate::lifecycle::Step>,
 }
 
 impl CallRecord {

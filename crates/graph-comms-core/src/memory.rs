@@ -1,4 +1,5 @@
-//! Where call records are kept: the [`CallStore`] contract and the in-memory default.
+//! [`InMemoryCallStore`]: the default [`CallStore`], a map in this process,
+//! which is also a [`SharedCallStore`] for bots sharing calls in one process.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -7,101 +8,18 @@ use std::time::SystemTime;
 use async_trait::async_trait;
 use graph_comms_model::CallId;
 
+use crate::error::StoreError;
 use crate::record::CallRecord;
+use crate::shared_store::SharedCallStore;
+use crate::store::CallStore;
 use crate::sync::lock;
-
-/// A call store failed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum StoreError {
-    /// A compare-and-set write carried a stale version: someone else changed the
-    /// call since the writer read it. The writer must reload and decide again.
-    #[error("call {call_id}: version conflict (wrote {written}, the store holds {stored})")]
-    Conflict {
-        /// The call.
-        call_id: CallId,
-        /// The version the refused write carried.
-        written: u64,
-        /// The version the store holds (0: none).
-        stored: u64,
-    },
-    /// The store could not be reached or failed; the operation may be retried.
-    #[error("call store unavailable: {0}")]
-    Unavailable(String),
-    /// A stored record could not be read (bad bytes, another schema).
-    #[error("corrupt call record: {0}")]
-    Corrupt(String),
-    /// A write under a lease carried a token that no longer holds the call's
-    /// lease (it expired and may be another instance's now): nothing changed.
-    #[error("call {call_id}: the lease was lost")]
-    LeaseLost {
-        /// The call.
-        call_id: CallId,
-    },
-}
-
-impl StoreError {
-    /// Whether this is a version conflict.
-    pub fn is_conflict(&self) -> bool {
-        matches!(self, Self::Conflict { .. })
-    }
-
-    /// Whether the store could not be reached (the operation may be retried).
-    pub fn is_unavailable(&self) -> bool {
-        matches!(self, Self::Unavailable(_))
-    }
-}
-
-/// Where call records are kept. The store is the truth; the runtime's memory is a cache.
-///
-/// The contract every implementation keeps:
-/// - **Ids as Graph compares them.** [`CallId`] equality ignores case and
-///   dashes; key records by [`CallId::canonical`] (the in-memory map does so
-///   through `CallId`'s `Hash`/`Eq`).
-/// - **Versioned compare-and-set.** [`save`](Self::save) stores a record only if
-///   its `version` is exactly the stored version plus one (a call not stored has
-///   version 0). Anything else is refused with [`StoreError::Conflict`] and
-///   changes nothing. This is the fencing that lets several runtimes share calls:
-///   a writer that decided on an old version cannot overwrite a newer decision.
-/// - **Ended calls are kept** until their `lifecycle.deadlines.forget` time, then
-///   may be dropped, so late duplicates are recognised as late.
-/// - **Due calls can be found**: [`due`](Self::due) lists calls whose earliest
-///   deadline ([`Deadlines::next_due`](crate::call_machine::Deadlines::next_due)) has passed.
-///
-/// [`InMemoryCallStore`] is the default; `graph-comms-redis` shares calls among processes.
-#[async_trait]
-pub trait CallStore: Send + Sync + 'static {
-    /// The record of a call, if stored.
-    async fn load(&self, call_id: &CallId) -> Result<Option<Arc<CallRecord>>, StoreError>;
-
-    /// Stores `record` if its version is the stored version plus one.
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError::Conflict`] for any other version; the store is unchanged then.
-    async fn save(&self, record: Arc<CallRecord>) -> Result<(), StoreError>;
-
-    /// Forgets a call, if the stored version is still `version` (a call not
-    /// stored is already forgotten: `Ok`).
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError::Conflict`] when the call changed since; it is kept then.
-    async fn delete(&self, call_id: &CallId, version: u64) -> Result<(), StoreError>;
-
-    /// Up to `limit` calls whose earliest deadline is at or before `now`.
-    async fn due(&self, now: SystemTime, limit: usize) -> Result<Vec<CallId>, StoreError>;
-
-    /// How many calls are stored (ended ones not yet forgotten included).
-    async fn count(&self) -> Result<usize, StoreError>;
-}
 
 /// The default [`CallStore`]: a map in this process.
 ///
 /// It shares records with the runtime (`Arc`), so a write copies no record.
 /// Several bots in one process may share one (`Arc<InMemoryCallStore>`).
 ///
-/// It is also a [`SharedCallStore`](crate::SharedCallStore), so several bots
+/// It is also a [`SharedCallStore`], so several bots
 /// in one process can share calls with leases the way instances share Redis.
 #[derive(Debug, Default)]
 pub struct InMemoryCallStore {
@@ -232,7 +150,7 @@ fn drop_head(inbox: &mut Inbox, consumed: usize) {
 }
 
 #[async_trait]
-impl crate::SharedCallStore for InMemoryCallStore {
+impl SharedCallStore for InMemoryCallStore {
     async fn append(&self, items: &[(CallId, crate::InboxItem)]) -> Result<(), StoreError> {
         let mut inboxes = lock(&self.inboxes);
         for (call_id, item) in items {
@@ -252,12 +170,12 @@ impl crate::SharedCallStore for InMemoryCallStore {
         ttl: std::time::Duration,
         limit: usize,
     ) -> Result<Vec<crate::Claim>, StoreError> {
-        crate::SharedCallStore::append(self, items).await?;
+        SharedCallStore::append(self, items).await?;
         let mut calls: Vec<&CallId> = items.iter().map(|(id, _)| id).collect();
         calls.dedup();
         let mut claims = Vec::new();
         for call_id in calls {
-            if let Some(claim) = crate::SharedCallStore::claim(self, call_id, owner, ttl, limit).await? {
+            if let Some(claim) = SharedCallStore::claim(self, call_id, owner, ttl, limit).await? {
                 claims.push(claim);
             }
         }
