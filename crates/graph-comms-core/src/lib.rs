@@ -14,7 +14,9 @@ pub mod sync;
 pub mod transfer_machine;
 pub mod wall;
 
-pub use attempt::{AttemptId, AttemptIdError, ClientErrorSummary, TransferError, TransferFailure, TransferInfo, TransferOutcome};
+pub use attempt::{
+    AttemptId, AttemptIdError, ClientErrorSummary, TransferError, TransferFailure, TransferInfo, TransferOutcome,
+};
 pub use decision::{AnswerOptions, CallEnd, ConsultationEvent, EndCause, IncomingDecision};
 pub use error::StoreError;
 pub use event::{EventKind, event_kind};

@@ -12,9 +12,9 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::attempt::TransferInfo;
+use crate::error::StoreError;
 use crate::lifecycle::CallMachine;
 use crate::transfer_machine::TransferMachine;
-use crate::error::StoreError;
 
 /// The record format this build writes and reads. A change of format bumps it
 /// (and the golden file `tests/fixtures/call-record.v1.json`).

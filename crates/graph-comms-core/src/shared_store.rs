@@ -15,10 +15,10 @@ use graph_comms_model::{CallId, CommsNotification, TenantId};
 use serde::{Deserialize, Serialize};
 
 use crate::attempt::AttemptId;
-use crate::transfer_machine::AttemptInput;
-use crate::record::CallRecord;
 use crate::error::StoreError;
+use crate::record::CallRecord;
 use crate::store::CallStore;
+use crate::transfer_machine::AttemptInput;
 
 /// The right to process a call's inbox and commit its record, until it expires.
 #[derive(Debug, Clone, PartialEq, Eq)]

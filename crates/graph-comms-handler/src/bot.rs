@@ -13,11 +13,11 @@ use crate::metrics::BotMetrics;
 use crate::report::{ErrorHandler, LogErrors};
 use crate::runtime::{OutageJournal, Runtime, RuntimeParts};
 use crate::serve::{ServerLimits, serve_with_limits};
-use graph_comms_core::shared_store::SharedCallStore;
+use crate::timings::Timings;
 use graph_comms_core::memory::InMemoryCallStore;
+use graph_comms_core::shared_store::SharedCallStore;
 use graph_comms_core::store::CallStore;
 use graph_comms_core::sync::lock;
-use crate::timings::Timings;
 
 /// Notifications one call may have queued before the webhook answers 503 for it.
 pub const DEFAULT_MAX_QUEUED_PER_CALL: usize = 256;

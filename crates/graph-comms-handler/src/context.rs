@@ -12,14 +12,14 @@ use graph_comms_model::{
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::transfer_handle::TransferAttempt;
-use graph_comms_core::attempt::{AttemptId, TransferError, TransferInfo};
-use graph_comms_core::lifecycle::CallInput;
-use graph_comms_core::decision::AnswerOptions;
 use crate::digits::{CollectDigits, CollectError, Collected, Heard};
 use crate::operation::PendingOperation;
-use graph_comms_core::record::{CallRecord, CallSnapshot};
 use crate::runtime::Runtime;
+use crate::transfer_handle::TransferAttempt;
+use graph_comms_core::attempt::{AttemptId, TransferError, TransferInfo};
+use graph_comms_core::decision::AnswerOptions;
+use graph_comms_core::lifecycle::CallInput;
+use graph_comms_core::record::{CallRecord, CallSnapshot};
 
 /// How long a complete digit input with a press missing in between waits for it.
 const GAP_SETTLE: std::time::Duration = std::time::Duration::from_millis(300);

@@ -4,11 +4,11 @@ use async_trait::async_trait;
 use graph_comms_model::{Call, CallId, CommsOperation, ToneInfo};
 use graph_comms_notify::NotificationEvent;
 
-use graph_comms_core::attempt::{TransferFailure, TransferInfo};
 use crate::context::CallContext;
-use graph_comms_core::decision::{AnswerOptions, CallEnd, IncomingDecision};
 #[cfg(doc)]
 use crate::report::ErrorHandler;
+use graph_comms_core::attempt::{TransferFailure, TransferInfo};
+use graph_comms_core::decision::{AnswerOptions, CallEnd, IncomingDecision};
 
 /// What a hook returns when it fails. Any error type converts into it with `?`.
 pub type HookError = Box<dyn std::error::Error + Send + Sync>;

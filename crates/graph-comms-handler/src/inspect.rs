@@ -6,14 +6,14 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use graph_comms_model::{Call, CallId, CallState, CommsNotification, ResourceUrl, TenantId, TransferRequest};
 
-use graph_comms_core::attempt::TransferInfo;
-use graph_comms_core::lifecycle::{CallInput, Step};
-use graph_comms_core::stepping::step;
-use graph_comms_core::event::{EventKind, event_kind};
-use graph_comms_core::transfer_machine::TransferMachine;
-use graph_comms_core::record::{AttemptRecord, CallRecord, CallSnapshot};
 use crate::report::HookName;
 use crate::timings::Timings;
+use graph_comms_core::attempt::TransferInfo;
+use graph_comms_core::event::{EventKind, event_kind};
+use graph_comms_core::lifecycle::{CallInput, Step};
+use graph_comms_core::record::{AttemptRecord, CallRecord, CallSnapshot};
+use graph_comms_core::stepping::step;
+use graph_comms_core::transfer_machine::TransferMachine;
 
 /// The event a notification becomes and the hooks it fires (after
 /// `on_notification`, which runs first for every item), in order.

@@ -15,18 +15,18 @@ mod timings;
 mod transfer_handle;
 
 pub use async_trait::async_trait;
-pub use graph_comms_core::{
-    AnswerOptions, AttemptId, AttemptIdError, AttemptRecord, CallEnd, CallLinks, CallRecord, CallSnapshot, CallStore,
-    Claim, ClientErrorSummary, ConsultationEvent, EndCause, EventKind, InMemoryCallStore, InboxDelivery, InboxItem,
-    IncomingDecision, Lease, Packed, RECORD_SCHEMA, Released, SharedCallStore, StoreError, TransferError,
-    TransferFailure, TransferInfo, TransferOutcome, event_kind,
-};
 pub use bot::{
     Bot, BotBuilder, BuildError, DEFAULT_CALLBACK_PATH, DEFAULT_MAX_QUEUED_PER_CALL, DEFAULT_OUTAGE_JOURNAL_CAPACITY,
     ShutdownReport,
 };
 pub use context::{CallContext, ConsultError, ConsultationError, DataError, HangUpError};
 pub use digits::{CollectDigits, CollectDigitsError, CollectError};
+pub use graph_comms_core::{
+    AnswerOptions, AttemptId, AttemptIdError, AttemptRecord, CallEnd, CallLinks, CallRecord, CallSnapshot, CallStore,
+    Claim, ClientErrorSummary, ConsultationEvent, EndCause, EventKind, InMemoryCallStore, InboxDelivery, InboxItem,
+    IncomingDecision, Lease, Packed, RECORD_SCHEMA, Released, SharedCallStore, StoreError, TransferError,
+    TransferFailure, TransferInfo, TransferOutcome, event_kind,
+};
 pub use hooks::{CallHandler, HookError, RetryLater};
 pub use inspect::{Classification, classify};
 pub use metrics::BotMetrics;

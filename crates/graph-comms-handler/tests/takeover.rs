@@ -13,8 +13,8 @@ use std::time::{Duration, SystemTime};
 
 use common::outage::Outage;
 use common::{Hook, Recorder, emulator, short_timings};
-use graph_comms_emulator::{Emulator, EmulatorConfig, Endpoint, IncomingCall, TargetBehavior};
 use graph_comms_core::stepping::{start_attempt, start_consulting_attempt};
+use graph_comms_emulator::{Emulator, EmulatorConfig, Endpoint, IncomingCall, TargetBehavior};
 use graph_comms_handler::model::{
     Call, CallId, CallState, Identity, IdentitySet, InvitationParticipantInfo, MediaConfig, Modality, TransferRequest,
 };

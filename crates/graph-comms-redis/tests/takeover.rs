@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use graph_comms_core::lifecycle::Step;
-use graph_comms_handler::client::GraphClient;
 use graph_comms_core::transfer_machine::AttemptEffect;
+use graph_comms_handler::client::GraphClient;
 use graph_comms_handler::model::{AppId, TenantId};
 use graph_comms_handler::notify::NotifyConfig;
 use graph_comms_handler::{

@@ -2,10 +2,10 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use graph_comms_core::transfer_machine::TransferMachine;
 use graph_comms_core::model::{
     CallDirection, CallId, CallState, Identity, IdentitySet, ParticipantInfo, TenantId, TransferRequest,
 };
+use graph_comms_core::transfer_machine::TransferMachine;
 use graph_comms_core::{AttemptRecord, CallRecord, CallSnapshot, Packed, TransferInfo};
 
 /// The current wall-clock time truncated to whole milliseconds, the precision

@@ -12,15 +12,15 @@ use tracing::Instrument as _;
 use super::Runtime;
 use super::queue::CallEvent;
 use super::state::{Missing, Writer};
+use crate::context::{CallContext, ConsultError, ConsultationError};
 use crate::transfer_handle::TransferAttempt;
 use graph_comms_core::attempt::{AttemptId, TransferError};
-use graph_comms_core::lifecycle::CallInput;
-use graph_comms_core::stepping::start_consulting_attempt;
-use crate::context::{CallContext, ConsultError, ConsultationError};
 use graph_comms_core::decision::{CallEnd, ConsultationEvent, EndCause};
-use graph_comms_core::transfer_machine::AttemptInput;
-use graph_comms_core::record::CallRecord;
 use graph_comms_core::error::StoreError;
+use graph_comms_core::lifecycle::CallInput;
+use graph_comms_core::record::CallRecord;
+use graph_comms_core::stepping::start_consulting_attempt;
+use graph_comms_core::transfer_machine::AttemptInput;
 
 /// The query parameter of a consultation call's `callbackUri` that names the
 /// call it was placed for: Graph itself then says, on every notification of
@@ -212,8 +212,14 @@ impl Runtime {
         // `linking` set, and the instance taking the call over links it.
         let committed = self
             .update(call_id, ctx.tenant_id(), Missing::Skip, |record| {
-                let started =
-                    start_consulting_attempt(record, id, request.clone(), allow, graph_comms_core::wall::now(), &timings);
+                let started = start_consulting_attempt(
+                    record,
+                    id,
+                    request.clone(),
+                    allow,
+                    graph_comms_core::wall::now(),
+                    &timings,
+                );
                 if started.is_ok() {
                     record.links.consultation = Some(consultation.clone());
                     if let Some(attempt) = record.attempt.as_mut().filter(|a| a.info.id == id) {

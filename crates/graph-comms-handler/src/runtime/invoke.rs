@@ -13,12 +13,12 @@ use tracing::Instrument as _;
 use tracing::field::Empty;
 
 use super::Runtime;
-use graph_comms_core::attempt::{TransferInfo, TransferOutcome};
 use crate::context::CallContext;
-use graph_comms_core::decision::IncomingDecision;
 use crate::hooks::HookError;
-use graph_comms_core::transfer_machine::AttemptEffect;
 use crate::report::{HookFailure, HookName, RuntimeFailure};
+use graph_comms_core::attempt::{TransferInfo, TransferOutcome};
+use graph_comms_core::decision::IncomingDecision;
+use graph_comms_core::transfer_machine::AttemptEffect;
 
 impl Runtime {
     /// Runs a hook, turning errors, panics and overruns into reports to the error handler.

@@ -12,12 +12,12 @@ use graph_comms_notify::{Journal, NotificationEvent};
 use super::Runtime;
 use super::outage::Refused;
 use super::queue::CallEvent;
-use graph_comms_core::lifecycle::CallInput;
-use graph_comms_core::transfer_machine::AttemptInput;
-use graph_comms_core::record::CallRecord;
 use crate::report::RuntimeFailure;
-use graph_comms_core::shared_store::{Claim, InboxItem, Lease, Released, SharedCallStore};
 use graph_comms_core::error::StoreError;
+use graph_comms_core::lifecycle::CallInput;
+use graph_comms_core::record::CallRecord;
+use graph_comms_core::shared_store::{Claim, InboxItem, Lease, Released, SharedCallStore};
+use graph_comms_core::transfer_machine::AttemptInput;
 
 /// Inbox items one claim reads at most; more are read by the next claim.
 pub(super) const INBOX_BATCH: usize = 64;
@@ -145,7 +145,10 @@ impl Runtime {
                     let age = SystemTime::now().duration_since(received_at).unwrap_or_default();
                     let received_at = Instant::now().checked_sub(age).unwrap_or_else(Instant::now);
                     match NotificationEvent::new(*notification, tenant_id, received_at) {
-                        Ok(event) => self.on_notification(event.with_delivery(crate::transfer_handle::delivery_of(&delivery))).await,
+                        Ok(event) => {
+                            self.on_notification(event.with_delivery(crate::transfer_handle::delivery_of(&delivery)))
+                                .await
+                        }
                         Err(error) => tracing::warn!(call_id = %call_id, %error, "inbox item names no call: dropped"),
                     }
                 }

@@ -40,14 +40,14 @@ use graph_comms_client::GraphClient;
 use graph_comms_model::TenantId;
 use tokio::sync::{mpsc, watch};
 
-use graph_comms_core::attempt::{AttemptId, TransferOutcome};
-use graph_comms_core::lifecycle::MachineTimings;
 use crate::hooks::CallHandler;
 use crate::metrics::Counters;
 use crate::report::ErrorHandler;
+use crate::timings::Timings;
+use graph_comms_core::attempt::{AttemptId, TransferOutcome};
+use graph_comms_core::lifecycle::MachineTimings;
 use graph_comms_core::store::CallStore;
 use graph_comms_core::sync::lock;
-use crate::timings::Timings;
 
 /// Shared by the bot, its workers, timers and every [`CallContext`](crate::CallContext).
 pub(crate) struct Runtime {

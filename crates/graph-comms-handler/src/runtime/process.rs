@@ -12,13 +12,13 @@ use graph_comms_notify::NotificationEvent;
 use super::Runtime;
 use super::queue::CallEvent;
 use super::state::Missing;
-use graph_comms_core::lifecycle::{CallInput, KeepAliveResult, Step};
-use graph_comms_core::stepping::step;
 use crate::context::CallContext;
-use graph_comms_core::event::{EventKind, event_kind};
-use graph_comms_core::transfer_machine::CallLookup;
-use graph_comms_core::record::CallRecord;
 use crate::report::{HookName, RuntimeFailure};
+use graph_comms_core::event::{EventKind, event_kind};
+use graph_comms_core::lifecycle::{CallInput, KeepAliveResult, Step};
+use graph_comms_core::record::CallRecord;
+use graph_comms_core::stepping::step;
+use graph_comms_core::transfer_machine::CallLookup;
 
 impl Runtime {
     /// What Graph says about the call now (`GET /communications/calls/{id}`).
@@ -81,7 +81,9 @@ impl Runtime {
         if let Some(id) = consulted_attempt(&ctx, consultation) {
             // A consultation `consult` placed: its events drive the attempt, not the hooks.
             match event {
-                graph_comms_core::decision::ConsultationEvent::Established => self.consultation_answered(call_id, id).await,
+                graph_comms_core::decision::ConsultationEvent::Established => {
+                    self.consultation_answered(call_id, id).await
+                }
                 graph_comms_core::decision::ConsultationEvent::Ended { end } => {
                     let input = graph_comms_core::transfer_machine::AttemptInput::ConsultationEnded {
                         result_info: end.result_info,
@@ -226,7 +228,10 @@ impl Runtime {
         record: Option<Arc<CallRecord>>,
     ) -> CallContext {
         let record = record.or_else(|| self.cached(call_id)).unwrap_or_else(|| {
-            let mut record = CallRecord::new(graph_comms_core::record::CallSnapshot::new(call_id.clone(), tenant.clone()));
+            let mut record = CallRecord::new(graph_comms_core::record::CallSnapshot::new(
+                call_id.clone(),
+                tenant.clone(),
+            ));
             record.lifecycle.ended = true;
             Arc::new(record)
         });

@@ -12,8 +12,8 @@ use tracing::Instrument as _;
 
 use super::Runtime;
 use graph_comms_core::attempt::TransferInfo;
-use graph_comms_core::transfer_machine::{AttemptEffect, AttemptInput};
 use graph_comms_core::sync::lock;
+use graph_comms_core::transfer_machine::{AttemptEffect, AttemptInput};
 
 /// What a call's worker processes, in order.
 ///

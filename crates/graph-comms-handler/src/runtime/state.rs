@@ -9,9 +9,9 @@ use std::time::Duration;
 use graph_comms_model::{CallId, TenantId};
 
 use super::Runtime;
-use graph_comms_core::record::{CallRecord, CallSnapshot};
 use crate::report::RuntimeFailure;
 use graph_comms_core::error::StoreError;
+use graph_comms_core::record::{CallRecord, CallSnapshot};
 use graph_comms_core::sync::lock;
 
 /// Commits that conflict this many times in a row give up (another writer keeps winning).

@@ -14,15 +14,13 @@ use tracing::field::Empty;
 use super::Runtime;
 use super::queue::CallEvent;
 use super::state::Missing;
-use crate::transfer_handle::TransferAttempt;
-use graph_comms_core::attempt::{
-    AttemptId, TransferError, TransferFailure, TransferInfo, TransferOutcome,
-};
-use graph_comms_core::stepping::start_attempt;
 use crate::context::CallContext;
-use graph_comms_core::transfer_machine::AttemptInput;
+use crate::transfer_handle::TransferAttempt;
+use graph_comms_core::attempt::{AttemptId, TransferError, TransferFailure, TransferInfo, TransferOutcome};
 use graph_comms_core::record::{AttemptRecord, CallRecord};
+use graph_comms_core::stepping::start_attempt;
 use graph_comms_core::sync::lock;
+use graph_comms_core::transfer_machine::AttemptInput;
 
 impl Runtime {
     /// See [`CallContext::transfer`].
@@ -54,7 +52,14 @@ impl Runtime {
         let id = AttemptId::new();
         let committed = self
             .update(call_id, ctx.tenant_id(), Missing::Skip, |record| {
-                let started = start_attempt(record, id, request.clone(), allow, graph_comms_core::wall::now(), &timings);
+                let started = start_attempt(
+                    record,
+                    id,
+                    request.clone(),
+                    allow,
+                    graph_comms_core::wall::now(),
+                    &timings,
+                );
                 if let Some(attempt) = record.attempt.as_mut().filter(|a| a.info.id == id && started.is_ok()) {
                     // Until sent: an instance taking the call over asks Graph instead of sending it.
                     attempt.sending |= shared && !attempt.machine.is_finished();
