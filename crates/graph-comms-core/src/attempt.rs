@@ -195,7 +195,7 @@ pub enum TransferFailure {
     /// transfer's own notifications were lost. (A call still `transferring`
     /// keeps the attempt pending: see [`TransferFailure::RangOut`].)
     TimedOut,
-    /// The target rang past the ring limit ([`Timings::ring_limit`](crate::Timings::ring_limit)):
+    /// The target rang past the ring limit (the handler's `Timings::ring_limit`):
     /// Graph still said `transferring` at every lookup since the attempt's
     /// timeout. Graph may still have the transfer under way.
     RangOut,

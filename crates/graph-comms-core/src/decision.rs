@@ -62,7 +62,7 @@ impl AnswerOptions {
     }
 }
 
-/// Why and how a call ended, as told to [`CallHandler::on_call_terminated`](crate::CallHandler::on_call_terminated).
+/// Why and how a call ended, as told to the handler's `CallHandler::on_call_terminated`.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 #[non_exhaustive]

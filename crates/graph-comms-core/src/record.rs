@@ -236,7 +236,7 @@ pub struct AttemptRecord {
     /// With a shared store: the attempt's consultation call is not yet known
     /// to be linked to this call, so its answer might reach nobody. An
     /// instance that takes the call over links it again (see
-    /// [`CallContext::consult`](crate::CallContext::consult)).
+    /// `CallContext::consult`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub linking: bool,
     /// When the transfer, if Graph still says `transferring`, fails with
