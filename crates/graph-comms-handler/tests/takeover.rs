@@ -361,6 +361,35 @@ async fn a_notification_whose_change_could_not_be_written_is_handled_again_not_d
     emu.shutdown().await;
 }
 
+/// Before: an instance whose write failed left the call's items to the
+/// orphan sweep, which finds calls through an index; on a Redis Cluster whose
+/// index node was down that index entry was never written, and the call hung
+/// (its transfer failed, but `on_transfer_failed` never ran and the caller
+/// was never hung up). Now the instance comes back to the call itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_whose_write_failed_is_resumed_by_its_instance_when_the_orphan_index_misses_it() {
+    let (emu, app, client, notify) = emulator(EmulatorConfig::default()).await;
+    let store = Arc::new(Outage::on_writes(LEASE * 2, |r| r.lifecycle.established_fired).without_orphan_index());
+    let handler = Arc::new(Recorder::new(|_, _| None));
+    let shared = Arc::clone(&store) as Arc<dyn SharedCallStore>;
+    let (served, callback) = serve_shared(shared, handler.clone(), client, notify, "holder").await;
+    let call = emu
+        .place_incoming_call(IncomingCall::from_user(&app, &callback, "caller", "Caller"))
+        .await
+        .unwrap();
+
+    let hooks = handler.wait_for(&call, |h| h.contains(&Hook::Established)).await;
+    assert!(hooks.contains(&Hook::Established), "{hooks:?}");
+    assert!(
+        store.began(),
+        "the outage happened while the established call was written"
+    );
+    let stored = store.load(&call).await.unwrap().unwrap();
+    assert!(stored.lifecycle.established_fired, "{stored:?}");
+    served.stop().await;
+    emu.shutdown().await;
+}
+
 /// Counts `on_transfer_failed` runs and asks to run again on the first.
 struct RetriesOnce {
     runs: std::sync::Mutex<Vec<bool>>,

@@ -15,6 +15,10 @@ pub(super) struct Held {
     leases: std::sync::Mutex<HashMap<CallId, HeldLease>>,
     /// Claims the webhook took with its append, waiting for the call's worker.
     stashed: std::sync::Mutex<HashMap<CallId, (Claim, Instant)>>,
+    /// Calls whose work stopped because the store failed, until when this
+    /// instance comes back to them. The orphan sweep finds them too, but only
+    /// through an index whose write may have failed with the rest.
+    unfinished: std::sync::Mutex<HashMap<CallId, Instant>>,
 }
 
 #[derive(Debug)]
@@ -39,6 +43,24 @@ pub(super) struct HeldLease {
 }
 
 impl Held {
+    /// The call's work stopped on a store failure: come back to it until `within` has passed.
+    pub(super) fn unfinished(&self, call_id: &CallId, within: Duration) {
+        lock(&self.unfinished).insert(call_id.clone(), Instant::now() + within);
+    }
+
+    /// The calls to come back to now (those whose time is up are dropped).
+    pub(super) fn to_resume(&self) -> Vec<CallId> {
+        let mut unfinished = lock(&self.unfinished);
+        let now = Instant::now();
+        unfinished.retain(|_, until| *until > now);
+        unfinished.keys().cloned().collect()
+    }
+
+    /// The call was claimed again: its work goes on.
+    pub(super) fn resumed(&self, call_id: &CallId) {
+        lock(&self.unfinished).remove(call_id);
+    }
+
     /// The lease held for a call (unless lost) and the items its next commit drops.
     pub(super) fn for_commit(&self, call_id: &CallId) -> Option<(Lease, usize)> {
         lock(&self.leases)

@@ -118,6 +118,7 @@ impl Runtime {
     async fn run_claim(self: &Arc<Self>, sharing: &Sharing, claim: Claim, event: Option<CallEvent>) -> Option<Claim> {
         let Claim { lease, record, inbox } = claim;
         let call_id = lease.call_id.clone();
+        self.held.resumed(&call_id);
         self.cache.replace(&call_id, record.clone());
         self.held.insert(lease.clone());
         let renewal = tokio::spawn(renew_loop(
@@ -213,7 +214,10 @@ impl Runtime {
             // After a failed write, the items wait for the lease to expire and
             // the orphan sweep to claim them: a store that keeps failing is not
             // retried in a tight loop.
-            Ok(Released::Kept(_)) if failed => None,
+            Ok(Released::Kept(_)) if failed => {
+                self.come_back_later(&call_id);
+                None
+            }
             Ok(Released::Kept(claim)) => Some(claim),
             Err(error) => {
                 if matches!(error, StoreError::LeaseLost { .. }) {
@@ -342,7 +346,8 @@ impl Runtime {
         tracing::warn!(call_id = %lease.call_id, "lease lost: another instance holds the call now");
     }
 
-    /// Claims calls whose inbox has items and no live lease.
+    /// Claims calls whose inbox has items and no live lease, and comes back
+    /// to the calls whose work here stopped on a store failure.
     pub(super) async fn sweep_orphans(self: &Arc<Self>, sharing: &Sharing) {
         let orphans = sharing.store.orphans(ORPHAN_BATCH).await;
         self.observe_store(&orphans);
@@ -358,6 +363,9 @@ impl Runtime {
                 self.counters.store_errors.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!("orphan sweep failed: {error}");
             }
+        }
+        for call_id in self.held.to_resume() {
+            self.route(call_id, CallEvent::Wake);
         }
     }
 }

@@ -258,8 +258,17 @@ impl Runtime {
     /// Reports a store failure for a call.
     pub(super) fn store_failed(&self, call_id: &CallId, error: StoreError) {
         self.held.failed(call_id);
+        self.come_back_later(call_id);
         self.counters.store_errors.fetch_add(1, Ordering::Relaxed);
         self.errors.runtime_failed(call_id, &RuntimeFailure::Store(error));
+    }
+
+    /// With a shared store: the sweep claims the call again until a claim
+    /// succeeds, for a few lease times (its own lease may still be kept).
+    pub(super) fn come_back_later(&self, call_id: &CallId) {
+        if self.is_shared() {
+            self.held.unfinished(call_id, self.timings.lease_ttl * 3);
+        }
     }
 
     /// Forgets an idle call, unless it changed since `version`.
