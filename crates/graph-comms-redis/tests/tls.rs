@@ -31,11 +31,21 @@ fn config(url: &str, tag: &str) -> RedisStoreConfig {
     RedisStoreConfig::new(url).prefix(format!("tls:{}", unique_call_id(tag)))
 }
 
+/// On the TLS Redis `scripts/test.sh` starts (certificates made by openssl),
+/// else on one this test starts (certificates made by the test kit).
 #[tokio::test]
 async fn every_store_contract_holds_over_tls_with_the_configured_ca() {
-    let redis = tls_redis(false);
-    let url = redis.server.tls_url().unwrap();
-    let tls = RedisTls::new().ca_pem(redis.pki.ca_cert.as_bytes());
+    let (url, ca_pem, _private) = match graph_comms_testkit::shared_tls_redis() {
+        Some((url, ca_pem)) => (url, ca_pem, None),
+        None => {
+            let redis = tls_redis(false);
+            let url = redis.server.tls_url().unwrap();
+            let ca_pem = redis.pki.ca_cert.clone();
+            (url, ca_pem, Some(redis))
+        }
+    };
+    assert!(url.starts_with("rediss://"), "{url}");
+    let tls = RedisTls::new().ca_pem(ca_pem.as_bytes());
     let store = RedisCallStore::connect(config(&url, "contract").tls(tls.clone()))
         .await
         .expect("a TLS connection trusting the test CA");

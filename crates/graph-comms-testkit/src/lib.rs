@@ -31,7 +31,7 @@ pub mod store_contract;
 
 #[cfg(feature = "cluster")]
 pub use bots::BotProcess;
-pub use env::redis_url;
+pub use env::{redis_url, shared_tls_redis};
 #[cfg(feature = "local")]
 pub use local::{LocalError, LocalGraph, ServedBot, bot_listener};
 #[cfg(feature = "pki")]
