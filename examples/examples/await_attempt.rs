@@ -8,8 +8,7 @@ use std::sync::Arc;
 
 use examples::{print_until, start_local};
 use graph_comms_emulator::TargetBehavior;
-use graph_comms_handler::model::TransferRequest;
-use graph_comms_handler::{CallContext, CallHandler, HookError, TransferOutcome, async_trait};
+use graph_comms_handler::prelude::*;
 use tokio::sync::mpsc;
 
 const TARGETS: [&str; 2] = ["agent-busy", "agent-free"];

@@ -8,7 +8,7 @@ use examples::{WAIT, print_until, start_local};
 use graph_comms_handler::model::{
     Call, CallId, CallState, Identity, IdentitySet, InvitationParticipantInfo, MediaConfig, Modality, TransferRequest,
 };
-use graph_comms_handler::{CallContext, CallHandler, HookError, TransferFailure, TransferInfo, async_trait};
+use graph_comms_handler::prelude::*;
 use tokio::sync::{mpsc, watch};
 
 struct Consultative {

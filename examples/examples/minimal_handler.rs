@@ -4,8 +4,7 @@
 use std::sync::Arc;
 
 use examples::{print_until, start_local};
-use graph_comms_handler::model::TransferRequest;
-use graph_comms_handler::{CallContext, CallHandler, HookError, TransferFailure, TransferInfo, async_trait};
+use graph_comms_handler::prelude::*;
 use tokio::sync::mpsc;
 
 struct Transfer(mpsc::UnboundedSender<String>);

@@ -36,6 +36,16 @@ pub use serve::{ServerLimits, serve_with_limits};
 pub use timings::Timings;
 pub use transfer_handle::TransferAttempt;
 
+/// The names most bots use, in one import: `use graph_comms_handler::prelude::*;`.
+/// The rest stays at the crate root and in the re-exported crates.
+pub mod prelude {
+    pub use crate::model::{CallId, TransferRequest};
+    pub use crate::{
+        AttemptId, Bot, CallContext, CallEnd, CallHandler, HookError, IncomingDecision, RetryLater, Timings,
+        TransferFailure, TransferInfo, TransferOutcome, async_trait,
+    };
+}
+
 /// The Graph client (re-exported `graph-comms-client`).
 pub use graph_comms_client as client;
 /// The Graph resource types (re-exported `graph-comms-model`).
