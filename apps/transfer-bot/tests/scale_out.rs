@@ -1256,19 +1256,26 @@ async fn redis_stopped_for_five_seconds_mid_load_loses_nothing() {
             ..ClusterOptions::default()
         },
         STEADY,
-        async |cluster, load| {
-            load.wait_until(DISRUPT_AT).await;
-            cluster.redis.server().stop().expect("Redis stops");
-            eprintln!("stopped Redis after {} calls were offered", load.offered());
-            tokio::time::sleep(Duration::from_secs(5)).await;
-            cluster
-                .redis
-                .server()
-                .restart()
-                .expect("Redis restarts on the same port");
-        },
+        async |cluster, load| redis_down_for_five_seconds(cluster, load).await,
     )
     .await;
+}
+
+/// At [`DISRUPT_AT`], Redis stops for 5 s and starts again on its port and data.
+async fn redis_down_for_five_seconds(cluster: &mut Cluster, load: &Load) {
+    load.wait_until(DISRUPT_AT).await;
+    cluster.redis.server().stop().expect("Redis stops");
+    let offered = load.offered();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    eprintln!(
+        "Redis was down while calls {offered} to {} were offered",
+        load.offered()
+    );
+    cluster
+        .redis
+        .server()
+        .restart()
+        .expect("Redis restarts on the same port");
 }
 
 /// The steady load on a three-node Redis Cluster: the node holding the
@@ -1316,21 +1323,7 @@ async fn redis_down_for_five_seconds_while_graph_retries_for_one_loses_no_call()
             ..ClusterOptions::default()
         },
         STEADY,
-        async |cluster, load| {
-            load.wait_until(DISRUPT_AT).await;
-            cluster.redis.server().stop().expect("Redis stops");
-            let offered = load.offered();
-            tokio::time::sleep(Duration::from_secs(5)).await;
-            eprintln!(
-                "Redis was down while calls {offered} to {} were offered",
-                load.offered()
-            );
-            cluster
-                .redis
-                .server()
-                .restart()
-                .expect("Redis restarts on the same port");
-        },
+        async |cluster, load| redis_down_for_five_seconds(cluster, load).await,
     )
     .await;
 }

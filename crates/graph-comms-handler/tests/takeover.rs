@@ -338,9 +338,15 @@ async fn a_consultation_answered_before_its_link_was_written_still_sends_the_tra
 /// and the call is claimed again once the store is back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_notification_whose_change_could_not_be_written_is_handled_again_not_dropped() {
-    let (emu, app, client, notify) = emulator(EmulatorConfig::default()).await;
     // Longer than the holder's retries (a lease), shorter than the test's wait.
-    let store = Arc::new(Outage::on_writes(LEASE * 2, |r| r.lifecycle.established_fired));
+    established_through_an_outage(Outage::on_writes(LEASE * 2, |r| r.lifecycle.established_fired)).await;
+}
+
+/// A call placed on a bot whose store fails as `store` does becomes
+/// established, the outage having met the established call's write.
+async fn established_through_an_outage(store: Outage) {
+    let (emu, app, client, notify) = emulator(EmulatorConfig::default()).await;
+    let store = Arc::new(store);
     let handler = Arc::new(Recorder::new(|_, _| None));
     let shared = Arc::clone(&store) as Arc<dyn SharedCallStore>;
     let (served, callback) = serve_shared(shared, handler.clone(), client, notify, "holder").await;
@@ -368,26 +374,10 @@ async fn a_notification_whose_change_could_not_be_written_is_handled_again_not_d
 /// was never hung up). Now the instance comes back to the call itself.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_whose_write_failed_is_resumed_by_its_instance_when_the_orphan_index_misses_it() {
-    let (emu, app, client, notify) = emulator(EmulatorConfig::default()).await;
-    let store = Arc::new(Outage::on_writes(LEASE * 2, |r| r.lifecycle.established_fired).without_orphan_index());
-    let handler = Arc::new(Recorder::new(|_, _| None));
-    let shared = Arc::clone(&store) as Arc<dyn SharedCallStore>;
-    let (served, callback) = serve_shared(shared, handler.clone(), client, notify, "holder").await;
-    let call = emu
-        .place_incoming_call(IncomingCall::from_user(&app, &callback, "caller", "Caller"))
-        .await
-        .unwrap();
-
-    let hooks = handler.wait_for(&call, |h| h.contains(&Hook::Established)).await;
-    assert!(hooks.contains(&Hook::Established), "{hooks:?}");
-    assert!(
-        store.began(),
-        "the outage happened while the established call was written"
-    );
-    let stored = store.load(&call).await.unwrap().unwrap();
-    assert!(stored.lifecycle.established_fired, "{stored:?}");
-    served.stop().await;
-    emu.shutdown().await;
+    established_through_an_outage(
+        Outage::on_writes(LEASE * 2, |r| r.lifecycle.established_fired).without_orphan_index(),
+    )
+    .await;
 }
 
 /// Counts `on_transfer_failed` runs and asks to run again on the first.
