@@ -7,6 +7,7 @@ mod metrics;
 mod scripts;
 mod shared;
 mod store;
+mod write;
 
 pub use config::{ConnectError, DEFAULT_PREFIX, RedisStoreConfig, RedisTls};
 pub use connection::RedisConnection;

@@ -15,7 +15,8 @@ use tracing::field::Empty;
 use crate::keys::Keys;
 use crate::metrics::{Counters, OpCounter};
 use crate::scripts::Lua;
-use crate::store::{RecordWrite, RedisCallStore, cas_reply, millis};
+use crate::store::{RedisCallStore, cas_reply, millis};
+use crate::write::RecordWrite;
 
 /// Orphan candidates read per sweep, at most.
 const ORPHAN_SCAN: usize = 1_000;
